@@ -1,0 +1,112 @@
+// Ports declared by core, the consumer (DESIGN.md §1); db/ and jobs/ implement them.
+
+export interface NewToken {
+  deviceId: string;
+  tokenHash: Buffer;
+  expiresAt: Date;
+  profile: string;
+}
+
+export interface TokenGrant {
+  tokenId: string;
+  deviceId: string;
+  profile: string;
+}
+
+/** The certificate as recorded before it is signed (Boulder issuance order). */
+export interface CertificateIntent {
+  serial: string;
+  deviceId: string;
+  profile: string;
+  notBefore: Date;
+  notAfter: Date;
+  publicKeySha256: Buffer;
+  csrSha256: Buffer;
+  tbsDer: Buffer;
+  predecessorSerial?: string | undefined;
+}
+
+export interface IssuedCertificate {
+  serial: string;
+  deviceId: string;
+  der: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+}
+
+export type TokenRejection = 'unknown' | 'used' | 'expired';
+
+export type BeginEnrollmentResult =
+  | { outcome: 'begun'; intent: CertificateIntent }
+  /** Same token, same CSR, already issued: answer with the stored certificate. */
+  | { outcome: 'replay'; certificate: IssuedCertificate }
+  /** Same token, same CSR, intent recorded but never completed (the signer or the final write failed). */
+  | { outcome: 'resume'; intent: CertificateIntent }
+  /** Same token, same CSR, another request is signing it right now. */
+  | { outcome: 'in-progress' }
+  /** The token was spent on a different CSR. */
+  | { outcome: 'csr-mismatch'; deviceId: string }
+  | { outcome: 'rejected'; reason: TokenRejection };
+
+export interface BeginEnrollment {
+  tokenHash: Buffer;
+  csrSha256: Buffer;
+  /** A spent token answers retries with the same CSR for this long; after that it is just "used". */
+  retryWindowSeconds: number;
+  /** A pending intent younger than this belongs to a request still in flight. */
+  inFlightSeconds: number;
+  /** Called inside the consuming transaction, once the token is known to be good. */
+  buildIntent: (grant: TokenGrant) => CertificateIntent;
+}
+
+export interface EnrollmentStore {
+  /** Consumes the token and records the intent in one transaction (UPDATE … WHERE used_at IS NULL RETURNING). */
+  begin(input: BeginEnrollment): Promise<BeginEnrollmentResult>;
+  /** Stores the signed certificate; idempotent, returns what is stored if it was completed already. */
+  complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificate>;
+}
+
+export interface TokenStore {
+  /** Creates device rows as needed and the tokens, all or nothing. */
+  createTokens(tokens: NewToken[], actor: string): Promise<void>;
+}
+
+export interface AdminCredentialStore {
+  findByHash(tokenHash: Buffer): Promise<{ name: string } | undefined>;
+}
+
+export interface CertificateSummary {
+  serial: string;
+  status: 'pending' | 'active' | 'expired' | 'revoked';
+  notBefore: string;
+  notAfter: string;
+  issuedAt: string | null;
+  revokedAt: string | null;
+  revocationReason: string | null;
+  predecessorSerial: string | null;
+}
+
+export interface DeviceSummary {
+  id: string;
+  profile: string;
+  createdAt: string;
+  status: 'pending' | 'active' | 'expired' | 'revoked';
+  currentSerial: string | null;
+  notAfter: string | null;
+}
+
+export interface DeviceDetail extends DeviceSummary {
+  certificates: CertificateSummary[];
+}
+
+export interface DeviceQuery {
+  limit: number;
+  after?: string | undefined;
+  status?: DeviceSummary['status'] | undefined;
+  prefix?: string | undefined;
+}
+
+export interface DeviceStore {
+  list(query: DeviceQuery): Promise<DeviceSummary[]>;
+  get(deviceId: string): Promise<DeviceDetail | undefined>;
+}
