@@ -1,1 +1,14 @@
-export {};
+export * from './backoff.js';
+export * from './clock.js';
+export * from './csr.js';
+export * from './der.js';
+export * from './device.js';
+export * from './http-transport.js';
+export * from './issued-cert.js';
+export * from './mqtt-transport.js';
+export * from './pem.js';
+export * from './pkcs7.js';
+export * from './renewal.js';
+export * from './rng.js';
+export * from './sim-error.js';
+export * from './transport.js';

@@ -1,0 +1,474 @@
+// One simulated device: a state machine over an injected clock, RNG and transport.
+//   idle → enrolling → connecting → online ⇄ waiting (backoff) → … → stopped
+// Renewal runs beside the connection (timer at ~2/3 of lifetime, a server hint, a command, or forced), and
+// ends by reconnecting with the new cert. A device refused as revoked stops for good and records why.
+import { generateKeyPair } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { topics } from '@enrolld/protocol';
+import { backoffDelay } from './backoff.js';
+import type { BackoffPolicy } from './backoff.js';
+import type { Clock, TimerHandle } from './clock.js';
+import { buildCsr } from './csr.js';
+import type { Csr } from './csr.js';
+import { parseMqttRenewReply } from './mqtt-renew.js';
+import { renewalTime } from './renewal.js';
+import type { RenewalPolicy } from './renewal.js';
+import type { Rng } from './rng.js';
+import { SimError, toSimError } from './sim-error.js';
+import type { DeviceCredentials, DeviceTransport, EnrollVia, IssuedCert, MqttSession, RenewVia } from './transport.js';
+
+export type DeviceState = 'idle' | 'enrolling' | 'connecting' | 'online' | 'waiting' | 'stopped';
+export type StopReason = 'revoked' | 'enroll-refused' | 'enroll-failed' | 'expired' | 'shutdown';
+export type RenewTrigger = 'timer' | 'hint' | 'command' | 'forced';
+
+export interface DeviceOptions {
+  deviceId: string;
+  token: string;
+  enrollVia: EnrollVia;
+  renewVia: RenewVia;
+  /** 0 = no telemetry */
+  telemetryIntervalMs: number;
+  qos: 0 | 1;
+  /** also subscribe to its own telemetry, to see that the broker still routes it */
+  echo: boolean;
+  reconnect: BackoffPolicy;
+  /** for enroll and renew retries */
+  retry: BackoffPolicy;
+  maxEnrollAttempts: number;
+  renewal: RenewalPolicy;
+  /** renew once this long after the first connect, whatever the lifetime (demo, e2e) */
+  rotateAfterMs?: number;
+  /** a rotation hint is acted on after a uniform delay in [0, this) */
+  hintJitterMs: number;
+  mqttRenewTimeoutMs: number;
+  /** after a rotation, try the old cert this long after the successor connected; it must be refused */
+  probeOldCertAfterMs?: number;
+}
+
+export interface DeviceGate {
+  enroll(): Promise<() => void>;
+  connect(): Promise<() => void>;
+}
+
+export type DeviceEvent =
+  | { type: 'enrolled'; latencyMs: number; via: EnrollVia; serial: string; notAfter: number; lifetimeMs: number }
+  | { type: 'enroll-failed'; kind: string; final: boolean }
+  | { type: 'connected'; latencyMs: number; reconnect: boolean; serial: string }
+  | { type: 'connect-failed'; kind: string }
+  | { type: 'disconnected'; kind: string }
+  | { type: 'renewed'; latencyMs: number; via: RenewVia; trigger: RenewTrigger; serial: string; previousSerial: string }
+  | { type: 'renew-failed'; kind: string; via: RenewVia }
+  | { type: 'revoked'; how: string; cutAt: number | undefined }
+  | { type: 'old-cert-probe'; accepted: boolean; kind: string; serial: string }
+  | { type: 'command'; name: string }
+  | { type: 'stopped'; reason: StopReason; detail: string };
+
+export type DeviceEventWithMeta = DeviceEvent & { at: number; deviceId: string };
+
+export interface DeviceDeps {
+  clock: Clock;
+  rng: Rng;
+  transport: DeviceTransport;
+  gate?: DeviceGate;
+  observe?: (event: DeviceEventWithMeta) => void;
+  /** injectable so unit tests can stay fast; defaults to async P-256 keygen */
+  generateKey?: () => Promise<{ publicKey: KeyObject; privateKey: KeyObject }>;
+}
+
+const openGate: DeviceGate = { enroll: async () => () => {}, connect: async () => () => {} };
+
+function generateP256(): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
+  return new Promise((resolve, reject) => {
+    generateKeyPair('ec', { namedCurve: 'P-256' }, (err, publicKey, privateKey) => (err ? reject(err) : resolve({ publicKey, privateKey })));
+  });
+}
+
+interface PendingMqttRenew {
+  resolve(payload: Buffer): void;
+  reject(err: SimError): void;
+}
+
+export class Device {
+  readonly id: string;
+  state: DeviceState = 'idle';
+  stopReason: StopReason | undefined;
+  stopDetail = '';
+  credentials: DeviceCredentials | undefined;
+  readonly serials: string[] = [];
+  // counters the fleet reads for its report
+  telemetrySent = 0;
+  echoesReceived = 0;
+  commandsReceived = 0;
+  rotations = 0;
+  connects = 0;
+  disconnects = 0;
+  connectAttempt = 0;
+  lastDisconnectAt: number | undefined;
+  lastConnectAt: number | undefined;
+  /** serial of a cert superseded by rotation, kept until it has been probed */
+  private retired: DeviceCredentials | undefined;
+  private session: MqttSession | undefined;
+  /** bumps on every new connection attempt, so callbacks from older sessions are ignored */
+  private generation = 0;
+  private renewing = false;
+  private renewAttempt = 0;
+  private forcedRotationDone = false;
+  private pendingMqttRenew: PendingMqttRenew | undefined;
+  private timers = new Map<string, TimerHandle>();
+  /** sleeps to wake up when the device stops, so start() never hangs */
+  private sleepers = new Set<() => void>();
+  private readonly gate: DeviceGate;
+  private readonly genKey: () => Promise<{ publicKey: KeyObject; privateKey: KeyObject }>;
+
+  constructor(readonly opts: DeviceOptions, private readonly deps: DeviceDeps) {
+    this.id = opts.deviceId;
+    this.gate = deps.gate ?? openGate;
+    this.genKey = deps.generateKey ?? generateP256;
+  }
+
+  get online(): boolean {
+    return this.state === 'online';
+  }
+
+  get stopped(): boolean {
+    return this.state === 'stopped';
+  }
+
+  /** Enroll, then connect. Returns once enrollment has settled (the connection goes on by itself). */
+  async start(): Promise<void> {
+    if (this.state !== 'idle') return;
+    await this.enroll();
+  }
+
+  /** Fleet shutdown: stop timers and close the session gracefully. */
+  async stop(): Promise<void> {
+    const session = this.session;
+    this.finish('shutdown', 'stopped by the fleet');
+    if (session) await session.end().catch(() => {});
+  }
+
+  /** Drop the socket without DISCONNECT (a network blip); the device reconnects with backoff. */
+  dropConnection(): void {
+    this.session?.destroy();
+  }
+
+  /** Renew now, e.g. because the scenario asks for it. */
+  renewNow(trigger: RenewTrigger = 'forced'): void {
+    void this.renew(trigger);
+  }
+
+  // ── enrollment ────────────────────────────────────────────────────────────────────────────────────
+
+  private async enroll(): Promise<void> {
+    this.state = 'enrolling';
+    const { publicKey, privateKey } = await this.genKey();
+    // The same key and CSR on every retry: the server answers a retried (token, CSR) with the same cert (DESIGN.md §6)
+    const csr = buildCsr(this.id, publicKey, privateKey);
+    for (let attempt = 0; ; attempt++) {
+      if (this.stopped) return;
+      const release = await this.gate.enroll();
+      const t0 = this.deps.clock.now();
+      try {
+        const issued = await this.deps.transport.enroll(this.opts.enrollVia, this.id, this.opts.token, csr, privateKey);
+        release();
+        if (this.stopped) return;
+        this.credentials = { ...issued, privateKey };
+        this.serials.push(issued.serial);
+        this.emit({
+          type: 'enrolled',
+          latencyMs: this.deps.clock.now() - t0,
+          via: this.opts.enrollVia,
+          serial: issued.serial,
+          notAfter: issued.notAfter,
+          lifetimeMs: issued.notAfter - issued.notBefore,
+        });
+        this.scheduleRenewal();
+        void this.connect();
+        return;
+      } catch (raw) {
+        release();
+        const err = toSimError(raw, 'enroll');
+        const final = !err.retryable || attempt + 1 >= this.opts.maxEnrollAttempts;
+        this.emit({ type: 'enroll-failed', kind: err.kind, final });
+        if (final) {
+          this.finish(err.retryable ? 'enroll-failed' : 'enroll-refused', err.kind);
+          return;
+        }
+        await this.sleep('enroll-retry', backoffDelay(attempt, this.opts.retry, this.deps.rng));
+      }
+    }
+  }
+
+  // ── connection ────────────────────────────────────────────────────────────────────────────────────
+
+  private async connect(): Promise<void> {
+    if (this.stopped) return;
+    const creds = this.credentials;
+    if (!creds) return;
+    this.state = 'connecting';
+    const generation = ++this.generation;
+    const release = await this.gate.connect();
+    if (this.stopped || generation !== this.generation) return release();
+    if (this.deps.clock.now() >= creds.notAfter) {
+      release();
+      this.finish('expired', `certificate ${creds.serial} expired before it could be renewed`);
+      return;
+    }
+    const t0 = this.deps.clock.now();
+    try {
+      const session = await this.deps.transport.connect(this.id, creds, {
+        onMessage: (topic, payload) => this.onMessage(generation, topic, payload),
+        onClose: (error) => this.onClose(generation, error),
+      });
+      release();
+      if (this.stopped || generation !== this.generation) {
+        session.destroy();
+        return;
+      }
+      this.session = session;
+      this.state = 'online';
+      this.connectAttempt = 0;
+      const reconnect = this.connects > 0;
+      this.connects++;
+      this.lastConnectAt = this.deps.clock.now();
+      this.emit({ type: 'connected', latencyMs: this.lastConnectAt - t0, reconnect, serial: creds.serial });
+      await this.subscribe(session);
+      this.startTelemetry(generation);
+      if (this.opts.rotateAfterMs !== undefined && !this.forcedRotationDone) {
+        this.forcedRotationDone = true;
+        this.setTimer('forced-rotation', this.opts.rotateAfterMs, () => void this.renew('forced'));
+      }
+      if (this.retired && this.opts.probeOldCertAfterMs !== undefined) {
+        const retired = this.retired;
+        this.retired = undefined;
+        this.setTimer('probe', this.opts.probeOldCertAfterMs, () => void this.probeOldCert(retired));
+      }
+    } catch (raw) {
+      release();
+      if (generation !== this.generation || this.stopped) return;
+      const err = toSimError(raw, 'connect');
+      this.emit({ type: 'connect-failed', kind: err.kind });
+      if (err.revoked) return this.revoked(err.kind);
+      this.scheduleReconnect();
+    }
+  }
+
+  private async subscribe(session: MqttSession): Promise<void> {
+    const wanted = [topics.commands(this.id), topics.rotate(this.id), topics.renewAccepted(this.id), topics.renewRejected(this.id)];
+    if (this.opts.echo) wanted.push(topics.telemetry(this.id));
+    try {
+      await session.subscribe(wanted);
+    } catch (raw) {
+      // A closed socket shows up through onClose; nothing else to do here
+      this.emit({ type: 'connect-failed', kind: toSimError(raw, 'subscribe').kind });
+    }
+  }
+
+  private onClose(generation: number, error: SimError | undefined): void {
+    if (generation !== this.generation || this.stopped) return;
+    this.session = undefined;
+    this.clearTimer('telemetry');
+    this.disconnects++;
+    this.lastDisconnectAt = this.deps.clock.now();
+    this.emit({ type: 'disconnected', kind: error?.kind ?? 'closed' });
+    this.pendingMqttRenew?.reject(new SimError('renew-mqtt-closed', 'connection closed while waiting for the renewal answer'));
+    if (error?.revoked) return this.revoked(error.kind);
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    if (this.stopped) return;
+    this.state = 'waiting';
+    const delay = backoffDelay(this.connectAttempt++, this.opts.reconnect, this.deps.rng);
+    this.setTimer('reconnect', delay, () => void this.connect());
+  }
+
+  private revoked(how: string): void {
+    this.emit({ type: 'revoked', how, cutAt: this.lastDisconnectAt });
+    this.finish('revoked', how);
+  }
+
+  // ── traffic ───────────────────────────────────────────────────────────────────────────────────────
+
+  private startTelemetry(generation: number): void {
+    const interval = this.opts.telemetryIntervalMs;
+    if (interval <= 0) return;
+    const tick = (): void => {
+      if (generation !== this.generation || !this.session) return;
+      this.telemetrySent++;
+      const payload = JSON.stringify({ seq: this.telemetrySent, ts: Math.round(this.deps.clock.now()), temp: 20 + this.deps.rng() * 5 });
+      this.session.publish(topics.telemetry(this.id), payload, this.opts.qos);
+      this.setTimer('telemetry', interval, tick);
+    };
+    // a random phase, so a fleet connected together does not publish together
+    this.setTimer('telemetry', this.deps.rng() * interval, tick);
+  }
+
+  private onMessage(generation: number, topic: string, payload: Buffer): void {
+    if (generation !== this.generation || this.stopped) return;
+    if (topic === topics.telemetry(this.id)) {
+      this.echoesReceived++;
+    } else if (topic === topics.rotate(this.id)) {
+      // the server already spreads its hints; a little more jitter keeps a burst of hints from syncing us
+      this.setTimer('hint', this.deps.rng() * this.opts.hintJitterMs, () => void this.renew('hint'));
+    } else if (topic === topics.commands(this.id)) {
+      this.commandsReceived++;
+      let name = 'unknown';
+      try {
+        const body = JSON.parse(payload.toString('utf8')) as { cmd?: unknown };
+        if (typeof body.cmd === 'string') name = body.cmd.slice(0, 32);
+      } catch {
+        name = 'unparsable';
+      }
+      this.emit({ type: 'command', name });
+      if (name === 'renew') void this.renew('command');
+    } else if (topic === topics.renewAccepted(this.id) || topic === topics.renewRejected(this.id)) {
+      const pending = this.pendingMqttRenew;
+      if (!pending) return;
+      if (topic === topics.renewAccepted(this.id)) pending.resolve(payload);
+      else pending.reject(parseMqttRenewReply.rejected(payload));
+    }
+  }
+
+  // ── renewal ───────────────────────────────────────────────────────────────────────────────────────
+
+  private scheduleRenewal(): void {
+    const creds = this.credentials;
+    if (!creds) return;
+    const now = this.deps.clock.now();
+    const at = renewalTime(creds.notBefore, creds.notAfter, now, this.opts.renewal, this.deps.rng);
+    this.setTimer('renewal', at - now, () => void this.renew('timer'));
+  }
+
+  private async renew(trigger: RenewTrigger): Promise<void> {
+    if (this.renewing || this.stopped || !this.credentials) return;
+    this.renewing = true;
+    this.clearTimer('renewal');
+    const current = this.credentials;
+    const via = this.opts.renewVia;
+    try {
+      const { publicKey, privateKey } = await this.genKey();
+      const csr = buildCsr(this.id, publicKey, privateKey);
+      const t0 = this.deps.clock.now();
+      const issued =
+        via === 'mqtt' ? await this.renewOverMqtt(csr, privateKey) : await this.deps.transport.renew(via, current, csr, privateKey);
+      if (this.stopped) return;
+      this.renewAttempt = 0;
+      this.rotations++;
+      this.credentials = { ...issued, privateKey };
+      this.serials.push(issued.serial);
+      this.retired = current;
+      this.emit({ type: 'renewed', latencyMs: this.deps.clock.now() - t0, via, trigger, serial: issued.serial, previousSerial: current.serial });
+      this.scheduleRenewal();
+      this.switchToNewCert();
+    } catch (raw) {
+      const err = toSimError(raw, `renew-${via}`);
+      this.emit({ type: 'renew-failed', kind: err.kind, via });
+      if (err.revoked) return this.revoked(err.kind);
+      if (this.stopped) return;
+      // retry before expiry; connect() gives up once the cert has expired
+      const delay = backoffDelay(this.renewAttempt++, this.opts.retry, this.deps.rng);
+      if (this.deps.clock.now() + delay < current.notAfter) this.setTimer('renewal', delay, () => void this.renew(trigger));
+    } finally {
+      this.renewing = false;
+    }
+  }
+
+  private renewOverMqtt(csr: Csr, privateKey: KeyObject): Promise<IssuedCert> {
+    const session = this.session;
+    if (!session) return Promise.reject(new SimError('renew-mqtt-offline', 'not connected', { retryable: true }));
+    return new Promise<Buffer>((resolve, reject) => {
+      const done = (): void => {
+        this.pendingMqttRenew = undefined;
+        this.clearTimer('mqtt-renew');
+      };
+      this.pendingMqttRenew = {
+        resolve: (payload) => (done(), resolve(payload)),
+        reject: (err) => (done(), reject(err)),
+      };
+      this.setTimer('mqtt-renew', this.opts.mqttRenewTimeoutMs, () =>
+        this.pendingMqttRenew?.reject(new SimError('renew-mqtt-timeout', 'no answer on cert/renew/accepted|rejected')),
+      );
+      session.publish(topics.renew(this.id), JSON.stringify({ csr: csr.pem }), 1);
+    }).then((payload) => parseMqttRenewReply.accepted(payload, this.id, privateKey));
+  }
+
+  /** Leave the old session cleanly and come back at once with the new cert (the server then retires the old one). */
+  private switchToNewCert(): void {
+    const old = this.session;
+    if (!old) return; // offline: the next reconnect uses the new cert anyway
+    this.generation++; // the old session's close is expected, not a disconnect to back off from
+    this.session = undefined;
+    this.clearTimer('telemetry');
+    this.clearTimer('reconnect');
+    void old.end().catch(() => {});
+    this.connectAttempt = 0;
+    void this.connect();
+  }
+
+  /** RFC 5280 superseded: after the change the old cert must be refused. A CONNECT with it is the test. */
+  private async probeOldCert(retired: DeviceCredentials): Promise<void> {
+    if (this.stopped) return;
+    const release = await this.gate.connect();
+    try {
+      const session = await this.deps.transport.connect(this.id, retired, { onMessage: () => {}, onClose: () => {} });
+      release();
+      // accepted: a violation. Same clientId, so the broker may have taken over our live session; it reconnects.
+      session.destroy();
+      this.emit({ type: 'old-cert-probe', accepted: true, kind: 'accepted', serial: retired.serial });
+    } catch (raw) {
+      release();
+      const err = toSimError(raw, 'probe');
+      this.emit({ type: 'old-cert-probe', accepted: false, kind: err.kind, serial: retired.serial });
+    }
+  }
+
+  // ── plumbing ──────────────────────────────────────────────────────────────────────────────────────
+
+  private finish(reason: StopReason, detail: string): void {
+    if (this.stopped) return;
+    this.state = 'stopped';
+    this.stopReason = reason;
+    this.stopDetail = detail;
+    this.generation++;
+    for (const handle of this.timers.values()) this.deps.clock.clearTimeout(handle);
+    this.timers.clear();
+    for (const wake of this.sleepers) wake();
+    this.sleepers.clear();
+    const session = this.session;
+    this.session = undefined;
+    if (reason !== 'shutdown') session?.destroy();
+    this.pendingMqttRenew?.reject(new SimError('renew-mqtt-stopped', 'device stopped', { retryable: false }));
+    this.emit({ type: 'stopped', reason, detail });
+  }
+
+  private emit(event: DeviceEvent): void {
+    this.deps.observe?.({ ...event, at: this.deps.clock.now(), deviceId: this.id });
+  }
+
+  private setTimer(name: string, ms: number, fn: () => void): void {
+    this.clearTimer(name);
+    const handle = this.deps.clock.setTimeout(() => {
+      this.timers.delete(name);
+      fn();
+    }, Math.max(0, ms));
+    this.timers.set(name, handle);
+  }
+
+  private clearTimer(name: string): void {
+    const handle = this.timers.get(name);
+    if (handle !== undefined) this.deps.clock.clearTimeout(handle);
+    this.timers.delete(name);
+  }
+
+  private sleep(name: string, ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      this.sleepers.add(wake);
+      this.setTimer(name, ms, wake);
+    });
+  }
+}

@@ -1,0 +1,55 @@
+// Turns what the server sent (REST JSON or EST PKCS#7) into IssuedCert, checking that the leaf is for our key.
+import { X509Certificate } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import { enrollResponseSchema } from '@enrolld/protocol';
+import { certificatesFromPkcs7, decodeEstBody } from './pkcs7.js';
+import { splitPem, toPem } from './pem.js';
+import { SimError } from './sim-error.js';
+import type { IssuedCert } from './transport.js';
+
+function fromLeaf(leaf: X509Certificate, chainPem: string[], deviceId: string, privateKey: KeyObject): IssuedCert {
+  if (!leaf.checkPrivateKey(privateKey)) throw new SimError('bad-response-key-mismatch', 'issued certificate is not for our key', { retryable: false });
+  return {
+    deviceId,
+    serial: leaf.serialNumber.toLowerCase(),
+    certificatePem: leaf.toString(),
+    chainPem,
+    notBefore: Date.parse(leaf.validFrom),
+    notAfter: Date.parse(leaf.validTo),
+  };
+}
+
+/** REST `{deviceId, serial, certificate, chain, notAfter}` (DESIGN.md §5). */
+export function issuedFromRest(body: unknown, privateKey: KeyObject): IssuedCert {
+  const parsed = enrollResponseSchema.safeParse(body);
+  if (!parsed.success) throw new SimError('bad-response-shape', `enroll response does not match the contract: ${parsed.error.message}`);
+  const leafPem = splitPem(parsed.data.certificate)[0];
+  if (!leafPem) throw new SimError('bad-response-no-cert', 'enroll response has no certificate');
+  const leaf = new X509Certificate(leafPem);
+  const chain = splitPem(parsed.data.chain).filter((p) => p !== leafPem);
+  return fromLeaf(leaf, chain, parsed.data.deviceId, privateKey);
+}
+
+/** EST certs-only PKCS#7 (RFC 7030 §4.2.3): an unordered SET, so the leaf is the one matching our key. */
+export function issuedFromEst(body: string | Buffer, deviceId: string, privateKey: KeyObject): IssuedCert {
+  let certs: X509Certificate[];
+  try {
+    certs = certificatesFromPkcs7(decodeEstBody(body)).map((der) => new X509Certificate(der));
+  } catch (err) {
+    throw new SimError('bad-response-pkcs7', `EST reply is not a certs-only PKCS#7: ${(err as Error).message}`);
+  }
+  const leaf = certs.find((c) => c.checkPrivateKey(privateKey));
+  if (!leaf) throw new SimError('bad-response-key-mismatch', 'EST reply holds no certificate for our key', { retryable: false });
+  const chain = certs.filter((c) => c !== leaf).map((c) => toPem('CERTIFICATE', c.raw));
+  return fromLeaf(leaf, chain, deviceId, privateKey);
+}
+
+/** What a device presents over mTLS: the leaf, plus intermediates unless told to send the leaf alone. */
+export function clientCertChain(creds: IssuedCert, sendChain: boolean): string {
+  if (!sendChain) return creds.certificatePem;
+  const intermediates = creds.chainPem.filter((pem) => {
+    const c = new X509Certificate(pem);
+    return c.subject !== c.issuer; // a real device does not send the root it is anchored on
+  });
+  return [creds.certificatePem, ...intermediates].join('');
+}

@@ -1,0 +1,123 @@
+// MQTT over mTLS with MQTT.js 5: clientId = device id (DESIGN.md §2), MQTT 3.1.1 (aedes speaks only 3.1.1),
+// clean sessions, and no automatic reconnect: the device state machine owns backoff.
+import { createSecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
+import { isIP } from 'node:net';
+import { connect } from 'mqtt';
+import type { IClientOptions, MqttClient } from 'mqtt';
+import { clientCertChain } from './issued-cert.js';
+import { SimError, toSimError } from './sim-error.js';
+import type { DeviceCredentials, MqttHandlers, MqttSession } from './transport.js';
+
+export interface MqttTransportOptions {
+  brokerUrl: URL;
+  ca: string;
+  sendChain: boolean;
+  connectTimeoutMs: number;
+  keepaliveSeconds: number;
+}
+
+export interface MqttTransport {
+  connect(deviceId: string, creds: DeviceCredentials, handlers: MqttHandlers): Promise<MqttSession>;
+}
+
+export function createMqttTransport(opts: MqttTransportOptions): MqttTransport {
+  // One secure context per certificate, reused across reconnects: parsing the key and chain costs more than a WeakMap lookup
+  const contexts = new WeakMap<DeviceCredentials, SecureContext>();
+  const contextFor = (creds: DeviceCredentials): SecureContext => {
+    let ctx = contexts.get(creds);
+    if (!ctx) {
+      ctx = createSecureContext({
+        ca: opts.ca,
+        cert: clientCertChain(creds, opts.sendChain),
+        key: creds.privateKey.export({ type: 'pkcs8', format: 'pem' }),
+        minVersion: 'TLSv1.2',
+      });
+      contexts.set(creds, ctx);
+    }
+    return ctx;
+  };
+  const host = opts.brokerUrl.hostname.replace(/^\[|\]$/g, '');
+  const port = Number(opts.brokerUrl.port || 8883);
+
+  return {
+    connect(deviceId, creds, handlers) {
+      return new Promise<MqttSession>((resolve, reject) => {
+        let settled = false;
+        let lastError: SimError | undefined;
+        // secureContext and noDelay go through MQTT.js to tls.connect / net; its types do not list them
+        const options: IClientOptions & { secureContext: SecureContext; noDelay: boolean } = {
+          protocol: 'mqtts',
+          host,
+          port,
+          ...(isIP(host) === 0 ? { servername: host } : {}),
+          secureContext: contextFor(creds),
+          rejectUnauthorized: true,
+          clientId: deviceId,
+          protocolVersion: 4,
+          clean: true,
+          keepalive: opts.keepaliveSeconds,
+          reconnectPeriod: 0,
+          connectTimeout: opts.connectTimeoutMs,
+          resubscribe: false,
+          queueQoSZero: false,
+          // a small CONNECT must not wait on Nagle (PERFORMANCE.md)
+          noDelay: true,
+        };
+        const client: MqttClient = connect(options);
+        const fail = (err: SimError): void => {
+          if (settled) return;
+          settled = true;
+          client.end(true);
+          reject(err);
+        };
+        client.on('error', (err) => {
+          const simErr = toSimError(err, 'connect');
+          if (!settled) fail(simErr);
+          else lastError ??= simErr;
+        });
+        client.on('message', (topic, payload) => handlers.onMessage(topic, payload));
+        client.once('connect', () => {
+          if (settled) return;
+          settled = true;
+          resolve(sessionOf(client));
+          client.once('close', () => {
+            handlers.onClose(lastError);
+            client.end(true);
+          });
+        });
+        client.once('close', () => {
+          // with TLS 1.3 the broker's verdict on our cert can arrive after the handshake, as a bare close
+          if (!settled) fail(lastError ?? new SimError('connect-closed-before-connack', 'connection closed before CONNACK'));
+        });
+      });
+    },
+  };
+}
+
+function sessionOf(client: MqttClient): MqttSession {
+  return {
+    publish(topic, payload, qos) {
+      client.publish(topic, payload, { qos }, () => {
+        // QoS 1 failures surface as a close; nothing to do per message
+      });
+    },
+    subscribe(topicList) {
+      return new Promise((resolve, reject) => {
+        client.subscribe(topicList, { qos: 1 }, (err, granted) => {
+          if (err) return reject(toSimError(err, 'subscribe'));
+          // MQTT 3.1.1 §3.9.3: 0x80 = failure (our ACL said no)
+          const refused = (granted ?? []).filter((g) => g.qos === 128);
+          if (refused.length > 0) return reject(new SimError('subscribe-refused', `broker refused ${refused.map((g) => g.topic).join(', ')}`));
+          resolve();
+        });
+      });
+    },
+    end() {
+      return new Promise((resolve) => client.end(false, {}, () => resolve()));
+    },
+    destroy() {
+      client.stream?.destroy();
+    },
+  };
+}

@@ -1,0 +1,59 @@
+// One error type for everything a device can meet on the wire, with a short `kind` for the report's
+// "errors by kind" table, and the two facts the state machine acts on: revoked? worth retrying?
+import { CONNACK, PROBLEM_TYPE_BASE } from '@enrolld/protocol';
+import type { Problem } from '@enrolld/protocol';
+
+export class SimError extends Error {
+  constructor(
+    readonly kind: string,
+    message: string,
+    readonly opts: { revoked?: boolean; retryable?: boolean; status?: number; problem?: Problem; cause?: unknown } = {},
+  ) {
+    super(message, { cause: opts.cause });
+    this.name = 'SimError';
+  }
+  get revoked(): boolean {
+    return this.opts.revoked ?? false;
+  }
+  get retryable(): boolean {
+    return this.opts.retryable ?? true;
+  }
+  get status(): number | undefined {
+    return this.opts.status;
+  }
+}
+
+/** HTTP answer → SimError. A 401/403 problem of type `revoked` means stop for good. */
+export function httpError(status: number, problem: Problem | undefined, what: string): SimError {
+  const problemKind = problem?.type?.startsWith(PROBLEM_TYPE_BASE) ? problem.type.slice(PROBLEM_TYPE_BASE.length) : undefined;
+  const revoked = (status === 401 || status === 403) && problemKind === 'revoked';
+  const retryable = status >= 500 || status === 429 || status === 408;
+  const kind = `${what}-http-${status}${problemKind ? `-${problemKind}` : ''}`;
+  const detail = problem?.detail ?? problem?.title ?? '';
+  return new SimError(kind, `${what}: HTTP ${status} ${detail}`.trim(), { revoked, retryable, status, ...(problem ? { problem } : {}) });
+}
+
+const TLS_REVOKED_CODES = new Set(['ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'ERR_SSL_TLSV1_ALERT_CERTIFICATE_REVOKED']);
+
+/** Anything thrown by MQTT.js, node:tls or node:net → SimError. */
+export function toSimError(err: unknown, what: string): SimError {
+  if (err instanceof SimError) return err;
+  const e = err as { code?: unknown; message?: unknown } | undefined;
+  const code = e?.code;
+  const message = typeof e?.message === 'string' ? e.message : String(err);
+  if (typeof code === 'number') {
+    // MQTT 3.1.1 §3.2.2.3: 5 = not authorized, which is what enrolld answers a revoked cert at CONNECT
+    const revoked = code === CONNACK.notAuthorized;
+    return new SimError(`${what}-connack-${code}`, message, { revoked, retryable: !revoked });
+  }
+  if (typeof code === 'string') {
+    if (TLS_REVOKED_CODES.has(code)) return new SimError(`${what}-tls-revoked`, message, { revoked: true, retryable: false });
+    if (code.startsWith('ERR_SSL_') || code.startsWith('ERR_TLS_')) {
+      return new SimError(`${what}-${code.toLowerCase().replace(/_/g, '-')}`, message, { retryable: true });
+    }
+    return new SimError(`${what}-${code.toLowerCase()}`, message, { retryable: true });
+  }
+  if (/certificate revoked/i.test(message)) return new SimError(`${what}-tls-revoked`, message, { revoked: true, retryable: false });
+  if (/timeout|timed out/i.test(message)) return new SimError(`${what}-timeout`, message, { retryable: true });
+  return new SimError(`${what}-error`, message, { retryable: true });
+}

@@ -1,0 +1,88 @@
+// The simulator's own PKCS#10 builder and PKCS#7 reader, checked against OpenSSL.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from '@jest/globals';
+import {
+  buildCsr, certificatesFromPkcs7, children, decodeOid, integer, issuedFromEst, oid, pemToDer, readNode, splitPem,
+} from '@enrolld/device-sim';
+
+const dir = mkdtempSync(join(tmpdir(), 'sim-crypto-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+const openssl = (...args: string[]): string => execFileSync('openssl', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+/** OpenSSL 3.0 `req -verify` exits 0 even on a bad signature; its verdict is on stderr. */
+const reqVerify = (...args: string[]): string => spawnSync('openssl', ['req', ...args, '-verify', '-noout'], { encoding: 'utf8' }).stderr;
+
+describe('PKCS#10 builder', () => {
+  it('produces a CSR that `openssl req -verify` accepts, with CN and SAN URI of the device', () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const csr = buildCsr('sensor-0042', publicKey, privateKey);
+    const path = join(dir, 'dev.csr');
+    writeFileSync(path, csr.pem);
+    expect(reqVerify('-in', path)).toMatch(/verify OK/);
+    const text = openssl('req', '-in', path, '-noout', '-text');
+    expect(text).toMatch(/Subject: CN\s?=\s?sensor-0042/);
+    expect(text).toContain('URI:urn:enrolld:device:sensor-0042');
+    expect(text).toContain('ecdsa-with-SHA256');
+    expect(text).toContain('NIST CURVE: P-256');
+    // the DER form (what EST sends) is the same request
+    expect(pemToDer(csr.pem).equals(csr.der)).toBe(true);
+  });
+
+  it('a tampered CSR fails verification', () => {
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const der = Buffer.from(buildCsr('sensor-1', publicKey, privateKey).der);
+    const at = der.indexOf(Buffer.from('sensor-1'));
+    der[at] = 'S'.charCodeAt(0);
+    const path = join(dir, 'bad.der');
+    writeFileSync(path, der);
+    expect(reqVerify('-inform', 'DER', '-in', path)).toMatch(/verify failure/);
+  });
+});
+
+describe('DER helpers', () => {
+  it('encodes OIDs and integers the way X.690 wants', () => {
+    expect(oid('1.2.840.10045.4.3.2').toString('hex')).toBe('06082a8648ce3d040302');
+    expect(integer(0).toString('hex')).toBe('020100');
+    expect(integer(128).toString('hex')).toBe('02020080');
+    const node = readNode(oid('2.5.29.17'));
+    expect(decodeOid(oid('2.5.29.17'), node)).toBe('2.5.29.17');
+  });
+
+  it('refuses truncated and indefinite-length input', () => {
+    expect(() => readNode(Buffer.from([0x30, 0x05, 0x01]))).toThrow(/past the end/);
+    expect(() => readNode(Buffer.from([0x30, 0x80, 0x00, 0x00]))).toThrow(/indefinite/);
+    const seq = Buffer.from([0x30, 0x03, 0x02, 0x01, 0x07]);
+    expect(children(seq, readNode(seq))).toHaveLength(1);
+  });
+});
+
+describe('EST PKCS#7 certs-only reader', () => {
+  it('finds the leaf for our key among the certs of an openssl-made PKCS#7, whatever their order', () => {
+    const caKey = join(dir, 'ca.key');
+    const caPem = join(dir, 'ca.pem');
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', caPem, '-subj', '/CN=Test CA', '-days', '1');
+    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    writeFileSync(join(dir, 'leaf.csr'), buildCsr('sensor-7', publicKey, privateKey).pem);
+    openssl('x509', '-req', '-in', join(dir, 'leaf.csr'), '-CA', caPem, '-CAkey', caKey, '-CAcreateserial', '-out', join(dir, 'leaf.pem'), '-days', '1');
+    // CA first on purpose: the SET is unordered
+    openssl('crl2pkcs7', '-nocrl', '-certfile', caPem, '-certfile', join(dir, 'leaf.pem'), '-outform', 'DER', '-out', join(dir, 'certs.p7'));
+    const der = readFileSync(join(dir, 'certs.p7'));
+    expect(certificatesFromPkcs7(der)).toHaveLength(2);
+    const body = der.toString('base64').replace(/.{64}/g, '$&\r\n'); // RFC 8951 allows line breaks
+    const issued = issuedFromEst(body, 'sensor-7', privateKey);
+    const leaf = new X509Certificate(readFileSync(join(dir, 'leaf.pem')));
+    expect(issued.serial).toBe(leaf.serialNumber.toLowerCase());
+    expect(issued.chainPem).toHaveLength(1);
+    expect(splitPem(issued.chainPem[0]!)[0]).toBe(splitPem(readFileSync(caPem, 'utf8'))[0]);
+    expect(issued.notAfter).toBeGreaterThan(issued.notBefore);
+  });
+
+  it('rejects a reply with no cert for our key', () => {
+    const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const der = readFileSync(join(dir, 'certs.p7'));
+    expect(() => issuedFromEst(der.toString('base64'), 'sensor-7', other.privateKey)).toThrow(/no certificate for our key/);
+  });
+});

@@ -1,0 +1,244 @@
+// The device state machine, driven by a fake clock and an in-memory transport.
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from '@jest/globals';
+import { topics } from '@enrolld/protocol';
+import { Device, SimError, seededRng, DEFAULT_RENEWAL, backoffCeiling } from '@enrolld/device-sim';
+import type { DeviceEventWithMeta, DeviceOptions, BackoffPolicy } from '@enrolld/device-sim';
+import { FakeClock } from '../support/sim-fake-clock.js';
+import { FakeTransport } from '../support/sim-fake-transport.js';
+
+const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+const reconnect: BackoffPolicy = { baseMs: 500, capMs: 15_000, floorMs: 50 };
+
+function setup(overrides: Partial<DeviceOptions> = {}, seed = 1) {
+  const clock = new FakeClock();
+  const transport = new FakeTransport(clock);
+  const events: DeviceEventWithMeta[] = [];
+  const opts: DeviceOptions = {
+    deviceId: 'dev-1',
+    token: 'tok',
+    enrollVia: 'rest',
+    renewVia: 'rest',
+    telemetryIntervalMs: 1_000,
+    qos: 0,
+    echo: false,
+    reconnect,
+    retry: { baseMs: 200, capMs: 5_000, floorMs: 50 },
+    maxEnrollAttempts: 5,
+    renewal: DEFAULT_RENEWAL,
+    hintJitterMs: 1_000,
+    mqttRenewTimeoutMs: 10_000,
+    ...overrides,
+  };
+  const device = new Device(opts, {
+    clock,
+    rng: seededRng(seed),
+    transport,
+    observe: (e) => events.push(e),
+    generateKey: async () => keys,
+  });
+  const ofType = <T extends DeviceEventWithMeta['type']>(type: T) =>
+    events.filter((e): e is Extract<DeviceEventWithMeta, { type: T }> => e.type === type);
+  return { clock, transport, events, device, ofType };
+}
+
+describe('device: enroll, connect, publish', () => {
+  it('enrolls, connects with its cert, subscribes to its own topics and publishes telemetry at the set rate', async () => {
+    const { clock, transport, device, ofType } = setup({ echo: true });
+    await device.start();
+    await clock.advance(0);
+    expect(device.state).toBe('online');
+    expect(transport.enrollCalls).toHaveLength(1);
+    const session = transport.liveSession!;
+    expect(session.subscriptions).toEqual(
+      expect.arrayContaining([topics.commands('dev-1'), topics.rotate('dev-1'), topics.renewAccepted('dev-1'), topics.telemetry('dev-1')]),
+    );
+    await clock.advance(10_000);
+    const sent = session.published.filter((p) => p.topic === topics.telemetry('dev-1'));
+    expect(sent.length).toBeGreaterThanOrEqual(9);
+    expect(sent.length).toBeLessThanOrEqual(10);
+    expect(ofType('connected')).toHaveLength(1);
+    session.deliver(topics.telemetry('dev-1'), '{}');
+    expect(device.echoesReceived).toBe(1);
+  });
+
+  it('retries a 503 enrollment with the same CSR and stops on a 401 (token refused)', async () => {
+    const a = setup();
+    a.transport.enrollVerdict = (n) => (n < 2 ? new SimError('enroll-http-503', 'down', { status: 503, retryable: true }) : undefined);
+    const started = a.device.start();
+    await a.clock.advance(30_000);
+    await started;
+    expect(a.transport.enrollCalls).toHaveLength(3);
+    expect(a.device.state).toBe('online');
+
+    const b = setup();
+    b.transport.enrollVerdict = () => new SimError('enroll-http-401-unauthorized', 'no', { status: 401, retryable: false });
+    await b.device.start();
+    expect(b.device.state).toBe('stopped');
+    expect(b.device.stopReason).toBe('enroll-refused');
+    expect(b.transport.enrollCalls).toHaveLength(1);
+  });
+});
+
+describe('device: reconnect backoff', () => {
+  it('waits within the full-jitter bound after each failure, and resets after a success', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0 });
+    transport.lifetimeMs = 3_600_000; // no renewal inside the window
+    await device.start();
+    await clock.advance(0);
+    // the broker goes away for 8 attempts, then comes back
+    transport.connectVerdict = (_s, n) => (n >= 1 && n <= 8 ? new SimError('connect-econnrefused', 'refused') : 'accept');
+    transport.liveSession!.serverClose();
+    await clock.advance(120_000);
+    expect(device.state).toBe('online');
+    const at = transport.connectCalls.map((c) => c.at);
+    expect(at).toHaveLength(10);
+    const cut = transport.sessions[0]!;
+    expect(cut.closed).toBe(true);
+    // gap before attempt k (k = 1…9) is the delay drawn for attempt index k-1
+    for (let k = 1; k < at.length; k++) {
+      const gap = at[k]! - at[k - 1]!;
+      expect(gap).toBeGreaterThanOrEqual(reconnect.floorMs);
+      expect(gap).toBeLessThanOrEqual(backoffCeiling(k - 1, reconnect));
+    }
+    expect(device.connectAttempt).toBe(0);
+  });
+
+  it('spreads a fleet: 200 devices cut at once do not come back at once', async () => {
+    const clock = new FakeClock();
+    const firstReconnect: number[] = [];
+    const devices: Device[] = [];
+    const transports: FakeTransport[] = [];
+    for (let i = 0; i < 200; i++) {
+      const transport = new FakeTransport(clock);
+      transports.push(transport);
+      const d = new Device(
+        {
+          deviceId: `d${i}`, token: 't', enrollVia: 'rest', renewVia: 'rest', telemetryIntervalMs: 0, qos: 0, echo: false,
+          reconnect: { baseMs: 1_000, capMs: 30_000, floorMs: 50 }, retry: reconnect, maxEnrollAttempts: 1,
+          renewal: DEFAULT_RENEWAL, hintJitterMs: 0, mqttRenewTimeoutMs: 1_000,
+        },
+        { clock, rng: seededRng(1000 + i), transport, generateKey: async () => keys },
+      );
+      devices.push(d);
+      await d.start();
+    }
+    await clock.advance(0);
+    const t0 = clock.now();
+    for (const t of transports) t.liveSession!.serverClose();
+    await clock.advance(2_000);
+    for (const t of transports) firstReconnect.push(t.connectCalls[1]!.at - t0);
+    // attempt 0 ceiling is 1 s: all inside it, and spread over it rather than bunched
+    expect(Math.max(...firstReconnect)).toBeLessThanOrEqual(1_000);
+    const buckets = [0, 0, 0, 0];
+    for (const v of firstReconnect) buckets[Math.min(3, Math.floor(v / 250))]!++;
+    for (const b of buckets) expect(b).toBeGreaterThan(25);
+  });
+});
+
+describe('device: renewal', () => {
+  it('renews at about 2/3 of the lifetime (±1/12) and reconnects with the new cert', async () => {
+    const renewAt: number[] = [];
+    for (let seed = 1; seed <= 40; seed++) {
+      const { clock, transport, device } = setup({ telemetryIntervalMs: 0 }, seed);
+      const t0 = clock.now();
+      await device.start();
+      await clock.advance(50_000);
+      expect(transport.renewCalls).toHaveLength(1);
+      renewAt.push((transport.renewCalls[0]!.at - t0) / 60_000);
+      expect(device.state).toBe('online');
+      expect(transport.liveSession!.serial).toBe(device.credentials!.serial);
+      expect(transport.sessions[0]!.closed).toBe(true);
+      expect(device.rotations).toBe(1);
+      expect(device.serials).toHaveLength(2);
+    }
+    for (const f of renewAt) {
+      expect(f).toBeGreaterThanOrEqual(2 / 3 - 1 / 12 - 1e-9);
+      expect(f).toBeLessThanOrEqual(2 / 3 + 1 / 12 + 1e-9);
+    }
+    // jitter actually spreads them
+    expect(Math.max(...renewAt) - Math.min(...renewAt)).toBeGreaterThan(0.08);
+  });
+
+  it('renews on a rotation hint, within the hint jitter', async () => {
+    const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, hintJitterMs: 1_000 });
+    await device.start();
+    await clock.advance(1_000);
+    const t0 = clock.now();
+    transport.liveSession!.deliver(topics.rotate('dev-1'), '{}');
+    await clock.advance(1_000);
+    expect(transport.renewCalls).toHaveLength(1);
+    expect(transport.renewCalls[0]!.at - t0).toBeLessThanOrEqual(1_000);
+    expect(ofType('renewed')[0]!.trigger).toBe('hint');
+  });
+
+  it('probes the old cert after the successor connects and records the broker refusing it', async () => {
+    const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, rotateAfterMs: 5_000, probeOldCertAfterMs: 500 });
+    transport.connectVerdict = (serial) =>
+      serial === 's1' && transport.renewCalls.length > 0 ? new SimError('connect-connack-5', 'not authorized', { revoked: true, retryable: false }) : 'accept';
+    await device.start();
+    await clock.advance(6_000);
+    const probe = ofType('old-cert-probe');
+    expect(probe).toEqual([expect.objectContaining({ accepted: false, kind: 'connect-connack-5', serial: 's1' })]);
+    // the refusal of the *old* cert must not stop the device
+    expect(device.state).toBe('online');
+    expect(device.credentials!.serial).toBe('s2');
+  });
+
+  it('retries a failed renewal with backoff before expiry', async () => {
+    const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0 });
+    transport.renewVerdict = (n) => (n < 3 ? new SimError('renew-http-503', 'down', { status: 503 }) : undefined);
+    await device.start();
+    await clock.advance(55_000);
+    expect(transport.renewCalls).toHaveLength(4);
+    expect(ofType('renew-failed')).toHaveLength(3);
+    expect(device.rotations).toBe(1);
+  });
+});
+
+describe('device: stop on revoked', () => {
+  it('a cut followed by CONNACK 5 stops it for good, and records the cut time and why', async () => {
+    const { clock, transport, device, ofType } = setup();
+    await device.start();
+    await clock.advance(3_000);
+    transport.connectVerdict = () => new SimError('connect-connack-5', 'Connection refused: Not authorized', { revoked: true, retryable: false });
+    const cutAt = clock.now();
+    transport.liveSession!.serverClose();
+    await clock.advance(600_000);
+    expect(device.state).toBe('stopped');
+    expect(device.stopReason).toBe('revoked');
+    expect(device.stopDetail).toBe('connect-connack-5');
+    expect(transport.connectCalls).toHaveLength(2); // one refused reconnect, then nothing
+    expect(ofType('revoked')).toEqual([expect.objectContaining({ how: 'connect-connack-5', cutAt })]);
+    expect(clock.pendingTimers).toBe(0);
+  });
+
+  it('a TLS "certificate revoked" alert stops it too', async () => {
+    const { clock, transport, device } = setup();
+    await device.start();
+    await clock.advance(0);
+    transport.connectVerdict = () => new SimError('connect-tls-revoked', 'alert', { revoked: true, retryable: false });
+    transport.liveSession!.serverClose();
+    await clock.advance(60_000);
+    expect(device.stopReason).toBe('revoked');
+  });
+
+  it('a 403 "revoked" problem on renewal stops it and closes its session', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0 });
+    transport.renewVerdict = () => new SimError('renew-http-403-revoked', 'revoked', { status: 403, revoked: true, retryable: false });
+    await device.start();
+    await clock.advance(50_000);
+    expect(device.stopReason).toBe('revoked');
+    expect(transport.sessions.every((s) => s.closed)).toBe(true);
+  });
+
+  it('a plain refusal that is not "not authorized" (CONNACK 3) is retried', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0 });
+    await device.start();
+    await clock.advance(0);
+    transport.connectVerdict = (_s, n) => (n < 4 ? new SimError('connect-connack-3', 'server unavailable') : 'accept');
+    transport.liveSession!.serverClose();
+    await clock.advance(60_000);
+    expect(device.state).toBe('online');
+  });
+});
