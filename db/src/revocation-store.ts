@@ -1,0 +1,340 @@
+// Revocations, their fan-out and the CRL state (DESIGN.md §3). Implements the RevocationStore and RevocationFeed ports
+// that server/src/core/revocation/ports.ts declares; the shapes are repeated here because db never imports server.
+import pg from 'pg';
+
+export interface RevokedCertificateRecord {
+  serial: string;
+  deviceId: string;
+  seq: number;
+  reasonCode: number;
+  revokedAt: Date;
+}
+
+export interface RevocationCommandInput {
+  reasonCode: number;
+  actor: string;
+  requestId?: string | undefined;
+}
+
+export type RevocationResult =
+  | { outcome: 'revoked'; deviceId: string; revoked: RevokedCertificateRecord[] }
+  | { outcome: 'already-revoked'; deviceId: string; revoked: [] }
+  | { outcome: 'not-found' };
+
+export interface StoredCrlRecord {
+  crlNumber: bigint;
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  coversSeq: number;
+}
+
+export interface CrlEntryRecord {
+  serial: string;
+  revokedAt: Date;
+  reasonCode: number;
+}
+
+export interface CrlBuildRecord {
+  entries: CrlEntryRecord[];
+  crlNumber: bigint;
+  coversSeq: number;
+}
+
+// Same key as the trigger in 002_revocation.sql: one writer at a time hands out revocation seqs and CRL numbers.
+// Taking it first, before any row lock, keeps a device revoke and a serial revoke of the same row from deadlocking.
+const REVOCATION_LOCK_KEY = 7_160_002_332;
+
+const REVOKED_COLUMNS = `serial, device_id, revocation_seq, revocation_reason, revoked_at`;
+
+interface RevokedRow {
+  serial: string;
+  device_id: string;
+  revocation_seq: string;
+  revocation_reason: number;
+  revoked_at: Date;
+}
+
+function toRecord(row: RevokedRow): RevokedCertificateRecord {
+  return {
+    serial: row.serial,
+    deviceId: row.device_id,
+    seq: Number(row.revocation_seq),
+    reasonCode: row.revocation_reason,
+    revokedAt: row.revoked_at,
+  };
+}
+
+/** The forms a serial may be stored in: as given, without leading zeros, and with one "00" (a high-bit serial). */
+function serialForms(serial: string): string[] {
+  const lower = serial.toLowerCase();
+  const bare = lower.replace(/^0+/, '') || '0';
+  return [...new Set([lower, bare, `00${bare}`, bare.length % 2 === 1 ? `0${bare}` : bare])];
+}
+
+export function createPgRevocationStore(pool: pg.Pool) {
+  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      const result = await work(client);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
+  }
+
+  async function audit(client: pg.PoolClient, revoked: RevokedCertificateRecord[], command: RevocationCommandInput, scope: string): Promise<void> {
+    if (revoked.length === 0) return;
+    await client.query(
+      `INSERT INTO audit_events (action, actor, device_id, serial, request_id, detail)
+       SELECT 'certificate.revoked', $1, r.device_id, r.serial, $2, jsonb_build_object('reasonCode', r.reason, 'seq', r.seq, 'scope', $3::text)
+       FROM unnest($4::text[], $5::text[], $6::bigint[], $7::int[]) AS r(device_id, serial, seq, reason)`,
+      [
+        command.actor,
+        command.requestId ?? null,
+        scope,
+        revoked.map((r) => r.deviceId),
+        revoked.map((r) => r.serial),
+        revoked.map((r) => r.seq),
+        revoked.map((r) => r.reasonCode),
+      ],
+    );
+  }
+
+  return {
+    async revokeDevice(deviceId: string, command: RevocationCommandInput): Promise<RevocationResult> {
+      return inTransaction(async (client) => {
+        await client.query('SELECT pg_advisory_xact_lock($1)', [REVOCATION_LOCK_KEY]);
+        const device = await client.query('SELECT 1 FROM devices WHERE id = $1', [deviceId]);
+        if (device.rowCount === 0) return { outcome: 'not-found' } as const;
+        // One UPDATE … WHERE revoked_at IS NULL: a concurrent revoke re-evaluates the predicate after our commit and
+        // finds nothing left, so each certificate is revoked exactly once. Pending intents (der IS NULL) are included:
+        // a signature may exist for them (Boulder: every row is revocable by serial).
+        const { rows } = await client.query<RevokedRow>(
+          `UPDATE certificates SET revoked_at = now(), revocation_reason = $2
+           WHERE device_id = $1 AND revoked_at IS NULL AND not_after > now()
+           RETURNING ${REVOKED_COLUMNS}`,
+          [deviceId, command.reasonCode],
+        );
+        const revoked = rows.map(toRecord).sort((a, b) => a.seq - b.seq);
+        await audit(client, revoked, command, 'device');
+        if (revoked.length === 0) return { outcome: 'already-revoked', deviceId, revoked: [] } as const;
+        return { outcome: 'revoked', deviceId, revoked } as const;
+      });
+    },
+
+    async revokeCertificate(serial: string, command: RevocationCommandInput): Promise<RevocationResult> {
+      return inTransaction(async (client) => {
+        await client.query('SELECT pg_advisory_xact_lock($1)', [REVOCATION_LOCK_KEY]);
+        const found = await client.query<{ serial: string; device_id: string }>(
+          'SELECT serial, device_id FROM certificates WHERE serial = ANY($1::text[]) LIMIT 1',
+          [serialForms(serial)],
+        );
+        const cert = found.rows[0];
+        if (!cert) return { outcome: 'not-found' } as const;
+        // An expired certificate is revoked too when asked by serial: the admin named it explicitly.
+        const { rows } = await client.query<RevokedRow>(
+          `UPDATE certificates SET revoked_at = now(), revocation_reason = $2
+           WHERE serial = $1 AND revoked_at IS NULL
+           RETURNING ${REVOKED_COLUMNS}`,
+          [cert.serial, command.reasonCode],
+        );
+        const revoked = rows.map(toRecord);
+        await audit(client, revoked, command, 'certificate');
+        if (revoked.length === 0) return { outcome: 'already-revoked', deviceId: cert.device_id, revoked: [] } as const;
+        return { outcome: 'revoked', deviceId: cert.device_id, revoked } as const;
+      });
+    },
+
+    async revokedSince(seq: number, limit = 10_000): Promise<RevokedCertificateRecord[]> {
+      const { rows } = await pool.query<RevokedRow>(
+        `SELECT ${REVOKED_COLUMNS} FROM certificates WHERE revocation_seq > $1 ORDER BY revocation_seq LIMIT $2`,
+        [seq, limit],
+      );
+      return rows.map(toRecord);
+    },
+
+    async snapshot(): Promise<{ revoked: RevokedCertificateRecord[]; lastSeq: number }> {
+      // One statement, one MVCC snapshot: the seq and the list agree.
+      const { rows } = await pool.query<RevokedRow & { last_seq: string | null }>(
+        `WITH last AS (SELECT max(revocation_seq) AS last_seq FROM certificates)
+         SELECT c.serial, c.device_id, c.revocation_seq, c.revocation_reason, c.revoked_at, last.last_seq
+         FROM last LEFT JOIN certificates c ON c.revoked_at IS NOT NULL AND c.not_after > now() - interval '1 day'
+         ORDER BY c.revocation_seq`,
+      );
+      const lastSeq = Number(rows[0]?.last_seq ?? 0);
+      const revoked = rows.filter((r) => r.serial !== null).map(toRecord);
+      return { revoked, lastSeq };
+    },
+
+    async lastSeq(): Promise<number> {
+      const { rows } = await pool.query<{ last: string | null }>('SELECT max(revocation_seq) AS last FROM certificates');
+      return Number(rows[0]?.last ?? 0);
+    },
+
+    async regenerateCrl(
+      build: (input: CrlBuildRecord) => Buffer | Promise<Buffer>,
+      validity: { thisUpdate: Date; nextUpdate: Date },
+    ): Promise<StoredCrlRecord> {
+      return inTransaction(async (client) => {
+        await client.query('SELECT pg_advisory_xact_lock($1)', [REVOCATION_LOCK_KEY]);
+        const entries = await client.query<{ serial: string; revoked_at: Date; revocation_reason: number; revocation_seq: string }>(
+          `SELECT serial, revoked_at, revocation_reason, revocation_seq FROM certificates
+           WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revocation_seq`,
+          [validity.thisUpdate],
+        );
+        const covers = await client.query<{ last: string | null }>('SELECT max(revocation_seq) AS last FROM certificates');
+        const coversSeq = Number(covers.rows[0]?.last ?? 0);
+        const number = await client.query<{ n: string }>(`SELECT nextval('crl_number_seq') AS n`);
+        const crlNumber = BigInt(number.rows[0]!.n);
+        const der = await build({
+          entries: entries.rows.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at, reasonCode: r.revocation_reason })),
+          crlNumber,
+          coversSeq,
+        });
+        await client.query(
+          'INSERT INTO crls (crl_number, der, this_update, next_update, covers_seq) VALUES ($1, $2, $3, $4, $5)',
+          [crlNumber.toString(), der, validity.thisUpdate, validity.nextUpdate, coversSeq],
+        );
+        return { crlNumber, der, thisUpdate: validity.thisUpdate, nextUpdate: validity.nextUpdate, coversSeq };
+      });
+    },
+
+    async latestCrl(): Promise<StoredCrlRecord | undefined> {
+      const { rows } = await pool.query<{ crl_number: string; der: Buffer; this_update: Date; next_update: Date; covers_seq: string }>(
+        'SELECT crl_number, der, this_update, next_update, covers_seq FROM crls ORDER BY crl_number DESC LIMIT 1',
+      );
+      const row = rows[0];
+      if (!row) return undefined;
+      return {
+        crlNumber: BigInt(row.crl_number),
+        der: row.der,
+        thisUpdate: row.this_update,
+        nextUpdate: row.next_update,
+        coversSeq: Number(row.covers_seq),
+      };
+    },
+  };
+}
+
+export type RevocationStoreImpl = ReturnType<typeof createPgRevocationStore>;
+
+export interface RevocationNotice {
+  serial: string;
+  deviceId: string;
+  seq: number;
+  reasonCode: number;
+  atMs: number;
+}
+
+export interface RevocationListenerHandlers {
+  onRevocation(event: RevocationNotice): void;
+  onCrl(crlNumber: bigint): void;
+  onConnection(connected: boolean, error?: unknown): void;
+}
+
+export interface RevocationListenerOptions {
+  connectionString: string;
+  /** Delay before reconnecting after the LISTEN connection dropped. */
+  reconnectDelayMs?: number;
+  applicationName?: string;
+}
+
+/**
+ * LISTEN on a dedicated connection (a pooled one would lose its LISTEN on release). Postgres delivers NOTIFY only on
+ * commit, in commit order. When the connection drops, events sent meanwhile are lost: the consumer learns it through
+ * onConnection(false) and must resync by seq (revokedSince) once onConnection(true) fires again.
+ */
+export function createPgRevocationListener(options: RevocationListenerOptions) {
+  const reconnectDelayMs = options.reconnectDelayMs ?? 1000;
+  let client: pg.Client | undefined;
+  let handlers: RevocationListenerHandlers | undefined;
+  let stopped = true;
+  let timer: NodeJS.Timeout | undefined;
+
+  function scheduleReconnect(): void {
+    if (stopped || timer) return;
+    timer = setTimeout(() => {
+      timer = undefined;
+      void connect();
+    }, reconnectDelayMs);
+  }
+
+  async function connect(): Promise<void> {
+    if (stopped || !handlers) return;
+    const h = handlers;
+    const c = new pg.Client({
+      connectionString: options.connectionString,
+      connectionTimeoutMillis: 2000,
+      application_name: options.applicationName ?? 'enrolld-revocation-listener',
+      keepAlive: true,
+    });
+    let lost = false;
+    const onLost = (error?: unknown): void => {
+      if (lost) return;
+      lost = true;
+      if (client === c) client = undefined;
+      c.removeAllListeners('notification');
+      void c.end().catch(() => undefined);
+      if (!stopped) {
+        h.onConnection(false, error);
+        scheduleReconnect();
+      }
+    };
+    c.on('error', onLost);
+    c.on('end', () => onLost(new Error('LISTEN connection ended')));
+    c.on('notification', (msg) => {
+      if (!msg.payload) return;
+      if (msg.channel === 'enrolld_revocation') {
+        try {
+          const p = JSON.parse(msg.payload) as { serial: string; deviceId: string; seq: number | string; reasonCode: number; atMs: number | string };
+          h.onRevocation({ serial: p.serial, deviceId: p.deviceId, seq: Number(p.seq), reasonCode: p.reasonCode, atMs: Number(p.atMs) });
+        } catch {
+          // A malformed payload cannot come from our trigger; the seq resync repairs whatever it was.
+        }
+      } else if (msg.channel === 'enrolld_crl') {
+        if (/^\d+$/.test(msg.payload)) h.onCrl(BigInt(msg.payload));
+      }
+    });
+    try {
+      await c.connect();
+      await c.query('LISTEN enrolld_revocation');
+      await c.query('LISTEN enrolld_crl');
+    } catch (error) {
+      onLost(error);
+      return;
+    }
+    if (stopped || lost) {
+      await c.end().catch(() => undefined);
+      return;
+    }
+    client = c;
+    h.onConnection(true);
+  }
+
+  return {
+    async start(h: RevocationListenerHandlers): Promise<void> {
+      handlers = h;
+      stopped = false;
+      await connect();
+    },
+    async stop(): Promise<void> {
+      stopped = true;
+      if (timer) clearTimeout(timer);
+      timer = undefined;
+      const c = client;
+      client = undefined;
+      if (c) {
+        c.removeAllListeners('notification');
+        c.removeAllListeners('end');
+        c.on('error', () => undefined);
+        await c.end().catch(() => undefined);
+      }
+    },
+  };
+}

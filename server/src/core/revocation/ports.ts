@@ -1,0 +1,102 @@
+// Ports the revocation core needs (DESIGN.md §1: declared by the consumer). db/ implements the store and the feed;
+// the CA module implements the signer; mqtt/ consumes the state.
+import type { CrlSpec } from '../ca/types.js';
+
+/** One revoked certificate, as every broker learns it. */
+export interface RevokedCertificate {
+  /** Lowercase hex as stored (may carry a leading "00" for a high-bit serial); compare with normalizeSerial(). */
+  serial: string;
+  deviceId: string;
+  /** Monotonic revocation sequence, handed out in commit order (db/migrations/002_revocation.sql). */
+  seq: number;
+  /** RFC 5280 §5.3.1 CRLReason code. */
+  reasonCode: number;
+  revokedAt: Date;
+}
+
+export interface RevocationCommand {
+  /** RFC 5280 §5.3.1 CRLReason code. */
+  reasonCode: number;
+  /** Who asked: an admin credential name, "cli:<user>", "rotation". Goes to the audit log. */
+  actor: string;
+  requestId?: string | undefined;
+}
+
+export type RevocationOutcome =
+  /** At least one certificate went from valid to revoked in this call. */
+  | { outcome: 'revoked'; deviceId: string; revoked: RevokedCertificate[] }
+  /** Nothing left to revoke: revoking twice is a no-op, not an error (issue 4). */
+  | { outcome: 'already-revoked'; deviceId: string; revoked: [] }
+  | { outcome: 'not-found' };
+
+export interface StoredCrl {
+  crlNumber: bigint;
+  der: Buffer;
+  thisUpdate: Date;
+  nextUpdate: Date;
+  /** Highest revocation seq included. */
+  coversSeq: number;
+}
+
+export interface CrlBuildInput {
+  entries: CrlSpec['entries'];
+  crlNumber: bigint;
+  coversSeq: number;
+}
+
+export interface RevocationSnapshot {
+  /** Revoked certificates that can still matter (not expired). */
+  revoked: RevokedCertificate[];
+  /** Highest revocation seq committed, 0 when there is none. */
+  lastSeq: number;
+}
+
+export interface RevocationStore {
+  /** Revokes every unexpired, unrevoked certificate of the device, with an audit row each, in one transaction. */
+  revokeDevice(deviceId: string, command: RevocationCommand): Promise<RevocationOutcome>;
+  /** Revokes one certificate by serial (any hex case, with or without a leading "00"). */
+  revokeCertificate(serial: string, command: RevocationCommand): Promise<RevocationOutcome>;
+  /** Revocations with seq > `seq`, in seq order: the resync path when a notification was lost. */
+  revokedSince(seq: number, limit?: number): Promise<RevokedCertificate[]>;
+  /** What a broker loads at start before it admits anyone. */
+  snapshot(): Promise<RevocationSnapshot>;
+  lastSeq(): Promise<number>;
+  /**
+   * Signs and stores a new CRL under a lock, so CRL numbers rise in the same order as the entries they cover.
+   * `build` gets the entries and the number and returns the signed DER.
+   */
+  regenerateCrl(build: (input: CrlBuildInput) => Buffer | Promise<Buffer>, validity: { thisUpdate: Date; nextUpdate: Date }): Promise<StoredCrl>;
+  latestCrl(): Promise<StoredCrl | undefined>;
+}
+
+/** A revocation as it arrives on the fan-out channel (Postgres NOTIFY); `atMs` is the commit-time stamp. */
+export interface RevocationEvent {
+  serial: string;
+  deviceId: string;
+  seq: number;
+  reasonCode: number;
+  atMs: number;
+}
+
+export interface RevocationFeedHandlers {
+  onRevocation(event: RevocationEvent): void;
+  /** A new CRL was stored. */
+  onCrl(crlNumber: bigint): void;
+  /** The channel came up (true) or was lost (false); after a loss, events may have been missed until the next resync. */
+  onConnection(connected: boolean, error?: unknown): void;
+}
+
+export interface RevocationFeed {
+  start(handlers: RevocationFeedHandlers): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** The part of IssuingCa the revocation use case needs (types.ts); a Promise is accepted for signers that are async. */
+export interface CrlSigner {
+  signCrl(spec: CrlSpec): Buffer | Promise<Buffer>;
+}
+
+/** Told after a revocation committed and the CRL was rebuilt; in-process brokers act on it without waiting for NOTIFY. */
+export interface RevocationPublisher {
+  revoked(revoked: RevokedCertificate[], crl: StoredCrl | undefined): void;
+}

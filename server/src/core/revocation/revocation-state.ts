@@ -1,0 +1,94 @@
+// What a broker process knows about revocation (DESIGN.md §3). It is "unknown" until the first full load from the
+// store succeeds and again when the last successful sync is older than `maxStalenessMs`: while unknown, the broker
+// refuses device CONNECTs (fail closed, RELIABILITY.md I9; Mosquitto CVE-2017-7652 fell back to allow-all instead).
+import type { Clock } from '../clock.js';
+import type { RevocationSnapshot, RevokedCertificate } from './ports.js';
+import { normalizeSerial } from './serial.js';
+
+export type RevocationStatus = { known: true } | { known: false; reason: string };
+
+export interface RevocationStateOptions {
+  clock: Clock;
+  /** After this long without a successful load or resync the state is unknown again. */
+  maxStalenessMs: number;
+}
+
+export interface RevocationState {
+  status(): RevocationStatus;
+  isRevoked(serial: string): boolean;
+  lastSeq(): number;
+  /** Replaces everything with a full snapshot; returns the serials not known before (normalized). */
+  load(snapshot: RevocationSnapshot): string[];
+  /** Adds revocations (from NOTIFY or a resync); returns the serials that are new (normalized). */
+  apply(revoked: Array<Pick<RevokedCertificate, 'serial' | 'seq'>>, options?: { advanceSeq?: boolean }): string[];
+  /** Records a successful resync that found nothing new. */
+  markSynced(lastSeq?: number): void;
+  /** Forgets that we were in sync (e.g. "initial load failed: …"). */
+  markUnknown(reason: string): void;
+  size(): number;
+}
+
+export function createRevocationState(options: RevocationStateOptions): RevocationState {
+  const revoked = new Set<string>();
+  let seq = 0;
+  let loaded = false;
+  let lastSyncAt = -Infinity;
+  let unknownReason = 'revocation state not loaded yet';
+
+  function add(serial: string, fresh: string[]): void {
+    const s = normalizeSerial(serial);
+    if (!revoked.has(s)) {
+      revoked.add(s);
+      fresh.push(s);
+    }
+  }
+
+  return {
+    status(): RevocationStatus {
+      if (!loaded) return { known: false, reason: unknownReason };
+      const age = options.clock.now().getTime() - lastSyncAt;
+      if (age > options.maxStalenessMs) {
+        return { known: false, reason: `revocation state is ${Math.round(age / 1000)} s old (limit ${Math.round(options.maxStalenessMs / 1000)} s): ${unknownReason}` };
+      }
+      return { known: true };
+    },
+    isRevoked(serial) {
+      return revoked.has(normalizeSerial(serial));
+    },
+    lastSeq() {
+      return seq;
+    },
+    load(snapshot) {
+      const fresh: string[] = [];
+      // A full load never forgets a serial we already saw revoked: revocation is permanent (RFC 5280 §3.3 certificateHold
+      // is not offered), and dropping one would re-admit a cert until the next load.
+      for (const r of snapshot.revoked) add(r.serial, fresh);
+      seq = Math.max(seq, snapshot.lastSeq);
+      loaded = true;
+      lastSyncAt = options.clock.now().getTime();
+      return fresh;
+    },
+    apply(items, applyOptions = {}) {
+      const fresh: string[] = [];
+      for (const r of items) {
+        add(r.serial, fresh);
+        // NOTIFY can arrive out of order with a resync; only a contiguous resync advances the seq (advanceSeq),
+        // so an event for seq 9 never makes us skip a lost seq 8.
+        if (applyOptions.advanceSeq && r.seq > seq) seq = r.seq;
+      }
+      return fresh;
+    },
+    markSynced(lastSeq) {
+      if (lastSeq !== undefined && lastSeq > seq) seq = lastSeq;
+      if (loaded) lastSyncAt = options.clock.now().getTime();
+    },
+    markUnknown(reason) {
+      unknownReason = reason;
+      if (!loaded) return;
+      // Keep the serials (they stay revoked) but let staleness decide; the reason is shown when it does.
+    },
+    size() {
+      return revoked.size;
+    },
+  };
+}

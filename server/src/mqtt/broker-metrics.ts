@@ -1,0 +1,48 @@
+// Broker metrics (issue 4 §4) on the registry the composition root owns.
+import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+
+export type RefusalReason =
+  | 'revocation-state-unknown'
+  | 'no-identity'
+  | 'client-id-mismatch'
+  | 'username-mismatch'
+  | 'outside-validity'
+  | 'revoked'
+  | 'tls-handshake';
+
+export interface BrokerMetrics {
+  refused(reason: RefusalReason): void;
+  /** Seconds from the revocation commit to the socket being closed. */
+  enforced(seconds: number): void;
+}
+
+export function createBrokerMetrics(registry: Registry, connectedDevices: () => number): BrokerMetrics {
+  new Gauge({
+    name: 'enrolld_broker_connected_devices',
+    help: 'Devices with an authenticated MQTT session on this broker process',
+    registers: [registry],
+    collect() {
+      this.set(connectedDevices());
+    },
+  });
+  const refusals = new Counter({
+    name: 'enrolld_broker_connect_refusals_total',
+    help: 'Device connections refused, by reason (TLS handshake failures and CONNACK refusals)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const enforcement = new Histogram({
+    name: 'enrolld_revocation_enforcement_seconds',
+    help: 'Time from the revocation commit to the revoked session socket being closed on this broker',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+    registers: [registry],
+  });
+  return {
+    refused(reason) {
+      refusals.inc({ reason });
+    },
+    enforced(seconds) {
+      enforcement.observe(Math.max(0, seconds));
+    },
+  };
+}

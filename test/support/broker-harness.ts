@@ -1,0 +1,208 @@
+// Helpers for the broker tests: a broker on port 0 over a real Postgres, device rows, real MQTT.js clients and a
+// raw MQTT-over-TLS probe that tells a TLS refusal from a CONNACK refusal.
+import { randomBytes } from 'node:crypto';
+import tls from 'node:tls';
+import type pg from 'pg';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { createPgRevocationListener, createPgRevocationStore } from '@enrolld/db';
+import { systemClock } from '../../server/src/core/clock.js';
+import { createRevocationService } from '../../server/src/core/revocation/revocation-service.js';
+import { createBroker, defaultBrokerConfig, type BrokerConfig } from '../../server/src/mqtt/broker.js';
+import type { DeviceCert, TestPki } from './test-pki.js';
+
+export interface TestBroker {
+  broker: ReturnType<typeof createBroker>;
+  port: number;
+  registry: Registry;
+  stop(): Promise<void>;
+}
+
+export async function startTestBroker(
+  databaseUrl: string,
+  pool: pg.Pool,
+  pki: TestPki,
+  overrides: Partial<BrokerConfig> & { persistence?: unknown } = {},
+): Promise<TestBroker> {
+  const { persistence, ...config } = overrides;
+  const registry = new Registry();
+  const broker = createBroker({
+    config: { ...defaultBrokerConfig, host: '127.0.0.1', port: 0, resyncIntervalMs: 1000, maxStalenessMs: 10_000, ...config },
+    tls: {
+      key: pki.server.keyPem,
+      cert: pki.server.chainPem,
+      ca: pki.caChainPem,
+      issuingCertificate: pki.issuing.certPem,
+      extraCrls: [pki.rootArlPem],
+    },
+    store: createPgRevocationStore(pool),
+    feed: createPgRevocationListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }),
+    clock: systemClock,
+    logger: pino({ level: process.env.BROKER_TEST_LOG ?? 'silent' }),
+    registry,
+    ...(persistence ? { persistence } : {}),
+  });
+  const { port } = await broker.start();
+  return { broker, port, registry, stop: () => broker.stop() };
+}
+
+export function revocationServiceFor(pool: pg.Pool, pki: TestPki, publisher?: { revoked: ReturnType<typeof createBroker>['revoked'] }) {
+  return createRevocationService({
+    store: createPgRevocationStore(pool),
+    signer: pki.issuing,
+    clock: systemClock,
+    crlValidityMs: 7 * 24 * 3600_000,
+    publisher,
+  });
+}
+
+/** Records a device and its certificate the way enrollment would have (schema v1). */
+export async function insertDevice(pool: pg.Pool, device: DeviceCert): Promise<void> {
+  await pool.query('INSERT INTO devices (id) VALUES ($1) ON CONFLICT DO NOTHING', [device.deviceId]);
+  await pool.query(
+    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at)
+     VALUES ($1, $2, $3, $3, $4, $4, $5, $6, now())`,
+    [device.serial, device.deviceId, randomBytes(32), device.der, device.notBefore, device.notAfter],
+  );
+}
+
+export interface ConnectOptions {
+  clientId?: string;
+  username?: string;
+  clean?: boolean;
+  will?: IClientOptions['will'];
+  /** Send only the leaf (default: leaf + issuing CA, as a real device does). */
+  leafOnly?: boolean;
+  session?: Buffer;
+}
+
+export type ConnectOutcome =
+  | { ok: true; client: MqttClient }
+  | { ok: false; code?: number | undefined; error: string };
+
+/** Connects with MQTT.js (3.1.1). Resolves with the client on CONNACK 0, or with the refusal. */
+export function connectDevice(port: number, pki: TestPki, device: DeviceCert, options: ConnectOptions = {}): Promise<ConnectOutcome> {
+  return new Promise((resolve) => {
+    const client = mqtt.connect({
+      protocol: 'mqtts',
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: pki.caChainPem,
+      key: device.keyPem,
+      cert: options.leafOnly ? device.certPem : device.chainPem,
+      clientId: options.clientId ?? device.deviceId,
+      ...(options.username !== undefined ? { username: options.username } : {}),
+      protocolVersion: 4,
+      clean: options.clean ?? true,
+      keepalive: 60,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...(options.will ? { will: options.will } : {}),
+    });
+    let settled = false;
+    client.once('connect', () => {
+      settled = true;
+      resolve({ ok: true, client });
+    });
+    client.once('error', (error: Error & { code?: number | string }) => {
+      if (settled) return;
+      settled = true;
+      client.end(true);
+      resolve({ ok: false, code: typeof error.code === 'number' ? error.code : undefined, error: String(error.code ?? error.message) });
+    });
+    client.once('close', () => {
+      if (settled) return;
+      settled = true;
+      client.end(true);
+      resolve({ ok: false, error: 'closed before CONNACK' });
+    });
+  });
+}
+
+export function endClient(client: MqttClient): Promise<void> {
+  return new Promise((resolve) => client.end(true, {}, () => resolve()));
+}
+
+/** Minimal MQTT 3.1.1 CONNECT (clean session, keepalive 60 s). */
+export function connectPacket(clientId: string): Buffer {
+  const id = Buffer.from(clientId);
+  const vh = Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x3c]);
+  const rem = vh.length + 2 + id.length;
+  return Buffer.concat([Buffer.from([0x10, rem]), vh, Buffer.from([id.length >> 8, id.length & 255]), id]);
+}
+
+export type ProbeOutcome =
+  | { kind: 'connack'; code: number; resumed: boolean; session?: Buffer | undefined }
+  | { kind: 'tls-refused'; error: string };
+
+/**
+ * One raw MQTT-over-TLS attempt. In TLS 1.3 the client finishes its handshake before the server has checked the
+ * client certificate, so a refusal shows up as an alert or a close after CONNECT was sent.
+ */
+export function probe(
+  port: number,
+  creds: { key: string; cert: string; ca: string },
+  clientId: string,
+  options: { session?: Buffer | undefined; timeoutMs?: number } = {},
+): Promise<ProbeOutcome> {
+  return new Promise((resolve) => {
+    let session: Buffer | undefined;
+    let done = false;
+    const socket = tls.connect({
+      host: '127.0.0.1',
+      port,
+      servername: 'localhost',
+      ca: creds.ca,
+      key: creds.key,
+      cert: creds.cert,
+      ...(options.session ? { session: options.session } : {}),
+    });
+    const finish = (outcome: ProbeOutcome): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(outcome);
+    };
+    const timer = setTimeout(() => finish({ kind: 'tls-refused', error: 'timeout' }), options.timeoutMs ?? 5000);
+    socket.on('session', (s: Buffer) => {
+      session = s;
+    });
+    socket.once('secureConnect', () => socket.write(connectPacket(clientId)));
+    socket.on('data', (data: Buffer) => {
+      if (data[0] === 0x20 && data.length >= 4) {
+        const resumed = socket.isSessionReused();
+        // Give the TLS 1.3 ticket a moment to arrive after the CONNACK.
+        setTimeout(() => finish({ kind: 'connack', code: data[3]!, resumed, session }), 30);
+      }
+    });
+    socket.once('error', (error: Error & { code?: string }) => finish({ kind: 'tls-refused', error: error.code ?? error.message }));
+    socket.once('close', () => finish({ kind: 'tls-refused', error: 'closed' }));
+  });
+}
+
+export function deviceCreds(pki: TestPki, device: DeviceCert): { key: string; cert: string; ca: string } {
+  return { key: device.keyPem, cert: device.chainPem, ca: pki.caChainPem };
+}
+
+/** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
+export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await predicate()) return;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/** One JSON line per test result (RELIABILITY.md §2: `{id, pass, figures}`). */
+export function report(id: string, pass: boolean, figures: Record<string, unknown>): void {
+  process.stdout.write(`${JSON.stringify({ id, pass, figures })}\n`);
+}
