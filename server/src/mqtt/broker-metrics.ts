@@ -8,6 +8,7 @@ export type RefusalReason =
   | 'username-mismatch'
   | 'outside-validity'
   | 'revoked'
+  | 'will-denied'
   | 'tls-handshake';
 
 export interface BrokerMetrics {

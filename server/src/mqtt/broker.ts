@@ -223,6 +223,12 @@ export function createBroker(deps: BrokerDeps) {
     if (state.isRevoked(identity.serial)) {
       return refuse(client, done, CONNACK.notAuthorized, 'revoked', fields, 'refusing CONNECT: certificate revoked');
     }
+    // The will goes through the same ACL (DESIGN.md §2; GHSA-4cmx-hrq9-c23p). Refusing it here tells the device at
+    // once, instead of silently dropping the will when the session dies.
+    const will = (client as unknown as ClientInternals)._will;
+    if (will && !canPublish(identity.deviceId, will.topic)) {
+      return refuse(client, done, CONNACK.notAuthorized, 'will-denied', { ...fields, topic: will.topic }, 'refusing CONNECT: will topic outside the device prefix');
+    }
     track(client, { identity, revoked: false });
     done(null, true);
   };

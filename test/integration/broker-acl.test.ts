@@ -1,0 +1,235 @@
+// BRK-06 … BRK-09: identity binding, topic ACL, pipelined packets, wills (RELIABILITY.md §2.4). Real MQTT.js clients.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import tls from 'node:tls';
+import type { MqttClient } from 'mqtt';
+import { createTestDatabase, type TestDatabase } from '../support/pg.js';
+import { createTestPki, deviceIdFor, type DeviceCert, type TestPki } from '../support/test-pki.js';
+import {
+  connectDevice,
+  connectPacket,
+  endClient,
+  insertDevice,
+  report,
+  revocationServiceFor,
+  startTestBroker,
+  waitFor,
+  type TestBroker,
+} from '../support/broker-harness.js';
+
+function publishPacket(topic: string, payload: string): Buffer {
+  const t = Buffer.from(topic);
+  const p = Buffer.from(payload);
+  const rem = 2 + t.length + p.length;
+  return Buffer.concat([Buffer.from([0x30, rem]), Buffer.from([t.length >> 8, t.length & 255]), t, p]);
+}
+
+function subscribePacket(id: number, filter: string): Buffer {
+  const f = Buffer.from(filter);
+  const rem = 2 + 2 + f.length + 1;
+  return Buffer.concat([Buffer.from([0x82, rem, id >> 8, id & 255, f.length >> 8, f.length & 255]), f, Buffer.from([0])]);
+}
+
+describe('broker identity binding and ACL', () => {
+  let db: TestDatabase;
+  let pki: TestPki;
+  let broker: TestBroker;
+  const clients: MqttClient[] = [];
+
+  async function online(device: DeviceCert, options: Parameters<typeof connectDevice>[3] = {}): Promise<MqttClient> {
+    const outcome = await connectDevice(broker.port, pki, device, options);
+    if (!outcome.ok) throw new Error(`expected ${device.deviceId} to connect: ${outcome.error}`);
+    clients.push(outcome.client);
+    return outcome.client;
+  }
+
+  async function newDevice(prefix: string): Promise<DeviceCert> {
+    const device = await pki.device(deviceIdFor(prefix));
+    await insertDevice(db.pool, device);
+    return device;
+  }
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    pki = await createTestPki();
+    await revocationServiceFor(db.pool, pki).ensureCrlCurrent();
+    broker = await startTestBroker(db.url, db.pool, pki);
+  });
+  afterAll(async () => {
+    await Promise.all(clients.map((c) => endClient(c)));
+    await broker?.stop();
+    await db?.drop();
+  });
+
+  it('BRK-06 identity binding: clientId and username must be the cert identity; a failed takeover never disconnects the real device', async () => {
+    const a = await newDevice('a');
+    const b = await newDevice('b');
+    const bClient = await online(b);
+    let bClosed = 0;
+    bClient.on('close', () => bClosed++);
+    const outcomes = {
+      otherClientId: await connectDevice(broker.port, pki, a, { clientId: b.deviceId }),
+      emptyClientId: await connectDevice(broker.port, pki, a, { clientId: '' }),
+      usernameOfOther: await connectDevice(broker.port, pki, a, { username: b.deviceId }),
+    };
+    expect(outcomes.otherClientId).toMatchObject({ ok: false, code: 2 });
+    expect(outcomes.emptyClientId).toMatchObject({ ok: false, code: 2 });
+    expect(outcomes.usernameOfOther).toMatchObject({ ok: false, code: 4 });
+    // Matching username is fine (ignored or must match).
+    const aOk = await connectDevice(broker.port, pki, a, { username: a.deviceId });
+    expect(aOk.ok).toBe(true);
+    if (aOk.ok) clients.push(aOk.client);
+    // B is still there and still works end to end.
+    await new Promise((r) => setTimeout(r, 100));
+    const echoed = new Promise<string>((resolve) => bClient.once('message', (_t, payload) => resolve(payload.toString())));
+    await bClient.subscribeAsync(`devices/${b.deviceId}/echo`);
+    await bClient.publishAsync(`devices/${b.deviceId}/echo`, 'still-here', { qos: 1 });
+    expect(await echoed).toBe('still-here');
+    expect(bClosed).toBe(0);
+    expect(bClient.connected).toBe(true);
+    report('BRK-06', true, { wrongfulDisconnectsOfB: bClosed, outcomes: Object.fromEntries(Object.entries(outcomes).map(([k, v]) => [k, v.ok ? 'connected' : `refused ${v.code ?? v.error}`])) });
+  });
+
+  it('BRK-07 cross-device ACL: denied subscriptions get 0x80 and no message, retained included; foreign and $SYS publishes are dropped', async () => {
+    const a = await newDevice('a');
+    const b = await newDevice('b');
+    const bClient = await online(b);
+    await bClient.publishAsync(`devices/${b.deviceId}/state`, 'retained-secret', { qos: 1, retain: true });
+    const aClient = await online(a);
+    let leaked = 0;
+    aClient.on('message', (topic) => {
+      if (!topic.startsWith(`devices/${a.deviceId}/`)) leaked++;
+    });
+    const filters = [`devices/${b.deviceId}/#`, `devices/${b.deviceId}/state`, '#', '+/+/state', `devices/+/state`, '$SYS/#', `$share/g/devices/${b.deviceId}/#`, `devices/${a.deviceId}`];
+    const deniedCodes: number[] = [];
+    for (const topic of filters) {
+      // MQTT.js rejects a SUBACK of 0x80; the packet is on the error.
+      const granted = await aClient.subscribeAsync(topic, { qos: 1 }).then(
+        (g) => g.map((x) => x.qos),
+        (error: { packet?: { granted?: Array<number | { reasonCode?: number }> } }) => (error.packet?.granted ?? []).map((g) => (typeof g === 'number' ? g : g.reasonCode ?? -1)),
+      );
+      deniedCodes.push(...granted);
+    }
+    expect(deniedCodes).toEqual(filters.map(() => 128));
+    // Own prefix with wildcards is allowed.
+    const own = await aClient.subscribeAsync(`devices/${a.deviceId}/#`);
+    expect(own[0]?.qos).toBe(0);
+    // 10k messages from B on its own topics; none may reach A.
+    for (let i = 0; i < 10_000; i++) bClient.publish(`devices/${b.deviceId}/telemetry`, `m${i}`, { qos: 0 });
+    await bClient.publishAsync(`devices/${b.deviceId}/telemetry`, 'last', { qos: 1 });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(leaked).toBe(0);
+
+    // A publishes into B's namespace: the broker drops it and closes A (MQTT 3.1.1 has no negative PUBACK).
+    let bReceived = 0;
+    bClient.on('message', (topic, payload) => {
+      if (payload.toString() === 'forged') bReceived++;
+    });
+    await bClient.subscribeAsync(`devices/${b.deviceId}/commands`);
+    const aClosed = new Promise<void>((resolve) => aClient.once('close', () => resolve()));
+    aClient.publish(`devices/${b.deviceId}/commands`, 'forged', { qos: 1 });
+    await aClosed;
+    // $SYS is never writable (Aedes #597): a fake new/clients announcement must not kick B.
+    const a2 = await online(a);
+    const a2Closed = new Promise<void>((resolve) => a2.once('close', () => resolve()));
+    a2.publish(`$SYS/${broker.broker.aedes()?.id ?? 'x'}/new/clients`, b.deviceId);
+    await a2Closed;
+    await new Promise((r) => setTimeout(r, 100));
+    expect(bReceived).toBe(0);
+    expect(bClient.connected).toBe(true);
+    report('BRK-07', leaked === 0 && bReceived === 0, { leakedMessages: leaked, messagesSentByB: 10_001, forgedDelivered: bReceived, subackCodes: deniedCodes });
+  });
+
+  it('BRK-08 pipelined CONNECT+PUBLISH+SUBSCRIBE with a 500 ms authenticate: nothing runs before auth, nothing after a refusal', async () => {
+    const a = await newDevice('a');
+    const b = await newDevice('b');
+    const bClient = await online(b);
+    const seen: string[] = [];
+    bClient.on('message', (_t, payload) => seen.push(payload.toString()));
+    await bClient.subscribeAsync(`devices/${b.deviceId}/#`);
+    const aedes = broker.broker.aedes()!;
+    const original = aedes.authenticate;
+    const events: string[] = [];
+    aedes.authenticate = (client, username, password, done) => {
+      events.push('auth-start');
+      setTimeout(() => original.call(aedes, client, username, password, (error, ok) => {
+        events.push(ok ? 'auth-ok' : 'auth-refused');
+        done(error, ok);
+      }), 500);
+    };
+    const onPublish = (_packet: unknown, client: { id: string } | null) => {
+      if (client) events.push(`publish:${client.id}`);
+    };
+    aedes.on('publish', onPublish);
+    try {
+      // 1. Refused CONNECT (clientId of B) with a PUBLISH into B's namespace and a SUBSCRIBE in the same write.
+      const refused = await rawPipelined(a, b.deviceId, `devices/${b.deviceId}/telemetry`, 'pipelined-forgery');
+      // 2. Accepted CONNECT with a PUBLISH on its own topic: processed only after auth-ok.
+      const accepted = await rawPipelined(a, a.deviceId, `devices/${a.deviceId}/telemetry`, 'pipelined-ok');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(refused.connack).toBe(2);
+      expect(accepted.connack).toBe(0);
+      expect(seen).not.toContain('pipelined-forgery');
+      const firstPublish = events.indexOf(`publish:${a.deviceId}`);
+      expect(firstPublish).toBeGreaterThan(events.lastIndexOf('auth-ok'));
+      expect(events.filter((e) => e === `publish:${b.deviceId}`)).toHaveLength(0);
+      report('BRK-08', true, { earlyProcessedPackets: 0, events });
+    } finally {
+      aedes.authenticate = original;
+      aedes.off('publish', onPublish);
+    }
+  });
+
+  function rawPipelined(device: DeviceCert, clientId: string, topic: string, payload: string): Promise<{ connack: number | undefined }> {
+    return new Promise((resolve) => {
+      let connack: number | undefined;
+      const socket = tls.connect({ host: '127.0.0.1', port: broker.port, servername: 'localhost', ca: pki.caChainPem, key: device.keyPem, cert: device.chainPem });
+      socket.once('secureConnect', () => {
+        socket.write(Buffer.concat([connectPacket(clientId), publishPacket(topic, payload), subscribePacket(1, `devices/${clientId}/#`)]));
+      });
+      socket.on('data', (data: Buffer) => {
+        if (data[0] === 0x20 && connack === undefined) {
+          connack = data[3];
+          setTimeout(() => socket.end(), 300);
+        }
+      });
+      socket.on('error', () => undefined);
+      socket.once('close', () => resolve({ connack }));
+    });
+  }
+
+  it('BRK-09 wills: a cross-device will is refused at CONNECT; an own-prefix will is published once; a revoked device leaves no will', async () => {
+    const a = await newDevice('a');
+    const b = await newDevice('b');
+    const bClient = await online(b);
+    const got: string[] = [];
+    bClient.on('message', (topic, payload) => got.push(`${topic}=${payload.toString()}`));
+    await bClient.subscribeAsync(`devices/${b.deviceId}/#`);
+    const crossWill = await connectDevice(broker.port, pki, a, { will: { topic: `devices/${b.deviceId}/status`, payload: Buffer.from('cross'), qos: 1, retain: false } });
+    expect(crossWill).toMatchObject({ ok: false, code: 5 });
+
+    // Own-prefix will: B watches A's status through… nothing (B may not subscribe there), so watch it broker-side.
+    const aedes = broker.broker.aedes()!;
+    const published: string[] = [];
+    const onPublish = (packet: { topic: string; payload: Buffer }) => {
+      if (packet.topic.startsWith('devices/')) published.push(`${packet.topic}=${packet.payload.toString()}`);
+    };
+    aedes.on('publish', onPublish);
+    try {
+      const ownWill = await online(a, { will: { topic: `devices/${a.deviceId}/status`, payload: Buffer.from('gone'), qos: 0, retain: false } });
+      ownWill.stream.destroy(); // ungraceful: the will fires
+      await waitFor(() => published.includes(`devices/${a.deviceId}/status=gone`), 3000, 'own will');
+
+      // Revoked: the session is cut, and its will must not be published.
+      const c = await newDevice('c');
+      const cClient = await online(c, { will: { topic: `devices/${c.deviceId}/status`, payload: Buffer.from('revoked-will'), qos: 0, retain: false } });
+      await revocationServiceFor(db.pool, pki).revokeDevice(c.deviceId, { reason: 'keyCompromise', actor: 'test' });
+      await waitFor(() => !cClient.connected, 3000, 'revoked session cut');
+      await new Promise((r) => setTimeout(r, 200));
+      expect(published.filter((p) => p.includes('revoked-will'))).toHaveLength(0);
+      expect(got).toHaveLength(0);
+      report('BRK-09', true, { unauthorizedWillsPublished: 0, crossWillConnack: 5 });
+    } finally {
+      aedes.off('publish', onPublish);
+    }
+  });
+});
