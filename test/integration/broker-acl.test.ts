@@ -210,7 +210,7 @@ describe('broker identity binding and ACL', () => {
     // Own-prefix will: B watches A's status through… nothing (B may not subscribe there), so watch it broker-side.
     const aedes = broker.broker.aedes()!;
     const published: string[] = [];
-    const onPublish = (packet: { topic: string; payload: Buffer }) => {
+    const onPublish = (packet: { topic: string; payload: string | Buffer }) => {
       if (packet.topic.startsWith('devices/')) published.push(`${packet.topic}=${packet.payload.toString()}`);
     };
     aedes.on('publish', onPublish);
