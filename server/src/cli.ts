@@ -1,0 +1,67 @@
+#!/usr/bin/env node
+import { ConfigError, loadConfig } from './config.js';
+import { ApiError } from './cli/api-client.js';
+import { createCliContext } from './cli/context.js';
+import { DEVICES_USAGE, devicesCommand } from './cli/devices-command.js';
+import { note } from './cli/output.js';
+import { TOKEN_USAGE, tokenCommand } from './cli/token-command.js';
+import { UsageError } from './cli/usage-error.js';
+import { upCommand } from './cli/up-command.js';
+import { caInitCommand } from './cli/ca-command.js';
+
+const USAGE = `usage:
+enrolld up                                  API (and broker) with everything they need; embedded Postgres when DATABASE_URL is unset
+enrolld ca init                             create the root and issuing CA and the server certificate under ENROLLD_HOME
+${TOKEN_USAGE}
+${DEVICES_USAGE}
+
+Environment: ENROLLD_HOME (./.enrolld), HTTPS_PORT (8443), MQTTS_PORT (8883), DATABASE_URL, REDIS_URL, SERVER_NAMES,
+CERT_LIFETIME (30d), TOKEN_TTL (24h), LOG_LEVEL (info); ENROLLD_URL for CLI commands (https://localhost:HTTPS_PORT).`;
+
+type Command = (argv: string[]) => Promise<void>;
+
+const commands: Record<string, Command> = {
+  up: () => upCommand(loadConfig()),
+  ca: async ([sub]) => {
+    if (sub !== 'init') throw new UsageError(`unknown ca command "${sub ?? ''}"`, 'enrolld ca init');
+    await caInitCommand(loadConfig());
+  },
+  token: (argv) => tokenCommand(argv, createCliContext()),
+  devices: (argv) => devicesCommand(argv, createCliContext()),
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    process.stdout.write(USAGE + '\n');
+    return name ? 0 : 2;
+  }
+  const command = commands[name];
+  if (!command) {
+    note(`enrolld: unknown command "${name}"\n\n${USAGE}`);
+    return 2;
+  }
+  try {
+    await command(rest);
+    return 0;
+  } catch (error) {
+    if (error instanceof UsageError) {
+      note(`enrolld: ${error.message}\n\n${error.usage}`);
+      return 2;
+    }
+    if (error instanceof ConfigError || error instanceof ApiError) {
+      note(`enrolld: ${error.message}`);
+      return 1;
+    }
+    const e = error as NodeJS.ErrnoException;
+    // parseArgs reports unknown or malformed flags with these codes.
+    if (e.code?.startsWith('ERR_PARSE_ARGS')) {
+      note(`enrolld: ${e.message}`);
+      return 2;
+    }
+    note(`enrolld: ${e.message ?? String(error)}`);
+    return 1;
+  }
+}
+
+process.exitCode = await main(process.argv.slice(2));

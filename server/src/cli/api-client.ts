@@ -1,0 +1,84 @@
+import { readFile } from 'node:fs/promises';
+import https from 'node:https';
+import type { Problem } from '@enrolld/protocol';
+
+export interface ApiClientOptions {
+  baseUrl: string;
+  caPem: string;
+  adminToken?: string | undefined;
+}
+
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly problem: Partial<Problem> | undefined,
+    body: string,
+  ) {
+    super(problem?.detail ? `${problem.title ?? 'error'} (${status}): ${problem.detail}` : `HTTP ${status}: ${body.slice(0, 200)}`);
+    this.name = 'ApiError';
+  }
+}
+
+export interface ApiResponse {
+  status: number;
+  headers: Record<string, string | string[] | undefined>;
+  body: Buffer;
+}
+
+/** A small HTTPS client for the admin API that trusts only our root CA. */
+export function createApiClient(options: ApiClientOptions) {
+  const agent = new https.Agent({ ca: options.caPem, keepAlive: true });
+  async function request(method: string, path: string, body?: unknown, accept = 'application/json'): Promise<ApiResponse> {
+    const url = new URL(path, options.baseUrl);
+    const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
+    return new Promise((resolve, reject) => {
+      const req = https.request(
+        url,
+        {
+          method,
+          agent,
+          headers: {
+            accept,
+            ...(payload ? { 'content-type': 'application/json', 'content-length': payload.length } : {}),
+            ...(options.adminToken ? { authorization: `Bearer ${options.adminToken}` } : {}),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on('data', (c: Buffer) => chunks.push(c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+          res.on('error', reject);
+        },
+      );
+      req.on('error', (error: NodeJS.ErrnoException) => {
+        reject(error.code === 'ECONNREFUSED' ? new Error(`cannot reach enrolld at ${options.baseUrl} (is \`enrolld up\` running?)`) : error);
+      });
+      req.end(payload);
+    });
+  }
+  async function call<T>(method: string, path: string, body?: unknown, accept?: string): Promise<T> {
+    const res = await request(method, path, body, accept);
+    const text = res.body.toString('utf8');
+    if (res.status >= 400) {
+      let problem: Partial<Problem> | undefined;
+      try {
+        problem = JSON.parse(text) as Partial<Problem>;
+      } catch {
+        problem = undefined;
+      }
+      throw new ApiError(res.status, problem, text);
+    }
+    return (accept && accept !== 'application/json' ? text : JSON.parse(text)) as T;
+  }
+  return { request, call, close: () => agent.destroy() };
+}
+
+export type ApiClient = ReturnType<typeof createApiClient>;
+
+export async function readAdminToken(file: string): Promise<string> {
+  try {
+    return (await readFile(file, 'utf8')).trim();
+  } catch {
+    throw new Error(`cannot read the admin token at ${file} (run \`enrolld up\` once, or set ENROLLD_HOME)`);
+  }
+}

@@ -1,0 +1,140 @@
+import type { EnrollResponse } from '@enrolld/protocol';
+import { assertCsrNamesDevice, deviceValidity, newSerial, parseCsr, serialHex } from './ca/index.js';
+import type { DeviceCertificateSpec, IssuingCa, ParsedCsr } from './ca/types.js';
+import type { Clock } from './clock.js';
+import { EnrollError } from './errors.js';
+import type { CertificateIntent, EnrollmentStore, IssuedCertificate } from './ports.js';
+import { hashSecret } from './secrets.js';
+
+export interface EnrollmentPolicy {
+  certificateLifetimeSeconds: number;
+  backdateSeconds: number;
+  /** How long a spent token still answers a retry with the same CSR (TOK-07). */
+  retryWindowSeconds: number;
+  /** A pending intent younger than this belongs to a request still signing. */
+  inFlightSeconds: number;
+}
+
+export interface EnrollmentDeps {
+  store: EnrollmentStore;
+  ca: IssuingCa;
+  clock: Clock;
+  policy: EnrollmentPolicy;
+  /** Observes outcomes for metrics; never sees the token. */
+  onOutcome?: (outcome: EnrollOutcome, seconds: number) => void;
+}
+
+export type EnrollOutcome = 'issued' | 'replayed' | 'rejected' | 'failed';
+
+export interface EnrollResult {
+  response: EnrollResponse;
+  replayed: boolean;
+}
+
+export interface EnrollContext {
+  requestId?: string | undefined;
+}
+
+const PEM_LINE = /.{1,64}/g;
+
+export function toPem(label: string, der: Buffer): string {
+  return `-----BEGIN ${label}-----\n${der.toString('base64').match(PEM_LINE)!.join('\n')}\n-----END ${label}-----\n`;
+}
+
+/**
+ * The RA's enrollment use case: token → identity, CSR → policy, intent → signature → record → answer.
+ * The order follows Boulder's issuance cycle: nothing is signed before its row is committed (I1).
+ */
+export function createEnrollment(deps: EnrollmentDeps) {
+  const { store, ca, clock, policy } = deps;
+
+  function specFor(intent: CertificateIntent, csr: ParsedCsr): DeviceCertificateSpec {
+    return {
+      deviceId: intent.deviceId,
+      serial: Buffer.from(intent.serial, 'hex'),
+      spkiDer: csr.spkiDer,
+      notBefore: intent.notBefore,
+      notAfter: intent.notAfter,
+    };
+  }
+
+  function respond(cert: IssuedCertificate): EnrollResponse {
+    return {
+      deviceId: cert.deviceId,
+      serial: cert.serial,
+      certificate: toPem('CERTIFICATE', cert.der),
+      chain: ca.chainPem,
+      notAfter: cert.notAfter.toISOString(),
+    };
+  }
+
+  async function signAndStore(intent: CertificateIntent, csr: ParsedCsr, context: EnrollContext): Promise<IssuedCertificate> {
+    const spec = specFor(intent, csr);
+    const der = ca.signCertificate(intent.tbsDer);
+    ca.checkIssued(der, spec); // a deviation aborts before anything is returned; the intent row stays revocable
+    return store.complete(intent.serial, der, context.requestId);
+  }
+
+  return {
+    async enroll(input: { token: string; csr: string | Buffer }, context: EnrollContext = {}): Promise<EnrollResult> {
+      const started = performance.now();
+      const finish = (outcome: EnrollOutcome) => deps.onOutcome?.(outcome, (performance.now() - started) / 1000);
+      try {
+        // The CSR is checked before the token is touched, so a malformed request never spends it.
+        const csr = parseCsr(input.csr);
+        const begun = await store.begin({
+          tokenHash: hashSecret(input.token),
+          csrSha256: csr.sha256,
+          retryWindowSeconds: policy.retryWindowSeconds,
+          inFlightSeconds: policy.inFlightSeconds,
+          buildIntent: (grant) => {
+            assertCsrNamesDevice(csr, grant.deviceId);
+            const serial = newSerial();
+            const { notBefore, notAfter } = deviceValidity(clock.now(), policy.certificateLifetimeSeconds, policy.backdateSeconds, ca);
+            const spec: DeviceCertificateSpec = { deviceId: grant.deviceId, serial, spkiDer: csr.spkiDer, notBefore, notAfter };
+            return {
+              serial: serialHex(serial),
+              deviceId: grant.deviceId,
+              profile: grant.profile,
+              notBefore,
+              notAfter,
+              publicKeySha256: csr.publicKeySha256,
+              csrSha256: csr.sha256,
+              tbsDer: ca.buildDeviceTbs(spec),
+            };
+          },
+        });
+        switch (begun.outcome) {
+          case 'begun':
+          case 'resume': {
+            const cert = await signAndStore(begun.intent, csr, context);
+            finish('issued');
+            return { response: respond(cert), replayed: begun.outcome === 'resume' };
+          }
+          case 'replay':
+            finish('replayed');
+            return { response: respond(begun.certificate), replayed: true };
+          case 'in-progress':
+            throw new EnrollError('conflict', 'this enrollment is still being processed; retry shortly', {
+              retryAfterSeconds: 1,
+              logDetail: 'token spent by a request still in flight',
+            });
+          case 'csr-mismatch':
+            throw new EnrollError('conflict', 'this bootstrap token was already used with a different CSR', {
+              logDetail: `token for ${begun.deviceId} spent on another CSR`,
+              extensions: { deviceId: begun.deviceId },
+            });
+          case 'rejected':
+            // One answer for unknown, used and expired tokens; only the log says which.
+            throw new EnrollError('unauthorized', 'bootstrap token is not valid', { logDetail: `token ${begun.reason}` });
+        }
+      } catch (error) {
+        const isClientFault = error instanceof EnrollError && error.kind !== 'internal' && error.kind !== 'unavailable';
+        finish(isClientFault ? 'rejected' : 'failed');
+        throw error;
+      }
+    },
+  };
+}
+
+export type Enrollment = ReturnType<typeof createEnrollment>;

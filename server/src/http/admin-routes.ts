@@ -1,0 +1,67 @@
+import express, { Router } from 'express';
+import { createTokenRequestSchema, deviceIdSchema, routes } from '@enrolld/protocol';
+import { z } from 'zod';
+import { EnrollError } from '../core/errors.js';
+import type { DeviceStore } from '../core/ports.js';
+import type { createTokenIssuer } from '../core/tokens.js';
+import { adminOf } from './admin-auth.js';
+import { requireContentType } from './request-context.js';
+
+export interface AdminRoutesDeps {
+  tokens: ReturnType<typeof createTokenIssuer>;
+  devices: DeviceStore;
+}
+
+const listQuerySchema = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    after: z.string().max(63).optional(),
+    status: z.enum(['pending', 'active', 'expired', 'revoked']).optional(),
+    prefix: z.string().max(63).optional(),
+  })
+  .strict();
+
+function badRequest(error: z.ZodError): EnrollError {
+  return new EnrollError('bad-request', error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+}
+
+function csvCell(value: string): string {
+  return /[",\n\r]/.test(value) ? `"${value.replaceAll('"', '""')}"` : value;
+}
+
+/** Routes mounted behind requireAdmin. */
+export function adminRoutes(deps: AdminRoutesDeps): Router {
+  const router = Router();
+
+  // A batch of 100k tokens is a small body; the response (CSV or JSON) is what grows.
+  router.post(routes.adminTokens, requireContentType('application/json'), express.json({ limit: '16kb' }), async (req, res) => {
+    const body = createTokenRequestSchema.safeParse(req.body);
+    if (!body.success) throw badRequest(body.error);
+    const created = await deps.tokens.create(body.data, adminOf(res.locals).name);
+    res.setHeader('Cache-Control', 'no-store');
+    if (req.accepts(['application/json', 'text/csv']) === 'text/csv') {
+      const lines = ['deviceId,token,expiresAt', ...created.map((t) => [t.deviceId, t.token, t.expiresAt].map(csvCell).join(','))];
+      res.status(201).type('text/csv').send(lines.join('\n') + '\n');
+      return;
+    }
+    res.status(201).json(created);
+  });
+
+  router.get(routes.adminDevices, async (req, res) => {
+    const query = listQuerySchema.safeParse(req.query);
+    if (!query.success) throw badRequest(query.error);
+    const devices = await deps.devices.list(query.data);
+    const last = devices.at(-1);
+    res.json({ devices, next: devices.length === query.data.limit && last ? last.id : null });
+  });
+
+  router.get(`${routes.adminDevices}/:id`, async (req, res) => {
+    const id = deviceIdSchema.safeParse(req.params.id);
+    if (!id.success) throw new EnrollError('bad-request', `"${req.params.id}" is not a valid device id`);
+    const device = await deps.devices.get(id.data);
+    if (!device) throw new EnrollError('not-found', `no device ${id.data}`);
+    res.json(device);
+  });
+
+  return router;
+}

@@ -1,0 +1,37 @@
+import express, { Router } from 'express';
+import { enrollRequestSchema, MAX_ENROLL_BODY_BYTES, routes } from '@enrolld/protocol';
+import type { Enrollment } from '../core/enroll.js';
+import { EnrollError } from '../core/errors.js';
+import { requireContentType } from './request-context.js';
+
+export interface EnrollRoutesDeps {
+  enrollment: Enrollment;
+  chainPem: string;
+}
+
+export function enrollRoutes(deps: EnrollRoutesDeps): Router {
+  const router = Router();
+
+  router.post(
+    routes.enroll,
+    requireContentType('application/json'),
+    // The cap is checked against Content-Length before any byte is parsed (413), and enforced while streaming.
+    express.json({ limit: MAX_ENROLL_BODY_BYTES, strict: true }),
+    async (req, res) => {
+      const body = enrollRequestSchema.safeParse(req.body);
+      if (!body.success) {
+        throw new EnrollError('bad-request', `body must be {"token": string, "csr": PEM string}: ${body.error.issues.map((i) => `${i.path.join('.') || 'body'} ${i.message}`).join('; ')}`);
+      }
+      const { response, replayed } = await deps.enrollment.enroll(body.data, { requestId: res.locals.requestId as string });
+      res.locals.deviceId = response.deviceId;
+      if (replayed) res.setHeader('Enrolld-Replayed', 'true');
+      res.status(201).json(response);
+    },
+  );
+
+  router.get(routes.ca, (_req, res) => {
+    res.type('application/pem-certificate-chain').send(deps.chainPem);
+  });
+
+  return router;
+}

@@ -1,0 +1,126 @@
+import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
+import type { Logger } from 'pino';
+import type { ProblemKind } from '@enrolld/protocol';
+import { problemType } from '@enrolld/protocol';
+import { EnrollError } from '../core/errors.js';
+
+// HTTP statuses live only here (DESIGN.md §8). Client faults are 4xx, never 5xx.
+const STATUS: Record<ProblemKind, number> = {
+  'bad-request': 400,
+  'bad-csr': 400,
+  'bad-key': 400,
+  'bad-signature-algorithm': 400,
+  'identity-mismatch': 400,
+  unauthorized: 401,
+  forbidden: 403,
+  revoked: 403,
+  expired: 403,
+  'not-found': 404,
+  'not-acceptable': 406,
+  conflict: 409,
+  'payload-too-large': 413,
+  'unsupported-media-type': 415,
+  'too-many-requests': 429,
+  internal: 500,
+  unavailable: 503,
+};
+
+const TITLE: Record<ProblemKind, string> = {
+  'bad-request': 'Bad request',
+  'bad-csr': 'Malformed or invalid CSR',
+  'bad-key': 'Public key not allowed',
+  'bad-signature-algorithm': 'Signature algorithm not allowed',
+  'identity-mismatch': 'CSR names another identity',
+  unauthorized: 'Unauthorized',
+  forbidden: 'Forbidden',
+  revoked: 'Certificate revoked',
+  expired: 'Certificate expired',
+  'not-found': 'Not found',
+  'not-acceptable': 'Not acceptable',
+  conflict: 'Conflict',
+  'payload-too-large': 'Payload too large',
+  'unsupported-media-type': 'Unsupported media type',
+  'too-many-requests': 'Too many requests',
+  internal: 'Internal server error',
+  unavailable: 'Service unavailable',
+};
+
+export function statusOf(kind: ProblemKind): number {
+  return STATUS[kind];
+}
+
+/** body-parser / raw-body error types → problem kinds. Anything they raise is the client's fault. */
+function fromBodyParser(error: unknown): EnrollError | undefined {
+  const e = error as { type?: unknown; status?: unknown; message?: string } | undefined;
+  if (!e || typeof e.type !== 'string') return undefined;
+  switch (e.type) {
+    case 'entity.too.large':
+      return new EnrollError('payload-too-large', 'request body is larger than this endpoint accepts');
+    case 'entity.parse.failed':
+      return new EnrollError('bad-request', 'request body is not valid JSON');
+    case 'encoding.unsupported':
+    case 'charset.unsupported':
+      return new EnrollError('unsupported-media-type', e.message ?? 'unsupported content encoding');
+    case 'request.aborted':
+    case 'request.size.invalid':
+    case 'stream.encoding.set':
+      return new EnrollError('bad-request', 'request body could not be read');
+    default:
+      return typeof e.status === 'number' && e.status >= 400 && e.status < 500
+        ? new EnrollError('bad-request', 'request body could not be read')
+        : undefined;
+  }
+}
+
+export interface ProblemDeps {
+  logger: Logger;
+  /** Lets the composition root name infrastructure failures (e.g. database down → 'unavailable'). */
+  classifyError?: (error: unknown) => EnrollError | undefined;
+}
+
+export function sendProblem(res: Response, error: EnrollError, requestId: string | undefined): void {
+  const status = STATUS[error.kind];
+  if (error.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(error.retryAfterSeconds));
+  if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+  res
+    .status(status)
+    .type('application/problem+json')
+    .send(
+      JSON.stringify({
+        ...error.extensions,
+        type: problemType(error.kind),
+        title: TITLE[error.kind],
+        status,
+        detail: error.detail,
+        ...(requestId ? { requestId } : {}),
+      }),
+    );
+}
+
+export function problemHandler(deps: ProblemDeps): ErrorRequestHandler {
+  return (error, req, res, _next) => {
+    const requestId = res.locals.requestId as string | undefined;
+    const known = error instanceof EnrollError ? error : (fromBodyParser(error) ?? deps.classifyError?.(error));
+    if (res.headersSent) {
+      deps.logger.error({ requestId, err: error }, 'error after response started');
+      res.destroy();
+      return;
+    }
+    if (known) {
+      const level = STATUS[known.kind] >= 500 ? 'error' : 'info';
+      deps.logger[level](
+        { requestId, kind: known.kind, why: known.logDetail, method: req.method, path: req.path, ...(level === 'error' ? { err: error } : {}) },
+        known.detail,
+      );
+      sendProblem(res, known, requestId);
+      return;
+    }
+    // An unexpected fault: a fixed message and the request id out, the cause to the log, once.
+    deps.logger.error({ requestId, err: error, method: req.method, path: req.path }, 'unhandled error');
+    sendProblem(res, new EnrollError('internal', 'an internal error occurred; quote the requestId when reporting it'), requestId);
+  };
+}
+
+export const notFound: RequestHandler = (req, _res, next) => {
+  next(new EnrollError('not-found', `no route for ${req.method} ${req.path}`));
+};

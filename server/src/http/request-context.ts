@@ -1,0 +1,33 @@
+import { randomUUID } from 'node:crypto';
+import type { RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { EnrollError } from '../core/errors.js';
+
+const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
+
+/** Gives every request an id (the caller's X-Request-Id if it is sane) and logs one line when it ends. */
+export function requestContext(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const incoming = req.get('x-request-id');
+    const requestId = incoming && SAFE_REQUEST_ID.test(incoming) ? incoming : randomUUID();
+    res.locals.requestId = requestId;
+    res.setHeader('X-Request-Id', requestId);
+    const started = process.hrtime.bigint();
+    res.on('finish', () => {
+      logger.debug(
+        { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
+        'request',
+      );
+    });
+    next();
+  };
+}
+
+/** Rejects a body whose Content-Type is not the expected one with 415, before anything reads it. */
+export function requireContentType(...types: string[]): RequestHandler {
+  return (req, _res, next) => {
+    if (req.is(types)) return next();
+    const given = req.get('content-type') ?? 'none';
+    next(new EnrollError('unsupported-media-type', `Content-Type must be ${types.join(' or ')}, not ${given}`));
+  };
+}

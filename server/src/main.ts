@@ -1,0 +1,127 @@
+import type { Logger } from 'pino';
+import { createPgAdminCredentialStore, createPgDeviceStore, createPgEnrollmentStore, createPgTokenStore, createPool, isDatabaseUnavailable, migrate, startEmbeddedPostgres } from '@enrolld/db';
+import type { EmbeddedPostgresHandle } from '@enrolld/db';
+import { ensureAdminToken } from './admin-token.js';
+import type { Config } from './config.js';
+import { createAdminAuthenticator } from './core/admin-auth.js';
+import { createIssuingCa } from './core/ca/index.js';
+import { systemClock } from './core/clock.js';
+import { createEnrollment } from './core/enroll.js';
+import { EnrollError } from './core/errors.js';
+import type { AdminCredentialStore, DeviceStore, EnrollmentStore, TokenStore } from './core/ports.js';
+import { createTokenIssuer } from './core/tokens.js';
+import { createHttpApp } from './http/app.js';
+import { startHttpsServer } from './http/https-server.js';
+import { createMetrics } from './metrics.js';
+import { loadPki, pkiPaths } from './pki-home.js';
+
+export interface RunningEnrolld {
+  apiUrl: string;
+  httpsPort: number;
+  databaseUrl: string;
+  stop(): Promise<void>;
+}
+
+/** Maps infrastructure failures to problems: a database that is down is a 503 with Retry-After, not a 500. */
+export function classifyInfrastructureError(error: unknown): EnrollError | undefined {
+  if (isDatabaseUnavailable(error)) {
+    return new EnrollError('unavailable', 'the database is unavailable; retry later', { retryAfterSeconds: 5, cause: error });
+  }
+  return undefined;
+}
+
+async function migrateWhenReachable(pool: Parameters<typeof migrate>[0], logger: Logger, signal: AbortSignal): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const applied = await migrate(pool);
+      if (applied.length > 0) logger.info({ applied }, 'database migrated');
+      return;
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || signal.aborted) throw error;
+      if (attempt === 1 || attempt % 15 === 0) logger.warn({ err: error }, 'waiting for Postgres');
+      await new Promise((r) => setTimeout(r, 2000));
+    }
+  }
+}
+
+/** `enrolld up`: everything in one process. Ordered start, ordered stop. */
+export async function startEnrolld(config: Readonly<Config>, logger: Logger, signal: AbortSignal = new AbortController().signal): Promise<RunningEnrolld> {
+  const stops: Array<() => Promise<void>> = [];
+  const stopAll = async () => {
+    for (const stop of stops.reverse()) await stop().catch((err: unknown) => logger.error({ err }, 'error during shutdown'));
+  };
+  try {
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      logger.info({ dataDir: `${config.home}/pg` }, 'DATABASE_URL not set: starting embedded Postgres');
+      const embedded: EmbeddedPostgresHandle = await startEmbeddedPostgres({ home: config.home, onLog: (line) => logger.debug({ postgres: line }) });
+      stops.push(() => embedded.stop());
+      databaseUrl = embedded.url;
+    }
+    const pool = createPool({ connectionString: databaseUrl, max: config.dbPoolMax, applicationName: 'enrolld-api' });
+    stops.push(() => pool.end());
+    await migrateWhenReachable(pool, logger, signal);
+
+    const pki = await loadPki(config.home, { serverNames: config.serverNames });
+    if (pki.created) logger.info({ caDir: pkiPaths(config.home).caDir }, 'created root and issuing CA');
+    if (pki.serverCertRenewed) logger.info({ serverNames: config.serverNames }, 'issued a new server certificate');
+    const ca = createIssuingCa({ issuingCertificatePem: pki.issuingCertPem, issuingPrivateKey: pki.issuingKey, rootCertificatePem: pki.rootCertPem });
+
+    const adminStore = createPgAdminCredentialStore(pool);
+    const admin = await ensureAdminToken(config.paths.adminTokenFile, adminStore);
+    if (admin.created) logger.info({ adminTokenFile: config.paths.adminTokenFile }, 'created the admin token');
+
+    const metrics = createMetrics();
+    const enrollmentStore: EnrollmentStore = createPgEnrollmentStore(pool);
+    const tokenStore: TokenStore = createPgTokenStore(pool);
+    const deviceStore: DeviceStore = createPgDeviceStore(pool);
+    const adminCredentials: AdminCredentialStore = adminStore;
+    const enrollment = createEnrollment({
+      store: enrollmentStore,
+      ca,
+      clock: systemClock,
+      policy: {
+        certificateLifetimeSeconds: config.certificateLifetimeSeconds,
+        backdateSeconds: config.backdateSeconds,
+        retryWindowSeconds: config.enrollRetryWindowSeconds,
+        inFlightSeconds: 10,
+      },
+      onOutcome: (outcome, seconds) => {
+        metrics.enrollments.inc({ outcome });
+        metrics.issuanceSeconds.observe({ outcome }, seconds);
+      },
+    });
+    const app = createHttpApp({
+      logger,
+      registry: metrics.registry,
+      enrollment,
+      chainPem: ca.chainPem,
+      tokens: createTokenIssuer({ store: tokenStore, clock: systemClock, defaultTtlSeconds: config.tokenTtlSeconds }),
+      devices: deviceStore,
+      authenticateAdmin: createAdminAuthenticator(adminCredentials),
+      checkHealth: async () => {
+        await pool.query('SELECT 1');
+      },
+      classifyError: classifyInfrastructureError,
+    });
+    const https = await startHttpsServer({
+      app,
+      certPem: pki.serverCertPem,
+      keyPem: pki.serverKeyPem,
+      clientCaPem: ca.chainPem,
+      host: config.listenHost,
+      port: config.httpsPort,
+    });
+    stops.push(() => https.close());
+
+    const apiUrl = `https://localhost:${https.port}`;
+    logger.info(
+      { apiUrl, httpsPort: https.port, rootCa: config.paths.rootCert, adminTokenFile: config.paths.adminTokenFile, embeddedPostgres: !config.databaseUrl },
+      'enrolld ready',
+    );
+    return { apiUrl, httpsPort: https.port, databaseUrl, stop: stopAll };
+  } catch (error) {
+    await stopAll();
+    throw error;
+  }
+}

@@ -1,0 +1,73 @@
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { CreatedToken } from '@enrolld/protocol';
+import { routes } from '@enrolld/protocol';
+import { loadConfig } from '../../server/src/config.js';
+import { createLogger } from '../../server/src/logger.js';
+import { startEnrolld, type RunningEnrolld } from '../../server/src/main.js';
+import { postJson } from './http.js';
+import { createTestDatabase, type TestDatabase } from './pg.js';
+
+export interface TestServer {
+  running: RunningEnrolld;
+  apiUrl: string;
+  home: string;
+  rootPem: string;
+  chainPem: string;
+  adminToken: string;
+  db: TestDatabase;
+  createToken(deviceId: string, ttlSeconds?: number): Promise<string>;
+  stop(): Promise<void>;
+}
+
+export interface TestServerOptions {
+  env?: Record<string, string>;
+  /** Point the server at this URL instead of the test database directly (e.g. through a TcpProxy). */
+  databaseUrl?: (db: TestDatabase) => Promise<string> | string;
+}
+
+/** The real composition (`enrolld up`) on its own database, a temp ENROLLD_HOME and port 0. */
+export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
+  const db = await createTestDatabase();
+  const home = await mkdtemp(path.join(tmpdir(), 'enrolld-test-'));
+  const databaseUrl = options.databaseUrl ? await options.databaseUrl(db) : db.url;
+  const config = loadConfig({
+    ENROLLD_HOME: home,
+    HTTPS_PORT: '0',
+    MQTTS_PORT: '0',
+    LISTEN_HOST: '127.0.0.1',
+    DATABASE_URL: databaseUrl,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+    ...options.env,
+  });
+  const running = await startEnrolld(config, createLogger(config.logLevel));
+  const rootPem = await readFile(config.paths.rootCert, 'utf8');
+  const chainPem = await readFile(path.join(home, 'ca', 'chain.pem'), 'utf8');
+  const adminToken = (await readFile(config.paths.adminTokenFile, 'utf8')).trim();
+  return {
+    running,
+    apiUrl: running.apiUrl,
+    home,
+    rootPem,
+    chainPem,
+    adminToken,
+    db,
+    async createToken(deviceId, ttlSeconds) {
+      const res = await postJson(running.apiUrl + routes.adminTokens, rootPem, { deviceId, ttlSeconds }, { authorization: `Bearer ${adminToken}` });
+      if (res.status !== 201) throw new Error(`token create failed: ${res.status} ${res.text}`);
+      return res.json<CreatedToken[]>()[0]!.token;
+    },
+    async stop() {
+      await running.stop();
+      await db.drop();
+      await rm(home, { recursive: true, force: true });
+    },
+  };
+}
+
+let counter = 0;
+/** A device id no other test uses. */
+export function uniqueDeviceId(prefix = 'dev'): string {
+  return `${prefix}-${process.pid}-${Date.now().toString(36)}-${(counter++).toString(36)}`;
+}
