@@ -1,0 +1,202 @@
+// PKCS#10 CSRs built by hand at run time (never committed): well-formed ones for every test that enrolls, and
+// hostile ones (wrong algorithms, bad keys, requested extensions, broken encodings) for the CSR-* tests.
+import { constants, createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import {
+  derBitString,
+  derBoolean,
+  derExplicit,
+  derIa5String,
+  derImplicit,
+  derInteger,
+  derNull,
+  derOctetString,
+  derOid,
+  derSequence,
+  derSet,
+  derUtf8String,
+  toPem,
+} from '../../server/src/core/ca/der.js';
+import { OID } from '../../server/src/core/ca/oids.js';
+
+export type TestKeyKind =
+  | 'P-256'
+  | 'P-384'
+  | 'P-224'
+  | 'P-521'
+  | 'secp256k1'
+  | 'brainpoolP256r1'
+  | 'ed25519'
+  | { rsa: number; publicExponent?: number };
+
+const CURVE_NAMES: Record<string, string> = {
+  'P-256': 'prime256v1',
+  'P-384': 'secp384r1',
+  'P-224': 'secp224r1',
+  'P-521': 'secp521r1',
+  secp256k1: 'secp256k1',
+  brainpoolP256r1: 'brainpoolP256r1',
+};
+
+export interface TestKeyPair {
+  privateKey: KeyObject;
+  publicKey: KeyObject;
+  spkiDer: Buffer;
+}
+
+export function generateTestKey(kind: TestKeyKind = 'P-256'): TestKeyPair {
+  let pair: { privateKey: KeyObject; publicKey: KeyObject };
+  if (typeof kind === 'object') {
+    pair = generateKeyPairSync('rsa', { modulusLength: kind.rsa, publicExponent: kind.publicExponent ?? 65537 });
+  } else if (kind === 'ed25519') {
+    pair = generateKeyPairSync('ed25519');
+  } else {
+    pair = generateKeyPairSync('ec', { namedCurve: CURVE_NAMES[kind]! });
+  }
+  return { ...pair, spkiDer: pair.publicKey.export({ format: 'der', type: 'spki' }) };
+}
+
+export type SanSpec =
+  | { type: 'uri' | 'dns' | 'email'; value: string }
+  | { type: 'ip'; value: string }
+  | { type: 'other'; der: Buffer };
+
+export interface CsrSpec {
+  /** Signing key (private); default a fresh P-256 key. */
+  key?: KeyObject;
+  /** Subject CN; absent means no CN. */
+  cn?: string;
+  /** Further subject attributes, each in its own RDN. */
+  subjectAttributes?: Array<{ oid: string; value: string }>;
+  /** Raw subject Name DER (overrides cn/subjectAttributes). */
+  subjectDer?: Buffer;
+  sans?: SanSpec[];
+  /** Raw Extension DERs requested besides the SAN (CSR-08). */
+  extensions?: Buffer[];
+  /** Raw Attribute DERs appended to the attributes. */
+  attributes?: Buffer[];
+  /** Leave out the [0] attributes field entirely. */
+  omitAttributesField?: boolean;
+  /** SubjectPublicKeyInfo to put in the CSR instead of the signing key's. */
+  spkiDer?: Buffer;
+  /** Raw AlgorithmIdentifier DER for the signature (default follows the key type). */
+  signatureAlgorithmDer?: Buffer;
+  /** Custom signer over the CertificationRequestInfo DER. */
+  signer?: (cri: Buffer) => Buffer;
+}
+
+export interface BuiltCsr {
+  der: Buffer;
+  pem: string;
+  /** The CertificationRequestInfo DER (what the signature covers). */
+  cri: Buffer;
+  privateKey: KeyObject;
+  spkiDer: Buffer;
+}
+
+export const algorithmId = (oid: string, params?: Buffer): Buffer => (params ? derSequence(derOid(oid), params) : derSequence(derOid(oid)));
+
+export function sanExtension(sans: SanSpec[]): Buffer {
+  const names = sans.map((s) => {
+    switch (s.type) {
+      case 'email':
+        return derImplicit(1, Buffer.from(s.value, 'ascii'));
+      case 'dns':
+        return derImplicit(2, Buffer.from(s.value, 'ascii'));
+      case 'uri':
+        return derImplicit(6, Buffer.from(s.value, 'ascii'));
+      case 'ip':
+        return derImplicit(7, ipBytes(s.value));
+      case 'other':
+        return s.der;
+    }
+  });
+  return extension(OID.subjectAltName, false, derSequence(...names));
+}
+
+export function extension(oid: string, critical: boolean, value: Buffer): Buffer {
+  return critical ? derSequence(derOid(oid), derBoolean(true), derOctetString(value)) : derSequence(derOid(oid), derOctetString(value));
+}
+
+export function extensionRequestAttribute(extensions: Buffer[]): Buffer {
+  return derSequence(derOid(OID.extensionRequest), derSet(derSequence(...extensions)));
+}
+
+function ipBytes(ip: string): Buffer {
+  if (ip.includes(':')) {
+    const [head = '', tail = ''] = ip.split('::');
+    const h = head ? head.split(':') : [];
+    const t = tail ? tail.split(':') : [];
+    const groups = [...h, ...new Array<string>(8 - h.length - t.length).fill('0'), ...t];
+    const out = Buffer.alloc(16);
+    groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+    return out;
+  }
+  return Buffer.from(ip.split('.').map(Number));
+}
+
+function defaultAlgorithm(key: KeyObject): { algId: Buffer; signer: (cri: Buffer) => Buffer } {
+  if (key.asymmetricKeyType === 'ec') {
+    const p384 = key.asymmetricKeyDetails?.namedCurve === 'secp384r1';
+    const hash = p384 ? 'sha384' : 'sha256';
+    return { algId: algorithmId(p384 ? OID.ecdsaWithSha384 : OID.ecdsaWithSha256), signer: (cri) => sign(hash, cri, key) };
+  }
+  if (key.asymmetricKeyType === 'rsa') {
+    return {
+      algId: algorithmId(OID.sha256WithRsa, derNull()),
+      signer: (cri) => sign('sha256', cri, { key, padding: constants.RSA_PKCS1_PADDING }),
+    };
+  }
+  if (key.asymmetricKeyType === 'ed25519') return { algId: algorithmId(OID.ed25519), signer: (cri) => sign(null, cri, key) };
+  throw new Error(`no default signature algorithm for ${key.asymmetricKeyType}`);
+}
+
+export function subjectName(spec: Pick<CsrSpec, 'cn' | 'subjectAttributes' | 'subjectDer'>): Buffer {
+  if (spec.subjectDer) return spec.subjectDer;
+  const rdns: Buffer[] = [];
+  if (spec.cn !== undefined) rdns.push(derSet(derSequence(derOid(OID.commonName), derUtf8String(spec.cn))));
+  for (const a of spec.subjectAttributes ?? []) rdns.push(derSet(derSequence(derOid(a.oid), derUtf8String(a.value))));
+  return derSequence(...rdns);
+}
+
+/** Builds a CSR synchronously. */
+export function buildCsr(spec: CsrSpec = {}): BuiltCsr {
+  const privateKey = spec.key ?? generateTestKey('P-256').privateKey;
+  const spkiDer = spec.spkiDer ?? createPublicKey(privateKey).export({ format: 'der', type: 'spki' });
+  const extensions = [...(spec.sans && spec.sans.length > 0 ? [sanExtension(spec.sans)] : []), ...(spec.extensions ?? [])];
+  const attributes = [...(extensions.length > 0 ? [extensionRequestAttribute(extensions)] : []), ...(spec.attributes ?? [])];
+  const cri = derSequence(
+    derInteger(0),
+    subjectName(spec),
+    spkiDer,
+    ...(spec.omitAttributesField ? [] : [derExplicit(0, ...attributes)]),
+  );
+  const def = spec.signatureAlgorithmDer && spec.signer ? undefined : defaultAlgorithm(privateKey);
+  const algId = spec.signatureAlgorithmDer ?? def!.algId;
+  const signature = (spec.signer ?? def!.signer)(cri);
+  const der = derSequence(cri, algId, derBitString(signature));
+  return { der, pem: toPem('CERTIFICATE REQUEST', der), cri, privateKey, spkiDer };
+}
+
+export interface MakeCsrOptions {
+  /** Private key; default a fresh P-256 key. */
+  key?: KeyObject;
+  /** Subject CN, usually the device id. Absent: empty subject (also accepted by the identity rule). */
+  cn?: string;
+  sans?: SanSpec[];
+}
+
+/** A well-formed CSR for a device: P-256 key by default, CN=<cn>, optional SANs. Used by every enrollment test. */
+export async function makeCsr(options: MakeCsrOptions = {}): Promise<{ pem: string; der: Buffer; privateKey: KeyObject; spkiDer: Buffer }> {
+  const built = buildCsr({
+    ...(options.key ? { key: options.key } : {}),
+    ...(options.cn !== undefined ? { cn: options.cn } : {}),
+    ...(options.sans ? { sans: options.sans } : {}),
+  });
+  return { pem: built.pem, der: built.der, privateKey: built.privateKey, spkiDer: built.spkiDer };
+}
+
+/** A random device id in the protocol's charset. */
+export function randomDeviceId(prefix = 'dev'): string {
+  return `${prefix}-${randomBytes(5).toString('hex')}`;
+}
