@@ -25,7 +25,8 @@ describe('README quick start: `enrolld up` on embedded Postgres, then openssl + 
 
   beforeAll(async () => {
     home = await mkdtemp(path.join(tmpdir(), 'enrolld-home-'));
-    work = await mkdtemp(path.join(tmpdir(), 'enrolld-work-'));
+    // Inside the repo, as a user running the README from their clone would be: `npx enrolld` resolves there.
+    work = await mkdtemp(path.join(REPO_ROOT, '.tmp-quickstart-'));
     port = await freePort();
     // No DATABASE_URL: the embedded Postgres is part of what is under test.
     enrolld = await spawnEnrolld({ ENROLLD_HOME: home, HTTPS_PORT: String(port), MQTTS_PORT: String(await freePort()), LISTEN_HOST: '127.0.0.1' });
