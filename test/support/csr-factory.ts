@@ -18,6 +18,8 @@ import {
   toPem,
 } from '../../server/src/core/ca/der.js';
 import { OID } from '../../server/src/core/ca/oids.js';
+import { EnrollError } from '../../server/src/core/errors.js';
+import type { ProblemKind } from '@enrolld/protocol';
 
 export type TestKeyKind =
   | 'P-256'
@@ -199,4 +201,27 @@ export async function makeCsr(options: MakeCsrOptions = {}): Promise<{ pem: stri
 /** A random device id in the protocol's charset. */
 export function randomDeviceId(prefix = 'dev'): string {
   return `${prefix}-${randomBytes(5).toString('hex')}`;
+}
+
+/**
+ * Runs fn and returns the EnrollError it threw; throws if fn returned or threw anything else. A client fault must
+ * surface as its 4xx kind, never as a plain Error (which the HTTP layer would turn into a 500).
+ */
+export function enrollErrorOf(fn: () => unknown): EnrollError {
+  let thrown: unknown;
+  try {
+    fn();
+  } catch (error) {
+    thrown = error;
+  }
+  if (!(thrown instanceof EnrollError)) {
+    throw new Error(`expected an EnrollError, got ${thrown === undefined ? 'no error' : String(thrown)}`);
+  }
+  return thrown;
+}
+
+/** `{ kind, detail }` of the EnrollError fn throws, for one `toEqual`/`toMatchObject` per case. */
+export function rejectionOf(fn: () => unknown): { kind: ProblemKind; detail: string } {
+  const error = enrollErrorOf(fn);
+  return { kind: error.kind, detail: error.detail };
 }
