@@ -171,15 +171,16 @@ export function probe(
       session = s;
     });
     socket.once('secureConnect', () => socket.write(connectPacket(clientId)));
+    let connack: ProbeOutcome | undefined;
     socket.on('data', (data: Buffer) => {
-      if (data[0] === 0x20 && data.length >= 4) {
-        const resumed = socket.isSessionReused();
-        // Give the TLS 1.3 ticket a moment to arrive after the CONNACK.
-        setTimeout(() => finish({ kind: 'connack', code: data[3]!, resumed, session }), 30);
+      if (data[0] === 0x20 && data.length >= 4 && !connack) {
+        connack = { kind: 'connack', code: data[3]!, resumed: socket.isSessionReused(), session };
+        // Give the TLS 1.3 ticket a moment to arrive after the CONNACK (a refusal closes right after it).
+        setTimeout(() => finish(connack!.kind === 'connack' ? { ...connack!, session } : connack!), 30);
       }
     });
-    socket.once('error', (error: Error & { code?: string }) => finish({ kind: 'tls-refused', error: error.code ?? error.message }));
-    socket.once('close', () => finish({ kind: 'tls-refused', error: 'closed' }));
+    socket.once('error', (error: Error & { code?: string }) => finish(connack ?? { kind: 'tls-refused', error: error.code ?? error.message }));
+    socket.once('close', () => finish(connack ? { ...connack, ...(connack.kind === 'connack' ? { session } : {}) } : { kind: 'tls-refused', error: 'closed' }));
   });
 }
 
@@ -205,4 +206,14 @@ export function percentile(sorted: number[], p: number): number {
 /** One JSON line per test result (RELIABILITY.md §2: `{id, pass, figures}`). */
 export function report(id: string, pass: boolean, figures: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ id, pass, figures })}\n`);
+}
+
+/** Resolves with the promise's value, or `fallback` after `ms`; the timer never outlives the race. */
+export async function raceTimeout<T>(promise: Promise<T>, ms: number, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([promise, new Promise<T>((resolve) => { timer = setTimeout(() => resolve(fallback), ms); })]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
