@@ -1,0 +1,180 @@
+// Everything the report shows, gathered from device events and periodic samples of the fleet.
+import type { Clock } from './clock.js';
+import type { Device, DeviceEventWithMeta } from './device.js';
+import { Samples } from './stats.js';
+import type { Summary } from './stats.js';
+
+export const LATENCIES = ['enroll', 'connect', 'reconnect', 'renew', 'revokeCut', 'adminRevoke'] as const;
+export type LatencyName = (typeof LATENCIES)[number];
+
+export interface TimelineSample {
+  /** seconds since the run started */
+  t: number;
+  enrolled: number;
+  online: number;
+  rotated: number;
+  revoked: number;
+  stopped: number;
+  rssMiB: number;
+  heapMiB: number;
+}
+
+export type MarkKind = 'enroll' | 'rotate' | 'revoke' | 'disconnect' | 'phase';
+
+export interface TimelineMark {
+  t: number;
+  kind: MarkKind;
+  count: number;
+  label?: string;
+}
+
+export interface Counters {
+  enrolled: number;
+  enrollFailures: number;
+  enrollGaveUp: number;
+  connects: number;
+  reconnects: number;
+  connectFailures: number;
+  disconnects: number;
+  renewals: number;
+  renewFailures: number;
+  revokedStops: number;
+  oldCertProbes: number;
+  oldCertAccepted: number;
+  commands: number;
+}
+
+export class Recorder {
+  readonly t0: number;
+  readonly latencies = Object.fromEntries(LATENCIES.map((n) => [n, new Samples()])) as Record<LatencyName, Samples>;
+  readonly errors = new Map<string, number>();
+  readonly counters: Counters = {
+    enrolled: 0, enrollFailures: 0, enrollGaveUp: 0, connects: 0, reconnects: 0, connectFailures: 0, disconnects: 0,
+    renewals: 0, renewFailures: 0, revokedStops: 0, oldCertProbes: 0, oldCertAccepted: 0, commands: 0,
+  };
+  readonly samples: TimelineSample[] = [];
+  private readonly bins = new Map<string, TimelineMark>();
+  private readonly phases: TimelineMark[] = [];
+  readonly stopReasons = new Map<string, number>();
+  readonly renewVia = new Map<string, number>();
+  readonly enrollVia = new Map<string, number>();
+
+  constructor(private readonly clock: Clock) {
+    this.t0 = clock.now();
+  }
+
+  now(): number {
+    return this.clock.now();
+  }
+
+  /** seconds since start */
+  elapsed(at = this.clock.now()): number {
+    return (at - this.t0) / 1000;
+  }
+
+  error(kind: string): void {
+    this.errors.set(kind, (this.errors.get(kind) ?? 0) + 1);
+  }
+
+  private bin(kind: MarkKind, at: number): void {
+    // one mark per kind per second keeps the chart and the JSON small for big fleets
+    const t = Math.floor(this.elapsed(at));
+    const key = `${kind}:${t}`;
+    const mark = this.bins.get(key);
+    if (mark) mark.count++;
+    else this.bins.set(key, { t, kind, count: 1 });
+  }
+
+  phase(label: string): void {
+    this.phases.push({ t: this.elapsed(), kind: 'phase', count: 1, label });
+  }
+
+  observe(e: DeviceEventWithMeta): void {
+    const c = this.counters;
+    switch (e.type) {
+      case 'enrolled':
+        c.enrolled++;
+        this.latencies.enroll.add(e.latencyMs);
+        this.enrollVia.set(e.via, (this.enrollVia.get(e.via) ?? 0) + 1);
+        this.bin('enroll', e.at);
+        break;
+      case 'enroll-failed':
+        c.enrollFailures++;
+        if (e.final) c.enrollGaveUp++;
+        this.error(e.kind);
+        break;
+      case 'connected':
+        c.connects++;
+        if (e.reconnect) c.reconnects++;
+        (e.reconnect ? this.latencies.reconnect : this.latencies.connect).add(e.latencyMs);
+        break;
+      case 'connect-failed':
+        c.connectFailures++;
+        this.error(e.kind);
+        break;
+      case 'disconnected':
+        c.disconnects++;
+        this.bin('disconnect', e.at);
+        break;
+      case 'renewed':
+        c.renewals++;
+        this.latencies.renew.add(e.latencyMs);
+        this.renewVia.set(e.via, (this.renewVia.get(e.via) ?? 0) + 1);
+        this.bin('rotate', e.at);
+        break;
+      case 'renew-failed':
+        c.renewFailures++;
+        this.error(e.kind);
+        break;
+      case 'revoked':
+        c.revokedStops++;
+        this.bin('revoke', e.at);
+        break;
+      case 'old-cert-probe':
+        c.oldCertProbes++;
+        if (e.accepted) {
+          c.oldCertAccepted++;
+          this.error('old-cert-accepted');
+        }
+        break;
+      case 'command':
+        c.commands++;
+        break;
+      case 'stopped':
+        this.stopReasons.set(e.reason, (this.stopReasons.get(e.reason) ?? 0) + 1);
+        break;
+    }
+  }
+
+  sample(devices: readonly Device[]): TimelineSample {
+    let enrolled = 0;
+    let online = 0;
+    let rotated = 0;
+    let revoked = 0;
+    let stopped = 0;
+    for (const d of devices) {
+      if (d.credentials) enrolled++;
+      if (d.online) online++;
+      if (d.rotations > 0) rotated++;
+      if (d.stopReason === 'revoked') revoked++;
+      if (d.stopped) stopped++;
+    }
+    const mem = process.memoryUsage();
+    const s: TimelineSample = {
+      t: Math.round(this.elapsed() * 100) / 100,
+      enrolled, online, rotated, revoked, stopped,
+      rssMiB: Math.round((mem.rss / 1048576) * 10) / 10,
+      heapMiB: Math.round((mem.heapUsed / 1048576) * 10) / 10,
+    };
+    this.samples.push(s);
+    return s;
+  }
+
+  marks(): TimelineMark[] {
+    return [...this.bins.values(), ...this.phases].sort((a, b) => a.t - b.t);
+  }
+
+  latencySummaries(): Record<LatencyName, Summary> {
+    return Object.fromEntries(LATENCIES.map((n) => [n, this.latencies[n].summary()])) as Record<LatencyName, Summary>;
+  }
+}

@@ -1,0 +1,56 @@
+import type { Device } from '../device.js';
+import { bringUp, pick } from '../scenario-steps.js';
+import type { Scenario } from '../scenario.js';
+import { slope } from '../stats.js';
+
+export const soak: Scenario = {
+  name: 'soak',
+  description: 'a mix of telemetry, rotations, revocations and network blips over --duration, watching the simulator RSS slope',
+  async run(ctx) {
+    const { fleet } = ctx;
+    await bringUp(ctx);
+    const tStart = fleet.recorder.elapsed();
+    const end = performance.now() + ctx.opts.durationMs;
+    const revoked = new Set<string>();
+    let revokeConnects = 0;
+    const off = fleet.onEvent((e) => {
+      if (e.type === 'connected' && revoked.has(e.deviceId)) revokeConnects++;
+    });
+    // one action per tick keeps the load steady: rotate 5%, blip 5%, revoke 1 (when the admin API is there)
+    const tickMs = Math.max(5_000, Math.min(60_000, ctx.opts.durationMs / 12));
+    let tick = 0;
+    ctx.phase('soak');
+    while (performance.now() < end) {
+      await ctx.sleep(Math.min(tickMs, Math.max(0, end - performance.now())));
+      if (performance.now() >= end) break;
+      const live = fleet.devices.filter((d) => d.online);
+      const share = Math.max(1, Math.round(live.length * 0.05));
+      const action = tick++ % 3;
+      if (action === 0) for (const d of pick(live, share, ctx.rng)) d.renewNow('forced');
+      if (action === 1) for (const d of pick(live, share, ctx.rng)) d.dropConnection();
+      if (action === 2 && ctx.admin && live.length > 1) {
+        const [victim] = pick(live, 1, ctx.rng) as Device[];
+        if (victim) {
+          revoked.add(victim.id);
+          await ctx.admin.revokeDevice(victim.id, 'keyCompromise').catch((err: Error) => fleet.recorder.error(`admin-revoke: ${err.message.slice(0, 40)}`));
+        }
+      }
+    }
+    off();
+    await ctx.sleep(Math.min(ctx.opts.holdMs, 10_000));
+    // RSS slope after the first fifth of the soak, in MiB per minute
+    const warm = tStart + (fleet.recorder.elapsed() - tStart) / 5;
+    const pts = fleet.recorder.samples.filter((s) => s.t >= warm).map((s) => ({ x: s.t / 60, y: s.rssMiB }));
+    const rssSlope = Math.round(slope(pts) * 100) / 100;
+    const heapSlope = Math.round(slope(fleet.recorder.samples.filter((s) => s.t >= warm).map((s) => ({ x: s.t / 60, y: s.heapMiB }))) * 100) / 100;
+    ctx.figure('RSS slope (MiB/min)', rssSlope);
+    ctx.figure('heap slope (MiB/min)', heapSlope);
+    ctx.check(`RSS slope ≤ ${ctx.opts.maxRssSlopeMiBPerMin} MiB/min`, rssSlope <= ctx.opts.maxRssSlopeMiBPerMin, `${rssSlope} MiB/min over ${pts.length} samples (heap ${heapSlope} MiB/min)`);
+    const eligible = fleet.devices.filter((d) => !revoked.has(d.id));
+    const online = eligible.filter((d) => d.online).length;
+    ctx.check('≥ 99% of non-revoked devices online at the end', online >= Math.ceil(eligible.length * 0.99), `${online}/${eligible.length}`);
+    const out = [...revoked].filter((id) => fleet.byId.get(id)?.stopReason === 'revoked').length;
+    ctx.check('revoked devices stay out', revokeConnects === 0 && out === revoked.size, `${out}/${revoked.size} stopped as revoked; ${revokeConnects} got back in`);
+    ctx.check('no old cert accepted', fleet.recorder.counters.oldCertAccepted === 0, `${fleet.recorder.counters.oldCertProbes} probes, ${fleet.recorder.counters.oldCertAccepted} accepted`);
+  },
+};

@@ -1,0 +1,44 @@
+// A run against a server this process starts itself (`--spawn-server`, `npm run demo`, the e2e test):
+// the server's home gives the trust anchor and admin token, and restarting it is the reconnect-storm hook.
+import type { RunOptions } from './options.js';
+import { runScenario } from './runner.js';
+import type { RunExtras, RunResult } from './runner.js';
+import { ServerProcess } from './server-process.js';
+import type { ServerProcessOptions } from './server-process.js';
+
+export async function runWithSpawnedServer(
+  opts: RunOptions,
+  server: ServerProcessOptions,
+  extras: RunExtras = {},
+): Promise<RunResult & { serverLog: string }> {
+  const log = extras.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const env = { ...server.env };
+  // rotation-wave needs short-lived certs; the server reads CERT_LIFETIME (server/src/config.ts)
+  if (opts.scenario === 'rotation-wave' && env.CERT_LIFETIME === undefined && opts.rotateAfterMs === undefined) env.CERT_LIFETIME = '60s';
+  const proc = new ServerProcess({ ...server, env });
+  log(`starting enrolld (ENROLLD_HOME=${proc.home}; log ${proc.logFile})`);
+  const t0 = performance.now();
+  await proc.start();
+  log(`enrolld is up in ${((performance.now() - t0) / 1000).toFixed(1)}s: API ${proc.apiUrl}, broker ${proc.brokerUrl}`);
+  try {
+    const result = await runScenario(
+      { ...opts, apiUrl: proc.apiUrl, brokerUrl: proc.brokerUrl, home: proc.home, caFile: proc.caFile, adminTokenFile: proc.adminTokenFile },
+      {
+        ...extras,
+        log,
+        hooks: {
+          restartBroker: async () => {
+            log('restarting enrolld (same home, same ports)');
+            await proc.restart();
+          },
+          describe: 'spawned server restart',
+          ...extras.hooks,
+        },
+      },
+    );
+    return { ...result, serverLog: proc.logFile };
+  } finally {
+    log('stopping enrolld');
+    await proc.stop();
+  }
+}
