@@ -8,12 +8,16 @@ import { TOKEN_USAGE, tokenCommand } from './cli/token-command.js';
 import { UsageError } from './cli/usage-error.js';
 import { upCommand } from './cli/up-command.js';
 import { caInitCommand } from './cli/ca-command.js';
+import { BROKER_USAGE, brokerCommand } from './cli/broker-command.js';
+import { REVOKE_USAGE, revokeCommand } from './cli/revoke-command.js';
 
 const USAGE = `usage:
 enrolld up                                  API (and broker) with everything they need; embedded Postgres when DATABASE_URL is unset
 enrolld ca init                             create the root and issuing CA and the server certificate under ENROLLD_HOME
 ${TOKEN_USAGE}
 ${DEVICES_USAGE}
+${REVOKE_USAGE}
+${BROKER_USAGE}
 
 Environment: ENROLLD_HOME (./.enrolld), HTTPS_PORT (8443), MQTTS_PORT (8883), DATABASE_URL, REDIS_URL, SERVER_NAMES,
 CERT_LIFETIME (30d), TOKEN_TTL (24h), LOG_LEVEL (info); ENROLLD_URL for CLI commands (https://localhost:HTTPS_PORT).`;
@@ -28,6 +32,8 @@ const commands: Record<string, Command> = {
   },
   token: (argv) => tokenCommand(argv, createCliContext()),
   devices: (argv) => devicesCommand(argv, createCliContext()),
+  revoke: (argv) => revokeCommand(argv, createCliContext()),
+  broker: () => brokerCommand(loadConfig()),
 };
 
 async function main(argv: string[]): Promise<number> {

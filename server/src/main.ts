@@ -14,10 +14,13 @@ import { createHttpApp } from './http/app.js';
 import { startHttpsServer } from './http/https-server.js';
 import { createMetrics } from './metrics.js';
 import { loadPki, pkiPaths } from './pki-home.js';
+import { createBrokerRuntime, createRevocationRuntime, ensureRootArl } from './revocation-runtime.js';
 
 export interface RunningEnrolld {
   apiUrl: string;
   httpsPort: number;
+  /** The MQTT broker's port (mTLS). */
+  mqttsPort: number;
   databaseUrl: string;
   stop(): Promise<void>;
 }
@@ -91,7 +94,12 @@ export async function startEnrolld(config: Readonly<Config>, logger: Logger, sig
         metrics.issuanceSeconds.observe({ outcome }, seconds);
       },
     });
+    const revocation = createRevocationRuntime({ pool, ca, logger });
+    await revocation.start();
+    stops.push(() => revocation.stop());
     const app = createHttpApp({
+      publicRouters: revocation.publicRouters,
+      adminRouters: revocation.adminRouters,
       logger,
       registry: metrics.registry,
       enrollment,
@@ -114,12 +122,32 @@ export async function startEnrolld(config: Readonly<Config>, logger: Logger, sig
     });
     stops.push(() => https.close());
 
+    // The broker in the same process (issue 4; `enrolld broker` runs it alone). It gets revocations in-process as well
+    // as through NOTIFY and the seq resync.
+    const broker = createBrokerRuntime({
+      pool,
+      databaseUrl,
+      logger,
+      registry: metrics.registry,
+      material: {
+        serverKeyPem: pki.serverKeyPem,
+        serverCertPem: pki.serverCertPem,
+        chainPem: ca.chainPem,
+        issuingCertPem: pki.issuingCertPem,
+        rootArlPem: await ensureRootArl(pkiPaths(config.home)),
+      },
+      config: { host: config.listenHost, port: config.mqttsPort },
+    });
+    const { port: mqttsPort } = await broker.start();
+    stops.push(() => broker.stop());
+    revocation.attachBroker(broker);
+
     const apiUrl = `https://localhost:${https.port}`;
     logger.info(
-      { apiUrl, httpsPort: https.port, rootCa: config.paths.rootCert, adminTokenFile: config.paths.adminTokenFile, embeddedPostgres: !config.databaseUrl },
+      { apiUrl, httpsPort: https.port, mqttsPort, rootCa: config.paths.rootCert, adminTokenFile: config.paths.adminTokenFile, embeddedPostgres: !config.databaseUrl },
       'enrolld ready',
     );
-    return { apiUrl, httpsPort: https.port, databaseUrl, stop: stopAll };
+    return { apiUrl, httpsPort: https.port, mqttsPort, databaseUrl, stop: stopAll };
   } catch (error) {
     await stopAll();
     throw error;

@@ -1,0 +1,50 @@
+import { parseArgs } from 'node:util';
+import { isRevocationReason, isValidDeviceId, REVOCATION_REASON_NAMES, routes } from '@enrolld/protocol';
+import type { CliContext } from './context.js';
+import { note } from './output.js';
+import { UsageError } from './usage-error.js';
+
+export const REVOKE_USAGE = `enrolld revoke DEVICE_ID [--reason keyCompromise]   revoke every unexpired cert of a device; its sessions end at once
+enrolld revoke --serial HEX [--reason R]           revoke one certificate
+  reasons (RFC 5280 §5.3.1): ${REVOCATION_REASON_NAMES.filter((r) => r !== 'removeFromCRL' && r !== 'certificateHold').join(', ')}`;
+
+interface RevokeAnswer {
+  deviceId: string;
+  outcome: 'revoked' | 'already-revoked';
+  reason: string;
+  serials: string[];
+  crlNumber: string | null;
+}
+
+/** `enrolld revoke`: through the admin API, so the API process rebuilds the CRL and every broker hears of it. */
+export async function revokeCommand(argv: string[], ctx: CliContext): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { reason: { type: 'string', default: 'unspecified' }, serial: { type: 'string' }, json: { type: 'boolean', default: false } },
+    allowPositionals: true,
+    strict: true,
+  });
+  const reason = values.reason;
+  if (!isRevocationReason(reason)) throw new UsageError(`--reason "${reason}" is not an RFC 5280 reason`, REVOKE_USAGE);
+  const deviceId = positionals[0];
+  if ((deviceId === undefined) === (values.serial === undefined)) throw new UsageError('give a device id or --serial, not both', REVOKE_USAGE);
+  if (deviceId !== undefined && !isValidDeviceId(deviceId)) throw new UsageError(`"${deviceId}" is not a valid device id (^[a-z0-9][a-z0-9._-]{0,62}$)`, REVOKE_USAGE);
+  if (values.serial !== undefined && !/^[0-9a-fA-F:]{1,60}$/.test(values.serial)) throw new UsageError(`--serial "${values.serial}" is not hexadecimal`, REVOKE_USAGE);
+  const api = await ctx.adminApi();
+  try {
+    const path = deviceId !== undefined ? routes.adminRevokeDevice(deviceId) : routes.adminRevokeCertificate(values.serial!.replaceAll(':', '').toLowerCase());
+    const answer = await api.call<RevokeAnswer>('POST', path, { reason });
+    if (values.json) {
+      process.stdout.write(JSON.stringify(answer, null, 2) + '\n');
+      return;
+    }
+    if (answer.outcome === 'already-revoked') {
+      note(`${answer.deviceId}: nothing to revoke (already revoked or no unexpired certificate); no change`);
+      return;
+    }
+    for (const serial of answer.serials) process.stdout.write(`${serial}\n`);
+    note(`${answer.deviceId}: revoked ${answer.serials.length} certificate(s), reason ${answer.reason}; CRL #${answer.crlNumber ?? '?'}; live sessions are being closed`);
+  } finally {
+    api.close();
+  }
+}

@@ -1,0 +1,82 @@
+// Revocation over HTTP (DESIGN.md §3, §5): the admin revoke endpoints and the public CRL.
+import express, { Router, type RequestHandler } from 'express';
+import { deviceIdSchema, revokeRequestSchema, routes } from '@enrolld/protocol';
+import { EnrollError } from '../core/errors.js';
+import type { RevocationService, RevokeResult } from '../core/revocation/revocation-service.js';
+import { adminOf } from './admin-auth.js';
+
+export interface RevocationRoutesDeps {
+  revocation: Pick<RevocationService, 'revokeDevice' | 'revokeCertificate' | 'currentCrl'>;
+}
+
+/** The body is optional (reason defaults to `unspecified`); when there is one it must be JSON. */
+const optionalJsonBody: RequestHandler = (req, _res, next) => {
+  const length = Number(req.get('content-length') ?? 0);
+  const hasBody = length > 0 || req.get('transfer-encoding') !== undefined;
+  if (hasBody && !req.is('application/json')) {
+    next(new EnrollError('unsupported-media-type', `Content-Type must be application/json, not ${req.get('content-type') ?? 'none'}`));
+    return;
+  }
+  next();
+};
+
+function parseReason(body: unknown): string {
+  const parsed = revokeRequestSchema.safeParse(body ?? {});
+  if (!parsed.success) {
+    throw new EnrollError('bad-request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  }
+  return parsed.data.reason;
+}
+
+function answer(result: RevokeResult) {
+  return {
+    deviceId: result.deviceId,
+    // "already-revoked" is a no-op, not an error (issue 4): 200 either way, told apart by `outcome`.
+    outcome: result.outcome,
+    reason: result.reason,
+    serials: result.serials,
+    crlNumber: result.crlNumber?.toString() ?? null,
+  };
+}
+
+/** Mounted behind requireAdmin (the app puts the guard on /v1/admin). */
+export function revocationAdminRoutes(deps: RevocationRoutesDeps): Router {
+  const router = Router();
+  const json = express.json({ limit: '1kb' });
+
+  router.post('/v1/admin/devices/:id/revoke', optionalJsonBody, json, async (req, res) => {
+    const id = deviceIdSchema.safeParse(req.params.id);
+    if (!id.success) throw new EnrollError('bad-request', `"${String(req.params.id)}" is not a valid device id`);
+    const reason = parseReason(req.body);
+    const result = await deps.revocation.revokeDevice(id.data, {
+      reason,
+      actor: adminOf(res.locals).name,
+      requestId: res.locals.requestId as string | undefined,
+    });
+    res.status(200).json(answer(result));
+  });
+
+  router.post('/v1/admin/certificates/:serial/revoke', optionalJsonBody, json, async (req, res) => {
+    const reason = parseReason(req.body);
+    const result = await deps.revocation.revokeCertificate(String(req.params.serial), {
+      reason,
+      actor: adminOf(res.locals).name,
+      requestId: res.locals.requestId as string | undefined,
+    });
+    res.status(200).json(answer(result));
+  });
+
+  return router;
+}
+
+/** Public: anyone may fetch the CRL (RFC 5280 §5; served as application/pkix-crl, RFC 2585 §4.2). */
+export function crlRoutes(deps: RevocationRoutesDeps): Router {
+  const router = Router();
+  router.get(routes.crl, async (_req, res) => {
+    const crl = await deps.revocation.currentCrl();
+    res.setHeader('Cache-Control', 'no-cache');
+    res.setHeader('Last-Modified', crl.thisUpdate.toUTCString());
+    res.type('application/pkix-crl').send(crl.der);
+  });
+  return router;
+}
