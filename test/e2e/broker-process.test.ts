@@ -1,0 +1,134 @@
+// The broker in its own process (`enrolld broker`), the revocation through the API process (`enrolld up`) by the CLI
+// (`enrolld revoke`): the cut must cross processes through Postgres NOTIFY (issue 4 §1, §3).
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import mqtt, { type MqttClient } from 'mqtt';
+import { routes, type EnrollResponse } from '@enrolld/protocol';
+import { makeCsr, randomDeviceId } from '../support/csr-factory.js';
+import { postJson } from '../support/http.js';
+import { createTestDatabase, type TestDatabase } from '../support/pg.js';
+import { freePort, REPO_ROOT, spawnEnrolld, TSX_CLI, type EnrolldProcess } from '../support/processes.js';
+import { raceTimeout, report } from '../support/broker-harness.js';
+
+const run = promisify(execFile);
+
+interface BrokerProcess {
+  child: ChildProcess;
+  output(): string;
+  stop(): Promise<number | null>;
+}
+
+async function spawnBroker(env: Record<string, string>, timeoutMs = 60_000): Promise<BrokerProcess> {
+  const child = spawn(process.execPath, [TSX_CLI, 'server/src/cli.ts', 'broker'], {
+    cwd: REPO_ROOT,
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`broker not listening in ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    child.stdout!.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (out.includes('"MQTT broker listening (mTLS)"')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+    void exited.then((code) => {
+      clearTimeout(timer);
+      reject(new Error(`broker exited (${code}):\n${out}`));
+    });
+  });
+  return {
+    child,
+    output: () => out,
+    async stop() {
+      if (child.exitCode !== null) return child.exitCode;
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+describe('broker in its own process, revocation through the API process', () => {
+  let db: TestDatabase;
+  let home: string;
+  let api: EnrolldProcess;
+  let broker: BrokerProcess;
+  let httpsPort: number;
+  let brokerPort: number;
+  let rootPem: string;
+  let adminToken: string;
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    home = await mkdtemp(path.join(tmpdir(), 'enrolld-split-'));
+    httpsPort = await freePort();
+    brokerPort = await freePort();
+    const common = { ENROLLD_HOME: home, DATABASE_URL: db.url, LISTEN_HOST: '127.0.0.1' };
+    api = await spawnEnrolld({ ...common, HTTPS_PORT: String(httpsPort), MQTTS_PORT: String(await freePort()) });
+    broker = await spawnBroker({ ...common, MQTTS_PORT: String(brokerPort) });
+    rootPem = await readFile(path.join(home, 'ca', 'root.pem'), 'utf8');
+    adminToken = (await readFile(path.join(home, 'admin-token'), 'utf8')).trim();
+  }, 120_000);
+  afterAll(async () => {
+    const brokerCode = await broker?.stop();
+    const apiCode = await api?.stop();
+    await db?.drop();
+    await rm(home, { recursive: true, force: true });
+    expect(brokerCode).toBe(0);
+    expect(apiCode).toBe(0);
+  });
+
+  it('enroll → connect to the broker process → `enrolld revoke` → the session ends and the device is refused', async () => {
+    const apiUrl = `https://localhost:${httpsPort}`;
+    const deviceId = randomDeviceId('split');
+    const tokenRes = await postJson(apiUrl + routes.adminTokens, rootPem, { deviceId }, { authorization: `Bearer ${adminToken}` });
+    expect(tokenRes.status).toBe(201);
+    const token = tokenRes.json<Array<{ token: string }>>()[0]!.token;
+    const csr = await makeCsr({ cn: deviceId });
+    const enrolled = await postJson(apiUrl + routes.enroll, rootPem, { token, csr: csr.pem });
+    expect(enrolled.status).toBe(201);
+    const body = enrolled.json<EnrollResponse>();
+    const key = csr.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
+    const issuingPem = body.chain.split(/(?<=-----END CERTIFICATE-----\n?)/)[0]!;
+    const connect = () =>
+      new Promise<MqttClient>((resolve, reject) => {
+        const c = mqtt.connect({
+          protocol: 'mqtts', host: '127.0.0.1', port: brokerPort, servername: 'localhost', ca: rootPem, key, cert: body.certificate + issuingPem,
+          clientId: deviceId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 5000,
+        });
+        c.once('connect', () => resolve(c));
+        c.once('error', (e) => { c.end(true); reject(e); });
+        c.once('close', () => { c.end(true); reject(new Error('closed before CONNACK')); });
+      });
+    const client = await connect();
+    const closed = new Promise<number>((resolve) => client.stream.once('close', () => resolve(performance.now())));
+    const t0 = performance.now();
+    const cli = await run(process.execPath, [TSX_CLI, 'server/src/cli.ts', 'revoke', deviceId, '--reason', 'keyCompromise'], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ENROLLD_HOME: home, ENROLLD_URL: apiUrl },
+    });
+    const cliDone = performance.now();
+    expect(cli.stdout.trim()).toBe(body.serial);
+    expect(cli.stderr).toContain('revoked 1 certificate(s)');
+    const end = await raceTimeout(closed, 10_000, -1);
+    expect(end).toBeGreaterThan(0);
+    client.end(true);
+    await expect(connect()).rejects.toBeDefined();
+    // The API process's own broker learned it too (same events in both modes): a second revoke is a no-op.
+    const again = await run(process.execPath, [TSX_CLI, 'server/src/cli.ts', 'revoke', deviceId], {
+      cwd: REPO_ROOT,
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ENROLLD_HOME: home, ENROLLD_URL: apiUrl },
+    });
+    expect(again.stderr).toContain('nothing to revoke');
+    expect(broker.output()).toContain('revoked: live session closed');
+    report('REV-PROCESS-SPLIT', true, { cliStartToSocketCloseMs: Math.round(end - t0), cliProcessMs: Math.round(cliDone - t0), closedBeforeCliExited: end < cliDone });
+  });
+});
