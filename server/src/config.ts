@@ -48,6 +48,22 @@ const envSchema = z.object({
   TOKEN_TTL: duration('24h'),
   ENROLL_RETRY_WINDOW: duration('1h'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+  // Rotation (issue 5, DESIGN.md §4).
+  /** The renewal window: the last fraction of a certificate's lifetime in which the sweep hints its device. */
+  RENEWAL_WINDOW: z.coerce.number().gt(0).lt(1).default(1 / 3),
+  ROTATION_SWEEP_INTERVAL: duration('5m'),
+  ROTATION_HINT_JITTER: duration('10m'),
+  /** A predecessor is superseded when its successor first connects, or this long after the successor was issued. */
+  SUPERSEDE_GRACE: duration('24h'),
+  /** Expired certificates: refuse (default), grace (renew until RENEW_EXPIRED_GRACE after expiry), token (re-enroll). */
+  RENEW_EXPIRED: z.enum(['refuse', 'grace', 'token']).default('refuse'),
+  RENEW_EXPIRED_GRACE: duration('7d'),
+  /** RFC 7030 §3.5 proof-of-possession linking on EST: off, if-present (verify when the CSR carries it), required. */
+  EST_POP_LINKING: z.enum(['off', 'if-present', 'required']).default('if-present'),
+  /** BullMQ workers in `enrolld up` (in-process) or only in `enrolld worker` (off). */
+  JOBS: z.enum(['in-process', 'off']).default('in-process'),
+  /** BullMQ key prefix; default derived from the database, so deployments sharing a Redis never share queues. */
+  JOBS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional(),
 });
 
 export interface Config {
@@ -65,6 +81,18 @@ export interface Config {
   tokenTtlSeconds: number;
   enrollRetryWindowSeconds: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  rotation: RotationConfig;
+}
+
+export interface RotationConfig {
+  renewalWindowFraction: number;
+  sweepIntervalSeconds: number;
+  hintJitterSeconds: number;
+  supersedeGraceSeconds: number;
+  expired: { mode: 'refuse' | 'grace' | 'token'; graceSeconds: number };
+  estPopLinking: 'off' | 'if-present' | 'required';
+  jobs: 'in-process' | 'off';
+  jobsPrefix: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -102,5 +130,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     tokenTtlSeconds: e.TOKEN_TTL,
     enrollRetryWindowSeconds: e.ENROLL_RETRY_WINDOW,
     logLevel: e.LOG_LEVEL,
+    rotation: Object.freeze({
+      renewalWindowFraction: e.RENEWAL_WINDOW,
+      sweepIntervalSeconds: e.ROTATION_SWEEP_INTERVAL,
+      hintJitterSeconds: e.ROTATION_HINT_JITTER,
+      supersedeGraceSeconds: e.SUPERSEDE_GRACE,
+      expired: Object.freeze({ mode: e.RENEW_EXPIRED, graceSeconds: e.RENEW_EXPIRED_GRACE }),
+      estPopLinking: e.EST_POP_LINKING,
+      jobs: e.JOBS,
+      jobsPrefix: e.JOBS_PREFIX,
+    }),
   });
 }

@@ -15,6 +15,7 @@ import { startHttpsServer } from './http/https-server.js';
 import { createMetrics } from './metrics.js';
 import { loadPki, pkiPaths } from './pki-home.js';
 import { createBrokerRuntime, createRevocationRuntime, ensureRootArl } from './revocation-runtime.js';
+import { createRotationRuntime } from './rotation-runtime.js';
 
 export interface RunningEnrolld {
   apiUrl: string;
@@ -97,8 +98,13 @@ export async function startEnrolld(config: Readonly<Config>, logger: Logger, sig
     const revocation = createRevocationRuntime({ pool, ca, logger });
     await revocation.start();
     stops.push(() => revocation.stop());
+    // Rotation (issue 5): renewal over REST/EST/MQTT, lineage, EST, and the BullMQ sweep (never waits on Redis).
+    const rotation = createRotationRuntime({
+      pool, databaseUrl, ca, logger, registry: metrics.registry, config, revoker: revocation.service, enrollment,
+      runWorkers: config.rotation.jobs === 'in-process',
+    });
     const app = createHttpApp({
-      publicRouters: revocation.publicRouters,
+      publicRouters: [...revocation.publicRouters, ...rotation.publicRouters],
       adminRouters: revocation.adminRouters,
       logger,
       registry: metrics.registry,
@@ -141,6 +147,9 @@ export async function startEnrolld(config: Readonly<Config>, logger: Logger, sig
     const { port: mqttsPort } = await broker.start();
     stops.push(() => broker.stop());
     revocation.attachBroker(broker);
+    rotation.attachBroker(broker);
+    await rotation.start();
+    stops.push(() => rotation.stop());
 
     const apiUrl = `https://localhost:${https.port}`;
     logger.info(

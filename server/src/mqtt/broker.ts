@@ -73,6 +73,25 @@ export interface BrokerDeps {
   registry: Registry;
   /** Aedes persistence; in-memory when absent. */
   persistence?: AedesOptions['persistence'];
+  /** Extensions that act on device sessions (issue 5: renewal over MQTT, rotation hints, supersede on first use). */
+  hooks?: BrokerHooks[] | undefined;
+}
+
+/** A live device session, as hooks see it: the identity the broker verified at CONNECT. */
+export interface DeviceSessionRef {
+  deviceId: string;
+  /** Normalized (lowercase, no leading zeros). */
+  serial: string;
+}
+
+/** Called after the broker's own checks passed; a hook never decides admission and its errors are only logged. */
+export interface BrokerHooks {
+  /** CONNACK 0 was sent. */
+  onConnected?(session: DeviceSessionRef): void;
+  /** A device's PUBLISH passed the ACL and was routed. */
+  onPublish?(session: DeviceSessionRef, topic: string, payload: Buffer): void;
+  /** SUBSCRIBE filters the ACL granted. */
+  onSubscribed?(session: DeviceSessionRef, filters: string[]): void;
 }
 
 export const defaultBrokerConfig: BrokerConfig = {
@@ -142,6 +161,21 @@ export function createBroker(deps: BrokerDeps) {
   let lastUnknownLogAt = 0;
 
   const metrics = createBrokerMetrics(deps.registry, () => aedes?.connectedClients ?? 0);
+  const hooks: BrokerHooks[] = [...(deps.hooks ?? [])];
+
+  function runHooks(client: Client | null, call: (hook: BrokerHooks, ref: DeviceSessionRef) => void): void {
+    if (hooks.length === 0 || !client) return;
+    const info = sessions.get(client);
+    if (!info || info.revoked) return;
+    const ref = { deviceId: info.identity.deviceId, serial: info.identity.serial };
+    for (const hook of hooks) {
+      try {
+        call(hook, ref);
+      } catch (error) {
+        log.error({ err: error, deviceId: ref.deviceId }, 'broker hook failed');
+      }
+    }
+  }
 
   function secureOptions(): tls.SecureContextOptions & tls.TlsOptions {
     const crls = issuingCrl ? [pemCrl(issuingCrl.der), ...(deps.tls.extraCrls ?? []).map(pemCrl)] : undefined;
@@ -371,6 +405,15 @@ export function createBroker(deps: BrokerDeps) {
       aedes.on('clientError', (client: Client, error: Error) => {
         log.debug({ clientId: client.id, err: error.message }, 'client error');
       });
+      aedes.on('clientReady', (client: Client) => runHooks(client, (h, ref) => h.onConnected?.(ref)));
+      aedes.on('publish', (packet: PublishPacket, client: Client | null) => {
+        runHooks(client, (h, ref) => h.onPublish?.(ref, packet.topic, Buffer.isBuffer(packet.payload) ? packet.payload : Buffer.from(packet.payload)));
+      });
+      aedes.on('subscribe', (subs: Subscription[], client: Client) => {
+        // QoS 128 marks a filter the ACL negated (MQTT-3.9.3).
+        const granted = subs.filter((s) => (s.qos as number) !== 128).map((s) => s.topic);
+        if (granted.length > 0) runHooks(client, (h, ref) => h.onSubscribed?.(ref, granted));
+      });
       // The first sync runs before we listen, so the first handshake already sees the newest CRL.
       await sync.start();
       const broker = aedes;
@@ -435,6 +478,24 @@ export function createBroker(deps: BrokerDeps) {
         .map((r) => ({ serial: normalizeSerial(r.serial), deviceId: r.deviceId, reasonCode: r.reasonCode, atMs: r.revokedAt.getTime() }));
       if (notices.length > 0) cut(notices);
       if (crl && sync.crlApplied(crl)) applyCrl(crl);
+    },
+
+    /** Adds session hooks (late binding: the composition builds them after the broker). */
+    addHooks(...more: BrokerHooks[]): void {
+      hooks.push(...more);
+    },
+
+    /** A server-originated PUBLISH (QoS 1, not retained) to whoever subscribed; authorizeForward still applies. */
+    publish(topic: string, payload: Buffer | string, qos: 0 | 1 = 1): Promise<void> {
+      const broker = aedes;
+      if (!broker || broker.closed) return Promise.reject(new Error('broker not running'));
+      const packet = { cmd: 'publish', topic, payload: Buffer.isBuffer(payload) ? payload : Buffer.from(payload), qos, retain: false, dup: false } as PublishPacket;
+      return new Promise((resolve, reject) => broker.publish(packet, (error?: Error) => (error ? reject(error) : resolve())));
+    },
+
+    /** True when a live (unrevoked) session uses the certificate with this serial. */
+    hasSession(serial: string): boolean {
+      return (bySerial.get(normalizeSerial(serial))?.size ?? 0) > 0;
     },
 
     /** Runs a resync now (tests; the interval does it otherwise). */

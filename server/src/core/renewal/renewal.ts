@@ -1,0 +1,268 @@
+// The renewal use case (DESIGN.md §4): one core behind REST, EST simplereenroll and MQTT.
+//
+// Authenticated by the current certificate (RFC 7030 §3.3.2): it must be ours (signed by the issuing CA and recorded
+// under its serial, byte for byte), issued, unrevoked and inside its validity. The TLS layer alone is never trusted:
+// the API listener accepts any client certificate (requestCert without rejectUnauthorized), and a broker session may
+// have outlived its certificate's revocation by milliseconds, so the database has the last word.
+//
+// Then the CSR: it may name only the device of the current certificate (RFC 7030 §4.2.2; names are never copied),
+// must carry a new key, and is issued in Boulder order (intent row, naming the predecessor, committed before signing).
+// One successor per certificate: the predecessor row is locked and a unique index backs it up (ROT-05).
+import { X509Certificate } from 'node:crypto';
+import { routes, type EnrollResponse } from '@enrolld/protocol';
+import { assertCsrNamesDevice, deviceValidity, newSerial, parseCsr, serialHex } from '../ca/index.js';
+import type { DeviceCertificateSpec, IssuingCa, ParsedCsr } from '../ca/types.js';
+import type { Clock } from '../clock.js';
+import { toPem } from '../enroll.js';
+import { EnrollError } from '../errors.js';
+import type { CertificateIntent, IssuedCertificate } from '../ports.js';
+import { normalizeSerial } from '../revocation/serial.js';
+import { assertRenewableAfterExpiry, type ExpiredRenewalPolicy } from './expired-policy.js';
+import type { PendingSupersession, RenewalCertificate, RenewalStore } from './ports.js';
+import { checkPopLinking, type ChannelBinding, type PopLinkingPolicy } from './pop-linking.js';
+
+export type RenewalTransport = 'rest' | 'est' | 'mqtt';
+export type RenewalOutcome = 'issued' | 'replayed' | 'rejected' | 'failed';
+
+/** How the caller proved it holds the current certificate. */
+export type RenewalCredential =
+  /** The client certificate of the TLS connection (REST, EST). Absent when the client sent none. */
+  | { kind: 'certificate'; der: Buffer | undefined }
+  /** A broker session whose certificate the broker verified at CONNECT (MQTT); re-checked against the store here. */
+  | { kind: 'session'; deviceId: string; serial: string };
+
+export interface RenewalPolicy {
+  certificateLifetimeSeconds: number;
+  backdateSeconds: number;
+  /** A pending successor intent younger than this belongs to a request still signing it. */
+  inFlightSeconds: number;
+  /** How long a request with the same CSR waits for a concurrent one to finish signing before it answers 409. */
+  waitForInFlightMs: number;
+  expired: ExpiredRenewalPolicy;
+  /** RFC 7030 §3.5 linking, applied to requests that come with a channel binding (EST). */
+  popLinking: PopLinkingPolicy;
+}
+
+export interface RenewalDeps {
+  store: RenewalStore;
+  ca: IssuingCa;
+  clock: Clock;
+  policy: RenewalPolicy;
+  /** A new successor was issued (not for replays): the in-process lineage learns it at once. */
+  onRenewed?: (renewal: PendingSupersession) => void;
+  onOutcome?: (transport: RenewalTransport, outcome: RenewalOutcome, seconds: number) => void;
+}
+
+export interface RenewInput {
+  credential: RenewalCredential;
+  csr: string | Buffer;
+  transport: RenewalTransport;
+  /** The TLS channel binding of the connection the CSR came on, when the transport has one (RFC 7030 §3.5). */
+  channelBinding?: ChannelBinding | undefined;
+  /** Apply the PoP-linking policy (EST). */
+  popLinking?: boolean;
+}
+
+export interface RenewContext {
+  requestId?: string | undefined;
+}
+
+export interface RenewResult {
+  response: EnrollResponse;
+  replayed: boolean;
+  predecessorSerial: string;
+  certificateDer: Buffer;
+}
+
+const NO_CERT = 'renewal is authenticated by the current certificate: present it as the TLS client certificate (RFC 7030 §3.3.2)';
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+export function createRenewal(deps: RenewalDeps) {
+  const { store, ca, clock, policy } = deps;
+  const issuer = new X509Certificate(ca.certificateDer);
+
+  function respond(cert: IssuedCertificate): EnrollResponse {
+    return {
+      deviceId: cert.deviceId,
+      serial: cert.serial,
+      certificate: toPem('CERTIFICATE', cert.der),
+      chain: ca.chainPem,
+      notAfter: cert.notAfter.toISOString(),
+    };
+  }
+
+  /** The stored certificate the credential proves, or an `unauthorized` problem. */
+  async function authenticate(credential: RenewalCredential): Promise<RenewalCertificate> {
+    if (credential.kind === 'session') {
+      const stored = await store.findCertificate(credential.serial);
+      if (!stored || stored.deviceId !== credential.deviceId || !stored.der) {
+        throw new EnrollError('unauthorized', 'the certificate of this session is not a certificate this CA issued', {
+          logDetail: `session serial ${credential.serial} not found for ${credential.deviceId}`,
+        });
+      }
+      return stored;
+    }
+    if (!credential.der || credential.der.length === 0) throw new EnrollError('unauthorized', NO_CERT);
+    let cert: X509Certificate;
+    try {
+      cert = new X509Certificate(credential.der);
+    } catch {
+      throw new EnrollError('unauthorized', 'the client certificate could not be parsed');
+    }
+    // ROT-06: a certificate from another CA, however well-formed, proves nothing here.
+    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
+      throw new EnrollError('unauthorized', 'the client certificate was not issued by this CA; renew with the certificate this server issued');
+    }
+    const serial = normalizeSerial(cert.serialNumber);
+    const stored = await store.findCertificate(serial);
+    // Byte equality with the stored certificate: a signature alone could also cover a row that was never completed.
+    if (!stored || !stored.der || !stored.der.equals(credential.der)) {
+      throw new EnrollError('unauthorized', 'the client certificate is not on record', { logDetail: `serial ${serial} unknown or not issued` });
+    }
+    return stored;
+  }
+
+  function assertEligible(current: RenewalCertificate, now: Date): void {
+    if (current.revokedAt) {
+      const superseded = current.revocationReason === 4; // RFC 5280 §5.3.1 superseded
+      throw new EnrollError(
+        'revoked',
+        superseded
+          ? `certificate ${current.serial} was superseded by a renewal; use its successor`
+          : `certificate ${current.serial} is revoked and cannot be renewed`,
+        { extensions: { serial: current.serial, revokedAt: current.revokedAt.toISOString() } },
+      );
+    }
+    if (now.getTime() < current.notBefore.getTime()) {
+      // RFC 5280 §4.1.2.5: not valid yet (a clock problem on one side, or a certificate issued with a future notBefore).
+      throw new EnrollError('forbidden', `certificate ${current.serial} is not valid before ${current.notBefore.toISOString()}`);
+    }
+    // RFC 5280 §4.1.2.5: notAfter is inclusive.
+    if (now.getTime() > current.notAfter.getTime()) {
+      assertRenewableAfterExpiry(policy.expired, current.serial, current.notAfter, now, routes.enroll);
+    }
+  }
+
+  function buildIntent(current: RenewalCertificate, csr: ParsedCsr): CertificateIntent {
+    const serial = newSerial();
+    const { notBefore, notAfter } = deviceValidity(clock.now(), policy.certificateLifetimeSeconds, policy.backdateSeconds, ca);
+    const spec: DeviceCertificateSpec = { deviceId: current.deviceId, serial, spkiDer: csr.spkiDer, notBefore, notAfter };
+    return {
+      serial: serialHex(serial),
+      deviceId: current.deviceId,
+      // The successor keeps the lineage's profile (DESIGN.md §9): a renewal never changes what a device may do.
+      profile: current.profile,
+      notBefore,
+      notAfter,
+      publicKeySha256: csr.publicKeySha256,
+      csrSha256: csr.sha256,
+      tbsDer: ca.buildDeviceTbs(spec),
+      predecessorSerial: current.serial,
+    };
+  }
+
+  async function signAndStore(intent: CertificateIntent, csr: ParsedCsr, context: RenewContext): Promise<IssuedCertificate> {
+    const spec: DeviceCertificateSpec = {
+      deviceId: intent.deviceId,
+      serial: Buffer.from(intent.serial, 'hex'),
+      spkiDer: csr.spkiDer,
+      notBefore: intent.notBefore,
+      notAfter: intent.notAfter,
+    };
+    const der = ca.signCertificate(intent.tbsDer);
+    ca.checkIssued(der, spec); // a deviation aborts before anything is returned; the intent row stays revocable
+    return store.complete(intent.serial, der, context.requestId);
+  }
+
+  async function renewOnce(input: RenewInput, context: RenewContext): Promise<RenewResult> {
+    const current = await authenticate(input.credential);
+    const now = clock.now();
+    assertEligible(current, now);
+    const csr = parseCsr(input.csr);
+    if (input.popLinking) checkPopLinking(policy.popLinking, csr.der, input.channelBinding);
+    // RFC 7030 §4.2.2: the identity stays the same; the CSR may leave its names empty or name exactly this device.
+    assertCsrNamesDevice(csr, current.deviceId);
+    // RFC 7030 §4.2.2: "the Subject … MUST be identical": an empty subject is not (an enrollment may send one, a
+    // re-enrollment may not). The SAN may be left out: the certificate's SAN always comes from the record, and some
+    // clients cannot write a URI SAN at all (strongSwan `pki --req --san` encodes it as an empty GeneralNames).
+    if (csr.requested.commonNames.length === 0) {
+      throw new EnrollError('identity-mismatch', `the re-enrollment CSR must keep the subject of the current certificate: CN=${current.deviceId} (RFC 7030 §4.2.2)`);
+    }
+    if (csr.publicKeySha256.equals(current.publicKeySha256)) {
+      throw new EnrollError('bad-key', 'renewal needs a new key: the CSR carries the public key of the current certificate. Generate a new key pair and sign the CSR with it', {
+        extensions: { serial: current.serial },
+      });
+    }
+
+    const deadline = Date.now() + policy.waitForInFlightMs;
+    for (let attempt = 0; ; attempt++) {
+      const begun = await store.beginRenewal({
+        predecessorSerial: current.serial,
+        csrSha256: csr.sha256,
+        publicKeySha256: csr.publicKeySha256,
+        inFlightSeconds: policy.inFlightSeconds,
+        buildIntent: (locked) => {
+          // The locked row is the authority: check again what the unlocked read saw (ROT-03, a revocation racing us).
+          assertEligible(locked, clock.now());
+          return buildIntent(locked, csr);
+        },
+      });
+      switch (begun.outcome) {
+        case 'begun': {
+          const cert = await signAndStore(begun.intent, csr, context);
+          deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial: current.serial, deviceId: cert.deviceId, issuedAt: clock.now() });
+          return { response: respond(cert), replayed: false, predecessorSerial: current.serial, certificateDer: cert.der };
+        }
+        case 'resume': {
+          const cert = await signAndStore(begun.intent, csr, context);
+          deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial: current.serial, deviceId: cert.deviceId, issuedAt: clock.now() });
+          return { response: respond(cert), replayed: true, predecessorSerial: current.serial, certificateDer: cert.der };
+        }
+        case 'replay':
+          return { response: respond(begun.certificate), replayed: true, predecessorSerial: current.serial, certificateDer: begun.certificate.der };
+        case 'in-progress':
+          // Same CSR as a request that is signing right now: wait for it, so every such request gets the same
+          // certificate (ROT-05 "all get the same cert") instead of a 409.
+          if (Date.now() < deadline) {
+            await sleep(Math.min(10 * 2 ** attempt, 100));
+            continue;
+          }
+          throw new EnrollError('conflict', 'a renewal with this CSR is still being processed; retry shortly', { retryAfterSeconds: 1 });
+        case 'successor-exists':
+          throw new EnrollError(
+            'conflict',
+            `certificate ${current.serial} was already renewed (successor ${begun.successorSerial}) with a different CSR; one certificate has one successor. Retry with the same CSR to receive it again, or renew with the successor`,
+            { extensions: { serial: current.serial, successorSerial: begun.successorSerial } },
+          );
+        case 'key-reused':
+          throw new EnrollError('bad-key', 'renewal needs a new key: this public key is already certified. Generate a new key pair', {
+            logDetail: `key already in certificate ${begun.serial}`,
+          });
+        case 'revoked':
+          throw new EnrollError('revoked', `certificate ${current.serial} is revoked and cannot be renewed`, {
+            extensions: { serial: current.serial, revokedAt: begun.revokedAt.toISOString() },
+          });
+        case 'not-found':
+          throw new EnrollError('unauthorized', 'the client certificate is not on record');
+      }
+    }
+  }
+
+  return {
+    async renew(input: RenewInput, context: RenewContext = {}): Promise<RenewResult> {
+      const started = performance.now();
+      const finish = (outcome: RenewalOutcome) => deps.onOutcome?.(input.transport, outcome, (performance.now() - started) / 1000);
+      try {
+        const result = await renewOnce(input, context);
+        finish(result.replayed ? 'replayed' : 'issued');
+        return result;
+      } catch (error) {
+        const isClientFault = error instanceof EnrollError && error.kind !== 'internal' && error.kind !== 'unavailable';
+        finish(isClientFault ? 'rejected' : 'failed');
+        throw error;
+      }
+    },
+  };
+}
+
+export type Renewal = ReturnType<typeof createRenewal>;

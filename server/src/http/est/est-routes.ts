@@ -1,0 +1,115 @@
+// EST (RFC 7030) on the API's HTTPS port, with the bodies of RFC 8951 (base64 DER; Content-Transfer-Encoding: base64
+// is accepted and sent, never required). Standard clients use it unmodified: curl + openssl, strongSwan `pki --est`.
+//   GET  /.well-known/est/cacerts         → application/pkcs7-mime certs-only (issuing CA, root)        §4.1
+//   POST /.well-known/est/simpleenroll    ← application/pkcs10, Basic (device id : token) or Bearer   §4.2.1
+//   POST /.well-known/est/simplereenroll  ← application/pkcs10, TLS client certificate (the current)  §4.2.2
+//   GET  /.well-known/est/csrattrs        → application/csrattrs                                         §4.5
+// Every reply is sent whole with Content-Length: strongSwan rejects chunked replies (DESIGN.md §10).
+import type { TLSSocket } from 'node:tls';
+import express, { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { MAX_ENROLL_BODY_BYTES, problemType, routes } from '@enrolld/protocol';
+import { EnrollError } from '../../core/errors.js';
+import type { EstEnrollment } from '../../core/renewal/est-enrollment.js';
+import type { PopLinkingPolicy } from '../../core/renewal/pop-linking.js';
+import type { Renewal } from '../../core/renewal/renewal.js';
+import { peerCertificateDer } from '../renew-routes.js';
+import { requireContentType } from '../request-context.js';
+import { channelBindingOf } from './channel-binding.js';
+import { csrAttrsDer } from './csrattrs.js';
+import { EST_REALM, parseAuthorization } from './est-auth.js';
+import { base64Lines, certsOnly, certsOnlyWithPkijs } from './pkcs7.js';
+
+export interface EstRoutesDeps {
+  renewal: Pick<Renewal, 'renew'>;
+  enrollment: Pick<EstEnrollment, 'simpleEnroll'>;
+  /** Issuing CA then root, PEM. */
+  chainPem: string;
+  popLinking: PopLinkingPolicy;
+  logger: Logger;
+}
+
+const PKCS7_CERTS_ONLY = 'application/pkcs7-mime; smime-type=certs-only';
+
+function pemBlocks(pem: string): Buffer[] {
+  return [...pem.matchAll(/-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----/g)].map((m) =>
+    Buffer.from(m[1]!.replace(/\s+/g, ''), 'base64'),
+  );
+}
+
+function sendBase64(res: Response, status: number, contentType: string, der: Buffer): void {
+  res.status(status).set('Content-Type', contentType).set('Content-Transfer-Encoding', 'base64').send(base64Lines(der));
+}
+
+/** The CSR as the client sent it: base64 DER (RFC 8951), raw DER or PEM; parseCsr takes all three. */
+function csrBody(req: Request): Buffer {
+  const body = req.body as unknown;
+  if (!Buffer.isBuffer(body) || body.length === 0) throw new EnrollError('bad-csr', 'the request body must hold the CSR (application/pkcs10, base64 DER per RFC 8951)');
+  return body;
+}
+
+export function estRoutes(deps: EstRoutesDeps): Router {
+  const router = Router();
+  // Built once, off the hot path: the chain does not change while the process runs.
+  const cacerts = certsOnlyWithPkijs(pemBlocks(deps.chainPem));
+  const csrattrs = csrAttrsDer({ requireChallengePassword: deps.popLinking === 'required' });
+  const pkcs10 = [
+    requireContentType('application/pkcs10'),
+    express.raw({ type: () => true, limit: MAX_ENROLL_BODY_BYTES }),
+  ];
+
+  router.get(routes.est.cacerts, (_req, res) => sendBase64(res, 200, 'application/pkcs7-mime', cacerts));
+
+  router.get(routes.est.csrattrs, (_req, res) => sendBase64(res, 200, 'application/csrattrs', csrattrs));
+
+  router.post(routes.est.simpleenroll, ...pkcs10, async (req, res) => {
+    const { user, token } = parseAuthorization(req.get('authorization'));
+    const { response } = await deps.enrollment.simpleEnroll(
+      { user, token, csr: csrBody(req), channelBinding: channelBindingOf(req.socket as TLSSocket) },
+      { requestId: res.locals.requestId as string },
+    );
+    res.locals.deviceId = response.deviceId;
+    // RFC 7030 §4.2.3: certs-only holding only the issued certificate.
+    sendBase64(res, 200, PKCS7_CERTS_ONLY, certsOnly(pemBlocks(response.certificate)));
+  });
+
+  router.post(routes.est.simplereenroll, ...pkcs10, async (req, res) => {
+    const result = await deps.renewal.renew(
+      {
+        credential: { kind: 'certificate', der: peerCertificateDer(req) },
+        csr: csrBody(req),
+        transport: 'est',
+        channelBinding: channelBindingOf(req.socket as TLSSocket),
+        popLinking: true,
+      },
+      { requestId: res.locals.requestId as string },
+    );
+    res.locals.deviceId = result.response.deviceId;
+    sendBase64(res, 200, PKCS7_CERTS_ONLY, certsOnly([result.certificateDer]));
+  });
+
+  // RFC 7030 status use where it differs from the API's problem mapping; the rest goes on to the app's handler.
+  const estErrors: ErrorRequestHandler = (error, req, res, next) => {
+    if (!(error instanceof EnrollError) || res.headersSent) return next(error);
+    const requestId = res.locals.requestId as string | undefined;
+    if (error.kind === 'conflict' && error.retryAfterSeconds !== undefined) {
+      // RFC 7030 §4.2.3: 202 with Retry-After when the request is accepted but the certificate is not ready yet.
+      deps.logger.info({ requestId, path: req.path, why: error.logDetail }, 'EST request still in progress: 202');
+      res.status(202).set('Retry-After', String(error.retryAfterSeconds)).send('');
+      return;
+    }
+    if (error.kind === 'unauthorized') {
+      // RFC 7030 §3.2.3 / RFC 9110 §15.5.2: a 401 names the scheme to use.
+      deps.logger.info({ requestId, path: req.path, why: error.logDetail }, error.detail);
+      res
+        .status(401)
+        .set('WWW-Authenticate', `Basic realm="${EST_REALM}", charset="UTF-8"`)
+        .type('application/problem+json')
+        .send(JSON.stringify({ ...error.extensions, type: problemType('unauthorized'), title: 'Unauthorized', status: 401, detail: error.detail, ...(requestId ? { requestId } : {}) }));
+      return;
+    }
+    next(error);
+  };
+  router.use('/.well-known/est', estErrors);
+  return router;
+}

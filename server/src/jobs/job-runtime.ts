@@ -1,0 +1,199 @@
+// BullMQ on Redis for the rotation queue (issue 5 §3). Redis is optional for the service: if it is down at start or
+// later, enrollment, renewal and revocation go on; this runtime logs, keeps retrying in the background, and the
+// scheduled sweep resumes when Redis is back (the schedulers are re-upserted on every reconnect, since a Redis that
+// restarted empty has lost them). Nothing here blocks startup or shutdown on Redis.
+import { Queue, Worker, type Job } from 'bullmq';
+import { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import type { JobMetrics } from './job-metrics.js';
+import { hintJobId, ROTATION_QUEUE, type HintEnqueuer, type RotationJob, type RotationJobResult } from './rotation-jobs.js';
+
+export interface JobRuntimeOptions {
+  redisUrl: string;
+  /** BullMQ key prefix: deployments (and tests) sharing one Redis keep apart by it. */
+  prefix: string;
+  /** Run workers in this process (false: only the producer side, e.g. `enrolld up` next to `enrolld worker`). */
+  runWorkers: boolean;
+  sweepIntervalMs: number;
+  supersedeIntervalMs: number;
+  concurrency: number;
+  /** BullMQ lock; a job whose worker stops renewing it for this long is stalled and runs again (FLT-06). */
+  lockDurationMs: number;
+  stalledIntervalMs: number;
+  /** Keep finished jobs this long, so a hint job id stays taken while the sweep could still find its serial. */
+  keepCompletedSeconds: number;
+}
+
+export const defaultJobRuntimeOptions: Omit<JobRuntimeOptions, 'redisUrl' | 'prefix'> = {
+  runWorkers: true,
+  sweepIntervalMs: 5 * 60_000,
+  supersedeIntervalMs: 60_000,
+  concurrency: 8,
+  lockDurationMs: 30_000,
+  stalledIntervalMs: 30_000,
+  keepCompletedSeconds: 24 * 3600,
+};
+
+export interface JobRuntimeDeps {
+  options: JobRuntimeOptions;
+  logger: Logger;
+  metrics: JobMetrics;
+  process: (job: RotationJob) => Promise<RotationJobResult>;
+}
+
+const CLOSE_TIMEOUT_MS = 3000;
+
+async function within(promise: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([promise.catch(() => undefined), new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)))]);
+  clearTimeout(timer);
+}
+
+export function createJobRuntime(deps: JobRuntimeDeps) {
+  const { options, metrics } = deps;
+  const log = deps.logger.child({ component: 'jobs', queue: ROTATION_QUEUE });
+  let connection: Redis | undefined;
+  let queue: Queue | undefined;
+  let worker: Worker | undefined;
+  let stopped = false;
+  let lastErrorLogAt = 0;
+  let everReady = false;
+
+  function redisConnection(): Redis {
+    const redis = new Redis(options.redisUrl, {
+      // BullMQ workers block on Redis and require this (its docs); the queue side shares the connection.
+      maxRetriesPerRequest: null,
+      // Reconnect forever, backing off to 5 s: the sweep resumes by itself when Redis returns.
+      retryStrategy: (times) => Math.min(250 * times, 5000),
+      lazyConnect: true,
+      connectionName: 'enrolld-jobs',
+    });
+    redis.on('error', (error: Error) => {
+      // One line per 30 s: an outage must not flood the log.
+      const now = Date.now();
+      if (now - lastErrorLogAt >= 30_000) {
+        lastErrorLogAt = now;
+        log.warn({ err: error.message, redisUrl: redactUrl(options.redisUrl) }, 'Redis unavailable: background jobs paused, enrollment and revocation unaffected');
+      }
+    });
+    redis.on('ready', () => {
+      metrics.redisUp(true);
+      log.info({ redisUrl: redactUrl(options.redisUrl), reconnect: everReady }, 'Redis ready: background jobs running');
+      everReady = true;
+      void upsertSchedulers();
+    });
+    redis.on('close', () => metrics.redisUp(false));
+    return redis;
+  }
+
+  async function upsertSchedulers(): Promise<void> {
+    if (!queue || stopped || !options.runWorkers) return;
+    try {
+      // Idempotent by scheduler id: every process and every reconnect may call it (BullMQ job schedulers).
+      await queue.upsertJobScheduler('rotation-sweep', { every: options.sweepIntervalMs }, { name: 'sweep', opts: { removeOnComplete: 100, removeOnFail: 100 } });
+      await queue.upsertJobScheduler('rotation-supersede', { every: options.supersedeIntervalMs }, { name: 'supersede', opts: { removeOnComplete: 100, removeOnFail: 100 } });
+    } catch (error) {
+      if (!stopped) log.warn({ err: (error as Error).message }, 'could not schedule the rotation sweep yet; will retry when Redis is ready');
+    }
+  }
+
+  const enqueue: HintEnqueuer = {
+    async addHints(hints) {
+      if (!queue || hints.length === 0) return;
+      await queue.addBulk(
+        hints.map((h) => ({
+          name: 'hint',
+          data: { serial: h.serial, deviceId: h.deviceId },
+          opts: {
+            jobId: hintJobId(h.serial),
+            delay: h.delayMs,
+            attempts: 5,
+            backoff: { type: 'exponential', delay: 1000 },
+            removeOnComplete: { age: options.keepCompletedSeconds },
+            removeOnFail: { age: options.keepCompletedSeconds },
+          },
+        })),
+      );
+    },
+  };
+
+  return {
+    enqueue,
+
+    /** Returns at once; connecting, scheduling and working happen in the background. */
+    start(): void {
+      stopped = false;
+      connection = redisConnection();
+      const conn = connection;
+      queue = new Queue(ROTATION_QUEUE, { connection: conn, prefix: options.prefix });
+      queue.on('error', () => undefined); // reported once by the connection's handler
+      if (options.runWorkers) {
+        worker = new Worker(
+          ROTATION_QUEUE,
+          (job: Job) => deps.process({ name: job.name, data: job.data as unknown }),
+          {
+            connection: conn,
+            prefix: options.prefix,
+            concurrency: options.concurrency,
+            lockDuration: options.lockDurationMs,
+            stalledInterval: options.stalledIntervalMs,
+            maxStalledCount: 1,
+          },
+        );
+        worker.on('error', () => undefined);
+        worker.on('completed', (job: Job) => metrics.finished(ROTATION_QUEUE, job.name, 'completed'));
+        worker.on('failed', (job: Job | undefined, error: Error) => {
+          metrics.finished(ROTATION_QUEUE, job?.name ?? 'unknown', 'failed');
+          log.error({ err: error, job: job?.name, jobId: job?.id, attempts: job?.attemptsMade }, 'rotation job failed');
+        });
+        worker.on('stalled', (jobId: string) => {
+          metrics.stalled(ROTATION_QUEUE);
+          log.warn({ jobId }, 'rotation job stalled; it runs again (its effects are idempotent)');
+        });
+      }
+      conn.connect().catch(() => undefined); // errors go to the 'error' handler; retryStrategy keeps trying
+    },
+
+    /** Job counts for /metrics. */
+    counts(): Promise<Record<string, number>> {
+      if (!queue || connection?.status !== 'ready') return Promise.reject(new Error('Redis not ready'));
+      return queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+    },
+
+    /** Runs a sweep now, as a job (tests, and an operator who does not want to wait for the schedule). */
+    async sweepNow(): Promise<void> {
+      if (!queue) throw new Error('job runtime not started');
+      await queue.add('sweep', {}, { removeOnComplete: 100, removeOnFail: 100 });
+    },
+
+    async stop(): Promise<void> {
+      stopped = true;
+      const w = worker;
+      const q = queue;
+      const c = connection;
+      worker = undefined;
+      queue = undefined;
+      connection = undefined;
+      // Finish running jobs if Redis lets us; never wait on a Redis that is gone.
+      if (w) await within(w.close(), CLOSE_TIMEOUT_MS);
+      if (q) await within(q.close(), CLOSE_TIMEOUT_MS);
+      if (c) {
+        c.removeAllListeners('ready');
+        c.disconnect(false);
+      }
+      metrics.redisUp(false);
+    },
+  };
+}
+
+export type JobRuntime = ReturnType<typeof createJobRuntime>;
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return 'redis://?';
+  }
+}

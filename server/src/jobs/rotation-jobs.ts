@@ -1,0 +1,64 @@
+// The rotation queue's jobs (DESIGN.md §4; issue 5 §3):
+//   sweep      (scheduled)  finds certificates inside their renewal window; enqueues one `hint` each, with jitter
+//   hint       (per serial) sends the hint once: the effect is keyed by the serial in the store, so a job that runs
+//                           again after a worker crash or stall sends nothing (BullMQ is at-least-once; FLT-06)
+//   supersede  (scheduled)  retires predecessors whose successor never connected within the grace period
+// The job id of a hint is its business id (the serial): enqueueing it twice while it exists is a no-op.
+import type { Lineage } from '../core/renewal/lineage.js';
+import type { RotationSweep } from '../core/renewal/rotation-sweep.js';
+
+export const ROTATION_QUEUE = 'rotation';
+
+export type RotationJobName = 'sweep' | 'hint' | 'supersede';
+
+export interface RotationJob {
+  name: string;
+  data: unknown;
+}
+
+export interface HintJobData {
+  serial: string;
+  deviceId: string;
+}
+
+export interface HintEnqueuer {
+  /** Adds hint jobs; `jobId` is `hint-<serial>` so a job already queued or kept is not added again. */
+  addHints(hints: Array<HintJobData & { delayMs: number }>): Promise<void>;
+}
+
+export interface RotationJobDeps {
+  sweep: Pick<RotationSweep, 'findDue' | 'hint'>;
+  lineage: Pick<Lineage, 'supersedeDue'>;
+  enqueue: HintEnqueuer;
+  onHintSent?: (hint: HintJobData) => void;
+  onSuperseded?: (count: number) => void;
+}
+
+export type RotationJobResult = { due: number } | { sent: boolean } | { superseded: number };
+
+export const hintJobId = (serial: string): string => `hint-${serial}`;
+
+export function createRotationProcessor(deps: RotationJobDeps) {
+  return async function processRotationJob(job: RotationJob): Promise<RotationJobResult> {
+    switch (job.name as RotationJobName) {
+      case 'sweep': {
+        const due = await deps.sweep.findDue();
+        await deps.enqueue.addHints(due);
+        return { due: due.length };
+      }
+      case 'hint': {
+        const data = job.data as HintJobData;
+        const sent = await deps.sweep.hint(data.serial);
+        if (sent) deps.onHintSent?.(data);
+        return { sent: sent !== undefined };
+      }
+      case 'supersede': {
+        const superseded = await deps.lineage.supersedeDue();
+        if (superseded > 0) deps.onSuperseded?.(superseded);
+        return { superseded };
+      }
+      default:
+        throw new Error(`unknown rotation job ${job.name}`);
+    }
+  };
+}

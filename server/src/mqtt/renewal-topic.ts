@@ -1,0 +1,192 @@
+// Rotation over MQTT (DESIGN.md §4, issue 5), as broker hooks:
+//  - renewal: a device publishes its CSR (`{"csr": PEM}`, or bare PEM / base64 DER) to devices/<id>/cert/renew and gets
+//    the REST enroll shape on …/renew/accepted or an RFC 9457 problem on …/renew/rejected. The broker verified the
+//    session's certificate at CONNECT; the renewal core checks it again against the store (revoked a moment ago?).
+//  - first use of a successor: every CONNECT asks the lineage whether this serial retires a predecessor.
+//  - rotation hints: the sweep's hint reaches a live session of that certificate at once, or waits (in memory, per
+//    broker process) until a session of that certificate subscribes to devices/<id>/cert/rotate.
+import { PROBLEM_TYPE_BASE, topics, type ProblemKind } from '@enrolld/protocol';
+import type { Logger } from 'pino';
+import { Counter, Gauge, type Registry } from 'prom-client';
+import { EnrollError } from '../core/errors.js';
+import type { Renewal } from '../core/renewal/renewal.js';
+import type { RotationHint } from '../core/renewal/ports.js';
+import { normalizeSerial } from '../core/revocation/serial.js';
+import type { BrokerHooks, DeviceSessionRef } from './broker.js';
+
+export interface RenewalTopicOutbound {
+  publish(topic: string, payload: Buffer | string, qos?: 0 | 1): Promise<void>;
+  hasSession(serial: string): boolean;
+}
+
+export interface RenewalTopicDeps {
+  renewal: Pick<Renewal, 'renew'>;
+  lineage?: { successorConnected(serial: string): Promise<boolean> } | undefined;
+  logger: Logger;
+  registry: Registry;
+  /** Hints kept for devices that are not connected (beyond it, the oldest is dropped: the device's own timer remains). */
+  maxPendingHints?: number;
+}
+
+// RFC 9457 `status` for the problem documents on …/renew/rejected. The HTTP layer keeps its own map (DESIGN.md §8:
+// statuses live in http/); this copy exists because adapters never import each other.
+const STATUS: Record<ProblemKind, number> = {
+  'bad-request': 400, 'bad-csr': 400, 'bad-key': 400, 'bad-signature-algorithm': 400, 'identity-mismatch': 400,
+  unauthorized: 401, forbidden: 403, revoked: 403, expired: 403, 'not-found': 404, 'not-acceptable': 406, conflict: 409,
+  'payload-too-large': 413, 'unsupported-media-type': 415, 'too-many-requests': 429, internal: 500, unavailable: 503,
+};
+
+/** The CSR cap (16 KiB) plus room for JSON around a PEM. */
+const MAX_RENEW_PAYLOAD = 24 * 1024;
+
+function csrFromPayload(payload: Buffer): string {
+  if (payload.length === 0) throw new EnrollError('bad-request', 'empty payload: publish {"csr": "<PEM>"} to request a renewal');
+  if (payload.length > MAX_RENEW_PAYLOAD) throw new EnrollError('payload-too-large', `renewal payload larger than ${MAX_RENEW_PAYLOAD} bytes`);
+  const text = payload.toString('utf8').trim();
+  if (!text.startsWith('{')) return text;
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    throw new EnrollError('bad-request', 'payload is not valid JSON: publish {"csr": "<PEM>"}');
+  }
+  const csr = (body as { csr?: unknown } | null)?.csr;
+  if (typeof csr !== 'string' || csr.length === 0) throw new EnrollError('bad-request', 'payload must be {"csr": "<PEM>"}');
+  return csr;
+}
+
+function problemPayload(error: EnrollError): string {
+  return JSON.stringify({
+    ...error.extensions,
+    type: PROBLEM_TYPE_BASE + error.kind,
+    title: error.kind,
+    status: STATUS[error.kind],
+    detail: error.detail,
+    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
+  });
+}
+
+/** MQTT-4.7: does `filter` match `topic`? (`+` one level, `#` the rest.) */
+export function filterMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length) return false;
+    if (f[i] !== '+' && f[i] !== t[i]) return false;
+  }
+  return f.length === t.length;
+}
+
+export function createRenewalTopic(deps: RenewalTopicDeps) {
+  const log = deps.logger.child({ component: 'mqtt-rotation' });
+  const maxPending = deps.maxPendingHints ?? 100_000;
+  let outbound: RenewalTopicOutbound | undefined;
+  /** Devices with a renewal in flight: one at a time per device, so a publish loop cannot queue work. */
+  const renewing = new Set<string>();
+  /** normalized serial → hint not yet delivered */
+  const pendingHints = new Map<string, RotationHint>();
+
+  const requests = new Counter({
+    name: 'enrolld_mqtt_renew_requests_total',
+    help: 'Renewal requests received on devices/<id>/cert/renew, by answer (accepted, rejected)',
+    labelNames: ['answer'],
+    registers: [deps.registry],
+  });
+  const hintsDelivered = new Counter({
+    name: 'enrolld_rotation_hints_delivered_total',
+    help: 'Rotation hints published on devices/<id>/cert/rotate, by when (live: at once; on-subscribe: when the device came back)',
+    labelNames: ['when'],
+    registers: [deps.registry],
+  });
+  new Gauge({
+    name: 'enrolld_rotation_hints_pending',
+    help: 'Rotation hints this broker holds for certificates with no live session',
+    registers: [deps.registry],
+    collect() {
+      this.set(pendingHints.size);
+    },
+  });
+
+  function send(topic: string, payload: string): void {
+    if (!outbound) return;
+    outbound.publish(topic, payload, 1).catch((error: unknown) => log.warn({ err: error, topic }, 'publish to device failed'));
+  }
+
+  function hintPayload(hint: RotationHint): string {
+    // The serial lets a device ignore a hint about a certificate it has already replaced.
+    return JSON.stringify({ serial: hint.serial, notAfter: hint.notAfter.toISOString(), reason: 'renewal-window' });
+  }
+
+  async function renew(session: DeviceSessionRef, payload: Buffer): Promise<void> {
+    const accepted = topics.renewAccepted(session.deviceId);
+    const rejected = topics.renewRejected(session.deviceId);
+    if (renewing.has(session.deviceId)) {
+      requests.inc({ answer: 'rejected' });
+      send(rejected, problemPayload(new EnrollError('too-many-requests', 'a renewal for this device is already in progress; wait for its answer', { retryAfterSeconds: 1 })));
+      return;
+    }
+    renewing.add(session.deviceId);
+    try {
+      const csr = csrFromPayload(payload);
+      const result = await deps.renewal.renew({ credential: { kind: 'session', deviceId: session.deviceId, serial: session.serial }, csr, transport: 'mqtt' });
+      requests.inc({ answer: 'accepted' });
+      send(accepted, JSON.stringify(result.response));
+    } catch (error) {
+      requests.inc({ answer: 'rejected' });
+      if (error instanceof EnrollError) {
+        log.info({ deviceId: session.deviceId, serial: session.serial, kind: error.kind, why: error.logDetail }, error.detail);
+        send(rejected, problemPayload(error));
+      } else {
+        log.error({ err: error, deviceId: session.deviceId, serial: session.serial }, 'renewal over MQTT failed');
+        send(rejected, problemPayload(new EnrollError('internal', 'an internal error occurred')));
+      }
+    } finally {
+      renewing.delete(session.deviceId);
+    }
+  }
+
+  const hooks: BrokerHooks = {
+    onConnected(session) {
+      void deps.lineage?.successorConnected(session.serial);
+    },
+    onPublish(session, topic, payload) {
+      if (topic !== topics.renew(session.deviceId)) return;
+      void renew(session, payload);
+    },
+    onSubscribed(session, filters) {
+      const hint = pendingHints.get(session.serial);
+      if (!hint) return;
+      const rotate = topics.rotate(session.deviceId);
+      if (!filters.some((f) => filterMatches(f, rotate))) return;
+      pendingHints.delete(session.serial);
+      if (hint.notAfter.getTime() <= Date.now()) return;
+      hintsDelivered.inc({ when: 'on-subscribe' });
+      send(rotate, hintPayload(hint));
+    },
+  };
+
+  return {
+    hooks,
+    attach(broker: RenewalTopicOutbound): void {
+      outbound = broker;
+    },
+    /** A hint from the sweep (via the feed): to the live session of that certificate, or kept until it subscribes. */
+    deliverHint(hint: RotationHint): void {
+      const serial = normalizeSerial(hint.serial);
+      if (outbound?.hasSession(serial)) {
+        hintsDelivered.inc({ when: 'live' });
+        send(topics.rotate(hint.deviceId), hintPayload(hint));
+        return;
+      }
+      if (pendingHints.size >= maxPending) {
+        const oldest = pendingHints.keys().next().value;
+        if (oldest !== undefined) pendingHints.delete(oldest);
+      }
+      pendingHints.set(serial, hint);
+    },
+    pendingHintCount: () => pendingHints.size,
+  };
+}
+
+export type RenewalTopic = ReturnType<typeof createRenewalTopic>;

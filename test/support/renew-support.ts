@@ -1,0 +1,93 @@
+// Helpers for the rotation tests: enroll a device through the real API, renew over REST / EST with its current
+// certificate as the TLS client certificate, and mint certificates from the server's own issuing CA with chosen
+// validity (expired, not yet valid) for ROT-03.
+import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
+import { routes, type EnrollResponse } from '@enrolld/protocol';
+import { createIssuingCa, newSerial, serialHex } from '../../server/src/core/ca/index.js';
+import { loadPki } from '../../server/src/pki-home.js';
+import { makeCsr } from './csr-factory.js';
+import { httpsRequest, postJson, type RawResponse } from './http.js';
+import type { TestServer } from './server-harness.js';
+
+export interface DeviceCreds {
+  deviceId: string;
+  serial: string;
+  privateKey: KeyObject;
+  keyPem: string;
+  certPem: string;
+  /** Leaf then issuing CA: what a real device presents. */
+  clientChainPem: string;
+  notAfter: Date;
+}
+
+export function credsFrom(response: EnrollResponse, privateKey: KeyObject): DeviceCreds {
+  const issuing = response.chain.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/)?.[0] ?? '';
+  return {
+    deviceId: response.deviceId,
+    serial: response.serial,
+    privateKey,
+    keyPem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
+    certPem: response.certificate,
+    clientChainPem: response.certificate + issuing,
+    notAfter: new Date(response.notAfter),
+  };
+}
+
+/** Token + CSR + POST /v1/enroll, as a device does. */
+export async function enrollDevice(server: TestServer, deviceId: string): Promise<DeviceCreds> {
+  const token = await server.createToken(deviceId);
+  const csr = await makeCsr({ cn: deviceId });
+  const res = await postJson(server.apiUrl + routes.enroll, server.rootPem, { token, csr: csr.pem });
+  if (res.status !== 201) throw new Error(`enroll failed: ${res.status} ${res.text}`);
+  return credsFrom(res.json<EnrollResponse>(), csr.privateKey);
+}
+
+export function renewRest(server: TestServer, creds: Pick<DeviceCreds, 'clientChainPem' | 'keyPem'> | undefined, csrPem: string): Promise<RawResponse> {
+  return httpsRequest(server.apiUrl + routes.renew, server.rootPem, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ csr: csrPem }),
+    ...(creds ? { cert: creds.clientChainPem, key: creds.keyPem } : {}),
+  });
+}
+
+export function renewEst(server: TestServer, creds: Pick<DeviceCreds, 'clientChainPem' | 'keyPem'> | undefined, csrDer: Buffer): Promise<RawResponse> {
+  return httpsRequest(server.apiUrl + routes.est.simplereenroll, server.rootPem, {
+    method: 'POST',
+    headers: { 'content-type': 'application/pkcs10', 'content-transfer-encoding': 'base64' },
+    body: csrDer.toString('base64'),
+    ...(creds ? { cert: creds.clientChainPem, key: creds.keyPem } : {}),
+  });
+}
+
+/**
+ * A certificate from the server's own issuing CA with the given validity, recorded in the database as enrollment
+ * would (so it is "ours" in every respect but its dates).
+ */
+export async function issueFromServerCa(server: TestServer, deviceId: string, validity: { notBefore: Date; notAfter: Date }): Promise<DeviceCreds> {
+  const pki = await loadPki(server.home, { serverNames: [] });
+  const ca = createIssuingCa({ issuingCertificatePem: pki.issuingCertPem, issuingPrivateKey: pki.issuingKey, rootCertificatePem: pki.rootCertPem });
+  const csr = await makeCsr({ cn: deviceId });
+  const serial = newSerial();
+  const whole = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
+  validity = { notBefore: whole(validity.notBefore), notAfter: whole(validity.notAfter) };
+  const spkiDer = createPublicKey(csr.privateKey).export({ format: 'der', type: 'spki' });
+  const tbs = ca.buildDeviceTbs({ deviceId, serial, spkiDer, notBefore: validity.notBefore, notAfter: validity.notAfter });
+  const der = ca.signCertificate(tbs);
+  await server.db.pool.query('INSERT INTO devices (id) VALUES ($1) ON CONFLICT DO NOTHING', [deviceId]);
+  await server.db.pool.query(
+    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())`,
+    [serialHex(serial), deviceId, createHash('sha256').update(spkiDer).digest(), createHash('sha256').update(csr.der).digest(), tbs, der, validity.notBefore, validity.notAfter],
+  );
+  const certPem = new X509Certificate(der).toString();
+  return credsFrom(
+    { deviceId, serial: serialHex(serial), certificate: certPem, chain: ca.chainPem, notAfter: validity.notAfter.toISOString() },
+    csr.privateKey,
+  );
+}
+
+export async function countCertificates(server: TestServer, deviceId: string): Promise<number> {
+  const { rows } = await server.db.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM certificates WHERE device_id = $1', [deviceId]);
+  return rows[0]!.n;
+}
