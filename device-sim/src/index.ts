@@ -26,3 +26,4 @@ export * from './server-process.js';
 export * from './spawned-run.js';
 export * from './stats.js';
 export * from './tokens.js';
+export { main, parseCli } from './cli.js';

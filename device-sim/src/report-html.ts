@@ -1,12 +1,13 @@
 // The report as one self-contained HTML page: inline CSS and SVG, no script, no CDN.
 import { LATENCIES } from './recorder.js';
-import type { MarkKind, TimelineSample } from './recorder.js';
+import type { MarkKind, TimelineMark, TimelineSample } from './recorder.js';
 import type { RunReport } from './report.js';
 
 const esc = (s: unknown): string =>
   String(s).replace(/[&<>"']/g, (ch) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[ch] ?? ch);
 
-const fmt = (v: number): string => (Number.isFinite(v) ? (v < 10 ? v.toFixed(1) : Math.round(v).toLocaleString('en-US')) : '–');
+const fmt = (v: number): string =>
+  !Number.isFinite(v) ? '–' : Number.isInteger(v) || v >= 10 ? Math.round(v).toLocaleString('en-US') : v.toFixed(1);
 
 /** 1-2-5 ticks covering [0, max]. */
 function ticks(max: number, target = 6): number[] {
@@ -80,16 +81,16 @@ export function timelineSvg(report: RunReport): string {
   const marks = report.timeline.marks;
   const tMax = Math.max(1, report.durationS, ...samples.map((s) => s.t));
   const total = Math.max(1, report.counts.total);
-  const f: Frame = { x0: 70, x1: W - 150, y0: 34, y1: 300, tMax, yMax: total };
+  const f: Frame = { x0: 70, x1: W - 150, y0: 46, y1: 310, tMax, yMax: total };
   const xTicks = ticks(tMax, 10);
-  let svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} 470" width="100%" role="img" aria-label="connected devices over time">`;
+  let svg = `<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 ${W} 480" width="100%" role="img" aria-label="connected devices over time">`;
   svg += axes(f, 'devices', xTicks, ticks(total, 5));
 
   // phases: what the scenario did, as labelled vertical lines
   marks.filter((m) => m.kind === 'phase').forEach((m, i) => {
     const x = xOf(f, m.t).toFixed(1);
-    svg += `<line x1="${x}" x2="${x}" y1="${f.y0 - 6}" y2="${f.y1}" stroke="${COLORS.phase}" stroke-dasharray="3 3"/>`;
-    svg += `<text x="${Number(x) + 3}" y="${f.y0 - 10 + (i % 2) * 12}" class="phase">${esc(m.label ?? '')}</text>`;
+    svg += `<line x1="${x}" x2="${x}" y1="${f.y0 - 30 + (i % 2) * 12}" y2="${f.y1}" stroke="${COLORS.phase}" stroke-dasharray="3 3"/>`;
+    svg += `<text x="${Number(x) + 3}" y="${f.y0 - 22 + (i % 2) * 12}" class="phase">${esc(m.label ?? '')}</text>`;
   });
 
   svg += line(f, samples, (s) => s.enrolled, COLORS.enrolled, 1.5, '5 4');
@@ -106,11 +107,21 @@ export function timelineSvg(report: RunReport): string {
   ];
   const rowH = 26;
   const stripTop = f.y1 + 36;
-  const barW = Math.max(1.5, (f.x1 - f.x0) / tMax - 0.5);
+  // merge the recorder's quarter-second bins into at most ~300 columns
+  const binS = Math.max(0.25, Math.ceil((tMax / 300) * 4) / 4);
+  const barW = Math.max(1.5, ((f.x1 - f.x0) * binS) / tMax - 0.5);
   rows.forEach((row, i) => {
     const top = stripTop + i * rowH;
     const base = top + rowH - 6;
-    const ofKind = marks.filter((m) => m.kind === row.kind);
+    const merged = new Map<number, TimelineMark>();
+    for (const m of marks) {
+      if (m.kind !== row.kind) continue;
+      const t = Math.floor(m.t / binS) * binS;
+      const cur = merged.get(t);
+      if (cur) cur.count += m.count;
+      else merged.set(t, { t, kind: m.kind, count: m.count });
+    }
+    const ofKind = [...merged.values()];
     const max = Math.max(1, ...ofKind.map((m) => m.count));
     svg += `<text x="${f.x0 - 8}" y="${base - 6}" text-anchor="end" class="tick">${row.label}</text>`;
     svg += `<line x1="${f.x0}" x2="${f.x1}" y1="${base}" y2="${base}" stroke="#d0d7de"/>`;

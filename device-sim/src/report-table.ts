@@ -12,6 +12,9 @@ const LATENCY_LABEL: Record<(typeof LATENCIES)[number], string> = {
   adminRevoke: 'admin revoke call',
 };
 
+// colour only on a terminal; logs and files get plain text
+const style = process.stdout.isTTY ? {} : { style: { head: [], border: [] } };
+
 const ms = (v: number): string => (Number.isFinite(v) ? v.toFixed(v < 10 ? 1 : 0) : '–');
 
 export function renderTables(report: RunReport): string {
@@ -19,11 +22,11 @@ export function renderTables(report: RunReport): string {
   const verdict = report.passed ? 'PASS' : 'FAIL';
   out.push(`\nenrolld-sim · ${report.scenario} · ${report.counts.total} devices · ${report.durationS}s · ${verdict}`);
 
-  const checks = new Table({ head: ['check', 'result', 'detail'], colWidths: [34, 8, 70], wordWrap: true });
+  const checks = new Table({ head: ['check', 'result', 'detail'], colWidths: [34, 8, 70], wordWrap: true, ...style });
   for (const c of report.checks) checks.push([c.name, c.ok ? 'ok' : 'FAIL', c.detail]);
   if (report.checks.length > 0) out.push(checks.toString());
 
-  const counts = new Table({ head: ['devices by outcome', 'count'] });
+  const counts = new Table({ head: ['devices by outcome', 'count'], ...style });
   const c = report.counts;
   counts.push(
     ['enrolled', c.enrolled], ['online at end', c.online], ['rotated ≥ 1', c.rotated], ['revoked (stopped for good)', c.revoked],
@@ -34,12 +37,12 @@ export function renderTables(report: RunReport): string {
   );
   out.push(counts.toString());
 
-  const errors = new Table({ head: ['errors by kind', 'count'] });
+  const errors = new Table({ head: ['errors by kind', 'count'], ...style });
   for (const e of report.errors.slice(0, 20)) errors.push([e.kind, e.count]);
   if (report.errors.length === 0) errors.push(['(none)', 0]);
   out.push(errors.toString());
 
-  const lat = new Table({ head: ['latency ms', 'n', 'p50', 'p95', 'p99', 'max'] });
+  const lat = new Table({ head: ['latency ms', 'n', 'p50', 'p95', 'p99', 'max'], ...style });
   for (const name of LATENCIES) {
     const s = report.latencyMs[name];
     if (s.count === 0) continue;
@@ -47,7 +50,7 @@ export function renderTables(report: RunReport): string {
   }
   out.push(lat.toString());
 
-  const figs = new Table({ head: ['figure', 'value'] });
+  const figs = new Table({ head: ['figure', 'value'], ...style });
   figs.push(
     ['memory per device (RSS / heap)', `${report.memory.rssKiBPerDevice} KiB / ${report.memory.heapKiBPerDevice} KiB`],
     ['peak RSS', `${report.memory.peakRssMiB} MiB`],

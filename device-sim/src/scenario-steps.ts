@@ -21,7 +21,7 @@ export async function bringUp(ctx: ScenarioContext, label = 'enroll + connect'):
   off();
   const c = fleet.counts();
   ctx.figure('enroll rate (devices/s)', round(c.enrolled / Math.max(0.001, (lastEnroll - t0) / 1000)));
-  ctx.figure('connect rate (devices/s)', round(c.online / Math.max(0.001, (lastConnect - t0) / 1000)));
+  ctx.figure('online rate from start (devices/s)', round(c.online / Math.max(0.001, (lastConnect - t0) / 1000)));
   ctx.figure('time to all connected (s)', done ? round((lastConnect - t0) / 1000, 2) : `not all within ${ctx.opts.timeoutMs / 1000}s`);
   const mem = fleet.memoryPerDevice();
   ctx.figure('memory per connected device (RSS KiB)', mem.rssKiB);
