@@ -31,92 +31,66 @@ interface CertificateRow {
   age_seconds: number;
 }
 
-const INSERT_INTENT = `
+// Burns the token and records the intent in ONE statement (one round trip, one commit). The conditional
+// UPDATE is the only arbiter between racers: Postgres re-evaluates its WHERE on the row a concurrent winner
+// just wrote, so exactly one request gets the row (READ COMMITTED; RELIABILITY.md §1.3-B).
+const SPEND_TOKEN_AND_RECORD_INTENT = `
+  WITH spent AS (
+    UPDATE bootstrap_tokens SET used_at = now(), csr_sha256 = $2
+     WHERE id = $1 AND used_at IS NULL AND expires_at > now()
+    RETURNING id)
   INSERT INTO certificates
     (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after)
-  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`;
+  SELECT $3, $4, $5, spent.id, $6, $7, $2, $8, $9, $10 FROM spent
+  RETURNING serial`;
+
+// Stores the signature and its audit row in one statement; a second call for the same serial changes nothing.
+const STORE_SIGNED = `
+  WITH done AS (
+    UPDATE certificates SET der = $2, issued_at = now() WHERE serial = $1 AND der IS NULL
+    RETURNING device_id, der, not_before, not_after),
+  audit AS (
+    INSERT INTO audit_events (action, actor, device_id, serial, request_id)
+    SELECT 'certificate.issued', 'enrollment', device_id, $1, $3 FROM done)
+  SELECT device_id, der, not_before, not_after FROM done`;
 
 export function createPgEnrollmentStore(pool: pg.Pool) {
   return {
-    /**
-     * Burns the token and records the intent in one transaction. The single conditional UPDATE is the only
-     * arbiter between racers: Postgres re-evaluates its WHERE on the row a concurrent winner just wrote,
-     * so exactly one request gets the row (READ COMMITTED; RELIABILITY.md §1.3-B). Clock: the database's.
-     */
     async begin(input: BeginInput): Promise<BeginResult> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        const won = await client.query<{ id: string; device_id: string; profile: string }>(
-          `UPDATE bootstrap_tokens SET used_at = now(), csr_sha256 = $2
-            WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()
-            RETURNING id, device_id, profile`,
-          [input.tokenHash, input.csrSha256],
-        );
-        const grant = won.rows[0];
-        if (grant) {
-          let intent: CertificateIntentRecord;
-          try {
-            intent = input.buildIntent({ tokenId: grant.id, deviceId: grant.device_id, profile: grant.profile });
-          } catch (error) {
-            await client.query('ROLLBACK'); // a CSR refused for this identity leaves the token unspent
-            throw error;
-          }
-          await client.query(INSERT_INTENT, [
-            intent.serial, intent.deviceId, intent.profile, grant.id, intent.predecessorSerial ?? null,
-            intent.publicKeySha256, intent.csrSha256, intent.tbsDer, intent.notBefore, intent.notAfter,
-          ]);
-          await client.query('COMMIT');
-          return { outcome: 'begun', intent };
-        }
-        await client.query('ROLLBACK');
-        return await classifySpentToken(client, input);
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
+      // Clock: the database's, for every expiry decision (TOK-03).
+      const live = await pool.query<{ id: string; device_id: string; profile: string }>(
+        'SELECT id, device_id, profile FROM bootstrap_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()',
+        [input.tokenHash],
+      );
+      const token = live.rows[0];
+      if (token) {
+        // May throw (e.g. the CSR names another device): nothing has been written, the token stays unspent.
+        const intent = input.buildIntent({ tokenId: token.id, deviceId: token.device_id, profile: token.profile });
+        const recorded = await pool.query(SPEND_TOKEN_AND_RECORD_INTENT, [
+          token.id, input.csrSha256, intent.serial, intent.deviceId, intent.profile, intent.predecessorSerial ?? null,
+          intent.publicKeySha256, intent.tbsDer, intent.notBefore, intent.notAfter,
+        ]);
+        if (recorded.rowCount === 1) return { outcome: 'begun', intent };
+        // Another request spent it between the SELECT and the UPDATE: answer as for any spent token.
       }
+      return classifySpentToken(pool, input);
     },
 
     /** Idempotent: the first signature stored for a serial wins, later calls return it. */
     async complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificateRecord> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        const updated = await client.query<{ device_id: string; der: Buffer; not_before: Date; not_after: Date }>(
-          `UPDATE certificates SET der = $2, issued_at = now() WHERE serial = $1 AND der IS NULL
-           RETURNING device_id, der, not_before, not_after`,
-          [serial, der],
-        );
-        let row = updated.rows[0];
-        if (row) {
-          await client.query(
-            `INSERT INTO audit_events (action, actor, device_id, serial, request_id) VALUES ('certificate.issued', 'enrollment', $1, $2, $3)`,
-            [row.device_id, serial, requestId ?? null],
-          );
-        } else {
-          const stored = await client.query<{ device_id: string; der: Buffer; not_before: Date; not_after: Date }>(
-            'SELECT device_id, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL',
-            [serial],
-          );
-          row = stored.rows[0];
-          if (!row) throw new Error(`certificate ${serial} has no intent row`);
-        }
-        await client.query('COMMIT');
-        return { serial, deviceId: row.device_id, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
+      type Row = { device_id: string; der: Buffer; not_before: Date; not_after: Date };
+      let row = (await pool.query<Row>(STORE_SIGNED, [serial, der, requestId ?? null])).rows[0];
+      if (!row) {
+        row = (await pool.query<Row>('SELECT device_id, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL', [serial])).rows[0];
+        if (!row) throw new Error(`certificate ${serial} has no intent row`);
       }
+      return { serial, deviceId: row.device_id, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
     },
   };
 }
 
-async function classifySpentToken(client: pg.PoolClient, input: BeginInput): Promise<BeginResult> {
-  const { rows } = await client.query<{
+async function classifySpentToken(pool: pg.Pool, input: BeginInput): Promise<BeginResult> {
+  const { rows } = await pool.query<{
     used_at: Date | null;
     expired: boolean;
     within_retry: boolean;
@@ -136,7 +110,7 @@ async function classifySpentToken(client: pg.PoolClient, input: BeginInput): Pro
   if (!token.csr_sha256 || !token.csr_sha256.equals(input.csrSha256)) return { outcome: 'csr-mismatch', deviceId: token.device_id };
 
   const cert = (
-    await client.query<CertificateRow>(
+    await pool.query<CertificateRow>(
       `SELECT serial, device_id, profile, not_before, not_after, public_key_sha256, csr_sha256, tbs_der, der,
               predecessor_serial, extract(epoch FROM now() - created_at)::float8 AS age_seconds
          FROM certificates WHERE token_id = $1`,
