@@ -1,6 +1,6 @@
 // PKCS#10 CSRs built by hand at run time (never committed): well-formed ones for every test that enrolls, and
 // hostile ones (wrong algorithms, bad keys, requested extensions, broken encodings) for the CSR-* tests.
-import { constants, createPublicKey, generateKeyPairSync, randomBytes, sign } from 'node:crypto';
+import { constants, createPrivateKey, createPublicKey, generateKeyPairSync, generatePrimeSync, randomBytes, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import {
   derBitString,
@@ -224,4 +224,79 @@ export function enrollErrorOf(fn: () => unknown): EnrollError {
 export function rejectionOf(fn: () => unknown): { kind: ProblemKind; detail: string } {
   const error = enrollErrorOf(fn);
   return { kind: error.kind, detail: error.detail };
+}
+
+/** An EC SubjectPublicKeyInfo with any curve OID (or raw parameters) and any point bytes. */
+export function ecSpki(curve: string | Buffer | null, point: Buffer): Buffer {
+  const params = curve === null ? [] : [typeof curve === 'string' ? derOid(curve) : curve];
+  return derSequence(derSequence(derOid(OID.ecPublicKey), ...params), derBitString(point));
+}
+
+/** An RSA SubjectPublicKeyInfo with any modulus and exponent. */
+export function rsaSpki(n: bigint, e: bigint, params: Buffer | null = derNull()): Buffer {
+  return derSequence(
+    params ? derSequence(derOid(OID.rsaEncryption), params) : derSequence(derOid(OID.rsaEncryption)),
+    derBitString(derSequence(derInteger(n), derInteger(e))),
+  );
+}
+
+/** A random odd integer of exactly `bits` bits. */
+export function randomOddInteger(bits: number): bigint {
+  const bytes = randomBytes(Math.ceil(bits / 8));
+  let n = BigInt('0x' + bytes.toString('hex'));
+  n &= (1n << BigInt(bits)) - 1n;
+  n |= 1n << BigInt(bits - 1);
+  return n | 1n;
+}
+
+function modInverse(a: bigint, m: bigint): bigint {
+  let [oldR, r] = [((a % m) + m) % m, m];
+  let [oldS, s] = [1n, 0n];
+  while (r !== 0n) {
+    const q = oldR / r;
+    [oldR, r] = [r, oldR - q * r];
+    [oldS, s] = [s, oldS - q * s];
+  }
+  if (oldR !== 1n) throw new Error('not invertible');
+  return ((oldS % m) + m) % m;
+}
+
+const toB64url = (v: bigint): string => {
+  let hex = v.toString(16);
+  if (hex.length % 2) hex = '0' + hex;
+  return Buffer.from(hex, 'hex').toString('base64url');
+};
+
+/**
+ * An RSA key whose modulus has exactly `bits` bits (OpenSSL's generator rounds odd sizes such as 2049 down to
+ * 2048), with e = 65537, built from two primes of about bits/2.
+ */
+export function rsaKeyOfExactBits(bits: number): TestKeyPair {
+  const e = 65537n;
+  for (;;) {
+    const p = generatePrimeSync(Math.ceil(bits / 2), { bigint: true });
+    // OpenSSL sets the top two bits of each prime, so ceil(b/2)- and floor(b/2)-bit primes give exactly b bits.
+    const q = generatePrimeSync(Math.floor(bits / 2), { bigint: true });
+    const n = p * q;
+    if (p === q || n.toString(2).length !== bits) continue;
+    const phi = (p - 1n) * (q - 1n);
+    if (phi % e === 0n) continue;
+    const d = modInverse(e, phi);
+    const privateKey = createPrivateKey({
+      key: {
+        kty: 'RSA',
+        n: toB64url(n),
+        e: toB64url(e),
+        d: toB64url(d),
+        p: toB64url(p),
+        q: toB64url(q),
+        dp: toB64url(d % (p - 1n)),
+        dq: toB64url(d % (q - 1n)),
+        qi: toB64url(modInverse(q, p)),
+      },
+      format: 'jwk',
+    });
+    const publicKey = createPublicKey(privateKey);
+    return { privateKey, publicKey, spkiDer: publicKey.export({ format: 'der', type: 'spki' }) };
+  }
 }
