@@ -300,3 +300,15 @@ export function rsaKeyOfExactBits(bits: number): TestKeyPair {
     return { privateKey, publicKey, spkiDer: publicKey.export({ format: 'der', type: 'spki' }) };
   }
 }
+
+/** A fresh CA hierarchy and its issuing CA, for tests that issue certificates (loaded lazily: @peculiar/x509). */
+export async function createTestIssuingCa(options: { now?: Date; serverNames?: string[] } = {}) {
+  const { createCaMaterial, createIssuingCa } = await import('../../server/src/core/ca/index.js');
+  const material = await createCaMaterial({ now: options.now ?? new Date(), serverNames: options.serverNames ?? [] });
+  const ca = createIssuingCa({
+    issuingCertificatePem: material.issuingCertPem,
+    issuingPrivateKey: createPrivateKey(material.issuingKeyPem),
+    rootCertificatePem: material.rootCertPem,
+  });
+  return { material, ca };
+}
