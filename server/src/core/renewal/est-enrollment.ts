@@ -2,7 +2,7 @@
 // password with the device id as user (or as a Bearer token). The user must be the token's device: that is checked
 // before the token is spent, and a mismatch gets the same answer as a bad token, so it tells nothing about either.
 import type { Enrollment, EnrollContext, EnrollResult } from '../enroll.js';
-import { decodeCsrInput } from '../ca/index.js';
+import { decodeCsr } from '../ca/index.js';
 import { EnrollError } from '../errors.js';
 import { hashSecret } from '../secrets.js';
 import type { TokenDeviceLookup } from './ports.js';
@@ -36,7 +36,8 @@ export function createEstEnrollment(deps: EstEnrollmentDeps) {
       }
       if (deps.popLinking !== 'off') {
         // Checked before the token is spent: a CSR without the right binding must not burn it (RFC 7030 §3.5).
-        checkPopLinking(deps.popLinking, decodeCsrInput(input.csr), input.channelBinding);
+        // decodeCsr checks the structure first, so a malformed CSR is bad-csr here as it would be in enroll().
+        checkPopLinking(deps.popLinking, decodeCsr(input.csr).der, input.channelBinding);
       }
       return deps.enrollment.enroll({ token: input.token, csr: input.csr }, context);
     },

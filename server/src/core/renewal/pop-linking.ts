@@ -8,7 +8,7 @@
 // the CSR DER that parseCsr has already checked to be strict, bounded DER.
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { EnrollError } from '../errors.js';
-import { decodeOid, readChildren, readTlv, TAG_PRINTABLE_STRING, TAG_SEQUENCE, TAG_SET, TAG_UTF8_STRING } from '../ca/der.js';
+import { decodeOid, DerError, readChildren, readTlv, TAG_PRINTABLE_STRING, TAG_SEQUENCE, TAG_SET, TAG_UTF8_STRING } from '../ca/der.js';
 import { OID } from '../ca/oids.js';
 
 export type PopLinkingPolicy = 'off' | 'if-present' | 'required';
@@ -20,6 +20,15 @@ export interface ChannelBinding {
 
 /** RFC 2985 §5.4.1: challengePassword is a DirectoryString; PrintableString and UTF8String are what clients send. */
 export function csrChallengePassword(csrDer: Buffer): string | undefined {
+  try {
+    return readChallengePassword(csrDer);
+  } catch (error) {
+    if (error instanceof DerError) throw new EnrollError('bad-csr', `malformed CSR: ${error.message}`, { cause: error });
+    throw error;
+  }
+}
+
+function readChallengePassword(csrDer: Buffer): string | undefined {
   const outer = readTlv(csrDer, 0, csrDer.length);
   const [cri] = readChildren(csrDer, outer, 3);
   if (!cri) return undefined;

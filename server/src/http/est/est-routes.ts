@@ -18,7 +18,7 @@ import { requireContentType } from '../request-context.js';
 import { channelBindingOf } from './channel-binding.js';
 import { csrAttrsDer } from './csrattrs.js';
 import { EST_REALM, parseAuthorization } from './est-auth.js';
-import { base64Lines, certsOnly, certsOnlyWithPkijs } from './pkcs7.js';
+import { base64Body, certsOnly, certsOnlyWithPkijs } from './pkcs7.js';
 
 export interface EstRoutesDeps {
   renewal: Pick<Renewal, 'renew'>;
@@ -38,7 +38,8 @@ function pemBlocks(pem: string): Buffer[] {
 }
 
 function sendBase64(res: Response, status: number, contentType: string, der: Buffer): void {
-  res.status(status).set('Content-Type', contentType).set('Content-Transfer-Encoding', 'base64').send(base64Lines(der));
+  // A Buffer, so express adds no "; charset=utf-8" to the PKCS#7 media type; send() sets Content-Length.
+  res.status(status).set('Content-Type', contentType).set('Content-Transfer-Encoding', 'base64').send(Buffer.from(base64Body(der), 'latin1'));
 }
 
 /** The CSR as the client sent it: base64 DER (RFC 8951), raw DER or PEM; parseCsr takes all three. */

@@ -31,7 +31,10 @@ export function certsOnly(certificates: Buffer[]): Buffer {
   return derSequence(derOid(ID_SIGNED_DATA), derExplicit(0, signedData));
 }
 
-/** RFC 8951 §3 / RFC 2045 §6.8: base64 in lines (64 characters here, which `openssl base64 -d` also reads). */
-export function base64Lines(der: Buffer): string {
-  return `${der.toString('base64').replace(/(.{64})/g, '$1\n').replace(/\n$/, '')}\n`;
+/**
+ * RFC 8951 §3: the body is base64 (RFC 4648 §4). One line, no line breaks: strongSwan `pki --est` decodes the body with
+ * chunk_from_base64(), which does not skip whitespace. (`openssl base64 -d` then needs `-A` for the long line.)
+ */
+export function base64Body(der: Buffer): string {
+  return der.toString('base64');
 }
