@@ -53,7 +53,7 @@ export function splitChain(chainPem: string): { rootPem: string; untrustedPem: s
 export async function opensslVerify(
   leafPem: string,
   chainPem: string,
-  options: { purpose?: 'sslclient' | 'sslserver'; extraArgs?: string[] } = {},
+  options: { purpose?: 'sslclient' | 'sslserver'; extraArgs?: string[]; crlPem?: string } = {},
 ): Promise<OpensslResult> {
   const { rootPem, untrustedPem } = splitChain(chainPem);
   return withTempDir(async (dir) => {
@@ -65,6 +65,11 @@ export async function opensslVerify(
     await writeFile(leaf, leafPem);
     const args = ['verify', '-x509_strict', '-purpose', options.purpose ?? 'sslclient', ...(options.extraArgs ?? []), '-CAfile', root];
     if (untrustedPem) args.push('-untrusted', issuing);
+    if (options.crlPem) {
+      const crl = path.join(dir, 'crl.pem');
+      await writeFile(crl, options.crlPem);
+      args.push('-crl_check', '-CRLfile', crl);
+    }
     args.push(leaf);
     return runOpenssl(args);
   });

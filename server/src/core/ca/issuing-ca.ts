@@ -331,7 +331,12 @@ function buildIssuingCa(issuingCertificatePem: string, key: KeyObject, rootCerti
     if (spec.crlNumber < 0n || spec.crlNumber >= 1n << 159n) throw internal('CRL number must be 0 … 2^159 − 1 (RFC 5280 §5.2.3)');
     const seen = new Set<string>();
     const entries = spec.entries.map((entry) => {
-      const serial = serialFromHex(entry.serial.toLowerCase());
+      let serial: Buffer;
+      try {
+        serial = serialFromHex(entry.serial.toLowerCase());
+      } catch (cause) {
+        throw internal(`CRL entry serial ${JSON.stringify(entry.serial.slice(0, 48))} is not a valid serial`, cause);
+      }
       const hex = serial.toString('hex');
       if (seen.has(hex)) throw internal(`CRL entry ${hex} listed twice`);
       seen.add(hex);
