@@ -34,6 +34,7 @@ devices:
   --backoff-base D --backoff-cap D   reconnect backoff (full jitter)
   --rotate-after D          force one renewal this long after connecting
   --probe-old-cert-after D  after a rotation, CONNECT with the old cert (must be refused)
+  --tls-refusals-to-stop N  handshake refusals in a row taken as "revoked" (default 3; 0 = CONNACK 5 only)
 
 load shaping:
   --enroll-concurrency N  --connect-concurrency N  --connect-rate N/s  --ramp N/s  --seed N
@@ -74,7 +75,7 @@ export function parseCli(argv: string[]): { command: 'run' | 'list' | 'help'; op
       'spawn-server': { type: 'boolean' }, 'server-env': { type: 'string', multiple: true },
       'enroll-via': { type: 'string' }, 'renew-via': { type: 'string' }, 'telemetry-interval': { type: 'string' }, qos: { type: 'string' },
       echo: { type: 'boolean' }, 'leaf-only': { type: 'boolean' }, 'backoff-base': { type: 'string' }, 'backoff-cap': { type: 'string' },
-      'rotate-after': { type: 'string' }, 'probe-old-cert-after': { type: 'string' },
+      'rotate-after': { type: 'string' }, 'tls-refusals-to-stop': { type: 'string' }, 'probe-old-cert-after': { type: 'string' },
       'enroll-concurrency': { type: 'string' }, 'connect-concurrency': { type: 'string' }, 'connect-rate': { type: 'string' }, ramp: { type: 'string' },
       seed: { type: 'string' }, duration: { type: 'string' }, timeout: { type: 'string' }, warmup: { type: 'string' }, hold: { type: 'string' },
       revoke: { type: 'string' }, 'revoke-reason': { type: 'string' }, 'cut-bound': { type: 'string' }, 'max-lifetime': { type: 'string' },
@@ -110,6 +111,7 @@ export function parseCli(argv: string[]): { command: 'run' | 'list' | 'help'; op
     ...(qos !== undefined ? { qos } : {}),
     ...(values.echo ? { echo: true } : {}),
     ...(values['leaf-only'] ? { sendChain: false } : {}),
+    tlsRefusalsToStop: num(values['tls-refusals-to-stop'], 'tls-refusals-to-stop'),
     reconnectBaseMs: dur(values['backoff-base']), reconnectCapMs: dur(values['backoff-cap']),
     rotateAfterMs: dur(values['rotate-after']), probeOldCertAfterMs: dur(values['probe-old-cert-after']),
     enrollConcurrency: num(values['enroll-concurrency'], 'enroll-concurrency'), connectConcurrency: num(values['connect-concurrency'], 'connect-concurrency'),

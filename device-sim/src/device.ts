@@ -43,7 +43,16 @@ export interface DeviceOptions {
   mqttRenewTimeoutMs: number;
   /** after a rotation, try the old cert this long after the successor connected; it must be refused */
   probeOldCertAfterMs?: number;
+  /**
+   * A broker that refuses a revoked cert at the TLS layer just closes the socket (Node sends no alert), so a
+   * device can only infer it: this many handshake refusals in a row, with backoff between them, count as
+   * revoked. 0 = never infer (wait for CONNACK 5 or an explicit alert).
+   */
+  tlsRefusalsToStop: number;
 }
+
+/** Connect failures that mean "the broker would not take this certificate", as far as a client can tell. */
+const TLS_REFUSALS = new Set(['connect-tls-refused', 'connect-econnreset']);
 
 export interface DeviceGate {
   enroll(): Promise<() => void>;
@@ -113,6 +122,7 @@ export class Device {
   private renewing = false;
   private renewAttempt = 0;
   private forcedRotationDone = false;
+  private tlsRefusals = 0;
   private pendingMqttRenew: PendingMqttRenew | undefined;
   private timers = new Map<string, TimerHandle>();
   /** sleeps to wake up when the device stops, so start() never hangs */
@@ -228,6 +238,7 @@ export class Device {
       this.session = session;
       this.state = 'online';
       this.connectAttempt = 0;
+      this.tlsRefusals = 0;
       const reconnect = this.connects > 0;
       this.connects++;
       this.lastConnectAt = this.deps.clock.now();
@@ -249,6 +260,10 @@ export class Device {
       const err = toSimError(raw, 'connect');
       this.emit({ type: 'connect-failed', kind: err.kind });
       if (err.revoked) return this.revoked(err.kind);
+      this.tlsRefusals = TLS_REFUSALS.has(err.kind) ? this.tlsRefusals + 1 : 0;
+      if (this.opts.tlsRefusalsToStop > 0 && this.tlsRefusals >= this.opts.tlsRefusalsToStop) {
+        return this.revoked(`${err.kind}×${this.tlsRefusals}`);
+      }
       this.scheduleReconnect();
     }
   }

@@ -65,6 +65,8 @@ export function createMqttTransport(opts: MqttTransportOptions): MqttTransport {
           noDelay: true,
         };
         const client: MqttClient = connect(options);
+        let handshakeDone = false;
+        client.stream?.once('secureConnect', () => (handshakeDone = true));
         const fail = (err: SimError): void => {
           if (settled) return;
           settled = true;
@@ -87,8 +89,16 @@ export function createMqttTransport(opts: MqttTransportOptions): MqttTransport {
           });
         });
         client.once('close', () => {
-          // with TLS 1.3 the broker's verdict on our cert can arrive after the handshake, as a bare close
-          if (!settled) fail(lastError ?? new SimError('connect-closed-before-connack', 'connection closed before CONNACK'));
+          // Node's TLS server checks the client cert (CRL included) after the handshake and just destroys the
+          // socket, no alert: with TLS 1.3 the client sees a finished handshake, then a bare close
+          if (!settled) {
+            fail(
+              lastError ??
+                (handshakeDone
+                  ? new SimError('connect-tls-refused', 'broker closed the connection right after the TLS handshake (client certificate refused?)')
+                  : new SimError('connect-closed-before-connack', 'connection closed before CONNACK')),
+            );
+          }
         });
       });
     },

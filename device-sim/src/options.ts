@@ -31,6 +31,8 @@ export interface RunOptions {
   rampPerSecond: number;
   reconnectBaseMs: number;
   reconnectCapMs: number;
+  /** handshake refusals in a row that a device takes as "revoked" (0 = only CONNACK 5 / an alert) */
+  tlsRefusalsToStop: number;
   rotateAfterMs: number | undefined;
   probeOldCertAfterMs: number | undefined;
   durationMs: number;
@@ -73,6 +75,7 @@ export const DEFAULTS: RunOptions = {
   rampPerSecond: 0,
   reconnectBaseMs: 500,
   reconnectCapMs: 15_000,
+  tlsRefusalsToStop: 3,
   rotateAfterMs: undefined,
   probeOldCertAfterMs: undefined,
   durationMs: 30_000,

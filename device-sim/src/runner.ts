@@ -124,6 +124,7 @@ export async function runScenario(opts: RunOptions, extras: RunExtras = {}): Pro
       ...(opts.rotateAfterMs !== undefined ? { rotateAfterMs: opts.rotateAfterMs } : {}),
       ...(opts.probeOldCertAfterMs !== undefined ? { probeOldCertAfterMs: opts.probeOldCertAfterMs } : {}),
       hintJitterMs: 2_000,
+      tlsRefusalsToStop: opts.tlsRefusalsToStop,
       mqttRenewTimeoutMs: 20_000,
     },
   };
@@ -177,7 +178,7 @@ export async function runScenario(opts: RunOptions, extras: RunExtras = {}): Pro
       devices: opts.devices, apiUrl: opts.apiUrl, brokerUrl: opts.brokerUrl, caFile, enrollVia: opts.enrollVia, renewVia: opts.renewVia,
       telemetryIntervalMs: opts.telemetryIntervalMs, qos: opts.qos, echo: opts.echo, sendChain: opts.sendChain,
       enrollConcurrency: opts.enrollConcurrency, connectConcurrency: opts.connectConcurrency, connectRate: opts.connectRate,
-      reconnectBackoff: `${opts.reconnectBaseMs}ms…${opts.reconnectCapMs}ms full jitter`, tokens: opts.tokensCsv ? 'csv' : 'admin API',
+      reconnectBackoff: `${opts.reconnectBaseMs}ms…${opts.reconnectCapMs}ms full jitter`, tlsRefusalsToStop: opts.tlsRefusalsToStop, tokens: opts.tokensCsv ? 'csv' : 'admin API',
       ...(opts.rotateAfterMs !== undefined ? { rotateAfterMs: opts.rotateAfterMs } : {}),
       ...(opts.seed !== undefined ? { seed: opts.seed } : {}),
     },

@@ -28,6 +28,7 @@ function setup(overrides: Partial<DeviceOptions> = {}, seed = 1) {
     renewal: DEFAULT_RENEWAL,
     hintJitterMs: 1_000,
     mqttRenewTimeoutMs: 10_000,
+    tlsRefusalsToStop: 3,
     ...overrides,
   };
   const device = new Device(opts, {
@@ -116,7 +117,7 @@ describe('device: reconnect backoff', () => {
         {
           deviceId: `d${i}`, token: 't', enrollVia: 'rest', renewVia: 'rest', telemetryIntervalMs: 0, qos: 0, echo: false,
           reconnect: { baseMs: 1_000, capMs: 30_000, floorMs: 50 }, retry: reconnect, maxEnrollAttempts: 1,
-          renewal: DEFAULT_RENEWAL, hintJitterMs: 0, mqttRenewTimeoutMs: 1_000,
+          renewal: DEFAULT_RENEWAL, hintJitterMs: 0, mqttRenewTimeoutMs: 1_000, tlsRefusalsToStop: 3,
         },
         { clock, rng: seededRng(1000 + i), transport, generateKey: async () => keys },
       );
@@ -230,6 +231,30 @@ describe('device: stop on revoked', () => {
     await clock.advance(50_000);
     expect(device.stopReason).toBe('revoked');
     expect(transport.sessions.every((s) => s.closed)).toBe(true);
+  });
+
+  it('a broker that closes right after the handshake 3 times in a row is taken as a refusal of the cert', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0 });
+    await device.start();
+    await clock.advance(0);
+    transport.connectVerdict = () => new SimError('connect-tls-refused', 'closed after handshake');
+    transport.liveSession!.serverClose();
+    await clock.advance(60_000);
+    expect(device.stopReason).toBe('revoked');
+    expect(device.stopDetail).toBe('connect-tls-refused×3');
+    expect(transport.connectCalls).toHaveLength(4);
+  });
+
+  it('handshake refusals interleaved with a broker that is down do not add up', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0 });
+    transport.lifetimeMs = 3_600_000;
+    await device.start();
+    await clock.advance(0);
+    const kinds = ['connect-tls-refused', 'connect-tls-refused', 'connect-econnrefused', 'connect-tls-refused', 'connect-tls-refused'];
+    transport.connectVerdict = (_s, n) => (n >= 1 && n <= kinds.length ? new SimError(kinds[n - 1]!, 'x') : 'accept');
+    transport.liveSession!.serverClose();
+    await clock.advance(120_000);
+    expect(device.state).toBe('online');
   });
 
   it('a plain refusal that is not "not authorized" (CONNACK 3) is retried', async () => {
