@@ -24,6 +24,7 @@ server and trust (defaults find a local 'npm start'):
   --token-prefix P          device id prefix for API-created tokens (default sim-<random>-)
   --spawn-server            start 'enrolld up' as a child (temp home, free ports, embedded Postgres)
   --server-env K=V          extra env for --spawn-server (repeatable), e.g. CERT_LIFETIME=60s
+                            (its log goes to <report-dir>/enrolld-server.log; ENROLLD_SIM_KEEP_HOME=1 keeps its home)
 
 devices:
   --devices N               fleet size (scenario presets: enroll-storm 1000, showcase 50; else ${DEFAULTS.devices})

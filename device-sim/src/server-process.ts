@@ -3,7 +3,7 @@
 // probe of the broker port, and an ordered stop (SIGTERM, then SIGKILL after a grace period).
 import { spawn } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { chmod } from 'node:fs/promises';
 import { createConnection, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -61,8 +61,10 @@ export class ServerProcess {
   private child: ChildProcess | undefined;
   private exited: Promise<number | null> | undefined;
   private output = '';
+  private readonly ownsHome: boolean;
 
   constructor(private readonly opts: ServerProcessOptions = {}) {
+    this.ownsHome = opts.home === undefined;
     this.home = opts.home ?? mkdtempSync(join(tmpdir(), 'enrolld-sim-home-'));
   }
 
@@ -137,6 +139,12 @@ export class ServerProcess {
     await this.exited;
     clearTimeout(timer);
     this.child = undefined;
+  }
+
+  /** Stop, then remove the home if this object made it (keys, tokens and Postgres data are throwaway). */
+  async dispose(): Promise<void> {
+    await this.stop();
+    if (this.ownsHome && process.env.ENROLLD_SIM_KEEP_HOME !== '1') rmSync(this.home, { recursive: true, force: true });
   }
 
   /** Same home, same ports: devices come back to the same addresses. */

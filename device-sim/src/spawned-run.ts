@@ -1,5 +1,7 @@
 // A run against a server this process starts itself (`--spawn-server`, `npm run demo`, the e2e test):
 // the server's home gives the trust anchor and admin token, and restarting it is the reconnect-storm hook.
+import { mkdirSync } from 'node:fs';
+import { resolve } from 'node:path';
 import type { RunOptions } from './options.js';
 import { runScenario } from './runner.js';
 import type { RunExtras, RunResult } from './runner.js';
@@ -15,7 +17,9 @@ export async function runWithSpawnedServer(
   const env = { ...server.env };
   // rotation-wave needs short-lived certs; the server reads CERT_LIFETIME (server/src/config.ts)
   if (opts.scenario === 'rotation-wave' && env.CERT_LIFETIME === undefined && opts.rotateAfterMs === undefined) env.CERT_LIFETIME = '60s';
-  const proc = new ServerProcess({ ...server, env });
+  // the server log outlives the temp home: it goes beside the report
+  mkdirSync(opts.reportDir, { recursive: true });
+  const proc = new ServerProcess({ logFile: resolve(opts.reportDir, 'enrolld-server.log'), ...server, env });
   log(`starting enrolld (ENROLLD_HOME=${proc.home}; log ${proc.logFile})`);
   const t0 = performance.now();
   await proc.start();
@@ -39,6 +43,6 @@ export async function runWithSpawnedServer(
     return { ...result, serverLog: proc.logFile };
   } finally {
     log('stopping enrolld');
-    await proc.stop();
+    await proc.dispose();
   }
 }
