@@ -46,7 +46,7 @@ describe('DER reader: strict X.690 DER', () => {
   });
 
   it('bounds depth without recursion', () => {
-    let buf = Buffer.alloc(0);
+    let buf: Buffer = Buffer.alloc(0);
     for (let i = 0; i < 17; i++) buf = tlv(0x30, buf);
     expect(() => assertWellFormed(buf, 0, buf.length, limits)).toThrow(/nesting too deep/);
     expect(() => assertWellFormed(buf, 0, buf.length, { maxDepth: 17, maxNodes: 100 })).not.toThrow();
