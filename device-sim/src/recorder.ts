@@ -58,6 +58,7 @@ export class Recorder {
   readonly stopReasons = new Map<string, number>();
   readonly renewVia = new Map<string, number>();
   readonly enrollVia = new Map<string, number>();
+  readonly renewTrigger = new Map<string, number>();
 
   constructor(private readonly clock: Clock) {
     this.t0 = clock.now();
@@ -120,6 +121,7 @@ export class Recorder {
         c.renewals++;
         this.latencies.renew.add(e.latencyMs);
         this.renewVia.set(e.via, (this.renewVia.get(e.via) ?? 0) + 1);
+        this.renewTrigger.set(e.trigger, (this.renewTrigger.get(e.trigger) ?? 0) + 1);
         this.bin('rotate', e.at);
         break;
       case 'renew-failed':

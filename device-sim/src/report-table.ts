@@ -33,6 +33,7 @@ export function renderTables(report: RunReport): string {
     ...Object.entries(report.stopReasons).filter(([k]) => k !== 'revoked' && k !== 'shutdown').map(([k, v]) => [`stopped: ${k}`, v]),
     ['connects / reconnects', `${report.counters.connects} / ${report.counters.reconnects}`],
     ['renewals (rest/est/mqtt)', `${report.counters.renewals} (${['rest', 'est', 'mqtt'].map((v) => report.transports.renew[v] ?? 0).join('/')})`],
+    ['renewal triggers', Object.entries(report.transports.renewTrigger).map(([k, v]) => `${k} ${v}`).join(', ') || '–'],
     ['old-cert probes / accepted', `${report.counters.oldCertProbes} / ${report.counters.oldCertAccepted}`],
   );
   out.push(counts.toString());

@@ -21,7 +21,7 @@ export interface RunReport {
   counts: FleetCounts;
   counters: Counters;
   stopReasons: Record<string, number>;
-  transports: { enroll: Record<string, number>; renew: Record<string, number> };
+  transports: { enroll: Record<string, number>; renew: Record<string, number>; renewTrigger: Record<string, number> };
   errors: Array<{ kind: string; count: number }>;
   latencyMs: Record<LatencyName, Summary>;
   figures: Record<string, number | string>;
@@ -53,7 +53,7 @@ export function buildReport(args: {
     counts: args.fleet.counts(),
     counters: { ...r.counters },
     stopReasons: Object.fromEntries(r.stopReasons),
-    transports: { enroll: Object.fromEntries(r.enrollVia), renew: Object.fromEntries(r.renewVia) },
+    transports: { enroll: Object.fromEntries(r.enrollVia), renew: Object.fromEntries(r.renewVia), renewTrigger: Object.fromEntries(r.renewTrigger) },
     errors: [...r.errors.entries()].map(([kind, count]) => ({ kind, count })).sort((a, b) => b.count - a.count),
     latencyMs: r.latencySummaries(),
     figures: args.figures,

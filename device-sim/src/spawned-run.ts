@@ -16,7 +16,12 @@ export async function runWithSpawnedServer(
   const log = extras.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   const env = { ...server.env };
   // rotation-wave needs short-lived certs; the server reads CERT_LIFETIME (server/src/config.ts)
-  if (opts.scenario === 'rotation-wave' && env.CERT_LIFETIME === undefined && opts.rotateAfterMs === undefined) env.CERT_LIFETIME = '60s';
+  if (opts.scenario === 'rotation-wave' && env.CERT_LIFETIME === undefined && opts.rotateAfterMs === undefined) {
+    env.CERT_LIFETIME = '60s';
+    // the lifetime includes the backdate (DESIGN.md §2), and the default 5 min backdate would make 60 s certs
+    // expired at birth
+    env.CERT_BACKDATE ??= '5s';
+  }
   // the server log outlives the temp home: it goes beside the report
   mkdirSync(opts.reportDir, { recursive: true });
   const proc = new ServerProcess({ logFile: resolve(opts.reportDir, 'enrolld-server.log'), ...server, env });

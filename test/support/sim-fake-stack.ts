@@ -40,6 +40,8 @@ export interface FakeStackOptions {
   certLifetimeSeconds?: number;
   /** revoke the predecessor when its successor first connects (DESIGN.md §4) */
   supersedeOnConnect?: boolean;
+  /** refuse revoked certs as enrolld's broker does with its CRL: destroy the socket after the handshake, no CONNACK */
+  refuseRevokedAtTls?: boolean;
 }
 
 class HttpProblem extends Error {
@@ -66,6 +68,7 @@ export class FakeStack {
   readonly adminToken = randomBytes(16).toString('hex');
   certLifetimeSeconds: number;
   supersedeOnConnect: boolean;
+  refuseRevokedAtTls: boolean;
   httpsPort = 0;
   mqttsPort = 0;
   readonly tokens = new Map<string, { deviceId: string; used: boolean; csr?: string; serial?: string }>();
@@ -88,6 +91,7 @@ export class FakeStack {
   constructor(opts: FakeStackOptions = {}) {
     this.certLifetimeSeconds = opts.certLifetimeSeconds ?? 3600;
     this.supersedeOnConnect = opts.supersedeOnConnect ?? true;
+    this.refuseRevokedAtTls = opts.refuseRevokedAtTls ?? false;
   }
 
   get apiUrl(): string {
@@ -190,6 +194,8 @@ export class FakeStack {
       (socket) => {
         this.sockets.add(socket);
         socket.once('close', () => this.sockets.delete(socket));
+        const serial = String(socket.getPeerCertificate().serialNumber ?? '').toLowerCase();
+        if (this.refuseRevokedAtTls && this.certs.get(serial)?.revoked) return void socket.destroy();
         broker.handle(socket);
       },
     );

@@ -20,6 +20,7 @@ afterAll(async () => stack.stop());
 afterEach(() => {
   stack.certLifetimeSeconds = 3600;
   stack.supersedeOnConnect = true;
+  stack.refuseRevokedAtTls = false;
 });
 
 const quiet = { log: () => {}, printTables: false };
@@ -69,6 +70,14 @@ describe('scenarios against the fake stack', () => {
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.latencyMs.revokeCut.count).toBe(4);
     expect(report.latencyMs.revokeCut.max).toBeLessThan(2_000);
+  });
+
+  it('revoke-mid-session: a broker that refuses revoked certs at TLS (bare close) still leaves them stopped as revoked', async () => {
+    stack.refuseRevokedAtTls = true;
+    const { report } = await runScenario(opts({ scenario: 'revoke-mid-session', devices: 6, revokeCount: 2, reconnectBaseMs: 100, reconnectCapMs: 400 }), quiet);
+    expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(report.stopReasons).toEqual({ revoked: 2 }); // the report is taken before the fleet shuts down
+    expect(report.errors).toEqual([{ kind: 'connect-tls-refused', count: 6 }]);
   });
 
   it('reconnect-storm: a broker restart through the hook; every non-revoked device returns, revoked ones do not', async () => {

@@ -15,7 +15,8 @@ export const showcase: Scenario = {
       // spread the forced renewals over a few seconds, as a server's rotation hints would be
       for (const d of online) setTimeout(() => d.renewNow('forced'), ctx.rng() * 3_000);
     }
-    await waitForRotation(ctx, online, ctx.opts.timeoutMs);
+    // all devices, not just those online: a device that never connected must fail the rotation check too
+    await waitForRotation(ctx, fleet.devices, ctx.opts.timeoutMs);
     ctx.phase('telemetry');
     await ctx.sleep(ctx.opts.warmupMs);
     if (!ctx.admin) return ctx.check('admin token available', false, 'revocation needs the admin API');
