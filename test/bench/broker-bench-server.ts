@@ -1,0 +1,72 @@
+// The broker under test for `npm run bench:broker`, in its own process (pinned to CPU 0 by the caller).
+//   BENCH_MODE=enrolld      our broker (createBroker) over Postgres revocation state, defaults as shipped
+//   BENCH_MODE=stock-aedes  the reference broker of ../shared/reference-bench/aedes-mtls-broker.mjs: Aedes 1.2 defaults,
+//                           getPeerCertificate() + a revoked-serial Set in authenticate, TLS defaults (tickets on)
+// Prints {"port":N} when listening; on SIGUSR2 forces a GC (run with --expose-gc) and prints memory; exits on SIGTERM.
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import tls from 'node:tls';
+import { Aedes } from 'aedes';
+import { pino } from 'pino';
+import { Registry } from 'prom-client';
+import { createPool, createPgRevocationListener, createPgRevocationStore } from '@enrolld/db';
+import { systemClock } from '../../server/src/core/clock.js';
+import { createBroker, defaultBrokerConfig } from '../../server/src/mqtt/broker.js';
+
+const dir = process.env.BENCH_DIR!;
+const read = (name: string) => readFileSync(path.join(dir, name), 'utf8');
+const mode = process.env.BENCH_MODE ?? 'enrolld';
+let connected: () => number = () => 0;
+let stop: () => Promise<void> = async () => undefined;
+
+if (mode === 'enrolld') {
+  const databaseUrl = process.env.DATABASE_URL!;
+  const pool = createPool({ connectionString: databaseUrl, max: 4 });
+  const broker = createBroker({
+    config: { ...defaultBrokerConfig, host: '127.0.0.1', port: 0 },
+    tls: { key: read('server.key'), cert: read('server-chain.pem'), ca: read('ca-chain.pem'), issuingCertificate: read('issuing.pem'), extraCrls: [read('root-arl.pem')] },
+    store: createPgRevocationStore(pool),
+    feed: createPgRevocationListener({ connectionString: databaseUrl }),
+    clock: systemClock,
+    logger: pino({ level: 'silent' }),
+    registry: new Registry(),
+  });
+  const { port } = await broker.start();
+  connected = () => broker.connectedDevices();
+  stop = async () => {
+    await broker.stop();
+    await pool.end();
+  };
+  process.stdout.write(`${JSON.stringify({ port })}\n`);
+} else {
+  const revokedSerials = new Set(['DEADBEEF']);
+  const aedes = await Aedes.createBroker({
+    authenticate(client, _username, _password, done) {
+      const peer = (client.conn as tls.TLSSocket).getPeerCertificate?.();
+      if (!peer || !peer.serialNumber) return done(null, false);
+      if (revokedSerials.has(peer.serialNumber)) return done(null, false);
+      done(null, true);
+    },
+  });
+  const server = tls.createServer(
+    { key: read('server.key'), cert: read('server-chain.pem'), ca: read('ca-chain.pem'), requestCert: true, rejectUnauthorized: true, noDelay: true },
+    (socket) => aedes.handle(socket),
+  );
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  connected = () => aedes.connectedClients;
+  stop = async () => {
+    await new Promise<void>((resolve) => aedes.close(() => resolve()));
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as { port: number }).port })}\n`);
+}
+
+process.on('SIGUSR2', () => {
+  (globalThis as { gc?: () => void }).gc?.();
+  const m = process.memoryUsage();
+  process.stdout.write(`${JSON.stringify({ memory: { rss: m.rss, heapUsed: m.heapUsed, external: m.external, connected: connected() } })}\n`);
+});
+process.once('SIGTERM', () => {
+  void stop().finally(() => process.exit(0));
+});
+setTimeout(() => process.exit(3), 20 * 60_000).unref(); // hard lifetime bound

@@ -1,0 +1,311 @@
+// `npm run bench:broker` (issue 4): our broker against Mosquitto and stock aedes, measured in the same run on the same
+// certificates, the broker pinned to CPU 0 and this load generator to CPU 1 (as ../shared/reference-bench/run-mqtt.sh).
+// One JSON line per figure: {"metric","value","unit","baseline","ratio"}; ratio > 1 is better than the baseline.
+// Clients send what a real device sends: leaf + issuing CA, with a distinct certificate (and clientId) per device.
+import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
+import mqtt, { type MqttClient } from 'mqtt';
+import { fileURLToPath } from 'node:url';
+import { createTestPki, pemOf, newKeys, type DeviceCert } from '../support/test-pki.js';
+import { createTestDatabase } from '../support/pg.js';
+import { connectPacket, percentile, revocationServiceFor } from '../support/broker-harness.js';
+import { startMosquitto } from '../support/broker-mosquitto.js';
+import { freePort } from '../support/processes.js';
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const IDLE = Number(process.env.BENCH_IDLE ?? 5000);
+const TRIALS = Number(process.env.BENCH_TRIALS ?? 150);
+const INFLIGHT = 50;
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+
+// This process is the load generator: CPU 1. Children are started under `taskset -c 0`.
+try {
+  execFileSync('taskset', ['-pc', '1', String(process.pid)], { stdio: 'ignore' });
+} catch {
+  process.stderr.write('taskset unavailable: running unpinned\n');
+}
+
+function procStat(pid: number): { cpuS: number; rssKiB: number } {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  return { cpuS: (Number(f[11]) + Number(f[12])) / 100, rssKiB: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) };
+}
+
+function line(metric: string, value: number, unit: string, baseline: number | null, ratio: number | null, extra: Record<string, unknown> = {}): void {
+  const round = (x: number | null) => (x === null || !Number.isFinite(x) ? x : +x.toFixed(3));
+  process.stdout.write(`${JSON.stringify({ metric, value: round(value), unit, baseline: round(baseline), ratio: round(ratio), ...extra })}\n`);
+}
+
+// TCP_NODELAY on the client too (the reference bench sets it); Node accepts it on tls.connect, @types/node lacks it.
+const NO_DELAY = { noDelay: true } as unknown as tls.ConnectionOptions;
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface Child {
+  pid: number;
+  port: number;
+  child: ChildProcess;
+  lines: string[];
+  stop(): Promise<void>;
+}
+
+/** Our broker or stock aedes in a child pinned to CPU 0; the pid measured is node's own (taskset execs it). */
+async function startNodeBroker(mode: 'enrolld' | 'stock-aedes', dir: string, databaseUrl: string): Promise<Child> {
+  // `node --import tsx` (not the tsx CLI, which would fork): the pid we read /proc of is the broker itself.
+  const child = spawn('taskset', ['-c', '0', process.execPath, '--expose-gc', '--import', 'tsx', path.join(ROOT, 'test/bench/broker-bench-server.ts')], {
+    cwd: ROOT,
+    env: { ...process.env, BENCH_MODE: mode, BENCH_DIR: dir, DATABASE_URL: databaseUrl },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  const lines: string[] = [];
+  let buffer = '';
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (c: Buffer) => {
+      buffer += c.toString();
+      let i;
+      while ((i = buffer.indexOf('\n')) >= 0) {
+        const l = buffer.slice(0, i);
+        buffer = buffer.slice(i + 1);
+        lines.push(l);
+        if (l.startsWith('{"port"')) resolve((JSON.parse(l) as { port: number }).port);
+      }
+    });
+    void exited.then(() => reject(new Error(`${mode} broker exited`)));
+  });
+  await sleep(500);
+  return {
+    pid: child.pid!,
+    port,
+    child,
+    lines,
+    async stop() {
+      child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+async function gcAndRss(b: { pid: number; child?: ChildProcess }): Promise<number> {
+  if (b.child) {
+    process.kill(b.pid, 'SIGUSR2');
+    await sleep(1500);
+  }
+  return procStat(b.pid).rssKiB;
+}
+
+function contextFor(device: DeviceCert, caPem: string, cache: Map<string, tls.SecureContext>): tls.SecureContext {
+  let ctx = cache.get(device.deviceId);
+  if (!ctx) {
+    ctx = tls.createSecureContext({ ca: caPem, key: device.keyPem, cert: device.chainPem });
+    cache.set(device.deviceId, ctx);
+  }
+  return ctx;
+}
+
+function rawConnect(port: number, secureContext: tls.SecureContext, clientId: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const s = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', secureContext, ...NO_DELAY });
+    s.setTimeout(5000, () => {
+      s.destroy();
+      reject(new Error('timeout'));
+    });
+    s.once('secureConnect', () => s.write(connectPacket(clientId)));
+    s.once('data', (d: Buffer) => {
+      if (d[0] === 0x20 && d[3] === 0) {
+        s.end(Buffer.from([0xe0, 0x00])); // DISCONNECT
+        resolve();
+      } else {
+        s.destroy();
+        reject(new Error(`CONNACK ${d.toString('hex')}`));
+      }
+    });
+    s.once('error', (e) => {
+      s.destroy();
+      reject(e);
+    });
+  });
+}
+
+/** 50 loops; loop k uses devices k, k+50, k+100 … so every connection is a distinct device (identity cache misses). */
+async function connectLoad(port: number, pid: number, devices: DeviceCert[], caPem: string, cache: Map<string, tls.SecureContext>, seconds = SECONDS) {
+  const before = procStat(pid);
+  const t0 = performance.now();
+  const deadline = t0 + seconds * 1000;
+  let ok = 0;
+  let failed = 0;
+  let lastError = '';
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: INFLIGHT }, async () => {
+      while (performance.now() < deadline) {
+        const device = devices[next++ % devices.length]!;
+        try {
+          await rawConnect(port, contextFor(device, caPem, cache), device.deviceId);
+          ok++;
+        } catch (e) {
+          failed++;
+          lastError = (e as Error).message;
+        }
+      }
+    }),
+  );
+  const elapsed = (performance.now() - t0) / 1000;
+  const cpuS = procStat(pid).cpuS - before.cpuS;
+  return { ok, failed, lastError, perSec: ok / elapsed, cpuMsPerConnect: (cpuS * 1000) / ok };
+}
+
+async function idleLoad(port: number, devices: DeviceCert[], caPem: string, cache: Map<string, tls.SecureContext>): Promise<MqttClient[]> {
+  const clients: MqttClient[] = [];
+  let next = 0;
+  const deadline = Date.now() + 240_000;
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (next < IDLE && Date.now() < deadline) {
+        const device = devices[next++]!;
+        await new Promise<void>((resolve) => {
+          const c = mqtt.connect({
+            protocol: 'mqtts', host: '127.0.0.1', port, servername: 'localhost', secureContext: contextFor(device, caPem, cache), noDelay: true,
+            clientId: device.deviceId, protocolVersion: 4, clean: true, keepalive: 600, reconnectPeriod: 0, connectTimeout: 10_000,
+          } as mqtt.IClientOptions);
+          c.once('connect', () => {
+            clients.push(c);
+            resolve();
+          });
+          c.once('error', () => {
+            c.end(true);
+            resolve();
+          });
+        });
+      }
+    }),
+  );
+  return clients;
+}
+
+async function main(): Promise<void> {
+  const pki = await createTestPki({ name: 'bench' });
+  const shared = await newKeys(); // one device key for all: the per-device cost is the certificate, not keygen
+  process.stderr.write(`issuing ${IDLE} device certificates…\n`);
+  const devices: DeviceCert[] = [];
+  for (let i = 0; i < IDLE; i++) {
+    const d = await pki.device(`bench-${i.toString().padStart(5, '0')}`, { keys: shared.keys });
+    devices.push({ ...d, keyPem: shared.keyPem });
+  }
+  const dir = await mkdtemp(path.join(tmpdir(), 'enrolld-bench-'));
+  await writeFile(path.join(dir, 'server.key'), pki.server.keyPem);
+  await writeFile(path.join(dir, 'server-chain.pem'), pki.server.chainPem);
+  await writeFile(path.join(dir, 'ca-chain.pem'), pki.caChainPem);
+  await writeFile(path.join(dir, 'issuing.pem'), pki.issuing.certPem);
+  await writeFile(path.join(dir, 'root-arl.pem'), pki.rootArlPem);
+  const db = await createTestDatabase();
+  // Device rows for the revocation trials (the connect and idle phases do not need rows).
+  const revocable = await Promise.all(Array.from({ length: TRIALS }, (_, i) => pki.device(`revoke-${i}`, { keys: shared.keys }).then((d) => ({ ...d, keyPem: shared.keyPem }))));
+  await db.pool.query(`INSERT INTO devices (id) SELECT unnest($1::text[])`, [revocable.map((d) => d.deviceId)]);
+  await db.pool.query(
+    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at)
+     SELECT s, d, '\\x00'::bytea, '\\x00'::bytea, der, der, nb, na, now() FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[], $5::timestamptz[]) AS t(s, d, der, nb, na)`,
+    [revocable.map((d) => d.serial), revocable.map((d) => d.deviceId), revocable.map((d) => d.der), revocable.map((d) => d.notBefore), revocable.map((d) => d.notAfter)],
+  );
+  const service = revocationServiceFor(db.pool, pki);
+  const crl = await service.ensureCrlCurrent();
+  const cache = new Map<string, tls.SecureContext>();
+  // Client-side contexts up front, so the load generator's PEM parsing never lands inside a measured window.
+  for (const d of [...devices, ...revocable]) contextFor(d, pki.caChainPem, cache);
+  const warm = devices.slice(0, 200);
+  const measured = devices.slice(200);
+  const mosquittoCrl = pemOf('X509 CRL', crl.der) + pki.rootArlPem;
+
+  try {
+    // ── 1. mTLS CONNECT at 50 in flight ──
+    const results: Record<string, Array<Awaited<ReturnType<typeof connectLoad>>>> = { mosquitto: [], 'stock-aedes': [], enrolld: [] };
+    for (let round = 0; round < ROUNDS; round++) {
+      for (const name of ['mosquitto', 'stock-aedes', 'enrolld'] as const) {
+        if (name === 'mosquitto') {
+          const m = await startMosquitto({ port: await freePort(), caPem: pki.caChainPem, serverCertPem: pki.server.chainPem, serverKeyPem: pki.server.keyPem, crlPem: mosquittoCrl, prefix: ['taskset', '-c', '0'] });
+          try {
+            await sleep(300);
+            await connectLoad(m.port, m.pid, warm, pki.caChainPem, cache, 2).catch(() => undefined);
+            results[name]!.push(await connectLoad(m.port, m.pid, measured, pki.caChainPem, cache));
+          } finally {
+            await m.stop();
+          }
+        } else {
+          const b = await startNodeBroker(name, dir, db.url);
+          try {
+            await connectLoad(b.port, b.pid, warm, pki.caChainPem, cache, 2).catch(() => undefined); // JIT warm-up
+            results[name]!.push(await connectLoad(b.port, b.pid, measured, pki.caChainPem, cache));
+          } finally {
+            await b.stop();
+          }
+        }
+        process.stderr.write(`round ${round} ${name}: ${JSON.stringify(results[name]!.at(-1))}\n`);
+      }
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    const cpu = (n: string) => mean(results[n]!.map((r) => r.cpuMsPerConnect));
+    const rate = (n: string) => mean(results[n]!.map((r) => r.perSec));
+    line('mqtt_connect_broker_cpu_ms', cpu('enrolld'), 'ms/connect', cpu('mosquitto'), cpu('mosquitto') / cpu('enrolld'), { vs: 'mosquitto', stockAedes: +cpu('stock-aedes').toFixed(3), rounds: ROUNDS, target: 'ratio >= 1.0 (CPU <= 1.0x mosquitto)' });
+    line('mqtt_connect_rate_50_inflight', rate('enrolld'), 'connects/s', rate('mosquitto'), rate('enrolld') / rate('mosquitto'), { vs: 'mosquitto', stockAedes: +rate('stock-aedes').toFixed(1), failed: results.enrolld!.reduce((a, r) => a + r.failed, 0) });
+
+    // ── 2. idle RSS per connection at IDLE devices ──
+    const perConn: Record<string, number> = {};
+    for (const name of ['stock-aedes', 'enrolld', 'mosquitto'] as const) {
+      let target: { pid: number; port: number; child?: ChildProcess; stop(): Promise<void> };
+      if (name === 'mosquitto') target = await startMosquitto({ port: await freePort(), caPem: pki.caChainPem, serverCertPem: pki.server.chainPem, serverKeyPem: pki.server.keyPem, crlPem: mosquittoCrl, prefix: ['taskset', '-c', '0'] });
+      else target = await startNodeBroker(name, dir, db.url);
+      try {
+        await sleep(300);
+        const before = await gcAndRss(target);
+        const clients = await idleLoad(target.port, devices, pki.caChainPem, cache);
+        await sleep(3000);
+        const after = await gcAndRss(target);
+        perConn[name] = (after - before) / clients.length;
+        process.stderr.write(`idle ${name}: ${clients.length} connected, rss ${before} → ${after} KiB, ${perConn[name]!.toFixed(1)} KiB/conn\n`);
+        await Promise.all(clients.map((c) => new Promise<void>((r) => c.end(true, {}, () => r()))));
+      } finally {
+        await target.stop();
+      }
+    }
+    line('idle_rss_per_connection', perConn.enrolld!, 'KiB/conn', perConn['stock-aedes']!, perConn['stock-aedes']! / perConn.enrolld!, { vs: 'stock-aedes', connections: IDLE, mosquitto: +perConn.mosquitto!.toFixed(1), target: 'ratio >= 1/0.7 = 1.43 (<= 0.7x stock aedes)' });
+
+    // ── 3. revoke → socket closed (broker process pinned, revocation from this process through Postgres NOTIFY) ──
+    const b = await startNodeBroker('enrolld', dir, db.url);
+    const latencies: number[] = [];
+    try {
+      for (const device of revocable) {
+        const socket = tls.connect({ host: '127.0.0.1', port: b.port, servername: 'localhost', secureContext: contextFor(device, pki.caChainPem, cache), ...NO_DELAY });
+        await new Promise<void>((resolve, reject) => {
+          socket.once('secureConnect', () => socket.write(connectPacket(device.deviceId)));
+          socket.once('data', (d: Buffer) => (d[0] === 0x20 && d[3] === 0 ? resolve() : reject(new Error(`CONNACK ${d.toString('hex')}`))));
+          socket.once('error', reject);
+        });
+        socket.on('error', () => undefined);
+        const closed = new Promise<number>((resolve) => socket.once('close', () => resolve(performance.now())));
+        const t0 = performance.now();
+        await service.revokeDevice(device.deviceId, { reason: 'keyCompromise', actor: 'bench' });
+        let timer: NodeJS.Timeout | undefined;
+        const end = await Promise.race([closed, new Promise<number>((r) => { timer = setTimeout(() => r(-1), 5000); })]);
+        clearTimeout(timer);
+        if (end > 0) latencies.push(end - t0);
+      }
+    } finally {
+      await b.stop();
+    }
+    latencies.sort((x, y) => x - y);
+    line('revoke_to_socket_closed_p50', percentile(latencies, 0.5), 'ms', null, null, { trials: revocable.length, closed: latencies.length });
+    line('revoke_to_socket_closed_p99', percentile(latencies, 0.99), 'ms', 100, 100 / percentile(latencies, 0.99), { trials: revocable.length, closed: latencies.length, max: +(latencies.at(-1) ?? NaN).toFixed(1), target: 'p99 <= 100 ms (baseline column = target)' });
+  } finally {
+    await db.drop();
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+await main();
+process.exit(0);

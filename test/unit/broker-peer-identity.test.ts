@@ -1,0 +1,37 @@
+// The broker's DER field reader agrees with OpenSSL (node:crypto X509Certificate) on the certificates it sees.
+import { describe, expect, it } from '@jest/globals';
+import { X509Certificate } from 'node:crypto';
+import { identityFromCertificate, issuerPinOf, peerCertificateFromSession } from '../../server/src/mqtt/peer-identity.js';
+import { createTestPki, deviceIdFor, KeyUsage, SERVER_AUTH } from '../support/test-pki.js';
+
+describe('peer identity from the certificate DER', () => {
+  it('reads id, serial and validity as OpenSSL does, and applies the device profile', async () => {
+    const pki = await createTestPki();
+    const pin = issuerPinOf(pki.issuing.certPem);
+    const id = deviceIdFor('unit');
+    const device = await pki.device(id, { notAfter: new Date(Date.UTC(2049, 11, 31, 23, 59, 59)), serial: '00ff' + '11'.repeat(14) });
+    const result = identityFromCertificate(device.der, pin);
+    const x = new X509Certificate(device.der);
+    expect(result).toEqual({
+      ok: true,
+      identity: { deviceId: id, serial: x.serialNumber.toLowerCase().replace(/^0+/, ''), notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo) },
+    });
+    const refusals = {
+      serverAuth: identityFromCertificate((await pki.device(id, { eku: [SERVER_AUTH] })).der, pin),
+      noEku: identityFromCertificate((await pki.device(id, { eku: null })).der, pin),
+      noKu: identityFromCertificate((await pki.device(id, { keyUsage: null })).der, pin),
+      keyAgreementOnly: identityFromCertificate((await pki.device(id, { keyUsage: KeyUsage.keyAgreement })).der, pin),
+      ca: identityFromCertificate((await pki.device(id, { isCa: true })).der, pin),
+      cnMismatch: identityFromCertificate((await pki.device(id, { cn: 'other' })).der, pin),
+      twoUris: identityFromCertificate((await pki.device(id, { sanUris: [`urn:enrolld:device:${id}`, `urn:enrolld:device:${id}`] })).der, pin),
+      badId: identityFromCertificate((await pki.device('Upper', {})).der, pin),
+      otherIssuer: identityFromCertificate((await pki.deviceFrom(pki.root, id)).der, pin),
+    };
+    for (const [name, r] of Object.entries(refusals)) expect([name, r.ok]).toEqual([name, false]);
+  });
+
+  it('finds nothing in bytes that are not a session', () => {
+    expect(peerCertificateFromSession(Buffer.from('3003020101', 'hex'))).toBeUndefined();
+    expect(peerCertificateFromSession(Buffer.alloc(0))).toBeUndefined();
+  });
+});
