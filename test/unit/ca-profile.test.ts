@@ -161,7 +161,7 @@ describe('CERT-04 checkIssued rejects a tampered or mismatched certificate', () 
   });
 
   it.each<[string, (f: Buffer[]) => Buffer[], RegExp]>([
-    ['an extra extension', (f) => [...f.slice(0, 7), withExtensions([...extensionsOf(f[7]!), extension('1.3.6.1.4.1.55555.1', false, derNull())])], /7 extensions/],
+    ['an extra extension', (f) => [...f.slice(0, 7), withExtensions([...extensionsOf(f[7]!), extension('1.3.6.1.4.1.55555.1', false, derNull())])], /more than the 6 profile extensions/],
     ['a missing extension (no EKU)', (f) => [...f.slice(0, 7), withExtensions(extensionsOf(f[7]!).filter((e) => !e.includes(derOid(OID.extKeyUsage))))], /5 extensions/],
     [
       'CA:TRUE instead of CA:FALSE',
@@ -180,7 +180,7 @@ describe('CERT-04 checkIssued rejects a tampered or mismatched certificate', () 
     ],
     ['a duplicated extension', (f) => [...f.slice(0, 7), withExtensions([...extensionsOf(f[7]!).slice(0, 5), extensionsOf(f[7]!)[0]!])], /duplicate extension/],
     ['a second subject attribute', (f) => [...f.slice(0, 5), derSequence(...readChildren(f[5]!, readTlv(f[5]!, 0, f[5]!.length)).map((r) => f[5]!.subarray(r.start, r.end)), derSet(derSequence(derOid('2.5.4.10'), derUtf8String('x')))), ...f.slice(6)], /exactly CN/],
-    ['an issuerUniqueID field', (f) => [...f.slice(0, 7), derImplicit(1, Buffer.from([0, 1])), f[7]!], /9 fields/],
+    ['an issuerUniqueID field', (f) => [...f.slice(0, 7), derImplicit(1, Buffer.from([0, 1])), f[7]!], /no unique IDs/],
     ['version v1', (f) => [derExplicit(0, derInteger(0)), ...f.slice(1)], /version/],
     ['another issuer name', (f) => [...f.slice(0, 3), derSequence(derSet(derSequence(derOid(OID.commonName), derUtf8String('evil CA')))), ...f.slice(4)], /issuer/],
   ])('a certificate with %s', (_name, edit, detail) => {

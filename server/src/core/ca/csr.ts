@@ -99,8 +99,12 @@ const OID_HEX_MGF1 = oidHex('mgf1');
 
 // ───────────────────────────── input decoding ─────────────────────────────
 
-const PEM_RE = /^\s*-----BEGIN ((?:NEW )?CERTIFICATE REQUEST)-----([A-Za-z0-9+/=\s]*)-----END \1-----\s*$/;
-const BASE64_RE = /^[A-Za-z0-9+/]*={0,2}$/;
+const PEM_LABELS = ['CERTIFICATE REQUEST', 'NEW CERTIFICATE REQUEST'] as const;
+
+/** base64 alphabet value of each char code (RFC 4648 §4), −1 if not in the alphabet. */
+const B64 = new Int8Array(128).fill(-1);
+'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'.split('').forEach((c, i) => (B64[c.charCodeAt(0)] = i));
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09;
 
 /**
  * Turns PEM ("CERTIFICATE REQUEST" or "NEW CERTIFICATE REQUEST", RFC 7468 §7), raw DER, or base64 DER
@@ -121,23 +125,47 @@ export function decodeCsrInput(input: string | Uint8Array): Buffer {
 }
 
 function decodeCsrText(text: string): Buffer {
-  if (text.includes('-----BEGIN')) {
-    const m = PEM_RE.exec(text);
-    if (!m || m[2] === undefined) {
-      throw badCsr('PEM input must be exactly one "CERTIFICATE REQUEST" block (RFC 7468 §7)');
-    }
-    return strictBase64(m[2], 'PEM body');
-  }
-  return strictBase64(text, 'base64 CSR');
+  const begin = text.indexOf('-----BEGIN');
+  if (begin === -1) return strictBase64(text, 0, text.length, 'base64 CSR');
+  const pemError = (): EnrollError => badCsr('PEM input must be exactly one "CERTIFICATE REQUEST" block (RFC 7468 §7)');
+  for (let i = 0; i < begin; i++) if (!isSpace(text.charCodeAt(i))) throw pemError();
+  const label = PEM_LABELS.find((l) => text.startsWith(`-----BEGIN ${l}-----`, begin));
+  if (!label) throw pemError();
+  const bodyStart = begin + label.length + 16; // "-----BEGIN " (11) + label + "-----" (5)
+  const endMarker = `-----END ${label}-----`;
+  const bodyEnd = text.indexOf('-----', bodyStart);
+  if (bodyEnd === -1 || !text.startsWith(endMarker, bodyEnd)) throw pemError();
+  for (let i = bodyEnd + endMarker.length; i < text.length; i++) if (!isSpace(text.charCodeAt(i))) throw pemError();
+  return strictBase64(text, bodyStart, bodyEnd, 'PEM body');
 }
 
-function strictBase64(text: string, what: string): Buffer {
-  const compact = text.replace(/[ \t\r\n]+/g, '');
-  if (compact.length === 0) throw badCsr(`${what} is empty`);
-  if (compact.length % 4 !== 0 || !BASE64_RE.test(compact)) throw badCsr(`${what} is not valid base64 (RFC 4648 §4)`);
-  const der = Buffer.from(compact, 'base64');
-  // Node's decoder is lenient; a round trip rejects non-canonical padding bits.
-  if (der.toString('base64') !== compact) throw badCsr(`${what} is not canonical base64`);
+/**
+ * Strict RFC 4648 §4 base64 of text[start, end), whitespace allowed anywhere (RFC 7468 §3, RFC 8951): alphabet
+ * only, padding only at the end and making the length a multiple of 4, and zero pad bits (canonical).
+ * One pass over the characters, then Node's decoder (which skips the whitespace).
+ */
+function strictBase64(text: string, start: number, end: number, what: string): Buffer {
+  let count = 0;
+  let pad = 0;
+  let last = -1;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (isSpace(c)) continue;
+    if (c === 0x3d) {
+      pad++;
+      continue;
+    }
+    const v = c < 128 ? B64[c]! : -1;
+    if (v < 0 || pad > 0) throw badCsr(`${what} is not valid base64 (RFC 4648 §4)`);
+    last = v;
+    count++;
+  }
+  if (count === 0) throw badCsr(`${what} is empty`);
+  if (pad > 2 || (count + pad) % 4 !== 0) throw badCsr(`${what} is not valid base64 (RFC 4648 §4)`);
+  // The bits of the last character that fall beyond the data must be zero (RFC 4648 §3.5: canonical encoding).
+  if ((pad === 1 && (last & 0x03) !== 0) || (pad === 2 && (last & 0x0f) !== 0)) throw badCsr(`${what} is not canonical base64`);
+  const der = Buffer.from(start === 0 && end === text.length ? text : text.slice(start, end), 'base64');
+  if (der.length !== ((count + pad) / 4) * 3 - pad) throw badCsr(`${what} is not valid base64 (RFC 4648 §4)`);
   if (der.length > MAX_CSR_BYTES) throw badCsr(`CSR larger than ${MAX_CSR_BYTES} bytes`);
   return der;
 }

@@ -430,20 +430,13 @@ interface IssuerFacts {
   issuerNotAfterMs: number;
 }
 
-const OID_HEX = {
-  bc: derOid(OID.basicConstraints).toString('hex'),
-  ku: derOid(OID.keyUsage).toString('hex'),
-  eku: derOid(OID.extKeyUsage).toString('hex'),
-  ski: OID_SKI.toString('hex'),
-  aki: derOid(OID.authorityKeyIdentifier).toString('hex'),
-  san: OID_SAN.toString('hex'),
-} as const;
 const KU_DIGITAL_SIGNATURE = Buffer.from([0x03, 0x02, 0x07, 0x80]);
 const EKU_CLIENT_AUTH_ONLY = derSequence(derOid(OID.kpClientAuth));
 
 /**
  * Re-parses a signed device certificate with the strict DER reader and checks every field against the spec and
  * the profile, independently of how buildDeviceTbs wrote it. Throws EnrollError('internal') naming the deviation.
+ * It runs on every issuance, so it walks the TLVs in order and compares bytes in place (no per-field copies).
  */
 export function checkDeviceCertificate(der: Buffer, spec: DeviceCertificateSpec, issuer: IssuerFacts): void {
   const fail = (what: string): never => {
@@ -451,101 +444,131 @@ export function checkDeviceCertificate(der: Buffer, spec: DeviceCertificateSpec,
   };
   const cert = readTlv(der, 0, der.length);
   if (cert.tag !== TAG_SEQUENCE || cert.end !== der.length) fail('not exactly one SEQUENCE');
-  const [tbs, sigAlg, sig, extra] = readChildren(der, cert, 4);
-  if (!tbs || tbs.tag !== TAG_SEQUENCE || !sigAlg || !sig || sig.tag !== TAG_BIT_STRING || extra) fail('Certificate structure');
-  if (!slice(der, sigAlg!).equals(ECDSA_SHA256)) fail('signatureAlgorithm is not ecdsa-with-SHA256');
-  checkEcdsaSignatureValue(der, sig!, fail);
+  const tbs = readTlv(der, cert.valueStart, cert.end);
+  if (tbs.tag !== TAG_SEQUENCE) fail('TBSCertificate is not a SEQUENCE');
+  const sigAlg = readTlv(der, tbs.end, cert.end);
+  if (!sameBytes(der, sigAlg, ECDSA_SHA256)) fail('signatureAlgorithm is not ecdsa-with-SHA256');
+  const sig = readTlv(der, sigAlg.end, cert.end);
+  if (sig.tag !== TAG_BIT_STRING || sig.end !== cert.end) fail('Certificate structure');
+  checkEcdsaSignatureValue(der, sig, fail);
 
-  const f = readChildren(der, tbs!, 11);
-  if (f.length !== 8) fail(`TBSCertificate has ${f.length} fields, expected 8 (no unique IDs)`);
-  const [version, serial, alg, issuerTlv, validity, subject, spki, exts] = f as [Tlv, Tlv, Tlv, Tlv, Tlv, Tlv, Tlv, Tlv];
-  if (!slice(der, version).equals(VERSION_V3)) fail('version is not v3');
+  const field = (pos: number): Tlv => (pos < tbs.end ? readTlv(der, pos, tbs.end) : fail('TBSCertificate is missing fields'));
+  const version = field(tbs.valueStart);
+  if (!sameBytes(der, version, VERSION_V3)) fail('version is not v3');
+  const serial = field(version.end);
   if (serial.tag !== TAG_INTEGER) fail('serialNumber is not an INTEGER');
-  const serialBytes = der.subarray(serial.valueStart, serial.end);
-  if (!isValidSerial(serialBytes)) fail('serialNumber is not positive, minimal and ≤ 20 octets (RFC 5280 §4.1.2.2)');
-  if (!serialBytes.equals(spec.serial)) fail('serialNumber differs from the spec');
-  if (!slice(der, alg).equals(ECDSA_SHA256)) fail('TBS signature algorithm is not ecdsa-with-SHA256');
-  if (!slice(der, issuerTlv).equals(issuer.issuerName)) fail('issuer is not the issuing CA subject');
+  if (!isValidSerial(der.subarray(serial.valueStart, serial.end))) fail('serialNumber is not positive, minimal and ≤ 20 octets (RFC 5280 §4.1.2.2)');
+  if (!sameContent(der, serial, spec.serial)) fail('serialNumber differs from the spec');
+  const alg = field(serial.end);
+  if (!sameBytes(der, alg, ECDSA_SHA256)) fail('TBS signature algorithm is not ecdsa-with-SHA256');
+  const issuerTlv = field(alg.end);
+  if (!sameBytes(der, issuerTlv, issuer.issuerName)) fail('issuer is not the issuing CA subject');
 
+  const validity = field(issuerTlv.end);
   if (validity.tag !== TAG_SEQUENCE) fail('validity is not a SEQUENCE');
-  const [nb, na, more] = readChildren(der, validity, 3);
-  if (!nb || !na || more) fail('validity must hold two times');
-  checkTime(der, nb!, spec.notBefore, 'notBefore', fail);
-  checkTime(der, na!, spec.notAfter, 'notAfter', fail);
+  const nb = readTlv(der, validity.valueStart, validity.end);
+  const na = nb.end < validity.end ? readTlv(der, nb.end, validity.end) : fail('validity must hold two times');
+  if (na.end !== validity.end) fail('validity must hold two times');
+  checkTime(der, nb, spec.notBefore, 'notBefore', fail);
+  checkTime(der, na, spec.notAfter, 'notAfter', fail);
   if (spec.notAfter.getTime() > issuer.issuerNotAfterMs) fail('notAfter is past the issuing CA notAfter');
 
-  // subject: exactly one RDN with exactly one CN, a UTF8String equal to the device id.
-  if (subject.tag !== TAG_SEQUENCE) fail('subject is not a Name');
-  const rdns = readChildren(der, subject, 2);
-  if (rdns.length !== 1 || rdns[0]!.tag !== 0x31) fail('subject must be exactly CN=<device id>');
-  const atvs = readChildren(der, rdns[0]!, 2);
-  if (atvs.length !== 1 || atvs[0]!.tag !== TAG_SEQUENCE) fail('subject must be exactly CN=<device id>');
-  const [cnType, cnValue, cnExtra] = readChildren(der, atvs[0]!, 3);
-  if (!cnType || !slice(der, cnType).equals(OID_CN) || !cnValue || cnValue.tag !== 0x0c || cnExtra) fail('subject attribute is not a UTF8String CN');
-  const cn = der.toString('latin1', cnValue!.valueStart, cnValue!.end);
+  // subject: exactly one RDN holding exactly one CN, a UTF8String equal to the device id.
+  const subject = field(validity.end);
+  if (subject.tag !== TAG_SEQUENCE || subject.end === subject.valueStart) fail('subject must be exactly CN=<device id>');
+  const rdn = readTlv(der, subject.valueStart, subject.end);
+  if (rdn.tag !== 0x31 || rdn.end !== subject.end) fail('subject must be exactly CN=<device id>');
+  const atv = readTlv(der, rdn.valueStart, rdn.end);
+  if (atv.tag !== TAG_SEQUENCE || atv.end !== rdn.end) fail('subject must be exactly CN=<device id>');
+  const cnType = readTlv(der, atv.valueStart, atv.end);
+  const cnValue = cnType.end < atv.end ? readTlv(der, cnType.end, atv.end) : fail('subject attribute has no value');
+  if (!sameBytes(der, cnType, OID_CN) || cnValue.tag !== 0x0c || cnValue.end !== atv.end) fail('subject attribute is not a UTF8String CN');
+  const cn = der.toString('latin1', cnValue.valueStart, cnValue.end);
   if (!isValidDeviceId(cn) || cn !== spec.deviceId) fail('subject CN is not the device id');
 
-  if (!slice(der, spki).equals(spec.spkiDer)) fail('subjectPublicKeyInfo differs from the CSR key');
+  const spki = field(subject.end);
+  if (!sameBytes(der, spki, spec.spkiDer)) fail('subjectPublicKeyInfo differs from the CSR key');
+  const spkiAlg = readTlv(der, spki.valueStart, spki.end);
+  const keyBits = readTlv(der, spkiAlg.end, spki.end);
 
-  if (exts.tag !== 0xa3) fail('extensions missing');
-  const [extSeq, extsExtra] = readChildren(der, exts, 2);
-  if (!extSeq || extSeq.tag !== TAG_SEQUENCE || extsExtra) fail('extensions is not one SEQUENCE');
-  const list = readChildren(der, extSeq!, 8);
-  if (list.length !== 6) fail(`${list.length} extensions, expected exactly 6`);
-  const seen = new Set<string>();
-  for (const ext of list) {
+  const exts = field(spki.end);
+  if (exts.tag !== 0xa3 || exts.end !== tbs.end) fail('extensions missing, or fields after them (no unique IDs allowed)');
+  const extSeq = readTlv(der, exts.valueStart, exts.end);
+  if (extSeq.tag !== TAG_SEQUENCE || extSeq.end !== exts.end) fail('extensions is not one SEQUENCE');
+  let seen = 0;
+  let count = 0;
+  for (let pos = extSeq.valueStart; pos < extSeq.end; ) {
+    const ext = readTlv(der, pos, extSeq.end);
+    pos = ext.end;
+    if (++count > 6) fail('more than the 6 profile extensions');
     if (ext.tag !== TAG_SEQUENCE) fail('Extension is not a SEQUENCE');
-    const parts = readChildren(der, ext, 4);
-    const oid = parts[0];
-    if (!oid || parts.length < 2 || parts.length > 3) fail('malformed Extension');
-    const critical = parts.length === 3;
-    if (critical && !slice(der, parts[1]!).equals(CRITICAL)) fail('criticality is not DER TRUE');
-    const valueTlv = parts[parts.length - 1]!;
-    if (valueTlv.tag !== TAG_OCTET_STRING) fail('extnValue is not an OCTET STRING');
-    const value = der.subarray(valueTlv.valueStart, valueTlv.end);
-    const oidHex = slice(der, oid!).toString('hex');
-    if (seen.has(oidHex)) fail('duplicate extension'); // RFC 5280 §4.2
-    seen.add(oidHex);
-    switch (oidHex) {
-      case OID_HEX.bc:
-        if (!critical || !value.equals(Buffer.from([0x30, 0x00]))) fail('basicConstraints must be critical CA:FALSE without pathLen');
+    const oid = readTlv(der, ext.valueStart, ext.end);
+    let next = oid.end < ext.end ? readTlv(der, oid.end, ext.end) : fail('malformed Extension');
+    let critical = false;
+    if (next.tag !== TAG_OCTET_STRING) {
+      if (!sameBytes(der, next, CRITICAL)) fail('criticality is not DER TRUE');
+      critical = true;
+      next = next.end < ext.end ? readTlv(der, next.end, ext.end) : fail('malformed Extension');
+    }
+    if (next.tag !== TAG_OCTET_STRING || next.end !== ext.end) fail('extnValue is not an OCTET STRING');
+    // Every profile extension is id-ce (2.5.29.x): content 55 1d xx.
+    if (oid.tag !== 0x06 || oid.end - oid.valueStart !== 3 || der[oid.valueStart] !== 0x55 || der[oid.valueStart + 1] !== 0x1d) {
+      fail('unexpected extension');
+    }
+    const arc = der[oid.valueStart + 2]!;
+    const bit = 1 << (arc & 0x1f);
+    if (seen & bit) fail('duplicate extension'); // RFC 5280 §4.2
+    seen |= bit;
+    const v = next.valueStart;
+    const vLen = next.end - v;
+    switch (arc) {
+      case 19: // basicConstraints: critical, CA:FALSE, no pathLen → empty SEQUENCE
+        if (!critical || vLen !== 2 || der[v] !== TAG_SEQUENCE || der[v + 1] !== 0) fail('basicConstraints must be critical CA:FALSE without pathLen');
         break;
-      case OID_HEX.ku:
-        if (!critical || !value.equals(KU_DIGITAL_SIGNATURE)) fail('keyUsage must be critical digitalSignature only');
+      case 15: // keyUsage: critical, digitalSignature only
+        if (!critical || KU_DIGITAL_SIGNATURE.compare(der, v, next.end) !== 0) fail('keyUsage must be critical digitalSignature only');
         break;
-      case OID_HEX.eku:
-        if (critical || !value.equals(EKU_CLIENT_AUTH_ONLY)) fail('extKeyUsage must be clientAuth only, non-critical');
+      case 37: // extKeyUsage: clientAuth only
+        if (critical || EKU_CLIENT_AUTH_ONLY.compare(der, v, next.end) !== 0) fail('extKeyUsage must be clientAuth only, non-critical');
         break;
-      case OID_HEX.ski: {
-        const expected = sha1(spkiKeyBits(spec.spkiDer));
-        if (critical || value.length !== 22 || value[0] !== TAG_OCTET_STRING || value[1] !== 20 || !value.subarray(2).equals(expected)) {
+      case 14: {
+        // subjectKeyIdentifier: SHA-1 of the certificate's own subjectPublicKey bits (RFC 5280 §4.2.1.2 method 1)
+        const expected = sha1(der.subarray(keyBits.valueStart + 1, keyBits.end));
+        if (critical || vLen !== 22 || der[v] !== TAG_OCTET_STRING || der[v + 1] !== 20 || expected.compare(der, v + 2, next.end) !== 0) {
           fail('subjectKeyIdentifier is not SHA-1 of the subject key (RFC 5280 §4.2.1.2)');
         }
         break;
       }
-      case OID_HEX.aki: {
+      case 35: {
         const k = issuer.keyIdentifier;
-        if (critical || value.length !== 4 + k.length || value[0] !== TAG_SEQUENCE || value[1] !== 2 + k.length || value[2] !== 0x80 || value[3] !== k.length || !value.subarray(4).equals(k)) {
+        if (critical || vLen !== 4 + k.length || der[v] !== TAG_SEQUENCE || der[v + 1] !== 2 + k.length || der[v + 2] !== 0x80 || der[v + 3] !== k.length || k.compare(der, v + 4, next.end) !== 0) {
           fail('authorityKeyIdentifier is not the issuing CA key id');
         }
         break;
       }
-      case OID_HEX.san: {
+      case 17: {
         const uri = deviceUri(spec.deviceId);
         const n = uri.length;
-        if (critical || value.length !== 4 + n || value[0] !== TAG_SEQUENCE || value[1] !== 2 + n || value[2] !== 0x86 || value[3] !== n || value.toString('latin1', 4) !== uri) {
+        if (critical || vLen !== 4 + n || der[v] !== TAG_SEQUENCE || der[v + 1] !== 2 + n || der[v + 2] !== 0x86 || der[v + 3] !== n || der.toString('latin1', v + 4, next.end) !== uri) {
           fail('subjectAltName must be exactly the device URI');
         }
         break;
       }
       default:
-        fail(`unexpected extension ${oidHex}`);
+        fail(`unexpected extension 2.5.29.${arc}`);
     }
   }
+  if (count !== 6) fail(`${count} extensions, expected exactly 6`);
 }
 
-function slice(der: Buffer, t: Tlv): Buffer {
-  return der.subarray(t.start, t.end);
+/** Whether the whole TLV `t` in `der` equals `expected`, compared in place. */
+function sameBytes(der: Buffer, t: Tlv, expected: Buffer): boolean {
+  return t.end - t.start === expected.length && expected.compare(der, t.start, t.end) === 0;
+}
+
+/** Whether the contents of TLV `t` equal `expected`. */
+function sameContent(der: Buffer, t: Tlv, expected: Buffer): boolean {
+  return t.end - t.valueStart === expected.length && expected.compare(der, t.valueStart, t.end) === 0;
 }
 
 function checkTime(der: Buffer, t: Tlv, expected: Date, what: string, fail: (w: string) => never): void {
