@@ -467,7 +467,8 @@ export function verifyCsrSignature(decoded: DecodedCsr, publicKey: KeyObject): v
   let ok: boolean;
   try {
     if (alg.keyKind === 'ec') {
-      ok = cryptoVerify(alg.hash, certificationRequestInfo, { key: publicKey, dsaEncoding: 'der' }, signature);
+      // dsaEncoding defaults to 'der' (Ecdsa-Sig-Value, RFC 3279 §2.2.3); passing the KeyObject alone skips an options parse.
+      ok = cryptoVerify(alg.hash, certificationRequestInfo, publicKey, signature);
     } else if (alg.pssSaltLength !== undefined) {
       ok = cryptoVerify(
         alg.hash,
@@ -513,7 +514,12 @@ export function parseCsr(input: string | Uint8Array): ParsedCsr {
  * (see importPublicKeyFast). All the work is synchronous; only the key arrives through a promise. Prefer this on
  * the enrollment path.
  */
-export async function parseCsrAsync(input: string | Uint8Array): Promise<ParsedCsr> {
-  const decoded = decodeCsr(input);
-  return toParsed(decoded, await importPublicKeyFast(decoded.key));
+export function parseCsrAsync(input: string | Uint8Array): Promise<ParsedCsr> {
+  let decoded: DecodedCsr;
+  try {
+    decoded = decodeCsr(input);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  return importPublicKeyFast(decoded.key).then((key) => toParsed(decoded, key));
 }
