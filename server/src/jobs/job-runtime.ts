@@ -2,6 +2,8 @@
 // later, enrollment, renewal and revocation go on; this runtime logs, keeps retrying in the background, and the
 // scheduled sweep resumes when Redis is back (the schedulers are re-upserted on every reconnect, since a Redis that
 // restarted empty has lost them). Nothing here blocks startup or shutdown on Redis.
+// The queue and worker are created only once Redis has answered a PING: BullMQ objects built on a connection that
+// failed its first connect stay closed after Redis returns ("Connection is closed", seen here with bullmq 6.7).
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
@@ -58,6 +60,39 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
   let stopped = false;
   let lastErrorLogAt = 0;
   let everReady = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let connecting: Promise<void> | undefined;
+
+  function logUnavailable(error: Error): void {
+    // One line per 30 s: an outage must not flood the log.
+    const now = Date.now();
+    if (now - lastErrorLogAt >= 30_000) {
+      lastErrorLogAt = now;
+      log.warn({ err: error.message, redisUrl: redactUrl(options.redisUrl) }, 'Redis unavailable: background jobs paused, enrollment and revocation unaffected');
+    }
+  }
+
+  /** Resolves once Redis answers a PING (or the runtime is stopped); retries with backoff up to 5 s. */
+  async function untilReachable(): Promise<void> {
+    for (let attempt = 0; !stopped; attempt++) {
+      const probe = new Redis(options.redisUrl, { lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null, connectTimeout: 2000 });
+      probe.on('error', logUnavailable);
+      try {
+        await probe.connect();
+        await probe.ping();
+        // QUIT, not disconnect(): ioredis' disconnect() arms a 2 s timer that keeps the process alive if the socket
+        // lingers.
+        await probe.quit().catch(() => probe.disconnect(false));
+        return;
+      } catch (error) {
+        logUnavailable(error as Error);
+        probe.disconnect(false);
+      }
+      await new Promise<void>((resolve) => {
+        retryTimer = setTimeout(resolve, Math.min(250 * 2 ** attempt, 5000));
+      });
+    }
+  }
 
   function redisConnection(): Redis {
     const redis = new Redis(options.redisUrl, {
@@ -65,17 +100,9 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
       maxRetriesPerRequest: null,
       // Reconnect forever, backing off to 5 s: the sweep resumes by itself when Redis returns.
       retryStrategy: (times) => Math.min(250 * times, 5000),
-      lazyConnect: true,
       connectionName: 'enrolld-jobs',
     });
-    redis.on('error', (error: Error) => {
-      // One line per 30 s: an outage must not flood the log.
-      const now = Date.now();
-      if (now - lastErrorLogAt >= 30_000) {
-        lastErrorLogAt = now;
-        log.warn({ err: error.message, redisUrl: redactUrl(options.redisUrl) }, 'Redis unavailable: background jobs paused, enrollment and revocation unaffected');
-      }
-    });
+    redis.on('error', logUnavailable);
     redis.on('ready', () => {
       metrics.redisUp(true);
       log.info({ redisUrl: redactUrl(options.redisUrl), reconnect: everReady }, 'Redis ready: background jobs running');
@@ -123,35 +150,10 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
     /** Returns at once; connecting, scheduling and working happen in the background. */
     start(): void {
       stopped = false;
-      connection = redisConnection();
-      const conn = connection;
-      queue = new Queue(ROTATION_QUEUE, { connection: conn, prefix: options.prefix });
-      queue.on('error', () => undefined); // reported once by the connection's handler
-      if (options.runWorkers) {
-        worker = new Worker(
-          ROTATION_QUEUE,
-          (job: Job) => deps.process({ name: job.name, data: job.data as unknown }),
-          {
-            connection: conn,
-            prefix: options.prefix,
-            concurrency: options.concurrency,
-            lockDuration: options.lockDurationMs,
-            stalledInterval: options.stalledIntervalMs,
-            maxStalledCount: 1,
-          },
-        );
-        worker.on('error', () => undefined);
-        worker.on('completed', (job: Job) => metrics.finished(ROTATION_QUEUE, job.name, 'completed'));
-        worker.on('failed', (job: Job | undefined, error: Error) => {
-          metrics.finished(ROTATION_QUEUE, job?.name ?? 'unknown', 'failed');
-          log.error({ err: error, job: job?.name, jobId: job?.id, attempts: job?.attemptsMade }, 'rotation job failed');
-        });
-        worker.on('stalled', (jobId: string) => {
-          metrics.stalled(ROTATION_QUEUE);
-          log.warn({ jobId }, 'rotation job stalled; it runs again (its effects are idempotent)');
-        });
-      }
-      conn.connect().catch(() => undefined); // errors go to the 'error' handler; retryStrategy keeps trying
+      connecting = (async () => {
+        await untilReachable();
+        if (!stopped) build();
+      })().catch((error: unknown) => log.error({ err: error }, 'job runtime failed to start'));
     },
 
     /** Job counts for /metrics. */
@@ -162,12 +164,14 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
 
     /** Runs a sweep now, as a job (tests, and an operator who does not want to wait for the schedule). */
     async sweepNow(): Promise<void> {
-      if (!queue) throw new Error('job runtime not started');
+      if (!queue) throw new Error('job runtime not ready (Redis unreachable?)');
       await queue.add('sweep', {}, { removeOnComplete: 100, removeOnFail: 100 });
     },
 
     async stop(): Promise<void> {
       stopped = true;
+      clearTimeout(retryTimer);
+      await connecting;
       const w = worker;
       const q = queue;
       const c = connection;
@@ -179,11 +183,44 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
       if (q) await within(q.close(), CLOSE_TIMEOUT_MS);
       if (c) {
         c.removeAllListeners('ready');
-        c.disconnect(false);
+        if (c.status === 'ready') await within(c.quit(), 500);
+        if (c.status !== 'end') c.disconnect(false);
       }
       metrics.redisUp(false);
     },
   };
+
+  /** Queue, worker and their event wiring, on a connection to a Redis that just answered. */
+  function build(): void {
+    connection = redisConnection();
+    const conn = connection;
+    queue = new Queue(ROTATION_QUEUE, { connection: conn, prefix: options.prefix });
+    queue.on('error', () => undefined); // reported once by the connection's handler
+    if (options.runWorkers) {
+      worker = new Worker(
+        ROTATION_QUEUE,
+        (job: Job) => deps.process({ name: job.name, data: job.data as unknown }),
+        {
+          connection: conn,
+          prefix: options.prefix,
+          concurrency: options.concurrency,
+          lockDuration: options.lockDurationMs,
+          stalledInterval: options.stalledIntervalMs,
+          maxStalledCount: 1,
+        },
+      );
+      worker.on('error', () => undefined);
+      worker.on('completed', (job: Job) => metrics.finished(ROTATION_QUEUE, job.name, 'completed'));
+      worker.on('failed', (job: Job | undefined, error: Error) => {
+        metrics.finished(ROTATION_QUEUE, job?.name ?? 'unknown', 'failed');
+        log.error({ err: error, job: job?.name, jobId: job?.id, attempts: job?.attemptsMade }, 'rotation job failed');
+      });
+      worker.on('stalled', (jobId: string) => {
+        metrics.stalled(ROTATION_QUEUE);
+        log.warn({ jobId }, 'rotation job stalled; it runs again (its effects are idempotent)');
+      });
+    }
+  }
 }
 
 export type JobRuntime = ReturnType<typeof createJobRuntime>;
