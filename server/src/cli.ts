@@ -10,6 +10,7 @@ import { upCommand } from './cli/up-command.js';
 import { caInitCommand } from './cli/ca-command.js';
 import { BROKER_USAGE, brokerCommand } from './cli/broker-command.js';
 import { REVOKE_USAGE, revokeCommand } from './cli/revoke-command.js';
+import { WORKER_USAGE, workerCommand } from './cli/worker-command.js';
 
 const USAGE = `usage:
 enrolld up                                  API (and broker) with everything they need; embedded Postgres when DATABASE_URL is unset
@@ -18,9 +19,12 @@ ${TOKEN_USAGE}
 ${DEVICES_USAGE}
 ${REVOKE_USAGE}
 ${BROKER_USAGE}
+${WORKER_USAGE}
 
 Environment: ENROLLD_HOME (./.enrolld), HTTPS_PORT (8443), MQTTS_PORT (8883), DATABASE_URL, REDIS_URL, SERVER_NAMES,
-CERT_LIFETIME (30d), TOKEN_TTL (24h), LOG_LEVEL (info); ENROLLD_URL for CLI commands (https://localhost:HTTPS_PORT).`;
+CERT_LIFETIME (30d), TOKEN_TTL (24h), LOG_LEVEL (info); ENROLLD_URL for CLI commands (https://localhost:HTTPS_PORT).
+Rotation: RENEWAL_WINDOW (0.333), ROTATION_SWEEP_INTERVAL (5m), ROTATION_HINT_JITTER (10m), SUPERSEDE_GRACE (24h),
+RENEW_EXPIRED (refuse|grace|token), RENEW_EXPIRED_GRACE (7d), EST_POP_LINKING (if-present|required|off), JOBS (in-process|off).`;
 
 type Command = (argv: string[]) => Promise<void>;
 
@@ -34,6 +38,7 @@ const commands: Record<string, Command> = {
   devices: (argv) => devicesCommand(argv, createCliContext()),
   revoke: (argv) => revokeCommand(argv, createCliContext()),
   broker: () => brokerCommand(loadConfig()),
+  worker: () => workerCommand(loadConfig()),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -1,12 +1,14 @@
 // Composition for rotation (DESIGN.md §1 composition, §4; issue 5): the renewal use case behind REST, EST and MQTT,
 // lineage (supersede on first connect or after the grace period), the renewal-window sweep on BullMQ, and the feed
 // that carries hints and renewals from Postgres to the broker. Used by `enrolld up` and `enrolld worker`.
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Counter, Histogram, type Registry } from 'prom-client';
-import { createPgRenewalStore, createPgRotationListener } from '@enrolld/db';
+import { createPgRenewalStore, createPgRotationListener, createPool, migrate } from '@enrolld/db';
 import type { Config } from './config.js';
+import { createIssuingCa } from './core/ca/index.js';
 import type { IssuingCa } from './core/ca/types.js';
 import { systemClock } from './core/clock.js';
 import type { Enrollment } from './core/enroll.js';
@@ -22,6 +24,8 @@ import { createJobRuntime, defaultJobRuntimeOptions, type JobRuntime, type JobRu
 import { createRotationProcessor } from './jobs/rotation-jobs.js';
 import type { BrokerHooks } from './mqtt/broker.js';
 import { createRenewalTopic, type RenewalTopicOutbound } from './mqtt/renewal-topic.js';
+import { pkiPaths } from './pki-home.js';
+import { createRevocationRuntime } from './revocation-runtime.js';
 
 export interface RotationRuntimeDeps {
   pool: pg.Pool;
@@ -203,3 +207,36 @@ export function createRotationRuntime(deps: RotationRuntimeDeps) {
 }
 
 export type RotationRuntime = ReturnType<typeof createRotationRuntime>;
+
+/**
+ * `enrolld worker`: the BullMQ workers alone (sweep, hints, grace supersession) next to an `enrolld up` started with
+ * JOBS=off. It needs the database and the issuing CA (a supersession rebuilds the CRL), never the broker: hints reach
+ * brokers through Postgres NOTIFY, revocations through the revocation fan-out.
+ */
+export async function startRotationWorker(config: Readonly<Config>, logger: Logger, registry: Registry): Promise<{ stop(): Promise<void> }> {
+  if (!config.databaseUrl) throw new Error('enrolld worker needs DATABASE_URL (the Postgres that `enrolld up` uses)');
+  const paths = pkiPaths(config.home);
+  const read = (file: string) =>
+    readFile(file, 'utf8').catch(() => {
+      throw new Error(`cannot read ${file}: run \`enrolld up\` once with this ENROLLD_HOME first`);
+    });
+  const [issuingCertificatePem, issuingKeyPem, rootCertificatePem] = await Promise.all([read(paths.issuingCert), read(paths.issuingKey), read(paths.rootCert)]);
+  const ca = createIssuingCa({ issuingCertificatePem, issuingPrivateKey: createPrivateKey(issuingKeyPem), rootCertificatePem });
+  const pool = createPool({ connectionString: config.databaseUrl, max: 4, applicationName: 'enrolld-worker' });
+  try {
+    await migrate(pool);
+    const revocation = createRevocationRuntime({ pool, ca, logger });
+    const rotation = createRotationRuntime({ pool, databaseUrl: config.databaseUrl, ca, logger, registry, config, revoker: revocation.service, runWorkers: true });
+    await rotation.start({ listen: false });
+    logger.info({ jobsPrefix: config.rotation.jobsPrefix ?? defaultJobsPrefix(config.databaseUrl) }, 'enrolld worker ready');
+    return {
+      async stop() {
+        await rotation.stop();
+        await pool.end();
+      },
+    };
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+}
