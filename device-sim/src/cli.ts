@@ -35,6 +35,7 @@ devices:
   --backoff-base D --backoff-cap D   reconnect backoff (full jitter)
   --rotate-after D          force one renewal this long after connecting
   --probe-old-cert-after D  after a rotation, CONNECT with the old cert (must be refused)
+  --old-cert-bound D        … and keep probing each second until refused, for at most this long (default 5s)
   --tls-refusals-to-stop N  handshake refusals in a row taken as "revoked" (default 3; 0 = CONNACK 5 only)
 
 load shaping:
@@ -76,7 +77,7 @@ export function parseCli(argv: string[]): { command: 'run' | 'list' | 'help'; op
       'spawn-server': { type: 'boolean' }, 'server-env': { type: 'string', multiple: true },
       'enroll-via': { type: 'string' }, 'renew-via': { type: 'string' }, 'telemetry-interval': { type: 'string' }, qos: { type: 'string' },
       echo: { type: 'boolean' }, 'leaf-only': { type: 'boolean' }, 'backoff-base': { type: 'string' }, 'backoff-cap': { type: 'string' },
-      'rotate-after': { type: 'string' }, 'tls-refusals-to-stop': { type: 'string' }, 'probe-old-cert-after': { type: 'string' },
+      'rotate-after': { type: 'string' }, 'tls-refusals-to-stop': { type: 'string' }, 'old-cert-bound': { type: 'string' }, 'probe-old-cert-after': { type: 'string' },
       'enroll-concurrency': { type: 'string' }, 'connect-concurrency': { type: 'string' }, 'connect-rate': { type: 'string' }, ramp: { type: 'string' },
       seed: { type: 'string' }, duration: { type: 'string' }, timeout: { type: 'string' }, warmup: { type: 'string' }, hold: { type: 'string' },
       revoke: { type: 'string' }, 'revoke-reason': { type: 'string' }, 'cut-bound': { type: 'string' }, 'max-lifetime': { type: 'string' },
@@ -112,6 +113,7 @@ export function parseCli(argv: string[]): { command: 'run' | 'list' | 'help'; op
     ...(qos !== undefined ? { qos } : {}),
     ...(values.echo ? { echo: true } : {}),
     ...(values['leaf-only'] ? { sendChain: false } : {}),
+    oldCertBoundMs: dur(values['old-cert-bound']),
     tlsRefusalsToStop: num(values['tls-refusals-to-stop'], 'tls-refusals-to-stop'),
     reconnectBaseMs: dur(values['backoff-base']), reconnectCapMs: dur(values['backoff-cap']),
     rotateAfterMs: dur(values['rotate-after']), probeOldCertAfterMs: dur(values['probe-old-cert-after']),

@@ -43,6 +43,8 @@ export interface DeviceOptions {
   mqttRenewTimeoutMs: number;
   /** after a rotation, try the old cert this long after the successor connected; it must be refused */
   probeOldCertAfterMs?: number;
+  /** keep probing (every second) until the old cert is refused, for at most this long after the successor connected */
+  oldCertBoundMs?: number;
   /**
    * A broker that refuses a revoked cert at the TLS layer just closes the socket (Node sends no alert), so a
    * device can only infer it: this many handshake refusals in a row, with backoff between them, count as
@@ -68,7 +70,11 @@ export type DeviceEvent =
   | { type: 'renewed'; latencyMs: number; via: RenewVia; trigger: RenewTrigger; serial: string; previousSerial: string }
   | { type: 'renew-failed'; kind: string; via: RenewVia }
   | { type: 'revoked'; how: string; cutAt: number | undefined }
-  | { type: 'old-cert-probe'; accepted: boolean; kind: string; serial: string }
+  /**
+   * accepted: the old cert still got in at the bound. refusedAfterMs: successor's CONNACK → first refusal.
+   * acceptedAttempts: probes the broker let in before that (each one takes the device's live session over).
+   */
+  | { type: 'old-cert-probe'; accepted: boolean; kind: string; serial: string; refusedAfterMs: number | undefined; acceptedAttempts: number }
   | { type: 'command'; name: string }
   | { type: 'stopped'; reason: StopReason; detail: string };
 
@@ -124,6 +130,8 @@ export class Device {
   private forcedRotationDone = false;
   private tlsRefusals = 0;
   private pendingMqttRenew: PendingMqttRenew | undefined;
+  /** the key and CSR of a renewal not yet answered: a retry must send the same CSR to get the same successor */
+  private renewalRequest: { forSerial: string; privateKey: KeyObject; csr: Csr } | undefined;
   private timers = new Map<string, TimerHandle>();
   /** sleeps to wake up when the device stops, so start() never hangs */
   private sleepers = new Set<() => void>();
@@ -252,7 +260,8 @@ export class Device {
       if (this.retired && this.opts.probeOldCertAfterMs !== undefined) {
         const retired = this.retired;
         this.retired = undefined;
-        this.setTimer('probe', this.opts.probeOldCertAfterMs, () => void this.probeOldCert(retired));
+        const successorAt = this.deps.clock.now();
+        this.setTimer('probe', this.opts.probeOldCertAfterMs, () => void this.probeOldCert(retired, successorAt, 0));
       }
     } catch (raw) {
       release();
@@ -362,13 +371,19 @@ export class Device {
     const current = this.credentials;
     const via = this.opts.renewVia;
     try {
-      const { publicKey, privateKey } = await this.genKey();
-      const csr = buildCsr(this.id, publicKey, privateKey);
+      // one certificate has one successor: a retry after a lost or failed answer resends the same CSR, which the
+      // server answers with the same certificate instead of a 409 (DESIGN.md §6 applied to renewal)
+      if (this.renewalRequest?.forSerial !== current.serial) {
+        const { publicKey, privateKey } = await this.genKey();
+        this.renewalRequest = { forSerial: current.serial, privateKey, csr: buildCsr(this.id, publicKey, privateKey) };
+      }
+      const { privateKey, csr } = this.renewalRequest;
       const t0 = this.deps.clock.now();
       const issued =
         via === 'mqtt' ? await this.renewOverMqtt(csr, privateKey) : await this.deps.transport.renew(via, current, csr, privateKey);
       if (this.stopped) return;
       this.renewAttempt = 0;
+      this.renewalRequest = undefined;
       this.rotations++;
       this.credentials = { ...issued, privateKey };
       this.serials.push(issued.serial);
@@ -422,20 +437,32 @@ export class Device {
   }
 
   /** RFC 5280 superseded: after the change the old cert must be refused. A CONNECT with it is the test. */
-  private async probeOldCert(retired: DeviceCredentials): Promise<void> {
+  private async probeOldCert(retired: DeviceCredentials, successorAt: number, acceptedAttempts: number): Promise<void> {
     if (this.stopped) return;
     const release = await this.gate.connect();
+    let accepted = false;
+    let kind = 'accepted';
     try {
       const session = await this.deps.transport.connect(this.id, retired, { onMessage: () => {}, onClose: () => {} });
-      release();
-      // accepted: a violation. Same clientId, so the broker may have taken over our live session; it reconnects.
+      // accepted. Same clientId, so the broker may have taken our live session over; that one reconnects.
       session.destroy();
-      this.emit({ type: 'old-cert-probe', accepted: true, kind: 'accepted', serial: retired.serial });
+      accepted = true;
     } catch (raw) {
+      kind = toSimError(raw, 'probe').kind;
+    } finally {
       release();
-      const err = toSimError(raw, 'probe');
-      this.emit({ type: 'old-cert-probe', accepted: false, kind: err.kind, serial: retired.serial });
     }
+    const now = this.deps.clock.now();
+    if (!accepted) {
+      this.emit({ type: 'old-cert-probe', accepted: false, kind, serial: retired.serial, refusedAfterMs: now - successorAt, acceptedAttempts });
+      return;
+    }
+    const bound = this.opts.oldCertBoundMs ?? 0;
+    if (now - successorAt + 1_000 <= bound) {
+      this.setTimer('probe', 1_000, () => void this.probeOldCert(retired, successorAt, acceptedAttempts + 1));
+      return;
+    }
+    this.emit({ type: 'old-cert-probe', accepted: true, kind, serial: retired.serial, refusedAfterMs: undefined, acceptedAttempts: acceptedAttempts + 1 });
   }
 
   // ── plumbing ──────────────────────────────────────────────────────────────────────────────────────

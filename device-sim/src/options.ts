@@ -35,6 +35,8 @@ export interface RunOptions {
   tlsRefusalsToStop: number;
   rotateAfterMs: number | undefined;
   probeOldCertAfterMs: number | undefined;
+  /** the old cert must be refused within this long after the successor's CONNACK */
+  oldCertBoundMs: number;
   durationMs: number;
   timeoutMs: number;
   warmupMs: number;
@@ -78,6 +80,7 @@ export const DEFAULTS: RunOptions = {
   tlsRefusalsToStop: 3,
   rotateAfterMs: undefined,
   probeOldCertAfterMs: undefined,
+  oldCertBoundMs: 5_000,
   durationMs: 30_000,
   timeoutMs: 180_000,
   warmupMs: 3_000,

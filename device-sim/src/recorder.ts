@@ -4,7 +4,7 @@ import type { Device, DeviceEventWithMeta } from './device.js';
 import { Samples } from './stats.js';
 import type { Summary } from './stats.js';
 
-export const LATENCIES = ['enroll', 'connect', 'reconnect', 'renew', 'revokeCut', 'adminRevoke'] as const;
+export const LATENCIES = ['enroll', 'connect', 'reconnect', 'renew', 'supersede', 'revokeCut', 'adminRevoke'] as const;
 export type LatencyName = (typeof LATENCIES)[number];
 
 export interface TimelineSample {
@@ -41,6 +41,8 @@ export interface Counters {
   revokedStops: number;
   oldCertProbes: number;
   oldCertAccepted: number;
+  /** probes the broker let in before it refused the old cert (within the bound) */
+  oldCertLateRefusals: number;
   commands: number;
 }
 
@@ -50,7 +52,7 @@ export class Recorder {
   readonly errors = new Map<string, number>();
   readonly counters: Counters = {
     enrolled: 0, enrollFailures: 0, enrollGaveUp: 0, connects: 0, reconnects: 0, connectFailures: 0, disconnects: 0,
-    renewals: 0, renewFailures: 0, revokedStops: 0, oldCertProbes: 0, oldCertAccepted: 0, commands: 0,
+    renewals: 0, renewFailures: 0, revokedStops: 0, oldCertProbes: 0, oldCertAccepted: 0, oldCertLateRefusals: 0, commands: 0,
   };
   readonly samples: TimelineSample[] = [];
   private readonly bins = new Map<string, TimelineMark>();
@@ -134,6 +136,8 @@ export class Recorder {
         break;
       case 'old-cert-probe':
         c.oldCertProbes++;
+        if (e.refusedAfterMs !== undefined) this.latencies.supersede.add(e.refusedAfterMs);
+        if (!e.accepted && e.acceptedAttempts > 0) c.oldCertLateRefusals++;
         if (e.accepted) {
           c.oldCertAccepted++;
           this.error('old-cert-accepted');

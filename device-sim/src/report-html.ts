@@ -162,7 +162,7 @@ export function memorySvg(report: RunReport): string {
 }
 
 const LATENCY_LABEL: Record<(typeof LATENCIES)[number], string> = {
-  enroll: 'Enroll', connect: 'Connect', reconnect: 'Reconnect', renew: 'Renew', revokeCut: 'Revoke → cut', adminRevoke: 'Admin revoke call',
+  enroll: 'Enroll', connect: 'Connect', reconnect: 'Reconnect', renew: 'Renew', supersede: 'Successor up → old cert refused', revokeCut: 'Revoke → cut', adminRevoke: 'Admin revoke call',
 };
 
 export function renderHtml(report: RunReport): string {

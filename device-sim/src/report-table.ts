@@ -8,6 +8,7 @@ const LATENCY_LABEL: Record<(typeof LATENCIES)[number], string> = {
   connect: 'connect (first, TLS + CONNACK)',
   reconnect: 'reconnect',
   renew: 'renew (request → new cert)',
+  supersede: 'successor up → old cert refused',
   revokeCut: 'revoke → cut (device side)',
   adminRevoke: 'admin revoke call',
 };
@@ -34,7 +35,7 @@ export function renderTables(report: RunReport): string {
     ['connects / reconnects', `${report.counters.connects} / ${report.counters.reconnects}`],
     ['renewals (rest/est/mqtt)', `${report.counters.renewals} (${['rest', 'est', 'mqtt'].map((v) => report.transports.renew[v] ?? 0).join('/')})`],
     ['renewal triggers', Object.entries(report.transports.renewTrigger).map(([k, v]) => `${k} ${v}`).join(', ') || '–'],
-    ['old-cert probes / accepted', `${report.counters.oldCertProbes} / ${report.counters.oldCertAccepted}`],
+    ['old-cert probes / still accepted at bound / refused late', `${report.counters.oldCertProbes} / ${report.counters.oldCertAccepted} / ${report.counters.oldCertLateRefusals}`],
   );
   out.push(counts.toString());
 

@@ -122,7 +122,7 @@ export async function runScenario(opts: RunOptions, extras: RunExtras = {}): Pro
       maxEnrollAttempts: 8,
       renewal: DEFAULT_RENEWAL,
       ...(opts.rotateAfterMs !== undefined ? { rotateAfterMs: opts.rotateAfterMs } : {}),
-      ...(opts.probeOldCertAfterMs !== undefined ? { probeOldCertAfterMs: opts.probeOldCertAfterMs } : {}),
+      ...(opts.probeOldCertAfterMs !== undefined ? { probeOldCertAfterMs: opts.probeOldCertAfterMs, oldCertBoundMs: opts.oldCertBoundMs } : {}),
       hintJitterMs: 2_000,
       tlsRefusalsToStop: opts.tlsRefusalsToStop,
       mqttRenewTimeoutMs: 20_000,

@@ -186,6 +186,40 @@ describe('device: renewal', () => {
     expect(device.credentials!.serial).toBe('s2');
   });
 
+  it('keeps probing an old cert the broker still lets in, and reports when it was finally refused', async () => {
+    const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, rotateAfterMs: 5_000, probeOldCertAfterMs: 500, oldCertBoundMs: 5_000 });
+    let supersededAt = Number.POSITIVE_INFINITY;
+    transport.connectVerdict = (serial) => {
+      if (serial === 's2' && supersededAt === Number.POSITIVE_INFINITY) supersededAt = clock.now() + 2_200; // the server takes ~2 s
+      return serial === 's1' && clock.now() >= supersededAt ? new SimError('connect-tls-refused', 'refused') : 'accept';
+    };
+    await device.start();
+    await clock.advance(20_000);
+    const [probe] = ofType('old-cert-probe');
+    expect(probe).toMatchObject({ accepted: false, acceptedAttempts: 2, serial: 's1' });
+    expect(probe!.refusedAfterMs).toBe(2_500);
+  });
+
+  it('gives the old cert a verdict of "accepted" once the bound has passed', async () => {
+    const { clock, device, ofType } = setup({ telemetryIntervalMs: 0, rotateAfterMs: 5_000, probeOldCertAfterMs: 500, oldCertBoundMs: 3_000 });
+    await device.start();
+    await clock.advance(20_000);
+    expect(ofType('old-cert-probe')).toEqual([expect.objectContaining({ accepted: true, acceptedAttempts: 3, refusedAfterMs: undefined })]);
+  });
+
+  it('a renewal retried after a failure sends the same CSR (one cert, one successor)', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0 });
+    const csrs: string[] = [];
+    const renew = transport.renew.bind(transport);
+    transport.renew = async (via, creds, csr, key) => (csrs.push(csr.pem), renew(via, creds, csr, key));
+    transport.renewVerdict = (n) => (n < 2 ? new SimError('renew-http-503', 'down', { status: 503 }) : undefined);
+    await device.start();
+    await clock.advance(50_000);
+    expect(csrs).toHaveLength(3);
+    expect(new Set(csrs).size).toBe(1);
+    expect(device.rotations).toBe(1);
+  });
+
   it('retries a failed renewal with backoff before expiry', async () => {
     const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0 });
     transport.renewVerdict = (n) => (n < 3 ? new SimError('renew-http-503', 'down', { status: 503 }) : undefined);
