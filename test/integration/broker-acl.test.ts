@@ -232,4 +232,36 @@ describe('broker identity binding and ACL', () => {
       aedes.off('publish', onPublish);
     }
   });
+  it('BRK-09 left-over wills of a dead broker (client === null) go through authorizePublish: a revoked device\'s is dropped', async () => {
+    const valid = await newDevice('will-ok');
+    const revoked = await newDevice('will-revoked');
+    await revocationServiceFor(db.pool, pki).revokeDevice(revoked.deviceId, { reason: 'keyCompromise', actor: 'brk-09' });
+    // A broker whose will sweep runs every 4 × 100 ms.
+    const sweeper = await startTestBroker(db.url, db.pool, pki, { heartbeatIntervalMs: 100 });
+    const aedes = sweeper.broker.aedes()!;
+    const published: string[] = [];
+    aedes.on('publish', (packet: { topic: string }, client: unknown) => {
+      if (client === null && packet.topic.startsWith('devices/')) published.push(packet.topic);
+    });
+    try {
+      await sweeper.broker.resync();
+      const persistence = (aedes as unknown as { persistence: { putWill(c: { id: string }, p: object): Promise<void>; getWill(c: { id: string }): Promise<unknown> } }).persistence;
+      const leftover = (device: DeviceCert, topic: string, serial: string | undefined) => {
+        const packet: Record<string, unknown> = { cmd: 'publish', topic, payload: Buffer.from('left-over'), qos: 0, retain: false };
+        if (serial) packet.enrolldSerial = serial;
+        return persistence.putWill({ id: device.deviceId }, packet).then(() => {
+          packet.brokerId = 'a-broker-that-died'; // as if a dead broker had stored it
+        });
+      };
+      const norm = (s: string) => s.replace(/^0+/, '');
+      await leftover(valid, `devices/${valid.deviceId}/status`, norm(valid.serial));
+      await leftover(revoked, `devices/${revoked.deviceId}/status`, norm(revoked.serial));
+      await waitFor(() => published.length > 0, 5000, 'will sweep');
+      await waitFor(async () => !(await persistence.getWill({ id: revoked.deviceId })), 5000, 'refused will dropped');
+      expect(published).toEqual([`devices/${valid.deviceId}/status`]);
+      report('BRK-09-leftover', true, { leftoverWillsOfRevokedPublished: 0, validLeftoverPublished: 1 });
+    } finally {
+      await sweeper.stop();
+    }
+  });
 });

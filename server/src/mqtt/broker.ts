@@ -277,6 +277,14 @@ export function createBroker(deps: BrokerDeps) {
       const will = packet as PublishPacket & { clientId?: string; enrolldSerial?: string };
       const ok = typeof will.clientId === 'string' && typeof will.enrolldSerial === 'string' &&
         !state.isRevoked(will.enrolldSerial) && state.status().known && canPublish(will.clientId, packet.topic);
+      if (!ok) {
+        log.info({ deviceId: will.clientId, serial: will.enrolldSerial, topic: packet.topic }, 'left-over will refused');
+        // Aedes deletes a will only after publishing it; drop a refused one here so it is not retried forever.
+        if (typeof will.clientId === 'string') {
+          const persistence = (aedes as unknown as { persistence?: { delWill(c: { id: string }): Promise<unknown> } } | undefined)?.persistence;
+          persistence?.delWill({ id: will.clientId }).catch(() => undefined);
+        }
+      }
       return callback(ok ? null : new Error('will not authorized'));
     }
     const session = sessionOf(client);
@@ -402,6 +410,9 @@ export function createBroker(deps: BrokerDeps) {
         ...(deps.persistence ? { persistence: deps.persistence } : {}),
       });
       await aedes.listen();
+      // Aedes emits 'error' for failures outside any client (e.g. a refused left-over will in its will sweep); without a
+      // listener EventEmitter would throw and take the process down.
+      (aedes as unknown as NodeJS.EventEmitter).on('error', (error: Error) => log.warn({ err: error.message }, 'aedes error'));
       aedes.on('clientError', (client: Client, error: Error) => {
         log.debug({ clientId: client.id, err: error.message }, 'client error');
       });
