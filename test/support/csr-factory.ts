@@ -6,7 +6,6 @@ import {
   derBitString,
   derBoolean,
   derExplicit,
-  derIa5String,
   derImplicit,
   derInteger,
   derNull,
