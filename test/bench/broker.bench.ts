@@ -21,6 +21,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const IDLE = Number(process.env.BENCH_IDLE ?? 5000);
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 150);
 const INFLIGHT = 50;
+// Which phases to run (default all); and, for experiments only, extra environment for OUR broker process, e.g.
+// BENCH_ENROLLD_ENV=MALLOC_MMAP_THRESHOLD_=16384. Lines measured with it carry "env"; the defaults are what ships.
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'connect,idle,revoke').split(','));
+const ENROLLD_ENV = Object.fromEntries((process.env.BENCH_ENROLLD_ENV ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+const ENV_NOTE = Object.keys(ENROLLD_ENV).length > 0 ? { env: process.env.BENCH_ENROLLD_ENV } : {};
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 // This process is the load generator: CPU 1. Children are started under `taskset -c 0`.
@@ -60,7 +65,7 @@ async function startNodeBroker(mode: 'enrolld' | 'stock-aedes', dir: string, dat
   // `node --import tsx` (not the tsx CLI, which would fork): the pid we read /proc of is the broker itself.
   const child = spawn('taskset', ['-c', '0', process.execPath, '--expose-gc', '--import', 'tsx', path.join(ROOT, 'test/bench/broker-bench-server.ts')], {
     cwd: ROOT,
-    env: { ...process.env, BENCH_MODE: mode, BENCH_DIR: dir, DATABASE_URL: databaseUrl },
+    env: { ...process.env, BENCH_MODE: mode, BENCH_DIR: dir, DATABASE_URL: databaseUrl, ...(mode === 'enrolld' ? ENROLLD_ENV : {}) },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
   const lines: string[] = [];
@@ -225,7 +230,7 @@ async function main(): Promise<void> {
   try {
     // ── 1. mTLS CONNECT at 50 in flight ──
     const results: Record<string, Array<Awaited<ReturnType<typeof connectLoad>>>> = { mosquitto: [], 'stock-aedes': [], enrolld: [] };
-    for (let round = 0; round < ROUNDS; round++) {
+    for (let round = 0; round < (PHASES.has('connect') ? ROUNDS : 0); round++) {
       for (const name of ['mosquitto', 'stock-aedes', 'enrolld'] as const) {
         if (name === 'mosquitto') {
           const m = await startMosquitto({ port: await freePort(), caPem: pki.caChainPem, serverCertPem: pki.server.chainPem, serverKeyPem: pki.server.keyPem, crlPem: mosquittoCrl, prefix: ['taskset', '-c', '0'] });
@@ -249,14 +254,16 @@ async function main(): Promise<void> {
       }
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    if (PHASES.has('connect')) {
     const cpu = (n: string) => mean(results[n]!.map((r) => r.cpuMsPerConnect));
     const rate = (n: string) => mean(results[n]!.map((r) => r.perSec));
-    line('mqtt_connect_broker_cpu_ms', cpu('enrolld'), 'ms/connect', cpu('mosquitto'), cpu('mosquitto') / cpu('enrolld'), { vs: 'mosquitto', stockAedes: +cpu('stock-aedes').toFixed(3), rounds: ROUNDS, target: 'ratio >= 1.0 (CPU <= 1.0x mosquitto)' });
-    line('mqtt_connect_rate_50_inflight', rate('enrolld'), 'connects/s', rate('mosquitto'), rate('enrolld') / rate('mosquitto'), { vs: 'mosquitto', stockAedes: +rate('stock-aedes').toFixed(1), failed: results.enrolld!.reduce((a, r) => a + r.failed, 0) });
+    line('mqtt_connect_broker_cpu_ms', cpu('enrolld'), 'ms/connect', cpu('mosquitto'), cpu('mosquitto') / cpu('enrolld'), { vs: 'mosquitto', stockAedes: +cpu('stock-aedes').toFixed(3), rounds: ROUNDS, target: 'ratio >= 1.0 (CPU <= 1.0x mosquitto)', ...ENV_NOTE });
+    line('mqtt_connect_rate_50_inflight', rate('enrolld'), 'connects/s', rate('mosquitto'), rate('enrolld') / rate('mosquitto'), { vs: 'mosquitto', stockAedes: +rate('stock-aedes').toFixed(1), failed: results.enrolld!.reduce((a, r) => a + r.failed, 0), ...ENV_NOTE });
+    }
 
     // ── 2. idle RSS per connection at IDLE devices ──
     const perConn: Record<string, number> = {};
-    for (const name of ['stock-aedes', 'enrolld', 'mosquitto'] as const) {
+    for (const name of PHASES.has('idle') ? (['stock-aedes', 'enrolld', 'mosquitto'] as const) : []) {
       let target: { pid: number; port: number; child?: ChildProcess; stop(): Promise<void> };
       if (name === 'mosquitto') target = await startMosquitto({ port: await freePort(), caPem: pki.caChainPem, serverCertPem: pki.server.chainPem, serverKeyPem: pki.server.keyPem, crlPem: mosquittoCrl, prefix: ['taskset', '-c', '0'] });
       else target = await startNodeBroker(name, dir, db.url);
@@ -273,9 +280,10 @@ async function main(): Promise<void> {
         await target.stop();
       }
     }
-    line('idle_rss_per_connection', perConn.enrolld!, 'KiB/conn', perConn['stock-aedes']!, perConn['stock-aedes']! / perConn.enrolld!, { vs: 'stock-aedes', connections: IDLE, mosquitto: +perConn.mosquitto!.toFixed(1), target: 'ratio >= 1/0.7 = 1.43 (<= 0.7x stock aedes)' });
+    if (PHASES.has('idle')) line('idle_rss_per_connection', perConn.enrolld!, 'KiB/conn', perConn['stock-aedes']!, perConn['stock-aedes']! / perConn.enrolld!, { vs: 'stock-aedes', connections: IDLE, mosquitto: +perConn.mosquitto!.toFixed(1), target: 'ratio >= 1/0.7 = 1.43 (<= 0.7x stock aedes)', ...ENV_NOTE });
 
     // ── 3. revoke → socket closed (broker process pinned, revocation from this process through Postgres NOTIFY) ──
+    if (!PHASES.has('revoke')) return;
     const b = await startNodeBroker('enrolld', dir, db.url);
     const latencies: number[] = [];
     try {
