@@ -1,4 +1,5 @@
-import { constants, createHash, hash as nodeHash, verify as cryptoVerify } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
+import { constants, createHash, verify as cryptoVerify } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { EnrollError } from '../errors.js';
 import {
@@ -457,8 +458,9 @@ function formatIp(bytes: Buffer): string {
 // ───────────────────────────── signature and result ─────────────────────────────
 
 const sha256 =
-  typeof nodeHash === 'function'
-    ? (data: Uint8Array): Buffer => nodeHash('sha256', data, 'buffer')
+  // crypto.hash (Node ≥ 20.12) is the cheapest one-shot digest; a named import would fail to link on 20.11.
+  typeof nodeCrypto.hash === 'function'
+    ? (data: Uint8Array): Buffer => nodeCrypto.hash('sha256', data, 'buffer')
     : (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
 
 /** Verifies the CSR's signature over the CertificationRequestInfo with OpenSSL (never a JS verifier; CSR-01). */

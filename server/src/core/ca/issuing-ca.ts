@@ -1,4 +1,5 @@
-import { createHash, hash as nodeHash, sign as cryptoSign, X509Certificate } from 'node:crypto';
+import * as nodeCrypto from 'node:crypto';
+import { createHash, sign as cryptoSign, X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { deviceUri, isValidDeviceId } from '@enrolld/protocol';
 import { EnrollError } from '../errors.js';
@@ -76,8 +77,9 @@ export interface DeviceIssuingCa extends IssuingCa {
 }
 
 const sha1 =
-  typeof nodeHash === 'function'
-    ? (data: Uint8Array): Buffer => nodeHash('sha1', data, 'buffer')
+  // crypto.hash (Node ≥ 20.12) is the cheapest one-shot digest; a named import would fail to link on 20.11.
+  typeof nodeCrypto.hash === 'function'
+    ? (data: Uint8Array): Buffer => nodeCrypto.hash('sha1', data, 'buffer')
     : (data: Uint8Array): Buffer => createHash('sha1').update(data).digest();
 
 const internal = (detail: string, cause?: unknown): EnrollError =>
