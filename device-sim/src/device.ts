@@ -396,9 +396,12 @@ export class Device {
       this.emit({ type: 'renew-failed', kind: err.kind, via });
       if (err.revoked) return this.revoked(err.kind);
       if (this.stopped) return;
-      // retry before expiry; connect() gives up once the cert has expired
+      // the server's expiry policy said no (issue 5: refuse by default): nothing left to renew with
+      if (err.opts.problem?.type?.endsWith('/expired')) return this.finish('expired', err.kind);
+      // keep trying, past notAfter too: the server may allow a grace window, and a live session does not end
+      // by itself when its certificate expires
       const delay = backoffDelay(this.renewAttempt++, this.opts.retry, this.deps.rng);
-      if (this.deps.clock.now() + delay < current.notAfter) this.setTimer('renewal', delay, () => void this.renew(trigger));
+      this.setTimer('renewal', delay, () => void this.renew(trigger));
     } finally {
       this.renewing = false;
     }

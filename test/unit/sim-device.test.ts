@@ -220,6 +220,21 @@ describe('device: renewal', () => {
     expect(device.rotations).toBe(1);
   });
 
+  it('keeps retrying a failing renewal past expiry, and stops as expired when the server says so', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0 });
+    transport.renewVerdict = () =>
+      device.credentials && clock.now() >= device.credentials.notAfter
+          ? new SimError('renew-http-403-expired', 'expired', { status: 403, retryable: false, problem: { type: 'https://enrolld.dev/problems/expired', title: 'expired', status: 403 } })
+          : new SimError('renew-http-503', 'down', { status: 503 });
+    await device.start();
+    await clock.advance(120_000);
+    expect(device.stopReason).toBe('expired');
+    expect(device.stopDetail).toBe('renew-http-403-expired');
+    // retried past notAfter (enrolled at t0 with a 60 s cert)
+    expect(transport.renewCalls.some((c) => c.at >= transport.enrollCalls[0]!.at + 60_000)).toBe(true);
+    expect(transport.sessions.every((s) => s.closed)).toBe(true);
+  });
+
   it('retries a failed renewal with backoff before expiry', async () => {
     const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0 });
     transport.renewVerdict = (n) => (n < 3 ? new SimError('renew-http-503', 'down', { status: 503 }) : undefined);
