@@ -32,6 +32,8 @@ export interface BeginRenewalInput {
   csrSha256: Buffer;
   publicKeySha256: Buffer;
   inFlightSeconds: number;
+  /** Called first with the locked predecessor row; throwing rolls back and rethrows. */
+  authorize: (predecessor: RenewalCertificateRecord) => void;
   buildIntent: (predecessor: RenewalCertificateRecord) => CertificateIntentRecord;
 }
 
@@ -80,8 +82,44 @@ interface CertRow {
   age_seconds?: number;
 }
 
-const CERT_COLUMNS = `serial, device_id, profile, der, not_before, not_after, public_key_sha256, csr_sha256, tbs_der,
-  revoked_at, revocation_reason, predecessor_serial`;
+const PRED_COLUMNS = `p.serial, p.device_id, p.profile, p.der, p.not_before, p.not_after, p.public_key_sha256, p.csr_sha256,
+  p.tbs_der, p.revoked_at, p.revocation_reason, p.predecessor_serial`;
+const SUCCESSOR_COLUMNS = `s.serial AS s_serial, s.device_id AS s_device_id, s.profile AS s_profile, s.der AS s_der,
+  s.not_before AS s_not_before, s.not_after AS s_not_after, s.public_key_sha256 AS s_public_key_sha256,
+  s.csr_sha256 AS s_csr_sha256, s.tbs_der AS s_tbs_der, s.predecessor_serial AS s_predecessor_serial,
+  extract(epoch FROM now() - s.created_at)::float8 AS s_age_seconds`;
+
+interface SuccessorColumns {
+  s_serial: string | null;
+  s_device_id: string;
+  s_profile: string;
+  s_der: Buffer | null;
+  s_not_before: Date;
+  s_not_after: Date;
+  s_public_key_sha256: Buffer;
+  s_csr_sha256: Buffer;
+  s_tbs_der: Buffer;
+  s_predecessor_serial: string | null;
+  s_age_seconds: number;
+}
+
+function successorOf(row: SuccessorColumns): CertRow {
+  return {
+    serial: row.s_serial!,
+    device_id: row.s_device_id,
+    profile: row.s_profile,
+    der: row.s_der,
+    not_before: row.s_not_before,
+    not_after: row.s_not_after,
+    public_key_sha256: row.s_public_key_sha256,
+    csr_sha256: row.s_csr_sha256,
+    tbs_der: row.s_tbs_der,
+    revoked_at: null,
+    revocation_reason: null,
+    predecessor_serial: row.s_predecessor_serial,
+    age_seconds: row.s_age_seconds,
+  };
+}
 
 function toCertificate(row: CertRow): RenewalCertificateRecord {
   return {
@@ -111,6 +149,8 @@ function toIntent(row: CertRow): CertificateIntentRecord {
     predecessorSerial: row.predecessor_serial ?? undefined,
   };
 }
+
+const HEX = /^[0-9a-f]{1,42}$/;
 
 /** The forms a serial may be stored in: as given, without leading zeros, and with one "00" (a high-bit serial). */
 function serialForms(serial: string): string[] {
@@ -148,79 +188,79 @@ const PENDING_SELECT = `
 
 export function createPgRenewalStore(pool: pg.Pool) {
   return {
-    async findCertificate(serial: string): Promise<RenewalCertificateRecord | undefined> {
-      const { rows } = await pool.query<CertRow>(`SELECT ${CERT_COLUMNS} FROM certificates WHERE serial = ANY($1::text[]) LIMIT 1`, [
-        serialForms(serial),
-      ]);
-      return rows[0] ? toCertificate(rows[0]) : undefined;
-    },
-
     /**
-     * The predecessor row is locked FOR UPDATE, so renewals of one certificate run one after another through this
-     * transaction; the unique index on predecessor_serial (003_rotation.sql) is the backstop that holds even if a
-     * writer skipped the lock. Lock order is the revocation's (advisory lock, then rows), so the two never deadlock.
+     * Three round trips: BEGIN with the shared revocation lock; one read that locks the predecessor row FOR UPDATE and
+     * brings its successor (if any) and any certificate with the CSR's key; the INSERT, then COMMIT. Renewals of one
+     * certificate run one after another through the row lock; the unique index on predecessor_serial
+     * (003_rotation.sql) is the backstop that holds even if a writer skipped it. Lock order is the revocation's
+     * (advisory lock, then rows), so the two never deadlock.
      */
     async beginRenewal(input: BeginRenewalInput): Promise<BeginRenewalRecordResult> {
       const client = await pool.connect();
       try {
-        await client.query('BEGIN');
-        await client.query('SELECT pg_advisory_xact_lock_shared($1)', [REVOCATION_LOCK_KEY]);
-        const locked = await client.query<CertRow>(
-          `SELECT ${CERT_COLUMNS} FROM certificates WHERE serial = ANY($1::text[]) LIMIT 1 FOR UPDATE`,
-          [serialForms(input.predecessorSerial)],
+        const forms = serialForms(input.predecessorSerial);
+        if (!forms.every((f) => HEX.test(f))) return { outcome: 'not-found' };
+        // One simple-protocol round trip (no parameters; the serial forms are checked hex above): BEGIN, the shared
+        // revocation lock, then the predecessor's row lock. The read that follows is its own statement, so under READ
+        // COMMITTED it sees a successor a concurrent renewal committed while we waited for the row (a join under
+        // FOR UPDATE would re-check only the locked row and miss it).
+        await client.query(
+          `BEGIN; SELECT pg_advisory_xact_lock_shared(${REVOCATION_LOCK_KEY}); ` +
+            `SELECT 1 FROM certificates WHERE serial IN (${forms.map((f) => `'${f}'`).join(', ')}) FOR UPDATE`,
+        );
+        const locked = await client.query<CertRow & SuccessorColumns & { reused_serial: string | null }>(
+          `SELECT ${PRED_COLUMNS}, ${SUCCESSOR_COLUMNS},
+                  (SELECT k.serial FROM certificates k WHERE k.public_key_sha256 = $2 LIMIT 1) AS reused_serial
+             FROM certificates p
+             LEFT JOIN certificates s ON s.predecessor_serial = p.serial
+            WHERE p.serial = ANY($1::text[])
+            LIMIT 1`,
+          [forms, input.publicKeySha256],
         );
         const row = locked.rows[0];
-        if (!row) {
+        const done = async <T>(result: T): Promise<T> => {
           await client.query('ROLLBACK');
-          return { outcome: 'not-found' };
-        }
-        if (row.revoked_at !== null) {
-          await client.query('ROLLBACK');
-          return { outcome: 'revoked', reasonCode: row.revocation_reason ?? 0, revokedAt: row.revoked_at };
-        }
-        const successor = (
-          await client.query<CertRow>(
-            `SELECT ${CERT_COLUMNS}, extract(epoch FROM now() - created_at)::float8 AS age_seconds
-               FROM certificates WHERE predecessor_serial = $1`,
-            [row.serial],
-          )
-        ).rows[0];
-        if (successor) {
-          await client.query('ROLLBACK');
-          if (!successor.csr_sha256.equals(input.csrSha256)) return { outcome: 'successor-exists', successorSerial: successor.serial };
-          if (successor.der) {
-            return {
-              outcome: 'replay',
-              certificate: {
-                serial: successor.serial,
-                deviceId: successor.device_id,
-                der: successor.der,
-                notBefore: successor.not_before,
-                notAfter: successor.not_after,
-              },
-            };
-          }
-          if ((successor.age_seconds ?? 0) < input.inFlightSeconds) return { outcome: 'in-progress' };
-          return { outcome: 'resume', intent: toIntent(successor) };
-        }
-        const reused = await client.query<{ serial: string }>('SELECT serial FROM certificates WHERE public_key_sha256 = $1 LIMIT 1', [
-          input.publicKeySha256,
-        ]);
-        if (reused.rows[0]) {
-          await client.query('ROLLBACK');
-          return { outcome: 'key-reused', serial: reused.rows[0].serial };
-        }
-        let intent: CertificateIntentRecord;
+          return result;
+        };
+        if (!row) return await done({ outcome: 'not-found' } as const);
+        const predecessor = toCertificate(row);
         try {
-          intent = input.buildIntent(toCertificate(row));
+          input.authorize(predecessor);
         } catch (error) {
           await client.query('ROLLBACK');
           throw error;
         }
-        await client.query(INSERT_INTENT, [
-          intent.serial, intent.deviceId, intent.profile, row.serial, intent.publicKeySha256, intent.csrSha256, intent.tbsDer,
-          intent.notBefore, intent.notAfter,
-        ]);
+        if (row.revoked_at !== null) return await done({ outcome: 'revoked', reasonCode: row.revocation_reason ?? 0, revokedAt: row.revoked_at } as const);
+        if (row.s_serial !== null) {
+          const successor = successorOf(row);
+          if (!successor.csr_sha256.equals(input.csrSha256)) return await done({ outcome: 'successor-exists', successorSerial: successor.serial } as const);
+          if (successor.der) {
+            return await done({
+              outcome: 'replay',
+              certificate: { serial: successor.serial, deviceId: successor.device_id, der: successor.der, notBefore: successor.not_before, notAfter: successor.not_after },
+            } as const);
+          }
+          if ((successor.age_seconds ?? 0) < input.inFlightSeconds) return await done({ outcome: 'in-progress' } as const);
+          return await done({ outcome: 'resume', intent: toIntent(successor) } as const);
+        }
+        if (row.reused_serial !== null) return await done({ outcome: 'key-reused', serial: row.reused_serial } as const);
+        let intent: CertificateIntentRecord;
+        try {
+          intent = input.buildIntent(predecessor);
+        } catch (error) {
+          await client.query('ROLLBACK');
+          throw error;
+        }
+        try {
+          await client.query(INSERT_INTENT, [
+            intent.serial, intent.deviceId, intent.profile, row.serial, intent.publicKeySha256, intent.csrSha256, intent.tbsDer,
+            intent.notBefore, intent.notAfter,
+          ]);
+        } catch (error) {
+          // The unique index caught a second successor (a writer that skipped the row lock): the caller reads again.
+          if ((error as { code?: string }).code === '23505') return await done({ outcome: 'in-progress' } as const);
+          throw error;
+        }
         await client.query('COMMIT');
         return { outcome: 'begun', intent: { ...intent, predecessorSerial: row.serial } };
       } catch (error) {
@@ -231,51 +271,31 @@ export function createPgRenewalStore(pool: pg.Pool) {
       }
     },
 
-    /** Idempotent: the first signature stored wins. Announces the new successor on commit (NOTIFY enrolld_renewal). */
+    /**
+     * Idempotent: the first signature stored wins. One statement (its own transaction): the update, the audit row and
+     * the NOTIFY that announces the successor to other processes (delivered on commit).
+     */
     async complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificateRecord> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
-        const updated = await client.query<{ device_id: string; der: Buffer; not_before: Date; not_after: Date; predecessor_serial: string | null; issued_at: Date }>(
-          `UPDATE certificates SET der = $2, issued_at = now() WHERE serial = $1 AND der IS NULL
-           RETURNING device_id, der, not_before, not_after, predecessor_serial, issued_at`,
-          [serial, der],
-        );
-        let row: { device_id: string; der: Buffer; not_before: Date; not_after: Date } | undefined = updated.rows[0];
-        const fresh = updated.rows[0];
-        if (fresh) {
-          await client.query(
-            `INSERT INTO audit_events (action, actor, device_id, serial, request_id, detail)
-             VALUES ('certificate.renewed', 'renewal', $1, $2, $3, jsonb_build_object('predecessorSerial', $4::text))`,
-            [fresh.device_id, serial, requestId ?? null, fresh.predecessor_serial],
-          );
-          if (fresh.predecessor_serial) {
-            await client.query('SELECT pg_notify($1, $2)', [
-              RENEWAL_CHANNEL,
-              JSON.stringify({
-                successorSerial: serial,
-                predecessorSerial: fresh.predecessor_serial,
-                deviceId: fresh.device_id,
-                issuedAtMs: fresh.issued_at.getTime(),
-              }),
-            ]);
-          }
-        } else {
-          const stored = await client.query<{ device_id: string; der: Buffer; not_before: Date; not_after: Date }>(
-            'SELECT device_id, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL',
-            [serial],
-          );
-          row = stored.rows[0];
-          if (!row) throw new Error(`certificate ${serial} has no intent row`);
-        }
-        await client.query('COMMIT');
-        return { serial, deviceId: row!.device_id, der: row!.der, notBefore: row!.not_before, notAfter: row!.not_after };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      const { rows } = await pool.query<{ device_id: string; der: Buffer; not_before: Date; not_after: Date }>(
+        `WITH upd AS (
+           UPDATE certificates SET der = $2, issued_at = now() WHERE serial = $1 AND der IS NULL
+           RETURNING serial, device_id, der, not_before, not_after, predecessor_serial, issued_at
+         ), audit AS (
+           INSERT INTO audit_events (action, actor, device_id, serial, request_id, detail)
+           SELECT 'certificate.renewed', 'renewal', device_id, serial, $3, jsonb_build_object('predecessorSerial', predecessor_serial) FROM upd
+         ), announce AS (
+           SELECT pg_notify($4, json_build_object('successorSerial', serial, 'predecessorSerial', predecessor_serial, 'deviceId', device_id,
+                                                 'issuedAtMs', floor(extract(epoch FROM issued_at) * 1000))::text)
+             FROM upd WHERE predecessor_serial IS NOT NULL
+         )
+         SELECT device_id, der, not_before, not_after FROM upd WHERE (SELECT count(*) FROM announce) >= 0
+         UNION ALL
+         SELECT device_id, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL AND NOT EXISTS (SELECT 1 FROM upd)`,
+        [serial, der, requestId ?? null, RENEWAL_CHANNEL],
+      );
+      const row = rows[0];
+      if (!row) throw new Error(`certificate ${serial} has no intent row`);
+      return { serial, deviceId: row.device_id, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
     },
 
     async pendingSupersessions(limit: number): Promise<PendingSupersessionRecord[]> {

@@ -3,6 +3,7 @@
 // successor first connects; keyCompromise takes the whole lineage.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
+import { createPgRotationListener } from '@enrolld/db';
 import { problemType, routes } from '@enrolld/protocol';
 import { makeCsr } from '../support/csr-factory.js';
 import { httpsRequest, postJson } from '../support/http.js';
@@ -101,7 +102,7 @@ describe('rotation over MQTT and lineage', () => {
   it('ROT-02: the predecessor\'s live session on another broker node is cut when the successor connects (no takeover involved)', async () => {
     // Same clientId on one broker would be a session takeover (MQTT-3.1.4-2), which closes the old connection anyway.
     // On a second broker node there is no takeover: only the supersede revocation (NOTIFY fan-out) can cut it.
-    const other = await startSecondBroker(server);
+    const other = await startSecondBroker({ home: server.home, databaseUrl: server.db.url });
     try {
       const trials: number[] = [];
       for (let i = 0; i < 10; i++) {
@@ -122,6 +123,21 @@ describe('rotation over MQTT and lineage', () => {
       expect(trials[trials.length - 1]).toBeLessThan(2000);
     } finally {
       await other.stop();
+    }
+  });
+
+  it('a renewal is announced on the rotation feed (NOTIFY), so lineage in other processes learns it', async () => {
+    const heard: Array<{ successorSerial: string; predecessorSerial: string }> = [];
+    const listener = createPgRotationListener({ connectionString: server.db.url });
+    await listener.start({ onHint: () => undefined, onRenewal: (r) => heard.push(r), onConnection: () => undefined });
+    try {
+      const current = await enrollDevice(server, uniqueDeviceId('feed'));
+      const renewed = await renewRest(server, current, (await makeCsr({ cn: current.deviceId })).pem);
+      expect(renewed.status).toBe(201);
+      await waitFor(() => heard.some((r) => r.successorSerial === renewed.json().serial));
+      expect(heard.find((r) => r.successorSerial === renewed.json().serial)).toMatchObject({ predecessorSerial: current.serial, deviceId: current.deviceId });
+    } finally {
+      await listener.stop();
     }
   });
 

@@ -6,18 +6,17 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { pkiPaths } from '../../server/src/pki-home.js';
 import { createBrokerRuntime, rootArlPath } from '../../server/src/revocation-runtime.js';
-import type { TestServer } from './server-harness.js';
 
-export async function startSecondBroker(server: TestServer): Promise<{ port: number; stop(): Promise<void> }> {
+export async function startSecondBroker(server: { home: string; databaseUrl: string }): Promise<{ port: number; stop(): Promise<void> }> {
   const p = pkiPaths(server.home);
   const read = (file: string) => readFile(file, 'utf8');
   const [serverKeyPem, serverCertPem, rootPem, issuingCertPem, rootArlPem] = await Promise.all([
     read(p.serverKey), read(p.serverCert), read(p.rootCert), read(p.issuingCert), read(rootArlPath(p.caDir)),
   ]);
-  const pool = createPool({ connectionString: server.db.url, max: 2, applicationName: 'test-second-broker' });
+  const pool = createPool({ connectionString: server.databaseUrl, max: 2, applicationName: 'test-second-broker' });
   const broker = createBrokerRuntime({
     pool,
-    databaseUrl: server.db.url,
+    databaseUrl: server.databaseUrl,
     logger: pino({ level: 'silent' }),
     registry: new Registry(),
     material: { serverKeyPem, serverCertPem, chainPem: issuingCertPem + rootPem, issuingCertPem, rootArlPem },

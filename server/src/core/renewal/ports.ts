@@ -31,7 +31,7 @@ export type BeginRenewalResult =
   | { outcome: 'successor-exists'; successorSerial: string }
   /** The CSR's key is already certified (by this or another certificate). */
   | { outcome: 'key-reused'; serial: string }
-  /** Revoked between the pre-check and the locked read (ROT-03: revoked less than a second ago). */
+  /** The predecessor is revoked (authorize normally refuses first; this is the store's own guard). */
   | { outcome: 'revoked'; reasonCode: number; revokedAt: Date }
   | { outcome: 'not-found' };
 
@@ -41,7 +41,12 @@ export interface BeginRenewal {
   publicKeySha256: Buffer;
   /** A pending intent younger than this belongs to a request still in flight. */
   inFlightSeconds: number;
-  /** Called inside the transaction, with the predecessor row locked and checked. */
+  /**
+   * Called first, with the predecessor row locked: authentication and eligibility against the stored row. Throwing
+   * rolls the transaction back and reaches the caller unchanged.
+   */
+  authorize: (predecessor: RenewalCertificate) => void;
+  /** Called when a new successor is to be recorded. */
   buildIntent: (predecessor: RenewalCertificate) => CertificateIntent;
 }
 
@@ -55,8 +60,6 @@ export interface PendingSupersession {
 }
 
 export interface RenewalStore {
-  /** By serial in any hex case, with or without leading zeros. */
-  findCertificate(serial: string): Promise<RenewalCertificate | undefined>;
   /**
    * Locks the predecessor row and records the successor's intent in one transaction (Boulder order: the row exists
    * before the signature). A unique index on predecessor_serial makes "one successor" a database fact.

@@ -91,17 +91,12 @@ export function createRenewal(deps: RenewalDeps) {
     };
   }
 
-  /** The stored certificate the credential proves, or an `unauthorized` problem. */
-  async function authenticate(credential: RenewalCredential): Promise<RenewalCertificate> {
-    if (credential.kind === 'session') {
-      const stored = await store.findCertificate(credential.serial);
-      if (!stored || stored.deviceId !== credential.deviceId || !stored.der) {
-        throw new EnrollError('unauthorized', 'the certificate of this session is not a certificate this CA issued', {
-          logDetail: `session serial ${credential.serial} not found for ${credential.deviceId}`,
-        });
-      }
-      return stored;
-    }
+  /**
+   * What the credential claims, checked without the store: for a TLS client certificate, that this CA signed it
+   * (ROT-06: a certificate from another CA, however well-formed, proves nothing here).
+   */
+  function claimOf(credential: RenewalCredential): { serial: string; deviceId?: string; der?: Buffer } {
+    if (credential.kind === 'session') return { serial: credential.serial, deviceId: credential.deviceId };
     if (!credential.der || credential.der.length === 0) throw new EnrollError('unauthorized', NO_CERT);
     let cert: X509Certificate;
     try {
@@ -109,17 +104,20 @@ export function createRenewal(deps: RenewalDeps) {
     } catch {
       throw new EnrollError('unauthorized', 'the client certificate could not be parsed');
     }
-    // ROT-06: a certificate from another CA, however well-formed, proves nothing here.
     if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
       throw new EnrollError('unauthorized', 'the client certificate was not issued by this CA; renew with the certificate this server issued');
     }
-    const serial = normalizeSerial(cert.serialNumber);
-    const stored = await store.findCertificate(serial);
-    // Byte equality with the stored certificate: a signature alone could also cover a row that was never completed.
-    if (!stored || !stored.der || !stored.der.equals(credential.der)) {
-      throw new EnrollError('unauthorized', 'the client certificate is not on record', { logDetail: `serial ${serial} unknown or not issued` });
+    return { serial: normalizeSerial(cert.serialNumber), der: credential.der };
+  }
+
+  /** The stored row must be the claimed certificate: issued, byte for byte the one presented, of the session's device. */
+  function assertAuthentic(claim: { serial: string; deviceId?: string; der?: Buffer }, stored: RenewalCertificate): void {
+    const issued = stored.der !== null;
+    const sameDer = claim.der === undefined || (stored.der !== null && stored.der.equals(claim.der));
+    const sameDevice = claim.deviceId === undefined || claim.deviceId === stored.deviceId;
+    if (!issued || !sameDer || !sameDevice) {
+      throw new EnrollError('unauthorized', 'the client certificate is not on record', { logDetail: `serial ${claim.serial}: issued=${issued} sameDer=${sameDer} sameDevice=${sameDevice}` });
     }
-    return stored;
   }
 
   function assertEligible(current: RenewalCertificate, now: Date): void {
@@ -175,51 +173,57 @@ export function createRenewal(deps: RenewalDeps) {
   }
 
   async function renewOnce(input: RenewInput, context: RenewContext): Promise<RenewResult> {
-    const current = await authenticate(input.credential);
-    const now = clock.now();
-    assertEligible(current, now);
+    const claim = claimOf(input.credential);
     const csr = parseCsr(input.csr);
     if (input.popLinking) checkPopLinking(policy.popLinking, csr.der, input.channelBinding);
-    // RFC 7030 §4.2.2: the identity stays the same; the CSR may leave its names empty or name exactly this device.
-    assertCsrNamesDevice(csr, current.deviceId);
-    // RFC 7030 §4.2.2: "the Subject … MUST be identical": an empty subject is not (an enrollment may send one, a
-    // re-enrollment may not). The SAN may be left out: the certificate's SAN always comes from the record, and some
-    // clients cannot write a URI SAN at all (strongSwan `pki --req --san` encodes it as an empty GeneralNames).
-    if (csr.requested.commonNames.length === 0) {
-      throw new EnrollError('identity-mismatch', `the re-enrollment CSR must keep the subject of the current certificate: CN=${current.deviceId} (RFC 7030 §4.2.2)`);
-    }
-    if (csr.publicKeySha256.equals(current.publicKeySha256)) {
-      throw new EnrollError('bad-key', 'renewal needs a new key: the CSR carries the public key of the current certificate. Generate a new key pair and sign the CSR with it', {
-        extensions: { serial: current.serial },
-      });
-    }
+
+    // Everything that depends on the stored predecessor runs on the row as locked for this renewal (ROT-03: a
+    // revocation committed a moment ago is seen; the broker's view and the TLS layer are never the authority).
+    let serial = claim.serial; // as stored, once the row is read (a high-bit serial keeps its leading "00")
+    const authorize = (current: RenewalCertificate): void => {
+      assertAuthentic(claim, current);
+      serial = current.serial;
+      assertEligible(current, clock.now());
+      // RFC 7030 §4.2.2: the identity stays the same; the CSR may leave its names empty or name exactly this device.
+      assertCsrNamesDevice(csr, current.deviceId);
+      // RFC 7030 §4.2.2: "the Subject … MUST be identical": an empty subject is not (an enrollment may send one, a
+      // re-enrollment may not). The SAN may be left out: the certificate's SAN always comes from the record, and some
+      // clients cannot write a URI SAN at all (strongSwan `pki --req --san` encodes it as an empty GeneralNames).
+      if (csr.requested.commonNames.length === 0) {
+        throw new EnrollError('identity-mismatch', `the re-enrollment CSR must keep the subject of the current certificate: CN=${current.deviceId} (RFC 7030 §4.2.2)`);
+      }
+      if (csr.publicKeySha256.equals(current.publicKeySha256)) {
+        throw new EnrollError('bad-key', 'renewal needs a new key: the CSR carries the public key of the current certificate. Generate a new key pair and sign the CSR with it', {
+          extensions: { serial: current.serial },
+        });
+      }
+    };
 
     const deadline = Date.now() + policy.waitForInFlightMs;
     for (let attempt = 0; ; attempt++) {
       const begun = await store.beginRenewal({
-        predecessorSerial: current.serial,
+        predecessorSerial: claim.serial,
         csrSha256: csr.sha256,
         publicKeySha256: csr.publicKeySha256,
         inFlightSeconds: policy.inFlightSeconds,
-        buildIntent: (locked) => {
-          // The locked row is the authority: check again what the unlocked read saw (ROT-03, a revocation racing us).
-          assertEligible(locked, clock.now());
-          return buildIntent(locked, csr);
-        },
+        authorize,
+        buildIntent: (locked) => buildIntent(locked, csr),
       });
       switch (begun.outcome) {
         case 'begun': {
           const cert = await signAndStore(begun.intent, csr, context);
-          deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial: current.serial, deviceId: cert.deviceId, issuedAt: clock.now() });
-          return { response: respond(cert), replayed: false, predecessorSerial: current.serial, certificateDer: cert.der };
+          const predecessorSerial = begun.intent.predecessorSerial ?? serial;
+          deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial, deviceId: cert.deviceId, issuedAt: clock.now() });
+          return { response: respond(cert), replayed: false, predecessorSerial, certificateDer: cert.der };
         }
         case 'resume': {
           const cert = await signAndStore(begun.intent, csr, context);
-          deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial: current.serial, deviceId: cert.deviceId, issuedAt: clock.now() });
-          return { response: respond(cert), replayed: true, predecessorSerial: current.serial, certificateDer: cert.der };
+          const predecessorSerial = begun.intent.predecessorSerial ?? serial;
+          deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial, deviceId: cert.deviceId, issuedAt: clock.now() });
+          return { response: respond(cert), replayed: true, predecessorSerial, certificateDer: cert.der };
         }
         case 'replay':
-          return { response: respond(begun.certificate), replayed: true, predecessorSerial: current.serial, certificateDer: begun.certificate.der };
+          return { response: respond(begun.certificate), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
         case 'in-progress':
           // Same CSR as a request that is signing right now: wait for it, so every such request gets the same
           // certificate (ROT-05 "all get the same cert") instead of a 409.
@@ -231,19 +235,19 @@ export function createRenewal(deps: RenewalDeps) {
         case 'successor-exists':
           throw new EnrollError(
             'conflict',
-            `certificate ${current.serial} was already renewed (successor ${begun.successorSerial}) with a different CSR; one certificate has one successor. Retry with the same CSR to receive it again, or renew with the successor`,
-            { extensions: { serial: current.serial, successorSerial: begun.successorSerial } },
+            `certificate ${serial} was already renewed (successor ${begun.successorSerial}) with a different CSR; one certificate has one successor. Retry with the same CSR to receive it again, or renew with the successor`,
+            { extensions: { serial, successorSerial: begun.successorSerial } },
           );
         case 'key-reused':
           throw new EnrollError('bad-key', 'renewal needs a new key: this public key is already certified. Generate a new key pair', {
             logDetail: `key already in certificate ${begun.serial}`,
           });
         case 'revoked':
-          throw new EnrollError('revoked', `certificate ${current.serial} is revoked and cannot be renewed`, {
-            extensions: { serial: current.serial, revokedAt: begun.revokedAt.toISOString() },
+          throw new EnrollError('revoked', `certificate ${serial} is revoked and cannot be renewed`, {
+            extensions: { serial, revokedAt: begun.revokedAt.toISOString() },
           });
         case 'not-found':
-          throw new EnrollError('unauthorized', 'the client certificate is not on record');
+          throw new EnrollError('unauthorized', 'the client certificate is not on record', { logDetail: `serial ${claim.serial} unknown` });
       }
     }
   }
