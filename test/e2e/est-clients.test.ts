@@ -3,11 +3,12 @@
 // current certificate). The scripts are the README's.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { CURL_OPENSSL_SCRIPT, readOutput, runScript, STRONGSWAN_SCRIPT } from '../support/est-clients.js';
 import { opensslVerifyClientCert } from '../support/openssl.js';
+import { REPO_ROOT } from '../support/processes.js';
 import { startTestServer, uniqueDeviceId, type TestServer } from '../support/server-harness.js';
 
 const leafOf = (pem: string) => new X509Certificate(pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/)![0]);
@@ -32,6 +33,13 @@ describe('EST with standard clients', () => {
     const { rows } = await server.db.pool.query('SELECT serial, predecessor_serial FROM certificates WHERE device_id = $1 ORDER BY created_at', [deviceId]);
     return rows;
   }
+
+  it('the README shows exactly these commands', async () => {
+    const readme = await readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
+    for (const line of [...CURL_OPENSSL_SCRIPT.split('\n'), ...STRONGSWAN_SCRIPT.split('\n')].filter((l) => l.trim() !== '')) {
+      expect({ line, inReadme: readme.includes(line) }).toEqual({ line, inReadme: true });
+    }
+  });
 
   it('curl + openssl: cacerts, csrattrs, simpleenroll (Basic), simplereenroll (mTLS)', async () => {
     const work = await mkdtemp(path.join(dir, 'curl-'));
