@@ -3,7 +3,13 @@
 // successor first connects; keyCompromise takes the whole lineage.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
-import { createPgRotationListener } from '@enrolld/db';
+import { createPgRenewalStore, createPgRotationListener } from '@enrolld/db';
+import { pino } from 'pino';
+import { createIssuingCa } from '../../server/src/core/ca/index.js';
+import { systemClock } from '../../server/src/core/clock.js';
+import { createLineage } from '../../server/src/core/renewal/lineage.js';
+import { loadPki } from '../../server/src/pki-home.js';
+import { createRevocationRuntime } from '../../server/src/revocation-runtime.js';
 import { problemType, routes } from '@enrolld/protocol';
 import { makeCsr } from '../support/csr-factory.js';
 import { httpsRequest, postJson } from '../support/http.js';
@@ -139,6 +145,23 @@ describe('rotation over MQTT and lineage', () => {
     } finally {
       await listener.stop();
     }
+  });
+
+  it('revokeLineage: a compromised certificate takes its descendants with it, not its ancestors', async () => {
+    const pki = await loadPki(server.home, { serverNames: [] });
+    const ca = createIssuingCa({ issuingCertificatePem: pki.issuingCertPem, issuingPrivateKey: pki.issuingKey, rootCertificatePem: pki.rootCertPem });
+    const revocation = createRevocationRuntime({ pool: server.db.pool, ca, logger: pino({ level: 'silent' }) });
+    const lineage = createLineage({ store: createPgRenewalStore(server.db.pool), revoker: revocation.service, clock: systemClock, logger: pino({ level: 'silent' }), graceSeconds: 3600 });
+    const deviceId = uniqueDeviceId('lineage');
+    const first = await enrollDevice(server, deviceId);
+    const csr2 = await makeCsr({ cn: deviceId });
+    const second = credsFrom((await renewRest(server, first, csr2.pem)).json(), csr2.privateKey);
+    const csr3 = await makeCsr({ cn: deviceId });
+    const third = credsFrom((await renewRest(server, second, csr3.pem)).json(), csr3.privateKey);
+    const revoked = await lineage.revokeLineage(second.serial, { reason: 'keyCompromise', actor: 'test' });
+    expect(revoked).toEqual([second.serial, third.serial]);
+    expect((await certStatus(first.serial)).revoked_at).toBeNull();
+    expect((await certStatus(third.serial)).revocation_reason).toBe(1);
   });
 
   it('revoking a device for keyCompromise revokes its whole lineage and cuts the live session', async () => {
