@@ -167,8 +167,6 @@ export function createRotationRuntime(deps: RotationRuntimeDeps) {
     topic,
     jobs,
     publicRouters,
-    /** Hooks for a broker in this process: MQTT renewal, hints, supersede on first connect. */
-    brokerHooks: topic.hooks as BrokerHooks,
 
     /** Wires an in-process broker: replies and hints go out through it. */
     attachBroker(broker: RenewalTopicOutbound & { addHooks(...hooks: BrokerHooks[]): void }): void {
