@@ -1,6 +1,13 @@
 export { createPool, isDatabaseUnavailable } from './pool.js';
 export type { PoolOptions } from './pool.js';
 export { migrate } from './migrate.js';
+export { startEmbeddedPostgres } from './embedded.js';
+export type { EmbeddedPostgresHandle, EmbeddedPostgresOptions } from './embedded.js';
+export { createPgEnrollmentStore } from './enrollment-store.js';
+export { createPgTokenStore } from './token-store.js';
+export { createPgAdminCredentialStore } from './admin-credential-store.js';
+export { createPgDeviceStore } from './device-store.js';
+export type * from './records.js';
 export { createPgRevocationStore, createPgRevocationListener } from './revocation-store.js';
 export type * from './revocation-store.js';
 export { createPgRenewalStore, createPgRotationListener, RENEWAL_CHANNEL, ROTATION_HINT_CHANNEL } from './renewal-store.js';
