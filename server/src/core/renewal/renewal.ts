@@ -10,7 +10,7 @@
 // One successor per certificate: the predecessor row is locked and a unique index backs it up (ROT-05).
 import { X509Certificate } from 'node:crypto';
 import { routes, type EnrollResponse } from '@enrolld/protocol';
-import { assertCsrNamesDevice, deviceValidity, newSerial, parseCsr, serialHex } from '../ca/index.js';
+import { assertCsrNamesDevice, deviceValidity, newSerial, parseCsrAsync, serialHex } from '../ca/index.js';
 import type { DeviceCertificateSpec, IssuingCa, ParsedCsr } from '../ca/types.js';
 import type { Clock } from '../clock.js';
 import { toPem } from '../enroll.js';
@@ -174,7 +174,7 @@ export function createRenewal(deps: RenewalDeps) {
 
   async function renewOnce(input: RenewInput, context: RenewContext): Promise<RenewResult> {
     const claim = claimOf(input.credential);
-    const csr = parseCsr(input.csr);
+    const csr = await parseCsrAsync(input.csr);
     if (input.popLinking) checkPopLinking(policy.popLinking, csr.der, input.channelBinding);
 
     // Everything that depends on the stored predecessor runs on the row as locked for this renewal (ROT-03: a
