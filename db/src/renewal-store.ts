@@ -2,6 +2,7 @@
 // once-only rotation hints and their fan-out. Implements the ports server/src/core/renewal/ports.ts declares; the
 // shapes are repeated here because db never imports server.
 import pg from 'pg';
+import { createPgListener } from './pg-listener.js';
 import type { CertificateIntentRecord, IssuedCertificateRecord } from './records.js';
 
 export interface RenewalCertificateRecord {
@@ -407,97 +408,33 @@ export interface RotationListenerOptions {
   applicationName?: string;
 }
 
+const LISTEN_CHANNELS = [ROTATION_HINT_CHANNEL, RENEWAL_CHANNEL];
+
 /**
  * LISTEN for rotation hints and renewals on a dedicated connection (a pooled one would lose its LISTEN on release).
  * NOTIFY is at-most-once: a hint sent while this connection is down is gone. That costs an accelerator, not
  * correctness: devices also renew on their own timer (DESIGN.md §4), and lineage catches up from the store.
  */
 export function createPgRotationListener(options: RotationListenerOptions) {
-  const reconnectDelayMs = options.reconnectDelayMs ?? 1000;
-  let client: pg.Client | undefined;
-  let handlers: RotationListenerHandlers | undefined;
-  let stopped = true;
-  let timer: NodeJS.Timeout | undefined;
-
-  function scheduleReconnect(): void {
-    if (stopped || timer) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      void connect();
-    }, reconnectDelayMs);
-  }
-
-  async function connect(): Promise<void> {
-    if (stopped || !handlers) return;
-    const h = handlers;
-    const c = new pg.Client({
-      connectionString: options.connectionString,
-      connectionTimeoutMillis: 2000,
-      application_name: options.applicationName ?? 'enrolld-rotation-listener',
-      keepAlive: true,
-    });
-    let lost = false;
-    const onLost = (error?: unknown): void => {
-      if (lost) return;
-      lost = true;
-      if (client === c) client = undefined;
-      c.removeAllListeners('notification');
-      void c.end().catch(() => undefined);
-      if (!stopped) {
-        h.onConnection(false, error);
-        scheduleReconnect();
-      }
-    };
-    c.on('error', onLost);
-    c.on('end', () => onLost(new Error('LISTEN connection ended')));
-    c.on('notification', (msg) => {
-      if (!msg.payload) return;
-      try {
-        if (msg.channel === ROTATION_HINT_CHANNEL) {
-          const p = JSON.parse(msg.payload) as { serial: string; deviceId: string; notAfterMs: number };
-          h.onHint({ serial: p.serial, deviceId: p.deviceId, notAfter: new Date(p.notAfterMs) });
-        } else if (msg.channel === RENEWAL_CHANNEL) {
-          const p = JSON.parse(msg.payload) as { successorSerial: string; predecessorSerial: string; deviceId: string; issuedAtMs: number };
-          h.onRenewal({ successorSerial: p.successorSerial, predecessorSerial: p.predecessorSerial, deviceId: p.deviceId, issuedAt: new Date(p.issuedAtMs) });
-        }
-      } catch {
-        // Only our own statements notify on these channels; a malformed payload is dropped.
-      }
-    });
-    try {
-      await c.connect();
-      await c.query(`LISTEN ${ROTATION_HINT_CHANNEL}`);
-      await c.query(`LISTEN ${RENEWAL_CHANNEL}`);
-    } catch (error) {
-      onLost(error);
-      return;
-    }
-    if (stopped || lost) {
-      await c.end().catch(() => undefined);
-      return;
-    }
-    client = c;
-    h.onConnection(true);
-  }
-
+  const listener = createPgListener({ ...options, channels: LISTEN_CHANNELS, applicationName: options.applicationName ?? 'enrolld-rotation-listener' });
   return {
-    async start(h: RotationListenerHandlers): Promise<void> {
-      handlers = h;
-      stopped = false;
-      await connect();
-    },
-    async stop(): Promise<void> {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      const c = client;
-      client = undefined;
-      if (c) {
-        c.removeAllListeners('notification');
-        c.removeAllListeners('end');
-        c.on('error', () => undefined);
-        await c.end().catch(() => undefined);
-      }
-    },
+    start: (h: RotationListenerHandlers) =>
+      listener.start({
+        onConnection: (connected, error) => h.onConnection(connected, error),
+        onNotification: (channel, payload) => {
+          try {
+            if (channel === ROTATION_HINT_CHANNEL) {
+              const p = JSON.parse(payload) as { serial: string; deviceId: string; notAfterMs: number };
+              h.onHint({ serial: p.serial, deviceId: p.deviceId, notAfter: new Date(p.notAfterMs) });
+            } else if (channel === RENEWAL_CHANNEL) {
+              const p = JSON.parse(payload) as { successorSerial: string; predecessorSerial: string; deviceId: string; issuedAtMs: number };
+              h.onRenewal({ successorSerial: p.successorSerial, predecessorSerial: p.predecessorSerial, deviceId: p.deviceId, issuedAt: new Date(p.issuedAtMs) });
+            }
+          } catch {
+            // Only our own statements notify on these channels; a malformed payload is dropped.
+          }
+        },
+      }),
+    stop: () => listener.stop(),
   };
 }

@@ -1,6 +1,7 @@
 // Revocations, their fan-out and the CRL state (DESIGN.md §3). Implements the RevocationStore and RevocationFeed ports
 // that server/src/core/revocation/ports.ts declares; the shapes are repeated here because db never imports server.
 import pg from 'pg';
+import { createPgListener } from './pg-listener.js';
 
 export interface RevokedCertificateRecord {
   serial: string;
@@ -245,96 +246,32 @@ export interface RevocationListenerOptions {
   applicationName?: string;
 }
 
+const LISTEN_CHANNELS = ['enrolld_revocation', 'enrolld_crl'];
+
 /**
  * LISTEN on a dedicated connection (a pooled one would lose its LISTEN on release). Postgres delivers NOTIFY only on
  * commit, in commit order. When the connection drops, events sent meanwhile are lost: the consumer learns it through
  * onConnection(false) and must resync by seq (revokedSince) once onConnection(true) fires again.
  */
 export function createPgRevocationListener(options: RevocationListenerOptions) {
-  const reconnectDelayMs = options.reconnectDelayMs ?? 1000;
-  let client: pg.Client | undefined;
-  let handlers: RevocationListenerHandlers | undefined;
-  let stopped = true;
-  let timer: NodeJS.Timeout | undefined;
-
-  function scheduleReconnect(): void {
-    if (stopped || timer) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      void connect();
-    }, reconnectDelayMs);
-  }
-
-  async function connect(): Promise<void> {
-    if (stopped || !handlers) return;
-    const h = handlers;
-    const c = new pg.Client({
-      connectionString: options.connectionString,
-      connectionTimeoutMillis: 2000,
-      application_name: options.applicationName ?? 'enrolld-revocation-listener',
-      keepAlive: true,
-    });
-    let lost = false;
-    const onLost = (error?: unknown): void => {
-      if (lost) return;
-      lost = true;
-      if (client === c) client = undefined;
-      c.removeAllListeners('notification');
-      void c.end().catch(() => undefined);
-      if (!stopped) {
-        h.onConnection(false, error);
-        scheduleReconnect();
-      }
-    };
-    c.on('error', onLost);
-    c.on('end', () => onLost(new Error('LISTEN connection ended')));
-    c.on('notification', (msg) => {
-      if (!msg.payload) return;
-      if (msg.channel === 'enrolld_revocation') {
-        try {
-          const p = JSON.parse(msg.payload) as { serial: string; deviceId: string; seq: number | string; reasonCode: number; atMs: number | string };
-          h.onRevocation({ serial: p.serial, deviceId: p.deviceId, seq: Number(p.seq), reasonCode: p.reasonCode, atMs: Number(p.atMs) });
-        } catch {
-          // A malformed payload cannot come from our trigger; the seq resync repairs whatever it was.
-        }
-      } else if (msg.channel === 'enrolld_crl') {
-        if (/^\d+$/.test(msg.payload)) h.onCrl(BigInt(msg.payload));
-      }
-    });
-    try {
-      await c.connect();
-      await c.query('LISTEN enrolld_revocation');
-      await c.query('LISTEN enrolld_crl');
-    } catch (error) {
-      onLost(error);
-      return;
-    }
-    if (stopped || lost) {
-      await c.end().catch(() => undefined);
-      return;
-    }
-    client = c;
-    h.onConnection(true);
-  }
-
+  const listener = createPgListener({ ...options, channels: LISTEN_CHANNELS, applicationName: options.applicationName ?? 'enrolld-revocation-listener' });
   return {
-    async start(h: RevocationListenerHandlers): Promise<void> {
-      handlers = h;
-      stopped = false;
-      await connect();
-    },
-    async stop(): Promise<void> {
-      stopped = true;
-      if (timer) clearTimeout(timer);
-      timer = undefined;
-      const c = client;
-      client = undefined;
-      if (c) {
-        c.removeAllListeners('notification');
-        c.removeAllListeners('end');
-        c.on('error', () => undefined);
-        await c.end().catch(() => undefined);
-      }
-    },
+    start: (h: RevocationListenerHandlers) =>
+      listener.start({
+        onConnection: (connected, error) => h.onConnection(connected, error),
+        onNotification: (channel, payload) => {
+          if (channel === 'enrolld_revocation') {
+            try {
+              const p = JSON.parse(payload) as { serial: string; deviceId: string; seq: number | string; reasonCode: number; atMs: number | string };
+              h.onRevocation({ serial: p.serial, deviceId: p.deviceId, seq: Number(p.seq), reasonCode: p.reasonCode, atMs: Number(p.atMs) });
+            } catch {
+              // A malformed payload cannot come from our trigger; the seq resync repairs whatever it was.
+            }
+          } else if (channel === 'enrolld_crl' && /^\d+$/.test(payload)) {
+            h.onCrl(BigInt(payload));
+          }
+        },
+      }),
+    stop: () => listener.stop(),
   };
 }
