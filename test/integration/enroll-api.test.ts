@@ -69,6 +69,24 @@ describe('POST /v1/enroll over HTTPS on Postgres', () => {
     expect(other.json().type).toBe(problemType('conflict'));
   });
 
+  it('FLT-03 recovery: an intent whose signature was never stored is completed by the retry, with the recorded serial', async () => {
+    const deviceId = uniqueDeviceId();
+    const token = await server.createToken(deviceId);
+    const csr = await makeCsr({ cn: deviceId });
+    const first = (await postJson(enrollUrl(), server.rootPem, { token, csr: csr.pem })).json();
+    // As if the final write had failed after signing: the row (serial + TBS) exists, the certificate does not.
+    await server.db.pool.query(
+      `UPDATE certificates SET der = NULL, issued_at = NULL, created_at = now() - interval '1 minute' WHERE serial = $1`,
+      [first.serial],
+    );
+    const retry = await postJson(enrollUrl(), server.rootPem, { token, csr: csr.pem });
+    expect(retry.status).toBe(201);
+    expect(retry.json().serial).toBe(first.serial);
+    await expect(opensslVerifyClientCert(retry.json().certificate, server.chainPem)).resolves.toBeUndefined();
+    const { rows } = await server.db.pool.query('SELECT count(*)::int AS n FROM certificates WHERE device_id = $1', [deviceId]);
+    expect(rows[0].n).toBe(1);
+  });
+
   it('answers unknown, used and expired tokens with one identical 401', async () => {
     const expiredDevice = uniqueDeviceId();
     const expired = await server.createToken(expiredDevice);

@@ -1,9 +1,10 @@
 import type { EnrollResponse } from '@enrolld/protocol';
-import { assertCsrNamesDevice, deviceValidity, newSerial, parseCsrAsync, serialHex } from './ca/index.js';
-import type { DeviceCertificateSpec, IssuingCa, ParsedCsr } from './ca/types.js';
+import { assertCsrNamesDevice, parseCsrAsync } from './ca/index.js';
+import type { IssuingCa } from './ca/types.js';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
-import type { CertificateIntent, EnrollmentStore, IssuedCertificate } from './ports.js';
+import { buildIntent, signAndRecord } from './issuance.js';
+import type { EnrollmentStore, IssuedCertificate } from './ports.js';
 import { hashSecret } from './secrets.js';
 
 export interface EnrollmentPolicy {
@@ -48,16 +49,6 @@ export function toPem(label: string, der: Buffer): string {
 export function createEnrollment(deps: EnrollmentDeps) {
   const { store, ca, clock, policy } = deps;
 
-  function specFor(intent: CertificateIntent, csr: ParsedCsr): DeviceCertificateSpec {
-    return {
-      deviceId: intent.deviceId,
-      serial: Buffer.from(intent.serial, 'hex'),
-      spkiDer: csr.spkiDer,
-      notBefore: intent.notBefore,
-      notAfter: intent.notAfter,
-    };
-  }
-
   function respond(cert: IssuedCertificate): EnrollResponse {
     return {
       deviceId: cert.deviceId,
@@ -66,13 +57,6 @@ export function createEnrollment(deps: EnrollmentDeps) {
       chain: ca.chainPem,
       notAfter: cert.notAfter.toISOString(),
     };
-  }
-
-  async function signAndStore(intent: CertificateIntent, csr: ParsedCsr, context: EnrollContext): Promise<IssuedCertificate> {
-    const spec = specFor(intent, csr);
-    const der = ca.signCertificate(intent.tbsDer);
-    ca.checkIssued(der, spec); // a deviation aborts before anything is returned; the intent row stays revocable
-    return store.complete(intent.serial, der, context.requestId);
   }
 
   return {
@@ -90,25 +74,13 @@ export function createEnrollment(deps: EnrollmentDeps) {
           inFlightSeconds: policy.inFlightSeconds,
           buildIntent: (grant) => {
             assertCsrNamesDevice(csr, grant.deviceId);
-            const serial = newSerial();
-            const { notBefore, notAfter } = deviceValidity(clock.now(), policy.certificateLifetimeSeconds, policy.backdateSeconds, ca);
-            const spec: DeviceCertificateSpec = { deviceId: grant.deviceId, serial, spkiDer: csr.spkiDer, notBefore, notAfter };
-            return {
-              serial: serialHex(serial),
-              deviceId: grant.deviceId,
-              profile: grant.profile,
-              notBefore,
-              notAfter,
-              publicKeySha256: csr.publicKeySha256,
-              csrSha256: csr.sha256,
-              tbsDer: ca.buildDeviceTbs(spec),
-            };
+            return buildIntent(ca, clock, policy, { deviceId: grant.deviceId, profile: grant.profile }, csr);
           },
         });
         switch (begun.outcome) {
           case 'begun':
           case 'resume': {
-            const cert = await signAndStore(begun.intent, csr, context);
+            const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed: begun.outcome === 'resume' });
             finish('issued');
             return { response: respond(cert), replayed: begun.outcome === 'resume' };
           }

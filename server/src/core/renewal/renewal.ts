@@ -10,12 +10,13 @@
 // One successor per certificate: the predecessor row is locked and a unique index backs it up (ROT-05).
 import { X509Certificate } from 'node:crypto';
 import { routes, type EnrollResponse } from '@enrolld/protocol';
-import { assertCsrNamesDevice, deviceValidity, newSerial, parseCsrAsync, serialHex } from '../ca/index.js';
-import type { DeviceCertificateSpec, IssuingCa, ParsedCsr } from '../ca/types.js';
+import { assertCsrNamesDevice, parseCsrAsync } from '../ca/index.js';
+import type { IssuingCa } from '../ca/types.js';
 import type { Clock } from '../clock.js';
 import { toPem } from '../enroll.js';
+import { buildIntent, signAndRecord } from '../issuance.js';
 import { EnrollError } from '../errors.js';
-import type { CertificateIntent, IssuedCertificate } from '../ports.js';
+import type { IssuedCertificate } from '../ports.js';
 import { normalizeSerial } from '../revocation/serial.js';
 import { assertRenewableAfterExpiry, type ExpiredRenewalPolicy } from './expired-policy.js';
 import type { PendingSupersession, RenewalCertificate, RenewalStore } from './ports.js';
@@ -141,37 +142,6 @@ export function createRenewal(deps: RenewalDeps) {
     }
   }
 
-  function buildIntent(current: RenewalCertificate, csr: ParsedCsr): CertificateIntent {
-    const serial = newSerial();
-    const { notBefore, notAfter } = deviceValidity(clock.now(), policy.certificateLifetimeSeconds, policy.backdateSeconds, ca);
-    const spec: DeviceCertificateSpec = { deviceId: current.deviceId, serial, spkiDer: csr.spkiDer, notBefore, notAfter };
-    return {
-      serial: serialHex(serial),
-      deviceId: current.deviceId,
-      // The successor keeps the lineage's profile (DESIGN.md §9): a renewal never changes what a device may do.
-      profile: current.profile,
-      notBefore,
-      notAfter,
-      publicKeySha256: csr.publicKeySha256,
-      csrSha256: csr.sha256,
-      tbsDer: ca.buildDeviceTbs(spec),
-      predecessorSerial: current.serial,
-    };
-  }
-
-  async function signAndStore(intent: CertificateIntent, csr: ParsedCsr, context: RenewContext): Promise<IssuedCertificate> {
-    const spec: DeviceCertificateSpec = {
-      deviceId: intent.deviceId,
-      serial: Buffer.from(intent.serial, 'hex'),
-      spkiDer: csr.spkiDer,
-      notBefore: intent.notBefore,
-      notAfter: intent.notAfter,
-    };
-    const der = ca.signCertificate(intent.tbsDer);
-    ca.checkIssued(der, spec); // a deviation aborts before anything is returned; the intent row stays revocable
-    return store.complete(intent.serial, der, context.requestId);
-  }
-
   async function renewOnce(input: RenewInput, context: RenewContext): Promise<RenewResult> {
     const claim = claimOf(input.credential);
     const csr = await parseCsrAsync(input.csr);
@@ -207,20 +177,18 @@ export function createRenewal(deps: RenewalDeps) {
         publicKeySha256: csr.publicKeySha256,
         inFlightSeconds: policy.inFlightSeconds,
         authorize,
-        buildIntent: (locked) => buildIntent(locked, csr),
+        // The successor keeps the lineage's profile (DESIGN.md §9): a renewal never changes what a device may do.
+        buildIntent: (locked) =>
+          buildIntent(ca, clock, policy, { deviceId: locked.deviceId, profile: locked.profile, predecessorSerial: locked.serial }, csr),
       });
       switch (begun.outcome) {
-        case 'begun': {
-          const cert = await signAndStore(begun.intent, csr, context);
-          const predecessorSerial = begun.intent.predecessorSerial ?? serial;
-          deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial, deviceId: cert.deviceId, issuedAt: clock.now() });
-          return { response: respond(cert), replayed: false, predecessorSerial, certificateDer: cert.der };
-        }
+        case 'begun':
         case 'resume': {
-          const cert = await signAndStore(begun.intent, csr, context);
+          const resumed = begun.outcome === 'resume';
+          const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed });
           const predecessorSerial = begun.intent.predecessorSerial ?? serial;
           deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial, deviceId: cert.deviceId, issuedAt: clock.now() });
-          return { response: respond(cert), replayed: true, predecessorSerial, certificateDer: cert.der };
+          return { response: respond(cert), replayed: resumed, predecessorSerial, certificateDer: cert.der };
         }
         case 'replay':
           return { response: respond(begun.certificate), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
