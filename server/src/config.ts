@@ -64,6 +64,12 @@ const envSchema = z.object({
   JOBS: z.enum(['in-process', 'off']).default('in-process'),
   /** BullMQ key prefix; default derived from the database, so deployments sharing a Redis never share queues. */
   JOBS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional(),
+}).superRefine((e, ctx) => {
+  // notBefore is backdated inside the lifetime (RFC 5280 §4.1.2.5 validity is the whole span), so a lifetime not
+  // longer than the backdate would issue certificates that are already expired.
+  if (e.CERT_LIFETIME <= e.CERT_BACKDATE) {
+    ctx.addIssue({ code: 'custom', path: ['CERT_LIFETIME'], message: `must be longer than CERT_BACKDATE (${e.CERT_BACKDATE}s); lower CERT_BACKDATE for short-lived certificates` });
+  }
 });
 
 export interface Config {
