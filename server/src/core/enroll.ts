@@ -3,7 +3,7 @@ import { assertCsrNamesDevice, parseCsrAsync } from './ca/index.js';
 import type { IssuingCa } from './ca/types.js';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
-import { buildIntent, signAndRecord } from './issuance.js';
+import { buildIntent, issuedResponse, signAndRecord } from './issuance.js';
 import type { EnrollmentStore, IssuedCertificate } from './ports.js';
 import { hashSecret } from './secrets.js';
 
@@ -36,11 +36,6 @@ export interface EnrollContext {
   requestId?: string | undefined;
 }
 
-const PEM_LINE = /.{1,64}/g;
-
-export function toPem(label: string, der: Buffer): string {
-  return `-----BEGIN ${label}-----\n${der.toString('base64').match(PEM_LINE)!.join('\n')}\n-----END ${label}-----\n`;
-}
 
 /**
  * The RA's enrollment use case: token → identity, CSR → policy, intent → signature → record → answer.
@@ -49,15 +44,6 @@ export function toPem(label: string, der: Buffer): string {
 export function createEnrollment(deps: EnrollmentDeps) {
   const { store, ca, clock, policy } = deps;
 
-  function respond(cert: IssuedCertificate): EnrollResponse {
-    return {
-      deviceId: cert.deviceId,
-      serial: cert.serial,
-      certificate: toPem('CERTIFICATE', cert.der),
-      chain: ca.chainPem,
-      notAfter: cert.notAfter.toISOString(),
-    };
-  }
 
   return {
     async enroll(input: { token: string; csr: string | Buffer }, context: EnrollContext = {}): Promise<EnrollResult> {
@@ -82,11 +68,11 @@ export function createEnrollment(deps: EnrollmentDeps) {
           case 'resume': {
             const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed: begun.outcome === 'resume' });
             finish('issued');
-            return { response: respond(cert), replayed: begun.outcome === 'resume' };
+            return { response: issuedResponse(cert, ca.chainPem), replayed: begun.outcome === 'resume' };
           }
           case 'replay':
             finish('replayed');
-            return { response: respond(begun.certificate), replayed: true };
+            return { response: issuedResponse(begun.certificate, ca.chainPem), replayed: true };
           case 'in-progress':
             throw new EnrollError('conflict', 'this enrollment is still being processed; retry shortly', {
               retryAfterSeconds: 1,

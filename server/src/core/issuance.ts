@@ -1,7 +1,9 @@
 import { deviceValidity, newSerial, serialHex } from './ca/index.js';
+import { toPem } from './ca/der.js';
 import type { DeviceCertificateSpec, IssuingCa, ParsedCsr } from './ca/types.js';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
+import type { EnrollResponse } from '@enrolld/protocol';
 import type { CertificateIntent, IssuedCertificate } from './ports.js';
 
 // The issuance cycle shared by enrollment and renewal (Boulder order, invariant I1): the intent (serial + TBS) is
@@ -61,4 +63,9 @@ export async function signAndRecord(
   const der = ca.signCertificate(tbs);
   ca.checkIssued(der, spec); // a deviation aborts before anything is returned; the intent row stays revocable
   return complete(intent.serial, der, options.requestId);
+}
+
+/** The answer to an enrollment or a renewal, on every transport (DESIGN.md §5). */
+export function issuedResponse(cert: IssuedCertificate, chainPem: string): EnrollResponse {
+  return { deviceId: cert.deviceId, serial: cert.serial, certificate: toPem('CERTIFICATE', cert.der), chain: chainPem, notAfter: cert.notAfter.toISOString() };
 }

@@ -13,8 +13,8 @@ import { routes, type EnrollResponse } from '@enrolld/protocol';
 import { assertCsrNamesDevice, parseCsrAsync } from '../ca/index.js';
 import type { IssuingCa } from '../ca/types.js';
 import type { Clock } from '../clock.js';
-import { toPem } from '../enroll.js';
-import { buildIntent, signAndRecord } from '../issuance.js';
+import { toPem } from '../ca/der.js';
+import { buildIntent, issuedResponse, signAndRecord } from '../issuance.js';
 import { EnrollError } from '../errors.js';
 import type { IssuedCertificate } from '../ports.js';
 import { normalizeSerial } from '../revocation/serial.js';
@@ -82,15 +82,6 @@ export function createRenewal(deps: RenewalDeps) {
   const { store, ca, clock, policy } = deps;
   const issuer = new X509Certificate(ca.certificateDer);
 
-  function respond(cert: IssuedCertificate): EnrollResponse {
-    return {
-      deviceId: cert.deviceId,
-      serial: cert.serial,
-      certificate: toPem('CERTIFICATE', cert.der),
-      chain: ca.chainPem,
-      notAfter: cert.notAfter.toISOString(),
-    };
-  }
 
   /**
    * What the credential claims, checked without the store: for a TLS client certificate, that this CA signed it
@@ -188,10 +179,10 @@ export function createRenewal(deps: RenewalDeps) {
           const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed });
           const predecessorSerial = begun.intent.predecessorSerial ?? serial;
           deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial, deviceId: cert.deviceId, issuedAt: clock.now() });
-          return { response: respond(cert), replayed: resumed, predecessorSerial, certificateDer: cert.der };
+          return { response: issuedResponse(cert, ca.chainPem), replayed: resumed, predecessorSerial, certificateDer: cert.der };
         }
         case 'replay':
-          return { response: respond(begun.certificate), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
+          return { response: issuedResponse(begun.certificate, ca.chainPem), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
         case 'in-progress':
           // Same CSR as a request that is signing right now: wait for it, so every such request gets the same
           // certificate (ROT-05 "all get the same cert") instead of a 409.
