@@ -2,6 +2,7 @@ import type { Logger } from 'pino';
 import { createPgAdminCredentialStore, createPgDeviceStore, createPgEnrollmentStore, createPgTokenStore, createPool, isDatabaseUnavailable, migrate, startEmbeddedPostgres } from '@enrolld/db';
 import type { EmbeddedPostgresHandle } from '@enrolld/db';
 import { ensureAdminToken } from './admin-token.js';
+import { classifyInfrastructureError } from './infrastructure-errors.js';
 import type { Config } from './config.js';
 import { createAdminAuthenticator } from './core/admin-auth.js';
 import { createIssuingCa } from './core/ca/index.js';
@@ -24,14 +25,6 @@ export interface RunningEnrolld {
   mqttsPort: number;
   databaseUrl: string;
   stop(): Promise<void>;
-}
-
-/** Maps infrastructure failures to problems: a database that is down is a 503 with Retry-After, not a 500. */
-export function classifyInfrastructureError(error: unknown): EnrollError | undefined {
-  if (isDatabaseUnavailable(error)) {
-    return new EnrollError('unavailable', 'the database is unavailable; retry later', { retryAfterSeconds: 5, cause: error });
-  }
-  return undefined;
 }
 
 async function migrateWhenReachable(pool: Parameters<typeof migrate>[0], logger: Logger, signal: AbortSignal): Promise<void> {

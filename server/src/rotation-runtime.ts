@@ -24,6 +24,7 @@ import { createJobRuntime, defaultJobRuntimeOptions, type JobRuntime, type JobRu
 import { createRotationProcessor } from './jobs/rotation-jobs.js';
 import type { BrokerHooks } from './mqtt/broker.js';
 import { createRenewalTopic, type RenewalTopicOutbound } from './mqtt/renewal-topic.js';
+import { classifyInfrastructureError } from './infrastructure-errors.js';
 import { pkiPaths } from './pki-home.js';
 import { createRevocationRuntime } from './revocation-runtime.js';
 
@@ -111,7 +112,7 @@ export function createRotationRuntime(deps: RotationRuntimeDeps) {
     },
   });
 
-  const topic = createRenewalTopic({ renewal, lineage, logger, registry });
+  const topic = createRenewalTopic({ renewal, lineage, logger, registry, classifyError: classifyInfrastructureError });
 
   const sweep = createRotationSweep({
     store,

@@ -1,29 +1,10 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { ProblemKind } from '@enrolld/protocol';
-import { problemType } from '@enrolld/protocol';
+import { PROBLEM_STATUS, problemType } from '@enrolld/protocol';
 import { EnrollError } from '../core/errors.js';
 
-// HTTP statuses live only here (DESIGN.md §8). Client faults are 4xx, never 5xx.
-const STATUS: Record<ProblemKind, number> = {
-  'bad-request': 400,
-  'bad-csr': 400,
-  'bad-key': 400,
-  'bad-signature-algorithm': 400,
-  'identity-mismatch': 400,
-  unauthorized: 401,
-  forbidden: 403,
-  revoked: 403,
-  expired: 403,
-  'not-found': 404,
-  'not-acceptable': 406,
-  conflict: 409,
-  'payload-too-large': 413,
-  'unsupported-media-type': 415,
-  'too-many-requests': 429,
-  internal: 500,
-  unavailable: 503,
-};
+const STATUS = PROBLEM_STATUS;
 
 const TITLE: Record<ProblemKind, string> = {
   'bad-request': 'Bad request',

@@ -5,7 +5,7 @@
 //  - first use of a successor: every CONNECT asks the lineage whether this serial retires a predecessor.
 //  - rotation hints: the sweep's hint reaches a live session of that certificate at once, or waits (in memory, per
 //    broker process) until a session of that certificate subscribes to devices/<id>/cert/rotate.
-import { PROBLEM_TYPE_BASE, topics, type ProblemKind } from '@enrolld/protocol';
+import { PROBLEM_STATUS, PROBLEM_TYPE_BASE, topics } from '@enrolld/protocol';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { EnrollError } from '../core/errors.js';
@@ -24,17 +24,11 @@ export interface RenewalTopicDeps {
   lineage?: { successorConnected(serial: string): Promise<boolean> } | undefined;
   logger: Logger;
   registry: Registry;
+  /** Names infrastructure failures (database down → 'unavailable'), as the HTTP layer does. */
+  classifyError?: (error: unknown) => EnrollError | undefined;
   /** Hints kept for devices that are not connected (beyond it, the oldest is dropped: the device's own timer remains). */
   maxPendingHints?: number;
 }
-
-// RFC 9457 `status` for the problem documents on …/renew/rejected. The HTTP layer keeps its own map (DESIGN.md §8:
-// statuses live in http/); this copy exists because adapters never import each other.
-const STATUS: Record<ProblemKind, number> = {
-  'bad-request': 400, 'bad-csr': 400, 'bad-key': 400, 'bad-signature-algorithm': 400, 'identity-mismatch': 400,
-  unauthorized: 401, forbidden: 403, revoked: 403, expired: 403, 'not-found': 404, 'not-acceptable': 406, conflict: 409,
-  'payload-too-large': 413, 'unsupported-media-type': 415, 'too-many-requests': 429, internal: 500, unavailable: 503,
-};
 
 /** The CSR cap (16 KiB) plus room for JSON around a PEM. */
 const MAX_RENEW_PAYLOAD = 24 * 1024;
@@ -60,7 +54,7 @@ function problemPayload(error: EnrollError): string {
     ...error.extensions,
     type: PROBLEM_TYPE_BASE + error.kind,
     title: error.kind,
-    status: STATUS[error.kind],
+    status: PROBLEM_STATUS[error.kind],
     detail: error.detail,
     ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
   });
@@ -138,8 +132,10 @@ export function createRenewalTopic(deps: RenewalTopicDeps) {
         log.info({ deviceId: session.deviceId, serial: session.serial, kind: error.kind, why: error.logDetail }, error.detail);
         send(rejected, problemPayload(error));
       } else {
+        // Infrastructure faults (e.g. the database pool timing out) are 503s with Retry-After, as on HTTP.
+        const known = deps.classifyError?.(error);
         log.error({ err: error, deviceId: session.deviceId, serial: session.serial }, 'renewal over MQTT failed');
-        send(rejected, problemPayload(new EnrollError('internal', 'an internal error occurred')));
+        send(rejected, problemPayload(known ?? new EnrollError('internal', 'an internal error occurred')));
       }
     } finally {
       renewing.delete(session.deviceId);
