@@ -82,7 +82,12 @@ export type ConnectOutcome =
   | { ok: false; code?: number | undefined; error: string };
 
 /** Connects with MQTT.js (3.1.1). Resolves with the client on CONNACK 0, or with the refusal. */
-export function connectDevice(port: number, pki: TestPki, device: DeviceCert, options: ConnectOptions = {}): Promise<ConnectOutcome> {
+export function connectDevice(
+  port: number,
+  pki: Pick<TestPki, 'caChainPem'>,
+  device: Pick<DeviceCert, 'deviceId' | 'keyPem' | 'certPem' | 'chainPem'>,
+  options: ConnectOptions = {},
+): Promise<ConnectOutcome> {
   return new Promise((resolve) => {
     const client = mqtt.connect({
       protocol: 'mqtts',

@@ -1,6 +1,7 @@
 // MQTT helpers for the rotation tests: a device session with its current certificate (MQTT.js over mTLS), renewal over
 // devices/<id>/cert/renew, and a raw probe that reports the CONNACK code of a reconnect.
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
+import { connectDevice, endClient } from './broker-harness.js';
 import { topics, type EnrollResponse } from '@enrolld/protocol';
 import type { DeviceCreds } from './renew-support.js';
 
@@ -16,54 +17,22 @@ export interface DeviceSession {
 
 export type ConnectResult = { ok: true; session: DeviceSession } | { ok: false; code: number | undefined; error: string };
 
-export function connectWith(port: number, caPem: string, creds: DeviceCreds, subscribe: string[] = []): Promise<ConnectResult> {
-  return new Promise((resolve) => {
-    const client = mqtt.connect({
-      protocol: 'mqtts',
-      host: '127.0.0.1',
-      port,
-      servername: 'localhost',
-      ca: caPem,
-      cert: creds.clientChainPem,
-      key: creds.keyPem,
-      clientId: creds.deviceId,
-      protocolVersion: 4,
-      clean: true,
-      keepalive: 60,
-      reconnectPeriod: 0,
-      connectTimeout: 5000,
-    });
-    const messages: DeviceSession['messages'] = [];
-    let resolveClosed: (at: number) => void = () => undefined;
-    const closed = new Promise<number>((r) => (resolveClosed = r));
-    let settled = false;
-    client.on('message', (topic, payload) => messages.push({ topic, payload, at: performance.now() }));
-    client.on('close', () => resolveClosed(performance.now()));
-    client.once('connect', () => {
-      const connectedAt = performance.now();
-      const done = () => {
-        settled = true;
-        resolve({
-          ok: true,
-          session: { client, connectedAt, closed, messages, end: () => new Promise<void>((r) => client.end(true, {}, () => r())) },
-        });
-      };
-      if (subscribe.length === 0) return done();
-      client.subscribe(subscribe, { qos: 1 }, () => done());
-    });
-    client.once('error', (error: Error & { code?: number | string }) => {
-      if (settled) return;
-      settled = true;
-      client.end(true);
-      resolve({ ok: false, code: typeof error.code === 'number' ? error.code : undefined, error: String(error.code ?? error.message) });
-    });
-    client.once('close', () => {
-      if (settled) return;
-      settled = true;
-      client.end(true);
-      resolve({ ok: false, code: undefined, error: 'closed before CONNACK' });
-    });
+/** A session on the broker with the device's current certificate, subscribed to `subscribe` before it resolves. */
+export async function connectWith(port: number, caPem: string, creds: DeviceCreds, subscribe: string[] = []): Promise<ConnectResult> {
+  const outcome = await connectDevice(port, { caChainPem: caPem }, {
+    deviceId: creds.deviceId,
+    keyPem: creds.keyPem,
+    certPem: creds.certPem,
+    chainPem: creds.clientChainPem,
   });
+  if (!outcome.ok) return { ok: false, code: outcome.code, error: outcome.error };
+  const client = outcome.client;
+  const connectedAt = performance.now();
+  const messages: DeviceSession['messages'] = [];
+  const closed = new Promise<number>((resolve) => client.once('close', () => resolve(performance.now())));
+  client.on('message', (topic, payload) => messages.push({ topic, payload, at: performance.now() }));
+  if (subscribe.length > 0) await new Promise<void>((resolve) => client.subscribe(subscribe, { qos: 1 }, () => resolve()));
+  return { ok: true, session: { client, connectedAt, closed, messages, end: () => endClient(client) } };
 }
 
 export async function mustConnect(port: number, caPem: string, creds: DeviceCreds, subscribe: string[] = []): Promise<DeviceSession> {
