@@ -19,7 +19,7 @@ import {
   parseCsrAsync,
   verifyCsrSignature,
 } from '../../server/src/core/ca/index.js';
-import type { DeviceCertificateSpec, DeviceIssuingCa } from '../../server/src/core/ca/index.js';
+import type { DeviceCertificateSpec, DeviceIssuingCa, ParsedCsr } from '../../server/src/core/ca/index.js';
 import { fromPem } from '../../server/src/core/ca/der.js';
 import { buildCsr, createTestIssuingCa } from '../support/csr-factory.js';
 
@@ -121,8 +121,8 @@ async function createPkijsBaseline(issuingCertPem: string, issuingKeyPem: string
 
 // ─────────────── ours ───────────────
 
-function oursSync(ca: DeviceIssuingCa, csrPem: string, deviceId: string, now: Date): Buffer {
-  const csr = parseCsr(csrPem);
+/** Everything after parsing, shared by both paths: identity, validity, TBS, sign, profile self-check. */
+function issueParsed(ca: DeviceIssuingCa, csr: ParsedCsr, deviceId: string, now: Date): Buffer {
   assertCsrNamesDevice(csr, deviceId);
   const { notBefore, notAfter } = ca.deviceValidity(now, LIFETIME, BACKDATE);
   const spec: DeviceCertificateSpec = { deviceId, serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
@@ -131,14 +131,12 @@ function oursSync(ca: DeviceIssuingCa, csrPem: string, deviceId: string, now: Da
   return der;
 }
 
+function oursSync(ca: DeviceIssuingCa, csrPem: string, deviceId: string, now: Date): Buffer {
+  return issueParsed(ca, parseCsr(csrPem), deviceId, now);
+}
+
 async function oursAsync(ca: DeviceIssuingCa, csrPem: string, deviceId: string, now: Date): Promise<Buffer> {
-  const csr = await parseCsrAsync(csrPem);
-  assertCsrNamesDevice(csr, deviceId);
-  const { notBefore, notAfter } = ca.deviceValidity(now, LIFETIME, BACKDATE);
-  const spec: DeviceCertificateSpec = { deviceId, serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
-  const der = ca.signCertificate(ca.buildDeviceTbs(spec));
-  ca.checkIssued(der, spec);
-  return der;
+  return issueParsed(ca, await parseCsrAsync(csrPem), deviceId, now);
 }
 
 const LIFETIME = 90 * 86_400;
