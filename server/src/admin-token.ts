@@ -1,5 +1,5 @@
 import { readFile, writeFile } from 'node:fs/promises';
-import { hashSecret, newAdminToken } from './core/secrets.js';
+import { hashSecret, newAdminToken } from '@enrolld/core/secrets.js';
 
 interface AdminCredentials {
   ensure(name: string, tokenHash: Buffer): Promise<boolean>;

@@ -1,5 +1,5 @@
 import { isDatabaseUnavailable } from '@enrolld/db';
-import { EnrollError } from './core/errors.js';
+import { EnrollError } from '@enrolld/core/errors.js';
 
 /** Maps infrastructure failures to problems: a database that is down is a 503 with Retry-After, not a 500. */
 export function classifyInfrastructureError(error: unknown): EnrollError | undefined {

@@ -1,7 +1,7 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createCaMaterial, issueServerCertificate } from './core/ca/index.js';
+import { createCaMaterial, issueServerCertificate } from '@enrolld/core/ca/index.js';
 
 // ENROLLD_HOME layout. Private keys are 0600 files; the home directory is 0711 so the embedded Postgres
 // (running as OS user `postgres` when we are root) can reach its data directory without listing ours.

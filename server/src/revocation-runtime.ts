@@ -7,11 +7,11 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { createPgRevocationListener, createPgRevocationStore } from '@enrolld/db';
-import { createIssuingCa } from './core/ca/index.js';
-import type { IssuingCa } from './core/ca/types.js';
-import { systemClock } from './core/clock.js';
-import type { RevocationStore } from './core/revocation/ports.js';
-import { createRevocationService, type RevocationService } from './core/revocation/revocation-service.js';
+import { createIssuingCa } from '@enrolld/core/ca/index.js';
+import type { IssuingCa } from '@enrolld/core/ca/types.js';
+import { systemClock } from '@enrolld/core/clock.js';
+import type { RevocationStore } from '@enrolld/core/revocation/ports.js';
+import { createRevocationService, type RevocationService } from '@enrolld/core/revocation/revocation-service.js';
 import { crlRoutes, revocationAdminRoutes } from './http/revocation-routes.js';
 import { createBroker, defaultBrokerConfig, type Broker, type BrokerConfig } from './mqtt/broker.js';
 

@@ -10,7 +10,7 @@ import { Aedes } from 'aedes';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createPool, createPgRevocationListener, createPgRevocationStore } from '@enrolld/db';
-import { systemClock } from '../../server/src/core/clock.js';
+import { systemClock } from '@enrolld/core/clock.js';
 import { createBroker, defaultBrokerConfig } from '../../server/src/mqtt/broker.js';
 
 const dir = process.env.BENCH_DIR!;

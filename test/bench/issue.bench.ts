@@ -18,9 +18,9 @@ import {
   parseCsr,
   parseCsrAsync,
   verifyCsrSignature,
-} from '../../server/src/core/ca/index.js';
-import type { DeviceCertificateSpec, DeviceIssuingCa, ParsedCsr } from '../../server/src/core/ca/index.js';
-import { fromPem } from '../../server/src/core/ca/der.js';
+} from '@enrolld/core/ca/index.js';
+import type { DeviceCertificateSpec, DeviceIssuingCa, ParsedCsr } from '@enrolld/core/ca/index.js';
+import { fromPem } from '@enrolld/core/ca/der.js';
 import { buildCsr, createTestIssuingCa } from '../support/csr-factory.js';
 
 export interface Figure {

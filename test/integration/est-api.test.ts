@@ -4,7 +4,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import { problemType, routes } from '@enrolld/protocol';
-import { readChildren, readTlv, decodeOid } from '../../server/src/core/ca/der.js';
+import { readChildren, readTlv, decodeOid } from '@enrolld/core/ca/der.js';
 import { certsOnly, certsOnlyWithPkijs } from '../../server/src/http/est/pkcs7.js';
 import { buildCsr, makeCsr } from '../support/csr-factory.js';
 import { certificatesInPkcs7, challengePasswordAttribute, decodeBase64Body, openTls, requestOnSocket } from '../support/est-support.js';

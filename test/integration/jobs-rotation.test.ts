@@ -14,7 +14,7 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createPgRenewalStore, createPgRotationListener } from '@enrolld/db';
 import { routes, topics } from '@enrolld/protocol';
-import { createRotationSweep } from '../../server/src/core/renewal/rotation-sweep.js';
+import { createRotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
 import { createJobMetrics } from '../../server/src/jobs/job-metrics.js';
 import { createJobRuntime, defaultJobRuntimeOptions } from '../../server/src/jobs/job-runtime.js';
 import { createRotationProcessor, hintJobId, ROTATION_QUEUE } from '../../server/src/jobs/rotation-jobs.js';

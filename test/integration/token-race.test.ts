@@ -1,12 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createPgEnrollmentStore, createPgTokenStore, createPool } from '@enrolld/db';
 import type pg from 'pg';
-import { createCaMaterial, createIssuingCa } from '../../server/src/core/ca/index.js';
+import { createCaMaterial, createIssuingCa } from '@enrolld/core/ca/index.js';
 import { createPrivateKey } from 'node:crypto';
-import { systemClock } from '../../server/src/core/clock.js';
-import { createEnrollment, type Enrollment } from '../../server/src/core/enroll.js';
-import { EnrollError } from '../../server/src/core/errors.js';
-import { createTokenIssuer } from '../../server/src/core/tokens.js';
+import { systemClock } from '@enrolld/core/clock.js';
+import { createEnrollment, type Enrollment } from '@enrolld/core/enroll.js';
+import { EnrollError } from '@enrolld/core/errors.js';
+import { createTokenIssuer } from '@enrolld/core/tokens.js';
 import { makeCsr } from '../support/csr-factory.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { uniqueDeviceId } from '../support/server-harness.js';

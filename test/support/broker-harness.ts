@@ -7,8 +7,8 @@ import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createPgRevocationListener, createPgRevocationStore } from '@enrolld/db';
-import { systemClock } from '../../server/src/core/clock.js';
-import { createRevocationService } from '../../server/src/core/revocation/revocation-service.js';
+import { systemClock } from '@enrolld/core/clock.js';
+import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
 import { createBroker, defaultBrokerConfig, type BrokerConfig } from '../../server/src/mqtt/broker.js';
 import type { DeviceCert, TestPki } from './test-pki.js';
 

@@ -15,9 +15,9 @@ import {
   derSet,
   derUtf8String,
   toPem,
-} from '../../server/src/core/ca/der.js';
-import { OID } from '../../server/src/core/ca/oids.js';
-import { EnrollError } from '../../server/src/core/errors.js';
+} from '@enrolld/core/ca/der.js';
+import { OID } from '@enrolld/core/ca/oids.js';
+import { EnrollError } from '@enrolld/core/errors.js';
 import type { ProblemKind } from '@enrolld/protocol';
 
 export type TestKeyKind =
@@ -302,7 +302,7 @@ export function rsaKeyOfExactBits(bits: number): TestKeyPair {
 
 /** A fresh CA hierarchy and its issuing CA, for tests that issue certificates (loaded lazily: @peculiar/x509). */
 export async function createTestIssuingCa(options: { now?: Date; serverNames?: string[] } = {}) {
-  const { createCaMaterial, createIssuingCa } = await import('../../server/src/core/ca/index.js');
+  const { createCaMaterial, createIssuingCa } = await import('@enrolld/core/ca/index.js');
   const material = await createCaMaterial({ now: options.now ?? new Date(), serverNames: options.serverNames ?? [] });
   const ca = createIssuingCa({
     issuingCertificatePem: material.issuingCertPem,

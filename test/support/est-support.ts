@@ -3,8 +3,8 @@
 // own DER writer).
 import tls from 'node:tls';
 import * as pkijs from 'pkijs';
-import { derOid, derPrintableString, derSequence, derSet } from '../../server/src/core/ca/der.js';
-import { OID } from '../../server/src/core/ca/oids.js';
+import { derOid, derPrintableString, derSequence, derSet } from '@enrolld/core/ca/der.js';
+import { OID } from '@enrolld/core/ca/oids.js';
 
 export interface TlsSession {
   socket: tls.TLSSocket;

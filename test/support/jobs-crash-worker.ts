@@ -6,7 +6,7 @@
 import { Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createPgRenewalStore, createPool } from '@enrolld/db';
-import { createRotationSweep } from '../../server/src/core/renewal/rotation-sweep.js';
+import { createRotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
 import { createRotationProcessor, ROTATION_QUEUE } from '../../server/src/jobs/rotation-jobs.js';
 
 const env = (name: string): string => {

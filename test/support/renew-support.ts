@@ -3,7 +3,7 @@
 // validity (expired, not yet valid) for ROT-03.
 import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { routes, type EnrollResponse } from '@enrolld/protocol';
-import { createIssuingCa, newSerial, serialHex } from '../../server/src/core/ca/index.js';
+import { createIssuingCa, newSerial, serialHex } from '@enrolld/core/ca/index.js';
 import { loadPki } from '../../server/src/pki-home.js';
 import { makeCsr } from './csr-factory.js';
 import { httpsRequest, postJson, type RawResponse } from './http.js';

@@ -4,7 +4,7 @@
 import 'reflect-metadata';
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import type { CrlSpec } from '../../server/src/core/ca/types.js';
+import type { CrlSpec } from '@enrolld/core/ca/types.js';
 
 const crypto = webcrypto;
 x509.cryptoProvider.set(crypto);

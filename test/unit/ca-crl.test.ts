@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as x509 from '@peculiar/x509';
-import { generateSerial, parseCsr, serialHex } from '../../server/src/core/ca/index.js';
-import type { CaMaterial, DeviceIssuingCa } from '../../server/src/core/ca/index.js';
-import { toPem } from '../../server/src/core/ca/der.js';
+import { generateSerial, parseCsr, serialHex } from '@enrolld/core/ca/index.js';
+import type { CaMaterial, DeviceIssuingCa } from '@enrolld/core/ca/index.js';
+import { toPem } from '@enrolld/core/ca/der.js';
 import { buildCsr, createTestIssuingCa, rejectionOf } from '../support/csr-factory.js';
 import { opensslText, opensslVerify, runOpenssl, withTempDir } from '../support/openssl.js';
 import { writeFile } from 'node:fs/promises';

@@ -13,9 +13,9 @@ import {
   integerContent,
   readTlv,
   tlv,
-} from '../../server/src/core/ca/der.js';
-import { parseCsr } from '../../server/src/core/ca/index.js';
-import { EnrollError } from '../../server/src/core/errors.js';
+} from '@enrolld/core/ca/der.js';
+import { parseCsr } from '@enrolld/core/ca/index.js';
+import { EnrollError } from '@enrolld/core/errors.js';
 import { buildCsr } from '../support/csr-factory.js';
 
 const limits = { maxDepth: 16, maxNodes: 1000 };

@@ -11,8 +11,8 @@ import {
   issueServerCertificate,
   parseCsr,
   serialHex,
-} from '../../server/src/core/ca/index.js';
-import type { CaMaterial, DeviceCertificateSpec, DeviceIssuingCa } from '../../server/src/core/ca/index.js';
+} from '@enrolld/core/ca/index.js';
+import type { CaMaterial, DeviceCertificateSpec, DeviceIssuingCa } from '@enrolld/core/ca/index.js';
 import {
   derBitString,
   derBoolean,
@@ -27,8 +27,8 @@ import {
   readChildren,
   readTlv,
   toPem,
-} from '../../server/src/core/ca/der.js';
-import { OID } from '../../server/src/core/ca/oids.js';
+} from '@enrolld/core/ca/der.js';
+import { OID } from '@enrolld/core/ca/oids.js';
 import { buildCsr, extension, generateTestKey, makeCsr, randomDeviceId, rejectionOf } from '../support/csr-factory.js';
 import { opensslVerifyClientCert, opensslVerify } from '../support/openssl.js';
 

@@ -8,8 +8,8 @@ import {
   SERIAL_LENGTH,
   serialFromHex,
   serialHex,
-} from '../../server/src/core/ca/index.js';
-import type { DeviceIssuingCa } from '../../server/src/core/ca/index.js';
+} from '@enrolld/core/ca/index.js';
+import type { DeviceIssuingCa } from '@enrolld/core/ca/index.js';
 import { buildCsr, createTestIssuingCa, rejectionOf } from '../support/csr-factory.js';
 
 // CERT-02 (RFC 5280 §4.1.2.2; the 2019 63-bit incident; PKI.js #283 negative serials): one fixed byte 0x01–0x7f then

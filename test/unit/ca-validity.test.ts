@@ -1,9 +1,9 @@
 import 'reflect-metadata';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as x509 from '@peculiar/x509';
-import { deviceValidity, generateSerial, MAX_BACKDATE_SECONDS, parseCsr } from '../../server/src/core/ca/index.js';
-import type { DeviceIssuingCa } from '../../server/src/core/ca/index.js';
-import { readChildren, readTlv, toPem } from '../../server/src/core/ca/der.js';
+import { deviceValidity, generateSerial, MAX_BACKDATE_SECONDS, parseCsr } from '@enrolld/core/ca/index.js';
+import type { DeviceIssuingCa } from '@enrolld/core/ca/index.js';
+import { readChildren, readTlv, toPem } from '@enrolld/core/ca/der.js';
 import { buildCsr, createTestIssuingCa, rejectionOf } from '../support/csr-factory.js';
 import { opensslVerify, opensslVerifyClientCert } from '../support/openssl.js';
 

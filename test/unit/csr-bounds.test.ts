@@ -1,7 +1,7 @@
 import { afterAll, describe, expect, it } from '@jest/globals';
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
-import { MAX_CSR_BYTES, MAX_CSR_DEPTH, parseCsr } from '../../server/src/core/ca/index.js';
-import { derOid, derSequence, derSet, tlv, toPem } from '../../server/src/core/ca/der.js';
+import { MAX_CSR_BYTES, MAX_CSR_DEPTH, parseCsr } from '@enrolld/core/ca/index.js';
+import { derOid, derSequence, derSet, tlv, toPem } from '@enrolld/core/ca/der.js';
 import { buildCsr, rejectionOf } from '../support/csr-factory.js';
 
 // CSR-10 (RELIABILITY I8; asn1js #131 unbounded recursion, #148 quadratic OID parsing): oversize and adversarial

@@ -2,10 +2,10 @@ import 'reflect-metadata';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as x509 from '@peculiar/x509';
 import { deviceUri } from '@enrolld/protocol';
-import { assertCsrNamesDevice, generateSerial, parseCsr } from '../../server/src/core/ca/index.js';
-import type { DeviceIssuingCa } from '../../server/src/core/ca/index.js';
-import { derBoolean, derExplicit, derImplicit, derInteger, derOid, derSequence, toPem } from '../../server/src/core/ca/der.js';
-import { OID } from '../../server/src/core/ca/oids.js';
+import { assertCsrNamesDevice, generateSerial, parseCsr } from '@enrolld/core/ca/index.js';
+import type { DeviceIssuingCa } from '@enrolld/core/ca/index.js';
+import { derBoolean, derExplicit, derImplicit, derInteger, derOid, derSequence, toPem } from '@enrolld/core/ca/der.js';
+import { OID } from '@enrolld/core/ca/oids.js';
 import {
   buildCsr,
   createTestIssuingCa,

@@ -1,8 +1,8 @@
 import { describe, expect, it } from '@jest/globals';
 import { deviceUri } from '@enrolld/protocol';
-import { assertCsrNamesDevice, parseCsr } from '../../server/src/core/ca/index.js';
-import { derExplicit, derOid, derPrintableString, derSequence, derSet, derUtf8String, tlv } from '../../server/src/core/ca/der.js';
-import { OID } from '../../server/src/core/ca/oids.js';
+import { assertCsrNamesDevice, parseCsr } from '@enrolld/core/ca/index.js';
+import { derExplicit, derOid, derPrintableString, derSequence, derSet, derUtf8String, tlv } from '@enrolld/core/ca/der.js';
+import { OID } from '@enrolld/core/ca/oids.js';
 import { buildCsr, rejectionOf } from '../support/csr-factory.js';
 import type { CsrSpec } from '../support/csr-factory.js';
 

@@ -1,9 +1,9 @@
 import { describe, expect, it } from '@jest/globals';
 import { createPublicKey, sign } from 'node:crypto';
-import { parseCsr, parseCsrAsync } from '../../server/src/core/ca/index.js';
-import { derBitString, derInteger, derNull, derOid, derSequence, tlv } from '../../server/src/core/ca/der.js';
-import { OID } from '../../server/src/core/ca/oids.js';
-import { EnrollError } from '../../server/src/core/errors.js';
+import { parseCsr, parseCsrAsync } from '@enrolld/core/ca/index.js';
+import { derBitString, derInteger, derNull, derOid, derSequence, tlv } from '@enrolld/core/ca/der.js';
+import { OID } from '@enrolld/core/ca/oids.js';
+import { EnrollError } from '@enrolld/core/errors.js';
 import { buildCsr, ecSpki, generateTestKey, randomOddInteger, rejectionOf, rsaKeyOfExactBits, rsaSpki } from '../support/csr-factory.js';
 import type { TestKeyKind } from '../support/csr-factory.js';
 

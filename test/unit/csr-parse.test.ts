@@ -1,10 +1,10 @@
 import { describe, expect, it } from '@jest/globals';
 import { constants, createHash, generateKeyPairSync, sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { parseCsr, parseCsrAsync } from '../../server/src/core/ca/index.js';
-import { derExplicit, derInteger, derNull, derOid, derSequence, tlv, toPem } from '../../server/src/core/ca/der.js';
-import { OID } from '../../server/src/core/ca/oids.js';
-import { EnrollError } from '../../server/src/core/errors.js';
+import { parseCsr, parseCsrAsync } from '@enrolld/core/ca/index.js';
+import { derExplicit, derInteger, derNull, derOid, derSequence, tlv, toPem } from '@enrolld/core/ca/der.js';
+import { OID } from '@enrolld/core/ca/oids.js';
+import { EnrollError } from '@enrolld/core/errors.js';
 import { algorithmId, buildCsr, generateTestKey, rejectionOf, subjectName } from '../support/csr-factory.js';
 
 const CLIENT_KINDS = ['bad-csr', 'bad-key', 'bad-signature-algorithm'];

@@ -1,10 +1,10 @@
 // Pure pieces of rotation: RFC 7030 §3.5 challengePassword reading and matching, the expired-certificate policy, the
 // MQTT filter match the broker uses to deliver a waiting hint, the sweep's jitter bounds, and the EST reply encodings.
 import { describe, expect, it } from '@jest/globals';
-import { EnrollError } from '../../server/src/core/errors.js';
-import { assertRenewableAfterExpiry } from '../../server/src/core/renewal/expired-policy.js';
-import { checkPopLinking, csrChallengePassword } from '../../server/src/core/renewal/pop-linking.js';
-import { createRotationSweep } from '../../server/src/core/renewal/rotation-sweep.js';
+import { EnrollError } from '@enrolld/core/errors.js';
+import { assertRenewableAfterExpiry } from '@enrolld/core/renewal/expired-policy.js';
+import { checkPopLinking, csrChallengePassword } from '@enrolld/core/renewal/pop-linking.js';
+import { createRotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
 import { parseAuthorization } from '../../server/src/http/est/est-auth.js';
 import { filterMatches } from '../../server/src/mqtt/renewal-topic.js';
 import { buildCsr, rejectionOf } from '../support/csr-factory.js';

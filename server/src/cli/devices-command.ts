@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { routes } from '@enrolld/protocol';
-import type { DeviceDetail, DeviceSummary } from '../core/ports.js';
+import type { DeviceDetail, DeviceSummary } from '@enrolld/core/ports.js';
 import type { CliContext } from './context.js';
 import { note, table } from './output.js';
 import { UsageError } from './usage-error.js';

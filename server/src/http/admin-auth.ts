@@ -1,5 +1,5 @@
 import type { RequestHandler } from 'express';
-import type { AdminPrincipal } from '../core/admin-auth.js';
+import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
 
 const BEARER = /^Bearer\s+(\S+)\s*$/i;
 

@@ -1,9 +1,9 @@
 import express, { Router } from 'express';
 import { createTokenRequestSchema, deviceIdSchema, routes } from '@enrolld/protocol';
 import { z } from 'zod';
-import { EnrollError } from '../core/errors.js';
-import type { DeviceStore } from '../core/ports.js';
-import type { createTokenIssuer } from '../core/tokens.js';
+import { EnrollError } from '@enrolld/core/errors.js';
+import type { DeviceStore } from '@enrolld/core/ports.js';
+import type { createTokenIssuer } from '@enrolld/core/tokens.js';
 import { adminOf } from './admin-auth.js';
 import { requireContentType } from './request-context.js';
 

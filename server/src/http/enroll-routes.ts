@@ -1,7 +1,7 @@
 import express, { Router } from 'express';
 import { enrollRequestSchema, MAX_ENROLL_BODY_BYTES, routes } from '@enrolld/protocol';
-import type { Enrollment } from '../core/enroll.js';
-import { EnrollError } from '../core/errors.js';
+import type { Enrollment } from '@enrolld/core/enroll.js';
+import { EnrollError } from '@enrolld/core/errors.js';
 import { requireContentType } from './request-context.js';
 
 export interface EnrollRoutesDeps {

@@ -2,7 +2,7 @@ import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { ProblemKind } from '@enrolld/protocol';
 import { PROBLEM_STATUS, problemType } from '@enrolld/protocol';
-import { EnrollError } from '../core/errors.js';
+import { EnrollError } from '@enrolld/core/errors.js';
 
 const STATUS = PROBLEM_STATUS;
 

@@ -4,8 +4,8 @@
 import type { TLSSocket } from 'node:tls';
 import express, { Router, type Request } from 'express';
 import { MAX_ENROLL_BODY_BYTES, renewRequestSchema, routes } from '@enrolld/protocol';
-import { EnrollError } from '../core/errors.js';
-import type { Renewal } from '../core/renewal/renewal.js';
+import { EnrollError } from '@enrolld/core/errors.js';
+import type { Renewal } from '@enrolld/core/renewal/renewal.js';
 import { requireContentType } from './request-context.js';
 
 export interface RenewRoutesDeps {

@@ -1,8 +1,8 @@
 // Revocation over HTTP (DESIGN.md §3, §5): the admin revoke endpoints and the public CRL.
 import express, { Router, type RequestHandler } from 'express';
 import { deviceIdSchema, revokeRequestSchema, routes } from '@enrolld/protocol';
-import { EnrollError } from '../core/errors.js';
-import type { RevocationService, RevokeResult } from '../core/revocation/revocation-service.js';
+import { EnrollError } from '@enrolld/core/errors.js';
+import type { RevocationService, RevokeResult } from '@enrolld/core/revocation/revocation-service.js';
 import { adminOf } from './admin-auth.js';
 
 export interface RevocationRoutesDeps {

@@ -4,8 +4,8 @@
 //                           again after a worker crash or stall sends nothing (BullMQ is at-least-once; FLT-06)
 //   supersede  (scheduled)  retires predecessors whose successor never connected within the grace period
 // The job id of a hint is its business id (the serial): enqueueing it twice while it exists is a no-op.
-import type { Lineage } from '../core/renewal/lineage.js';
-import type { RotationSweep } from '../core/renewal/rotation-sweep.js';
+import type { Lineage } from '@enrolld/core/renewal/lineage.js';
+import type { RotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
 
 export const ROTATION_QUEUE = 'rotation';
 

@@ -16,11 +16,11 @@ import { Aedes, type AedesOptions, type AuthenticateError, type Client, type Pub
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { CONNACK, REVOCATION_REASONS } from '@enrolld/protocol';
-import type { Clock } from '../core/clock.js';
-import type { RevocationFeed, RevocationStore, RevokedCertificate, StoredCrl } from '../core/revocation/ports.js';
-import { createRevocationState } from '../core/revocation/revocation-state.js';
-import { createRevocationSync, type RevokedNotice } from '../core/revocation/revocation-sync.js';
-import { normalizeSerial } from '../core/revocation/serial.js';
+import type { Clock } from '@enrolld/core/clock.js';
+import type { RevocationFeed, RevocationStore, RevokedCertificate, StoredCrl } from '@enrolld/core/revocation/ports.js';
+import { createRevocationState } from '@enrolld/core/revocation/revocation-state.js';
+import { createRevocationSync, type RevokedNotice } from '@enrolld/core/revocation/revocation-sync.js';
+import { normalizeSerial } from '@enrolld/core/revocation/serial.js';
 import { createBrokerMetrics, type RefusalReason } from './broker-metrics.js';
 import { createPeerIdentityReader, type PeerIdentity } from './peer-identity.js';
 import { canPublish, canSubscribe } from './topic-acl.js';

@@ -11,7 +11,7 @@
 import { X509Certificate, createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { deviceIdFromUri, isValidDeviceId } from '@enrolld/protocol';
-import { normalizeSerial } from '../core/revocation/serial.js';
+import { normalizeSerial } from '@enrolld/core/revocation/serial.js';
 
 export interface PeerIdentity {
   deviceId: string;

@@ -8,10 +8,10 @@
 import { PROBLEM_STATUS, PROBLEM_TYPE_BASE, topics } from '@enrolld/protocol';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
-import { EnrollError } from '../core/errors.js';
-import type { Renewal } from '../core/renewal/renewal.js';
-import type { RotationHint } from '../core/renewal/ports.js';
-import { normalizeSerial } from '../core/revocation/serial.js';
+import { EnrollError } from '@enrolld/core/errors.js';
+import type { Renewal } from '@enrolld/core/renewal/renewal.js';
+import type { RotationHint } from '@enrolld/core/renewal/ports.js';
+import { normalizeSerial } from '@enrolld/core/revocation/serial.js';
 import type { BrokerHooks, DeviceSessionRef } from './broker.js';
 
 export interface RenewalTopicOutbound {

@@ -1,6 +1,6 @@
 // The TLS channel binding of a connection, for proof-of-possession linking (RFC 7030 §3.5).
 import type { TLSSocket } from 'node:tls';
-import type { ChannelBinding } from '../../core/renewal/pop-linking.js';
+import type { ChannelBinding } from '@enrolld/core/renewal/pop-linking.js';
 
 export function channelBindingOf(socket: Partial<TLSSocket>): ChannelBinding | undefined {
   if (typeof socket.getProtocol !== 'function') return undefined;

@@ -2,8 +2,8 @@
 //   CsrAttrs ::= SEQUENCE SIZE (0..MAX) OF AttrOrOID;  AttrOrOID ::= CHOICE { oid, attribute }
 // As in the RFC's own example (§4.5.2): an EC key on P-256 (an Attribute id-ecPublicKey with the curve), signed with
 // ecdsa-with-SHA256 (an OID), and challengePassword when proof-of-possession linking is required (§3.5).
-import { derOid, derSequence, derSet } from '../../core/ca/der.js';
-import { OID } from '../../core/ca/oids.js';
+import { derOid, derSequence, derSet } from '@enrolld/core/ca/der.js';
+import { OID } from '@enrolld/core/ca/oids.js';
 
 export function csrAttrsDer(options: { requireChallengePassword: boolean }): Buffer {
   return derSequence(

@@ -1,6 +1,6 @@
 // HTTP authentication for EST simpleenroll (RFC 7030 §3.2.3): Basic (RFC 7617; user = device id, password = bootstrap
 // token) or Bearer (RFC 6750; the token alone). The token is never logged.
-import { EnrollError } from '../../core/errors.js';
+import { EnrollError } from '@enrolld/core/errors.js';
 
 export interface EstCredentials {
   user: string | undefined;

@@ -3,7 +3,7 @@
 // per-request answer of (re)enrollment is the same fixed structure around one certificate, written directly.
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
-import { derExplicit, derInteger, derOid, derSequence, derSet, tlv } from '../../core/ca/der.js';
+import { derExplicit, derInteger, derOid, derSequence, derSet, tlv } from '@enrolld/core/ca/der.js';
 
 const ID_SIGNED_DATA = '1.2.840.113549.1.7.2';
 const ID_DATA = '1.2.840.113549.1.7.1';
