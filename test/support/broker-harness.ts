@@ -1,5 +1,6 @@
 // Helpers for the broker tests: a broker on port 0 over a real Postgres, device rows, real MQTT.js clients and a
-// raw MQTT-over-TLS probe that tells a TLS refusal from a CONNACK refusal.
+// raw MQTT-over-TLS probe that tells a TLS refusal from a CONNACK refusal. The broker hears revocations as `enrolld up`
+// wires it: the Postgres NOTIFY feed merged with the in-process feed, which a revocation service may publish to.
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import type pg from 'pg';
@@ -8,6 +9,9 @@ import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { createPgRevocationListener, createPgRevocationStore } from '@enrolld/db';
 import { systemClock } from '@enrolld/core/clock.js';
+import { createLocalRevocationFeed, type LocalRevocationFeed } from '@enrolld/core/events/local-revocation-feed.js';
+import { mergeRevocationFeeds } from '@enrolld/core/events/merge-feeds.js';
+import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
 import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
 import { createBroker, defaultBrokerConfig, type BrokerConfig } from '../../server/src/mqtt/broker.js';
 import type { DeviceCert, TestPki } from './test-pki.js';
@@ -16,6 +20,8 @@ export interface TestBroker {
   broker: ReturnType<typeof createBroker>;
   port: number;
   registry: Registry;
+  /** The in-process path: pass it to revocationServiceFor to cut without waiting for NOTIFY. */
+  revocations: LocalRevocationFeed;
   stop(): Promise<void>;
 }
 
@@ -27,6 +33,7 @@ export async function startTestBroker(
 ): Promise<TestBroker> {
   const { persistence, ...config } = overrides;
   const registry = new Registry();
+  const revocations = createLocalRevocationFeed();
   const broker = createBroker({
     config: { ...defaultBrokerConfig, host: '127.0.0.1', port: 0, resyncIntervalMs: 1000, maxStalenessMs: 10_000, ...config },
     tls: {
@@ -37,17 +44,17 @@ export async function startTestBroker(
       extraCrls: [pki.rootArlPem],
     },
     store: createPgRevocationStore(pool),
-    feed: createPgRevocationListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }),
+    feed: mergeRevocationFeeds(createPgRevocationListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }), revocations),
     clock: systemClock,
     logger: pino({ level: process.env.BROKER_TEST_LOG ?? 'silent' }),
     registry,
     ...(persistence ? { persistence } : {}),
   });
   const { port } = await broker.start();
-  return { broker, port, registry, stop: () => broker.stop() };
+  return { broker, port, registry, revocations, stop: () => broker.stop() };
 }
 
-export function revocationServiceFor(pool: pg.Pool, pki: TestPki, publisher?: { revoked: ReturnType<typeof createBroker>['revoked'] }) {
+export function revocationServiceFor(pool: pg.Pool, pki: TestPki, publisher?: RevocationPublisher) {
   return createRevocationService({
     store: createPgRevocationStore(pool),
     signer: pki.issuing,
@@ -193,22 +200,12 @@ export function deviceCreds(pki: TestPki, device: DeviceCert): { key: string; ce
   return { key: device.keyPem, cert: device.chainPem, ca: pki.caChainPem };
 }
 
-/** Resolves when `predicate` holds, polling; rejects after `timeoutMs`. */
-export async function waitFor(predicate: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    if (await predicate()) return;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
 }
 
-/** One JSON line per test result (RELIABILITY.md §2: `{id, pass, figures}`). */
+/** One JSON line per test result, `{id, pass, figures}`: the figures behind each requirement id, for the run report. */
 export function report(id: string, pass: boolean, figures: Record<string, unknown>): void {
   process.stdout.write(`${JSON.stringify({ id, pass, figures })}\n`);
 }
