@@ -1,4 +1,6 @@
-// Ports declared by core, the consumer (DESIGN.md §1); db/ and jobs/ implement them.
+// Ports declared by core, the consumer (docs/architecture.md: ports belong to the code that uses them); db/ and jobs/
+// implement them. Shapes that also travel on the wire (device summaries) are protocol's and only named here.
+import type { CertificateStatus, DeviceDetail, DeviceSummary } from '@enrolld/protocol';
 
 export interface NewToken {
   deviceId: string;
@@ -75,34 +77,10 @@ export interface AdminCredentialStore {
   findByHash(tokenHash: Buffer): Promise<{ name: string } | undefined>;
 }
 
-export interface CertificateSummary {
-  serial: string;
-  status: 'pending' | 'active' | 'expired' | 'revoked';
-  notBefore: string;
-  notAfter: string;
-  issuedAt: string | null;
-  revokedAt: string | null;
-  revocationReason: string | null;
-  predecessorSerial: string | null;
-}
-
-export interface DeviceSummary {
-  id: string;
-  profile: string;
-  createdAt: string;
-  status: 'pending' | 'active' | 'expired' | 'revoked';
-  currentSerial: string | null;
-  notAfter: string | null;
-}
-
-export interface DeviceDetail extends DeviceSummary {
-  certificates: CertificateSummary[];
-}
-
 export interface DeviceQuery {
   limit: number;
   after?: string | undefined;
-  status?: DeviceSummary['status'] | undefined;
+  status?: CertificateStatus | undefined;
   prefix?: string | undefined;
 }
 

@@ -1,6 +1,8 @@
 import type pg from 'pg';
+import type { AdminCredentialStore } from '@enrolld/core/ports.js';
 
-export function createPgAdminCredentialStore(pool: pg.Pool) {
+/** The AdminCredentialStore port, plus what `enrolld up` needs to register the first credential. */
+export function createPgAdminCredentialStore(pool: pg.Pool): AdminCredentialStore & { ensure(name: string, tokenHash: Buffer): Promise<boolean>; hasAny(): Promise<boolean> } {
   return {
     async findByHash(tokenHash: Buffer): Promise<{ name: string } | undefined> {
       const { rows } = await pool.query<{ name: string }>('SELECT name FROM admin_credentials WHERE token_hash = $1', [tokenHash]);

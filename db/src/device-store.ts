@@ -1,13 +1,7 @@
 import type pg from 'pg';
 import { REVOCATION_REASON_NAMES, REVOCATION_REASONS } from '@enrolld/protocol';
-import type { CertificateStatus } from './records.js';
-
-interface DeviceQuery {
-  limit: number;
-  after?: string | undefined;
-  status?: CertificateStatus | undefined;
-  prefix?: string | undefined;
-}
+import type { CertificateStatus, DeviceSummary } from '@enrolld/protocol';
+import type { DeviceQuery, DeviceStore } from '@enrolld/core/ports.js';
 
 const reasonName = (code: number | null): string | null =>
   code === null ? null : (REVOCATION_REASON_NAMES.find((n) => REVOCATION_REASONS[n] === code) ?? String(code));
@@ -38,7 +32,7 @@ interface DeviceRow {
   status: CertificateStatus;
 }
 
-const toSummary = (r: DeviceRow) => ({
+const toSummary = (r: DeviceRow): DeviceSummary => ({
   id: r.id,
   profile: r.profile,
   createdAt: r.created_at.toISOString(),
@@ -47,7 +41,7 @@ const toSummary = (r: DeviceRow) => ({
   notAfter: r.not_after?.toISOString() ?? null,
 });
 
-export function createPgDeviceStore(pool: pg.Pool) {
+export function createPgDeviceStore(pool: pg.Pool): DeviceStore {
   return {
     async list(query: DeviceQuery) {
       const { rows } = await pool.query<DeviceRow>(

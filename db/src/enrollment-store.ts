@@ -1,21 +1,5 @@
 import type pg from 'pg';
-import type { CertificateIntentRecord, IssuedCertificateRecord, TokenGrantRecord } from './records.js';
-
-type BeginResult =
-  | { outcome: 'begun'; intent: CertificateIntentRecord }
-  | { outcome: 'replay'; certificate: IssuedCertificateRecord }
-  | { outcome: 'resume'; intent: CertificateIntentRecord }
-  | { outcome: 'in-progress' }
-  | { outcome: 'csr-mismatch'; deviceId: string }
-  | { outcome: 'rejected'; reason: 'unknown' | 'used' | 'expired' };
-
-interface BeginInput {
-  tokenHash: Buffer;
-  csrSha256: Buffer;
-  retryWindowSeconds: number;
-  inFlightSeconds: number;
-  buildIntent: (grant: TokenGrantRecord) => CertificateIntentRecord;
-}
+import type { BeginEnrollment, BeginEnrollmentResult, EnrollmentStore, IssuedCertificate } from '@enrolld/core/ports.js';
 
 interface CertificateRow {
   serial: string;
@@ -33,7 +17,7 @@ interface CertificateRow {
 
 // Burns the token and records the intent in ONE statement (one round trip, one commit). The conditional
 // UPDATE is the only arbiter between racers: Postgres re-evaluates its WHERE on the row a concurrent winner
-// just wrote, so exactly one request gets the row (READ COMMITTED; RELIABILITY.md §1.3-B).
+// just wrote, so exactly one request gets the row (READ COMMITTED, PostgreSQL "Transaction Isolation" §13.2.1).
 const SPEND_TOKEN_AND_RECORD_INTENT = `
   WITH spent AS (
     UPDATE bootstrap_tokens SET used_at = now(), csr_sha256 = $2
@@ -54,9 +38,9 @@ const STORE_SIGNED = `
     SELECT 'certificate.issued', 'enrollment', device_id, $1, $3 FROM done)
   SELECT device_id, der, not_before, not_after FROM done`;
 
-export function createPgEnrollmentStore(pool: pg.Pool) {
+export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
   return {
-    async begin(input: BeginInput): Promise<BeginResult> {
+    async begin(input: BeginEnrollment): Promise<BeginEnrollmentResult> {
       // Clock: the database's, for every expiry decision (TOK-03).
       const live = await pool.query<{ id: string; device_id: string; profile: string }>(
         'SELECT id, device_id, profile FROM bootstrap_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()',
@@ -77,7 +61,7 @@ export function createPgEnrollmentStore(pool: pg.Pool) {
     },
 
     /** Idempotent: the first signature stored for a serial wins, later calls return it. */
-    async complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificateRecord> {
+    async complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificate> {
       type Row = { device_id: string; der: Buffer; not_before: Date; not_after: Date };
       let row = (await pool.query<Row>(STORE_SIGNED, [serial, der, requestId ?? null])).rows[0];
       if (!row) {
@@ -89,7 +73,7 @@ export function createPgEnrollmentStore(pool: pg.Pool) {
   };
 }
 
-async function classifySpentToken(pool: pg.Pool, input: BeginInput): Promise<BeginResult> {
+async function classifySpentToken(pool: pg.Pool, input: BeginEnrollment): Promise<BeginEnrollmentResult> {
   const { rows } = await pool.query<{
     used_at: Date | null;
     expired: boolean;

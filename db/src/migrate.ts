@@ -1,10 +1,9 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { MIGRATION_LOCK_KEY, transactionOn } from './transaction.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url));
-// Any fixed 64-bit key: serialises concurrent migrators (API and broker processes starting together).
-const MIGRATION_LOCK_KEY = 7_160_002_331;
 
 /** Applies every `migrations/NNN_name.sql` not yet applied, each in its own transaction, under an advisory lock. */
 export async function migrate(pool: pg.Pool): Promise<string[]> {
@@ -20,13 +19,12 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
     for (const file of files) {
       if (done.has(file)) continue;
       const sql = await readFile(MIGRATIONS_DIR + file, 'utf8');
-      await client.query('BEGIN');
       try {
-        await client.query(sql);
-        await client.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file]);
-        await client.query('COMMIT');
+        await transactionOn(client, 'none', async (tx) => {
+          await tx.query(sql);
+          await tx.query('INSERT INTO schema_migrations (name) VALUES ($1)', [file]);
+        });
       } catch (error) {
-        await client.query('ROLLBACK');
         throw new Error(`migration ${file} failed: ${(error as Error).message}`, { cause: error });
       }
       applied.push(file);

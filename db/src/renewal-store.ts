@@ -1,68 +1,23 @@
-// Rotation with lineage (DESIGN.md §4, issue 5): successor intents, supersession bookkeeping, the renewal-window sweep,
-// once-only rotation hints and their fan-out. Implements the ports server/src/core/renewal/ports.ts declares; the
-// shapes are repeated here because db never imports server.
-import pg from 'pg';
+// Rotation with lineage (docs/architecture.md): successor intents, supersession bookkeeping, the renewal-window sweep,
+// once-only rotation hints and their fan-out. Implements the RenewalStore, RotationStore, TokenDeviceLookup and
+// RotationFeed ports of core/src/renewal/ports.ts. Serials are canonical (@enrolld/protocol serial.ts) in and out.
+import type pg from 'pg';
+import type { CertificateIntent } from '@enrolld/core/ports.js';
+import type {
+  BeginRenewal,
+  BeginRenewalResult,
+  PendingSupersession,
+  RenewalCandidate,
+  RenewalCertificate,
+  RenewalStore,
+  RotationFeed,
+  RotationFeedHandlers,
+  RotationHint,
+  RotationStore,
+  TokenDeviceLookup,
+} from '@enrolld/core/renewal/ports.js';
 import { createPgListener } from './pg-listener.js';
-import type { CertificateIntentRecord, IssuedCertificateRecord } from './records.js';
-
-export interface RenewalCertificateRecord {
-  serial: string;
-  deviceId: string;
-  profile: string;
-  der: Buffer | null;
-  notBefore: Date;
-  notAfter: Date;
-  publicKeySha256: Buffer;
-  revokedAt: Date | null;
-  revocationReason: number | null;
-  predecessorSerial: string | null;
-}
-
-export type BeginRenewalRecordResult =
-  | { outcome: 'begun'; intent: CertificateIntentRecord }
-  | { outcome: 'replay'; certificate: IssuedCertificateRecord }
-  | { outcome: 'resume'; intent: CertificateIntentRecord }
-  | { outcome: 'in-progress' }
-  | { outcome: 'successor-exists'; successorSerial: string }
-  | { outcome: 'key-reused'; serial: string }
-  | { outcome: 'revoked'; reasonCode: number; revokedAt: Date }
-  | { outcome: 'not-found' };
-
-export interface BeginRenewalInput {
-  predecessorSerial: string;
-  csrSha256: Buffer;
-  publicKeySha256: Buffer;
-  inFlightSeconds: number;
-  /** Called first with the locked predecessor row; throwing rolls back and rethrows. */
-  authorize: (predecessor: RenewalCertificateRecord) => void;
-  buildIntent: (predecessor: RenewalCertificateRecord) => CertificateIntentRecord;
-}
-
-export interface PendingSupersessionRecord {
-  successorSerial: string;
-  predecessorSerial: string;
-  deviceId: string;
-  issuedAt: Date;
-}
-
-export interface RenewalCandidateRecord {
-  serial: string;
-  deviceId: string;
-  notBefore: Date;
-  notAfter: Date;
-}
-
-export interface RotationHintRecord {
-  serial: string;
-  deviceId: string;
-  notAfter: Date;
-}
-
-// revocation-store.ts takes this advisory lock exclusively before it revokes (and 002_revocation.sql's trigger takes it
-// again). A renewal holds it *shared* while it records a successor, so renewals run side by side but never interleave
-// with a revocation: without it, a device revoke whose UPDATE snapshot predates a successor committed while the UPDATE
-// waited on the predecessor's row lock would leave that successor live (found by the ROT-03 race test).
-const REVOCATION_LOCK_KEY = 7_160_002_332;
+import { inTransaction } from './transaction.js';
 
 export const ROTATION_HINT_CHANNEL = 'enrolld_rotation_hint';
 export const RENEWAL_CHANNEL = 'enrolld_renewal';
@@ -122,7 +77,7 @@ function successorOf(row: SuccessorColumns): CertRow {
   };
 }
 
-function toCertificate(row: CertRow): RenewalCertificateRecord {
+function toCertificate(row: CertRow): RenewalCertificate {
   return {
     serial: row.serial,
     deviceId: row.device_id,
@@ -137,7 +92,7 @@ function toCertificate(row: CertRow): RenewalCertificateRecord {
   };
 }
 
-function toIntent(row: CertRow): CertificateIntentRecord {
+function toIntent(row: CertRow): CertificateIntent {
   return {
     serial: row.serial,
     deviceId: row.device_id,
@@ -151,19 +106,25 @@ function toIntent(row: CertRow): CertificateIntentRecord {
   };
 }
 
-const HEX = /^[0-9a-f]{1,42}$/;
-
-/** The forms a serial may be stored in: as given, without leading zeros, and with one "00" (a high-bit serial). */
-function serialForms(serial: string): string[] {
-  const lower = serial.toLowerCase();
-  const bare = lower.replace(/^0+/, '') || '0';
-  return [...new Set([lower, bare, `00${bare}`, bare.length % 2 === 1 ? `0${bare}` : bare])];
-}
-
+// The unique index on predecessor_serial (003_rotation.sql) is the arbiter: no row back means a successor exists.
 const INSERT_INTENT = `
   INSERT INTO certificates
     (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after)
-  VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9)`;
+  VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9)
+  ON CONFLICT (predecessor_serial) WHERE predecessor_serial IS NOT NULL DO NOTHING
+  RETURNING serial`;
+
+// The predecessor, locked, with its successor (if one is visible) and any certificate already holding the CSR's key.
+const LOCK_PREDECESSOR = `
+  SELECT ${PRED_COLUMNS}, ${SUCCESSOR_COLUMNS},
+         (SELECT k.serial FROM certificates k WHERE k.public_key_sha256 = $2 LIMIT 1) AS reused_serial
+    FROM certificates p
+    LEFT JOIN certificates s ON s.predecessor_serial = p.serial
+   WHERE p.serial = $1
+     FOR UPDATE OF p`;
+
+const READ_SUCCESSOR = `
+  SELECT ${SUCCESSOR_COLUMNS} FROM certificates s WHERE s.predecessor_serial = $1`;
 
 interface PendingRow {
   successor_serial: string;
@@ -172,7 +133,7 @@ interface PendingRow {
   issued_at: Date;
 }
 
-const toPending = (r: PendingRow): PendingSupersessionRecord => ({
+const toPending = (r: PendingRow): PendingSupersession => ({
   successorSerial: r.successor_serial,
   predecessorSerial: r.predecessor_serial,
   deviceId: r.device_id,
@@ -187,96 +148,63 @@ const PENDING_SELECT = `
    WHERE s.predecessor_serial IS NOT NULL AND s.der IS NOT NULL AND s.revoked_at IS NULL
      AND p.revoked_at IS NULL AND p.not_after > now()`;
 
-export function createPgRenewalStore(pool: pg.Pool) {
+/** What a recorded successor means for a renewal of its predecessor with this CSR. */
+function answerForSuccessor(successor: CertRow, input: BeginRenewal): BeginRenewalResult {
+  if (!successor.csr_sha256.equals(input.csrSha256)) return { outcome: 'successor-exists', successorSerial: successor.serial };
+  if (successor.der) {
+    return {
+      outcome: 'replay',
+      certificate: { serial: successor.serial, deviceId: successor.device_id, der: successor.der, notBefore: successor.not_before, notAfter: successor.not_after },
+    };
+  }
+  if ((successor.age_seconds ?? 0) < input.inFlightSeconds) return { outcome: 'in-progress' };
+  return { outcome: 'resume', intent: toIntent(successor) };
+}
+
+export function createPgRenewalStore(pool: pg.Pool): RenewalStore & RotationStore & TokenDeviceLookup {
   return {
     /**
-     * Three round trips: BEGIN with the shared revocation lock; one read that locks the predecessor row FOR UPDATE and
-     * brings its successor (if any) and any certificate with the CSR's key; the INSERT, then COMMIT. Renewals of one
-     * certificate run one after another through the row lock; the unique index on predecessor_serial
-     * (003_rotation.sql) is the backstop that holds even if a writer skipped it. Lock order is the revocation's
-     * (advisory lock, then rows), so the two never deadlock.
+     * Four round trips when a successor is recorded, all parameterised: BEGIN with the shared revocation lock (one
+     * fixed statement); one read that locks the predecessor row FOR UPDATE and brings its successor (if any) and any
+     * certificate with the CSR's key; the INSERT; COMMIT. Renewals of one certificate run one after another through
+     * the row lock. The read's snapshot is taken before it waits for that lock, so it misses a successor that a
+     * concurrent renewal committed meanwhile; the INSERT then finds it through the unique index on predecessor_serial
+     * (ON CONFLICT DO NOTHING), and one more read, with a fresh snapshot under READ COMMITTED, answers from it.
+     * Lock order is the revocation's (advisory lock, then rows), so the two never deadlock.
      */
-    async beginRenewal(input: BeginRenewalInput): Promise<BeginRenewalRecordResult> {
-      const client = await pool.connect();
-      try {
-        const forms = serialForms(input.predecessorSerial);
-        if (!forms.every((f) => HEX.test(f))) return { outcome: 'not-found' };
-        // One simple-protocol round trip (no parameters; the serial forms are checked hex above): BEGIN, the shared
-        // revocation lock, then the predecessor's row lock. The read that follows is its own statement, so under READ
-        // COMMITTED it sees a successor a concurrent renewal committed while we waited for the row (a join under
-        // FOR UPDATE would re-check only the locked row and miss it).
-        await client.query(
-          `BEGIN; SELECT pg_advisory_xact_lock_shared(${REVOCATION_LOCK_KEY}); ` +
-            `SELECT 1 FROM certificates WHERE serial IN (${forms.map((f) => `'${f}'`).join(', ')}) FOR UPDATE`,
-        );
-        const locked = await client.query<CertRow & SuccessorColumns & { reused_serial: string | null }>(
-          `SELECT ${PRED_COLUMNS}, ${SUCCESSOR_COLUMNS},
-                  (SELECT k.serial FROM certificates k WHERE k.public_key_sha256 = $2 LIMIT 1) AS reused_serial
-             FROM certificates p
-             LEFT JOIN certificates s ON s.predecessor_serial = p.serial
-            WHERE p.serial = ANY($1::text[])
-            LIMIT 1`,
-          [forms, input.publicKeySha256],
-        );
+    async beginRenewal(input: BeginRenewal): Promise<BeginRenewalResult> {
+      return inTransaction(pool, 'renewal', async (client) => {
+        const locked = await client.query<CertRow & SuccessorColumns & { reused_serial: string | null }>(LOCK_PREDECESSOR, [
+          input.predecessorSerial,
+          input.publicKeySha256,
+        ]);
         const row = locked.rows[0];
-        const done = async <T>(result: T): Promise<T> => {
-          await client.query('ROLLBACK');
-          return result;
-        };
-        if (!row) return await done({ outcome: 'not-found' } as const);
+        if (!row) return { outcome: 'not-found' };
         const predecessor = toCertificate(row);
-        try {
-          input.authorize(predecessor);
-        } catch (error) {
-          await client.query('ROLLBACK');
-          throw error;
+        input.authorize(predecessor);
+        if (row.revoked_at !== null) return { outcome: 'revoked', reasonCode: row.revocation_reason ?? 0, revokedAt: row.revoked_at };
+        if (row.s_serial !== null) return answerForSuccessor(successorOf(row), input);
+        if (row.reused_serial !== null) return { outcome: 'key-reused', serial: row.reused_serial };
+        const intent = input.buildIntent(predecessor);
+        const inserted = await client.query(INSERT_INTENT, [
+          intent.serial, intent.deviceId, intent.profile, row.serial, intent.publicKeySha256, intent.csrSha256, intent.tbsDer,
+          intent.notBefore, intent.notAfter,
+        ]);
+        if (inserted.rowCount === 0) {
+          const successor = (await client.query<SuccessorColumns>(READ_SUCCESSOR, [row.serial])).rows[0];
+          // The successor that won the index is committed (its writer held the row lock until then), so it is visible.
+          if (!successor) throw new Error(`certificate ${row.serial}: successor conflict without a successor row`);
+          return answerForSuccessor(successorOf(successor), input);
         }
-        if (row.revoked_at !== null) return await done({ outcome: 'revoked', reasonCode: row.revocation_reason ?? 0, revokedAt: row.revoked_at } as const);
-        if (row.s_serial !== null) {
-          const successor = successorOf(row);
-          if (!successor.csr_sha256.equals(input.csrSha256)) return await done({ outcome: 'successor-exists', successorSerial: successor.serial } as const);
-          if (successor.der) {
-            return await done({
-              outcome: 'replay',
-              certificate: { serial: successor.serial, deviceId: successor.device_id, der: successor.der, notBefore: successor.not_before, notAfter: successor.not_after },
-            } as const);
-          }
-          if ((successor.age_seconds ?? 0) < input.inFlightSeconds) return await done({ outcome: 'in-progress' } as const);
-          return await done({ outcome: 'resume', intent: toIntent(successor) } as const);
-        }
-        if (row.reused_serial !== null) return await done({ outcome: 'key-reused', serial: row.reused_serial } as const);
-        let intent: CertificateIntentRecord;
-        try {
-          intent = input.buildIntent(predecessor);
-        } catch (error) {
-          await client.query('ROLLBACK');
-          throw error;
-        }
-        try {
-          await client.query(INSERT_INTENT, [
-            intent.serial, intent.deviceId, intent.profile, row.serial, intent.publicKeySha256, intent.csrSha256, intent.tbsDer,
-            intent.notBefore, intent.notAfter,
-          ]);
-        } catch (error) {
-          // The unique index caught a second successor (a writer that skipped the row lock): the caller reads again.
-          if ((error as { code?: string }).code === '23505') return await done({ outcome: 'in-progress' } as const);
-          throw error;
-        }
-        await client.query('COMMIT');
         return { outcome: 'begun', intent: { ...intent, predecessorSerial: row.serial } };
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     /**
      * Idempotent: the first signature stored wins. One statement (its own transaction): the update, the audit row and
      * the NOTIFY that announces the successor to other processes (delivered on commit).
      */
-    async complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificateRecord> {
+    async complete(serial: string, der: Buffer, requestId?: string) {
       const { rows } = await pool.query<{ device_id: string; der: Buffer; not_before: Date; not_after: Date }>(
         `WITH upd AS (
            UPDATE certificates SET der = $2, issued_at = now() WHERE serial = $1 AND der IS NULL
@@ -299,12 +227,12 @@ export function createPgRenewalStore(pool: pg.Pool) {
       return { serial, deviceId: row.device_id, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
     },
 
-    async pendingSupersessions(limit: number): Promise<PendingSupersessionRecord[]> {
+    async pendingSupersessions(limit: number): Promise<PendingSupersession[]> {
       const { rows } = await pool.query<PendingRow>(`${PENDING_SELECT} ORDER BY s.issued_at LIMIT $1`, [limit]);
       return rows.map(toPending);
     },
 
-    async dueSupersessions(graceSeconds: number, limit: number): Promise<PendingSupersessionRecord[]> {
+    async dueSupersessions(graceSeconds: number, limit: number): Promise<PendingSupersession[]> {
       const { rows } = await pool.query<PendingRow>(
         `${PENDING_SELECT} AND s.issued_at <= now() - make_interval(secs => $1) ORDER BY s.issued_at LIMIT $2`,
         [graceSeconds, limit],
@@ -314,21 +242,20 @@ export function createPgRenewalStore(pool: pg.Pool) {
 
     async descendants(serial: string): Promise<string[]> {
       const { rows } = await pool.query<{ serial: string }>(
-        `WITH RECURSIVE start AS (SELECT serial FROM certificates WHERE serial = ANY($1::text[]) LIMIT 1),
-              lineage(serial, depth) AS (
-                SELECT c.serial, 1 FROM certificates c JOIN start ON c.predecessor_serial = start.serial
+        `WITH RECURSIVE lineage(serial, depth) AS (
+                SELECT c.serial, 1 FROM certificates c WHERE c.predecessor_serial = $1
                 UNION ALL
                 SELECT c.serial, l.depth + 1 FROM certificates c JOIN lineage l ON c.predecessor_serial = l.serial WHERE l.depth < 10000
               )
          SELECT serial FROM lineage ORDER BY depth`,
-        [serialForms(serial)],
+        [serial],
       );
       return rows.map((r) => r.serial);
     },
 
     // ───────────── rotation sweep ─────────────
 
-    async renewalCandidates(windowFraction: number, limit: number): Promise<RenewalCandidateRecord[]> {
+    async renewalCandidates(windowFraction: number, limit: number): Promise<RenewalCandidate[]> {
       const { rows } = await pool.query<{ serial: string; device_id: string; not_before: Date; not_after: Date }>(
         `SELECT c.serial, c.device_id, c.not_before, c.not_after
            FROM certificates c
@@ -343,10 +270,8 @@ export function createPgRenewalStore(pool: pg.Pool) {
       return rows.map((r) => ({ serial: r.serial, deviceId: r.device_id, notBefore: r.not_before, notAfter: r.not_after }));
     },
 
-    async claimHint(serial: string): Promise<RotationHintRecord | undefined> {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+    async claimHint(serial: string): Promise<RotationHint | undefined> {
+      return inTransaction(pool, 'none', async (client) => {
         // The conditional INSERT is the only arbiter: a re-run job (at-least-once) finds the row and sends nothing.
         const { rows } = await client.query<{ serial: string; device_id: string; not_after: Date }>(
           `WITH live AS (
@@ -361,10 +286,7 @@ export function createPgRenewalStore(pool: pg.Pool) {
           [serial],
         );
         const won = rows[0];
-        if (!won) {
-          await client.query('ROLLBACK');
-          return undefined;
-        }
+        if (!won) return undefined;
         const hint = { serial: won.serial, deviceId: won.device_id, notAfter: won.not_after };
         // Queued now, delivered only on commit (and never for a rolled-back claim).
         await client.query('SELECT pg_notify($1, $2)', [
@@ -375,14 +297,8 @@ export function createPgRenewalStore(pool: pg.Pool) {
           `INSERT INTO audit_events (action, actor, device_id, serial) VALUES ('rotation.hinted', 'rotation-sweep', $1, $2)`,
           [hint.deviceId, hint.serial],
         );
-        await client.query('COMMIT');
         return hint;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      });
     },
 
     // ───────────── EST simpleenroll: whose token is this ─────────────
@@ -392,14 +308,6 @@ export function createPgRenewalStore(pool: pg.Pool) {
       return rows[0]?.device_id;
     },
   };
-}
-
-export type PgRenewalStore = ReturnType<typeof createPgRenewalStore>;
-
-export interface RotationListenerHandlers {
-  onHint(hint: RotationHintRecord): void;
-  onRenewal(renewal: PendingSupersessionRecord): void;
-  onConnection(connected: boolean, error?: unknown): void;
 }
 
 export interface RotationListenerOptions {
@@ -413,12 +321,12 @@ const LISTEN_CHANNELS = [ROTATION_HINT_CHANNEL, RENEWAL_CHANNEL];
 /**
  * LISTEN for rotation hints and renewals on a dedicated connection (a pooled one would lose its LISTEN on release).
  * NOTIFY is at-most-once: a hint sent while this connection is down is gone. That costs an accelerator, not
- * correctness: devices also renew on their own timer (DESIGN.md §4), and lineage catches up from the store.
+ * correctness: devices also renew on their own timer (docs/architecture.md), and lineage catches up from the store.
  */
-export function createPgRotationListener(options: RotationListenerOptions) {
+export function createPgRotationListener(options: RotationListenerOptions): RotationFeed {
   const listener = createPgListener({ ...options, channels: LISTEN_CHANNELS, applicationName: options.applicationName ?? 'enrolld-rotation-listener' });
   return {
-    start: (h: RotationListenerHandlers) =>
+    start: (h: RotationFeedHandlers) =>
       listener.start({
         onConnection: (connected, error) => h.onConnection(connected, error),
         onNotification: (channel, payload) => {

@@ -1,50 +1,20 @@
-// Revocations, their fan-out and the CRL state (DESIGN.md §3). Implements the RevocationStore and RevocationFeed ports
-// that server/src/core/revocation/ports.ts declares; the shapes are repeated here because db never imports server.
-import pg from 'pg';
+// Revocations, their fan-out and the CRL state (docs/architecture.md, RFC 5280 §5). Implements the RevocationStore
+// and RevocationFeed ports of core/src/revocation/ports.ts. Serials arrive and are stored in canonical form
+// (@enrolld/protocol serial.ts), so a lookup by serial is a plain equality.
+import type pg from 'pg';
+import type {
+  CrlBuildInput,
+  RevocationCommand,
+  RevocationFeed,
+  RevocationFeedHandlers,
+  RevocationOutcome,
+  RevocationSnapshot,
+  RevocationStore,
+  RevokedCertificate,
+  StoredCrl,
+} from '@enrolld/core/revocation/ports.js';
 import { createPgListener } from './pg-listener.js';
-
-export interface RevokedCertificateRecord {
-  serial: string;
-  deviceId: string;
-  seq: number;
-  reasonCode: number;
-  revokedAt: Date;
-}
-
-export interface RevocationCommandInput {
-  reasonCode: number;
-  actor: string;
-  requestId?: string | undefined;
-}
-
-export type RevocationResult =
-  | { outcome: 'revoked'; deviceId: string; revoked: RevokedCertificateRecord[] }
-  | { outcome: 'already-revoked'; deviceId: string; revoked: [] }
-  | { outcome: 'not-found' };
-
-export interface StoredCrlRecord {
-  crlNumber: bigint;
-  der: Buffer;
-  thisUpdate: Date;
-  nextUpdate: Date;
-  coversSeq: number;
-}
-
-export interface CrlEntryRecord {
-  serial: string;
-  revokedAt: Date;
-  reasonCode: number;
-}
-
-export interface CrlBuildRecord {
-  entries: CrlEntryRecord[];
-  crlNumber: bigint;
-  coversSeq: number;
-}
-
-// Same key as the trigger in 002_revocation.sql: one writer at a time hands out revocation seqs and CRL numbers.
-// Taking it first, before any row lock, keeps a device revoke and a serial revoke of the same row from deadlocking.
-const REVOCATION_LOCK_KEY = 7_160_002_332;
+import { inTransaction } from './transaction.js';
 
 const REVOKED_COLUMNS = `serial, device_id, revocation_seq, revocation_reason, revoked_at`;
 
@@ -56,7 +26,7 @@ interface RevokedRow {
   revoked_at: Date;
 }
 
-function toRecord(row: RevokedRow): RevokedCertificateRecord {
+function toRecord(row: RevokedRow): RevokedCertificate {
   return {
     serial: row.serial,
     deviceId: row.device_id,
@@ -66,30 +36,8 @@ function toRecord(row: RevokedRow): RevokedCertificateRecord {
   };
 }
 
-/** The forms a serial may be stored in: as given, without leading zeros, and with one "00" (a high-bit serial). */
-function serialForms(serial: string): string[] {
-  const lower = serial.toLowerCase();
-  const bare = lower.replace(/^0+/, '') || '0';
-  return [...new Set([lower, bare, `00${bare}`, bare.length % 2 === 1 ? `0${bare}` : bare])];
-}
-
-export function createPgRevocationStore(pool: pg.Pool) {
-  async function inTransaction<T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
-      const result = await work(client);
-      await client.query('COMMIT');
-      return result;
-    } catch (error) {
-      await client.query('ROLLBACK').catch(() => undefined);
-      throw error;
-    } finally {
-      client.release();
-    }
-  }
-
-  async function audit(client: pg.PoolClient, revoked: RevokedCertificateRecord[], command: RevocationCommandInput, scope: string): Promise<void> {
+export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
+  async function audit(client: pg.ClientBase, revoked: RevokedCertificate[], command: RevocationCommand, scope: string): Promise<void> {
     if (revoked.length === 0) return;
     await client.query(
       `INSERT INTO audit_events (action, actor, device_id, serial, request_id, detail)
@@ -108,9 +56,8 @@ export function createPgRevocationStore(pool: pg.Pool) {
   }
 
   return {
-    async revokeDevice(deviceId: string, command: RevocationCommandInput): Promise<RevocationResult> {
-      return inTransaction(async (client) => {
-        await client.query('SELECT pg_advisory_xact_lock($1)', [REVOCATION_LOCK_KEY]);
+    async revokeDevice(deviceId: string, command: RevocationCommand): Promise<RevocationOutcome> {
+      return inTransaction(pool, 'revocation', async (client) => {
         const device = await client.query('SELECT 1 FROM devices WHERE id = $1', [deviceId]);
         if (device.rowCount === 0) return { outcome: 'not-found' } as const;
         // One UPDATE … WHERE revoked_at IS NULL: a concurrent revoke re-evaluates the predicate after our commit and
@@ -129,13 +76,9 @@ export function createPgRevocationStore(pool: pg.Pool) {
       });
     },
 
-    async revokeCertificate(serial: string, command: RevocationCommandInput): Promise<RevocationResult> {
-      return inTransaction(async (client) => {
-        await client.query('SELECT pg_advisory_xact_lock($1)', [REVOCATION_LOCK_KEY]);
-        const found = await client.query<{ serial: string; device_id: string }>(
-          'SELECT serial, device_id FROM certificates WHERE serial = ANY($1::text[]) LIMIT 1',
-          [serialForms(serial)],
-        );
+    async revokeCertificate(serial: string, command: RevocationCommand): Promise<RevocationOutcome> {
+      return inTransaction(pool, 'revocation', async (client) => {
+        const found = await client.query<{ device_id: string }>('SELECT device_id FROM certificates WHERE serial = $1', [serial]);
         const cert = found.rows[0];
         if (!cert) return { outcome: 'not-found' } as const;
         // An expired certificate is revoked too when asked by serial: the admin named it explicitly.
@@ -143,7 +86,7 @@ export function createPgRevocationStore(pool: pg.Pool) {
           `UPDATE certificates SET revoked_at = now(), revocation_reason = $2
            WHERE serial = $1 AND revoked_at IS NULL
            RETURNING ${REVOKED_COLUMNS}`,
-          [cert.serial, command.reasonCode],
+          [serial, command.reasonCode],
         );
         const revoked = rows.map(toRecord);
         await audit(client, revoked, command, 'certificate');
@@ -152,7 +95,7 @@ export function createPgRevocationStore(pool: pg.Pool) {
       });
     },
 
-    async revokedSince(seq: number, limit = 10_000): Promise<RevokedCertificateRecord[]> {
+    async revokedSince(seq: number, limit = 10_000): Promise<RevokedCertificate[]> {
       const { rows } = await pool.query<RevokedRow>(
         `SELECT ${REVOKED_COLUMNS} FROM certificates WHERE revocation_seq > $1 ORDER BY revocation_seq LIMIT $2`,
         [seq, limit],
@@ -160,7 +103,7 @@ export function createPgRevocationStore(pool: pg.Pool) {
       return rows.map(toRecord);
     },
 
-    async snapshot(): Promise<{ revoked: RevokedCertificateRecord[]; lastSeq: number }> {
+    async snapshot(): Promise<RevocationSnapshot> {
       // One statement, one MVCC snapshot: the seq and the list agree.
       const { rows } = await pool.query<RevokedRow & { last_seq: string | null }>(
         `WITH last AS (SELECT max(revocation_seq) AS last_seq FROM certificates)
@@ -179,11 +122,10 @@ export function createPgRevocationStore(pool: pg.Pool) {
     },
 
     async regenerateCrl(
-      build: (input: CrlBuildRecord) => Buffer | Promise<Buffer>,
+      build: (input: CrlBuildInput) => Buffer | Promise<Buffer>,
       validity: { thisUpdate: Date; nextUpdate: Date },
-    ): Promise<StoredCrlRecord> {
-      return inTransaction(async (client) => {
-        await client.query('SELECT pg_advisory_xact_lock($1)', [REVOCATION_LOCK_KEY]);
+    ): Promise<StoredCrl> {
+      return inTransaction(pool, 'revocation', async (client) => {
         const entries = await client.query<{ serial: string; revoked_at: Date; revocation_reason: number; revocation_seq: string }>(
           `SELECT serial, revoked_at, revocation_reason, revocation_seq FROM certificates
            WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revocation_seq`,
@@ -206,7 +148,7 @@ export function createPgRevocationStore(pool: pg.Pool) {
       });
     },
 
-    async latestCrl(): Promise<StoredCrlRecord | undefined> {
+    async latestCrl(): Promise<StoredCrl | undefined> {
       const { rows } = await pool.query<{ crl_number: string; der: Buffer; this_update: Date; next_update: Date; covers_seq: string }>(
         'SELECT crl_number, der, this_update, next_update, covers_seq FROM crls ORDER BY crl_number DESC LIMIT 1',
       );
@@ -223,22 +165,6 @@ export function createPgRevocationStore(pool: pg.Pool) {
   };
 }
 
-export type RevocationStoreImpl = ReturnType<typeof createPgRevocationStore>;
-
-export interface RevocationNotice {
-  serial: string;
-  deviceId: string;
-  seq: number;
-  reasonCode: number;
-  atMs: number;
-}
-
-export interface RevocationListenerHandlers {
-  onRevocation(event: RevocationNotice): void;
-  onCrl(crlNumber: bigint): void;
-  onConnection(connected: boolean, error?: unknown): void;
-}
-
 export interface RevocationListenerOptions {
   connectionString: string;
   /** Delay before reconnecting after the LISTEN connection dropped. */
@@ -253,10 +179,10 @@ const LISTEN_CHANNELS = ['enrolld_revocation', 'enrolld_crl'];
  * commit, in commit order. When the connection drops, events sent meanwhile are lost: the consumer learns it through
  * onConnection(false) and must resync by seq (revokedSince) once onConnection(true) fires again.
  */
-export function createPgRevocationListener(options: RevocationListenerOptions) {
+export function createPgRevocationListener(options: RevocationListenerOptions): RevocationFeed {
   const listener = createPgListener({ ...options, channels: LISTEN_CHANNELS, applicationName: options.applicationName ?? 'enrolld-revocation-listener' });
   return {
-    start: (h: RevocationListenerHandlers) =>
+    start: (h: RevocationFeedHandlers) =>
       listener.start({
         onConnection: (connected, error) => h.onConnection(connected, error),
         onNotification: (channel, payload) => {

@@ -1,20 +1,13 @@
 import type pg from 'pg';
+import type { NewToken, TokenStore } from '@enrolld/core/ports.js';
+import { inTransaction } from './transaction.js';
 
-interface NewTokenRecord {
-  deviceId: string;
-  tokenHash: Buffer;
-  expiresAt: Date;
-  profile: string;
-}
-
-export function createPgTokenStore(pool: pg.Pool) {
+export function createPgTokenStore(pool: pg.Pool): TokenStore {
   return {
     /** One statement per table, all in one transaction: a batch of 100k either lands whole or not at all. */
-    async createTokens(tokens: NewTokenRecord[], actor: string): Promise<void> {
+    async createTokens(tokens: NewToken[], actor: string): Promise<void> {
       if (tokens.length === 0) return;
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      await inTransaction(pool, 'none', async (client) => {
         await client.query(
           `INSERT INTO devices (id, profile) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (id) DO NOTHING`,
           [tokens.map((t) => t.deviceId), tokens.map((t) => t.profile)],
@@ -29,13 +22,7 @@ export function createPgTokenStore(pool: pg.Pool) {
            SELECT 'token.created', $1, d, jsonb_build_object('expiresAt', e) FROM unnest($2::text[], $3::timestamptz[]) AS t(d, e)`,
           [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt)],
         );
-        await client.query('COMMIT');
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => undefined);
-        throw error;
-      } finally {
-        client.release();
-      }
+      });
     },
   };
 }

@@ -1,4 +1,4 @@
-// The one device-id rule (DESIGN.md §2). It is used at token creation, in the CA profile and in the broker ACL,
+// The one device-id rule (docs/architecture.md). It is used at token creation, in the CA profile and in the broker ACL,
 // so that an id that is valid anywhere is valid everywhere. Excluding `+ # /` and NUL keeps ids safe as MQTT
 // topic levels and client ids (Mosquitto CVE-2017-7650); 63 chars stays under RFC 5280 ub-common-name (64).
 export const DEVICE_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;

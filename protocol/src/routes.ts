@@ -1,4 +1,4 @@
-// The HTTP route table (DESIGN.md §5). Server, CLI, simulator and tests all take paths from here.
+// The HTTP route table (docs/architecture.md). Server, CLI, simulator and tests all take paths from here.
 export const routes = {
   enroll: '/v1/enroll',
   renew: '/v1/renew',

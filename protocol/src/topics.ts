@@ -1,4 +1,4 @@
-// Topic builders: a device lives under `devices/<id>/`; the ACL lets it touch nothing else (DESIGN.md §2).
+// Topic builders: a device lives under `devices/<id>/`; the ACL lets it touch nothing else (docs/architecture.md).
 export const DEVICE_TOPIC_ROOT = 'devices';
 
 export const topics = {

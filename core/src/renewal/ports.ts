@@ -1,10 +1,10 @@
-// Ports the rotation core needs (DESIGN.md §1: declared by the consumer). db/ implements the stores and the feeds;
+// Ports the rotation core needs (docs/architecture.md: declared by the consumer). db/ implements the stores and the feeds;
 // jobs/ and mqtt/ drive the use cases through them.
 import type { CertificateIntent, IssuedCertificate } from '../ports.js';
 
 /** A certificate as the renewal checks see it. */
 export interface RenewalCertificate {
-  /** As stored: lowercase hex DER content octets (a high-bit serial keeps its leading "00"). */
+  /** Canonical form (@enrolld/protocol serial.ts): lowercase minimal DER content octets, as stored. */
   serial: string;
   deviceId: string;
   profile: string;

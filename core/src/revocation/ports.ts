@@ -1,10 +1,10 @@
-// Ports the revocation core needs (DESIGN.md §1: declared by the consumer). db/ implements the store and the feed;
+// Ports the revocation core needs (docs/architecture.md: declared by the consumer). db/ implements the store and the feed;
 // the CA module implements the signer; mqtt/ consumes the state.
 import type { CrlSpec } from '../ca/types.js';
 
 /** One revoked certificate, as every broker learns it. */
 export interface RevokedCertificate {
-  /** Lowercase hex as stored (may carry a leading "00" for a high-bit serial); compare with normalizeSerial(). */
+  /** Canonical form (@enrolld/protocol serial.ts), as stored: compare as a plain string. */
   serial: string;
   deviceId: string;
   /** Monotonic revocation sequence, handed out in commit order (db/migrations/002_revocation.sql). */
@@ -25,7 +25,7 @@ export interface RevocationCommand {
 export type RevocationOutcome =
   /** At least one certificate went from valid to revoked in this call. */
   | { outcome: 'revoked'; deviceId: string; revoked: RevokedCertificate[] }
-  /** Nothing left to revoke: revoking twice is a no-op, not an error (issue 4). */
+  /** Nothing left to revoke: revoking twice is a no-op, not an error (an idempotent admin command). */
   | { outcome: 'already-revoked'; deviceId: string; revoked: [] }
   | { outcome: 'not-found' };
 
@@ -54,7 +54,7 @@ export interface RevocationSnapshot {
 export interface RevocationStore {
   /** Revokes every unexpired, unrevoked certificate of the device, with an audit row each, in one transaction. */
   revokeDevice(deviceId: string, command: RevocationCommand): Promise<RevocationOutcome>;
-  /** Revokes one certificate by serial (any hex case, with or without a leading "00"). */
+  /** Revokes one certificate by its canonical serial (the edge canonicalised what the admin typed). */
   revokeCertificate(serial: string, command: RevocationCommand): Promise<RevocationOutcome>;
   /** Revocations with seq > `seq`, in seq order: the resync path when a notification was lost. */
   revokedSince(seq: number, limit?: number): Promise<RevokedCertificate[]>;

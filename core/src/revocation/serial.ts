@@ -1,10 +1,15 @@
-// Serial numbers are compared as unsigned hex without leading zeros: the store keeps the DER content octets
-// (RFC 5280 §4.1.2.2: a positive INTEGER, so a high-bit serial carries a leading 00), while X.509 parsers
-// print the number itself, in whatever case they like.
+// Serials are stored, sent and compared in one canonical form: lowercase minimal DER hex (@enrolld/protocol
+// serial.ts says why). Inputs in other spellings are canonicalised once, where they enter: the admin's path parameter
+// or CLI flag, and a certificate parsed by a library that prints the number its own way.
+import { canonicalSerial } from '@enrolld/protocol';
+
+/**
+ * Edge canonicaliser for callers that hold a serial in an unknown spelling and need a string back: the canonical
+ * form, or the input lower-cased when it is no serial at all (it then matches nothing stored). On a canonical
+ * serial it is the identity, so applying it to a stored serial is never needed.
+ */
 export function normalizeSerial(hex: string): string {
-  const lower = hex.toLowerCase().replace(/[^0-9a-f]/g, '');
-  const stripped = lower.replace(/^0+/, '');
-  return stripped === '' ? '0' : stripped;
+  return canonicalSerial(hex) ?? hex.toLowerCase();
 }
 
 export function isSerialHex(value: string): boolean {

@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import https from 'node:https';
-import type { Problem } from '@enrolld/protocol';
+import { problemSchema, type Problem } from '@enrolld/protocol';
+import type { z } from 'zod';
 
 export interface ApiClientOptions {
   baseUrl: string;
@@ -11,7 +12,7 @@ export interface ApiClientOptions {
 export class ApiError extends Error {
   constructor(
     readonly status: number,
-    readonly problem: Partial<Problem> | undefined,
+    readonly problem: Problem | undefined,
     body: string,
   ) {
     super(problem?.detail ? `${problem.title ?? 'error'} (${status}): ${problem.detail}` : `HTTP ${status}: ${body.slice(0, 200)}`);
@@ -56,24 +57,30 @@ export function createApiClient(options: ApiClientOptions) {
       req.end(payload);
     });
   }
-  async function call<T>(method: string, path: string, body?: unknown, accept?: string): Promise<T> {
+  /** The body of a 2xx answer as text; anything else becomes an ApiError carrying the RFC 9457 problem. */
+  async function text(method: string, path: string, body?: unknown, accept = 'application/json'): Promise<string> {
     const res = await request(method, path, body, accept);
-    const text = res.body.toString('utf8');
-    if (res.status >= 400) {
-      let problem: Partial<Problem> | undefined;
-      try {
-        problem = JSON.parse(text) as Partial<Problem>;
-      } catch {
-        problem = undefined;
-      }
-      throw new ApiError(res.status, problem, text);
-    }
-    return (accept && accept !== 'application/json' ? text : JSON.parse(text)) as T;
+    const answer = res.body.toString('utf8');
+    if (res.status >= 400) throw new ApiError(res.status, problemOf(answer), answer);
+    return answer;
   }
-  return { request, call, close: () => agent.destroy() };
+  /** A JSON answer, checked against the route's response schema from @enrolld/protocol. */
+  async function call<S extends z.ZodType>(schema: S, method: string, path: string, body?: unknown): Promise<z.infer<S>> {
+    return schema.parse(JSON.parse(await text(method, path, body)));
+  }
+  return { request, text, call, close: () => agent.destroy() };
 }
 
 export type ApiClient = ReturnType<typeof createApiClient>;
+
+function problemOf(body: string): Problem | undefined {
+  try {
+    const parsed = problemSchema.safeParse(JSON.parse(body));
+    return parsed.success ? parsed.data : undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 export async function readAdminToken(file: string): Promise<string> {
   try {

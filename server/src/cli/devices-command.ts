@@ -1,11 +1,11 @@
 import { parseArgs } from 'node:util';
-import { routes } from '@enrolld/protocol';
-import type { DeviceDetail, DeviceSummary } from '@enrolld/core/ports.js';
+import { CERTIFICATE_STATUSES, deviceDetailSchema, deviceListResponseSchema, routes } from '@enrolld/protocol';
+import type { DeviceSummary } from '@enrolld/protocol';
 import type { CliContext } from './context.js';
 import { note, table } from './output.js';
 import { UsageError } from './usage-error.js';
 
-export const DEVICES_USAGE = `enrolld devices list [--status active|pending|expired|revoked] [--prefix P] [--json]
+export const DEVICES_USAGE = `enrolld devices list [--status ${CERTIFICATE_STATUSES.join('|')}] [--prefix P] [--json]
 enrolld devices show ID [--json]`;
 
 export async function devicesCommand(argv: string[], ctx: CliContext): Promise<void> {
@@ -26,7 +26,7 @@ export async function devicesCommand(argv: string[], ctx: CliContext): Promise<v
         if (after) query.set('after', after);
         if (values.status) query.set('status', values.status);
         if (values.prefix) query.set('prefix', values.prefix);
-        const page: { devices: DeviceSummary[]; next: string | null } = await api.call('GET', `${routes.adminDevices}?${query}`);
+        const page = await api.call(deviceListResponseSchema, 'GET', `${routes.adminDevices}?${query}`);
         all.push(...page.devices);
         after = page.next;
         if (process.stderr.isTTY && after) process.stderr.write(`\rfetched ${all.length} devices…`);
@@ -45,7 +45,7 @@ export async function devicesCommand(argv: string[], ctx: CliContext): Promise<v
     if (sub === 'show') {
       const id = positionals[0];
       if (!id) throw new UsageError('devices show needs a device id', DEVICES_USAGE);
-      const device: DeviceDetail = await api.call('GET', routes.adminDevice(id));
+      const device = await api.call(deviceDetailSchema, 'GET', routes.adminDevice(id));
       if (values.json) {
         process.stdout.write(JSON.stringify(device, null, 2) + '\n');
         return;

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { isRevocationReason, isValidDeviceId, REVOCATION_REASON_NAMES, routes } from '@enrolld/protocol';
+import { canonicalSerial, isRevocationReason, isValidDeviceId, REVOCATION_REASON_NAMES, revokeResponseSchema, routes, type RevokeRequest } from '@enrolld/protocol';
 import type { CliContext } from './context.js';
 import { note } from './output.js';
 import { UsageError } from './usage-error.js';
@@ -7,14 +7,6 @@ import { UsageError } from './usage-error.js';
 export const REVOKE_USAGE = `enrolld revoke DEVICE_ID [--reason keyCompromise]   revoke every unexpired cert of a device; its sessions end at once
 enrolld revoke --serial HEX [--reason R]           revoke one certificate
   reasons (RFC 5280 §5.3.1): ${REVOCATION_REASON_NAMES.filter((r) => r !== 'removeFromCRL' && r !== 'certificateHold').join(', ')}`;
-
-interface RevokeAnswer {
-  deviceId: string;
-  outcome: 'revoked' | 'already-revoked';
-  reason: string;
-  serials: string[];
-  crlNumber: string | null;
-}
 
 /** `enrolld revoke`: through the admin API, so the API process rebuilds the CRL and every broker hears of it. */
 export async function revokeCommand(argv: string[], ctx: CliContext): Promise<void> {
@@ -29,11 +21,14 @@ export async function revokeCommand(argv: string[], ctx: CliContext): Promise<vo
   const deviceId = positionals[0];
   if ((deviceId === undefined) === (values.serial === undefined)) throw new UsageError('give a device id or --serial, not both', REVOKE_USAGE);
   if (deviceId !== undefined && !isValidDeviceId(deviceId)) throw new UsageError(`"${deviceId}" is not a valid device id (^[a-z0-9][a-z0-9._-]{0,62}$)`, REVOKE_USAGE);
-  if (values.serial !== undefined && !/^[0-9a-fA-F:]{1,60}$/.test(values.serial)) throw new UsageError(`--serial "${values.serial}" is not hexadecimal`, REVOKE_USAGE);
+  // The edge: any spelling an X.509 tool prints (colons, upper case, leading zeros) becomes the canonical serial here.
+  const serial = values.serial === undefined ? undefined : canonicalSerial(values.serial);
+  if (values.serial !== undefined && serial === undefined) throw new UsageError(`--serial "${values.serial}" is not a hexadecimal serial of at most 20 octets`, REVOKE_USAGE);
   const api = await ctx.adminApi();
   try {
-    const path = deviceId !== undefined ? routes.adminRevokeDevice(deviceId) : routes.adminRevokeCertificate(values.serial!.replaceAll(':', '').toLowerCase());
-    const answer = await api.call<RevokeAnswer>('POST', path, { reason });
+    const path = deviceId !== undefined ? routes.adminRevokeDevice(deviceId) : routes.adminRevokeCertificate(serial!);
+    const request: RevokeRequest = { reason };
+    const answer = await api.call(revokeResponseSchema, 'POST', path, request);
     if (values.json) {
       process.stdout.write(JSON.stringify(answer, null, 2) + '\n');
       return;

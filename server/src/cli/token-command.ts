@@ -1,6 +1,5 @@
 import { parseArgs } from 'node:util';
-import type { CreatedToken } from '@enrolld/protocol';
-import { isValidDeviceId, routes } from '@enrolld/protocol';
+import { createTokensResponseSchema, isValidDeviceId, routes, type CreateTokenRequest } from '@enrolld/protocol';
 import { parseDuration } from '../config.js';
 import type { CliContext } from './context.js';
 import { note, startProgress } from './output.js';
@@ -27,7 +26,8 @@ export async function tokenCommand(argv: string[], ctx: CliContext): Promise<voi
     if (!isValidDeviceId(values.device)) throw new UsageError(`"${values.device}" is not a valid device id (^[a-z0-9][a-z0-9._-]{0,62}$)`, TOKEN_USAGE);
     const api = await ctx.adminApi();
     try {
-      const [created] = await api.call<CreatedToken[]>('POST', routes.adminTokens, { deviceId: values.device, ttlSeconds });
+      const request: CreateTokenRequest = { deviceId: values.device, ttlSeconds };
+      const [created] = await api.call(createTokensResponseSchema, 'POST', routes.adminTokens, request);
       process.stdout.write(`${created!.token}\n`); // only the token on stdout, for scripts
       note(`token for ${created!.deviceId}, expires ${created!.expiresAt}`);
     } finally {
@@ -42,7 +42,8 @@ export async function tokenCommand(argv: string[], ctx: CliContext): Promise<voi
   const progress = startProgress(`creating ${count} tokens`);
   try {
     // One request, one transaction on the server: the batch exists whole or not at all.
-    const csv = await api.call<string>('POST', routes.adminTokens, { prefix: values.prefix, count, ttlSeconds }, 'text/csv');
+    const request: CreateTokenRequest = { prefix: values.prefix, count, ttlSeconds };
+    const csv = await api.text('POST', routes.adminTokens, request, 'text/csv');
     process.stdout.write(csv);
     progress.stop(`created ${count} tokens for ${values.prefix}…`);
   } catch (error) {

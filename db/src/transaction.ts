@@ -1,0 +1,48 @@
+// The one way db opens a transaction, and the advisory-lock keys it takes (any fixed 64-bit values private to this
+// schema; Postgres advisory locks, "Explicit Locking" §13.3.5).
+import type pg from 'pg';
+
+/** Serialises concurrent migrators (API and broker processes starting together); a session lock (migrate.ts). */
+export const MIGRATION_LOCK_KEY = 7_160_002_331;
+
+/**
+ * What a transaction takes before any row lock:
+ *  - 'revocation': the revocation lock, exclusively. One writer at a time hands out revocation seqs and CRL numbers
+ *    (the trigger in 002_revocation.sql takes the same key again); taking it first keeps a device revoke and a serial
+ *    revoke of the same row from deadlocking.
+ *  - 'renewal': the same lock, shared. Renewals run side by side but never interleave with a revocation: otherwise a
+ *    device revoke whose UPDATE snapshot predates a successor committed while the UPDATE waited on the predecessor's
+ *    row lock would leave that successor live.
+ */
+export type TransactionLock = 'none' | 'revocation' | 'renewal';
+
+// Each opening is one fixed statement sent with the simple query protocol, which runs several statements in one round
+// trip (parameters would cost one round trip per statement). 7160002332 is the revocation lock key of 002_revocation.sql.
+const OPENING: Record<TransactionLock, string> = {
+  none: 'BEGIN',
+  revocation: 'BEGIN; SELECT pg_advisory_xact_lock(7160002332)',
+  renewal: 'BEGIN; SELECT pg_advisory_xact_lock_shared(7160002332)',
+};
+
+/** Runs `work` in a transaction on a connection the caller holds: COMMIT when it returns, ROLLBACK when it throws. */
+export async function transactionOn<T>(client: pg.ClientBase, lock: TransactionLock, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+  await client.query(OPENING[lock]);
+  try {
+    const result = await work(client);
+    await client.query('COMMIT');
+    return result;
+  } catch (error) {
+    await client.query('ROLLBACK').catch(() => undefined);
+    throw error;
+  }
+}
+
+/** Runs `work` in a transaction on a pooled connection, released afterwards. */
+export async function inTransaction<T>(pool: pg.Pool, lock: TransactionLock, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
+  const client = await pool.connect();
+  try {
+    return await transactionOn(client, lock, work);
+  } finally {
+    client.release();
+  }
+}
