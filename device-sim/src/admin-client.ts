@@ -1,7 +1,7 @@
-// The admin API as the simulator uses it: bootstrap tokens in bulk, and revocation (DESIGN.md §5).
+// The admin API as the simulator uses it: bootstrap tokens in bulk, and revocation (docs/architecture.md).
 import { Agent } from 'node:https';
-import { createdTokenSchema, routes } from '@enrolld/protocol';
-import type { CreatedToken, RevocationReason } from '@enrolld/protocol';
+import { createTokensResponseSchema, revokeResponseSchema, routes } from '@enrolld/protocol';
+import type { CreatedToken, CreateTokenRequest, RevocationReason, RevokeRequest } from '@enrolld/protocol';
 import { httpsCall, jsonOf, problemOf } from './https-request.js';
 import { httpError } from './sim-error.js';
 
@@ -21,32 +21,33 @@ export function createAdminClient(apiUrl: URL, ca: string, adminToken: string): 
       for (let done = 0; done < count; ) {
         const n = Math.min(5_000, count - done);
         const batchPrefix = count > n ? `${prefix}${String(done / 5_000).padStart(2, '0')}-` : prefix;
+        const request: CreateTokenRequest = { prefix: batchPrefix, count: n, ...(ttlSeconds ? { ttlSeconds } : {}) };
         const res = await httpsCall({
           what: 'admin-tokens',
           method: 'POST',
           url: new URL(routes.adminTokens, apiUrl),
           agent,
           headers,
-          body: JSON.stringify({ prefix: batchPrefix, count: n, ...(ttlSeconds ? { ttlSeconds } : {}) }),
+          body: JSON.stringify(request),
         });
         if (res.status !== 201 && res.status !== 200) throw httpError(res.status, problemOf(res), 'admin-tokens');
-        const body = jsonOf(res, 'admin-tokens');
-        const list = createdTokenSchema.array().parse(Array.isArray(body) ? body : (body as { tokens?: unknown }).tokens);
-        out.push(...list);
+        out.push(...createTokensResponseSchema.parse(jsonOf(res, 'admin-tokens')));
         done += n;
       }
       return out;
     },
     async revokeDevice(deviceId, reason) {
+      const request: RevokeRequest = { reason };
       const res = await httpsCall({
         what: 'admin-revoke',
         method: 'POST',
         url: new URL(routes.adminRevokeDevice(deviceId), apiUrl),
         agent,
         headers,
-        body: JSON.stringify({ reason }),
+        body: JSON.stringify(request),
       });
       if (res.status < 200 || res.status >= 300) throw httpError(res.status, problemOf(res), 'admin-revoke');
+      revokeResponseSchema.parse(jsonOf(res, 'admin-revoke'));
     },
     close() {
       agent.destroy();

@@ -1,5 +1,5 @@
 // Exponential backoff with full jitter (delay uniform in [floor, min(cap, base·2^attempt))), so a fleet that lost
-// its broker at once does not come back at once (DESIGN.md §4; PERFORMANCE.md: ~400 mTLS handshakes/s/core).
+// its broker at once does not come back at once (docs/architecture.md: a core does a few hundred mTLS handshakes a second).
 import type { Rng } from './rng.js';
 
 export interface BackoffPolicy {

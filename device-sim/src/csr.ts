@@ -1,5 +1,5 @@
 // PKCS#10 (RFC 2986) certification request for a device key, signed with node:crypto.
-// Subject CN = device id and SAN URI urn:enrolld:device:<id> (DESIGN.md §2): what a real device asks for.
+// Subject CN = device id and SAN URI urn:enrolld:device:<id> (docs/architecture.md): what a real device asks for.
 // The server takes the identity from its own records; the CSR only has to agree with it.
 import { sign } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';

@@ -180,7 +180,7 @@ export class Device {
   private async enroll(): Promise<void> {
     this.state = 'enrolling';
     const { publicKey, privateKey } = await this.genKey();
-    // The same key and CSR on every retry: the server answers a retried (token, CSR) with the same cert (DESIGN.md §6)
+    // The same key and CSR on every retry: the server answers a retried (token, CSR) with the same cert (docs/architecture.md)
     const csr = buildCsr(this.id, publicKey, privateKey);
     for (let attempt = 0; ; attempt++) {
       if (this.stopped) return;
@@ -372,7 +372,7 @@ export class Device {
     const via = this.opts.renewVia;
     try {
       // one certificate has one successor: a retry after a lost or failed answer resends the same CSR, which the
-      // server answers with the same certificate instead of a 409 (DESIGN.md §6 applied to renewal)
+      // server answers with the same certificate instead of a 409 (docs/architecture.md, applied to renewal)
       if (this.renewalRequest?.forSerial !== current.serial) {
         const { publicKey, privateKey } = await this.genKey();
         this.renewalRequest = { forSerial: current.serial, privateKey, csr: buildCsr(this.id, publicKey, privateKey) };
@@ -396,7 +396,7 @@ export class Device {
       this.emit({ type: 'renew-failed', kind: err.kind, via });
       if (err.revoked) return this.revoked(err.kind);
       if (this.stopped) return;
-      // the server's expiry policy said no (issue 5: refuse by default): nothing left to renew with
+      // the server's expiry policy said no (expired renewals are refused by default): nothing left to renew with
       if (err.opts.problem?.type?.endsWith('/expired')) return this.finish('expired', err.kind);
       // keep trying, past notAfter too: the server may allow a grace window, and a live session does not end
       // by itself when its certificate expires
@@ -423,7 +423,7 @@ export class Device {
         this.pendingMqttRenew?.reject(new SimError('renew-mqtt-timeout', 'no answer on cert/renew/accepted|rejected')),
       );
       session.publish(topics.renew(this.id), JSON.stringify({ csr: csr.pem }), 1);
-    }).then((payload) => parseMqttRenewReply.accepted(payload, this.id, privateKey));
+    }).then((payload) => parseMqttRenewReply.accepted(payload, privateKey));
   }
 
   /** Leave the old session cleanly and come back at once with the new cert (the server then retires the old one). */

@@ -1,4 +1,4 @@
-// Enrollment and renewal over HTTPS: REST (DESIGN.md §5) and EST (RFC 7030, base64 bodies per RFC 8951).
+// Enrollment and renewal over HTTPS: REST (docs/architecture.md) and EST (RFC 7030, base64 bodies per RFC 8951).
 import { Agent } from 'node:https';
 import type { KeyObject } from 'node:crypto';
 import { routes } from '@enrolld/protocol';

@@ -1,7 +1,7 @@
 // A small promise wrapper over node:https: one place for timeouts, body limits and problem+json parsing.
 import { request as httpsRequest } from 'node:https';
 import type { Agent, RequestOptions } from 'node:https';
-import type { Problem } from '@enrolld/protocol';
+import { problemSchema, type Problem } from '@enrolld/protocol';
 import { SimError } from './sim-error.js';
 
 export interface HttpResponse {
@@ -54,8 +54,8 @@ export function problemOf(res: HttpResponse): Problem | undefined {
   const type = String(res.headers['content-type'] ?? '');
   if (!type.includes('json')) return undefined;
   try {
-    const body = JSON.parse(res.body.toString('utf8')) as unknown;
-    return typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Problem) : undefined;
+    const parsed = problemSchema.safeParse(JSON.parse(res.body.toString('utf8')));
+    return parsed.success ? parsed.data : undefined;
   } catch {
     return undefined;
   }

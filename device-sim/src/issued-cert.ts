@@ -1,7 +1,7 @@
 // Turns what the server sent (REST JSON or EST PKCS#7) into IssuedCert, checking that the leaf is for our key.
 import { X509Certificate } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
-import { enrollResponseSchema } from '@enrolld/protocol';
+import { canonicalSerial, enrollResponseSchema } from '@enrolld/protocol';
 import { certificatesFromPkcs7, decodeEstBody } from './pkcs7.js';
 import { splitPem, toPem } from './pem.js';
 import { SimError } from './sim-error.js';
@@ -9,9 +9,12 @@ import type { IssuedCert } from './transport.js';
 
 function fromLeaf(leaf: X509Certificate, chainPem: string[], deviceId: string, privateKey: KeyObject): IssuedCert {
   if (!leaf.checkPrivateKey(privateKey)) throw new SimError('bad-response-key-mismatch', 'issued certificate is not for our key', { retryable: false });
+  // node prints the serial its own way: the same canonical form as the server's, so reports and hints compare equal.
+  const serial = canonicalSerial(leaf.serialNumber);
+  if (serial === undefined) throw new SimError('bad-response-serial', `issued certificate has no valid serial (${leaf.serialNumber})`, { retryable: false });
   return {
     deviceId,
-    serial: leaf.serialNumber.toLowerCase(),
+    serial,
     certificatePem: leaf.toString(),
     chainPem,
     notBefore: Date.parse(leaf.validFrom),
@@ -19,7 +22,7 @@ function fromLeaf(leaf: X509Certificate, chainPem: string[], deviceId: string, p
   };
 }
 
-/** REST `{deviceId, serial, certificate, chain, notAfter}` (DESIGN.md §5). */
+/** The REST answer of enroll and renew (and of MQTT …/renew/accepted): `enrollResponseSchema` of @enrolld/protocol. */
 export function issuedFromRest(body: unknown, privateKey: KeyObject): IssuedCert {
   const parsed = enrollResponseSchema.safeParse(body);
   if (!parsed.success) throw new SimError('bad-response-shape', `enroll response does not match the contract: ${parsed.error.message}`);

@@ -1,43 +1,30 @@
-// Payloads of renewal over MQTT (DESIGN.md §4): the device publishes `{csr}` (PEM) to devices/<id>/cert/renew and
-// reads the answer on …/accepted (the REST enroll shape, or bare PEM) or …/rejected (an RFC 9457 problem).
-// The protocol package does not pin these payloads yet; this reader accepts both likely forms.
+// Payloads of renewal over MQTT (docs/architecture.md): the device publishes `{csr}` (PEM) to devices/<id>/cert/renew
+// and reads the answer on …/accepted (the REST enroll shape, renewResponseSchema) or …/rejected (an RFC 9457 problem).
 import type { KeyObject } from 'node:crypto';
-import { X509Certificate } from 'node:crypto';
-import type { Problem } from '@enrolld/protocol';
+import { problemSchema } from '@enrolld/protocol';
 import { issuedFromRest } from './issued-cert.js';
-import { splitPem } from './pem.js';
 import { SimError, httpError } from './sim-error.js';
 import type { IssuedCert } from './transport.js';
 
-function accepted(payload: Buffer, deviceId: string, privateKey: KeyObject): IssuedCert {
-  const text = payload.toString('utf8');
+function accepted(payload: Buffer, privateKey: KeyObject): IssuedCert {
+  let body: unknown;
   try {
-    return issuedFromRest(JSON.parse(text), privateKey);
-  } catch (err) {
-    if (!(err instanceof SyntaxError)) throw err;
+    body = JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new SimError('renew-mqtt-bad-response', 'renew/accepted is not JSON');
   }
-  const pems = splitPem(text);
-  const leafPem = pems.find((pem) => new X509Certificate(pem).checkPrivateKey(privateKey));
-  if (!leafPem) throw new SimError('renew-mqtt-bad-response', 'renew/accepted holds no certificate for our key');
-  const leaf = new X509Certificate(leafPem);
-  return {
-    deviceId,
-    serial: leaf.serialNumber.toLowerCase(),
-    certificatePem: leaf.toString(),
-    chainPem: pems.filter((p) => p !== leafPem),
-    notBefore: Date.parse(leaf.validFrom),
-    notAfter: Date.parse(leaf.validTo),
-  };
+  return issuedFromRest(body, privateKey);
 }
 
 function rejected(payload: Buffer): SimError {
-  let problem: Problem | undefined;
+  let body: unknown;
   try {
-    const body = JSON.parse(payload.toString('utf8')) as Problem;
-    if (typeof body === 'object' && body !== null) problem = body;
+    body = JSON.parse(payload.toString('utf8'));
   } catch {
-    // not JSON: keep the status-less error below
+    // not JSON: a status-less error below
   }
+  const parsed = problemSchema.safeParse(body);
+  const problem = parsed.success ? parsed.data : undefined;
   return httpError(problem?.status ?? 400, problem, 'renew-mqtt');
 }
 

@@ -1,4 +1,4 @@
-// MQTT over mTLS with MQTT.js 5: clientId = device id (DESIGN.md §2), MQTT 3.1.1 (aedes speaks only 3.1.1),
+// MQTT over mTLS with MQTT.js 5: clientId = device id (docs/architecture.md), MQTT 3.1.1 (aedes speaks only 3.1.1),
 // clean sessions, and no automatic reconnect: the device state machine owns backoff.
 import { createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
@@ -61,7 +61,7 @@ export function createMqttTransport(opts: MqttTransportOptions): MqttTransport {
           connectTimeout: opts.connectTimeoutMs,
           resubscribe: false,
           queueQoSZero: false,
-          // a small CONNECT must not wait on Nagle (PERFORMANCE.md)
+          // a small CONNECT must not wait on Nagle (RFC 896 delays small segments)
           noDelay: true,
         };
         const client: MqttClient = connect(options);

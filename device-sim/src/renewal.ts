@@ -1,5 +1,5 @@
 // When a device renews: at about 2/3 of its certificate's lifetime, spread by jitter so a fleet issued at once
-// does not renew at once (DESIGN.md §4), never later than a safety lead before expiry.
+// does not renew at once (docs/architecture.md), never later than a safety lead before expiry.
 import type { Rng } from './rng.js';
 
 export interface RenewalPolicy {

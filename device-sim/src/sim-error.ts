@@ -1,6 +1,6 @@
 // One error type for everything a device can meet on the wire, with a short `kind` for the report's
 // "errors by kind" table, and the two facts the state machine acts on: revoked? worth retrying?
-import { CONNACK, PROBLEM_TYPE_BASE } from '@enrolld/protocol';
+import { CONNACK, problemKindOf } from '@enrolld/protocol';
 import type { Problem } from '@enrolld/protocol';
 
 export class SimError extends Error {
@@ -25,7 +25,7 @@ export class SimError extends Error {
 
 /** HTTP answer → SimError. A 401/403 problem of type `revoked` means stop for good. */
 export function httpError(status: number, problem: Problem | undefined, what: string): SimError {
-  const problemKind = problem?.type?.startsWith(PROBLEM_TYPE_BASE) ? problem.type.slice(PROBLEM_TYPE_BASE.length) : undefined;
+  const problemKind = problemKindOf(problem);
   const revoked = (status === 401 || status === 403) && problemKind === 'revoked';
   const retryable = status >= 500 || status === 429 || status === 408;
   const kind = `${what}-http-${status}${problemKind ? `-${problemKind}` : ''}`;

@@ -18,7 +18,7 @@ export async function runWithSpawnedServer(
   // rotation-wave needs short-lived certs; the server reads CERT_LIFETIME (server/src/config.ts)
   if (opts.scenario === 'rotation-wave' && env.CERT_LIFETIME === undefined && opts.rotateAfterMs === undefined) {
     env.CERT_LIFETIME = '60s';
-    // the lifetime includes the backdate (DESIGN.md §2), and the default 5 min backdate would make 60 s certs
+    // the lifetime includes the backdate (docs/architecture.md), and the default 5 min backdate would make 60 s certs
     // expired at birth
     env.CERT_BACKDATE ??= '5s';
   }

@@ -1,6 +1,7 @@
 import express, { Router } from 'express';
-import { createTokenRequestSchema, deviceIdSchema, routes } from '@enrolld/protocol';
-import { z } from 'zod';
+import { CREATED_TOKEN_CSV_COLUMNS, createTokenRequestSchema, deviceIdSchema, deviceListQuerySchema, routes } from '@enrolld/protocol';
+import type { CreateTokensResponse, DeviceDetail, DeviceListResponse } from '@enrolld/protocol';
+import type { z } from 'zod';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { DeviceStore } from '@enrolld/core/ports.js';
 import type { createTokenIssuer } from '@enrolld/core/tokens.js';
@@ -11,15 +12,6 @@ export interface AdminRoutesDeps {
   tokens: ReturnType<typeof createTokenIssuer>;
   devices: DeviceStore;
 }
-
-const listQuerySchema = z
-  .object({
-    limit: z.coerce.number().int().min(1).max(1000).default(100),
-    after: z.string().max(63).optional(),
-    status: z.enum(['pending', 'active', 'expired', 'revoked']).optional(),
-    prefix: z.string().max(63).optional(),
-  })
-  .strict();
 
 function badRequest(error: z.ZodError): EnrollError {
   return new EnrollError('bad-request', error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
@@ -40,19 +32,20 @@ export function adminRoutes(deps: AdminRoutesDeps): Router {
     const created = await deps.tokens.create(body.data, adminOf(res.locals).name);
     res.setHeader('Cache-Control', 'no-store');
     if (req.accepts(['application/json', 'text/csv']) === 'text/csv') {
-      const lines = ['deviceId,token,expiresAt', ...created.map((t) => [t.deviceId, t.token, t.expiresAt].map(csvCell).join(','))];
+      const lines = [CREATED_TOKEN_CSV_COLUMNS.join(','), ...created.map((t) => CREATED_TOKEN_CSV_COLUMNS.map((column) => csvCell(t[column])).join(','))];
       res.status(201).type('text/csv').send(lines.join('\n') + '\n');
       return;
     }
-    res.status(201).json(created);
+    res.status(201).json(created satisfies CreateTokensResponse);
   });
 
   router.get(routes.adminDevices, async (req, res) => {
-    const query = listQuerySchema.safeParse(req.query);
+    const query = deviceListQuerySchema.safeParse(req.query);
     if (!query.success) throw badRequest(query.error);
     const devices = await deps.devices.list(query.data);
     const last = devices.at(-1);
-    res.json({ devices, next: devices.length === query.data.limit && last ? last.id : null });
+    const page: DeviceListResponse = { devices, next: devices.length === query.data.limit && last ? last.id : null };
+    res.json(page);
   });
 
   router.get(`${routes.adminDevices}/:id`, async (req, res) => {
@@ -60,7 +53,7 @@ export function adminRoutes(deps: AdminRoutesDeps): Router {
     if (!id.success) throw new EnrollError('bad-request', `"${req.params.id}" is not a valid device id`);
     const device = await deps.devices.get(id.data);
     if (!device) throw new EnrollError('not-found', `no device ${id.data}`);
-    res.json(device);
+    res.json(device satisfies DeviceDetail);
   });
 
   return router;

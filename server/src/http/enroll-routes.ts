@@ -1,5 +1,5 @@
 import express, { Router } from 'express';
-import { enrollRequestSchema, MAX_ENROLL_BODY_BYTES, routes } from '@enrolld/protocol';
+import { enrollRequestSchema, MAX_ENROLL_BODY_BYTES, routes, type EnrollResponse } from '@enrolld/protocol';
 import type { Enrollment } from '@enrolld/core/enroll.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import { requireContentType } from './request-context.js';
@@ -25,7 +25,7 @@ export function enrollRoutes(deps: EnrollRoutesDeps): Router {
       const { response, replayed } = await deps.enrollment.enroll(body.data, { requestId: res.locals.requestId as string });
       res.locals.deviceId = response.deviceId;
       if (replayed) res.setHeader('Enrolld-Replayed', 'true');
-      res.status(201).json(response);
+      res.status(201).json(response satisfies EnrollResponse);
     },
   );
 

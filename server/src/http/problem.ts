@@ -1,33 +1,16 @@
 import type { ErrorRequestHandler, RequestHandler, Response } from 'express';
 import type { Logger } from 'pino';
 import type { ProblemKind } from '@enrolld/protocol';
-import { PROBLEM_STATUS, problemType } from '@enrolld/protocol';
+import { PROBLEM_STATUS, problemDocument } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
 
-const STATUS = PROBLEM_STATUS;
-
-const TITLE: Record<ProblemKind, string> = {
-  'bad-request': 'Bad request',
-  'bad-csr': 'Malformed or invalid CSR',
-  'bad-key': 'Public key not allowed',
-  'bad-signature-algorithm': 'Signature algorithm not allowed',
-  'identity-mismatch': 'CSR names another identity',
-  unauthorized: 'Unauthorized',
-  forbidden: 'Forbidden',
-  revoked: 'Certificate revoked',
-  expired: 'Certificate expired',
-  'not-found': 'Not found',
-  'not-acceptable': 'Not acceptable',
-  conflict: 'Conflict',
-  'payload-too-large': 'Payload too large',
-  'unsupported-media-type': 'Unsupported media type',
-  'too-many-requests': 'Too many requests',
-  internal: 'Internal server error',
-  unavailable: 'Service unavailable',
-};
-
 export function statusOf(kind: ProblemKind): number {
-  return STATUS[kind];
+  return PROBLEM_STATUS[kind];
+}
+
+/** The RFC 9457 document of an EnrollError: the shared builder, with the request id as an extension member. */
+export function problemOf(error: EnrollError, requestId: string | undefined) {
+  return problemDocument(error.kind, error.detail, { ...error.extensions, ...(requestId ? { requestId } : {}) });
 }
 
 /** body-parser / raw-body error types → problem kinds. Anything they raise is the client's fault. */
@@ -60,22 +43,10 @@ export interface ProblemDeps {
 }
 
 export function sendProblem(res: Response, error: EnrollError, requestId: string | undefined): void {
-  const status = STATUS[error.kind];
+  const problem = problemOf(error, requestId);
   if (error.retryAfterSeconds !== undefined) res.setHeader('Retry-After', String(error.retryAfterSeconds));
-  if (status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
-  res
-    .status(status)
-    .type('application/problem+json')
-    .send(
-      JSON.stringify({
-        ...error.extensions,
-        type: problemType(error.kind),
-        title: TITLE[error.kind],
-        status,
-        detail: error.detail,
-        ...(requestId ? { requestId } : {}),
-      }),
-    );
+  if (problem.status === 401) res.setHeader('WWW-Authenticate', 'Bearer');
+  res.status(problem.status).type('application/problem+json').send(JSON.stringify(problem));
 }
 
 export function problemHandler(deps: ProblemDeps): ErrorRequestHandler {
@@ -88,7 +59,7 @@ export function problemHandler(deps: ProblemDeps): ErrorRequestHandler {
       return;
     }
     if (known) {
-      const level = STATUS[known.kind] >= 500 ? 'error' : 'info';
+      const level = statusOf(known.kind) >= 500 ? 'error' : 'info';
       deps.logger[level](
         { requestId, kind: known.kind, why: known.logDetail, method: req.method, path: req.path, ...(level === 'error' ? { err: error } : {}) },
         known.detail,

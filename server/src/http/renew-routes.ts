@@ -1,9 +1,9 @@
-// POST /v1/renew (DESIGN.md §5): renewal over REST, authenticated by the current certificate on this TLS connection.
+// POST /v1/renew (docs/architecture.md): renewal over REST, authenticated by the current certificate on this TLS connection.
 // The listener asks for a client certificate without requiring one (https-server.ts); this route requires it, and the
 // renewal core checks it against the CA and the store rather than trusting `socket.authorized`.
 import type { TLSSocket } from 'node:tls';
 import express, { Router, type Request } from 'express';
-import { MAX_ENROLL_BODY_BYTES, renewRequestSchema, routes } from '@enrolld/protocol';
+import { MAX_ENROLL_BODY_BYTES, renewRequestSchema, routes, type RenewResponse } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { Renewal } from '@enrolld/core/renewal/renewal.js';
 import { requireContentType } from './request-context.js';
@@ -37,7 +37,7 @@ export function renewRoutes(deps: RenewRoutesDeps): Router {
       );
       res.locals.deviceId = result.response.deviceId;
       if (result.replayed) res.setHeader('Enrolld-Replayed', 'true');
-      res.status(201).json(result.response);
+      res.status(201).json(result.response satisfies RenewResponse);
     },
   );
   return router;

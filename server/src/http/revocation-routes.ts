@@ -1,6 +1,6 @@
-// Revocation over HTTP (DESIGN.md §3, §5): the admin revoke endpoints and the public CRL.
+// Revocation over HTTP (docs/architecture.md): the admin revoke endpoints and the public CRL (RFC 5280 §5).
 import express, { Router, type RequestHandler } from 'express';
-import { deviceIdSchema, revokeRequestSchema, routes } from '@enrolld/protocol';
+import { canonicalSerial, deviceIdSchema, revokeRequestSchema, routes, type RevokeResponse } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { RevocationService, RevokeResult } from '@enrolld/core/revocation/revocation-service.js';
 import { adminOf } from './admin-auth.js';
@@ -28,10 +28,10 @@ function parseReason(body: unknown): string {
   return parsed.data.reason;
 }
 
-function answer(result: RevokeResult) {
+function answer(result: RevokeResult): RevokeResponse {
   return {
     deviceId: result.deviceId,
-    // "already-revoked" is a no-op, not an error (issue 4): 200 either way, told apart by `outcome`.
+    // "already-revoked" is a no-op, not an error (an idempotent admin command): 200 either way, told apart by `outcome`.
     outcome: result.outcome,
     reason: result.reason,
     serials: result.serials,
@@ -58,7 +58,10 @@ export function revocationAdminRoutes(deps: RevocationRoutesDeps): Router {
 
   router.post('/v1/admin/certificates/:serial/revoke', optionalJsonBody, json, async (req, res) => {
     const reason = parseReason(req.body);
-    const result = await deps.revocation.revokeCertificate(String(req.params.serial), {
+    // The edge: the admin may paste the serial as any X.509 tool prints it; from here on it is canonical.
+    const serial = canonicalSerial(String(req.params.serial));
+    if (serial === undefined) throw new EnrollError('bad-request', 'serial must be hexadecimal, at most 20 octets (RFC 5280 §4.1.2.2)');
+    const result = await deps.revocation.revokeCertificate(serial, {
       reason,
       actor: adminOf(res.locals).name,
       requestId: res.locals.requestId as string | undefined,

@@ -4,15 +4,16 @@
 //   POST /.well-known/est/simpleenroll    ← application/pkcs10, Basic (device id : token) or Bearer   §4.2.1
 //   POST /.well-known/est/simplereenroll  ← application/pkcs10, TLS client certificate (the current)  §4.2.2
 //   GET  /.well-known/est/csrattrs        → application/csrattrs                                         §4.5
-// Every reply is sent whole with Content-Length: strongSwan rejects chunked replies (DESIGN.md §10).
+// Every reply is sent whole with Content-Length: strongSwan rejects chunked replies (docs/architecture.md).
 import type { TLSSocket } from 'node:tls';
 import express, { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { MAX_ENROLL_BODY_BYTES, problemType, routes } from '@enrolld/protocol';
+import { MAX_ENROLL_BODY_BYTES, routes } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { EstEnrollment } from '@enrolld/core/renewal/est-enrollment.js';
 import type { PopLinkingPolicy } from '@enrolld/core/renewal/pop-linking.js';
 import type { Renewal } from '@enrolld/core/renewal/renewal.js';
+import { problemOf } from '../problem.js';
 import { peerCertificateDer } from '../renew-routes.js';
 import { requireContentType } from '../request-context.js';
 import { channelBindingOf } from './channel-binding.js';
@@ -106,7 +107,7 @@ export function estRoutes(deps: EstRoutesDeps): Router {
         .status(401)
         .set('WWW-Authenticate', `Basic realm="${EST_REALM}", charset="UTF-8"`)
         .type('application/problem+json')
-        .send(JSON.stringify({ ...error.extensions, type: problemType('unauthorized'), title: 'Unauthorized', status: 401, detail: error.detail, ...(requestId ? { requestId } : {}) }));
+        .send(JSON.stringify(problemOf(error, requestId)));
       return;
     }
     next(error);
