@@ -16,6 +16,8 @@ import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { freePort, REPO_ROOT, spawnEnrolld, TSX_CLI, type EnrolldProcess } from '../support/processes.js';
 import { connectWith, mustConnect, renewOverMqtt, renewTopics } from '../support/renew-mqtt.js';
 import { credsFrom } from '../support/renew-support.js';
+import { refusalOf } from '../support/refusal.js';
+import { waitFor } from '../support/wait-for.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -111,11 +113,9 @@ describe('enrolld up (JOBS=off) + enrolld worker', () => {
     const current = credsFrom(enrolled.json<EnrollResponse>(), csr.privateKey);
 
     const session = await mustConnect(mqttsPort, chainPem, current, [topics.rotate(deviceId), ...renewTopics(deviceId)]);
-    const deadline = Date.now() + 20_000;
-    while (!session.messages.some((m) => m.topic === topics.rotate(deviceId))) {
-      if (Date.now() > deadline) throw new Error(`no hint; worker output:\n${worker.output().slice(-3000)}`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await waitFor(() => session.messages.some((m) => m.topic === topics.rotate(deviceId)), 20_000, 'the rotation hint', 50).catch((error: Error) => {
+      throw new Error(`${error.message}; worker output:\n${worker.output().slice(-3000)}`);
+    });
     const newCsr = await makeCsr({ cn: deviceId });
     const answer = await renewOverMqtt(session, deviceId, newCsr.pem);
     expect(answer.accepted).toBe(true);
@@ -123,14 +123,16 @@ describe('enrolld up (JOBS=off) + enrolld worker', () => {
     const next = credsFrom(answer.response, newCsr.privateKey);
     await session.end();
     const successor = await mustConnect(mqttsPort, chainPem, next);
-    let refused = false;
-    for (let i = 0; i < 100 && !refused; i++) {
+    // The successor's first CONNECT supersedes the old certificate without the client being told; poll until the
+    // broker refuses it.
+    let reconnect = 'connack 0';
+    await waitFor(async () => {
       const probe = await connectWith(mqttsPort, chainPem, current);
       if (probe.ok) await probe.session.end();
-      else refused = true;
-      if (!refused) await new Promise((r) => setTimeout(r, 50));
-    }
-    expect(refused).toBe(true);
+      reconnect = refusalOf(probe);
+      return reconnect !== 'connack 0';
+    }, 10_000, 'the old certificate refused', 50);
+    expect(['tls-closed', 'connack 5']).toContain(reconnect);
     const { rows } = await db.pool.query('SELECT revocation_reason FROM certificates WHERE serial = $1', [current.serial]);
     expect(rows[0].revocation_reason).toBe(4);
     const hints = await db.pool.query('SELECT count(*)::int AS n FROM rotation_hints WHERE device_id = $1', [deviceId]);

@@ -1,4 +1,4 @@
-// Server-driven renewal on BullMQ (issue 5 §3), on real Postgres and Redis:
+// Server-driven renewal on BullMQ (docs/architecture.md), on real Postgres and Redis:
 //  - the sweep hints each certificate inside its renewal window once, over devices/<id>/cert/rotate, to a live session
 //    at once or to a device that comes back and subscribes;
 //  - FLT-06: a worker killed (SIGKILL) or stalled past lockDuration right after the hint's effect: the job runs again
@@ -26,17 +26,18 @@ import { mustConnect } from '../support/renew-mqtt.js';
 import { credsFrom, enrollDevice, renewRest } from '../support/renew-support.js';
 import { startTestServer, uniqueDeviceId, type TestServer } from '../support/server-harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
+import { waitFor } from '../support/wait-for.js';
 
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const testPrefix = () => `enrolld-test-${randomBytes(6).toString('hex')}`;
 
-async function waitFor(predicate: () => Promise<boolean> | boolean, timeoutMs = 10_000, what = 'condition'): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await predicate())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+/** A counter's value on the server's /metrics (0 when the series is not there yet). */
+async function counter(server: TestServer, series: RegExp): Promise<number> {
+  const text = (await httpsRequest(server.apiUrl + routes.metrics, server.rootPem)).text;
+  return Number(series.exec(text)?.[1] ?? 0);
 }
+const SWEEPS_COMPLETED = /enrolld_jobs_total\{queue="rotation",name="sweep",outcome="completed"\} (\d+)/;
+const HINTS_SENT = /enrolld_rotation_hints_sent_total (\d+)/;
 
 async function obliterate(prefix: string): Promise<void> {
   const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
@@ -81,8 +82,11 @@ describe('rotation sweep on the real composition', () => {
     const late = await mustConnect(server.running.mqttsPort, server.chainPem, offline, [topics.rotate(offline.deviceId)]);
     await waitFor(() => late.messages.some((m) => m.topic === topics.rotate(offline.deviceId)), 5000, 'the hint on subscribe');
 
-    // Several more sweeps: still one hint each.
-    await new Promise((r) => setTimeout(r, 3500));
+    // Several more sweeps: still one hint each. A hint job a sweep enqueues waits at most the 1 s jitter, so three
+    // more completed sweeps (one per second) leave time for any such job to have run.
+    const sweepsBefore = await counter(server, SWEEPS_COMPLETED);
+    await waitFor(async () => (await counter(server, SWEEPS_COMPLETED)) >= sweepsBefore + 3, 15_000, 'three more sweeps', 100);
+    expect(await counter(server, HINTS_SENT)).toBe(2);
     expect(session.messages.filter((m) => m.topic === topics.rotate(online.deviceId))).toHaveLength(1);
     expect(late.messages.filter((m) => m.topic === topics.rotate(offline.deviceId))).toHaveLength(1);
     const rows = await server.db.pool.query('SELECT count(*)::int AS n FROM rotation_hints WHERE serial = ANY($1)', [[online.serial, offline.serial]]);
@@ -102,7 +106,6 @@ describe('rotation sweep on the real composition', () => {
     expect(metrics).toMatch(/enrolld_job_queue_jobs\{queue="rotation",state="completed"\}/);
     await session.end();
     await late.end();
-    void credsFrom;
   });
 });
 
@@ -169,7 +172,11 @@ describe('FLT-06: a worker dies or stalls right after the hint\'s effect', () =>
         await waitFor(async () => (await queue.getJob(hintJobId(cert.serial)))?.finishedOn !== undefined, 15_000, 'the re-run');
         const job = await queue.getJob(hintJobId(cert.serial));
         expect(job?.returnvalue).toEqual({ sent: false }); // the re-run found the hint already sent
-        await new Promise((r) => setTimeout(r, 300)); // any late NOTIFY would have arrived
+        // A hint claimed now is notified after any earlier one (NOTIFY is delivered in commit order, PostgreSQL
+        // NOTIFY docs): once it is here, a duplicate would be too.
+        const marker = await liveCertificate();
+        expect(await createPgRenewalStore(db.pool).claimHint(marker.serial)).toMatchObject({ serial: marker.serial });
+        await waitFor(() => notified.includes(marker.serial), 5000, 'the marker hint');
         expect(notified.filter((s) => s === cert.serial)).toHaveLength(1);
         const rows = await db.pool.query('SELECT count(*)::int AS n FROM rotation_hints WHERE serial = $1', [cert.serial]);
         expect(rows.rows[0].n).toBe(1);
@@ -206,7 +213,7 @@ describe('grace period', () => {
       expect(rows[0].revocation_reason).toBe(4);
       // The session is cut inside the revocation call; the counter moves when that call returns.
       await waitFor(async () => /enrolld_rotation_superseded_total\{trigger="grace"\} 1/.test((await httpsRequest(server.apiUrl + routes.metrics, server.rootPem)).text), 5000, 'the grace counter');
-      process.stdout.write(`${JSON.stringify({ id: 'ROT-02', trigger: 'grace', graceS: 2, issuedToCutMs: Math.round(performance.timeOrigin + cutAt - issuedAt) })}\n`);
+      process.stdout.write(`${JSON.stringify({ id: 'ROT-02', trigger: 'grace', issuedToCutMs: Math.round(performance.timeOrigin + cutAt - issuedAt) })}\n`);
     } finally {
       await server.stop();
       await obliterate(prefix);

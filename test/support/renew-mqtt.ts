@@ -4,6 +4,7 @@ import type { MqttClient } from 'mqtt';
 import { connectDevice, endClient } from './broker-harness.js';
 import { topics, type EnrollResponse } from '@enrolld/protocol';
 import type { DeviceCreds } from './renew-support.js';
+import { waitForValue } from './wait-for.js';
 
 export interface DeviceSession {
   client: MqttClient;
@@ -47,14 +48,12 @@ export const renewTopics = (deviceId: string) => [topics.renewAccepted(deviceId)
 export async function renewOverMqtt(session: DeviceSession, deviceId: string, csrPem: string, timeoutMs = 10_000): Promise<{ accepted: true; response: EnrollResponse } | { accepted: false; problem: Record<string, unknown> }> {
   const before = session.messages.length;
   session.client.publish(topics.renew(deviceId), JSON.stringify({ csr: csrPem }), { qos: 1 });
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const reply = session.messages.slice(before).find((m) => m.topic === topics.renewAccepted(deviceId) || m.topic === topics.renewRejected(deviceId));
-    if (reply) {
-      const body = JSON.parse(reply.payload.toString('utf8')) as Record<string, unknown>;
-      return reply.topic === topics.renewAccepted(deviceId) ? { accepted: true, response: body as unknown as EnrollResponse } : { accepted: false, problem: body };
-    }
-    if (Date.now() > deadline) throw new Error('no renewal answer over MQTT');
-    await new Promise((r) => setTimeout(r, 5));
-  }
+  const reply = await waitForValue(
+    () => session.messages.slice(before).find((m) => m.topic === topics.renewAccepted(deviceId) || m.topic === topics.renewRejected(deviceId)),
+    timeoutMs,
+    'the renewal answer over MQTT',
+    5,
+  );
+  const body = JSON.parse(reply.payload.toString('utf8')) as Record<string, unknown>;
+  return reply.topic === topics.renewAccepted(deviceId) ? { accepted: true, response: body as unknown as EnrollResponse } : { accepted: false, problem: body };
 }
