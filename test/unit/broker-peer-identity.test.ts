@@ -1,6 +1,7 @@
 // The broker's DER field reader agrees with OpenSSL (node:crypto X509Certificate) on the certificates it sees.
 import { describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
+import { canonicalSerial } from '@enrolld/protocol';
 import { identityFromCertificate, issuerPinOf, peerCertificateFromSession } from '../../server/src/mqtt/peer-identity.js';
 import { createTestPki, deviceIdFor, KeyUsage, SERVER_AUTH } from '../support/test-pki.js';
 
@@ -14,7 +15,7 @@ describe('peer identity from the certificate DER', () => {
     const x = new X509Certificate(device.der);
     expect(result).toEqual({
       ok: true,
-      identity: { deviceId: id, serial: x.serialNumber.toLowerCase().replace(/^0+/, ''), notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo) },
+      identity: { deviceId: id, serial: canonicalSerial(x.serialNumber), notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo) },
     });
     const refusals = {
       serverAuth: identityFromCertificate((await pki.device(id, { eku: [SERVER_AUTH] })).der, pin),

@@ -57,7 +57,7 @@ async function issue(deviceId: string, lifetime = 30 * 86400, backdate = 300) {
 }
 
 describe('CERT-04 issued device certificate profile', () => {
-  it('parses with @peculiar/x509 and has exactly the DESIGN.md §2 profile', async () => {
+  it('parses with @peculiar/x509 and has exactly the device profile', async () => {
     const deviceId = randomDeviceId();
     const { der, spec } = await issue(deviceId);
     const cert = new x509.X509Certificate(der);

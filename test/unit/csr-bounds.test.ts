@@ -4,7 +4,7 @@ import { MAX_CSR_BYTES, MAX_CSR_DEPTH, parseCsr } from '@enrolld/core/ca/index.j
 import { derOid, derSequence, derSet, tlv, toPem } from '@enrolld/core/ca/der.js';
 import { buildCsr, rejectionOf } from '../support/csr-factory.js';
 
-// CSR-10 (RELIABILITY I8; asn1js #131 unbounded recursion, #148 quadratic OID parsing): oversize and adversarial
+// CSR-10 (asn1js #131 unbounded recursion, #148 quadratic OID parsing): oversize and adversarial
 // ASN.1 is rejected as bad-csr, in bounded time, without blocking the event loop.
 
 /** `depth` nested SEQUENCEs around `inner`, built from the inside out. */

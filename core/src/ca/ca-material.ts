@@ -1,15 +1,16 @@
-import 'reflect-metadata'; // @peculiar/x509 2.x needs it loaded first (DESIGN.md §10)
-import { createHash, createPrivateKey, generateKeyPairSync } from 'node:crypto';
+import 'reflect-metadata'; // @peculiar/x509 2.x needs it loaded first
+import { createPrivateKey, generateKeyPairSync } from 'node:crypto';
 import type { KeyObject, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { fromPem, toPem } from './der.js';
 import { createIssuingCa, signServerCertificateWithKey } from './issuing-ca.js';
 import { spkiKeyBits } from './key-policy.js';
 import { generateSerial, serialHex } from './serial.js';
+import { keyIdentifierOf } from './x509-encoding.js';
 
 // CA material: created once (`enrolld ca init` or first start), off the hot path, so it uses @peculiar/x509 for
 // clarity. Root: ECDSA P-256, 10 years. Issuing intermediate: P-256, 5 years, pathLen 0. TLS server certificate
-// for the API and broker, issued by the intermediate (signed inside issuing-ca.ts, which holds that key).
+// for the API and broker, issued by the intermediate (signed by signer.ts, which holds that key).
 
 /** PEMs of a new CA hierarchy. Private keys are PKCS#8 PEM: write them with mode 0600 and never log them. */
 export interface CaMaterial {
@@ -51,7 +52,7 @@ function addYears(date: Date, years: number): Date {
 
 /** RFC 5280 §4.2.1.2 method 1: SHA-1 of the subjectPublicKey BIT STRING contents. */
 function keyIdentifierHex(spkiDer: Uint8Array): string {
-  return createHash('sha1').update(spkiKeyBits(spkiDer)).digest('hex');
+  return keyIdentifierOf(spkiKeyBits(spkiDer)).toString('hex');
 }
 
 async function spkiOf(key: webcrypto.CryptoKey): Promise<Buffer> {
@@ -65,7 +66,7 @@ async function pkcs8Pem(key: webcrypto.CryptoKey): Promise<string> {
 /** Creates a root CA, an issuing intermediate and a TLS server certificate. All keys are fresh P-256 keys. */
 export async function createCaMaterial(options: CreateCaMaterialOptions): Promise<CaMaterial> {
   const webcrypto = globalThis.crypto;
-  // Native WebCrypto: @peculiar/webcrypto is 6–10× slower on Node 20 (DESIGN.md §7).
+  // Native WebCrypto: @peculiar/webcrypto is 6–10× slower on Node 20.
   x509.cryptoProvider.set(webcrypto);
   const org = options.organization ?? 'enrolld';
   if (!/^[A-Za-z0-9 ._-]{1,64}$/.test(org)) throw new Error('organization must be 1–64 of [A-Za-z0-9 ._-]');
@@ -141,7 +142,7 @@ export interface IssueServerCertificateOptions {
 
 /**
  * A fresh P-256 key and a TLS server certificate (serverAuth, SANs localhost, 127.0.0.1, ::1 + serverNames),
- * signed by the issuing CA inside issuing-ca.ts. Use it again when the configured names change or the
+ * signed by the issuing CA's signer (signer.ts). Use it again when the configured names change or the
  * certificate nears expiry.
  */
 export async function issueServerCertificate(options: IssueServerCertificateOptions): Promise<ServerCertificateMaterial> {

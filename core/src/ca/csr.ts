@@ -29,9 +29,9 @@ import { oidHex, oidNameFromHex } from './oids.js';
 import type { OidName } from './oids.js';
 import type { ParsedCsr } from './types.js';
 
-// PKCS#10 (RFC 2986) parsing for untrusted input. Bounded in size, depth and element count (RELIABILITY I8,
-// CSR-10) and strict DER throughout (CSR-09), with a signature-algorithm allow-list (CSR-02) and the key policy
-// (CSR-03). Requested names are extracted for the identity check only; requested extensions are otherwise ignored.
+// PKCS#10 (RFC 2986) parsing for untrusted input. Bounded in size, depth and element count, strict DER throughout
+// (X.690 §10/§11), with a signature-algorithm allow-list and the key policy (key-policy.ts). Requested names are
+// extracted for the identity check only; requested extensions are otherwise ignored.
 
 /** Largest CSR accepted, as DER or as text (the HTTP body cap is the same 16 KiB). */
 export const MAX_CSR_BYTES = 16 * 1024;
@@ -407,7 +407,7 @@ function readExtensionRequest(der: Buffer, extensions: Tlv, requested: ParsedCsr
     if (seen.has(hex)) throw badCsr(`duplicate extension ${decodeOid(der, oid.valueStart, oid.end)} in extensionRequest`);
     seen.add(hex);
     if (hex === OID_HEX_SAN) readSubjectAltName(der, value, requested);
-    // Every other requested extension is ignored: the profile is fixed (DESIGN.md §2, CSR-08).
+    // Every other requested extension is ignored: the profile is fixed (docs/architecture.md).
   }
 }
 
@@ -463,7 +463,7 @@ const sha256 =
     ? (data: Uint8Array): Buffer => nodeCrypto.hash('sha256', data, 'buffer')
     : (data: Uint8Array): Buffer => createHash('sha256').update(data).digest();
 
-/** Verifies the CSR's signature over the CertificationRequestInfo with OpenSSL (never a JS verifier; CSR-01). */
+/** Verifies the CSR's signature over the CertificationRequestInfo with OpenSSL (never a JS verifier). */
 export function verifyCsrSignature(decoded: DecodedCsr, publicKey: KeyObject): void {
   const { signatureAlgorithm: alg, certificationRequestInfo, signature } = decoded;
   let ok: boolean;

@@ -2,7 +2,7 @@ import { deviceUri, isValidDeviceId } from '@enrolld/protocol';
 import { EnrollError } from '../errors.js';
 import type { ParsedCsr } from './types.js';
 
-// DESIGN.md §2 / RELIABILITY I3, CSR-06: the certificate's names come from the server's record, never from the
+// docs/architecture.md: the certificate's names come from the server's record, never from the
 // CSR. A CSR may leave its names empty, or name exactly this device (CN=<id>, SAN URI urn:enrolld:device:<id>);
 // anything else asks for another identity and is refused (step-ca `sans` 1:1, Boulder matchesCSR).
 

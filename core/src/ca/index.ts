@@ -1,9 +1,14 @@
-// Public API of the CA and the issuance hot path. The issuing CA's private key stays inside issuing-ca.ts.
+// Public API of the CA and the issuance hot path. The issuing CA's private key stays inside signer.ts.
 export type { CrlEntry, CrlSpec, DeviceCertificateSpec, IssuingCa, ParsedCsr } from './types.js';
 export { createCaMaterial, issueServerCertificate } from './ca-material.js';
 export type { CaMaterial, CreateCaMaterialOptions, IssueServerCertificateOptions, ServerCertificateMaterial } from './ca-material.js';
-export { checkDeviceCertificate, createIssuingCa, signServerCertificateWithKey } from './issuing-ca.js';
-export type { CreateIssuingCaOptions, DeviceIssuingCa, ServerCertificateRequest } from './issuing-ca.js';
+export { createIssuingCa, signServerCertificateWithKey } from './issuing-ca.js';
+export type { CreateIssuingCaOptions, DeviceIssuingCa } from './issuing-ca.js';
+export type { ServerCertificateRequest } from './server-certificate.js';
+export { checkDeviceCertificate } from './certificate-lint.js';
+export type { IssuerFacts } from './issuer.js';
+export { certificateIdentityOf, KeyUsageBit, readCertificate, readCertificateIdentity } from './certificate-reader.js';
+export type { CertificateExtension, CertificateIdentity, CertificateStructure } from './certificate-reader.js';
 export { decodeCsr, decodeCsrInput, MAX_CSR_BYTES, MAX_CSR_DEPTH, parseCsr, parseCsrAsync, verifyCsrSignature } from './csr.js';
 export type { CsrSignatureAlgorithm, DecodedCsr } from './csr.js';
 export { assertCsrNamesDevice } from './identity.js';

@@ -18,7 +18,7 @@ import type { Tlv } from './der.js';
 import { oidHex, oidNameFromHex } from './oids.js';
 import type { OidName } from './oids.js';
 
-// Key policy (DESIGN.md §2, RELIABILITY I4, Boulder goodkey): EC P-256/P-384 on a named curve with a valid
+// Key policy (docs/architecture.md; after Boulder goodkey): EC P-256/P-384 on a named curve with a valid
 // uncompressed point, or RSA 2048–4096 with e = 65537, odd modulus and no prime factor < 752.
 
 export type EcCurve = 'P-256' | 'P-384';

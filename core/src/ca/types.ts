@@ -50,7 +50,7 @@ export interface CrlSpec {
 }
 
 /**
- * The issuing CA. The private key lives only inside the module that creates this (issuing-ca.ts);
+ * The issuing CA. The private key lives only inside the signer (signer.ts);
  * the RA and every adapter get these functions, never the key.
  */
 export interface IssuingCa {
@@ -59,7 +59,7 @@ export interface IssuingCa {
   /** The chain a device needs: issuing CA then root, PEM. */
   readonly chainPem: string;
   readonly rootPem: string;
-  /** Builds the To-Be-Signed bytes of a device certificate (DESIGN.md §2 profile). */
+  /** Builds the To-Be-Signed bytes of a device certificate (the device profile, docs/architecture.md). */
   buildDeviceTbs(spec: DeviceCertificateSpec): Buffer;
   /** Signs a TBS built by buildDeviceTbs and returns the certificate DER. */
   signCertificate(tbsDer: Buffer): Buffer;
