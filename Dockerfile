@@ -1,12 +1,7 @@
 FROM node:20-bookworm-slim
 WORKDIR /app
-COPY package.json package-lock.json ./
-COPY protocol/package.json protocol/
-COPY core/package.json core/
-COPY db/package.json db/
-COPY server/package.json server/
-COPY device-sim/package.json device-sim/
-RUN npm ci --no-audit --no-fund
+# npm ci's prepare step compiles the CLI from the sources, so they are copied first.
 COPY . .
+RUN npm ci --no-audit --no-fund
 EXPOSE 8443 8883
 CMD ["npx", "tsx", "server/src/cli.ts", "up"]

@@ -1,12 +1,10 @@
 #!/usr/bin/env node
-// Runs the TypeScript CLI through tsx, so `npx enrolld …` works without a build step.
-import { spawn } from 'node:child_process';
-import { createRequire } from 'node:module';
-import { fileURLToPath } from 'node:url';
+// The `enrolld` command: the compiled CLI (server/dist/cli.js, made by `npm ci`'s prepare step or `npm run build:cli`).
+import { existsSync } from 'node:fs';
 
-const require = createRequire(import.meta.url);
-const tsx = require.resolve('tsx/cli');
-const cli = fileURLToPath(new URL('../src/cli.ts', import.meta.url));
-const child = spawn(process.execPath, [tsx, cli, ...process.argv.slice(2)], { stdio: 'inherit' });
-for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) process.on(signal, () => child.kill(signal));
-child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));
+const compiled = new URL('../dist/cli.js', import.meta.url);
+if (!existsSync(compiled)) {
+  process.stderr.write('enrolld: the CLI is not compiled yet; run `npm run build:cli` (npm ci does it) in the enrolld checkout\n');
+  process.exit(1);
+}
+await import(compiled.href);

@@ -4,22 +4,20 @@ import { ApiError } from './cli/api-client.js';
 import { createCliContext } from './cli/context.js';
 import { DEVICES_USAGE, devicesCommand } from './cli/devices-command.js';
 import { note } from './cli/output.js';
+import { REVOKE_USAGE, revokeCommand } from './cli/revoke-command.js';
+import { loadRoleCommands } from './cli/role-loader.js';
 import { TOKEN_USAGE, tokenCommand } from './cli/token-command.js';
 import { UsageError } from './cli/usage-error.js';
-import { upCommand } from './cli/up-command.js';
-import { caInitCommand } from './cli/ca-command.js';
-import { BROKER_USAGE, brokerCommand } from './cli/broker-command.js';
-import { REVOKE_USAGE, revokeCommand } from './cli/revoke-command.js';
-import { WORKER_USAGE, workerCommand } from './cli/worker-command.js';
 
 const USAGE = `usage:
-enrolld up                                  API (and broker) with everything they need; embedded Postgres when DATABASE_URL is unset
+enrolld up                                  API, broker and jobs in one process; embedded Postgres when DATABASE_URL is unset
+enrolld api                                 the API alone (needs DATABASE_URL; replicas share one Postgres and ENROLLD_HOME)
+enrolld broker                              the MQTT broker alone (needs DATABASE_URL and the ENROLLD_HOME of an \`enrolld up\`)
+enrolld worker                              background jobs alone (rotation sweep, hints, grace supersession); run \`enrolld up\` with JOBS=off
 enrolld ca init                             create the root and issuing CA and the server certificate under ENROLLD_HOME
 ${TOKEN_USAGE}
 ${DEVICES_USAGE}
 ${REVOKE_USAGE}
-${BROKER_USAGE}
-${WORKER_USAGE}
 
 Environment: ENROLLD_HOME (./.enrolld), HTTPS_PORT (8443), MQTTS_PORT (8883), DATABASE_URL, REDIS_URL, SERVER_NAMES,
 CERT_LIFETIME (30d), TOKEN_TTL (24h), LOG_LEVEL (info); ENROLLD_URL for CLI commands (https://localhost:HTTPS_PORT).
@@ -29,16 +27,17 @@ RENEW_EXPIRED (refuse|grace|token), RENEW_EXPIRED_GRACE (7d), EST_POP_LINKING (i
 type Command = (argv: string[]) => Promise<void>;
 
 const commands: Record<string, Command> = {
-  up: () => upCommand(loadConfig()),
+  up: async () => (await loadRoleCommands()).upCommand(loadConfig()),
+  api: async () => (await loadRoleCommands()).apiCommand(loadConfig()),
+  broker: async () => (await loadRoleCommands()).brokerCommand(loadConfig()),
+  worker: async () => (await loadRoleCommands()).workerCommand(loadConfig()),
   ca: async ([sub]) => {
     if (sub !== 'init') throw new UsageError(`unknown ca command "${sub ?? ''}"`, 'enrolld ca init');
-    await caInitCommand(loadConfig());
+    await (await loadRoleCommands()).caInitCommand(loadConfig());
   },
   token: (argv) => tokenCommand(argv, createCliContext()),
   devices: (argv) => devicesCommand(argv, createCliContext()),
   revoke: (argv) => revokeCommand(argv, createCliContext()),
-  broker: () => brokerCommand(loadConfig()),
-  worker: () => workerCommand(loadConfig()),
 };
 
 async function main(argv: string[]): Promise<number> {

@@ -2,12 +2,13 @@ import path from 'node:path';
 import { z } from 'zod';
 
 // All configuration is read here, once, from the environment; validated with every problem reported at once;
-// then frozen and passed down as values (DESIGN.md §8). Secrets are never env values: they live in files.
+// then frozen and passed down as values (docs/architecture.md, "Configuration"). Secrets are never env values: they
+// live in files.
 
-const DURATION = /^(\d+)(s|m|h|d)?$/;
-const UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
+const DURATION = /^(\d+)(ms|s|m|h|d)?$/;
+const UNIT_SECONDS = { ms: 0.001, s: 1, m: 60, h: 3600, d: 86_400 } as const;
 
-/** "90", "90s", "15m", "24h", "30d" → seconds. */
+/** "250ms", "90", "90s", "15m", "24h", "30d" → seconds. */
 export function parseDuration(text: string): number | undefined {
   const match = DURATION.exec(text.trim());
   if (!match) return undefined;
@@ -15,18 +16,28 @@ export function parseDuration(text: string): number | undefined {
   return Number(match[1]) * UNIT_SECONDS[unit];
 }
 
-const duration = (fallback: string) =>
-  z
+/** A duration in whole seconds (certificate and token lifetimes, intervals of jobs). */
+const duration = (fallback: string) => durationIn(fallback, { wholeSeconds: true });
+/** A duration that may be finer than a second (broker and CRL timers that tests run fast). */
+const fineDuration = (fallback: string) => durationIn(fallback, { wholeSeconds: false });
+
+function durationIn(fallback: string, options: { wholeSeconds: boolean }) {
+  return z
     .string()
     .default(fallback)
     .transform((text, ctx) => {
       const seconds = parseDuration(text);
       if (seconds === undefined || seconds <= 0) {
-        ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration like 90s, 15m, 24h or 30d` });
+        ctx.addIssue({ code: 'custom', message: `"${text}" is not a duration like ${options.wholeSeconds ? '' : '500ms, '}90s, 15m, 24h or 30d` });
+        return z.NEVER;
+      }
+      if (options.wholeSeconds && !Number.isInteger(seconds)) {
+        ctx.addIssue({ code: 'custom', message: `"${text}" must be whole seconds (like 90s)` });
         return z.NEVER;
       }
       return seconds;
     });
+}
 
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
 
@@ -48,7 +59,7 @@ const envSchema = z.object({
   TOKEN_TTL: duration('24h'),
   ENROLL_RETRY_WINDOW: duration('1h'),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
-  // Rotation (issue 5, DESIGN.md §4).
+  // Rotation (docs/architecture.md, "Rotation").
   /** The renewal window: the last fraction of a certificate's lifetime in which the sweep hints its device. */
   RENEWAL_WINDOW: z.coerce.number().gt(0).lt(1).default(1 / 3),
   ROTATION_SWEEP_INTERVAL: duration('5m'),
@@ -64,11 +75,35 @@ const envSchema = z.object({
   JOBS: z.enum(['in-process', 'off']).default('in-process'),
   /** BullMQ key prefix; default derived from the database, so deployments sharing a Redis never share queues. */
   JOBS_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional(),
+  JOBS_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  /** A job whose worker stops renewing its lock for this long is stalled and runs again (BullMQ lockDuration). */
+  JOBS_LOCK_DURATION: duration('30s'),
+  JOBS_STALLED_INTERVAL: duration('30s'),
+  /** How often the worker looks for predecessors whose grace ended; default a quarter of SUPERSEDE_GRACE, 1s..60s. */
+  SUPERSEDE_CHECK_INTERVAL: duration('60s').optional(),
+  // Revocation and the broker (docs/architecture.md, "Revocation").
+  /** nextUpdate − thisUpdate of every CRL (RFC 5280 §5.1.2.5); the API rebuilds it at half-life. */
+  CRL_VALIDITY: duration('7d'),
+  /** How often the API checks whether the CRL reached half-life or misses a revocation. */
+  CRL_REFRESH_CHECK: fineDuration('15m'),
+  /** How often each broker resyncs by revocation sequence: the bound on how long a lost NOTIFY goes unnoticed. */
+  BROKER_RESYNC_INTERVAL: fineDuration('5s'),
+  /** With no successful sync for this long a broker no longer knows the revocation state and refuses CONNECTs. */
+  BROKER_MAX_STALENESS: fineDuration('60s'),
+  /** TLS session tickets on the broker (resumption); off saves ~16 KiB per idle connection. */
+  BROKER_SESSION_TICKETS: z.enum(['on', 'off']).default('off'),
+  /** Time a TLS connection may take to send CONNECT. */
+  BROKER_CONNECT_TIMEOUT: fineDuration('10s'),
+  /** Connections in the pool of a process that runs only the broker or only the worker. */
+  ROLE_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(4),
 }).superRefine((e, ctx) => {
   // notBefore is backdated inside the lifetime (RFC 5280 §4.1.2.5 validity is the whole span), so a lifetime not
   // longer than the backdate would issue certificates that are already expired.
   if (e.CERT_LIFETIME <= e.CERT_BACKDATE) {
     ctx.addIssue({ code: 'custom', path: ['CERT_LIFETIME'], message: `must be longer than CERT_BACKDATE (${e.CERT_BACKDATE}s); lower CERT_BACKDATE for short-lived certificates` });
+  }
+  if (e.BROKER_MAX_STALENESS <= e.BROKER_RESYNC_INTERVAL) {
+    ctx.addIssue({ code: 'custom', path: ['BROKER_MAX_STALENESS'], message: `must be longer than BROKER_RESYNC_INTERVAL (${e.BROKER_RESYNC_INTERVAL}s), or every broker fails closed between two resyncs` });
   }
 });
 
@@ -87,7 +122,23 @@ export interface Config {
   tokenTtlSeconds: number;
   enrollRetryWindowSeconds: number;
   logLevel: z.infer<typeof envSchema>['LOG_LEVEL'];
+  /** Pool size of a process that runs only the broker or only the worker. */
+  roleDbPoolMax: number;
   rotation: RotationConfig;
+  revocation: RevocationConfig;
+  broker: BrokerTunables;
+}
+
+export interface RevocationConfig {
+  crlValidityMs: number;
+  crlRefreshCheckMs: number;
+}
+
+export interface BrokerTunables {
+  resyncIntervalMs: number;
+  maxStalenessMs: number;
+  sessionTickets: boolean;
+  connectTimeoutMs: number;
 }
 
 export interface RotationConfig {
@@ -99,6 +150,10 @@ export interface RotationConfig {
   estPopLinking: 'off' | 'if-present' | 'required';
   jobs: 'in-process' | 'off';
   jobsPrefix: string | undefined;
+  jobConcurrency: number;
+  jobLockDurationMs: number;
+  jobStalledIntervalMs: number;
+  supersedeCheckIntervalMs: number;
 }
 
 export class ConfigError extends Error {
@@ -136,6 +191,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     tokenTtlSeconds: e.TOKEN_TTL,
     enrollRetryWindowSeconds: e.ENROLL_RETRY_WINDOW,
     logLevel: e.LOG_LEVEL,
+    roleDbPoolMax: e.ROLE_DB_POOL_MAX,
+    revocation: Object.freeze({ crlValidityMs: Math.round(e.CRL_VALIDITY * 1000), crlRefreshCheckMs: Math.round(e.CRL_REFRESH_CHECK * 1000) }),
+    broker: Object.freeze({
+      resyncIntervalMs: Math.round(e.BROKER_RESYNC_INTERVAL * 1000),
+      maxStalenessMs: Math.round(e.BROKER_MAX_STALENESS * 1000),
+      sessionTickets: e.BROKER_SESSION_TICKETS === 'on',
+      connectTimeoutMs: Math.round(e.BROKER_CONNECT_TIMEOUT * 1000),
+    }),
     rotation: Object.freeze({
       renewalWindowFraction: e.RENEWAL_WINDOW,
       sweepIntervalSeconds: e.ROTATION_SWEEP_INTERVAL,
@@ -145,6 +208,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       estPopLinking: e.EST_POP_LINKING,
       jobs: e.JOBS,
       jobsPrefix: e.JOBS_PREFIX,
+      jobConcurrency: e.JOBS_CONCURRENCY,
+      jobLockDurationMs: Math.round(e.JOBS_LOCK_DURATION * 1000),
+      jobStalledIntervalMs: Math.round(e.JOBS_STALLED_INTERVAL * 1000),
+      supersedeCheckIntervalMs:
+        e.SUPERSEDE_CHECK_INTERVAL !== undefined ? e.SUPERSEDE_CHECK_INTERVAL * 1000 : Math.min(60_000, Math.max(1000, (e.SUPERSEDE_GRACE * 1000) / 4)),
     }),
   });
 }

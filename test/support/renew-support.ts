@@ -3,8 +3,8 @@
 // validity (expired, not yet valid) for ROT-03.
 import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
 import { routes, type EnrollResponse } from '@enrolld/protocol';
-import { createIssuingCa, newSerial, serialHex } from '@enrolld/core/ca/index.js';
-import { loadPki } from '../../server/src/pki-home.js';
+import { newSerial, serialHex } from '@enrolld/core/ca/index.js';
+import { readIssuingCa } from '../../server/src/compose/pki-home.js';
 import { makeCsr } from './csr-factory.js';
 import { httpsRequest, postJson, type RawResponse } from './http.js';
 import type { TestServer } from './server-harness.js';
@@ -65,8 +65,7 @@ export function renewEst(server: TestServer, creds: Pick<DeviceCreds, 'clientCha
  * would (so it is "ours" in every respect but its dates).
  */
 export async function issueFromServerCa(server: TestServer, deviceId: string, validity: { notBefore: Date; notAfter: Date }): Promise<DeviceCreds> {
-  const pki = await loadPki(server.home, { serverNames: [] });
-  const ca = createIssuingCa({ issuingCertificatePem: pki.issuingCertPem, issuingPrivateKey: pki.issuingKey, rootCertificatePem: pki.rootCertPem });
+  const ca = await readIssuingCa(server.home);
   const csr = await makeCsr({ cn: deviceId });
   const serial = newSerial();
   const whole = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);

@@ -5,12 +5,13 @@ import type { CreatedToken } from '@enrolld/protocol';
 import { routes } from '@enrolld/protocol';
 import { loadConfig } from '../../server/src/config.js';
 import { createLogger } from '../../server/src/logger.js';
-import { startEnrolld, type RunningEnrolld } from '../../server/src/main.js';
+import { buildUp, type BuiltUp, type UpEndpoints } from '../../server/src/compose/up.js';
 import { postJson } from './http.js';
 import { createTestDatabase, type TestDatabase } from './pg.js';
 
 export interface TestServer {
-  running: RunningEnrolld;
+  /** The wired `enrolld up`: its use cases, broker (resync, hasSession…) and jobs (sweepNow) for explicit triggers. */
+  running: BuiltUp & UpEndpoints;
   apiUrl: string;
   home: string;
   rootPem: string;
@@ -41,7 +42,15 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
     ...options.env,
   });
-  const running = await startEnrolld(config, createLogger(config.logLevel));
+  const built = await buildUp(config, createLogger(config.logLevel));
+  let endpoints: UpEndpoints;
+  try {
+    endpoints = await built.listen();
+  } catch (error) {
+    await built.stop();
+    throw error;
+  }
+  const running = Object.assign(built, endpoints);
   const rootPem = await readFile(config.paths.rootCert, 'utf8');
   const chainPem = await readFile(path.join(home, 'ca', 'chain.pem'), 'utf8');
   const adminToken = (await readFile(config.paths.adminTokenFile, 'utf8')).trim();

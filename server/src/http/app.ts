@@ -1,35 +1,46 @@
-import express, { type Router } from 'express';
+import express from 'express';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { routes } from '@enrolld/protocol';
 import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
-import type { Enrollment } from '@enrolld/core/enroll.js';
 import type { EnrollError } from '@enrolld/core/errors.js';
-import type { DeviceStore } from '@enrolld/core/ports.js';
-import type { createTokenIssuer } from '@enrolld/core/tokens.js';
+import type { PopLinkingPolicy } from '@enrolld/core/renewal/pop-linking.js';
 import { requireAdmin } from './admin-auth.js';
-import { adminRoutes } from './admin-routes.js';
-import { enrollRoutes } from './enroll-routes.js';
+import { adminRoutes, type AdminRoutesDeps } from './admin-routes.js';
+import { enrollRoutes, type EnrollRoutesDeps } from './enroll-routes.js';
+import { estRoutes, type EstRoutesDeps } from './est/est-routes.js';
 import { notFound, problemHandler } from './problem.js';
+import { renewRoutes, type RenewRoutesDeps } from './renew-routes.js';
 import { requestContext } from './request-context.js';
+import { crlRoutes, revocationAdminRoutes, type RevocationRoutesDeps } from './revocation-routes.js';
+
+/** The use cases the API serves; the composition passes what buildUseCases() made. */
+export interface HttpUseCases {
+  enrollment: EnrollRoutesDeps['enrollment'];
+  estEnrollment: EstRoutesDeps['enrollment'];
+  renewal: RenewRoutesDeps['renewal'] & EstRoutesDeps['renewal'];
+  revocation: RevocationRoutesDeps['revocation'];
+  tokens: AdminRoutesDeps['tokens'];
+  devices: AdminRoutesDeps['devices'];
+  authenticateAdmin: (bearer: string | undefined) => Promise<AdminPrincipal>;
+}
 
 export interface HttpAppDeps {
   logger: Logger;
   registry: Registry;
-  enrollment: Enrollment;
+  useCases: HttpUseCases;
+  /** Issuing CA then root, PEM: served at /v1/ca and in EST cacerts. */
   chainPem: string;
-  tokens: ReturnType<typeof createTokenIssuer>;
-  devices: DeviceStore;
-  authenticateAdmin: (bearer: string | undefined) => Promise<AdminPrincipal>;
+  /** RFC 7030 §3.5 linking policy for EST. */
+  popLinking: PopLinkingPolicy;
   /** Resolves when the service can do its job (database reachable); rejects otherwise. */
   checkHealth: () => Promise<void>;
   classifyError?: (error: unknown) => EnrollError | undefined;
-  /** Further public routers (e.g. CRL, EST, renewal) and admin routers (behind the admin guard). */
-  publicRouters?: Router[];
-  adminRouters?: Router[];
 }
 
+/** The whole HTTP surface: public enrollment, renewal, EST and CRL routes, then the admin routes behind the guard. */
 export function createHttpApp(deps: HttpAppDeps): express.Express {
+  const { useCases } = deps;
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -47,13 +58,14 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
 
-  app.use(enrollRoutes({ enrollment: deps.enrollment, chainPem: deps.chainPem }));
-  for (const router of deps.publicRouters ?? []) app.use(router);
+  app.use(enrollRoutes({ enrollment: useCases.enrollment, chainPem: deps.chainPem }));
+  app.use(crlRoutes({ revocation: useCases.revocation }));
+  app.use(renewRoutes({ renewal: useCases.renewal }));
+  app.use(estRoutes({ renewal: useCases.renewal, enrollment: useCases.estEnrollment, chainPem: deps.chainPem, popLinking: deps.popLinking, logger: deps.logger }));
 
-  const guard = requireAdmin(deps.authenticateAdmin);
-  app.use('/v1/admin', guard);
-  app.use(adminRoutes({ tokens: deps.tokens, devices: deps.devices }));
-  for (const router of deps.adminRouters ?? []) app.use(router);
+  app.use('/v1/admin', requireAdmin(useCases.authenticateAdmin));
+  app.use(adminRoutes({ tokens: useCases.tokens, devices: useCases.devices }));
+  app.use(revocationAdminRoutes({ revocation: useCases.revocation }));
 
   app.use(notFound);
   app.use(problemHandler({ logger: deps.logger, classifyError: deps.classifyError }));

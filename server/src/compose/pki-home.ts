@@ -1,10 +1,15 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { chmod, mkdir, readFile, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { createCaMaterial, issueServerCertificate } from '@enrolld/core/ca/index.js';
+import { createCaMaterial, createIssuingCa, issueServerCertificate } from '@enrolld/core/ca/index.js';
+import { toPem } from '@enrolld/core/ca/der.js';
+import type { IssuingCa } from '@enrolld/core/ca/types.js';
 
-// ENROLLD_HOME layout. Private keys are 0600 files; the home directory is 0711 so the embedded Postgres
-// (running as OS user `postgres` when we are root) can reach its data directory without listing ours.
+// ENROLLD_HOME's PKI files, and the only module that reads a private key file (root, issuing CA, server TLS key).
+// Each process role reads exactly what it needs (docs/architecture.md, "Keys"): the API the issuing key (and the root
+// key once, for the root's CRL), the worker the issuing key, the broker only its TLS key.
+// Private keys are 0600 files; the home directory is 0711 so the embedded Postgres (running as OS user `postgres`
+// when we are root) can reach its data directory without listing ours.
 export const pkiPaths = (home: string) => ({
   home,
   caDir: path.join(home, 'ca'),
@@ -15,6 +20,8 @@ export const pkiPaths = (home: string) => ({
   chain: path.join(home, 'ca', 'chain.pem'),
   serverCert: path.join(home, 'tls', 'server.pem'),
   serverKey: path.join(home, 'tls', 'server.key'),
+  /** The root's CRL over the issuing CA; see ensureRootArl. */
+  rootArl: path.join(home, 'ca', 'root-arl.pem'),
 });
 
 export interface PkiHome {
@@ -25,8 +32,8 @@ export interface PkiHome {
   /** Server certificate then issuing CA, as the TLS server presents it. */
   serverCertPem: string;
   serverKeyPem: string;
-  /** Loaded once; only the issuing CA module signs with it. */
-  issuingKey: ReturnType<typeof createPrivateKey>;
+  /** The issuing CA, its key loaded once from the 0600 file; the key never leaves core's signer. */
+  ca: IssuingCa;
   created: boolean;
   serverCertRenewed: boolean;
 }
@@ -101,8 +108,71 @@ export async function loadPki(home: string, options: { serverNames: string[]; no
     chainPem: issuingCertPem + rootCertPem,
     serverCertPem,
     serverKeyPem,
-    issuingKey,
+    ca: createIssuingCa({ issuingCertificatePem: issuingCertPem, issuingPrivateKey: issuingKey, rootCertificatePem: rootCertPem }),
     created,
     serverCertRenewed,
   };
+}
+
+/** Reads a file a role needs, or says which command creates it. */
+async function readHomeFile(file: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch {
+    throw new Error(`cannot read ${file}: run \`enrolld up\` (or \`enrolld ca init\`) once with this ENROLLD_HOME first`);
+  }
+}
+
+/**
+ * The root's CRL over the issuing CA (an ARL, empty: the issuing CA is not revoked). Node sets
+ * X509_V_FLAG_CRL_CHECK_ALL whenever a CRL is configured, so without a CRL for every CA in the chain each handshake
+ * fails with UNABLE_TO_GET_CRL. Signed with the root key once (by the API), valid until the issuing CA expires,
+ * written next to the CA certificates; broker processes only read the file and never hold a CA key.
+ */
+export async function ensureRootArl(home: string, now = new Date()): Promise<string> {
+  const p = pkiPaths(home);
+  const existing = await readFile(p.rootArl, 'utf8').catch(() => undefined);
+  const issuingNotAfter = new Date(new X509Certificate(await readHomeFile(p.issuingCert)).validTo);
+  if (existing) {
+    const stamp = await readFile(`${p.rootArl}.next-update`, 'utf8').catch(() => '');
+    if (stamp && Date.parse(stamp.trim()) >= issuingNotAfter.getTime()) return existing;
+  }
+  const rootPem = await readHomeFile(p.rootCert);
+  const rootKey = createPrivateKey(await readHomeFile(p.rootKey));
+  // The same CRL encoder, with the root as the issuer (issuer name and AKI come from the root certificate).
+  const root = createIssuingCa({ issuingCertificatePem: rootPem, issuingPrivateKey: rootKey, rootCertificatePem: rootPem });
+  const der = root.signCrl({ entries: [], crlNumber: BigInt(Math.floor(now.getTime() / 1000)), thisUpdate: now, nextUpdate: issuingNotAfter });
+  await writeSecureFile(p.rootArl, toPem('X509 CRL', der), 0o644);
+  await writeSecureFile(`${p.rootArl}.next-update`, issuingNotAfter.toISOString() + '\n', 0o644);
+  return readFile(p.rootArl, 'utf8');
+}
+
+/** What a broker serves with: its TLS key and chain, the CA certificates and the root ARL. Never a CA key. */
+export interface BrokerMaterial {
+  serverKeyPem: string;
+  /** Server certificate then issuing CA. */
+  serverCertPem: string;
+  /** Issuing CA then root. */
+  chainPem: string;
+  issuingCertPem: string;
+  rootArlPem: string;
+}
+
+export async function readBrokerMaterial(home: string): Promise<BrokerMaterial> {
+  const p = pkiPaths(home);
+  const [serverKeyPem, serverCertPem, rootPem, issuingCertPem, rootArlPem] = await Promise.all([
+    readHomeFile(p.serverKey),
+    readHomeFile(p.serverCert),
+    readHomeFile(p.rootCert),
+    readHomeFile(p.issuingCert),
+    readHomeFile(p.rootArl),
+  ]);
+  return { serverKeyPem, serverCertPem, chainPem: issuingCertPem + rootPem, issuingCertPem, rootArlPem };
+}
+
+/** The issuing CA of an existing home (the worker: a supersession rebuilds the CRL). */
+export async function readIssuingCa(home: string): Promise<IssuingCa> {
+  const p = pkiPaths(home);
+  const [issuingCertificatePem, issuingKeyPem, rootCertificatePem] = await Promise.all([readHomeFile(p.issuingCert), readHomeFile(p.issuingKey), readHomeFile(p.rootCert)]);
+  return createIssuingCa({ issuingCertificatePem, issuingPrivateKey: createPrivateKey(issuingKeyPem), rootCertificatePem });
 }

@@ -1,0 +1,116 @@
+// The API role: HTTPS with enrollment, renewal, EST, CRL and admin routes, and the CRL kept current. `enrolld api` runs
+// it alone (replicas over one Postgres); `enrolld up` runs it beside the broker and the worker.
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config.js';
+import { createHttpApp } from '../http/app.js';
+import { startHttpsServer, type RunningHttpsServer } from '../http/https-server.js';
+import { classifyInfrastructureError } from '../infrastructure-errors.js';
+import { createRegistry } from '../metrics.js';
+import { ensureAdminToken } from './admin-token.js';
+import { openDatabase, type Database } from './database.js';
+import { ensureRootArl, loadPki, pkiPaths, type PkiHome } from './pki-home.js';
+import { buildUseCases, type UseCases } from './use-cases.js';
+
+export interface ApiRoleDeps {
+  config: Readonly<Config>;
+  logger: Logger;
+  registry: Registry;
+  database: Database;
+  pki: PkiHome;
+  useCases: UseCases;
+}
+
+export interface ApiRole {
+  /** Makes sure a current CRL exists, keeps it so, and listens on HTTPS_PORT. */
+  listen(): Promise<{ port: number; url: string }>;
+  stop(): Promise<void>;
+}
+
+export function buildApiRole(deps: ApiRoleDeps): ApiRole {
+  const { config, logger, useCases } = deps;
+  const app = createHttpApp({
+    logger,
+    registry: deps.registry,
+    useCases,
+    chainPem: deps.pki.chainPem,
+    popLinking: config.rotation.estPopLinking,
+    checkHealth: async () => {
+      await deps.database.pool.query('SELECT 1');
+    },
+    classifyError: classifyInfrastructureError,
+  });
+  let https: RunningHttpsServer | undefined;
+  let crlTimer: NodeJS.Timeout | undefined;
+  return {
+    async listen() {
+      const crl = await useCases.revocation.ensureCrlCurrent();
+      logger.info({ crlNumber: crl.crlNumber.toString(), nextUpdate: crl.nextUpdate.toISOString() }, 'CRL current');
+      crlTimer = setInterval(() => {
+        useCases.revocation.ensureCrlCurrent().catch((error: unknown) => logger.error({ err: error }, 'CRL refresh failed'));
+      }, config.revocation.crlRefreshCheckMs);
+      crlTimer.unref();
+      https = await startHttpsServer({
+        app,
+        certPem: deps.pki.serverCertPem,
+        keyPem: deps.pki.serverKeyPem,
+        clientCaPem: deps.pki.chainPem,
+        host: config.listenHost,
+        port: config.httpsPort,
+      });
+      return { port: https.port, url: `https://localhost:${https.port}` };
+    },
+    async stop() {
+      clearInterval(crlTimer);
+      crlTimer = undefined;
+      await https?.close();
+      https = undefined;
+    },
+  };
+}
+
+/** The home's PKI for `enrolld up` and `enrolld api`: created on first use, with the root's CRL the brokers read. */
+export async function prepareApiPki(config: Readonly<Config>, logger: Logger): Promise<PkiHome> {
+  const pki = await loadPki(config.home, { serverNames: config.serverNames });
+  if (pki.created) logger.info({ caDir: pkiPaths(config.home).caDir }, 'created root and issuing CA');
+  if (pki.serverCertRenewed) logger.info({ serverNames: config.serverNames }, 'issued a new server certificate');
+  // The API is the role that holds the root key to sign it; brokers only read the file.
+  await ensureRootArl(config.home);
+  return pki;
+}
+
+/** The first admin credential (ENROLLD_HOME/admin-token, 0600), registered in this database. */
+export async function ensureFirstAdmin(config: Readonly<Config>, useCases: UseCases, logger: Logger): Promise<void> {
+  const admin = await ensureAdminToken(config.paths.adminTokenFile, useCases.adminCredentials);
+  if (admin.created) logger.info({ adminTokenFile: config.paths.adminTokenFile }, 'created the admin token');
+}
+
+export interface BuiltApi {
+  useCases: UseCases;
+  listen(): Promise<{ port: number; url: string }>;
+  stop(): Promise<void>;
+}
+
+/** `enrolld api`: the API alone, over the DATABASE_URL the other roles share. */
+export async function buildApi(config: Readonly<Config>, logger: Logger, signal?: AbortSignal): Promise<BuiltApi> {
+  const database = await openDatabase({ config, logger, applicationName: 'enrolld-api', poolMax: config.dbPoolMax, allowEmbedded: false, signal });
+  try {
+    const pki = await prepareApiPki(config, logger);
+    const registry = createRegistry();
+    // No broker in this process: revocations reach brokers through NOTIFY and the sequence resync.
+    const useCases = buildUseCases({ config, pool: database.pool, ca: pki.ca, logger, registry });
+    await ensureFirstAdmin(config, useCases, logger);
+    const api = buildApiRole({ config, logger, registry, database, pki, useCases });
+    return {
+      useCases,
+      listen: () => api.listen(),
+      async stop() {
+        await api.stop();
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}

@@ -1,0 +1,139 @@
+// The broker role: MQTT over mutual TLS with admission and active revocation. `enrolld broker` runs it alone (it never
+// holds a CA key: only its TLS key and the CA certificates); `enrolld up` runs it with rotation on the broker:
+// renewal over MQTT, hints to live sessions, and supersede on a successor's first CONNECT.
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import { createPgRevocationListener, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
+import { systemClock } from '@enrolld/core/clock.js';
+import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
+import type { RevocationFeed } from '@enrolld/core/revocation/ports.js';
+import type { Config } from '../config.js';
+import { classifyInfrastructureError } from '../infrastructure-errors.js';
+import { createRegistry } from '../metrics.js';
+import { createBroker, defaultBrokerConfig, type Broker, type BrokerHooks } from '../mqtt/broker.js';
+import { createRenewalTopic } from '../mqtt/renewal-topic.js';
+import type { Database } from './database.js';
+import { openDatabase } from './database.js';
+import { readBrokerMaterial, type BrokerMaterial } from './pki-home.js';
+import type { UseCases } from './use-cases.js';
+
+export interface BrokerRoleDeps {
+  config: Readonly<Config>;
+  logger: Logger;
+  registry: Registry;
+  database: Database;
+  material: BrokerMaterial;
+  /** Revocation events: the Postgres NOTIFY feed, merged with the in-process feed when the API runs here too. */
+  feed: RevocationFeed;
+  outbound?: OutboundRelay | undefined;
+  hooks?: BrokerHooks[] | undefined;
+}
+
+export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
+  const { config } = deps;
+  return createBroker({
+    config: {
+      ...defaultBrokerConfig,
+      host: config.listenHost,
+      port: config.mqttsPort,
+      resyncIntervalMs: config.broker.resyncIntervalMs,
+      maxStalenessMs: config.broker.maxStalenessMs,
+      sessionTickets: config.broker.sessionTickets,
+      connectTimeoutMs: config.broker.connectTimeoutMs,
+    },
+    tls: {
+      key: deps.material.serverKeyPem,
+      cert: deps.material.serverCertPem,
+      ca: deps.material.chainPem,
+      issuingCertificate: deps.material.issuingCertPem,
+      extraCrls: [deps.material.rootArlPem],
+    },
+    store: createPgRevocationStore(deps.database.pool),
+    feed: deps.feed,
+    outbound: deps.outbound,
+    hooks: deps.hooks,
+    clock: systemClock,
+    logger: deps.logger,
+    registry: deps.registry,
+  });
+}
+
+/** The Postgres NOTIFY feed of revocations, on its own connection. */
+export function revocationNotifyFeed(database: Database): RevocationFeed {
+  return createPgRevocationListener({ connectionString: database.url, applicationName: 'enrolld-broker-listen' });
+}
+
+export interface BrokerRotation {
+  hooks: BrokerHooks;
+  /** Loads pending successors and listens for hints and renewals from other processes. */
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Rotation on a broker that shares its process with the use cases (`enrolld up`). */
+export function buildBrokerRotation(deps: { logger: Logger; registry: Registry; database: Database; useCases: Pick<UseCases, 'renewal' | 'lineage'>; outbound: OutboundRelay }): BrokerRotation {
+  const log = deps.logger.child({ component: 'rotation' });
+  const { lineage } = deps.useCases;
+  const topic = createRenewalTopic({
+    renewal: deps.useCases.renewal,
+    lineage,
+    logger: deps.logger,
+    registry: deps.registry,
+    classifyError: classifyInfrastructureError,
+    outbound: deps.outbound,
+  });
+  const feed = createPgRotationListener({ connectionString: deps.database.url, applicationName: 'enrolld-rotation-listen' });
+  let listening = false;
+  return {
+    hooks: topic.hooks,
+    async start() {
+      const loaded = await lineage.load();
+      if (loaded > 0) log.info({ pending: loaded }, 'successors waiting to supersede their predecessor');
+      await feed.start({
+        onHint: (hint) => topic.deliverHint(hint),
+        onRenewal: (entry) => lineage.noteRenewal(entry),
+        onConnection: (connected, error) => {
+          if (connected) {
+            // Renewals issued while the feed was down are in the store: reload them (the map is idempotent).
+            void lineage.load().catch((err: unknown) => log.warn({ err }, 'reloading pending supersessions failed'));
+          } else {
+            log.warn({ err: error instanceof Error ? error.message : String(error) }, 'rotation feed lost; reconnecting');
+          }
+        },
+      });
+      listening = true;
+    },
+    async stop() {
+      if (listening) await feed.stop();
+      listening = false;
+    },
+  };
+}
+
+export interface BuiltBroker {
+  broker: Broker;
+  listen(): Promise<{ port: number }>;
+  stop(): Promise<void>;
+}
+
+/** `enrolld broker`: the broker alone, over the DATABASE_URL and ENROLLD_HOME of the API. */
+export async function buildBroker(config: Readonly<Config>, logger: Logger): Promise<BuiltBroker> {
+  // The broker may start before the API or while Postgres is down: it fails closed until the revocation state loads.
+  const database = await openDatabase({ config, logger, applicationName: 'enrolld-broker', poolMax: config.roleDbPoolMax, allowEmbedded: false, waitForMigrations: false });
+  try {
+    const material = await readBrokerMaterial(config.home);
+    const registry = createRegistry();
+    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: revocationNotifyFeed(database) });
+    return {
+      broker,
+      listen: () => broker.start(),
+      async stop() {
+        await broker.stop();
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}

@@ -1,0 +1,73 @@
+import type { Logger } from 'pino';
+import type pg from 'pg';
+import { createPool, isDatabaseUnavailable, migrate, startEmbeddedPostgres } from '@enrolld/db';
+import type { Config } from '../config.js';
+
+export interface Database {
+  pool: pg.Pool;
+  /** The URL other connections (LISTEN feeds, BullMQ prefix) use: DATABASE_URL or the embedded server's. */
+  url: string;
+  embedded: boolean;
+  /** Ends the pool, then stops the embedded Postgres if this process started it. */
+  close(): Promise<void>;
+}
+
+export interface OpenDatabaseOptions {
+  config: Readonly<Config>;
+  logger: Logger;
+  /** Shows up in pg_stat_activity. */
+  applicationName: string;
+  poolMax: number;
+  /** Only `enrolld up` may start the embedded Postgres; the other roles need a DATABASE_URL to share. */
+  allowEmbedded: boolean;
+  /** Stops waiting for an unreachable database (Ctrl-C during start). */
+  signal?: AbortSignal | undefined;
+  /** A role that must start while Postgres is down (the broker fails closed instead) does not wait for migrations. */
+  waitForMigrations?: boolean;
+}
+
+const MIGRATE_RETRY_MS = 2000;
+
+async function migrateWhenReachable(pool: pg.Pool, logger: Logger, signal: AbortSignal | undefined): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const applied = await migrate(pool);
+      if (applied.length > 0) logger.info({ applied }, 'database migrated');
+      return;
+    } catch (error) {
+      if (!isDatabaseUnavailable(error) || signal?.aborted) throw error;
+      if (attempt === 1 || attempt % 15 === 0) logger.warn({ err: error }, 'waiting for Postgres');
+      await new Promise((resolve) => setTimeout(resolve, MIGRATE_RETRY_MS));
+    }
+  }
+}
+
+/** The database of one process: embedded or DATABASE_URL, pooled, migrated (migrations are idempotent and locked). */
+export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
+  const { config, logger } = options;
+  let url = config.databaseUrl;
+  let stopEmbedded: (() => Promise<void>) | undefined;
+  if (!url) {
+    if (!options.allowEmbedded) throw new Error(`${options.applicationName} needs DATABASE_URL (the Postgres that \`enrolld up\` or the API uses)`);
+    logger.info({ dataDir: `${config.home}/pg` }, 'DATABASE_URL not set: starting embedded Postgres');
+    const embedded = await startEmbeddedPostgres({ home: config.home, onLog: (line) => logger.debug({ postgres: line }) });
+    stopEmbedded = () => embedded.stop();
+    url = embedded.url;
+  }
+  const pool = createPool({ connectionString: url, max: options.poolMax, applicationName: options.applicationName });
+  const close = async () => {
+    await pool.end();
+    await stopEmbedded?.();
+  };
+  try {
+    if (options.waitForMigrations ?? true) {
+      await migrateWhenReachable(pool, logger, options.signal);
+    } else {
+      await migrate(pool).catch((error: unknown) => logger.warn({ err: error }, 'could not migrate (Postgres down?); refusing devices until the revocation state loads'));
+    }
+  } catch (error) {
+    await close();
+    throw error;
+  }
+  return { pool, url, embedded: stopEmbedded !== undefined, close };
+}

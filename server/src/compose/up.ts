@@ -1,0 +1,94 @@
+// `enrolld up`: the API, the broker and (with JOBS=in-process) the worker in one process, over one pool, one registry
+// and one set of use cases. Revocations reach the local broker through the in-process feed (no NOTIFY round trip),
+// merged with the NOTIFY feed that carries other processes' revocations; server-originated MQTT messages go through
+// the outbound relay. Nothing is attached late: every event source exists before the parts that use it.
+import type { Logger } from 'pino';
+import { createLocalRevocationFeed } from '@enrolld/core/events/local-revocation-feed.js';
+import { mergeRevocationFeeds } from '@enrolld/core/events/merge-feeds.js';
+import { createOutboundRelay } from '@enrolld/core/events/outbound-relay.js';
+import type { Config } from '../config.js';
+import { createRegistry } from '../metrics.js';
+import type { Broker } from '../mqtt/broker.js';
+import type { JobRuntime } from '../jobs/job-runtime.js';
+import { buildApiRole, ensureFirstAdmin, prepareApiPki } from './api.js';
+import { buildBrokerRole, buildBrokerRotation, revocationNotifyFeed } from './broker.js';
+import { openDatabase } from './database.js';
+import { readBrokerMaterial } from './pki-home.js';
+import { buildUseCases, type UseCases } from './use-cases.js';
+import { buildWorkerRole } from './worker.js';
+
+export interface UpEndpoints {
+  apiUrl: string;
+  httpsPort: number;
+  mqttsPort: number;
+}
+
+export interface BuiltUp {
+  databaseUrl: string;
+  embeddedPostgres: boolean;
+  useCases: UseCases;
+  broker: Broker;
+  /** The rotation jobs, when they run in this process (JOBS=in-process). */
+  jobs: JobRuntime | undefined;
+  /** Ordered start: CRL and HTTPS, then the broker (its first sync before it listens), then rotation, then jobs. */
+  listen(): Promise<UpEndpoints>;
+  /** Ordered stop, the reverse; also closes the pool and the embedded Postgres. Safe to call after a failed listen. */
+  stop(): Promise<void>;
+}
+
+export async function buildUp(config: Readonly<Config>, logger: Logger, signal?: AbortSignal): Promise<BuiltUp> {
+  const database = await openDatabase({ config, logger, applicationName: 'enrolld-api', poolMax: config.dbPoolMax, allowEmbedded: true, signal });
+  try {
+    const pki = await prepareApiPki(config, logger);
+    const registry = createRegistry();
+    const localRevocations = createLocalRevocationFeed();
+    const outbound = createOutboundRelay();
+    const useCases = buildUseCases({ config, pool: database.pool, ca: pki.ca, logger, registry, revocationEvents: localRevocations });
+    await ensureFirstAdmin(config, useCases, logger);
+
+    const api = buildApiRole({ config, logger, registry, database, pki, useCases });
+    const rotation = buildBrokerRotation({ logger, registry, database, useCases, outbound });
+    const broker = buildBrokerRole({
+      config,
+      logger,
+      registry,
+      database,
+      material: await readBrokerMaterial(config.home),
+      feed: mergeRevocationFeeds(revocationNotifyFeed(database), localRevocations),
+      outbound,
+      hooks: [rotation.hooks],
+    });
+    const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
+
+    const stops: Array<() => Promise<void>> = [];
+    const stop = async () => {
+      for (const step of stops.reverse()) await step().catch((err: unknown) => logger.error({ err }, 'error during shutdown'));
+      stops.length = 0;
+      await database.close();
+    };
+    return {
+      databaseUrl: database.url,
+      embeddedPostgres: database.embedded,
+      useCases,
+      broker,
+      jobs: worker?.jobs,
+      async listen() {
+        stops.push(() => api.stop());
+        const http = await api.listen();
+        stops.push(() => broker.stop());
+        const { port: mqttsPort } = await broker.start();
+        stops.push(() => rotation.stop());
+        await rotation.start();
+        if (worker) {
+          stops.push(() => worker.stop());
+          worker.listen();
+        }
+        return { apiUrl: http.url, httpsPort: http.port, mqttsPort };
+      },
+      stop,
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}

@@ -1,0 +1,125 @@
+// The use cases every role shares, built once per process over one pool and one issuing CA. Roles take what they
+// serve: the API all of them, the worker revocation + lineage + sweep, the broker in `enrolld up` renewal + lineage
+// (renewal over MQTT, supersede on first connect). See docs/architecture.md, "Composition".
+import type { Logger } from 'pino';
+import type pg from 'pg';
+import type { Registry } from 'prom-client';
+import { createPgAdminCredentialStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
+import type { IssuingCa } from '@enrolld/core/ca/types.js';
+import { systemClock, type Clock } from '@enrolld/core/clock.js';
+import { createEnrollment } from '@enrolld/core/enroll.js';
+import { createEstEnrollment } from '@enrolld/core/renewal/est-enrollment.js';
+import { createLineage } from '@enrolld/core/renewal/lineage.js';
+import { createRenewal } from '@enrolld/core/renewal/renewal.js';
+import { createRotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
+import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
+import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
+import { createTokenIssuer } from '@enrolld/core/tokens.js';
+import type { Config } from '../config.js';
+import { createUseCaseMetrics } from '../metrics.js';
+
+/** A signature in flight for this long is taken as abandoned, and a retry may complete it. */
+const IN_FLIGHT_SECONDS = 10;
+/** How long an EST or REST retry waits for a request that is still signing the same CSR before answering 202. */
+const WAIT_FOR_IN_FLIGHT_MS = 3000;
+/** A sweep reads due certificates in pages of this size. */
+const SWEEP_BATCH_SIZE = 1000;
+/** Jitter is at most this share of the time a certificate has left, so a short-lived certificate is hinted in time. */
+const JITTER_SHARE_OF_REMAINING = 0.25;
+
+export interface UseCaseDeps {
+  config: Readonly<Config>;
+  pool: pg.Pool;
+  ca: IssuingCa;
+  logger: Logger;
+  registry: Registry;
+  /** Told after each revocation commits: the in-process event source a broker in the same process consumes. */
+  revocationEvents?: RevocationPublisher | undefined;
+  clock?: Clock;
+}
+
+export function buildUseCases(deps: UseCaseDeps) {
+  const { config, pool, ca, logger } = deps;
+  const clock = deps.clock ?? systemClock;
+  const metrics = createUseCaseMetrics(deps.registry);
+  const renewalStore = createPgRenewalStore(pool);
+  const deviceStore = createPgDeviceStore(pool);
+  const adminCredentials = createPgAdminCredentialStore(pool);
+
+  const enrollment = createEnrollment({
+    store: createPgEnrollmentStore(pool),
+    ca,
+    clock,
+    policy: {
+      certificateLifetimeSeconds: config.certificateLifetimeSeconds,
+      backdateSeconds: config.backdateSeconds,
+      retryWindowSeconds: config.enrollRetryWindowSeconds,
+      inFlightSeconds: IN_FLIGHT_SECONDS,
+    },
+    onOutcome: (outcome, seconds) => {
+      metrics.enrollments.inc({ outcome });
+      metrics.enrollmentSeconds.observe({ outcome }, seconds);
+    },
+  });
+
+  const revocation = createRevocationService({
+    store: createPgRevocationStore(pool),
+    signer: ca,
+    clock,
+    crlValidityMs: config.revocation.crlValidityMs,
+    publisher: deps.revocationEvents,
+    onCrlError: (error) => logger.error({ err: error }, 'CRL rebuild failed; brokers still refuse the serial at CONNECT'),
+  });
+
+  const lineage = createLineage({
+    store: renewalStore,
+    revoker: revocation,
+    clock,
+    logger: logger.child({ component: 'rotation' }),
+    graceSeconds: config.rotation.supersedeGraceSeconds,
+    onSuperseded: (trigger) => metrics.superseded.inc({ trigger }),
+  });
+
+  const renewal = createRenewal({
+    store: renewalStore,
+    ca,
+    clock,
+    policy: {
+      certificateLifetimeSeconds: config.certificateLifetimeSeconds,
+      backdateSeconds: config.backdateSeconds,
+      inFlightSeconds: IN_FLIGHT_SECONDS,
+      waitForInFlightMs: WAIT_FOR_IN_FLIGHT_MS,
+      expired: config.rotation.expired,
+      popLinking: config.rotation.estPopLinking,
+    },
+    onRenewed: (entry) => lineage.noteRenewal(entry),
+    onOutcome: (transport, outcome, seconds) => {
+      metrics.renewals.inc({ transport, outcome });
+      metrics.renewalSeconds.observe({ transport, outcome }, seconds);
+    },
+  });
+
+  return {
+    enrollment,
+    estEnrollment: createEstEnrollment({ enrollment, tokens: renewalStore, popLinking: config.rotation.estPopLinking }),
+    tokens: createTokenIssuer({ store: createPgTokenStore(pool), clock, defaultTtlSeconds: config.tokenTtlSeconds }),
+    devices: deviceStore,
+    adminCredentials,
+    authenticateAdmin: createAdminAuthenticator(adminCredentials),
+    revocation,
+    lineage,
+    renewal,
+    sweep: createRotationSweep({
+      store: renewalStore,
+      policy: {
+        windowFraction: config.rotation.renewalWindowFraction,
+        jitterMaxMs: config.rotation.hintJitterSeconds * 1000,
+        jitterShareOfRemaining: JITTER_SHARE_OF_REMAINING,
+        batchSize: SWEEP_BATCH_SIZE,
+      },
+    }),
+  };
+}
+
+export type UseCases = ReturnType<typeof buildUseCases>;

@@ -1,0 +1,113 @@
+// The worker role: the BullMQ rotation jobs (renewal-window sweep, hints, grace supersession). `enrolld worker` runs it
+// alone next to an API started with JOBS=off; `enrolld up` runs it in-process with JOBS=in-process. It needs the
+// database and the issuing CA (a supersession rebuilds the CRL), never the broker: hints reach brokers through
+// Postgres NOTIFY, revocations through NOTIFY and the sequence resync.
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
+import type { Config } from '../config.js';
+import { createJobMetrics } from '../jobs/job-metrics.js';
+import { createJobRuntime, type JobRuntime, type JobRuntimeOptions } from '../jobs/job-runtime.js';
+import { createRotationProcessor } from '../jobs/rotation-jobs.js';
+import { createRegistry } from '../metrics.js';
+import { openDatabase } from './database.js';
+import { readIssuingCa } from './pki-home.js';
+import { buildUseCases, type UseCases } from './use-cases.js';
+
+/** Finished jobs are kept this long, so a hint's job id stays taken while the sweep could still find its serial. */
+const KEEP_COMPLETED_SECONDS = 24 * 3600;
+
+/** Default BullMQ prefix: one per database, so two deployments (or two test runs) on one Redis never share a queue. */
+export function defaultJobsPrefix(databaseUrl: string): string {
+  let identity = databaseUrl;
+  try {
+    const u = new URL(databaseUrl);
+    identity = `${u.hostname}:${u.port}${u.pathname}`; // never the password
+  } catch {
+    // not a URL: hash it as it is
+  }
+  return `enrolld-${createHash('sha256').update(identity).digest('hex').slice(0, 12)}`;
+}
+
+export function jobRuntimeOptions(config: Readonly<Config>, databaseUrl: string): JobRuntimeOptions {
+  const rotation = config.rotation;
+  return {
+    redisUrl: config.redisUrl,
+    prefix: rotation.jobsPrefix ?? defaultJobsPrefix(databaseUrl),
+    runWorkers: true,
+    sweepIntervalMs: rotation.sweepIntervalSeconds * 1000,
+    supersedeIntervalMs: rotation.supersedeCheckIntervalMs,
+    concurrency: rotation.jobConcurrency,
+    lockDurationMs: rotation.jobLockDurationMs,
+    stalledIntervalMs: rotation.jobStalledIntervalMs,
+    keepCompletedSeconds: KEEP_COMPLETED_SECONDS,
+  };
+}
+
+export interface WorkerRoleDeps {
+  config: Readonly<Config>;
+  logger: Logger;
+  registry: Registry;
+  databaseUrl: string;
+  useCases: Pick<UseCases, 'sweep' | 'lineage'>;
+}
+
+export interface WorkerRole {
+  jobs: JobRuntime;
+  /** Starts the workers in the background: Redis being down never blocks a start. */
+  listen(): void;
+  stop(): Promise<void>;
+}
+
+export function buildWorkerRole(deps: WorkerRoleDeps): WorkerRole {
+  let jobs: JobRuntime | undefined;
+  const metrics = createJobMetrics(deps.registry, () => (jobs ? [{ queue: 'rotation', counts: () => jobs!.counts() }] : []));
+  jobs = createJobRuntime({
+    options: jobRuntimeOptions(deps.config, deps.databaseUrl),
+    logger: deps.logger,
+    metrics,
+    process: createRotationProcessor({
+      sweep: deps.useCases.sweep,
+      lineage: deps.useCases.lineage,
+      enqueue: { addHints: (hints) => jobs!.enqueue.addHints(hints) },
+      onHintSent: () => metrics.hintSent(),
+      onSuperseded: (n) => metrics.superseded(n),
+    }),
+  });
+  const runtime = jobs;
+  return {
+    jobs: runtime,
+    listen: () => runtime.start(),
+    stop: () => runtime.stop(),
+  };
+}
+
+export interface BuiltWorker {
+  jobs: JobRuntime;
+  jobsPrefix: string;
+  listen(): void;
+  stop(): Promise<void>;
+}
+
+/** `enrolld worker`: the jobs alone, over the DATABASE_URL of the API. */
+export async function buildWorker(config: Readonly<Config>, logger: Logger, signal?: AbortSignal): Promise<BuiltWorker> {
+  const database = await openDatabase({ config, logger, applicationName: 'enrolld-worker', poolMax: config.roleDbPoolMax, allowEmbedded: false, signal });
+  try {
+    const ca = await readIssuingCa(config.home);
+    const registry = createRegistry();
+    const useCases = buildUseCases({ config, pool: database.pool, ca, logger, registry });
+    const worker = buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases });
+    return {
+      jobs: worker.jobs,
+      jobsPrefix: jobRuntimeOptions(config, database.url).prefix,
+      listen: () => worker.listen(),
+      async stop() {
+        await worker.stop();
+        await database.close();
+      },
+    };
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
