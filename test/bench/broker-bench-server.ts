@@ -1,6 +1,6 @@
 // The broker under test for `npm run bench:broker`, in its own process (pinned to CPU 0 by the caller).
 //   BENCH_MODE=enrolld      our broker (createBroker) over Postgres revocation state, defaults as shipped
-//   BENCH_MODE=stock-aedes  the reference broker of ../shared/reference-bench/aedes-mtls-broker.mjs: Aedes 1.2 defaults,
+//   BENCH_MODE=stock-aedes  the usual way to put aedes behind mTLS, as a reference: Aedes defaults,
 //                           getPeerCertificate() + a revoked-serial Set in authenticate, TLS defaults (tickets on)
 // Prints {"port":N} when listening; on SIGUSR2 forces a GC (run with --expose-gc) and prints memory; exits on SIGTERM.
 import { readFileSync } from 'node:fs';

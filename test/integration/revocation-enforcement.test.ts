@@ -130,7 +130,7 @@ describe('revocation enforcement', () => {
       const resumedBefore = await probe(broker.port, deviceCreds(pki, device), device.deviceId, { session });
       expect(resumedBefore).toMatchObject({ kind: 'connack', code: 0, resumed: true });
 
-      await revocationServiceFor(db.pool, pki, broker.broker).revokeDevice(device.deviceId, { reason: 'keyCompromise', actor: 'rev-03' });
+      await revocationServiceFor(db.pool, pki, broker.revocations).revokeDevice(device.deviceId, { reason: 'keyCompromise', actor: 'rev-03' });
       const fullHandshake = await probe(broker.port, deviceCreds(pki, device), device.deviceId);
       const resumed = await probe(broker.port, deviceCreds(pki, device), device.deviceId, { session });
       // The in-process publisher put the new CRL in the TLS context before revokeDevice returned.

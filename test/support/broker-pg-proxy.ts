@@ -1,4 +1,4 @@
-// A pausable TCP proxy in front of the machine's Postgres (RELIABILITY.md §2 harness): "down" refuses and cuts
+// A pausable TCP proxy in front of the machine's Postgres, for the database-outage tests: "down" refuses and cuts
 // connections, so a broker behind it sees Postgres as unreachable without stopping the Postgres other tests use.
 import net from 'node:net';
 

@@ -128,15 +128,17 @@ describe('revocation sync with the local feed and NOTIFY merged', () => {
   async function startSync() {
     const clock = { now: () => new Date(1_000) };
     const stored: RevokedCertificate[] = [];
+    const storedCrls: StoredCrl[] = [];
     const store = {
       snapshot: async () => ({ revoked: [], lastSeq: 0 }),
       revokedSince: async (seq: number) => stored.filter((r) => r.seq > seq),
-      latestCrl: async () => undefined,
+      latestCrl: async () => storedCrls.at(-1),
     };
     const state = createRevocationState({ clock, maxStalenessMs: 60_000 });
     const local = createLocalRevocationFeed();
     const notify = manualFeed();
     const cuts: RevokedNotice[][] = [];
+    const appliedCrls: bigint[] = [];
     const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
     const sync = createRevocationSync({
       store,
@@ -146,20 +148,20 @@ describe('revocation sync with the local feed and NOTIFY merged', () => {
       logger: silent,
       resyncIntervalMs: 60_000,
       onRevoked: (notices) => cuts.push(notices),
-      onCrl: () => undefined,
+      onCrl: (applied) => appliedCrls.push(applied.crlNumber),
     });
     await sync.start();
-    return { sync, state, local, notify, cuts, stored };
+    return { sync, state, local, notify, cuts, stored, storedCrls, appliedCrls };
   }
 
   it('cuts once when the in-process push and the NOTIFY both deliver a revocation, and advances the seq once', async () => {
     const { sync, state, local, notify, cuts, stored } = await startSync();
-    const revoked = cert('00ab', 1);
+    const revoked = cert('1a2b', 1);
     stored.push(revoked);
     local.revoked([revoked], undefined);
-    expect(cuts).toEqual([[{ serial: 'ab', deviceId: 'dev-1', reasonCode: 1, atMs: revokedAt.getTime() }]]);
+    expect(cuts).toEqual([[{ serial: '1a2b', deviceId: 'dev-1', reasonCode: 1, atMs: revokedAt.getTime() }]]);
     expect(state.lastSeq()).toBe(1);
-    notify.handlers()!.onRevocation({ serial: '00ab', deviceId: 'dev-1', seq: 1, reasonCode: 1, atMs: revokedAt.getTime() + 3 });
+    notify.handlers()!.onRevocation({ serial: '1a2b', deviceId: 'dev-1', seq: 1, reasonCode: 1, atMs: revokedAt.getTime() + 3 });
     await sync.syncNow();
     expect(cuts).toHaveLength(1);
     expect(state.lastSeq()).toBe(1);
@@ -168,10 +170,31 @@ describe('revocation sync with the local feed and NOTIFY merged', () => {
 
   it('the NOTIFY first, the in-process push second: still one cut', async () => {
     const { sync, local, notify, cuts } = await startSync();
-    const revoked = cert('cd', 1);
-    notify.handlers()!.onRevocation({ serial: 'cd', deviceId: 'dev-1', seq: 1, reasonCode: 1, atMs: revokedAt.getTime() });
+    const revoked = cert('3c4d', 1);
+    notify.handlers()!.onRevocation({ serial: '3c4d', deviceId: 'dev-1', seq: 1, reasonCode: 1, atMs: revokedAt.getTime() });
     local.revoked([revoked], undefined);
     expect(cuts).toHaveLength(1);
+    await sync.stop();
+  });
+
+  it('applies a CRL handed over in-process at once, and not again when NOTIFY and the store report the same number', async () => {
+    const { sync, local, notify, storedCrls, appliedCrls } = await startSync();
+    const newer = crl(4n);
+    storedCrls.push(newer);
+    local.revoked([cert('5e6f', 1)], newer);
+    expect(appliedCrls).toEqual([4n]);
+    notify.handlers()!.onCrl(4n);
+    await sync.syncNow();
+    expect(appliedCrls).toEqual([4n]);
+    await sync.stop();
+  });
+
+  it('a CRL announced by number only is fetched from the store', async () => {
+    const { sync, notify, storedCrls, appliedCrls } = await startSync();
+    storedCrls.push(crl(7n));
+    notify.handlers()!.onCrl(7n);
+    await sync.syncNow();
+    expect(appliedCrls).toEqual([7n]);
     await sync.stop();
   });
 });

@@ -24,7 +24,8 @@ export function createLocalRevocationFeed(): LocalRevocationFeed {
       for (const r of revoked) {
         current.onRevocation({ serial: r.serial, deviceId: r.deviceId, seq: r.seq, reasonCode: r.reasonCode, atMs: r.revokedAt.getTime() });
       }
-      if (crl) current.onCrl(crl.crlNumber);
+      // The CRL itself: the broker puts it in its TLS context before the revoke call returns.
+      if (crl) current.onCrl(crl.crlNumber, crl);
     },
   };
 }

@@ -80,8 +80,8 @@ export interface RevocationEvent {
 
 export interface RevocationFeedHandlers {
   onRevocation(event: RevocationEvent): void;
-  /** A new CRL was stored. */
-  onCrl(crlNumber: bigint): void;
+  /** A new CRL was stored; an in-process feed hands over the CRL itself, so no store round trip is needed. */
+  onCrl(crlNumber: bigint, crl?: StoredCrl): void;
   /** The channel came up (true) or was lost (false); after a loss, events may have been missed until the next resync. */
   onConnection(connected: boolean, error?: unknown): void;
 }

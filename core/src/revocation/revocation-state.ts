@@ -1,6 +1,6 @@
-// What a broker process knows about revocation (DESIGN.md §3). It is "unknown" until the first full load from the
-// store succeeds and again when the last successful sync is older than `maxStalenessMs`: while unknown, the broker
-// refuses device CONNECTs (fail closed, RELIABILITY.md I9; Mosquitto CVE-2017-7652 fell back to allow-all instead).
+// What a broker process knows about revocation (docs/architecture.md, revocation). It is "unknown" until the first
+// full load from the store succeeds and again when the last successful sync is older than `maxStalenessMs`: while
+// unknown, the broker refuses device CONNECTs (fail closed; Mosquitto CVE-2017-7652 fell back to allow-all instead).
 import type { Clock } from '../clock.js';
 import type { RevocationSnapshot, RevokedCertificate } from './ports.js';
 import { normalizeSerial } from './serial.js';

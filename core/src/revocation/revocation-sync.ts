@@ -1,8 +1,9 @@
-// Keeps one broker's RevocationState in step with the store (DESIGN.md §3.3):
+// Keeps one broker's RevocationState in step with the store (docs/architecture.md, revocation fan-out):
 //  - a full snapshot before anyone is admitted (until then the state is unknown and CONNECTs are refused);
-//  - NOTIFY events for speed (milliseconds after commit);
+//  - feed events for speed (the in-process push at once, NOTIFY milliseconds after commit); the same revocation
+//    may arrive from both, and only the first is fresh (RevocationState.apply);
 //  - a resync by revocation seq on an interval and after every reconnect of the feed, because a notification sent
-//    while the LISTEN connection was down is gone for good (the same holds for Redis pub/sub, RELIABILITY.md §3 #29);
+//    while the LISTEN connection was down is gone for good (Postgres NOTIFY, like Redis pub/sub, is at-most-once);
 //  - the newest CRL, for the TLS layer.
 import type { Clock } from '../clock.js';
 import type { RevocationFeed, RevocationStore, StoredCrl } from './ports.js';
@@ -125,8 +126,11 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
             deps.onRevoked(fresh.map((serial) => ({ serial, deviceId: event.deviceId, reasonCode: event.reasonCode, atMs: event.atMs })));
           }
         },
-        onCrl(number) {
-          if (crlNumber === undefined || number > crlNumber) void syncSoon();
+        onCrl(number, crl) {
+          if (crlNumber !== undefined && number <= crlNumber) return;
+          if (!crl) return void syncSoon();
+          crlNumber = crl.crlNumber;
+          deps.onCrl(crl);
         },
         onConnection(connected, error) {
           if (connected) {
@@ -148,15 +152,8 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
       await feed.stop();
       await syncing;
     },
-    /** Forces a resync now (tests, and the in-process path after a CRL was handed over). */
+    /** Forces a resync now (tests; the interval and the feed do it otherwise). */
     syncNow: syncSoon,
-    /** Marks a CRL as applied (handed over in-process), so the next refresh does not apply it again. */
-    crlApplied(crl: StoredCrl): boolean {
-      if (crlNumber !== undefined && crl.crlNumber <= crlNumber) return false;
-      crlNumber = crl.crlNumber;
-      return true;
-    },
-    isLoaded: () => loaded,
   };
 }
 

@@ -1,4 +1,5 @@
-// Broker metrics (issue 4 §4) on the registry the composition root owns.
+// Broker metrics on the registry the composition root owns: connected devices, refusals by reason, and the time
+// from a revocation commit to the cut of a live session.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type RefusalReason =

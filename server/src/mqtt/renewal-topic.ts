@@ -1,26 +1,26 @@
-// Rotation over MQTT (DESIGN.md §4, issue 5), as broker hooks:
+// Rotation over MQTT (docs/architecture.md, rotation), as broker hooks:
 //  - renewal: a device publishes its CSR (`{"csr": PEM}`, or bare PEM / base64 DER) to devices/<id>/cert/renew and gets
 //    the REST enroll shape on …/renew/accepted or an RFC 9457 problem on …/renew/rejected. The broker verified the
 //    session's certificate at CONNECT; the renewal core checks it again against the store (revoked a moment ago?).
 //  - first use of a successor: every CONNECT asks the lineage whether this serial retires a predecessor.
 //  - rotation hints: the sweep's hint reaches a live session of that certificate at once, or waits (in memory, per
 //    broker process) until a session of that certificate subscribes to devices/<id>/cert/rotate.
+// Answers and hints leave through the outbound relay, which the broker consumes while it runs; the live sessions are
+// known from the connect and disconnect hooks, so nothing here holds the broker.
 import { PROBLEM_STATUS, PROBLEM_TYPE_BASE, topics } from '@enrolld/protocol';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { Renewal } from '@enrolld/core/renewal/renewal.js';
 import type { RotationHint } from '@enrolld/core/renewal/ports.js';
+import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
 import { normalizeSerial } from '@enrolld/core/revocation/serial.js';
-import type { BrokerHooks, DeviceSessionRef } from './broker.js';
-
-export interface RenewalTopicOutbound {
-  publish(topic: string, payload: Buffer | string, qos?: 0 | 1): Promise<void>;
-  hasSession(serial: string): boolean;
-}
+import type { BrokerHooks, DeviceSessionRef } from './session-hooks.js';
 
 export interface RenewalTopicDeps {
   renewal: Pick<Renewal, 'renew'>;
+  /** Where replies and hints are published (the broker consumes it). */
+  outbound: OutboundRelay;
   lineage?: { successorConnected(serial: string): Promise<boolean> } | undefined;
   logger: Logger;
   registry: Registry;
@@ -75,11 +75,12 @@ export function filterMatches(filter: string, topic: string): boolean {
 export function createRenewalTopic(deps: RenewalTopicDeps) {
   const log = deps.logger.child({ component: 'mqtt-rotation' });
   const maxPending = deps.maxPendingHints ?? 100_000;
-  let outbound: RenewalTopicOutbound | undefined;
   /** Devices with a renewal in flight: one at a time per device, so a publish loop cannot queue work. */
   const renewing = new Set<string>();
   /** normalized serial → hint not yet delivered */
   const pendingHints = new Map<string, RotationHint>();
+  /** normalized serial → live sessions of that certificate on this broker */
+  const liveSessions = new Map<string, number>();
 
   const requests = new Counter({
     name: 'enrolld_mqtt_renew_requests_total',
@@ -103,8 +104,7 @@ export function createRenewalTopic(deps: RenewalTopicDeps) {
   });
 
   function send(topic: string, payload: string): void {
-    if (!outbound) return;
-    outbound.publish(topic, payload, 1).catch((error: unknown) => log.warn({ err: error, topic }, 'publish to device failed'));
+    deps.outbound.publish({ topic, payload: Buffer.from(payload), qos: 1 }).catch((error: unknown) => log.warn({ err: error, topic }, 'publish to device failed'));
   }
 
   function hintPayload(hint: RotationHint): string {
@@ -144,7 +144,13 @@ export function createRenewalTopic(deps: RenewalTopicDeps) {
 
   const hooks: BrokerHooks = {
     onConnected(session) {
+      liveSessions.set(session.serial, (liveSessions.get(session.serial) ?? 0) + 1);
       void deps.lineage?.successorConnected(session.serial);
+    },
+    onDisconnected(session) {
+      const left = (liveSessions.get(session.serial) ?? 1) - 1;
+      if (left > 0) liveSessions.set(session.serial, left);
+      else liveSessions.delete(session.serial);
     },
     onPublish(session, topic, payload) {
       if (topic !== topics.renew(session.deviceId)) return;
@@ -164,13 +170,10 @@ export function createRenewalTopic(deps: RenewalTopicDeps) {
 
   return {
     hooks,
-    attach(broker: RenewalTopicOutbound): void {
-      outbound = broker;
-    },
     /** A hint from the sweep (via the feed): to the live session of that certificate, or kept until it subscribes. */
     deliverHint(hint: RotationHint): void {
       const serial = normalizeSerial(hint.serial);
-      if (outbound?.hasSession(serial)) {
+      if (liveSessions.has(serial)) {
         hintsDelivered.inc({ when: 'live' });
         send(topics.rotate(hint.deviceId), hintPayload(hint));
         return;

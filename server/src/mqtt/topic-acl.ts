@@ -1,4 +1,4 @@
-// The topic ACL (DESIGN.md §2): a device may publish and subscribe only under `devices/<its id>/`.
+// The topic ACL (docs/architecture.md, topic ACL): a device may publish and subscribe only under `devices/<its id>/`.
 // Wildcards are allowed only after that prefix, so `#`, `+/…`, `devices/+/…` and shared subscriptions
 // (`$share/…`) never match another device (Aedes #719/#720, Mosquitto CVE-2017-7650). `$SYS` is never writable (Aedes #597).
 import { DEVICE_TOPIC_ROOT } from '@enrolld/protocol';

@@ -1,0 +1,83 @@
+// Every use of aedes API that aedes does not declare in its types: private fields and methods of the broker and the
+// client, and persistence methods beyond the `persistence?: any` option. Written for AEDES_VERSION_RELIED_ON only;
+// test/unit/aedes-internals.test.ts fails when the installed aedes differs or when anything used here changed shape.
+import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
+
+export const AEDES_VERSION_RELIED_ON = '1.2.0';
+
+// Aedes publishes `$SYS/<id>/new/clients` and `…/disconnect/clients` on every CONNECT and close. They exist for
+// clientId takeover across brokers sharing an mqemitter; one broker per process with the in-memory mq has no
+// listener that needs them, and each costs a full publish per connect (docs/architecture.md, broker performance).
+// The overrides are aedes' own bodies without that publish; restore them if brokers ever share an emitter.
+class QuietAedes extends Aedes {
+  _finishRegisterClient(client: Client): void {
+    const self = this as unknown as { connectedClients: number; clients: Record<string, Client> };
+    self.connectedClients++;
+    self.clients[client.id] = client;
+    this.emit('client', client);
+  }
+
+  unregisterClient(client: Client): void {
+    (this as unknown as { deleteClient(id: string): void }).deleteClient(client.id);
+    this.emit('clientDisconnect', client);
+  }
+}
+
+/** An Aedes broker without the per-connect $SYS client publishes. */
+export function createQuietAedes(options: AedesOptions): Aedes {
+  return new QuietAedes(options);
+}
+
+interface ClientWill {
+  /** Set from CONNECT before authenticate runs; copied to `will` once the session is registered. */
+  _will: PublishPacket | null;
+  /** What aedes publishes when the connection dies without DISCONNECT. */
+  will: PublishPacket | null;
+}
+
+/** The will of a CONNECT still being authenticated (aedes keeps it in `_will` until then). */
+export function willUnderAuthentication(client: Client): PublishPacket | null {
+  return (client as unknown as ClientWill)._will;
+}
+
+/** Forgets the client's will, so aedes' close does not publish it. */
+export function dropClientWill(client: Client): void {
+  const internals = client as unknown as ClientWill;
+  internals.will = null;
+  internals._will = null;
+}
+
+/** The field a will packet carries through persistence to name the certificate of the session that set it. */
+const WILL_SERIAL = 'enrolldSerial';
+
+/** Stamps a will before aedes stores it (putWill keeps the packet object with its extra fields). */
+export function stampWillSerial(will: object, serial: string): void {
+  (will as Record<string, unknown>)[WILL_SERIAL] = serial;
+}
+
+/**
+ * A will that aedes' sweep publishes with client === null (left by a broker that died, Aedes #769): putWill added
+ * the clientId, and our stamp gives the serial. Either is absent when the packet is not such a will.
+ */
+export function leftOverWill(packet: PublishPacket): { clientId: string | undefined; serial: string | undefined } {
+  const fields = packet as unknown as Record<string, unknown>;
+  const clientId = fields.clientId;
+  const serial = fields[WILL_SERIAL];
+  return { clientId: typeof clientId === 'string' ? clientId : undefined, serial: typeof serial === 'string' ? serial : undefined };
+}
+
+/** The persistence methods the revocation purge and the left-over will refusal call (promise form: no callback). */
+export interface SessionPersistence {
+  delWill(client: { id: string; brokerId?: string }): Promise<unknown>;
+  cleanSubscriptions(client: { id: string }): Promise<unknown>;
+  outgoingStream(client: { id: string }): AsyncIterable<{ messageId?: number }>;
+  outgoingClearMessageId(client: { id: string }, packet: { messageId?: number }): Promise<unknown>;
+  /** Optional in the persistence contract: some persistences keep no inbound QoS 2 state. */
+  cleanIncoming?(client: { id: string }): Promise<unknown>;
+  createRetainedStream(pattern: string): AsyncIterable<{ topic: string }>;
+  storeRetained(packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: number; retain: boolean }): Promise<unknown>;
+}
+
+export function sessionPersistence(aedes: Aedes): SessionPersistence {
+  return (aedes as unknown as { persistence: SessionPersistence }).persistence;
+}

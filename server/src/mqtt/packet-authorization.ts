@@ -1,0 +1,60 @@
+// What an admitted session may do, packet by packet: PUBLISH and SUBSCRIBE only under its own prefix (topic-acl.ts),
+// nothing at all once its certificate is revoked, and wills left by a broker that died checked like a PUBLISH.
+import type { Aedes, AedesOptions, Subscription } from 'aedes';
+import type { Logger } from 'pino';
+import type { RevocationState } from '@enrolld/core/revocation/revocation-state.js';
+import { leftOverWill, sessionPersistence } from './aedes-internals.js';
+import type { SessionIndex } from './session-index.js';
+import { canPublish, canSubscribe } from './topic-acl.js';
+
+export interface PacketAuthorizationDeps {
+  state: Pick<RevocationState, 'status' | 'isRevoked'>;
+  sessions: Pick<SessionIndex, 'liveSessionOf'>;
+  /** The running broker, to drop a refused left-over will from its persistence. */
+  aedes(): Aedes | undefined;
+  log: Logger;
+}
+
+export function createPacketAuthorization(
+  deps: PacketAuthorizationDeps,
+): Pick<Required<AedesOptions>, 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'> {
+  const { state, sessions, log } = deps;
+
+  const authorizePublish: Required<AedesOptions>['authorizePublish'] = (client, packet, callback) => {
+    if (client === null) {
+      // A will left in persistence by a broker that died (Aedes #769): it carries the serial stamped at CONNECT.
+      const will = leftOverWill(packet);
+      const ok = will.clientId !== undefined && will.serial !== undefined &&
+        !state.isRevoked(will.serial) && state.status().known && canPublish(will.clientId, packet.topic);
+      if (!ok) {
+        log.info({ deviceId: will.clientId, serial: will.serial, topic: packet.topic }, 'left-over will refused');
+        // Aedes deletes a will only after publishing it; drop a refused one here so it is not retried forever.
+        const aedes = deps.aedes();
+        if (will.clientId !== undefined && aedes) sessionPersistence(aedes).delWill({ id: will.clientId }).catch(() => undefined);
+      }
+      return callback(ok ? null : new Error('will not authorized'));
+    }
+    const session = sessions.liveSessionOf(client);
+    if (!session || state.isRevoked(session.identity.serial)) return callback(new Error('not authorized'));
+    if (!canPublish(session.identity.deviceId, packet.topic)) {
+      // An error closes the connection (MQTT-3.3.5-2 leaves the choice to the server; aedes disconnects).
+      log.info({ deviceId: session.identity.deviceId, topic: packet.topic }, 'publish denied by ACL; closing the connection');
+      return callback(new Error('topic not authorized'));
+    }
+    callback(null);
+  };
+
+  const authorizeSubscribe: Required<AedesOptions>['authorizeSubscribe'] = (client, sub: Subscription, callback) => {
+    const session = sessions.liveSessionOf(client);
+    if (!session || !canSubscribe(session.identity.deviceId, sub.topic)) {
+      // Negate (SUBACK 0x80, MQTT-3.9.3); aedes then sends no retained messages for it (Aedes #719/#720).
+      return callback(null, null);
+    }
+    callback(null, sub);
+  };
+
+  // Nothing reaches a session whose certificate was revoked, in the moments before its socket is gone.
+  const authorizeForward: Required<AedesOptions>['authorizeForward'] = (client, packet) => (sessions.liveSessionOf(client) ? packet : null);
+
+  return { authorizePublish, authorizeSubscribe, authorizeForward };
+}

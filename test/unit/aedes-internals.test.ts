@@ -1,0 +1,205 @@
+// The aedes internals the broker relies on (server/src/mqtt/aedes-internals.ts), checked on the installed aedes and its
+// default in-memory persistence. A failure here after an aedes upgrade means aedes-internals.ts must be re-read against
+// the new aedes source before AEDES_VERSION_RELIED_ON is moved.
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import net, { type AddressInfo } from 'node:net';
+import { Aedes, type Client, type PublishPacket } from 'aedes';
+import mqtt, { type MqttClient } from 'mqtt';
+import {
+  AEDES_VERSION_RELIED_ON,
+  createQuietAedes,
+  dropClientWill,
+  leftOverWill,
+  sessionPersistence,
+  stampWillSerial,
+  willUnderAuthentication,
+} from '../../server/src/mqtt/aedes-internals.js';
+
+const require = createRequire(import.meta.url);
+
+function installedAedesVersion(): string {
+  const main = require.resolve('aedes');
+  const manifest = main.slice(0, main.lastIndexOf('/node_modules/aedes/') + '/node_modules/aedes/'.length) + 'package.json';
+  return (JSON.parse(readFileSync(manifest, 'utf8')) as { version: string }).version;
+}
+
+const cleanups: Array<() => Promise<void>> = [];
+afterEach(async () => {
+  while (cleanups.length > 0) await cleanups.pop()!();
+});
+
+async function started(broker: Aedes): Promise<Aedes> {
+  await broker.listen();
+  cleanups.push(() => new Promise<void>((resolve) => broker.close(() => resolve())));
+  return broker;
+}
+
+/** The broker behind a plain TCP listener (the internals do not depend on TLS). */
+async function serve(broker: Aedes): Promise<number> {
+  const server = net.createServer((socket) => broker.handle(socket));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+  return (server.address() as AddressInfo).port;
+}
+
+function connect(port: number, clientId: string, will?: mqtt.IClientOptions['will']): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect({ host: '127.0.0.1', port, clientId, protocolVersion: 4, reconnectPeriod: 0, ...(will ? { will } : {}) });
+    client.once('connect', () => resolve(client));
+    client.once('error', reject);
+  });
+}
+
+function once<T extends unknown[]>(emitter: { once(event: string, listener: (...args: T) => void): unknown }, event: string): Promise<T> {
+  return new Promise((resolve) => emitter.once(event, (...args: T) => resolve(args)));
+}
+
+describe('aedes internals', () => {
+  it('the installed aedes is the version the internals were written for', () => {
+    expect(installedAedesVersion()).toBe(AEDES_VERSION_RELIED_ON);
+  });
+
+  it('the broker methods QuietAedes overrides and calls exist with the same arity', () => {
+    const proto = Aedes.prototype as unknown as Record<string, unknown>;
+    for (const name of ['_finishRegisterClient', 'unregisterClient', 'deleteClient']) {
+      expect(typeof proto[name]).toBe('function');
+      expect((proto[name] as (...args: unknown[]) => unknown).length).toBe(1);
+    }
+  });
+
+  it('a broker keeps `clients` by id and counts `connectedClients`', async () => {
+    const broker = await started(new Aedes());
+    const fields = broker as unknown as { clients: unknown; connectedClients: unknown };
+    expect(typeof fields.clients).toBe('object');
+    expect(fields.clients).not.toBeNull();
+    expect(fields.connectedClients).toBe(0);
+  });
+
+  it('QuietAedes registers and unregisters clients as aedes does, without the $SYS client publishes', async () => {
+    const broker = await started(createQuietAedes({}));
+    const port = await serve(broker);
+    const sysTopics: string[] = [];
+    broker.on('publish', (packet: PublishPacket) => {
+      if (packet.topic.startsWith('$SYS/') && packet.topic.endsWith('/clients')) sysTopics.push(packet.topic);
+    });
+    const registered = once<[Client]>(broker, 'client');
+    const device = await connect(port, 'dev-1');
+    const [client] = await registered;
+    const fields = broker as unknown as { clients: Record<string, Client>; connectedClients: number };
+    expect(client.id).toBe('dev-1');
+    expect(fields.clients['dev-1']).toBe(client);
+    expect(broker.connectedClients).toBe(1);
+
+    const unregistered = once<[Client]>(broker, 'clientDisconnect');
+    device.end(true);
+    const [gone] = await unregistered;
+    expect(gone).toBe(client);
+    expect(fields.clients['dev-1']).toBeUndefined();
+    expect(broker.connectedClients).toBe(0);
+    expect(sysTopics).toEqual([]);
+  });
+
+  it('the will of a CONNECT is in `_will` during authenticate, and a dropped will is not published on an ungraceful close', async () => {
+    let seenAtAuthentication: PublishPacket | null = null;
+    const broker = await started(
+      createQuietAedes({
+        authenticate(client, _username, _password, done) {
+          seenAtAuthentication = willUnderAuthentication(client);
+          done(null, true);
+        },
+      }),
+    );
+    const port = await serve(broker);
+    const published: string[] = [];
+    broker.on('publish', (packet: PublishPacket) => published.push(packet.topic));
+    const ready = once<[Client]>(broker, 'clientReady');
+    const device = await connect(port, 'dev-2', { topic: 'devices/dev-2/status', payload: Buffer.from('gone'), qos: 0, retain: false });
+    const [client] = await ready;
+    expect(seenAtAuthentication).toMatchObject({ topic: 'devices/dev-2/status' });
+    const fields = client as unknown as { will: PublishPacket | null; _will: PublishPacket | null };
+    expect(fields.will).toMatchObject({ topic: 'devices/dev-2/status' });
+
+    dropClientWill(client);
+    expect(fields.will).toBeNull();
+    expect(fields._will).toBeNull();
+    const closed = once(broker, 'clientDisconnect');
+    device.stream.destroy();
+    await closed;
+    // The close publishes the will (if any) before it unregisters the client, so by now it would have been seen.
+    expect(published.filter((topic) => topic === 'devices/dev-2/status')).toEqual([]);
+  });
+
+  describe('default persistence', () => {
+    const promiseMethods: Record<string, number> = {
+      delWill: 2,
+      cleanSubscriptions: 2,
+      outgoingClearMessageId: 3,
+      cleanIncoming: 2,
+      storeRetained: 2,
+      putWill: 3,
+      getWill: 2,
+    };
+    const streamMethods: Record<string, number> = { outgoingStream: 1, createRetainedStream: 1 };
+
+    it('has each method the purge and the will refusal call, with the callback last', async () => {
+      const broker = await started(new Aedes());
+      const persistence = sessionPersistence(broker) as unknown as Record<string, unknown>;
+      for (const [name, arity] of Object.entries({ ...promiseMethods, ...streamMethods })) {
+        expect([name, typeof persistence[name]]).toEqual([name, 'function']);
+        expect([name, (persistence[name] as (...args: unknown[]) => unknown).length]).toEqual([name, arity]);
+      }
+    });
+
+    it('answers with a promise when no callback is given, and streams are async iterables', async () => {
+      const broker = await started(new Aedes());
+      const persistence = sessionPersistence(broker);
+      const client = { id: 'dev-3', brokerId: broker.id };
+      await persistence.storeRetained({ cmd: 'publish', topic: 'devices/dev-3/state', payload: Buffer.from('on'), qos: 0, retain: true });
+      const retained: string[] = [];
+      for await (const packet of persistence.createRetainedStream('devices/dev-3/#')) retained.push(packet.topic);
+      expect(retained).toEqual(['devices/dev-3/state']);
+      await persistence.storeRetained({ cmd: 'publish', topic: 'devices/dev-3/state', payload: Buffer.alloc(0), qos: 0, retain: true });
+      const after: string[] = [];
+      for await (const packet of persistence.createRetainedStream('devices/dev-3/#')) after.push(packet.topic);
+      expect(after).toEqual([]);
+
+      const queued: unknown[] = [];
+      for await (const packet of persistence.outgoingStream(client)) queued.push(packet);
+      expect(queued).toEqual([]);
+      // A callback-style call without its callback would do nothing we could wait for: each must be a promise.
+      const subscribed = persistence as typeof persistence & {
+        addSubscriptions(client: { id: string }, subs: object[]): Promise<unknown>;
+        subscriptionsByClient(client: { id: string }): Promise<unknown[] | null>;
+      };
+      await subscribed.addSubscriptions(client, [{ topic: 'devices/dev-3/cmd', qos: 1 }]);
+      expect(await subscribed.subscriptionsByClient(client)).toHaveLength(1);
+      const calls = {
+        cleanSubscriptions: persistence.cleanSubscriptions(client),
+        cleanIncoming: persistence.cleanIncoming?.(client),
+        outgoingClearMessageId: persistence.outgoingClearMessageId(client, { messageId: 1 }),
+        delWill: persistence.delWill(client),
+      };
+      for (const [name, result] of Object.entries(calls)) expect([name, typeof result?.then]).toEqual([name, 'function']);
+      await Promise.all(Object.values(calls));
+      expect(await subscribed.subscriptionsByClient(client)).toEqual([]);
+    });
+
+    it('keeps the fields stamped on a will, and adds the clientId a left-over will is read by', async () => {
+      const broker = await started(new Aedes());
+      const persistence = sessionPersistence(broker) as ReturnType<typeof sessionPersistence> & {
+        putWill(client: { id: string }, packet: object): Promise<unknown>;
+        getWill(client: { id: string }): Promise<PublishPacket | undefined>;
+      };
+      const will = { cmd: 'publish', topic: 'devices/dev-4/status', payload: Buffer.from('gone'), qos: 0, retain: false };
+      stampWillSerial(will, '1a2b');
+      await persistence.putWill({ id: 'dev-4' }, will);
+      const stored = await persistence.getWill({ id: 'dev-4' });
+      expect(stored).toBeDefined();
+      expect(leftOverWill(stored!)).toEqual({ clientId: 'dev-4', serial: '1a2b' });
+      await persistence.delWill({ id: 'dev-4' });
+      expect(await persistence.getWill({ id: 'dev-4' })).toBeUndefined();
+    });
+  });
+});
