@@ -1,0 +1,97 @@
+// The RevocationStore contract (core/src/revocation/ports.ts), run against every implementation. Certificates are
+// made through the enrollment ports, as in production.
+import { describe, expect, it } from '@jest/globals';
+import type { RevocationStore } from '@enrolld/core/revocation/ports.js';
+import type { EnrollmentPorts } from './enrollment.contract.js';
+import { intentFor, newDeviceId, newSerial, newTokenHash, sha256 } from './store-fixtures.js';
+
+const KEY_COMPROMISE = 1; // RFC 5280 §5.3.1
+const SUPERSEDED = 4;
+
+export function describeRevocationStoreContract(name: string, makeStores: () => EnrollmentPorts & { revocation: RevocationStore }): void {
+  describe(`${name}: revocation store contract`, () => {
+    /** A device with `count` issued certificates (one token each). */
+    async function device(count: number, options: { lifetimeMs?: number } = {}, stores = makeStores()) {
+      const deviceId = newDeviceId('contract-rev');
+      const serials: string[] = [];
+      for (let i = 0; i < count; i++) {
+        const tokenHash = newTokenHash();
+        await stores.tokens.createTokens([{ deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: 'default' }], 'contract');
+        const csr = sha256(`${deviceId}-${i}`);
+        const begun = await stores.enrollment.begin({ tokenHash, csrSha256: csr, retryWindowSeconds: 60, inFlightSeconds: 0, buildIntent: (g) => intentFor(g, csr, options) });
+        if (begun.outcome !== 'begun') throw new Error(`expected begun, got ${begun.outcome}`);
+        await stores.enrollment.complete(begun.intent.serial, Buffer.from('signed'));
+        serials.push(begun.intent.serial);
+      }
+      return { ...stores, deviceId, serials };
+    }
+    const command = (reasonCode = KEY_COMPROMISE) => ({ reasonCode, actor: 'contract' });
+
+    it('revokes every live certificate of a device once, with rising seqs; a second call is already-revoked', async () => {
+      const { revocation, deviceId, serials } = await device(2);
+      const before = await revocation.lastSeq();
+      const first = await revocation.revokeDevice(deviceId, command());
+      if (first.outcome !== 'revoked') throw new Error(`expected revoked, got ${first.outcome}`);
+      expect(first.revoked.map((r) => r.serial).sort()).toEqual([...serials].sort());
+      expect(first.revoked.every((r) => r.deviceId === deviceId && r.reasonCode === KEY_COMPROMISE)).toBe(true);
+      const seqs = first.revoked.map((r) => r.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(seqs[0]).toBeGreaterThan(before);
+      expect(await revocation.lastSeq()).toBe(seqs.at(-1));
+      expect(await revocation.revokeDevice(deviceId, command())).toEqual({ outcome: 'already-revoked', deviceId, revoked: [] });
+    });
+
+    it('an unknown device or serial is not-found', async () => {
+      const { revocation } = makeStores();
+      expect(await revocation.revokeDevice(newDeviceId('nobody'), command())).toEqual({ outcome: 'not-found' });
+      expect(await revocation.revokeCertificate(newSerial(), command())).toEqual({ outcome: 'not-found' });
+    });
+
+    it('revokes one certificate by serial and leaves the others of the device alone', async () => {
+      const { revocation, deviceId, serials } = await device(2);
+      const one = await revocation.revokeCertificate(serials[0]!, command(SUPERSEDED));
+      expect(one).toMatchObject({ outcome: 'revoked', deviceId, revoked: [{ serial: serials[0], reasonCode: SUPERSEDED }] });
+      expect(await revocation.revokeCertificate(serials[0]!, command())).toEqual({ outcome: 'already-revoked', deviceId, revoked: [] });
+      const rest = await revocation.revokeDevice(deviceId, command());
+      expect(rest).toMatchObject({ outcome: 'revoked', revoked: [{ serial: serials[1] }] });
+    });
+
+    it('revokedSince pages in seq order; the snapshot agrees with lastSeq', async () => {
+      const a = await device(1);
+      const b = await device(1, {}, a); // the same store: one seq space
+      const start = await a.revocation.lastSeq();
+      await a.revocation.revokeDevice(a.deviceId, command());
+      await b.revocation.revokeDevice(b.deviceId, command());
+      const since = await a.revocation.revokedSince(start);
+      expect(since.map((r) => r.serial)).toEqual([a.serials[0], b.serials[0]]);
+      expect(since[1]!.seq).toBeGreaterThan(since[0]!.seq);
+      expect(await a.revocation.revokedSince(start, 1)).toEqual(since.slice(0, 1));
+      expect(await a.revocation.revokedSince(since[1]!.seq)).toEqual([]);
+      const snapshot = await a.revocation.snapshot();
+      expect(snapshot.lastSeq).toBe(await a.revocation.lastSeq());
+      expect(snapshot.revoked.map((r) => r.serial)).toEqual(expect.arrayContaining([a.serials[0], b.serials[0]]));
+    });
+
+    it('an expired certificate is not revoked with its device, but is when named by serial', async () => {
+      const { revocation, deviceId, serials } = await device(1, { lifetimeMs: 30_000 }); // notBefore is 60 s back
+      expect(await revocation.revokeDevice(deviceId, command())).toEqual({ outcome: 'already-revoked', deviceId, revoked: [] });
+      expect(await revocation.revokeCertificate(serials[0]!, command())).toMatchObject({ outcome: 'revoked', revoked: [{ serial: serials[0] }] });
+    });
+
+    it('CRLs get rising numbers and cover the seq they were built at', async () => {
+      const { revocation, deviceId, serials } = await device(1);
+      await revocation.revokeDevice(deviceId, command());
+      const validity = { thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 3600_000) };
+      let seen: { serials: string[]; coversSeq: number } | undefined;
+      const first = await revocation.regenerateCrl((input) => {
+        seen = { serials: input.entries.map((e) => e.serial), coversSeq: input.coversSeq };
+        return Buffer.from(`crl-${input.crlNumber}`);
+      }, validity);
+      expect(seen?.serials).toContain(serials[0]);
+      expect(first.coversSeq).toBe(await revocation.lastSeq());
+      const second = await revocation.regenerateCrl((input) => Buffer.from(`crl-${input.crlNumber}`), validity);
+      expect(second.crlNumber).toBeGreaterThan(first.crlNumber);
+      expect(await revocation.latestCrl()).toEqual(second);
+    });
+  });
+}

@@ -1,0 +1,92 @@
+// In-memory EnrollmentStore, TokenStore and TokenDeviceLookup (core/src/ports.ts, core/src/renewal/ports.ts): the
+// same outcomes as db/src/enrollment-store.ts and token-store.ts, checked by test/contract/enrollment.contract.ts.
+import { randomUUID } from 'node:crypto';
+import { isCanonicalSerial } from '@enrolld/protocol';
+import type { BeginEnrollment, BeginEnrollmentResult, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
+import type { TokenDeviceLookup } from '@enrolld/core/renewal/ports.js';
+import type { CertificateRow, MemoryTables } from './memory-tables.js';
+
+const issued = (row: CertificateRow): IssuedCertificate => ({ serial: row.serial, deviceId: row.deviceId, der: row.der!, notBefore: row.notBefore, notAfter: row.notAfter });
+
+export function createMemoryTokenStore(tables: MemoryTables): TokenStore & TokenDeviceLookup {
+  return {
+    async createTokens(tokens: NewToken[]): Promise<void> {
+      const now = tables.clock.now();
+      for (const t of tokens) {
+        if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { profile: t.profile, createdAt: now });
+        tables.tokens.set(t.tokenHash.toString('hex'), { id: randomUUID(), deviceId: t.deviceId, profile: t.profile, expiresAt: t.expiresAt, usedAt: null, csrSha256: null });
+      }
+    },
+    async deviceOfToken(tokenHash: Buffer): Promise<string | undefined> {
+      return tables.tokens.get(tokenHash.toString('hex'))?.deviceId;
+    },
+  };
+}
+
+export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentStore {
+  return {
+    async begin(input: BeginEnrollment): Promise<BeginEnrollmentResult> {
+      const now = tables.clock.now();
+      const token = tables.tokens.get(input.tokenHash.toString('hex'));
+      if (!token) return { outcome: 'rejected', reason: 'unknown' };
+      if (!token.usedAt && token.expiresAt > now) {
+        // Built before anything is written: a throw leaves the token unspent.
+        const intent = input.buildIntent({ tokenId: token.id, deviceId: token.deviceId, profile: token.profile });
+        // The certificates table accepts only the canonical serial form (db/migrations/004_canonical_serials.sql).
+        if (!isCanonicalSerial(intent.serial)) throw new Error(`serial ${intent.serial} is not canonical`);
+        token.usedAt = now;
+        token.csrSha256 = input.csrSha256;
+        tables.certificates.set(intent.serial, {
+          serial: intent.serial,
+          deviceId: intent.deviceId,
+          profile: intent.profile,
+          tokenId: token.id,
+          predecessorSerial: intent.predecessorSerial ?? null,
+          publicKeySha256: intent.publicKeySha256,
+          csrSha256: input.csrSha256,
+          tbsDer: intent.tbsDer,
+          der: null,
+          notBefore: intent.notBefore,
+          notAfter: intent.notAfter,
+          createdAt: now,
+          issuedAt: null,
+          revokedAt: null,
+          revocationReason: null,
+          revocationSeq: null,
+        });
+        return { outcome: 'begun', intent };
+      }
+      if (!token.usedAt) return { outcome: 'rejected', reason: 'expired' };
+      if (token.usedAt.getTime() <= now.getTime() - input.retryWindowSeconds * 1000) return { outcome: 'rejected', reason: 'used' };
+      if (!token.csrSha256?.equals(input.csrSha256)) return { outcome: 'csr-mismatch', deviceId: token.deviceId };
+      const cert = [...tables.certificates.values()].find((c) => c.tokenId === token.id);
+      if (!cert) return { outcome: 'rejected', reason: 'used' };
+      if (cert.der) return { outcome: 'replay', certificate: issued(cert) };
+      if (now.getTime() - cert.createdAt.getTime() < input.inFlightSeconds * 1000) return { outcome: 'in-progress' };
+      return {
+        outcome: 'resume',
+        intent: {
+          serial: cert.serial,
+          deviceId: cert.deviceId,
+          profile: cert.profile,
+          notBefore: cert.notBefore,
+          notAfter: cert.notAfter,
+          publicKeySha256: cert.publicKeySha256,
+          csrSha256: cert.csrSha256,
+          tbsDer: cert.tbsDer,
+          predecessorSerial: cert.predecessorSerial ?? undefined,
+        },
+      };
+    },
+
+    async complete(serial: string, der: Buffer): Promise<IssuedCertificate> {
+      const cert = tables.certificates.get(serial);
+      if (!cert) throw new Error(`certificate ${serial} has no intent row`);
+      if (!cert.der) {
+        cert.der = der;
+        cert.issuedAt = tables.clock.now();
+      }
+      return issued(cert);
+    },
+  };
+}
