@@ -1,6 +1,6 @@
 // The admin API as the simulator uses it: bootstrap tokens in bulk, and revocation (docs/architecture.md).
 import { Agent } from 'node:https';
-import { createTokensResponseSchema, revokeResponseSchema, routes } from '@enrolld/protocol';
+import { createTokensResponseSchema, routes } from '@enrolld/protocol';
 import type { CreatedToken, CreateTokenRequest, RevocationReason, RevokeRequest } from '@enrolld/protocol';
 import { httpsCall, jsonOf, problemOf } from './https-request.js';
 import { httpError } from './sim-error.js';
@@ -47,7 +47,6 @@ export function createAdminClient(apiUrl: URL, ca: string, adminToken: string): 
         body: JSON.stringify(request),
       });
       if (res.status < 200 || res.status >= 300) throw httpError(res.status, problemOf(res), 'admin-revoke');
-      revokeResponseSchema.parse(jsonOf(res, 'admin-revoke'));
     },
     close() {
       agent.destroy();

@@ -104,7 +104,8 @@ describe('revocation API and CRL', () => {
       );
     });
     const text = (await opensslText('crl', der)).stdout;
-    expect(text.toLowerCase()).toContain(device.serial.toLowerCase().replace(/^00/, ''));
+    // openssl prints the content octets, as the canonical serial holds them.
+    expect(text.toLowerCase()).toContain(device.serial);
     expect(text).toContain('Key Compromise');
     // The in-process broker took the new CRL before the API answered: the handshake itself is refused.
     const reconnect = await connect(device).then((c) => (c.end(true), 'connack 0'), refusalOf);
