@@ -12,7 +12,7 @@ export const VERSION_V3 = Buffer.from([0xa0, 0x03, 0x02, 0x01, 0x02]);
 export const ECDSA_SHA256 = derSequence(derOid(OID.ecdsaWithSha256));
 export const OID_CN = derOid(OID.commonName);
 /** The criticality field of a critical extension; DER omits FALSE (X.690 §11.5). */
-export const CRITICAL = derBoolean(true);
+const CRITICAL = derBoolean(true);
 
 export const extension = (oid: string, critical: boolean, value: Uint8Array): Buffer =>
   critical ? derSequence(derOid(oid), CRITICAL, derOctetString(value)) : derSequence(derOid(oid), derOctetString(value));
