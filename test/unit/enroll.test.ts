@@ -1,0 +1,78 @@
+// The enrollment use case (core/src/enroll.ts) on the in-memory stores and a real issuing CA: a token is spent once,
+// a retry with the same CSR gets the same certificate, another CSR is a conflict, a bad CSR never spends the token.
+import { beforeAll, describe, expect, it } from '@jest/globals';
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { createCaMaterial, createIssuingCa, type DeviceIssuingCa } from '@enrolld/core/ca/index.js';
+import { createEnrollment } from '@enrolld/core/enroll.js';
+import { EnrollError } from '@enrolld/core/errors.js';
+import { hashSecret } from '@enrolld/core/secrets.js';
+import { makeCsr, randomDeviceId } from '../support/csr-factory.js';
+import { createManualClock } from '../support/fakes/clock.js';
+import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
+import { createMemoryTables } from '../support/fakes/memory-tables.js';
+
+let ca: DeviceIssuingCa;
+beforeAll(async () => {
+  const material = await createCaMaterial({ now: new Date(), serverNames: ['enrolld.test'] });
+  ca = createIssuingCa({ issuingCertificatePem: material.issuingCertPem, issuingPrivateKey: createPrivateKey(material.issuingKeyPem), rootCertificatePem: material.rootCertPem });
+});
+
+const policy = { certificateLifetimeSeconds: 3600, backdateSeconds: 60, retryWindowSeconds: 600, inFlightSeconds: 30 };
+
+async function setup() {
+  const clock = createManualClock();
+  const tables = createMemoryTables(clock);
+  const outcomes: string[] = [];
+  const enrollment = createEnrollment({ store: createMemoryEnrollmentStore(tables), ca, clock, policy, onOutcome: (o) => outcomes.push(o) });
+  const deviceId = randomDeviceId('unit');
+  const token = `token-${deviceId}`;
+  await createMemoryTokenStore(tables).createTokens([{ deviceId, tokenHash: hashSecret(token), expiresAt: new Date(clock.now().getTime() + 3600_000), profile: 'default' }], 'unit');
+  return { clock, tables, enrollment, deviceId, token, outcomes };
+}
+
+const kindOf = (error: unknown) => (error instanceof EnrollError ? error.kind : String(error));
+
+describe('enroll', () => {
+  it('issues a certificate for the CSR\'s key and the token\'s device, and spends the token', async () => {
+    const { enrollment, deviceId, token, tables, outcomes } = await setup();
+    const csr = await makeCsr({ cn: deviceId });
+    const { response, replayed } = await enrollment.enroll({ token, csr: csr.pem });
+    expect(replayed).toBe(false);
+    expect(response.deviceId).toBe(deviceId);
+    expect(new X509Certificate(response.certificate).checkPrivateKey(csr.privateKey)).toBe(true);
+    expect(tables.certificates.get(response.serial)?.der).not.toBeNull();
+    expect([...tables.tokens.values()][0]?.usedAt).not.toBeNull();
+    expect(outcomes).toEqual(['issued']);
+  });
+
+  it('a retry with the same CSR gets the same certificate; another CSR is a conflict; after the window the token is used', async () => {
+    const { enrollment, deviceId, token, clock, outcomes } = await setup();
+    const csr = await makeCsr({ cn: deviceId });
+    const first = await enrollment.enroll({ token, csr: csr.pem });
+    const again = await enrollment.enroll({ token, csr: csr.pem });
+    expect(again).toEqual({ response: first.response, replayed: true });
+    const other = await makeCsr({ cn: deviceId });
+    expect(kindOf(await enrollment.enroll({ token, csr: other.pem }).catch((e: unknown) => e))).toBe('conflict');
+    clock.advance((policy.retryWindowSeconds + 1) * 1000);
+    expect(kindOf(await enrollment.enroll({ token, csr: csr.pem }).catch((e: unknown) => e))).toBe('unauthorized');
+    expect(outcomes).toEqual(['issued', 'replayed', 'rejected', 'rejected']);
+  });
+
+  it('an unknown or expired token is unauthorized', async () => {
+    const { enrollment, deviceId, token, clock } = await setup();
+    const csr = await makeCsr({ cn: deviceId });
+    expect(kindOf(await enrollment.enroll({ token: 'not-a-token', csr: csr.pem }).catch((e: unknown) => e))).toBe('unauthorized');
+    clock.advance(3601_000);
+    expect(kindOf(await enrollment.enroll({ token, csr: csr.pem }).catch((e: unknown) => e))).toBe('unauthorized');
+  });
+
+  it('a CSR naming another device or a malformed CSR leaves the token unspent', async () => {
+    const { enrollment, deviceId, token, tables } = await setup();
+    const foreign = await makeCsr({ cn: randomDeviceId('someone-else') });
+    expect(kindOf(await enrollment.enroll({ token, csr: foreign.pem }).catch((e: unknown) => e))).toBe('identity-mismatch');
+    expect(kindOf(await enrollment.enroll({ token, csr: 'not a csr' }).catch((e: unknown) => e))).toBe('bad-csr');
+    expect([...tables.tokens.values()][0]?.usedAt).toBeNull();
+    const own = await makeCsr({ cn: deviceId });
+    expect((await enrollment.enroll({ token, csr: own.pem })).replayed).toBe(false);
+  });
+});
