@@ -21,10 +21,12 @@ const duration = (fallback: string) => durationIn(fallback, { wholeSeconds: true
 /** A duration that may be finer than a second (broker and CRL timers that tests run fast). */
 const fineDuration = (fallback: string) => durationIn(fallback, { wholeSeconds: false });
 
-function durationIn(fallback: string, options: { wholeSeconds: boolean }) {
-  return z
-    .string()
-    .default(fallback)
+/** A duration with no default: unset means "derive it from other settings". */
+const optionalDuration = () => durationIn(undefined, { wholeSeconds: true }).optional();
+
+function durationIn(fallback: string | undefined, options: { wholeSeconds: boolean }) {
+  const text = z.string();
+  return (fallback === undefined ? text : text.default(fallback))
     .transform((text, ctx) => {
       const seconds = parseDuration(text);
       if (seconds === undefined || seconds <= 0) {
@@ -80,7 +82,7 @@ const envSchema = z.object({
   JOBS_LOCK_DURATION: duration('30s'),
   JOBS_STALLED_INTERVAL: duration('30s'),
   /** How often the worker looks for predecessors whose grace ended; default a quarter of SUPERSEDE_GRACE, 1s..60s. */
-  SUPERSEDE_CHECK_INTERVAL: duration('60s').optional(),
+  SUPERSEDE_CHECK_INTERVAL: optionalDuration(),
   // Revocation and the broker (docs/architecture.md, "Revocation").
   /** nextUpdate − thisUpdate of every CRL (RFC 5280 §5.1.2.5); the API rebuilds it at half-life. */
   CRL_VALIDITY: duration('7d'),
