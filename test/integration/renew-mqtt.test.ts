@@ -5,11 +5,8 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import { createPgRenewalStore, createPgRotationListener } from '@enrolld/db';
 import { pino } from 'pino';
-import { createIssuingCa } from '@enrolld/core/ca/index.js';
 import { systemClock } from '@enrolld/core/clock.js';
 import { createLineage } from '@enrolld/core/renewal/lineage.js';
-import { loadPki } from '../../server/src/pki-home.js';
-import { createRevocationRuntime } from '../../server/src/revocation-runtime.js';
 import { problemType, routes } from '@enrolld/protocol';
 import { makeCsr } from '../support/csr-factory.js';
 import { httpsRequest, postJson } from '../support/http.js';
@@ -146,10 +143,7 @@ describe('rotation over MQTT and lineage', () => {
   });
 
   it('revokeLineage: a compromised certificate takes its descendants with it, not its ancestors', async () => {
-    const pki = await loadPki(server.home, { serverNames: [] });
-    const ca = createIssuingCa({ issuingCertificatePem: pki.issuingCertPem, issuingPrivateKey: pki.issuingKey, rootCertificatePem: pki.rootCertPem });
-    const revocation = createRevocationRuntime({ pool: server.db.pool, ca, logger: pino({ level: 'silent' }) });
-    const lineage = createLineage({ store: createPgRenewalStore(server.db.pool), revoker: revocation.service, clock: systemClock, logger: pino({ level: 'silent' }), graceSeconds: 3600 });
+    const lineage = createLineage({ store: createPgRenewalStore(server.db.pool), revoker: server.running.useCases.revocation, clock: systemClock, logger: pino({ level: 'silent' }), graceSeconds: 3600 });
     const deviceId = uniqueDeviceId('lineage');
     const first = await enrollDevice(server, deviceId);
     const csr2 = await makeCsr({ cn: deviceId });
