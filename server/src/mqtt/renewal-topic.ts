@@ -7,7 +7,7 @@
 //    broker process) until a session of that certificate subscribes to devices/<id>/cert/rotate.
 // Answers and hints leave through the outbound relay, which the broker consumes while it runs; the live sessions are
 // known from the connect and disconnect hooks, so nothing here holds the broker.
-import { PROBLEM_STATUS, PROBLEM_TYPE_BASE, topics } from '@enrolld/protocol';
+import { problemDocument, topics } from '@enrolld/protocol';
 import type { Logger } from 'pino';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { EnrollError } from '@enrolld/core/errors.js';
@@ -50,14 +50,8 @@ function csrFromPayload(payload: Buffer): string {
 }
 
 function problemPayload(error: EnrollError): string {
-  return JSON.stringify({
-    ...error.extensions,
-    type: PROBLEM_TYPE_BASE + error.kind,
-    title: error.kind,
-    status: PROBLEM_STATUS[error.kind],
-    detail: error.detail,
-    ...(error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {}),
-  });
+  const retryAfter = error.retryAfterSeconds !== undefined ? { retryAfterSeconds: error.retryAfterSeconds } : {};
+  return JSON.stringify(problemDocument(error.kind, error.detail, { ...error.extensions, ...retryAfter }));
 }
 
 /** MQTT-4.7: does `filter` match `topic`? (`+` one level, `#` the rest.) */
