@@ -38,6 +38,20 @@ async function counter(server: TestServer, series: RegExp): Promise<number> {
 }
 const SWEEPS_COMPLETED = /enrolld_jobs_total\{queue="rotation",name="sweep",outcome="completed"\} (\d+)/;
 const HINTS_SENT = /enrolld_rotation_hints_sent_total (\d+)/;
+const REDIS_UP = /enrolld_jobs_redis_up (\d+)/;
+
+/** The server's job runtime, once it has reached Redis (it connects in the background after start). */
+async function readyJobs(server: TestServer) {
+  await waitFor(async () => (await counter(server, REDIS_UP)) === 1, 15_000, 'the job runtime to reach Redis', 50);
+  return server.running.jobs!;
+}
+
+/** No hint job is waiting, delayed or running: every hint job a sweep queued has run. */
+async function hintsDrained(queue: Queue): Promise<boolean> {
+  // The schedulers always keep their next sweep and supersede jobs delayed; only hint jobs count here.
+  const pending = await queue.getJobs(['waiting', 'delayed', 'active', 'prioritized']);
+  return pending.every((job) => job.name !== 'hint');
+}
 
 async function obliterate(prefix: string): Promise<void> {
   const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
@@ -50,14 +64,20 @@ async function obliterate(prefix: string): Promise<void> {
 describe('rotation sweep on the real composition', () => {
   let server: TestServer;
   const prefix = testPrefix();
+  /** The test's own view of the server's queue, to see pending hint jobs. */
+  let redis: Redis;
+  let rotationQueue: Queue;
 
   beforeAll(async () => {
+    redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
+    rotationQueue = new Queue(ROTATION_QUEUE, { connection: redis, prefix });
     server = await startTestServer({
       env: {
         // 1 h certificates, backdated 5 min, window 0.99: every new certificate is inside its renewal window at once.
         CERT_LIFETIME: '1h',
         RENEWAL_WINDOW: '0.99',
-        ROTATION_SWEEP_INTERVAL: '1s',
+        // The test runs each sweep itself (sweepNow); the schedule stays out of the way.
+        ROTATION_SWEEP_INTERVAL: '1h',
         ROTATION_HINT_JITTER: '1s',
         JOBS_PREFIX: prefix,
       },
@@ -65,6 +85,8 @@ describe('rotation sweep on the real composition', () => {
   });
   afterAll(async () => {
     await server.stop();
+    await rotationQueue.close();
+    await redis.quit();
     await obliterate(prefix);
   });
 
@@ -72,7 +94,9 @@ describe('rotation sweep on the real composition', () => {
     const online = await enrollDevice(server, uniqueDeviceId('hint-on'));
     const offline = await enrollDevice(server, uniqueDeviceId('hint-off'));
     const session = await mustConnect(server.running.mqttsPort, server.chainPem, online, [topics.rotate(online.deviceId)]);
+    const jobs = await readyJobs(server);
 
+    await jobs.sweepNow();
     await waitFor(() => session.messages.some((m) => m.topic === topics.rotate(online.deviceId)), 15_000, 'a rotation hint');
     const hint = JSON.parse(session.messages.find((m) => m.topic === topics.rotate(online.deviceId))!.payload.toString());
     expect(hint).toMatchObject({ serial: online.serial, reason: 'renewal-window' });
@@ -82,10 +106,12 @@ describe('rotation sweep on the real composition', () => {
     const late = await mustConnect(server.running.mqttsPort, server.chainPem, offline, [topics.rotate(offline.deviceId)]);
     await waitFor(() => late.messages.some((m) => m.topic === topics.rotate(offline.deviceId)), 5000, 'the hint on subscribe');
 
-    // Several more sweeps: still one hint each. A hint job a sweep enqueues waits at most the 1 s jitter, so three
-    // more completed sweeps (one per second) leave time for any such job to have run.
+    // Several more sweeps: still one hint each. Each sweepNow resolves when its sweep job has completed; a hint job a
+    // sweep queued runs after its jitter, so the queue is drained before the hints are counted.
     const sweepsBefore = await counter(server, SWEEPS_COMPLETED);
+    for (let i = 0; i < 3; i++) await jobs.sweepNow();
     await waitFor(async () => (await counter(server, SWEEPS_COMPLETED)) >= sweepsBefore + 3, 15_000, 'three more sweeps', 100);
+    await waitFor(() => hintsDrained(rotationQueue), 15_000, 'the hint jobs to run', 50);
     expect(await counter(server, HINTS_SENT)).toBe(2);
     expect(session.messages.filter((m) => m.topic === topics.rotate(online.deviceId))).toHaveLength(1);
     expect(late.messages.filter((m) => m.topic === topics.rotate(offline.deviceId))).toHaveLength(1);
@@ -97,6 +123,12 @@ describe('rotation sweep on the real composition', () => {
     const csr = await makeCsr({ cn: online.deviceId });
     const renewed = await renewRest(server, online, csr.pem);
     expect(renewed.status).toBe(201);
+    const successor = credsFrom(renewed.json(), csr.privateKey);
+    await jobs.sweepNow();
+    await waitFor(async () => (await server.db.pool.query('SELECT 1 FROM rotation_hints WHERE serial = $1', [successor.serial])).rowCount === 1, 15_000, 'the successor\'s hint');
+    await waitFor(() => hintsDrained(rotationQueue), 15_000, 'the hint jobs to run', 50);
+    const hinted = await server.db.pool.query('SELECT serial FROM rotation_hints WHERE device_id = $1 ORDER BY serial', [online.deviceId]);
+    expect(hinted.rows.map((r: { serial: string }) => r.serial).sort()).toEqual([online.serial, successor.serial].sort());
 
     const metrics = (await httpsRequest(server.apiUrl + routes.metrics, server.rootPem)).text;
     expect(metrics).toMatch(/enrolld_jobs_total\{queue="rotation",name="sweep",outcome="completed"\} [1-9]/);

@@ -1,10 +1,10 @@
-// BullMQ on Redis for the rotation queue (issue 5 §3). Redis is optional for the service: if it is down at start or
+// BullMQ on Redis for the rotation queue (docs/architecture.md, rotation). Redis is optional for the service: if it is down at start or
 // later, enrollment, renewal and revocation go on; this runtime logs, keeps retrying in the background, and the
 // scheduled sweep resumes when Redis is back (the schedulers are re-upserted on every reconnect, since a Redis that
 // restarted empty has lost them). Nothing here blocks startup or shutdown on Redis.
 // The queue and worker are created only once Redis has answered a PING: BullMQ objects built on a connection that
 // failed its first connect stay closed after Redis returns ("Connection is closed", seen here with bullmq 6.7).
-import { Queue, Worker, type Job } from 'bullmq';
+import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { JobMetrics } from './job-metrics.js';
@@ -44,6 +44,8 @@ export interface JobRuntimeDeps {
 }
 
 const CLOSE_TIMEOUT_MS = 3000;
+/** How long sweepNow waits for the sweep it queued to finish, e.g. while only an `enrolld worker` elsewhere runs it. */
+const SWEEP_WAIT_TIMEOUT_MS = 60_000;
 
 async function within(promise: Promise<unknown>, ms: number): Promise<void> {
   let timer: NodeJS.Timeout | undefined;
@@ -62,6 +64,8 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
   let everReady = false;
   let retryTimer: NodeJS.Timeout | undefined;
   let connecting: Promise<void> | undefined;
+  /** Completion events for sweepNow, opened on its first call (QueueEvents blocks on its own connection). */
+  let events: { queueEvents: QueueEvents; connection: Redis } | undefined;
 
   function logUnavailable(error: Error): void {
     // One line per 30 s: an outage must not flood the log.
@@ -162,10 +166,32 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
       return queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
     },
 
-    /** Runs a sweep now, as a job (tests, and an operator who does not want to wait for the schedule). */
+    /**
+     * Runs a sweep now, as a job (tests, and an operator who does not want to wait for the schedule); resolves when
+     * that job has completed, rejects when it failed, when Redis is not reachable, or when the connection drops while
+     * waiting.
+     */
     async sweepNow(): Promise<void> {
-      if (!queue) throw new Error('job runtime not ready (Redis unreachable?)');
-      await queue.add('sweep', {}, { removeOnComplete: 100, removeOnFail: 100 });
+      const q = queue;
+      const conn = connection;
+      if (!q || conn?.status !== 'ready') throw new Error('cannot run the rotation sweep now: Redis is unreachable (job runtime not ready)');
+      events ??= openEvents();
+      const { queueEvents } = events;
+      let onClose: (() => void) | undefined;
+      const connectionLost = new Promise<never>((_, reject) => {
+        onClose = () => reject(new Error('the rotation sweep may not have finished: the Redis connection closed while waiting for it'));
+        conn.once('close', onClose);
+      });
+      const run = async () => {
+        await queueEvents.waitUntilReady();
+        const job = await q.add('sweep', {}, { removeOnComplete: 100, removeOnFail: 100 });
+        await job.waitUntilFinished(queueEvents, SWEEP_WAIT_TIMEOUT_MS);
+      };
+      try {
+        await Promise.race([run(), connectionLost]);
+      } finally {
+        conn.off('close', onClose!);
+      }
     },
 
     async stop(): Promise<void> {
@@ -175,20 +201,37 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
       const w = worker;
       const q = queue;
       const c = connection;
+      const e = events;
       worker = undefined;
       queue = undefined;
       connection = undefined;
+      events = undefined;
       // Finish running jobs if Redis lets us; never wait on a Redis that is gone.
       if (w) await within(w.close(), CLOSE_TIMEOUT_MS);
+      if (e) await within(e.queueEvents.close(), CLOSE_TIMEOUT_MS);
       if (q) await within(q.close(), CLOSE_TIMEOUT_MS);
-      if (c) {
-        c.removeAllListeners('ready');
-        if (c.status === 'ready') await within(c.quit(), 500);
-        if (c.status !== 'end') c.disconnect(false);
+      for (const redis of [e?.connection, c]) {
+        if (!redis) continue;
+        redis.removeAllListeners('ready');
+        if (redis.status === 'ready') await within(redis.quit(), 500);
+        if (redis.status !== 'end') redis.disconnect(false);
       }
       metrics.redisUp(false);
     },
   };
+
+  /** QueueEvents reads the events stream with blocking XREAD, so it gets a connection of its own (BullMQ docs). */
+  function openEvents(): { queueEvents: QueueEvents; connection: Redis } {
+    const redis = new Redis(options.redisUrl, {
+      maxRetriesPerRequest: null,
+      retryStrategy: (times) => Math.min(250 * times, 5000),
+      connectionName: 'enrolld-jobs-events',
+    });
+    redis.on('error', logUnavailable);
+    const queueEvents = new QueueEvents(ROTATION_QUEUE, { connection: redis, prefix: options.prefix });
+    queueEvents.on('error', () => undefined); // reported once by the connection's handler
+    return { queueEvents, connection: redis };
+  }
 
   /** Queue, worker and their event wiring, on a connection to a Redis that just answered. */
   function build(): void {
