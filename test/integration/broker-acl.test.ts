@@ -291,9 +291,8 @@ describe('broker identity binding and ACL', () => {
           packet.brokerId = 'a-broker-that-died'; // as if a dead broker had stored it
         });
       };
-      const norm = (s: string) => s.replace(/^0+/, '');
-      await leftover(valid, `devices/${valid.deviceId}/status`, norm(valid.serial));
-      await leftover(revoked, `devices/${revoked.deviceId}/status`, norm(revoked.serial));
+      await leftover(valid, `devices/${valid.deviceId}/status`, valid.serial);
+      await leftover(revoked, `devices/${revoked.deviceId}/status`, revoked.serial);
       await waitFor(() => published.length > 0, 5000, 'will sweep');
       await waitFor(async () => !(await persistence.getWill({ id: revoked.deviceId })), 5000, 'refused will dropped');
       const count = (device: DeviceCert) => published.filter((t) => t === `devices/${device.deviceId}/status`).length;

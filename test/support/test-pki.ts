@@ -1,10 +1,11 @@
-// A test PKI generated at run time (DESIGN.md §8: never committed certs): root → issuing CA → device and server
+// A test PKI generated at run time (never committed certificates: they expire): root → issuing CA → device and server
 // certificates, plus the odd certificates the real CA would never issue (expired, other CA, CA:TRUE leaf,
 // serverAuth-only, no digitalSignature, unknown critical extension …) for the broker's negative tests.
 import 'reflect-metadata';
 import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { CrlSpec } from '@enrolld/core/ca/types.js';
+import { canonicalSerial } from '@enrolld/protocol';
 
 const crypto = webcrypto;
 x509.cryptoProvider.set(crypto);
@@ -65,7 +66,7 @@ export async function newKeys(): Promise<KeyPem> {
   return { keys, keyPem };
 }
 
-/** 128 random bits, positive (top bit clear), lowercase hex: the shape DESIGN.md §2 asks of real serials. */
+/** 128 random bits, positive (top bit clear), canonical hex: the shape of the CA's own serials (docs/architecture.md §5). */
 export function randomSerial(): string {
   const bytes = randomBytes(16);
   bytes[0] = (bytes[0]! & 0x7f) | 0x01;
@@ -73,7 +74,7 @@ export function randomSerial(): string {
 }
 
 function toIssued(cert: x509.X509Certificate, kp: KeyPem): IssuedCert {
-  return { ...kp, cert, certPem: cert.toString('pem') + '\n', der: Buffer.from(cert.rawData), serial: cert.serialNumber.toLowerCase() };
+  return { ...kp, cert, certPem: cert.toString('pem') + '\n', der: Buffer.from(cert.rawData), serial: canonicalSerial(cert.serialNumber) ?? cert.serialNumber.toLowerCase() };
 }
 
 async function makeCa(name: string, cert: x509.X509Certificate, kp: KeyPem): Promise<TestCa> {

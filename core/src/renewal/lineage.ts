@@ -7,7 +7,6 @@
 // successors are loaded from the store at start and learned as they are issued (in-process, or from the feed).
 import type { Clock } from '../clock.js';
 import type { RevokeResult } from '../revocation/revocation-service.js';
-import { normalizeSerial } from '../revocation/serial.js';
 import type { PendingSupersession, RenewalStore } from './ports.js';
 
 export type SupersedeTrigger = 'first-connect' | 'grace';
@@ -37,23 +36,23 @@ export interface LineageDeps {
 export function createLineage(deps: LineageDeps) {
   const { store, revoker, logger } = deps;
   const maxPending = deps.maxPending ?? 200_000;
-  /** normalized successor serial → pending supersession */
+  /** successor serial → pending supersession */
   const pending = new Map<string, PendingSupersession>();
   /** predecessors being revoked right now, so a burst of CONNECTs revokes once */
   const inFlight = new Map<string, Promise<boolean>>();
 
   function remember(entry: PendingSupersession): void {
     if (pending.size >= maxPending) return;
-    pending.set(normalizeSerial(entry.successorSerial), entry);
+    pending.set(entry.successorSerial, entry);
   }
 
   async function supersede(entry: PendingSupersession, trigger: SupersedeTrigger): Promise<boolean> {
-    const key = normalizeSerial(entry.predecessorSerial);
+    const key = entry.predecessorSerial;
     const running = inFlight.get(key);
     if (running) return running;
     const work = (async () => {
       const result = await revoker.revokeCertificate(entry.predecessorSerial, { reason: 'superseded', actor: `rotation:${trigger}` });
-      pending.delete(normalizeSerial(entry.successorSerial));
+      pending.delete(entry.successorSerial);
       if (result.outcome === 'revoked') {
         deps.onSuperseded?.(trigger, entry.predecessorSerial);
         logger.info(
@@ -86,7 +85,7 @@ export function createLineage(deps: LineageDeps) {
      * superseded now (its live sessions are cut by the revocation fan-out). Resolves true when this call revoked it.
      */
     successorConnected(serial: string): Promise<boolean> {
-      const entry = pending.get(normalizeSerial(serial));
+      const entry = pending.get(serial);
       if (!entry) return Promise.resolve(false);
       return supersede(entry, 'first-connect').catch((error: unknown) => {
         // Left pending: the next CONNECT or the grace job tries again.

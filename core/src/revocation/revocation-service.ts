@@ -4,7 +4,7 @@ import { REVOCATION_REASONS, isRevocationReason, isValidDeviceId, type Revocatio
 import type { Clock } from '../clock.js';
 import { EnrollError } from '../errors.js';
 import type { CrlSigner, RevocationPublisher, RevocationStore, RevokedCertificate, StoredCrl } from './ports.js';
-import { isSerialHex, normalizeSerial } from './serial.js';
+import { isSerialHex } from './serial.js';
 
 export interface RevocationServiceDeps {
   store: RevocationStore;
@@ -113,7 +113,7 @@ export function createRevocationService(deps: RevocationServiceDeps) {
       if (!isSerialHex(serial)) throw new EnrollError('bad-request', 'serial must be hexadecimal, at most 20 octets (RFC 5280 §4.1.2.2)');
       const code = reasonCode(input.reason);
       const result = await store.revokeCertificate(serial, { reasonCode: code, actor: input.actor, requestId: input.requestId });
-      return finish(input.reason as RevocationReason, result, `no certificate with serial ${normalizeSerial(serial)}`);
+      return finish(input.reason as RevocationReason, result, `no certificate with serial ${serial}`);
     },
 
     ensureCrlCurrent,

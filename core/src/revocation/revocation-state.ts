@@ -3,7 +3,6 @@
 // unknown, the broker refuses device CONNECTs (fail closed; Mosquitto CVE-2017-7652 fell back to allow-all instead).
 import type { Clock } from '../clock.js';
 import type { RevocationSnapshot, RevokedCertificate } from './ports.js';
-import { normalizeSerial } from './serial.js';
 
 export type RevocationStatus = { known: true } | { known: false; reason: string };
 
@@ -17,9 +16,9 @@ export interface RevocationState {
   status(): RevocationStatus;
   isRevoked(serial: string): boolean;
   lastSeq(): number;
-  /** Replaces everything with a full snapshot; returns the serials not known before (normalized). */
+  /** Replaces everything with a full snapshot; returns the serials not known before. */
   load(snapshot: RevocationSnapshot): string[];
-  /** Adds revocations (from NOTIFY or a resync); returns the serials that are new (normalized). */
+  /** Adds revocations (from NOTIFY or a resync); returns the serials that are new. */
   apply(revoked: Array<Pick<RevokedCertificate, 'serial' | 'seq'>>, options?: { advanceSeq?: boolean }): string[];
   /** Records a successful resync that found nothing new. */
   markSynced(lastSeq?: number): void;
@@ -36,10 +35,9 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
   let unknownReason = 'revocation state not loaded yet';
 
   function add(serial: string, fresh: string[]): void {
-    const s = normalizeSerial(serial);
-    if (!revoked.has(s)) {
-      revoked.add(s);
-      fresh.push(s);
+    if (!revoked.has(serial)) {
+      revoked.add(serial);
+      fresh.push(serial);
     }
   }
 
@@ -53,7 +51,7 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
       return { known: true };
     },
     isRevoked(serial) {
-      return revoked.has(normalizeSerial(serial));
+      return revoked.has(serial);
     },
     lastSeq() {
       return seq;

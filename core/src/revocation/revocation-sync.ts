@@ -8,10 +8,9 @@
 import type { Clock } from '../clock.js';
 import type { RevocationFeed, RevocationStore, StoredCrl } from './ports.js';
 import type { RevocationState } from './revocation-state.js';
-import { normalizeSerial } from './serial.js';
 
 export interface RevokedNotice {
-  /** Normalized serial. */
+  /** Canonical serial (protocol/src/serial.ts). */
   serial: string;
   deviceId: string;
   reasonCode: number;
@@ -68,8 +67,8 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
         logger.info({ revoked: state.size(), lastSeq: state.lastSeq() }, 'revocation state loaded');
         // Serials we first learn from a snapshot may belong to sessions admitted before (a reload after an outage).
         const notices = snapshot.revoked
-          .filter((r) => fresh.has(normalizeSerial(r.serial)))
-          .map((r) => ({ serial: normalizeSerial(r.serial), deviceId: r.deviceId, reasonCode: r.reasonCode, atMs: r.revokedAt.getTime() }));
+          .filter((r) => fresh.has(r.serial))
+          .map((r) => ({ serial: r.serial, deviceId: r.deviceId, reasonCode: r.reasonCode, atMs: r.revokedAt.getTime() }));
         if (notices.length > 0) deps.onRevoked(notices);
       } else {
         // Pages until caught up; seqs are handed out in commit order, so "> lastSeq" cannot skip a late commit.
@@ -78,7 +77,7 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
           if (page.length === 0) break;
           const fresh = new Set(state.apply(page, { advanceSeq: true }));
           const notices = page
-            .map((r) => ({ serial: normalizeSerial(r.serial), deviceId: r.deviceId, reasonCode: r.reasonCode, atMs: r.revokedAt.getTime() }))
+            .map((r) => ({ serial: r.serial, deviceId: r.deviceId, reasonCode: r.reasonCode, atMs: r.revokedAt.getTime() }))
             .filter((n) => fresh.has(n.serial));
           if (notices.length > 0) {
             logger.warn({ count: notices.length, lastSeq: state.lastSeq() }, 'resync found revocations the feed had not delivered');

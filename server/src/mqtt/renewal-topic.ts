@@ -14,7 +14,6 @@ import { EnrollError } from '@enrolld/core/errors.js';
 import type { Renewal } from '@enrolld/core/renewal/renewal.js';
 import type { RotationHint } from '@enrolld/core/renewal/ports.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
-import { normalizeSerial } from '@enrolld/core/revocation/serial.js';
 import type { BrokerHooks, DeviceSessionRef } from './session-hooks.js';
 
 export interface RenewalTopicDeps {
@@ -71,9 +70,9 @@ export function createRenewalTopic(deps: RenewalTopicDeps) {
   const maxPending = deps.maxPendingHints ?? 100_000;
   /** Devices with a renewal in flight: one at a time per device, so a publish loop cannot queue work. */
   const renewing = new Set<string>();
-  /** normalized serial → hint not yet delivered */
+  /** serial → hint not yet delivered */
   const pendingHints = new Map<string, RotationHint>();
-  /** normalized serial → live sessions of that certificate on this broker */
+  /** serial → live sessions of that certificate on this broker */
   const liveSessions = new Map<string, number>();
 
   const requests = new Counter({
@@ -166,7 +165,7 @@ export function createRenewalTopic(deps: RenewalTopicDeps) {
     hooks,
     /** A hint from the sweep (via the feed): to the live session of that certificate, or kept until it subscribes. */
     deliverHint(hint: RotationHint): void {
-      const serial = normalizeSerial(hint.serial);
+      const serial = hint.serial;
       if (liveSessions.has(serial)) {
         hintsDelivered.inc({ when: 'live' });
         send(topics.rotate(hint.deviceId), hintPayload(hint));

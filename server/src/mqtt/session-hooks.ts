@@ -8,7 +8,7 @@ import type { SessionIndex } from './session-index.js';
 /** A live device session, as hooks see it: the identity the broker verified at CONNECT. */
 export interface DeviceSessionRef {
   deviceId: string;
-  /** Normalized (lowercase, no leading zeros). */
+  /** Canonical form (protocol/src/serial.ts). */
   serial: string;
 }
 

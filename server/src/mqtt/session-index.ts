@@ -2,7 +2,6 @@
 // serial, so a revocation finds the sessions to cut without a scan. A client leaves the serial index when its socket
 // closes; the identity stays attached to the client object until it is collected.
 import type { Client } from 'aedes';
-import { normalizeSerial } from '@enrolld/core/revocation/serial.js';
 import type { PeerIdentity } from './peer-identity.js';
 
 export interface SessionInfo {
@@ -17,7 +16,7 @@ export interface SessionIndex {
   sessionOf(client: Client | null): SessionInfo | undefined;
   /** The session, unless it was never admitted or has been revoked. */
   liveSessionOf(client: Client | null): SessionInfo | undefined;
-  /** The clients whose certificate has this (normalized) serial. */
+  /** The clients whose certificate has this serial. */
   clientsOf(serial: string): Client[];
   /** Any client with this serial, in any notation, whose socket has not closed yet. */
   hasSession(serial: string): boolean;
@@ -55,7 +54,7 @@ export function createSessionIndex(): SessionIndex {
       return [...(bySerial.get(serial) ?? [])];
     },
     hasSession(serial) {
-      return (bySerial.get(normalizeSerial(serial))?.size ?? 0) > 0;
+      return (bySerial.get(serial)?.size ?? 0) > 0;
     },
   };
 }
