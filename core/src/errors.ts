@@ -1,6 +1,6 @@
 import type { ProblemKind } from '@enrolld/protocol';
 
-// The one internal error type (DESIGN.md §8). `detail` is safe to show the client; `logDetail` is for the log only
+// The one internal error type (docs/architecture.md §10). `detail` is safe to show the client; `logDetail` is for the log only
 // (e.g. which of unknown/used/expired a rejected token was, which the client must not learn).
 export class EnrollError extends Error {
   readonly kind: ProblemKind;

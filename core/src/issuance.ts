@@ -65,7 +65,7 @@ export async function signAndRecord(
   return complete(intent.serial, der, options.requestId);
 }
 
-/** The answer to an enrollment or a renewal, on every transport (DESIGN.md §5). */
+/** The answer to an enrollment or a renewal, on every transport (docs/architecture.md §10). */
 export function issuedResponse(cert: IssuedCertificate, chainPem: string): EnrollResponse {
   return { deviceId: cert.deviceId, serial: cert.serial, certificate: toPem('CERTIFICATE', cert.der), chain: chainPem, notAfter: cert.notAfter.toISOString() };
 }

@@ -1,4 +1,4 @@
--- Revocation fan-out and CRL state (DESIGN.md §3, issue 4).
+-- Revocation fan-out and CRL state (docs/architecture.md §7).
 
 -- Every revocation takes its sequence number under one transaction-scoped advisory lock, so numbers are handed out
 -- in commit order. A broker resyncing with `revocation_seq > last_seen` can then never skip a row that commits late

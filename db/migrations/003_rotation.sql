@@ -1,6 +1,6 @@
--- Rotation with lineage (DESIGN.md §4, issue 5).
+-- Rotation with lineage (docs/architecture.md §8).
 
--- One successor per certificate, enforced by the database (RELIABILITY ROT-05): two renewals racing with the same
+-- One successor per certificate, enforced by the database (ROT-05): two renewals racing with the same
 -- current certificate cannot both insert a row naming it as predecessor, whatever the application does.
 CREATE UNIQUE INDEX certificates_predecessor_idx ON certificates (predecessor_serial) WHERE predecessor_serial IS NOT NULL;
 
@@ -9,7 +9,7 @@ CREATE INDEX certificates_live_not_after_idx ON certificates (not_after) WHERE r
 
 -- A renewal hint is sent at most once per certificate. BullMQ delivers at least once (a stalled or crashed worker's
 -- job runs again), so the hint's effect is keyed by the serial: the INSERT … ON CONFLICT DO NOTHING that wins also
--- queues the NOTIFY, in the same transaction, and only a commit sends it (RELIABILITY FLT-06).
+-- queues the NOTIFY, in the same transaction, and only a commit sends it (FLT-06).
 CREATE TABLE rotation_hints (
   serial     text PRIMARY KEY REFERENCES certificates(serial),
   device_id  text NOT NULL REFERENCES devices(id),

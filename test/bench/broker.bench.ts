@@ -1,5 +1,5 @@
-// `npm run bench:broker` (issue 4): our broker against Mosquitto and stock aedes, measured in the same run on the same
-// certificates, the broker pinned to CPU 0 and this load generator to CPU 1 (as ../shared/reference-bench/run-mqtt.sh).
+// `npm run bench:broker`: our broker against Mosquitto and stock aedes, measured in the same run on the same
+// certificates, the broker pinned to CPU 0 and this load generator to CPU 1.
 // One JSON line per figure: {"metric","value","unit","baseline","ratio"}; ratio > 1 is better than the baseline.
 // Clients send what a real device sends: leaf + issuing CA, with a distinct certificate (and clientId) per device.
 import { spawn, execFileSync, type ChildProcess } from 'node:child_process';

@@ -1,4 +1,4 @@
-// End-to-end enrollment over HTTPS against Postgres at 50 in flight (issue 3 target: ≥ 1,000/s, 0 errors).
+// End-to-end enrollment over HTTPS against Postgres at 50 in flight (target: ≥ 1,000/s, 0 errors).
 // The server runs as its own process (`enrolld up` on the machine's Postgres, fresh database); this process
 // makes the CSRs first (off the clock), then drives the load with a keep-alive agent of 50 sockets.
 // One JSON line per figure: {"metric","value","unit","baseline","ratio"}. There is no stock server to run

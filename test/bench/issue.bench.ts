@@ -78,7 +78,7 @@ interface BaselineIssuer {
 
 async function createPkijsBaseline(issuingCertPem: string, issuingKeyPem: string): Promise<BaselineIssuer> {
   const crypto = webcrypto as unknown as ConstructorParameters<typeof pkijs.CryptoEngine>[0]['crypto'];
-  // Native WebCrypto (DESIGN.md §7: @peculiar/webcrypto is 6–10× slower on Node 20).
+  // Native WebCrypto (@peculiar/webcrypto re-decodes the key per sign on Node 20: 6–10× slower).
   pkijs.setEngine('native', new pkijs.CryptoEngine({ name: 'native', crypto }));
   const issuing = pkijs.Certificate.fromBER(fromPem(issuingCertPem, 'CERTIFICATE'));
   const signingKey = await crypto.subtle.importKey('pkcs8', fromPem(issuingKeyPem, 'PRIVATE KEY'), { name: 'ECDSA', namedCurve: 'P-256' }, false, ['sign']);
@@ -113,7 +113,7 @@ async function createPkijsBaseline(issuingCertPem: string, issuingKeyPem: string
           extnValue: new pkijs.GeneralNames({ names: [new pkijs.GeneralName({ type: 6, value: `urn:enrolld:device:${deviceId}` })] }).toSchema().toBER(false),
         }),
       ];
-      await cert.sign(signingKey, 'SHA-256'); // PKI.js signs with SHA-1 unless told (DESIGN.md §7)
+      await cert.sign(signingKey, 'SHA-256'); // PKI.js signs with SHA-1 unless told 
       return Buffer.from(cert.toSchema(true).toBER(false));
     },
   };

@@ -1,5 +1,5 @@
 // `npm run bench:renew`: renewal latency per transport (REST, EST simplereenroll, MQTT) at 50 in flight, and the time
-// from a successor's first CONNECT to the predecessor's live session being cut (issue 5 figures).
+// from a successor's first CONNECT to the predecessor's live session being cut.
 // The server runs as its own process (`enrolld up`, JOBS=off, on the machine's Postgres, fresh database). This process
 // enrolls the devices and makes every CSR and key first (off the clock), then drives each transport in turn.
 //  - REST and EST: each renewal is its own mTLS connection with the device's current certificate (what a device does;

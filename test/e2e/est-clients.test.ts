@@ -1,4 +1,4 @@
-// EST interop with real, unmodified clients as child processes (issue 5): curl + openssl (cacerts, csrattrs,
+// EST interop with real, unmodified clients as child processes: curl + openssl (cacerts, csrattrs,
 // simpleenroll, simplereenroll) and strongSwan `pki --estca` / `pki --est` (enroll with HTTP Basic, re-enroll with the
 // current certificate). The scripts are the README's.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';

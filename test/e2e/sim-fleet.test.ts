@@ -1,5 +1,5 @@
 // The simulator against the real stack: `enrolld up` as a child process (embedded Postgres, real TLS, the real
-// broker), driven only through the wire protocols. The issue 6 acceptance run.
+// broker), driven only through the wire protocols. The simulator's acceptance run.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';

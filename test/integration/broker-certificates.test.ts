@@ -1,4 +1,4 @@
-// BRK-01 … BRK-03: what the mTLS listener admits (RELIABILITY.md §1.2, §2.4). Real TLS sockets, real Postgres.
+// BRK-01 … BRK-03: what the mTLS listener admits. Real TLS sockets, real Postgres.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { createTestPki, createRootCa, createIntermediateCa, asCa, deviceIdFor, KeyUsage, SERVER_AUTH, type TestPki, type DeviceCert } from '../support/test-pki.js';

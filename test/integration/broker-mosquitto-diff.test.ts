@@ -1,4 +1,4 @@
-// Differential oracle (RELIABILITY.md §1.1 Mosquitto row, BRK-03): the same certificates and CRL against our broker and
+// Differential oracle (BRK-03): the same certificates and CRL against our broker and
 // against Mosquitto 2.0 with require_certificate, cafile and crlfile. Both must accept and refuse the same handshakes.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';

@@ -1,6 +1,6 @@
 // EST (RFC 7030 + RFC 8951) on the API port, driven by a Node client at the byte level: cacerts, csrattrs,
 // simpleenroll (Basic / Bearer), simplereenroll (mTLS), RFC 7030 status use, Content-Length on every reply, and the
-// proof-of-possession linking matrix (RELIABILITY CSR-12) on TLS 1.2 (tls-unique) and TLS 1.3 (tls-exporter).
+// proof-of-possession linking matrix (CSR-12) on TLS 1.2 (tls-unique) and TLS 1.3 (tls-exporter).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import { problemType, routes } from '@enrolld/protocol';

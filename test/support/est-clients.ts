@@ -52,7 +52,7 @@ export function runScript(script: string, cwd: string, env: EstScriptEnv): Promi
       },
       (error, stdout, stderr) => {
         const code = error ? (typeof error.code === 'number' ? error.code : 1) : 0;
-        // strongSwan prints "plugin '…' failed to load" lines for plugins this package lacks: noise (DESIGN.md §10).
+        // strongSwan prints "plugin '…' failed to load" lines for plugins this package lacks: noise.
         resolve({ code, stdout, stderr: stderr.split('\n').filter((l) => !/^plugin '.*' failed to load/.test(l)).join('\n') });
       },
     );

@@ -1,6 +1,6 @@
 // A small in-process stand-in for enrolld, for the simulator's own tests and measurements only (the real
 // e2e test runs the real server). Real TLS and a real aedes broker; the CA, tokens and revocation are in memory.
-// It follows the wire contract of DESIGN.md §5: REST + EST enrollment, REST/EST/MQTT renewal, admin tokens and
+// It follows the wire contract of protocol/ (docs/architecture.md §10): REST + EST enrollment, REST/EST/MQTT renewal, admin tokens and
 // revocation, a broker that takes the identity from the peer cert, refuses revoked certs with CONNACK 5, cuts
 // live sessions on revocation, and supersedes a predecessor when its successor connects.
 import 'reflect-metadata';
@@ -38,7 +38,7 @@ interface CertRecord {
 
 export interface FakeStackOptions {
   certLifetimeSeconds?: number;
-  /** revoke the predecessor when its successor first connects (DESIGN.md §4) */
+  /** revoke the predecessor when its successor first connects (docs/architecture.md §8) */
   supersedeOnConnect?: boolean;
   /** refuse revoked certs as enrolld's broker does with its CRL: destroy the socket after the handshake, no CONNACK */
   refuseRevokedAtTls?: boolean;
@@ -354,7 +354,7 @@ export class FakeStack {
     const t = this.tokens.get(token);
     if (!t) throw new HttpProblem(401, 'unauthorized', 'unknown, used or expired token');
     if (t.used) {
-      // a retry with the same CSR gets the same cert (DESIGN.md §6)
+      // a retry with the same CSR gets the same cert (docs/architecture.md §5)
       if (t.csr === csr && t.serial) return this.certs.get(t.serial) as CertRecord;
       throw new HttpProblem(401, 'unauthorized', 'unknown, used or expired token');
     }

@@ -1,4 +1,4 @@
-// What happens when a device comes back with an expired certificate (issue 5 §4). step-ca refuses by default
+// What happens when a device comes back with an expired certificate (RENEW_EXPIRED in the README). step-ca refuses by default
 // (`allowRenewalAfterExpiry: false`), libest's "ReEnroll expired cert" shows some EST servers allow it: the choice is
 // explicit here, and the refusal tells the device which way back exists.
 import { EnrollError } from '../errors.js';

@@ -1,8 +1,8 @@
-// Lineage (DESIGN.md §4): every certificate records its predecessor. A predecessor is retired with reason
+// Lineage (docs/architecture.md §8): every certificate records its predecessor. A predecessor is retired with reason
 // `superseded` (RFC 5280 §5.3.1) through the revocation use case, so its live sessions are cut like any revocation:
 //  - when its successor first connects to the broker (the device has shown it holds the new key), or
 //  - after a grace period (a job), so a successor that is never used does not leave the old certificate alive
-//    (RELIABILITY ROT-02: the cloned-device risk).
+//    (the cloned-device risk: two holders of one identity).
 // The broker asks `successorConnected(serial)` on every CONNECT, so that answer is a Map lookup: the pending
 // successors are loaded from the store at start and learned as they are issued (in-process, or from the feed).
 import type { Clock } from '../clock.js';
@@ -104,7 +104,7 @@ export function createLineage(deps: LineageDeps) {
 
     /**
      * Revokes a certificate and every certificate renewed from it, oldest first: a compromised key could have
-     * authenticated the renewals that followed it (DESIGN.md §4, "its whole lineage can be revoked").
+     * authenticated the renewals that followed it (docs/architecture.md §8).
      */
     async revokeLineage(serial: string, input: { reason: string; actor: string; requestId?: string | undefined }): Promise<string[]> {
       const serials = [serial, ...(await store.descendants(serial))];

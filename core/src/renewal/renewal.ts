@@ -1,4 +1,4 @@
-// The renewal use case (DESIGN.md §4): one core behind REST, EST simplereenroll and MQTT.
+// The renewal use case (docs/architecture.md §8): one core behind REST, EST simplereenroll and MQTT.
 //
 // Authenticated by the current certificate (RFC 7030 §3.3.2): it must be ours (signed by the issuing CA and recorded
 // under its serial, byte for byte), issued, unrevoked and inside its validity. The TLS layer alone is never trusted:
@@ -168,7 +168,7 @@ export function createRenewal(deps: RenewalDeps) {
         publicKeySha256: csr.publicKeySha256,
         inFlightSeconds: policy.inFlightSeconds,
         authorize,
-        // The successor keeps the lineage's profile (DESIGN.md §9): a renewal never changes what a device may do.
+        // The successor keeps the lineage's profile: a renewal never changes what a device may do.
         buildIntent: (locked) =>
           buildIntent(ca, clock, policy, { deviceId: locked.deviceId, profile: locked.profile, predecessorSerial: locked.serial }, csr),
       });

@@ -1,4 +1,4 @@
-// Server-driven renewal (DESIGN.md §4): find certificates inside their renewal window and hint their devices to renew,
+// Server-driven renewal (docs/architecture.md §8): find certificates inside their renewal window and hint their devices to renew,
 // spread with jitter so that a fleet issued at once does not renew at once. The queue (jobs/) decides when this runs;
 // this module decides what is due and makes each hint happen at most once per certificate.
 import type { RenewalCandidate, RotationHint, RotationStore } from './ports.js';

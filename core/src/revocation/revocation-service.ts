@@ -1,4 +1,4 @@
-// The revoke use case (DESIGN.md §3): store (one transaction: rows, audit, seq, NOTIFY on commit) → rebuild the CRL
+// The revoke use case (docs/architecture.md §7): store (one transaction: rows, audit, seq, NOTIFY on commit) → rebuild the CRL
 // with the issuing CA → tell in-process brokers. Brokers in other processes learn it from the NOTIFY and the seq resync.
 import { REVOCATION_REASONS, isRevocationReason, isValidDeviceId, type RevocationReason } from '@enrolld/protocol';
 import type { Clock } from '../clock.js';

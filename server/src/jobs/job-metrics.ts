@@ -1,4 +1,4 @@
-// Job counts and failures on /metrics (issue 5 §3): what ran, what failed, what stalled (RELIABILITY FLT-06), what waits.
+// Job counts and failures on /metrics: what ran, what failed, what stalled (FLT-06), what waits.
 import { Counter, Gauge, type Registry } from 'prom-client';
 
 export interface JobMetrics {

@@ -1,4 +1,4 @@
-// The rotation queue's jobs (DESIGN.md §4; issue 5 §3):
+// The rotation queue's jobs (docs/architecture.md §8):
 //   sweep      (scheduled)  finds certificates inside their renewal window; enqueues one `hint` each, with jitter
 //   hint       (per serial) sends the hint once: the effect is keyed by the serial in the store, so a job that runs
 //                           again after a worker crash or stall sends nothing (BullMQ is at-least-once; FLT-06)
