@@ -3,7 +3,7 @@
 import { describe, expect, it } from '@jest/globals';
 import type { RevocationStore } from '@enrolld/core/revocation/ports.js';
 import type { EnrollmentPorts } from './enrollment.contract.js';
-import { intentFor, newDeviceId, newSerial, newTokenHash, sha256 } from './store-fixtures.js';
+import { enrollCertificate, newDeviceId, newSerial } from './store-fixtures.js';
 
 const KEY_COMPROMISE = 1; // RFC 5280 §5.3.1
 const SUPERSEDED = 4;
@@ -14,15 +14,7 @@ export function describeRevocationStoreContract(name: string, makeStores: () => 
     async function device(count: number, options: { lifetimeMs?: number } = {}, stores = makeStores()) {
       const deviceId = newDeviceId('contract-rev');
       const serials: string[] = [];
-      for (let i = 0; i < count; i++) {
-        const tokenHash = newTokenHash();
-        await stores.tokens.createTokens([{ deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: 'default' }], 'contract');
-        const csr = sha256(`${deviceId}-${i}`);
-        const begun = await stores.enrollment.begin({ tokenHash, csrSha256: csr, retryWindowSeconds: 60, inFlightSeconds: 0, buildIntent: (g) => intentFor(g, csr, options) });
-        if (begun.outcome !== 'begun') throw new Error(`expected begun, got ${begun.outcome}`);
-        await stores.enrollment.complete(begun.intent.serial, Buffer.from('signed'));
-        serials.push(begun.intent.serial);
-      }
+      for (let i = 0; i < count; i++) serials.push((await enrollCertificate(stores, deviceId, options)).serial);
       return { ...stores, deviceId, serials };
     }
     const command = (reasonCode = KEY_COMPROMISE) => ({ reasonCode, actor: 'contract' });

@@ -1,7 +1,8 @@
 // Inputs the store contracts share: a fresh device id, token hash, canonical serial (protocol serial.ts: minimal
-// DER content octets, here 16 octets with a first octet 0x10–0x1f) and an intent the stores can record.
+// DER content octets, here 16 octets with a first octet 0x10–0x1f), an intent the stores can record, and a
+// certificate made through the enrollment ports, as in production.
 import { createHash, randomBytes } from 'node:crypto';
-import type { CertificateIntent, TokenGrant } from '@enrolld/core/ports.js';
+import type { CertificateIntent, EnrollmentStore, TokenGrant, TokenStore } from '@enrolld/core/ports.js';
 
 let counter = 0;
 export const newDeviceId = (prefix: string): string => `${prefix}-${process.pid}-${(counter++).toString(36)}-${randomBytes(3).toString('hex')}`;
@@ -9,7 +10,13 @@ export const newTokenHash = (): Buffer => randomBytes(32);
 export const newSerial = (): string => `1${randomBytes(16).toString('hex').slice(1)}`;
 export const sha256 = (text: string): Buffer => createHash('sha256').update(text).digest();
 
-export function intentFor(grant: Pick<TokenGrant, 'deviceId' | 'profile'>, csrSha256: Buffer, options: { lifetimeMs?: number; predecessorSerial?: string } = {}): CertificateIntent {
+export interface IntentOptions {
+  lifetimeMs?: number;
+  predecessorSerial?: string;
+  publicKeySha256?: Buffer;
+}
+
+export function intentFor(grant: Pick<TokenGrant, 'deviceId' | 'profile'>, csrSha256: Buffer, options: IntentOptions = {}): CertificateIntent {
   const notBefore = new Date(Date.now() - 60_000);
   return {
     serial: newSerial(),
@@ -17,9 +24,27 @@ export function intentFor(grant: Pick<TokenGrant, 'deviceId' | 'profile'>, csrSh
     profile: grant.profile,
     notBefore,
     notAfter: new Date(notBefore.getTime() + (options.lifetimeMs ?? 3600_000)),
-    publicKeySha256: randomBytes(32),
+    publicKeySha256: options.publicKeySha256 ?? randomBytes(32),
     csrSha256,
     tbsDer: randomBytes(64),
     predecessorSerial: options.predecessorSerial,
   };
+}
+
+/**
+ * A certificate of `deviceId` made with a token of its own (the device row is created with the first token);
+ * signed unless `signed` is false. notBefore is 60 s back, so a `lifetimeMs` under that gives an expired one.
+ */
+export async function enrollCertificate(
+  stores: { tokens: TokenStore; enrollment: EnrollmentStore },
+  deviceId: string,
+  options: { lifetimeMs?: number; signed?: boolean; profile?: string } = {},
+): Promise<CertificateIntent> {
+  const tokenHash = newTokenHash();
+  await stores.tokens.createTokens([{ deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? 'default' }], 'contract');
+  const csr = randomBytes(32);
+  const begun = await stores.enrollment.begin({ tokenHash, csrSha256: csr, retryWindowSeconds: 60, inFlightSeconds: 0, buildIntent: (g) => intentFor(g, csr, options) });
+  if (begun.outcome !== 'begun') throw new Error(`expected begun, got ${begun.outcome}`);
+  if (options.signed !== false) await stores.enrollment.complete(begun.intent.serial, Buffer.from(`signed-${begun.intent.serial}`));
+  return begun.intent;
 }

@@ -2,11 +2,24 @@
 // the Postgres stores of db/, each on a fresh database.
 import { afterAll, beforeAll } from '@jest/globals';
 import { systemClock } from '@enrolld/core/clock.js';
-import { createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import {
+  createPgAdminCredentialStore,
+  createPgDeviceStore,
+  createPgEnrollmentStore,
+  createPgRenewalStore,
+  createPgRevocationStore,
+  createPgTokenStore,
+} from '@enrolld/db';
+import { describeAdminCredentialStoreContract } from '../contract/admin-credentials.contract.js';
+import { describeDeviceStoreContract } from '../contract/devices.contract.js';
 import { describeEnrollmentStoreContract } from '../contract/enrollment.contract.js';
+import { describeRenewalStoreContract } from '../contract/renewal.contract.js';
 import { describeRevocationStoreContract } from '../contract/revocation.contract.js';
+import { createMemoryAdminCredentialStore } from '../support/fakes/admin-credentials.js';
+import { createMemoryDeviceStore } from '../support/fakes/devices.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
+import { createMemoryRenewalStore } from '../support/fakes/renewal.js';
 import { createMemoryRevocationStore } from '../support/fakes/revocation.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 
@@ -21,19 +34,34 @@ afterAll(async () => {
 function memoryStores() {
   const tables = createMemoryTables(systemClock);
   const tokens = createMemoryTokenStore(tables);
-  return { tokens, lookup: tokens, enrollment: createMemoryEnrollmentStore(tables), revocation: createMemoryRevocationStore(tables) };
-}
-
-function postgresStores() {
   return {
-    tokens: createPgTokenStore(db.pool),
-    lookup: createPgRenewalStore(db.pool),
-    enrollment: createPgEnrollmentStore(db.pool),
-    revocation: createPgRevocationStore(db.pool),
+    tokens,
+    lookup: tokens,
+    enrollment: createMemoryEnrollmentStore(tables),
+    revocation: createMemoryRevocationStore(tables),
+    renewal: createMemoryRenewalStore(tables),
+    devices: createMemoryDeviceStore(tables),
+    admins: createMemoryAdminCredentialStore(tables),
   };
 }
 
-describeEnrollmentStoreContract('in-memory fake', memoryStores);
-describeEnrollmentStoreContract('Postgres', postgresStores);
-describeRevocationStoreContract('in-memory fake', memoryStores);
-describeRevocationStoreContract('Postgres', postgresStores);
+function postgresStores() {
+  const renewal = createPgRenewalStore(db.pool);
+  return {
+    tokens: createPgTokenStore(db.pool),
+    lookup: renewal,
+    enrollment: createPgEnrollmentStore(db.pool),
+    revocation: createPgRevocationStore(db.pool),
+    renewal,
+    devices: createPgDeviceStore(db.pool),
+    admins: createPgAdminCredentialStore(db.pool),
+  };
+}
+
+for (const [name, stores] of [['in-memory fake', memoryStores], ['Postgres', postgresStores]] as const) {
+  describeEnrollmentStoreContract(name, stores);
+  describeRevocationStoreContract(name, stores);
+  describeRenewalStoreContract(name, stores);
+  describeDeviceStoreContract(name, stores);
+  describeAdminCredentialStoreContract(name, () => stores().admins);
+}

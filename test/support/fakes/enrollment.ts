@@ -1,12 +1,61 @@
 // In-memory EnrollmentStore, TokenStore and TokenDeviceLookup (core/src/ports.ts, core/src/renewal/ports.ts): the
 // same outcomes as db/src/enrollment-store.ts and token-store.ts, checked by test/contract/enrollment.contract.ts.
+// The certificate-row helpers are shared with the renewal fake (fakes/renewal.ts), as the tables are in Postgres.
 import { randomUUID } from 'node:crypto';
 import { isCanonicalSerial } from '@enrolld/protocol';
-import type { BeginEnrollment, BeginEnrollmentResult, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
+import type { BeginEnrollment, BeginEnrollmentResult, CertificateIntent, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
 import type { TokenDeviceLookup } from '@enrolld/core/renewal/ports.js';
 import type { CertificateRow, MemoryTables } from './memory-tables.js';
 
-const issued = (row: CertificateRow): IssuedCertificate => ({ serial: row.serial, deviceId: row.deviceId, der: row.der!, notBefore: row.notBefore, notAfter: row.notAfter });
+export const issuedCertificate = (row: CertificateRow): IssuedCertificate => ({ serial: row.serial, deviceId: row.deviceId, der: row.der!, notBefore: row.notBefore, notAfter: row.notAfter });
+
+export const intentOf = (row: CertificateRow): CertificateIntent => ({
+  serial: row.serial,
+  deviceId: row.deviceId,
+  profile: row.profile,
+  notBefore: row.notBefore,
+  notAfter: row.notAfter,
+  publicKeySha256: row.publicKeySha256,
+  csrSha256: row.csrSha256,
+  tbsDer: row.tbsDer,
+  predecessorSerial: row.predecessorSerial ?? undefined,
+});
+
+/** Inserts the intent's certificate row, unsigned. */
+export function recordIntent(tables: MemoryTables, intent: CertificateIntent, links: { tokenId: string | null; predecessorSerial: string | null }): void {
+  // The certificates table accepts only the canonical serial form (db/migrations/004_canonical_serials.sql).
+  if (!isCanonicalSerial(intent.serial)) throw new Error(`serial ${intent.serial} is not canonical`);
+  if (tables.certificates.has(intent.serial)) throw new Error(`serial ${intent.serial} exists`);
+  tables.certificates.set(intent.serial, {
+    serial: intent.serial,
+    deviceId: intent.deviceId,
+    profile: intent.profile,
+    tokenId: links.tokenId,
+    predecessorSerial: links.predecessorSerial,
+    publicKeySha256: intent.publicKeySha256,
+    csrSha256: intent.csrSha256,
+    tbsDer: intent.tbsDer,
+    der: null,
+    notBefore: intent.notBefore,
+    notAfter: intent.notAfter,
+    createdAt: tables.clock.now(),
+    issuedAt: null,
+    revokedAt: null,
+    revocationReason: null,
+    revocationSeq: null,
+  });
+}
+
+/** Stores the signature; the first one stored for a serial wins. */
+export function completeCertificate(tables: MemoryTables, serial: string, der: Buffer): IssuedCertificate {
+  const cert = tables.certificates.get(serial);
+  if (!cert) throw new Error(`certificate ${serial} has no intent row`);
+  if (!cert.der) {
+    cert.der = der;
+    cert.issuedAt = tables.clock.now();
+  }
+  return issuedCertificate(cert);
+}
 
 export function createMemoryTokenStore(tables: MemoryTables): TokenStore & TokenDeviceLookup {
   return {
@@ -32,28 +81,9 @@ export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentSto
       if (!token.usedAt && token.expiresAt > now) {
         // Built before anything is written: a throw leaves the token unspent.
         const intent = input.buildIntent({ tokenId: token.id, deviceId: token.deviceId, profile: token.profile });
-        // The certificates table accepts only the canonical serial form (db/migrations/004_canonical_serials.sql).
-        if (!isCanonicalSerial(intent.serial)) throw new Error(`serial ${intent.serial} is not canonical`);
+        recordIntent(tables, { ...intent, csrSha256: input.csrSha256 }, { tokenId: token.id, predecessorSerial: intent.predecessorSerial ?? null });
         token.usedAt = now;
         token.csrSha256 = input.csrSha256;
-        tables.certificates.set(intent.serial, {
-          serial: intent.serial,
-          deviceId: intent.deviceId,
-          profile: intent.profile,
-          tokenId: token.id,
-          predecessorSerial: intent.predecessorSerial ?? null,
-          publicKeySha256: intent.publicKeySha256,
-          csrSha256: input.csrSha256,
-          tbsDer: intent.tbsDer,
-          der: null,
-          notBefore: intent.notBefore,
-          notAfter: intent.notAfter,
-          createdAt: now,
-          issuedAt: null,
-          revokedAt: null,
-          revocationReason: null,
-          revocationSeq: null,
-        });
         return { outcome: 'begun', intent };
       }
       if (!token.usedAt) return { outcome: 'rejected', reason: 'expired' };
@@ -61,32 +91,13 @@ export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentSto
       if (!token.csrSha256?.equals(input.csrSha256)) return { outcome: 'csr-mismatch', deviceId: token.deviceId };
       const cert = [...tables.certificates.values()].find((c) => c.tokenId === token.id);
       if (!cert) return { outcome: 'rejected', reason: 'used' };
-      if (cert.der) return { outcome: 'replay', certificate: issued(cert) };
+      if (cert.der) return { outcome: 'replay', certificate: issuedCertificate(cert) };
       if (now.getTime() - cert.createdAt.getTime() < input.inFlightSeconds * 1000) return { outcome: 'in-progress' };
-      return {
-        outcome: 'resume',
-        intent: {
-          serial: cert.serial,
-          deviceId: cert.deviceId,
-          profile: cert.profile,
-          notBefore: cert.notBefore,
-          notAfter: cert.notAfter,
-          publicKeySha256: cert.publicKeySha256,
-          csrSha256: cert.csrSha256,
-          tbsDer: cert.tbsDer,
-          predecessorSerial: cert.predecessorSerial ?? undefined,
-        },
-      };
+      return { outcome: 'resume', intent: intentOf(cert) };
     },
 
     async complete(serial: string, der: Buffer): Promise<IssuedCertificate> {
-      const cert = tables.certificates.get(serial);
-      if (!cert) throw new Error(`certificate ${serial} has no intent row`);
-      if (!cert.der) {
-        cert.der = der;
-        cert.issuedAt = tables.clock.now();
-      }
-      return issued(cert);
+      return completeCertificate(tables, serial, der);
     },
   };
 }

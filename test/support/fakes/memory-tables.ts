@@ -36,10 +36,23 @@ export interface MemoryTables {
   /** Keyed by the token hash in hex. */
   tokens: Map<string, TokenRow>;
   certificates: Map<string, CertificateRow>;
+  /** Serials whose rotation hint was claimed (rotation_hints). */
+  rotationHints: Set<string>;
+  /** admin_credentials: name → token hash; both are unique. */
+  adminCredentials: Map<string, Buffer>;
   lastRevocationSeq: number;
   lastCrlNumber: bigint;
 }
 
 export function createMemoryTables(clock: Clock): MemoryTables {
-  return { clock, devices: new Map(), tokens: new Map(), certificates: new Map(), lastRevocationSeq: 0, lastCrlNumber: 0n };
+  return {
+    clock,
+    devices: new Map(),
+    tokens: new Map(),
+    certificates: new Map(),
+    rotationHints: new Set(),
+    adminCredentials: new Map(),
+    lastRevocationSeq: 0,
+    lastCrlNumber: 0n,
+  };
 }
