@@ -1,5 +1,6 @@
 // The broker in its own process (`enrolld broker`), the revocation through the API process (`enrolld up`) by the CLI
-// (`enrolld revoke`): the cut must cross processes through Postgres NOTIFY (docs/architecture.md).
+// (`enrolld revoke`), and an API replica (`enrolld api`) on the same database and home: the cut must cross processes
+// through Postgres NOTIFY (docs/architecture.md §4, §7).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -11,7 +12,7 @@ import { routes, type EnrollResponse } from '@enrolld/protocol';
 import { makeCsr, randomDeviceId } from '../support/csr-factory.js';
 import { postJson } from '../support/http.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
-import { freePort, REPO_ROOT, spawnEnrolld, TSX_CLI, type EnrolldProcess } from '../support/processes.js';
+import { freePort, REPO_ROOT, spawnEnrolld, ENROLLD_BIN, type EnrolldProcess } from '../support/processes.js';
 import { raceTimeout, report } from '../support/broker-harness.js';
 import { refusalOf } from '../support/refusal.js';
 
@@ -24,7 +25,7 @@ interface BrokerProcess {
 }
 
 async function spawnBroker(env: Record<string, string>, timeoutMs = 60_000): Promise<BrokerProcess> {
-  const child = spawn(process.execPath, [TSX_CLI, 'server/src/cli.ts', 'broker'], {
+  const child = spawn(process.execPath, [ENROLLD_BIN, 'broker'], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -62,7 +63,9 @@ describe('broker in its own process, revocation through the API process', () => 
   let home: string;
   let api: EnrolldProcess;
   let broker: BrokerProcess;
+  let replica: EnrolldProcess;
   let httpsPort: number;
+  let replicaPort: number;
   let brokerPort: number;
   let rootPem: string;
   let adminToken: string;
@@ -75,21 +78,25 @@ describe('broker in its own process, revocation through the API process', () => 
     const common = { ENROLLD_HOME: home, DATABASE_URL: db.url, LISTEN_HOST: '127.0.0.1' };
     api = await spawnEnrolld({ ...common, HTTPS_PORT: String(httpsPort), MQTTS_PORT: String(await freePort()) });
     broker = await spawnBroker({ ...common, MQTTS_PORT: String(brokerPort) });
+    replicaPort = await freePort();
+    replica = await spawnEnrolld({ ...common, HTTPS_PORT: String(replicaPort) }, ['api']);
     rootPem = await readFile(path.join(home, 'ca', 'root.pem'), 'utf8');
     adminToken = (await readFile(path.join(home, 'admin-token'), 'utf8')).trim();
   }, 120_000);
   afterAll(async () => {
+    const replicaCode = await replica?.stop();
     const brokerCode = await broker?.stop();
     const apiCode = await api?.stop();
     await db?.drop();
     await rm(home, { recursive: true, force: true });
+    expect(replicaCode).toBe(0);
     expect(brokerCode).toBe(0);
     expect(apiCode).toBe(0);
   });
 
-  it('enroll → connect to the broker process → `enrolld revoke` → the session ends and the device is refused', async () => {
-    const apiUrl = `https://localhost:${httpsPort}`;
-    const deviceId = randomDeviceId('split');
+  /** A token and an enrollment through the API at `apiUrl`, and a connect function to the broker process. */
+  async function enrollForBroker(apiUrl: string, prefix: string) {
+    const deviceId = randomDeviceId(prefix);
     const tokenRes = await postJson(apiUrl + routes.adminTokens, rootPem, { deviceId }, { authorization: `Bearer ${adminToken}` });
     expect(tokenRes.status).toBe(201);
     const token = tokenRes.json<Array<{ token: string }>>()[0]!.token;
@@ -109,10 +116,16 @@ describe('broker in its own process, revocation through the API process', () => 
         c.once('error', (e) => { c.end(true); reject(e); });
         c.once('close', () => { c.end(true); reject(new Error('closed before CONNACK')); });
       });
+    return { deviceId, body, connect };
+  }
+
+  it('enroll → connect to the broker process → `enrolld revoke` → the session ends and the device is refused', async () => {
+    const apiUrl = `https://localhost:${httpsPort}`;
+    const { deviceId, body, connect } = await enrollForBroker(apiUrl, 'split');
     const client = await connect();
     const closed = new Promise<number>((resolve) => client.stream.once('close', () => resolve(performance.now())));
     const t0 = performance.now();
-    const cli = await run(process.execPath, [TSX_CLI, 'server/src/cli.ts', 'revoke', deviceId, '--reason', 'keyCompromise'], {
+    const cli = await run(process.execPath, [ENROLLD_BIN, 'revoke', deviceId, '--reason', 'keyCompromise'], {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ENROLLD_HOME: home, ENROLLD_URL: apiUrl },
     });
@@ -127,12 +140,26 @@ describe('broker in its own process, revocation through the API process', () => 
     const reconnect = await connect().then((c) => (c.end(true), 'connack 0'), refusalOf);
     expect(['tls-closed', 'connack 5']).toContain(reconnect);
     // The API process's own broker learned it too (same events in both modes): a second revoke is a no-op.
-    const again = await run(process.execPath, [TSX_CLI, 'server/src/cli.ts', 'revoke', deviceId], {
+    const again = await run(process.execPath, [ENROLLD_BIN, 'revoke', deviceId], {
       cwd: REPO_ROOT,
       env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ENROLLD_HOME: home, ENROLLD_URL: apiUrl },
     });
     expect(again.stderr).toContain('nothing to revoke');
     expect(broker.output()).toContain('revoked: live session closed');
     report('REV-PROCESS-SPLIT', end > 0 && reconnect !== 'connack 0', { reconnect, cliStartToSocketCloseMs: Math.round(end - t0), cliProcessMs: Math.round(cliDone - t0), closedBeforeCliExited: end < cliDone });
+  });
+
+  it('an `enrolld api` replica on the same database and home enrolls, and its revoke cuts the session on the broker process', async () => {
+    const replicaUrl = `https://localhost:${replicaPort}`;
+    const { body, deviceId, connect } = await enrollForBroker(replicaUrl, 'replica');
+    const client = await connect();
+    const closed = new Promise<void>((resolve) => client.stream.once('close', () => resolve()));
+    const revoked = await postJson(replicaUrl + routes.adminRevokeDevice(deviceId), rootPem, { reason: 'keyCompromise' }, { authorization: `Bearer ${adminToken}` });
+    expect(revoked.status).toBe(200);
+    expect(revoked.json<{ serials: string[] }>().serials).toEqual([body.serial]);
+    await closed;
+    client.end(true);
+    const reconnect = await connect().then((c) => (c.end(true), 'connack 0'), refusalOf);
+    expect(['tls-closed', 'connack 5']).toContain(reconnect);
   });
 });

@@ -13,7 +13,7 @@ import { routes, topics, type CreatedToken, type EnrollResponse } from '@enrolld
 import { makeCsr } from '../support/csr-factory.js';
 import { postJson } from '../support/http.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
-import { freePort, REPO_ROOT, spawnEnrolld, TSX_CLI, type EnrolldProcess } from '../support/processes.js';
+import { freePort, REPO_ROOT, spawnEnrolld, ENROLLD_BIN, type EnrolldProcess } from '../support/processes.js';
 import { connectWith, mustConnect, renewOverMqtt, renewTopics } from '../support/renew-mqtt.js';
 import { credsFrom } from '../support/renew-support.js';
 import { refusalOf } from '../support/refusal.js';
@@ -22,7 +22,7 @@ import { waitFor } from '../support/wait-for.js';
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
 function spawnWorker(env: Record<string, string>): Promise<{ child: ChildProcess; output(): string; stop(): Promise<number | null> }> {
-  const child = spawn(process.execPath, [TSX_CLI, 'server/src/cli.ts', 'worker'], {
+  const child = spawn(process.execPath, [ENROLLD_BIN, 'worker'], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

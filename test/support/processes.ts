@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 
 export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
 export const TSX_CLI = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mjs', import.meta.url));
+/** The `enrolld` command as users run it: the compiled CLI (npm test compiles it first). */
+export const ENROLLD_BIN = fileURLToPath(new URL('../../server/bin/enrolld.js', import.meta.url));
 
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -27,7 +29,7 @@ export interface EnrolldProcess {
 
 /** Runs `enrolld <args>` (default `up`) as a real process and waits for its `enrolld ready` log line. */
 export async function spawnEnrolld(env: Record<string, string>, args: string[] = ['up'], timeoutMs = 90_000): Promise<EnrolldProcess> {
-  const child = spawn(process.execPath, [TSX_CLI, 'server/src/cli.ts', ...args], {
+  const child = spawn(process.execPath, [ENROLLD_BIN, ...args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

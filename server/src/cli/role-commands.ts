@@ -1,6 +1,7 @@
 // The commands that run a server role in this process (`up`, `api`, `broker`, `worker`) or create the CA (`ca init`).
 // They load the whole server, so cli.ts imports this module only when one of them is asked for; the admin commands
 // start without it.
+import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { createLogger } from '../logger.js';
 import { buildApi } from '../compose/api.js';
@@ -11,7 +12,11 @@ import { buildWorker } from '../compose/worker.js';
 import { note } from './output.js';
 
 
-type Stoppable = { stop(): Promise<void> };
+/** A built role: listen() starts it and returns the banner to print; stop() also works after a failed listen(). */
+interface ServedRole {
+  listen(): Promise<string>;
+  stop(): Promise<void>;
+}
 
 /** Resolves with the first SIGINT/SIGTERM. Registered before anything starts, so a Ctrl-C during start is not lost. */
 function untilSignal(): Promise<NodeJS.Signals> {
@@ -20,83 +25,90 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-/** Runs a built role until a signal, then stops it in order. */
-async function serve(config: Readonly<Config>, start: (signal: AbortSignal) => Promise<{ service: Stoppable; banner: string }>): Promise<void> {
+/** Builds a role, listens, runs until a signal, then stops it in order. */
+async function serve(config: Readonly<Config>, build: (logger: Logger, signal: AbortSignal) => Promise<ServedRole>): Promise<void> {
   const logger = createLogger(config.logLevel);
   const abort = new AbortController();
   const stopped = untilSignal();
   void stopped.then(() => abort.abort());
-  const started = await Promise.race([start(abort.signal), stopped.then(() => undefined)]);
+  const start = async () => {
+    const role = await build(logger, abort.signal);
+    try {
+      return { role, banner: await role.listen() };
+    } catch (error) {
+      await role.stop();
+      throw error;
+    }
+  };
+  const started = await Promise.race([start(), stopped.then(() => undefined)]);
   if (!started) return;
   note(started.banner);
   const signal = await stopped;
   logger.info({ signal }, 'shutting down');
-  await started.service.stop();
+  await started.role.stop();
   logger.info('stopped');
 }
 
-export async function upCommand(config: Readonly<Config>): Promise<void> {
-  const logger = createLogger(config.logLevel);
-  await serve(config, async (signal) => {
+export function upCommand(config: Readonly<Config>): Promise<void> {
+  return serve(config, async (logger, signal) => {
     const up = await buildUp(config, logger, signal);
-    try {
-      const endpoints = await up.listen();
-      logger.info(
-        { apiUrl: endpoints.apiUrl, httpsPort: endpoints.httpsPort, mqttsPort: endpoints.mqttsPort, rootCa: config.paths.rootCert, adminTokenFile: config.paths.adminTokenFile, embeddedPostgres: up.embeddedPostgres },
-        'enrolld ready',
-      );
-      return {
-        service: up,
-        banner: `
+    return {
+      stop: () => up.stop(),
+      async listen() {
+        const endpoints = await up.listen();
+        logger.info(
+          { ...endpoints, rootCa: config.paths.rootCert, adminTokenFile: config.paths.adminTokenFile, embeddedPostgres: up.embeddedPostgres },
+          'enrolld ready',
+        );
+        return `
   enrolld is up
     API          ${endpoints.apiUrl}
     root CA      ${config.paths.rootCert}   (devices trust this)
     admin token  ${config.paths.adminTokenFile}   (the CLI reads it)
-  Ctrl-C stops it.`,
-      };
-    } catch (error) {
-      await up.stop();
-      throw error;
-    }
+  Ctrl-C stops it.`;
+      },
+    };
   });
 }
 
-export async function apiCommand(config: Readonly<Config>): Promise<void> {
-  const logger = createLogger(config.logLevel);
-  await serve(config, async (signal) => {
+export function apiCommand(config: Readonly<Config>): Promise<void> {
+  return serve(config, async (logger, signal) => {
     const api = await buildApi(config, logger, signal);
-    try {
-      const { url } = await api.listen();
-      logger.info({ apiUrl: url }, 'enrolld api ready');
-      return { service: api, banner: `enrolld api: ${url}; Ctrl-C stops it` };
-    } catch (error) {
-      await api.stop();
-      throw error;
-    }
+    return {
+      stop: () => api.stop(),
+      async listen() {
+        const { url } = await api.listen();
+        logger.info({ role: 'api', apiUrl: url }, 'enrolld ready');
+        return `enrolld api: ${url}; Ctrl-C stops it`;
+      },
+    };
   });
 }
 
-export async function brokerCommand(config: Readonly<Config>): Promise<void> {
-  const logger = createLogger(config.logLevel);
-  await serve(config, async () => {
+export function brokerCommand(config: Readonly<Config>): Promise<void> {
+  return serve(config, async (logger) => {
     const built = await buildBroker(config, logger);
-    try {
-      const { port } = await built.listen();
-      return { service: built, banner: `enrolld broker: mqtts on ${config.listenHost}:${port}; Ctrl-C stops it` };
-    } catch (error) {
-      await built.stop();
-      throw error;
-    }
+    return {
+      stop: () => built.stop(),
+      async listen() {
+        const { port } = await built.listen();
+        return `enrolld broker: mqtts on ${config.listenHost}:${port}; Ctrl-C stops it`;
+      },
+    };
   });
 }
 
-export async function workerCommand(config: Readonly<Config>): Promise<void> {
-  const logger = createLogger(config.logLevel);
-  await serve(config, async (signal) => {
+export function workerCommand(config: Readonly<Config>): Promise<void> {
+  return serve(config, async (logger, signal) => {
     const worker = await buildWorker(config, logger, signal);
-    worker.listen();
-    logger.info({ jobsPrefix: worker.jobsPrefix }, 'enrolld worker ready');
-    return { service: worker, banner: 'enrolld worker: rotation jobs running; Ctrl-C stops it' };
+    return {
+      stop: () => worker.stop(),
+      async listen() {
+        worker.listen();
+        logger.info({ jobsPrefix: worker.jobsPrefix }, 'enrolld worker ready');
+        return 'enrolld worker: rotation jobs running; Ctrl-C stops it';
+      },
+    };
   });
 }
 

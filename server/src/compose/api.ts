@@ -8,7 +8,7 @@ import { startHttpsServer, type RunningHttpsServer } from '../http/https-server.
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createRegistry } from '../metrics.js';
 import { ensureAdminToken } from './admin-token.js';
-import { openDatabase, type Database } from './database.js';
+import { buildOnDatabase, type Database } from './database.js';
 import { ensureRootArl, loadPki, pkiPaths, type PkiHome } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
 
@@ -93,24 +93,14 @@ export interface BuiltApi {
 
 /** `enrolld api`: the API alone, over the DATABASE_URL the other roles share. */
 export async function buildApi(config: Readonly<Config>, logger: Logger, signal?: AbortSignal): Promise<BuiltApi> {
-  const database = await openDatabase({ config, logger, applicationName: 'enrolld-api', poolMax: config.dbPoolMax, allowEmbedded: false, signal });
-  try {
+  const options = { config, logger, applicationName: 'enrolld-api', poolMax: config.dbPoolMax, allowEmbedded: false, signal };
+  return buildOnDatabase(options, async (database) => {
     const pki = await prepareApiPki(config, logger);
     const registry = createRegistry();
     // No broker in this process: revocations reach brokers through NOTIFY and the sequence resync.
     const useCases = buildUseCases({ config, pool: database.pool, ca: pki.ca, logger, registry });
     await ensureFirstAdmin(config, useCases, logger);
     const api = buildApiRole({ config, logger, registry, database, pki, useCases });
-    return {
-      useCases,
-      listen: () => api.listen(),
-      async stop() {
-        await api.stop();
-        await database.close();
-      },
-    };
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
+    return { useCases, listen: () => api.listen(), stop: () => api.stop() };
+  });
 }

@@ -12,8 +12,7 @@ import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createRegistry } from '../metrics.js';
 import { createBroker, defaultBrokerConfig, type Broker, type BrokerHooks } from '../mqtt/broker.js';
 import { createRenewalTopic } from '../mqtt/renewal-topic.js';
-import type { Database } from './database.js';
-import { openDatabase } from './database.js';
+import { buildOnDatabase, type Database } from './database.js';
 import { readBrokerMaterial, type BrokerMaterial } from './pki-home.js';
 import type { UseCases } from './use-cases.js';
 
@@ -119,21 +118,11 @@ export interface BuiltBroker {
 /** `enrolld broker`: the broker alone, over the DATABASE_URL and ENROLLD_HOME of the API. */
 export async function buildBroker(config: Readonly<Config>, logger: Logger): Promise<BuiltBroker> {
   // The broker may start before the API or while Postgres is down: it fails closed until the revocation state loads.
-  const database = await openDatabase({ config, logger, applicationName: 'enrolld-broker', poolMax: config.roleDbPoolMax, allowEmbedded: false, waitForMigrations: false });
-  try {
+  const options = { config, logger, applicationName: 'enrolld-broker', poolMax: config.roleDbPoolMax, allowEmbedded: false, waitForMigrations: false };
+  return buildOnDatabase(options, async (database) => {
     const material = await readBrokerMaterial(config.home);
     const registry = createRegistry();
     const broker = buildBrokerRole({ config, logger, registry, database, material, feed: revocationNotifyFeed(database) });
-    return {
-      broker,
-      listen: () => broker.start(),
-      async stop() {
-        await broker.stop();
-        await database.close();
-      },
-    };
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
+    return { broker, listen: () => broker.start(), stop: () => broker.stop() };
+  });
 }

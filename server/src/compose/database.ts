@@ -42,6 +42,27 @@ async function migrateWhenReachable(pool: pg.Pool, logger: Logger, signal: Abort
   }
 }
 
+/**
+ * Builds a role on its own database: opens it, builds, and closes it again when building fails. The role's stop()
+ * closes the database after the role itself has stopped.
+ */
+export async function buildOnDatabase<T extends { stop(): Promise<void> }>(options: OpenDatabaseOptions, build: (database: Database) => Promise<T>): Promise<T> {
+  const database = await openDatabase(options);
+  try {
+    const built = await build(database);
+    const stopRole = built.stop.bind(built);
+    return Object.assign(built, {
+      async stop() {
+        await stopRole();
+        await database.close();
+      },
+    });
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+}
+
 /** The database of one process: embedded or DATABASE_URL, pooled, migrated (migrations are idempotent and locked). */
 export async function openDatabase(options: OpenDatabaseOptions): Promise<Database> {
   const { config, logger } = options;

@@ -10,7 +10,7 @@ import { createJobMetrics } from '../jobs/job-metrics.js';
 import { createJobRuntime, type JobRuntime, type JobRuntimeOptions } from '../jobs/job-runtime.js';
 import { createRotationProcessor } from '../jobs/rotation-jobs.js';
 import { createRegistry } from '../metrics.js';
-import { openDatabase } from './database.js';
+import { buildOnDatabase } from './database.js';
 import { readIssuingCa } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
 
@@ -91,23 +91,12 @@ export interface BuiltWorker {
 
 /** `enrolld worker`: the jobs alone, over the DATABASE_URL of the API. */
 export async function buildWorker(config: Readonly<Config>, logger: Logger, signal?: AbortSignal): Promise<BuiltWorker> {
-  const database = await openDatabase({ config, logger, applicationName: 'enrolld-worker', poolMax: config.roleDbPoolMax, allowEmbedded: false, signal });
-  try {
+  const options = { config, logger, applicationName: 'enrolld-worker', poolMax: config.roleDbPoolMax, allowEmbedded: false, signal };
+  return buildOnDatabase(options, async (database) => {
     const ca = await readIssuingCa(config.home);
     const registry = createRegistry();
     const useCases = buildUseCases({ config, pool: database.pool, ca, logger, registry });
     const worker = buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases });
-    return {
-      jobs: worker.jobs,
-      jobsPrefix: jobRuntimeOptions(config, database.url).prefix,
-      listen: () => worker.listen(),
-      async stop() {
-        await worker.stop();
-        await database.close();
-      },
-    };
-  } catch (error) {
-    await database.close();
-    throw error;
-  }
+    return { jobs: worker.jobs, jobsPrefix: jobRuntimeOptions(config, database.url).prefix, listen: () => worker.listen(), stop: () => worker.stop() };
+  });
 }
