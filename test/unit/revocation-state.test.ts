@@ -1,0 +1,73 @@
+// A broker's revocation state (core/src/revocation/revocation-state.ts) on a manual clock: unknown until loaded and
+// again once stale (fail closed, docs/architecture.md), revocations apply once, serials compare as stored (the
+// canonical form, @enrolld/protocol serial.ts), and a load never forgets a serial (revocation is permanent,
+// RFC 5280 §3.3).
+import { describe, expect, it } from '@jest/globals';
+import { createRevocationState } from '@enrolld/core/revocation/revocation-state.js';
+import { createManualClock } from '../support/fakes/clock.js';
+
+const MAX_STALENESS_MS = 10_000;
+
+function setup() {
+  const clock = createManualClock();
+  return { clock, state: createRevocationState({ clock, maxStalenessMs: MAX_STALENESS_MS }) };
+}
+
+describe('revocation state', () => {
+  it('is unknown until the first load, with the reason given', () => {
+    const { state } = setup();
+    expect(state.status()).toEqual({ known: false, reason: 'revocation state not loaded yet' });
+    state.markUnknown('initial load failed: connection refused');
+    expect(state.status()).toEqual({ known: false, reason: 'initial load failed: connection refused' });
+    state.markSynced(5); // a sync without a load does not make it known
+    expect(state.status().known).toBe(false);
+    expect(state.load({ revoked: [], lastSeq: 0 })).toEqual([]);
+    expect(state.status()).toEqual({ known: true });
+  });
+
+  it('applies a revocation once, however often it is heard', () => {
+    const { state } = setup();
+    state.load({ revoked: [], lastSeq: 0 });
+    expect(state.apply([{ serial: '1abc', seq: 1 }])).toEqual(['1abc']);
+    expect(state.apply([{ serial: '1abc', seq: 1 }])).toEqual([]);
+    expect(state.apply([{ serial: '1abc', seq: 1 }, { serial: '1abd', seq: 2 }])).toEqual(['1abd']);
+    expect(state.isRevoked('1abc')).toBe(true);
+    expect(state.isRevoked('1abe')).toBe(false);
+    expect(state.size()).toBe(2);
+  });
+
+  it('only a contiguous resync advances the seq; a notified event never skips a lost one', () => {
+    const { state } = setup();
+    state.load({ revoked: [], lastSeq: 7 });
+    state.apply([{ serial: '1a09', seq: 9 }]);
+    expect(state.lastSeq()).toBe(7);
+    state.apply([{ serial: '1a08', seq: 8 }, { serial: '1a09', seq: 9 }], { advanceSeq: true });
+    expect(state.lastSeq()).toBe(9);
+    state.markSynced(6); // never goes back
+    expect(state.lastSeq()).toBe(9);
+  });
+
+  it('a load adds what it brings and forgets nothing already known', () => {
+    const { state } = setup();
+    state.load({ revoked: [{ serial: '1a01', deviceId: 'd1', seq: 1, reasonCode: 1, revokedAt: new Date() }], lastSeq: 1 });
+    state.apply([{ serial: '1a02', seq: 2 }], { advanceSeq: true });
+    const fresh = state.load({ revoked: [{ serial: '1a03', deviceId: 'd3', seq: 3, reasonCode: 1, revokedAt: new Date() }], lastSeq: 3 });
+    expect(fresh).toEqual(['1a03']);
+    expect(['1a01', '1a02', '1a03'].map((s) => state.isRevoked(s))).toEqual([true, true, true]);
+    expect(state.lastSeq()).toBe(3);
+  });
+
+  it('becomes unknown when the last sync is older than maxStalenessMs, and known again on the next sync', () => {
+    const { state, clock } = setup();
+    state.load({ revoked: [], lastSeq: 0 });
+    clock.advance(MAX_STALENESS_MS);
+    expect(state.status()).toEqual({ known: true });
+    state.markUnknown('resync failed: store unreachable');
+    clock.advance(1);
+    const stale = state.status();
+    expect(stale.known).toBe(false);
+    expect(stale.known === false && stale.reason).toMatch(/resync failed: store unreachable/);
+    state.markSynced();
+    expect(state.status()).toEqual({ known: true });
+  });
+});
