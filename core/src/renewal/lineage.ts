@@ -82,7 +82,8 @@ export function createLineage(deps: LineageDeps) {
 
     /**
      * A device connected with `serial`. When it is a successor whose predecessor is still live, the predecessor is
-     * superseded now (its live sessions are cut by the revocation fan-out). Resolves true when the predecessor was superseded, by this call or by one already running for the same successor.
+     * superseded now (its live sessions are cut by the revocation fan-out). Resolves true when the predecessor was
+     * superseded, by this call or by one already running for the same successor.
      */
     successorConnected(serial: string): Promise<boolean> {
       const entry = pending.get(serial);
