@@ -4,7 +4,11 @@ import pg from 'pg';
 export interface PoolOptions {
   connectionString: string;
   max?: number;
-  /** Fail fast when Postgres is down, so the API answers 503 quickly (FLT-01). */
+  /**
+   * How long a query waits for a connection: to open one, or for one of `max` to come free. Past it the query fails
+   * with pg-pool's "timeout exceeded when trying to connect", which isDatabaseUnavailable counts as unavailable, so a
+   * request answers 503 with Retry-After instead of hanging (docs/architecture.md §9).
+   */
   connectionTimeoutMillis?: number;
   applicationName?: string;
 }
@@ -22,7 +26,15 @@ export function createPool(options: PoolOptions): pg.Pool {
   return pool;
 }
 
-/** True for errors that mean "the database is unreachable or going away", as opposed to a bad query. */
+const CHECKOUT_TIMEOUT = /timeout exceeded when trying to connect/i;
+
+/** True when a query gave up waiting for a pooled connection: the database is busy (or unreachable), not broken. */
+export function isPoolCheckoutTimeout(error: unknown): boolean {
+  const message = (error as { message?: unknown } | undefined)?.message;
+  return typeof message === 'string' && CHECKOUT_TIMEOUT.test(message);
+}
+
+/** True for errors that mean "the database is unreachable, overloaded or going away", as opposed to a bad query. */
 export function isDatabaseUnavailable(error: unknown): boolean {
   const e = error as { code?: string; message?: string } | undefined;
   if (!e) return false;
@@ -30,6 +42,7 @@ export function isDatabaseUnavailable(error: unknown): boolean {
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
   // 08xxx connection exceptions, 57P01-57P03 admin shutdown / cannot connect now, 53300 too many connections.
   if (/^08/.test(code) || ['57P01', '57P02', '57P03', '53300'].includes(code)) return true;
+  if (isPoolCheckoutTimeout(error)) return true;
   const message = e.message ?? '';
-  return /timeout exceeded when trying to connect|Connection terminated|connection terminated|Client has encountered a connection error/i.test(message);
+  return /Connection terminated|connection terminated|Client has encountered a connection error/i.test(message);
 }

@@ -50,6 +50,10 @@ const envSchema = z.object({
   MQTTS_PORT: port(8883),
   DATABASE_URL: z.string().url().optional(),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(20),
+  /** A request that waits this long for a pooled connection gets 503 with Retry-After instead of hanging. */
+  DB_CHECKOUT_TIMEOUT: fineDuration('2s'),
+  /** Connections kept apart for revocation (revokes, supersede batches, the broker's sync), so renewals never starve it. */
+  DB_REVOCATION_POOL_MAX: z.coerce.number().int().min(1).max(50).default(3),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
   /** Extra DNS names / IPs for the server certificate, comma separated (localhost, 127.0.0.1 and ::1 are always in). */
   SERVER_NAMES: z
@@ -68,6 +72,8 @@ const envSchema = z.object({
   ROTATION_HINT_JITTER: duration('10m'),
   /** A predecessor is superseded when its successor first connects, or this long after the successor was issued. */
   SUPERSEDE_GRACE: duration('24h'),
+  /** Successors that first connect within this window retire their predecessors in one statement. */
+  SUPERSEDE_BATCH_WINDOW: fineDuration('25ms'),
   /** Expired certificates: refuse (default), grace (renew until RENEW_EXPIRED_GRACE after expiry), token (re-enroll). */
   RENEW_EXPIRED: z.enum(['refuse', 'grace', 'token']).default('refuse'),
   RENEW_EXPIRED_GRACE: duration('7d'),
@@ -117,6 +123,8 @@ export interface Config {
   mqttsPort: number;
   databaseUrl: string | undefined;
   dbPoolMax: number;
+  dbCheckoutTimeoutMs: number;
+  dbRevocationPoolMax: number;
   redisUrl: string;
   serverNames: string[];
   certificateLifetimeSeconds: number;
@@ -148,6 +156,7 @@ export interface RotationConfig {
   sweepIntervalSeconds: number;
   hintJitterSeconds: number;
   supersedeGraceSeconds: number;
+  supersedeBatchWindowMs: number;
   expired: { mode: 'refuse' | 'grace' | 'token'; graceSeconds: number };
   estPopLinking: 'off' | 'if-present' | 'required';
   jobs: 'in-process' | 'off';
@@ -186,6 +195,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     mqttsPort: e.MQTTS_PORT,
     databaseUrl: e.DATABASE_URL,
     dbPoolMax: e.DB_POOL_MAX,
+    dbCheckoutTimeoutMs: Math.round(e.DB_CHECKOUT_TIMEOUT * 1000),
+    dbRevocationPoolMax: e.DB_REVOCATION_POOL_MAX,
     redisUrl: e.REDIS_URL,
     serverNames: Object.freeze([...e.SERVER_NAMES]) as string[],
     certificateLifetimeSeconds: e.CERT_LIFETIME,
@@ -206,6 +217,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       sweepIntervalSeconds: e.ROTATION_SWEEP_INTERVAL,
       hintJitterSeconds: e.ROTATION_HINT_JITTER,
       supersedeGraceSeconds: e.SUPERSEDE_GRACE,
+      supersedeBatchWindowMs: Math.round(e.SUPERSEDE_BATCH_WINDOW * 1000),
       expired: Object.freeze({ mode: e.RENEW_EXPIRED, graceSeconds: e.RENEW_EXPIRED_GRACE }),
       estPopLinking: e.EST_POP_LINKING,
       jobs: e.JOBS,

@@ -98,7 +98,7 @@ export async function buildApi(config: Readonly<Config>, logger: Logger, signal?
     const pki = await prepareApiPki(config, logger);
     const registry = createRegistry();
     // No broker in this process: revocations reach brokers through NOTIFY and the sequence resync.
-    const useCases = buildUseCases({ config, pool: database.pool, ca: pki.ca, logger, registry });
+    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca: pki.ca, logger, registry });
     await ensureFirstAdmin(config, useCases, logger);
     const api = buildApiRole({ config, logger, registry, database, pki, useCases });
     return { useCases, listen: () => api.listen(), stop: () => api.stop() };

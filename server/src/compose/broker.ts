@@ -47,7 +47,7 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
       issuingCertificate: deps.material.issuingCertPem,
       extraCrls: [deps.material.rootArlPem],
     },
-    store: createPgRevocationStore(deps.database.pool),
+    store: createPgRevocationStore(deps.database.revocationPool),
     feed: deps.feed,
     outbound: deps.outbound,
     hooks: deps.hooks,

@@ -5,6 +5,8 @@ import type { Config } from '../config.js';
 
 export interface Database {
   pool: pg.Pool;
+  /** A small pool of its own for revocation (revokes, supersede batches, the broker's sync): renewals never starve it. */
+  revocationPool: pg.Pool;
   /** The URL other connections (LISTEN feeds, BullMQ prefix) use: DATABASE_URL or the embedded server's. */
   url: string;
   embedded: boolean;
@@ -75,9 +77,11 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     stopEmbedded = () => embedded.stop();
     url = embedded.url;
   }
-  const pool = createPool({ connectionString: url, max: options.poolMax, applicationName: options.applicationName });
+  const connectionTimeoutMillis = config.dbCheckoutTimeoutMs;
+  const pool = createPool({ connectionString: url, max: options.poolMax, connectionTimeoutMillis, applicationName: options.applicationName });
+  const revocationPool = createPool({ connectionString: url, max: config.dbRevocationPoolMax, connectionTimeoutMillis, applicationName: `${options.applicationName}-revocation` });
   const close = async () => {
-    await pool.end();
+    await Promise.all([pool.end(), revocationPool.end()]);
     await stopEmbedded?.();
   };
   try {
@@ -90,5 +94,5 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     await close();
     throw error;
   }
-  return { pool, url, embedded: stopEmbedded !== undefined, close };
+  return { pool, revocationPool, url, embedded: stopEmbedded !== undefined, close };
 }

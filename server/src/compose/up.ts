@@ -43,7 +43,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
     const registry = createRegistry();
     const localRevocations = createLocalRevocationFeed();
     const outbound = createOutboundRelay();
-    const useCases = buildUseCases({ config, pool: database.pool, ca: pki.ca, logger, registry, revocationEvents: localRevocations });
+    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca: pki.ca, logger, registry, revocationEvents: localRevocations });
     await ensureFirstAdmin(config, useCases, logger);
 
     const api = buildApiRole({ config, logger, registry, database, pki, useCases });

@@ -31,6 +31,8 @@ const JITTER_SHARE_OF_REMAINING = 0.25;
 export interface UseCaseDeps {
   config: Readonly<Config>;
   pool: pg.Pool;
+  /** Revocation's own pool (compose/database.ts). */
+  revocationPool: pg.Pool;
   ca: IssuingCa;
   logger: Logger;
   registry: Registry;
@@ -64,7 +66,7 @@ export function buildUseCases(deps: UseCaseDeps) {
   });
 
   const revocation = createRevocationService({
-    store: createPgRevocationStore(pool),
+    store: createPgRevocationStore(deps.revocationPool),
     signer: ca,
     clock,
     crlValidityMs: config.revocation.crlValidityMs,
@@ -78,6 +80,7 @@ export function buildUseCases(deps: UseCaseDeps) {
     clock,
     logger: logger.child({ component: 'rotation' }),
     graceSeconds: config.rotation.supersedeGraceSeconds,
+    batchWindowMs: config.rotation.supersedeBatchWindowMs,
     onSuperseded: (trigger) => metrics.superseded.inc({ trigger }),
   });
 

@@ -95,7 +95,7 @@ export async function buildWorker(config: Readonly<Config>, logger: Logger, sign
   return buildOnDatabase(options, async (database) => {
     const ca = await readIssuingCa(config.home);
     const registry = createRegistry();
-    const useCases = buildUseCases({ config, pool: database.pool, ca, logger, registry });
+    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca, logger, registry });
     const worker = buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases });
     return { jobs: worker.jobs, jobsPrefix: jobRuntimeOptions(config, database.url).prefix, listen: () => worker.listen(), stop: () => worker.stop() };
   });
