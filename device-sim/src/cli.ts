@@ -36,7 +36,8 @@ devices:
   --rotate-after D          force one renewal this long after connecting
   --probe-old-cert-after D  after a rotation, CONNECT with the old cert (must be refused)
   --old-cert-bound D        … and keep probing each second until refused, for at most this long (default 5s)
-  --tls-refusals-to-stop N  handshake refusals in a row taken as "revoked" (default 3; 0 = CONNACK 5 only)
+  --tls-refusals-to-stop N  for brokers that refuse with a bare TLS close instead of CONNACK 5: N such refusals in
+                            a row are taken as "revoked" (default 0 = off; enrolld answers CONNACK 5)
 
 load shaping:
   --enroll-concurrency N  --connect-concurrency N  --connect-rate N/s  --ramp N/s  --seed N

@@ -46,12 +46,17 @@ export interface DeviceOptions {
   /** keep probing (every second) until the old cert is refused, for at most this long after the successor connected */
   oldCertBoundMs?: number;
   /**
-   * A broker that refuses a revoked cert at the TLS layer just closes the socket (Node sends no alert), so a
-   * device can only infer it: this many handshake refusals in a row, with backoff between them, count as
-   * revoked. 0 = never infer (wait for CONNACK 5 or an explicit alert).
+   * For brokers that refuse a revoked cert at the TLS layer with a bare close (no alert, no CONNACK): this many
+   * handshake refusals in a row, with backoff between them, count as revoked. 0 = never infer: enrolld answers
+   * CONNACK 5 (MQTT 3.1.1 §3.2.2.3), and a bare close there is a network fault to retry.
    */
   tlsRefusalsToStop: number;
+  /** a server's Retry-After longer than this is cut to it, so one bad header cannot park a device for hours */
+  retryAfterCapMs: number;
 }
+
+/** Retry-After waits are spread by up to this share, so devices told the same delay do not return together. */
+const RETRY_AFTER_JITTER = 0.2;
 
 /** Connect failures that mean "the broker would not take this certificate", as far as a client can tell. */
 const TLS_REFUSALS = new Set(['connect-tls-refused', 'connect-econnreset']);
@@ -69,6 +74,8 @@ export type DeviceEvent =
   | { type: 'disconnected'; kind: string }
   | { type: 'renewed'; latencyMs: number; via: RenewVia; trigger: RenewTrigger; serial: string; previousSerial: string }
   | { type: 'renew-failed'; kind: string; via: RenewVia }
+  /** the server answered 503/429 with Retry-After, and the device waits that long (capped, jittered) */
+  | { type: 'retry-after'; what: 'enroll' | 'renew'; waitMs: number }
   | { type: 'revoked'; how: string; cutAt: number | undefined }
   /**
    * accepted: the old cert still got in at the bound. refusedAfterMs: successor's CONNACK → first refusal.
@@ -212,7 +219,7 @@ export class Device {
           this.finish(err.retryable ? 'enroll-failed' : 'enroll-refused', err.kind);
           return;
         }
-        await this.sleep('enroll-retry', backoffDelay(attempt, this.opts.retry, this.deps.rng));
+        await this.sleep('enroll-retry', this.retryDelay(err, 'enroll', attempt));
       }
     }
   }
@@ -305,6 +312,15 @@ export class Device {
     this.state = 'waiting';
     const delay = backoffDelay(this.connectAttempt++, this.opts.reconnect, this.deps.rng);
     this.setTimer('reconnect', delay, () => void this.connect());
+  }
+
+  /** The server's Retry-After when it gave one (RFC 9110 §10.2.3), else the device's own backoff. */
+  private retryDelay(err: SimError, what: 'enroll' | 'renew', attempt: number): number {
+    const asked = err.retryAfterMs;
+    if (asked === undefined) return backoffDelay(attempt, this.opts.retry, this.deps.rng);
+    const waitMs = Math.round(Math.min(asked, this.opts.retryAfterCapMs) * (1 + this.deps.rng() * RETRY_AFTER_JITTER));
+    this.emit({ type: 'retry-after', what, waitMs });
+    return waitMs;
   }
 
   private revoked(how: string): void {
@@ -400,7 +416,7 @@ export class Device {
       if (err.opts.problem?.type?.endsWith('/expired')) return this.finish('expired', err.kind);
       // keep trying, past notAfter too: the server may allow a grace window, and a live session does not end
       // by itself when its certificate expires
-      const delay = backoffDelay(this.renewAttempt++, this.opts.retry, this.deps.rng);
+      const delay = this.retryDelay(err, 'renew', this.renewAttempt++);
       this.setTimer('renewal', delay, () => void this.renew(trigger));
     } finally {
       this.renewing = false;

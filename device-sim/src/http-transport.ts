@@ -6,7 +6,7 @@ import type { Csr } from './csr.js';
 import { httpsCall, jsonOf, problemOf } from './https-request.js';
 import type { HttpResponse } from './https-request.js';
 import { clientCertChain, issuedFromEst, issuedFromRest } from './issued-cert.js';
-import { httpError } from './sim-error.js';
+import { httpError, parseRetryAfter } from './sim-error.js';
 import type { DeviceCredentials, EnrollVia, IssuedCert } from './transport.js';
 
 export interface HttpTransportOptions {
@@ -37,7 +37,10 @@ export function createHttpTransport(opts: HttpTransportOptions): HttpTransport {
   const sni = servername(opts.apiUrl);
 
   const ok = (res: HttpResponse, what: string, expected: number[]): HttpResponse => {
-    if (!expected.includes(res.status)) throw httpError(res.status, problemOf(res), what);
+    if (!expected.includes(res.status)) {
+      const retryAfter = res.headers['retry-after'];
+      throw httpError(res.status, problemOf(res), what, parseRetryAfter(Array.isArray(retryAfter) ? retryAfter[0] : retryAfter, Date.now()));
+    }
     return res;
   };
 

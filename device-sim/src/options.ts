@@ -31,7 +31,7 @@ export interface RunOptions {
   rampPerSecond: number;
   reconnectBaseMs: number;
   reconnectCapMs: number;
-  /** handshake refusals in a row that a device takes as "revoked" (0 = only CONNACK 5 / an alert) */
+  /** handshake refusals in a row that a device takes as "revoked": for brokers without CONNACK 5 (0 = off, for enrolld) */
   tlsRefusalsToStop: number;
   rotateAfterMs: number | undefined;
   probeOldCertAfterMs: number | undefined;
@@ -77,7 +77,7 @@ export const DEFAULTS: RunOptions = {
   rampPerSecond: 0,
   reconnectBaseMs: 500,
   reconnectCapMs: 15_000,
-  tlsRefusalsToStop: 3,
+  tlsRefusalsToStop: 0,
   rotateAfterMs: undefined,
   probeOldCertAfterMs: undefined,
   oldCertBoundMs: 5_000,

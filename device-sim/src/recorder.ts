@@ -38,6 +38,8 @@ export interface Counters {
   disconnects: number;
   renewals: number;
   renewFailures: number;
+  /** enroll or renew retries that waited for the server's Retry-After instead of the device's own backoff */
+  retryAfterWaits: number;
   revokedStops: number;
   oldCertProbes: number;
   oldCertAccepted: number;
@@ -52,7 +54,7 @@ export class Recorder {
   readonly errors = new Map<string, number>();
   readonly counters: Counters = {
     enrolled: 0, enrollFailures: 0, enrollGaveUp: 0, connects: 0, reconnects: 0, connectFailures: 0, disconnects: 0,
-    renewals: 0, renewFailures: 0, revokedStops: 0, oldCertProbes: 0, oldCertAccepted: 0, oldCertLateRefusals: 0, commands: 0,
+    renewals: 0, renewFailures: 0, retryAfterWaits: 0, revokedStops: 0, oldCertProbes: 0, oldCertAccepted: 0, oldCertLateRefusals: 0, commands: 0,
   };
   readonly samples: TimelineSample[] = [];
   private readonly bins = new Map<string, TimelineMark>();
@@ -129,6 +131,9 @@ export class Recorder {
       case 'renew-failed':
         c.renewFailures++;
         this.error(e.kind);
+        break;
+      case 'retry-after':
+        c.retryAfterWaits++;
         break;
       case 'revoked':
         c.revokedStops++;

@@ -33,6 +33,7 @@ export function renderTables(report: RunReport): string {
     ['enrolled', c.enrolled], ['online at end', c.online], ['rotated ≥ 1', c.rotated], ['revoked (stopped for good)', c.revoked],
     ...Object.entries(report.stopReasons).filter(([k]) => k !== 'revoked' && k !== 'shutdown').map(([k, v]) => [`stopped: ${k}`, v]),
     ['connects / reconnects', `${report.counters.connects} / ${report.counters.reconnects}`],
+    ['Retry-After waits (enroll + renew)', `${report.counters.retryAfterWaits}`],
     ['renewals (rest/est/mqtt)', `${report.counters.renewals} (${['rest', 'est', 'mqtt'].map((v) => report.transports.renew[v] ?? 0).join('/')})`],
     ['renewal triggers', Object.entries(report.transports.renewTrigger).map(([k, v]) => `${k} ${v}`).join(', ') || '–'],
     ['old-cert probes / still accepted at bound / refused late', `${report.counters.oldCertProbes} / ${report.counters.oldCertAccepted} / ${report.counters.oldCertLateRefusals}`],

@@ -125,6 +125,7 @@ export async function runScenario(opts: RunOptions, extras: RunExtras = {}): Pro
       ...(opts.probeOldCertAfterMs !== undefined ? { probeOldCertAfterMs: opts.probeOldCertAfterMs, oldCertBoundMs: opts.oldCertBoundMs } : {}),
       hintJitterMs: 2_000,
       tlsRefusalsToStop: opts.tlsRefusalsToStop,
+      retryAfterCapMs: 60_000,
       mqttRenewTimeoutMs: 20_000,
     },
   };

@@ -7,7 +7,7 @@ export class SimError extends Error {
   constructor(
     readonly kind: string,
     message: string,
-    readonly opts: { revoked?: boolean; retryable?: boolean; status?: number; problem?: Problem; cause?: unknown } = {},
+    readonly opts: { revoked?: boolean; retryable?: boolean; status?: number; problem?: Problem; retryAfterMs?: number; cause?: unknown } = {},
   ) {
     super(message, { cause: opts.cause });
     this.name = 'SimError';
@@ -21,16 +21,33 @@ export class SimError extends Error {
   get status(): number | undefined {
     return this.opts.status;
   }
+  /** How long the server asked to wait before retrying (Retry-After on a 503 or 429). */
+  get retryAfterMs(): number | undefined {
+    return this.opts.retryAfterMs;
+  }
 }
 
-/** HTTP answer → SimError. A 401/403 problem of type `revoked` means stop for good. */
-export function httpError(status: number, problem: Problem | undefined, what: string): SimError {
+/** RFC 9110 §10.2.3: Retry-After is delay-seconds or an HTTP-date; anything else is ignored. */
+export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
+  const text = value?.trim();
+  if (!text) return undefined;
+  if (/^\d+$/.test(text)) return Number(text) * 1000;
+  const at = Date.parse(text);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
+}
+
+/**
+ * HTTP answer → SimError. A 401/403 problem of type `revoked` means stop for good. A 503 or 429 carries the server's
+ * Retry-After (RFC 9110 §15.6.4, RFC 6585 §4), which the device honours instead of its own backoff.
+ */
+export function httpError(status: number, problem: Problem | undefined, what: string, retryAfterMs?: number): SimError {
   const problemKind = problemKindOf(problem);
   const revoked = (status === 401 || status === 403) && problemKind === 'revoked';
   const retryable = status >= 500 || status === 429 || status === 408;
   const kind = `${what}-http-${status}${problemKind ? `-${problemKind}` : ''}`;
   const detail = problem?.detail ?? problem?.title ?? '';
-  return new SimError(kind, `${what}: HTTP ${status} ${detail}`.trim(), { revoked, retryable, status, ...(problem ? { problem } : {}) });
+  const honoured = (status === 503 || status === 429) && retryAfterMs !== undefined ? { retryAfterMs } : {};
+  return new SimError(kind, `${what}: HTTP ${status} ${detail}`.trim(), { revoked, retryable, status, ...honoured, ...(problem ? { problem } : {}) });
 }
 
 const TLS_REVOKED_CODES = new Set(['ERR_SSL_SSLV3_ALERT_CERTIFICATE_REVOKED', 'ERR_SSL_TLSV1_ALERT_CERTIFICATE_REVOKED']);

@@ -2,7 +2,7 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import { topics } from '@enrolld/protocol';
-import { Device, SimError, seededRng, DEFAULT_RENEWAL, backoffCeiling } from '@enrolld/device-sim';
+import { Device, SimError, seededRng, DEFAULT_RENEWAL, backoffCeiling, httpError, parseRetryAfter } from '@enrolld/device-sim';
 import type { DeviceEventWithMeta, DeviceOptions, BackoffPolicy } from '@enrolld/device-sim';
 import { FakeClock } from '../support/sim-fake-clock.js';
 import { FakeTransport } from '../support/sim-fake-transport.js';
@@ -29,6 +29,7 @@ function setup(overrides: Partial<DeviceOptions> = {}, seed = 1) {
     hintJitterMs: 1_000,
     mqttRenewTimeoutMs: 10_000,
     tlsRefusalsToStop: 3,
+    retryAfterCapMs: 60_000,
     ...overrides,
   };
   const device = new Device(opts, {
@@ -117,7 +118,7 @@ describe('device: reconnect backoff', () => {
         {
           deviceId: `d${i}`, token: 't', enrollVia: 'rest', renewVia: 'rest', telemetryIntervalMs: 0, qos: 0, echo: false,
           reconnect: { baseMs: 1_000, capMs: 30_000, floorMs: 50 }, retry: reconnect, maxEnrollAttempts: 1,
-          renewal: DEFAULT_RENEWAL, hintJitterMs: 0, mqttRenewTimeoutMs: 1_000, tlsRefusalsToStop: 3,
+          renewal: DEFAULT_RENEWAL, hintJitterMs: 0, mqttRenewTimeoutMs: 1_000, tlsRefusalsToStop: 3, retryAfterCapMs: 60_000,
         },
         { clock, rng: seededRng(1000 + i), transport, generateKey: async () => keys },
       );
@@ -314,5 +315,81 @@ describe('device: stop on revoked', () => {
     transport.liveSession!.serverClose();
     await clock.advance(60_000);
     expect(device.state).toBe('online');
+  });
+});
+
+describe('device: Retry-After', () => {
+  const busy = (what: string, status: 503 | 429, retryAfterMs: number) =>
+    new SimError(`${what}-http-${status}-unavailable`, 'busy', { status, retryable: true, retryAfterMs });
+
+  it('reads delay-seconds and HTTP-dates (RFC 9110 §10.2.3), and keeps it only on a 503 or 429', () => {
+    const now = Date.parse('2030-01-01T00:00:00Z');
+    expect(parseRetryAfter('7', now)).toBe(7_000);
+    expect(parseRetryAfter('Tue, 01 Jan 2030 00:00:30 GMT', now)).toBe(30_000);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+    expect(httpError(503, undefined, 'renew', 2_000).retryAfterMs).toBe(2_000);
+    expect(httpError(429, undefined, 'enroll', 2_000).retryAfterMs).toBe(2_000);
+    expect(httpError(500, undefined, 'renew', 2_000).retryAfterMs).toBeUndefined();
+  });
+
+  it('an enrollment answered 503 with Retry-After waits that long, with up to 20% jitter, and counts the wait', async () => {
+    const { clock, transport, device, ofType } = setup({ retry: { baseMs: 50, capMs: 100, floorMs: 10 } });
+    transport.enrollVerdict = (n) => (n === 0 ? busy('enroll', 503, 4_000) : undefined);
+    const started = device.start();
+    await clock.advance(3_999);
+    expect(transport.enrollCalls).toHaveLength(1); // its own backoff (≤ 100 ms) would have retried long ago
+    await clock.advance(801);
+    await started;
+    expect(transport.enrollCalls).toHaveLength(2);
+    expect(device.state).toBe('online');
+    const [wait] = ofType('retry-after');
+    expect(wait).toEqual(expect.objectContaining({ what: 'enroll' }));
+    expect(wait!.waitMs).toBeGreaterThanOrEqual(4_000);
+    expect(wait!.waitMs).toBeLessThanOrEqual(4_800);
+  });
+
+  it('a renewal answered 429 retries after the Retry-After, cut to the cap', async () => {
+    const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, retryAfterCapMs: 5_000 });
+    transport.lifetimeMs = 600_000;
+    transport.renewVerdict = (n) => (n === 0 ? busy('renew', 429, 3_600_000) : undefined);
+    await device.start();
+    await clock.advance(0);
+    device.renewNow();
+    await clock.advance(0);
+    expect(transport.renewCalls).toHaveLength(1);
+    await clock.advance(6_000);
+    expect(transport.renewCalls).toHaveLength(2);
+    const gap = transport.renewCalls[1]!.at - transport.renewCalls[0]!.at;
+    expect(gap).toBeGreaterThanOrEqual(5_000);
+    expect(gap).toBeLessThanOrEqual(6_000);
+    expect(device.rotations).toBe(1);
+    expect(ofType('retry-after')).toEqual([expect.objectContaining({ what: 'renew', waitMs: gap })]);
+  });
+});
+
+describe('device: CONNACK 5 against enrolld (no TLS-refusal inference)', () => {
+  it('stops at once on CONNACK 5, without retrying', async () => {
+    const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, tlsRefusalsToStop: 0 });
+    await device.start();
+    await clock.advance(0);
+    transport.connectVerdict = () => new SimError('connect-connack-5', 'Connection refused: Not authorized', { revoked: true, retryable: false });
+    transport.liveSession!.serverClose();
+    await clock.advance(60_000);
+    expect(transport.connectCalls).toHaveLength(2);
+    expect(device.stopReason).toBe('revoked');
+    expect(ofType('revoked')).toEqual([expect.objectContaining({ how: 'connect-connack-5' })]);
+  });
+
+  it('bare TLS closes are network faults to retry when the inference is off', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0, tlsRefusalsToStop: 0 });
+    transport.lifetimeMs = 3_600_000;
+    await device.start();
+    await clock.advance(0);
+    transport.connectVerdict = (_s, n) => (n >= 1 && n <= 5 ? new SimError('connect-tls-refused', 'closed after handshake') : 'accept');
+    transport.liveSession!.serverClose();
+    await clock.advance(120_000);
+    expect(device.state).toBe('online');
+    expect(transport.connectCalls).toHaveLength(7);
   });
 });

@@ -75,7 +75,8 @@ describe('scenarios against the fake stack', () => {
 
   it('revoke-mid-session: a broker that refuses revoked certs at TLS (bare close) still leaves them stopped as revoked', async () => {
     stack.refuseRevokedAtTls = true;
-    const { report } = await runScenario(opts({ scenario: 'revoke-mid-session', devices: 6, revokeCount: 2, reconnectBaseMs: 100, reconnectCapMs: 400 }), quiet);
+    // the inference is opt-in (--tls-refusals-to-stop) for brokers that do not answer CONNACK 5
+    const { report } = await runScenario(opts({ scenario: 'revoke-mid-session', devices: 6, revokeCount: 2, reconnectBaseMs: 100, reconnectCapMs: 400, tlsRefusalsToStop: 3 }), quiet);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.stopReasons).toEqual({ revoked: 2 }); // the report is taken before the fleet shuts down
     expect(report.errors).toEqual([{ kind: 'connect-tls-refused', count: 6 }]);

@@ -57,6 +57,14 @@ export const soak: Scenario = {
     const asRevoked = outDevices.filter((d) => d?.stopReason === 'revoked').length;
     ctx.check('revoked devices stay out', revokeConnects === 0 && outDevices.length === revoked.size,
       `${outDevices.length}/${revoked.size} stopped (${asRevoked} refused as revoked); ${revokeConnects} got back in`);
+    // short-lived certificates must be renewed in time however busy the server is (docs/architecture.md §8)
+    const expired = fleet.devices.filter((d) => d.stopReason === 'expired');
+    ctx.check('no device expired', expired.length === 0, expired.length ? `${expired.length} expired (e.g. ${expired[0]?.id}: ${expired[0]?.stopDetail})` : `${fleet.devices.length} renewed in time`);
+    // a busy server may answer 503 with Retry-After, which devices honour; a soak at this size must not need to
+    const serverErrors = [...fleet.recorder.errors].filter(([kind]) => /-http-5\d\d/.test(kind));
+    const serverErrorCount = serverErrors.reduce((sum, [, n]) => sum + n, 0);
+    ctx.check('no 5xx answers', serverErrorCount === 0,
+      serverErrorCount ? serverErrors.map(([kind, n]) => `${kind} ×${n}`).join(', ') : `${fleet.recorder.counters.retryAfterWaits} Retry-After waits`);
     const c = fleet.recorder.counters;
     const sup = fleet.recorder.latencies.supersede.summary();
     ctx.check(`no old cert accepted ${ctx.opts.oldCertBoundMs / 1000}s after the change`, c.oldCertAccepted === 0,
