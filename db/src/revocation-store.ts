@@ -95,6 +95,29 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
       });
     },
 
+    async revokeCertificates(serials: string[], command: RevocationCommand): Promise<RevokedCertificate[]> {
+      // One autocommit statement: the pool connection is held for a single round trip. The EXISTS is a one-time filter
+      // that takes the revocation lock (7160002332, db/src/transaction.ts) before any row lock, in the order every
+      // revocation and renewal transaction takes them, so this cannot deadlock with them; the trigger of
+      // 002_revocation.sql then assigns the seqs and queues the NOTIFYs for the commit. As with revokeCertificate, an
+      // expired certificate named by serial is revoked too.
+      const { rows } = await pool.query<RevokedRow>(
+        `WITH revoked AS (
+           UPDATE certificates SET revoked_at = now(), revocation_reason = $2
+           WHERE serial = ANY($1::text[]) AND revoked_at IS NULL AND EXISTS (SELECT pg_advisory_xact_lock(7160002332))
+           RETURNING ${REVOKED_COLUMNS}
+         ), audited AS (
+           INSERT INTO audit_events (action, actor, device_id, serial, request_id, detail)
+           SELECT 'certificate.revoked', $3, device_id, serial, $4,
+                  jsonb_build_object('reasonCode', revocation_reason, 'seq', revocation_seq, 'scope', 'certificate')
+           FROM revoked
+         )
+         SELECT ${REVOKED_COLUMNS} FROM revoked ORDER BY revocation_seq`,
+        [serials, command.reasonCode, command.actor, command.requestId ?? null],
+      );
+      return rows.map(toRecord);
+    },
+
     async revokedSince(seq: number, limit = 10_000): Promise<RevokedCertificate[]> {
       const { rows } = await pool.query<RevokedRow>(
         `SELECT ${REVOKED_COLUMNS} FROM certificates WHERE revocation_seq > $1 ORDER BY revocation_seq LIMIT $2`,
@@ -126,10 +149,17 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
       validity: { thisUpdate: Date; nextUpdate: Date },
     ): Promise<StoredCrl> {
       return inTransaction(pool, 'revocation', async (client) => {
+        // RFC 5280 §3.3: an entry is removed only after it appeared on one CRL issued beyond its certificate's validity.
+        // So: every revocation the previous CRL did not cover (listed at least once, even when already expired), and
+        // every one whose notAfter the previous CRL had not yet passed. Under the revocation lock the previous CRL is
+        // the newest one, and the one after it drops what it listed past notAfter.
         const entries = await client.query<{ serial: string; revoked_at: Date; revocation_reason: number; revocation_seq: string }>(
-          `SELECT serial, revoked_at, revocation_reason, revocation_seq FROM certificates
-           WHERE revoked_at IS NOT NULL AND not_after > $1 ORDER BY revocation_seq`,
-          [validity.thisUpdate],
+          `WITH previous AS (SELECT this_update, covers_seq FROM crls ORDER BY crl_number DESC LIMIT 1)
+           SELECT serial, revoked_at, revocation_reason, revocation_seq FROM certificates
+           WHERE revoked_at IS NOT NULL
+             AND (revocation_seq > COALESCE((SELECT covers_seq FROM previous), 0)
+                  OR not_after >= COALESCE((SELECT this_update FROM previous), '-infinity'))
+           ORDER BY revocation_seq`,
         );
         const covers = await client.query<{ last: string | null }>('SELECT max(revocation_seq) AS last FROM certificates');
         const coversSeq = Number(covers.rows[0]?.last ?? 0);
@@ -172,7 +202,21 @@ export interface RevocationListenerOptions {
   applicationName?: string;
 }
 
-const LISTEN_CHANNELS = ['enrolld_revocation', 'enrolld_crl'];
+export const REVOCATION_CHANNELS = ['enrolld_revocation', 'enrolld_crl'] as const;
+
+/** Hands a notification of REVOCATION_CHANNELS to the feed handlers (payloads of the triggers in 002_revocation.sql). */
+export function deliverRevocationNotification(channel: string, payload: string, h: Pick<RevocationFeedHandlers, 'onRevocation' | 'onCrl'>): void {
+  if (channel === 'enrolld_revocation') {
+    try {
+      const p = JSON.parse(payload) as { serial: string; deviceId: string; seq: number | string; reasonCode: number; atMs: number | string };
+      h.onRevocation({ serial: p.serial, deviceId: p.deviceId, seq: Number(p.seq), reasonCode: p.reasonCode, atMs: Number(p.atMs) });
+    } catch {
+      // A malformed payload cannot come from our trigger; the seq resync repairs whatever it was.
+    }
+  } else if (channel === 'enrolld_crl' && /^\d+$/.test(payload)) {
+    h.onCrl(BigInt(payload));
+  }
+}
 
 /**
  * LISTEN on a dedicated connection (a pooled one would lose its LISTEN on release). Postgres delivers NOTIFY only on
@@ -180,23 +224,12 @@ const LISTEN_CHANNELS = ['enrolld_revocation', 'enrolld_crl'];
  * onConnection(false) and must resync by seq (revokedSince) once onConnection(true) fires again.
  */
 export function createPgRevocationListener(options: RevocationListenerOptions): RevocationFeed {
-  const listener = createPgListener({ ...options, channels: LISTEN_CHANNELS, applicationName: options.applicationName ?? 'enrolld-revocation-listener' });
+  const listener = createPgListener({ ...options, channels: REVOCATION_CHANNELS, applicationName: options.applicationName ?? 'enrolld-revocation-listener' });
   return {
     start: (h: RevocationFeedHandlers) =>
       listener.start({
         onConnection: (connected, error) => h.onConnection(connected, error),
-        onNotification: (channel, payload) => {
-          if (channel === 'enrolld_revocation') {
-            try {
-              const p = JSON.parse(payload) as { serial: string; deviceId: string; seq: number | string; reasonCode: number; atMs: number | string };
-              h.onRevocation({ serial: p.serial, deviceId: p.deviceId, seq: Number(p.seq), reasonCode: p.reasonCode, atMs: Number(p.atMs) });
-            } catch {
-              // A malformed payload cannot come from our trigger; the seq resync repairs whatever it was.
-            }
-          } else if (channel === 'enrolld_crl' && /^\d+$/.test(payload)) {
-            h.onCrl(BigInt(payload));
-          }
-        },
+        onNotification: (channel, payload) => deliverRevocationNotification(channel, payload, h),
       }),
     stop: () => listener.stop(),
   };

@@ -65,9 +65,11 @@ export const revokeResponseSchema = z.object({
   /** Revoking twice is a no-op, not an error: 200 either way, told apart here. */
   outcome: z.enum(['revoked', 'already-revoked']),
   reason: z.enum(REVOCATION_REASON_NAMES as [string, ...string[]]),
+  /**
+   * The certificates this call revoked. Brokers refuse them from the answer on; no CRL number is given, because the CRL
+   * that lists them is built after the answer (within CRL_MIN_INTERVAL) and GET /v1/crl serves it.
+   */
   serials: z.array(serialSchema),
-  /** The CRL that lists the revocation (RFC 5280 §5.2.3 number, as a decimal string); null when none was built. */
-  crlNumber: z.string().nullable(),
 });
 export type RevokeResponse = z.infer<typeof revokeResponseSchema>;
 

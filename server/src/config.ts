@@ -94,6 +94,8 @@ const envSchema = z.object({
   CRL_VALIDITY: duration('7d'),
   /** How often the API checks whether the CRL reached half-life or misses a revocation. */
   CRL_REFRESH_CHECK: fineDuration('15m'),
+  /** CRL rebuilds start at least this far apart; revocations in between share the next one (docs/architecture.md §7). */
+  CRL_MIN_INTERVAL: fineDuration('1s'),
   /** How often each broker resyncs by revocation sequence: the bound on how long a lost NOTIFY goes unnoticed. */
   BROKER_RESYNC_INTERVAL: fineDuration('5s'),
   /** With no successful sync for this long a broker no longer knows the revocation state and refuses CONNECTs. */
@@ -142,6 +144,7 @@ export interface Config {
 export interface RevocationConfig {
   crlValidityMs: number;
   crlRefreshCheckMs: number;
+  crlMinIntervalMs: number;
 }
 
 export interface BrokerTunables {
@@ -205,7 +208,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     enrollRetryWindowSeconds: e.ENROLL_RETRY_WINDOW,
     logLevel: e.LOG_LEVEL,
     roleDbPoolMax: e.ROLE_DB_POOL_MAX,
-    revocation: Object.freeze({ crlValidityMs: Math.round(e.CRL_VALIDITY * 1000), crlRefreshCheckMs: Math.round(e.CRL_REFRESH_CHECK * 1000) }),
+    revocation: Object.freeze({
+      crlValidityMs: Math.round(e.CRL_VALIDITY * 1000),
+      crlRefreshCheckMs: Math.round(e.CRL_REFRESH_CHECK * 1000),
+      crlMinIntervalMs: Math.round(e.CRL_MIN_INTERVAL * 1000),
+    }),
     broker: Object.freeze({
       resyncIntervalMs: Math.round(e.BROKER_RESYNC_INTERVAL * 1000),
       maxStalenessMs: Math.round(e.BROKER_MAX_STALENESS * 1000),

@@ -9,7 +9,7 @@ export function createRegistry(): Registry {
 
 const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
-/** What the use cases report: enrollments and renewals by outcome, and predecessors superseded by trigger. */
+/** What the use cases report: enrollments and renewals by outcome, predecessors superseded by trigger, CRL rebuilds. */
 export function createUseCaseMetrics(registry: Registry) {
   return {
     enrollments: new Counter({
@@ -42,6 +42,12 @@ export function createUseCaseMetrics(registry: Registry) {
       name: 'enrolld_rotation_superseded_total',
       help: 'Predecessors revoked as superseded, by trigger (first-connect, grace)',
       labelNames: ['trigger'],
+      registers: [registry],
+    }),
+    crlRebuilds: new Counter({
+      name: 'enrolld_crl_rebuilds_total',
+      help: 'CRL rebuilds by outcome (stored, failed); coalesced to at most one per CRL_MIN_INTERVAL',
+      labelNames: ['outcome'],
       registers: [registry],
     }),
   };

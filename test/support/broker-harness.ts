@@ -60,6 +60,7 @@ export function revocationServiceFor(pool: pg.Pool, pki: TestPki, publisher?: Re
     signer: pki.issuing,
     clock: systemClock,
     crlValidityMs: 7 * 24 * 3600_000,
+    crlMinIntervalMs: 1000,
     publisher,
   });
 }

@@ -45,7 +45,7 @@ function setup() {
   const tables = createMemoryTables(clock);
   const renewalStore = createMemoryRenewalStore(tables);
   const stores = { tokens: createMemoryTokenStore(tables), enrollment: createMemoryEnrollmentStore(tables) };
-  const service = createRevocationService({ store: createMemoryRevocationStore(tables), signer: ca, clock, crlValidityMs: 3600_000 });
+  const service = createRevocationService({ store: createMemoryRevocationStore(tables), signer: ca, clock, crlValidityMs: 3600_000, crlMinIntervalMs: 0 });
   /** Every serial the lineage asked to revoke, and each revokeCertificates call (one statement each). */
   const revocationCalls: string[] = [];
   const batches: string[][] = [];

@@ -1,6 +1,7 @@
 // The revoke use case (core/src/revocation/revocation-service.ts) on the in-memory store, a real issuing CA and a
-// manual clock: the outcomes, the reasons a revocation may carry (RFC 5280 §5.3.1), the publisher told after the
-// commit with the CRL, a failed CRL rebuild that still commits, and when ensureCrlCurrent rebuilds.
+// manual clock with manual timers: the outcomes, the reasons a revocation may carry (RFC 5280 §5.3.1), the publisher
+// told at once after the commit and the CRL after it, coalesced rebuilds (docs/architecture.md §7), a failed rebuild
+// that still commits and is repaired by the next one, the batch revoke, and when ensureCrlCurrent rebuilds.
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import type { DeviceIssuingCa } from '@enrolld/core/ca/index.js';
 import { EnrollError } from '@enrolld/core/errors.js';
@@ -12,6 +13,7 @@ import { createManualClock } from '../support/fakes/clock.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
 import { createMemoryRevocationStore } from '../support/fakes/revocation.js';
+import { createManualTimers, settle } from '../support/fakes/timers.js';
 
 let ca: DeviceIssuingCa;
 beforeAll(async () => {
@@ -19,9 +21,13 @@ beforeAll(async () => {
 });
 
 const CRL_VALIDITY_MS = 3600_000;
+const CRL_MIN_INTERVAL_MS = 1000;
 
 function setup(options: { signer?: CrlSigner } = {}) {
   const clock = createManualClock();
+  const timers = createManualTimers(clock);
+  /** Publications and signatures in the order they happened. */
+  const log: string[] = [];
   const tables = createMemoryTables(clock);
   const store = createMemoryRevocationStore(tables);
   const stores = { tokens: createMemoryTokenStore(tables), enrollment: createMemoryEnrollmentStore(tables) };
@@ -29,11 +35,21 @@ function setup(options: { signer?: CrlSigner } = {}) {
   const crlErrors: unknown[] = [];
   const service = createRevocationService({
     store,
-    signer: options.signer ?? ca,
+    signer: {
+      signCrl: (spec) => {
+        log.push(`sign #${spec.crlNumber}`);
+        return (options.signer ?? ca).signCrl(spec);
+      },
+    },
     clock,
+    timers,
     crlValidityMs: CRL_VALIDITY_MS,
+    crlMinIntervalMs: CRL_MIN_INTERVAL_MS,
     publisher: {
-      revoked: (revoked, crl) => published.push({ revoked, crl, committed: revoked.every((r) => tables.certificates.get(r.serial)?.revokedAt !== null) }),
+      revoked: (revoked, crl) => {
+        log.push(crl ? `crl #${crl.crlNumber}` : `revoked ${revoked.map((r) => r.serial).join(',')}`);
+        published.push({ revoked, crl, committed: revoked.every((r) => tables.certificates.get(r.serial)?.revokedAt !== null) });
+      },
     },
     onCrlError: (error) => crlErrors.push(error),
   });
@@ -43,7 +59,7 @@ function setup(options: { signer?: CrlSigner } = {}) {
     for (let i = 0; i < count; i++) serials.push((await enrollCertificate(stores, deviceId)).serial);
     return { deviceId, serials };
   };
-  return { clock, tables, store, service, published, crlErrors, device };
+  return { clock, timers, tables, store, service, published, crlErrors, device, log };
 }
 
 const kindOf = async (promise: Promise<unknown>) => {
@@ -58,7 +74,8 @@ describe('revocation service', () => {
     const first = await service.revokeDevice(deviceId, { reason: 'keyCompromise', actor: 'unit' });
     expect(first).toMatchObject({ outcome: 'revoked', deviceId, reason: 'keyCompromise' });
     expect([...first.serials].sort()).toEqual([...serials].sort());
-    expect(first.crlNumber).toBeDefined();
+    // No CRL number is promised: the CRL that lists it is built after the answer.
+    expect(first).not.toHaveProperty('crlNumber');
     expect(await service.revokeDevice(deviceId, { reason: 'keyCompromise', actor: 'unit' })).toMatchObject({ outcome: 'already-revoked', serials: [], revoked: [] });
     expect(await kindOf(service.revokeDevice(randomDeviceId('nobody'), { reason: 'keyCompromise', actor: 'unit' }))).toBe('not-found');
   });
@@ -83,40 +100,145 @@ describe('revocation service', () => {
     expect(tables.certificates.get(serials[0]!)?.revokedAt).toBeNull();
   });
 
-  it('tells the publisher after the commit, with the CRL that lists the revocation', async () => {
-    const listed: string[] = [];
-    const { service, device, published, store } = setup({
-      signer: {
-        signCrl: (spec) => {
-          listed.push(...spec.entries.map((e) => e.serial));
-          return ca.signCrl(spec);
-        },
-      },
-    });
+  it('publishes the revocation at once after the commit, then the rebuilt CRL that lists it', async () => {
+    const { service, device, published, store, log } = setup();
     const { deviceId } = await device();
     const result = await service.revokeDevice(deviceId, { reason: 'keyCompromise', actor: 'unit' });
-    expect(listed).toEqual(result.serials);
-    expect(published).toHaveLength(1);
-    expect(published[0]!.committed).toBe(true);
-    expect(published[0]!.revoked).toEqual(result.revoked);
-    expect(published[0]!.crl?.crlNumber).toBe(result.crlNumber);
-    expect(published[0]!.crl?.coversSeq).toBe(await store.lastSeq());
-    expect(published[0]!.crl).toEqual(await store.latestCrl());
+    await settle();
+    const crl = await store.latestCrl();
+    expect(log).toEqual([`revoked ${result.serials.join(',')}`, `sign #${crl!.crlNumber}`, `crl #${crl!.crlNumber}`]);
+    expect(published).toEqual([
+      { revoked: result.revoked, crl: undefined, committed: true },
+      { revoked: [], crl, committed: true },
+    ]);
+    expect(crl?.coversSeq).toBe(await store.lastSeq());
   });
 
-  it('a failed CRL rebuild still commits the revocation, reports the failure and publishes without a CRL', async () => {
+  it('coalesces: N revocations over T seconds cause at most ceil(T / interval) + 1 rebuilds, the last covering all', async () => {
+    const { service, device, store, timers, log } = setup();
+    const devices = [];
+    for (let i = 0; i < 50; i++) devices.push(await device());
+    const spacingMs = 100;
+    for (const d of devices) {
+      await service.revokeDevice(d.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+      await timers.advance(spacingMs);
+    }
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    const spanMs = (devices.length - 1) * spacingMs;
+    const rebuilds = log.filter((l) => l.startsWith('sign')).length;
+    expect(rebuilds).toBeLessThanOrEqual(Math.ceil(spanMs / CRL_MIN_INTERVAL_MS) + 1);
+    expect((await store.latestCrl())?.coversSeq).toBe(await store.lastSeq());
+    expect(timers.pending).toBe(0);
+    // Each revocation was published when it committed, not held back for a rebuild.
+    expect(log.filter((l) => l.startsWith('revoked'))).toHaveLength(devices.length);
+  });
+
+  it('one rebuild at a time: revocations during a rebuild cause exactly one more after it', async () => {
+    let release: () => void = () => undefined;
+    let inFlight = 0;
+    let maxInFlight = 0;
+    const signer: CrlSigner = {
+      signCrl: async (spec) => {
+        inFlight++;
+        maxInFlight = Math.max(maxInFlight, inFlight);
+        await new Promise<void>((resolve) => (release = resolve));
+        inFlight--;
+        return ca.signCrl(spec);
+      },
+    };
+    const { service, device, timers, log, store } = setup({ signer });
+    const devices = [await device(), await device(), await device(), await device()];
+    await service.revokeDevice(devices[0]!.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+    // The first rebuild is signing; three more revocations arrive, well past the interval.
+    await timers.advance(5 * CRL_MIN_INTERVAL_MS);
+    for (const d of devices.slice(1)) await service.revokeDevice(d.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+    await timers.advance(5 * CRL_MIN_INTERVAL_MS);
+    expect(log.filter((l) => l.startsWith('sign'))).toHaveLength(1);
+    release();
+    await timers.advance(0);
+    expect(log.filter((l) => l.startsWith('sign'))).toHaveLength(2);
+    release();
+    await timers.advance(5 * CRL_MIN_INTERVAL_MS);
+    expect(log.filter((l) => l.startsWith('sign'))).toHaveLength(2);
+    expect(maxInFlight).toBe(1);
+    expect((await store.latestCrl())?.coversSeq).toBe(await store.lastSeq());
+  });
+
+  it('a failed CRL rebuild still commits and publishes the revocation, is reported, and the next rebuild lists it', async () => {
     const failure = new Error('HSM unavailable');
-    const { service, device, published, crlErrors, tables } = setup({ signer: { signCrl: () => Promise.reject(failure) } });
-    const { deviceId, serials } = await device();
-    const result = await service.revokeDevice(deviceId, { reason: 'keyCompromise', actor: 'unit' });
-    expect(result).toMatchObject({ outcome: 'revoked', serials, crlNumber: undefined });
-    expect(tables.certificates.get(serials[0]!)?.revokedAt).not.toBeNull();
+    let failing = true;
+    const listed: string[][] = [];
+    const signer: CrlSigner = {
+      signCrl: (spec) => {
+        if (failing) return Promise.reject(failure);
+        listed.push(spec.entries.map((e) => e.serial));
+        return ca.signCrl(spec);
+      },
+    };
+    const { service, device, published, crlErrors, tables, timers, store } = setup({ signer });
+    const first = await device();
+    const result = await service.revokeDevice(first.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+    await settle();
+    expect(result).toMatchObject({ outcome: 'revoked', serials: first.serials });
+    expect(tables.certificates.get(first.serials[0]!)?.revokedAt).not.toBeNull();
     expect(crlErrors).toEqual([failure]);
     expect(published).toEqual([{ revoked: result.revoked, crl: undefined, committed: true }]);
+    expect(await store.latestCrl()).toBeUndefined();
+
+    failing = false;
+    const second = await device();
+    await service.revokeDevice(second.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    expect(listed).toEqual([[...first.serials, ...second.serials]]);
+    expect(crlErrors).toHaveLength(1);
+    expect(published.at(-1)?.crl).toEqual(await store.latestCrl());
+  });
+
+  it('revokeCertificates: one store call for the batch, skips unknown and already revoked serials, publishes at once, one rebuild', async () => {
+    const { service, device, store, published, log, timers } = setup();
+    const a = await device(2);
+    const b = await device();
+    await service.revokeCertificate(a.serials[0]!, { reason: 'superseded', actor: 'unit' });
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    const signsBefore = log.filter((l) => l.startsWith('sign')).length;
+    let storeCalls = 0;
+    const revokeCertificates = store.revokeCertificates.bind(store);
+    store.revokeCertificates = (serials, command) => {
+      storeCalls++;
+      return revokeCertificates(serials, command);
+    };
+    const { revoked } = await service.revokeCertificates([...a.serials, b.serials[0]!, newSerial()], { reason: 'superseded', actor: 'rotation', requestId: 'r-1' });
+    expect(storeCalls).toBe(1);
+    expect(revoked.map((r) => r.serial)).toEqual([a.serials[1], b.serials[0]]);
+    expect(revoked.every((r) => r.reasonCode === 4)).toBe(true); // RFC 5280 §5.3.1 superseded
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    expect(published).toContainEqual({ revoked, crl: undefined, committed: true });
+    expect(log.slice(log.indexOf(`revoked ${a.serials[1]},${b.serials[0]}`) + 1).filter((l) => l.startsWith('sign'))).toHaveLength(1);
+    expect(log.filter((l) => l.startsWith('sign')).length).toBe(signsBefore + 1);
+    expect((await store.latestCrl())?.coversSeq).toBe(await store.lastSeq());
+
+    expect(await service.revokeCertificates([], { reason: 'superseded', actor: 'rotation' })).toEqual({ revoked: [] });
+    expect(await service.revokeCertificates([a.serials[0]!], { reason: 'superseded', actor: 'rotation' })).toEqual({ revoked: [] });
+    expect(storeCalls).toBe(2);
+    expect(await kindOf(service.revokeCertificates(['xyz'], { reason: 'superseded', actor: 'rotation' }))).toBe('bad-request');
+    expect(await kindOf(service.revokeCertificates([b.serials[0]!], { reason: 'certificateHold', actor: 'rotation' }))).toBe('bad-request');
+  });
+
+  it('currentCrl waits for the rebuild that covers a revocation committed before the call', async () => {
+    const { service, device, store, timers } = setup();
+    await service.ensureCrlCurrent();
+    const { deviceId, serials } = await device();
+    await service.revokeDevice(deviceId, { reason: 'keyCompromise', actor: 'unit' });
+    const served = service.currentCrl();
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    const crl = await served;
+    expect(crl.coversSeq).toBe(await store.lastSeq());
+    expect(crl).toEqual(await store.latestCrl());
+    expect((await store.revokedSince(crl.coversSeq - 1)).map((r) => r.serial)).toEqual(serials);
   });
 
   it('ensureCrlCurrent rebuilds when there is none, at half its validity, and when a revocation is missing from it', async () => {
-    const { service, device, store, clock } = setup();
+    const { service, device, store, clock, timers } = setup();
     const first = await service.ensureCrlCurrent();
     expect(await service.ensureCrlCurrent()).toEqual(first);
     clock.advance(CRL_VALIDITY_MS / 2 - 1000);
@@ -127,7 +249,9 @@ describe('revocation service', () => {
     // Committed in the store without the use case (as if its rebuild had been lost): the CRL does not cover it.
     const { deviceId } = await device();
     await store.revokeDevice(deviceId, { reasonCode: 1, actor: 'unit' });
-    const caughtUp = await service.ensureCrlCurrent();
+    const pending = service.ensureCrlCurrent();
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    const caughtUp = await pending;
     expect(caughtUp.crlNumber).toBeGreaterThan(halfLife.crlNumber);
     expect(caughtUp.coversSeq).toBe(await store.lastSeq());
     expect(await service.currentCrl()).toEqual(caughtUp);

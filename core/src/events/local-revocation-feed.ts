@@ -24,7 +24,7 @@ export function createLocalRevocationFeed(): LocalRevocationFeed {
       for (const r of revoked) {
         current.onRevocation({ serial: r.serial, deviceId: r.deviceId, seq: r.seq, reasonCode: r.reasonCode, atMs: r.revokedAt.getTime() });
       }
-      // The CRL itself: the broker puts it in its TLS context before the revoke call returns.
+      // The CRL itself, after a coalesced rebuild: the broker needs no store round trip to take it.
       if (crl) current.onCrl(crl.crlNumber, crl);
     },
   };

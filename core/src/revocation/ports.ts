@@ -34,7 +34,10 @@ export interface StoredCrl {
   der: Buffer;
   thisUpdate: Date;
   nextUpdate: Date;
-  /** Highest revocation seq included. */
+  /**
+   * Highest revocation seq taken into account: every revocation up to it is listed, or was left out because it had
+   * already appeared on a CRL issued after its certificate's notAfter (RFC 5280 §3.3).
+   */
   coversSeq: number;
 }
 
@@ -56,6 +59,11 @@ export interface RevocationStore {
   revokeDevice(deviceId: string, command: RevocationCommand): Promise<RevocationOutcome>;
   /** Revokes one certificate by its canonical serial (the edge canonicalised what the admin typed). */
   revokeCertificate(serial: string, command: RevocationCommand): Promise<RevocationOutcome>;
+  /**
+   * Revokes the unrevoked certificates among `serials` (canonical), with their audit rows, in one short statement; unknown
+   * and already revoked serials are skipped. Returns those this call revoked, in seq order.
+   */
+  revokeCertificates(serials: string[], command: RevocationCommand): Promise<RevokedCertificate[]>;
   /** Revocations with seq > `seq`, in seq order: the resync path when a notification was lost. */
   revokedSince(seq: number, limit?: number): Promise<RevokedCertificate[]>;
   /** What a broker loads at start before it admits anyone. */
@@ -63,7 +71,8 @@ export interface RevocationStore {
   lastSeq(): Promise<number>;
   /**
    * Signs and stores a new CRL under a lock, so CRL numbers rise in the same order as the entries they cover.
-   * `build` gets the entries and the number and returns the signed DER.
+   * `build` gets the entries and the number and returns the signed DER. An entry stays until it has appeared on one
+   * CRL whose thisUpdate is at or past its certificate's notAfter, and is dropped from the CRLs after that (RFC 5280 §3.3).
    */
   regenerateCrl(build: (input: CrlBuildInput) => Buffer | Promise<Buffer>, validity: { thisUpdate: Date; nextUpdate: Date }): Promise<StoredCrl>;
   latestCrl(): Promise<StoredCrl | undefined>;
@@ -96,7 +105,10 @@ export interface CrlSigner {
   signCrl(spec: CrlSpec): Buffer | Promise<Buffer>;
 }
 
-/** Told after a revocation committed and the CRL was rebuilt; in-process brokers act on it without waiting for NOTIFY. */
+/**
+ * In-process brokers act on this without waiting for NOTIFY. Called right after each commit with the certificates it
+ * revoked and no CRL, and after each coalesced CRL rebuild with no certificates and the new CRL (docs/architecture.md §7).
+ */
 export interface RevocationPublisher {
   revoked(revoked: RevokedCertificate[], crl: StoredCrl | undefined): void;
 }

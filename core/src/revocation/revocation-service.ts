@@ -1,8 +1,11 @@
-// The revoke use case (docs/architecture.md §7): store (one transaction: rows, audit, seq, NOTIFY on commit) → rebuild the CRL
-// with the issuing CA → tell in-process brokers. Brokers in other processes learn it from the NOTIFY and the seq resync.
+// The revoke use case (docs/architecture.md §7): store (one statement or transaction: rows, audit, seq, NOTIFY on
+// commit) → tell in-process brokers at once → ask for a CRL rebuild, coalesced (crl-publisher.ts), so a burst of
+// revocations costs one CRL per CRL_MIN_INTERVAL, not one each. Brokers in other processes learn the revocation from
+// the NOTIFY and the seq resync, and the CRL from its own NOTIFY.
 import { REVOCATION_REASONS, isRevocationReason, isValidDeviceId, type RevocationReason } from '@enrolld/protocol';
 import type { Clock } from '../clock.js';
 import { EnrollError } from '../errors.js';
+import { createCrlRebuildScheduler, systemTimers, type Timers } from './crl-publisher.js';
 import type { CrlSigner, RevocationPublisher, RevocationStore, RevokedCertificate, StoredCrl } from './ports.js';
 import { isSerialHex } from './serial.js';
 
@@ -10,11 +13,17 @@ export interface RevocationServiceDeps {
   store: RevocationStore;
   signer: CrlSigner;
   clock: Clock;
+  /** Timers for the coalesced CRL rebuilds; the system's unless a test drives them. */
+  timers?: Timers | undefined;
   publisher?: RevocationPublisher | undefined;
   /** nextUpdate − thisUpdate of every CRL (RFC 5280 §5.1.2.5). A broker rejects every handshake once it passes. */
   crlValidityMs: number;
-  /** The revocation is committed even when the CRL rebuild fails; this hears about the failure (to log it once). */
+  /** CRL rebuilds start at least this far apart (CRL_MIN_INTERVAL); revocations in between share the next one. */
+  crlMinIntervalMs: number;
+  /** The revocation is committed even when the CRL rebuild fails; this hears about each failed rebuild once (to log it). */
   onCrlError?: ((error: unknown) => void) | undefined;
+  /** Each CRL stored (a metric counts them). */
+  onCrlRebuilt?: ((crl: StoredCrl) => void) | undefined;
 }
 
 export interface RevokeInput {
@@ -23,6 +32,10 @@ export interface RevokeInput {
   requestId?: string | undefined;
 }
 
+/**
+ * No CRL number: the CRL that lists the revocation is built after the answer (at most CRL_MIN_INTERVAL later), and
+ * GET /v1/crl serves nothing older than a revocation committed before the fetch.
+ */
 export interface RevokeResult {
   outcome: 'revoked' | 'already-revoked';
   deviceId: string;
@@ -30,8 +43,6 @@ export interface RevokeResult {
   /** Serials revoked by this call (empty when it was a no-op). */
   serials: string[];
   revoked: RevokedCertificate[];
-  /** The CRL that includes them, when it could be rebuilt. */
-  crlNumber: bigint | undefined;
 }
 
 // RFC 5280 §5.3.1: removeFromCRL appears only in delta CRLs, and certificateHold is a reversible state this
@@ -57,48 +68,48 @@ export function createRevocationService(deps: RevocationServiceDeps) {
     );
   }
 
-  async function afterCommit(revoked: RevokedCertificate[]): Promise<StoredCrl | undefined> {
-    let crl: StoredCrl | undefined;
-    try {
-      crl = await regenerateCrl();
-    } catch (error) {
-      // The rows are committed and NOTIFY is out: brokers refuse the serial at CONNECT and cut it live. Only the
-      // TLS-level CRL lags until ensureCrlCurrent() succeeds.
-      deps.onCrlError?.(error);
-    }
-    deps.publisher?.revoked(revoked, crl);
-    return crl;
+  const rebuilds = createCrlRebuildScheduler({
+    rebuild: regenerateCrl,
+    clock,
+    timers: deps.timers ?? systemTimers,
+    minIntervalMs: deps.crlMinIntervalMs,
+    onRebuilt(crl) {
+      deps.onCrlRebuilt?.(crl);
+      deps.publisher?.revoked([], crl);
+    },
+    // The rows are committed and NOTIFY is out: brokers refuse the serial at CONNECT and cut it live. Only the CRL
+    // lags until a later rebuild succeeds.
+    onError: (error) => deps.onCrlError?.(error),
+  });
+
+  /** Published before any CRL work: the live cut must not wait for a signature. */
+  function afterCommit(revoked: RevokedCertificate[]): void {
+    deps.publisher?.revoked(revoked, undefined);
+    rebuilds.schedule();
   }
 
-  async function finish(reason: RevocationReason, result: Awaited<ReturnType<RevocationStore['revokeDevice']>>, notFound: string): Promise<RevokeResult> {
+  function finish(reason: RevocationReason, result: Awaited<ReturnType<RevocationStore['revokeDevice']>>, notFound: string): RevokeResult {
     if (result.outcome === 'not-found') throw new EnrollError('not-found', notFound);
-    if (result.outcome === 'already-revoked') {
-      // A no-op for the caller, but it repairs a CRL that a failed rebuild left behind.
-      const crl = await ensureCrlCurrent().catch((error: unknown) => {
-        deps.onCrlError?.(error);
-        return undefined;
-      });
-      return { outcome: 'already-revoked', deviceId: result.deviceId, reason, serials: [], revoked: [], crlNumber: crl?.crlNumber };
-    }
-    const crl = await afterCommit(result.revoked);
-    return {
-      outcome: 'revoked',
-      deviceId: result.deviceId,
-      reason,
-      serials: result.revoked.map((r) => r.serial),
-      revoked: result.revoked,
-      crlNumber: crl?.crlNumber,
-    };
+    if (result.outcome === 'already-revoked') return { outcome: 'already-revoked', deviceId: result.deviceId, reason, serials: [], revoked: [] };
+    afterCommit(result.revoked);
+    return { outcome: 'revoked', deviceId: result.deviceId, reason, serials: result.revoked.map((r) => r.serial), revoked: result.revoked };
   }
 
-  /** Rebuilds the CRL when it is missing, misses a committed revocation, or has used up half its validity. */
+  function checkSerial(serial: string): void {
+    if (!isSerialHex(serial)) throw new EnrollError('bad-request', 'serial must be hexadecimal, at most 20 octets (RFC 5280 §4.1.2.2)');
+  }
+
+  /**
+   * The stored CRL when it covers every committed revocation and has used up less than half its validity; otherwise
+   * the next coalesced rebuild, which covers everything committed before this call.
+   */
   async function ensureCrlCurrent(): Promise<StoredCrl> {
     const [latest, lastSeq] = await Promise.all([store.latestCrl(), store.lastSeq()]);
     const now = clock.now().getTime();
     if (latest && latest.coversSeq >= lastSeq && now < latest.thisUpdate.getTime() + deps.crlValidityMs / 2 && now < latest.nextUpdate.getTime()) {
       return latest;
     }
-    return regenerateCrl();
+    return rebuilds.request();
   }
 
   return {
@@ -110,15 +121,28 @@ export function createRevocationService(deps: RevocationServiceDeps) {
     },
 
     async revokeCertificate(serial: string, input: RevokeInput): Promise<RevokeResult> {
-      if (!isSerialHex(serial)) throw new EnrollError('bad-request', 'serial must be hexadecimal, at most 20 octets (RFC 5280 §4.1.2.2)');
+      checkSerial(serial);
       const code = reasonCode(input.reason);
       const result = await store.revokeCertificate(serial, { reasonCode: code, actor: input.actor, requestId: input.requestId });
       return finish(input.reason as RevocationReason, result, `no certificate with serial ${serial}`);
     },
 
+    /**
+     * Revokes many certificates by canonical serial in one short statement (supersedes batched by the rotation).
+     * Unknown and already revoked serials are skipped: `revoked` holds only those this call revoked.
+     */
+    async revokeCertificates(serials: string[], input: { reason: string; actor: string; requestId?: string }): Promise<{ revoked: RevokedCertificate[] }> {
+      serials.forEach(checkSerial);
+      const code = reasonCode(input.reason);
+      if (serials.length === 0) return { revoked: [] };
+      const revoked = await store.revokeCertificates(serials, { reasonCode: code, actor: input.actor, requestId: input.requestId });
+      if (revoked.length > 0) afterCommit(revoked);
+      return { revoked };
+    },
+
     ensureCrlCurrent,
 
-    /** The CRL to serve at GET /v1/crl: the stored one, rebuilt first if it is stale or missing. */
+    /** The CRL to serve at GET /v1/crl: the stored one, or the next rebuild when it is stale or missing. */
     async currentCrl(): Promise<StoredCrl> {
       return ensureCrlCurrent();
     },

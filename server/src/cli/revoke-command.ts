@@ -8,7 +8,7 @@ export const REVOKE_USAGE = `enrolld revoke DEVICE_ID [--reason keyCompromise]  
 enrolld revoke --serial HEX [--reason R]           revoke one certificate
   reasons (RFC 5280 §5.3.1): ${REVOCATION_REASON_NAMES.filter((r) => r !== 'removeFromCRL' && r !== 'certificateHold').join(', ')}`;
 
-/** `enrolld revoke`: through the admin API, so the API process rebuilds the CRL and every broker hears of it. */
+/** `enrolld revoke`: through the admin API, so every broker hears of it and the API process puts it in the next CRL. */
 export async function revokeCommand(argv: string[], ctx: CliContext): Promise<void> {
   const { values, positionals } = parseArgs({
     args: argv,
@@ -38,7 +38,7 @@ export async function revokeCommand(argv: string[], ctx: CliContext): Promise<vo
       return;
     }
     for (const serial of answer.serials) process.stdout.write(`${serial}\n`);
-    note(`${answer.deviceId}: revoked ${answer.serials.length} certificate(s), reason ${answer.reason}; CRL #${answer.crlNumber ?? '?'}; live sessions are being closed`);
+    note(`${answer.deviceId}: revoked ${answer.serials.length} certificate(s), reason ${answer.reason}; live sessions are being closed; the CRL lists them within CRL_MIN_INTERVAL`);
   } finally {
     api.close();
   }

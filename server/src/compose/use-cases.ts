@@ -6,6 +6,7 @@ import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import { createPgAdminCredentialStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
+import type { IssuancePublisher } from '@enrolld/core/admission/ports.js';
 import type { IssuingCa } from '@enrolld/core/ca/types.js';
 import { systemClock, type Clock } from '@enrolld/core/clock.js';
 import { createEnrollment } from '@enrolld/core/enroll.js';
@@ -36,8 +37,10 @@ export interface UseCaseDeps {
   ca: IssuingCa;
   logger: Logger;
   registry: Registry;
-  /** Told after each revocation commits: the in-process event source a broker in the same process consumes. */
+  /** Told after each revocation commits and after each CRL rebuild: the in-process source a broker in the same process consumes. */
   revocationEvents?: RevocationPublisher | undefined;
+  /** Told after each signed certificate is stored (enrollment, renewal): the registry of a broker in the same process. */
+  issuanceEvents?: IssuancePublisher | undefined;
   clock?: Clock;
 }
 
@@ -59,6 +62,7 @@ export function buildUseCases(deps: UseCaseDeps) {
       retryWindowSeconds: config.enrollRetryWindowSeconds,
       inFlightSeconds: IN_FLIGHT_SECONDS,
     },
+    onIssued: (event) => deps.issuanceEvents?.issued(event),
     onOutcome: (outcome, seconds) => {
       metrics.enrollments.inc({ outcome });
       metrics.enrollmentSeconds.observe({ outcome }, seconds);
@@ -70,8 +74,13 @@ export function buildUseCases(deps: UseCaseDeps) {
     signer: ca,
     clock,
     crlValidityMs: config.revocation.crlValidityMs,
+    crlMinIntervalMs: config.revocation.crlMinIntervalMs,
     publisher: deps.revocationEvents,
-    onCrlError: (error) => logger.error({ err: error }, 'CRL rebuild failed; brokers still refuse the serial at CONNECT'),
+    onCrlRebuilt: () => metrics.crlRebuilds.inc({ outcome: 'stored' }),
+    onCrlError: (error) => {
+      metrics.crlRebuilds.inc({ outcome: 'failed' });
+      logger.error({ err: error }, 'CRL rebuild failed; brokers still refuse the serial at CONNECT');
+    },
   });
 
   const lineage = createLineage({
@@ -97,6 +106,7 @@ export function buildUseCases(deps: UseCaseDeps) {
       popLinking: config.rotation.estPopLinking,
     },
     onRenewed: (entry) => lineage.noteRenewal(entry),
+    onIssued: (event) => deps.issuanceEvents?.issued(event),
     onOutcome: (transport, outcome, seconds) => {
       metrics.renewals.inc({ transport, outcome });
       metrics.renewalSeconds.observe({ transport, outcome }, seconds);

@@ -1,5 +1,5 @@
 // Revocation over HTTP (docs/architecture.md): the admin revoke endpoints and the public CRL (RFC 5280 §5).
-import express, { Router, type RequestHandler } from 'express';
+import express, { Router, type Request, type RequestHandler } from 'express';
 import { canonicalSerial, deviceIdSchema, revokeRequestSchema, routes, type RevokeResponse } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { RevocationService, RevokeResult } from '@enrolld/core/revocation/revocation-service.js';
@@ -35,7 +35,6 @@ function answer(result: RevokeResult): RevokeResponse {
     outcome: result.outcome,
     reason: result.reason,
     serials: result.serials,
-    crlNumber: result.crlNumber?.toString() ?? null,
   };
 }
 
@@ -72,13 +71,37 @@ export function revocationAdminRoutes(deps: RevocationRoutesDeps): Router {
   return router;
 }
 
-/** Public: anyone may fetch the CRL (RFC 5280 §5; served as application/pkix-crl, RFC 2585 §4.2). */
+/** RFC 9110 §13.1.2 (weak comparison, so a W/ prefix still matches) and §13.1.3 (ignored when If-None-Match is present). */
+function notModified(req: Request, etag: string, lastModified: Date): boolean {
+  const noneMatch = req.get('if-none-match');
+  if (noneMatch !== undefined) {
+    return noneMatch.split(',').some((tag) => {
+      const t = tag.trim();
+      return t === '*' || t.replace(/^W\//, '') === etag;
+    });
+  }
+  const since = Date.parse(req.get('if-modified-since') ?? '');
+  return !Number.isNaN(since) && lastModified.getTime() <= since;
+}
+
+/**
+ * Public: anyone may fetch the CRL (RFC 5280 §5; served as application/pkix-crl, RFC 2585 §4.2). The CRL number names
+ * one signed CRL, so it is a strong validator. A relying party may use a CRL until its nextUpdate, so a cache may keep it
+ * that long (RFC 9111 §5.2.2.1); newer revocations are enforced by the brokers from the registry, not from this copy.
+ */
 export function crlRoutes(deps: RevocationRoutesDeps): Router {
   const router = Router();
-  router.get(routes.crl, async (_req, res) => {
+  router.get(routes.crl, async (req, res) => {
     const crl = await deps.revocation.currentCrl();
-    res.setHeader('Cache-Control', 'no-cache');
+    const etag = `"${crl.crlNumber.toString()}"`;
+    const maxAgeSeconds = Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 1000));
+    res.setHeader('ETag', etag);
     res.setHeader('Last-Modified', crl.thisUpdate.toUTCString());
+    res.setHeader('Cache-Control', `public, max-age=${maxAgeSeconds}`);
+    if (notModified(req, etag, crl.thisUpdate)) {
+      res.status(304).end();
+      return;
+    }
     res.type('application/pkix-crl').send(crl.der);
   });
   return router;

@@ -52,6 +52,11 @@ export function createMemoryRevocationStore(tables: MemoryTables): RevocationSto
       return revoked.length === 0 ? { outcome: 'already-revoked', deviceId: cert.deviceId, revoked: [] } : { outcome: 'revoked', deviceId: cert.deviceId, revoked };
     },
 
+    async revokeCertificates(serials, command) {
+      const unrevoked = serials.map((s) => tables.certificates.get(s)).filter((c): c is CertificateRow => c !== undefined && !c.revokedAt);
+      return revoke([...new Set(unrevoked)], command);
+    },
+
     async revokedSince(seq, limit = 10_000) {
       return revokedRows().filter((c) => c.revocationSeq! > seq).slice(0, limit).map(record);
     },
@@ -66,8 +71,10 @@ export function createMemoryRevocationStore(tables: MemoryTables): RevocationSto
     },
 
     async regenerateCrl(build: (input: CrlBuildInput) => Buffer | Promise<Buffer>, validity) {
+      // RFC 5280 §3.3, as db/src/revocation-store.ts: listed until one CRL issued at or past notAfter has listed it.
+      const previous = crls.at(-1);
       const entries = revokedRows()
-        .filter((c) => c.notAfter > validity.thisUpdate)
+        .filter((c) => !previous || c.revocationSeq! > previous.coversSeq || c.notAfter >= previous.thisUpdate)
         .map((c) => ({ serial: c.serial, revokedAt: c.revokedAt!, reasonCode: c.revocationReason! }));
       const crlNumber = ++tables.lastCrlNumber;
       const coversSeq = tables.lastRevocationSeq;
