@@ -85,5 +85,52 @@ export function describeRevocationStoreContract(name: string, makeStores: () => 
       expect(second.crlNumber).toBeGreaterThan(first.crlNumber);
       expect(await revocation.latestCrl()).toEqual(second);
     });
+
+    it('revokeCertificates: the unrevoked ones among the serials in one call, in seq order; unknown and revoked ones skipped', async () => {
+      const { revocation, deviceId, serials } = await device(3);
+      await revocation.revokeCertificate(serials[0]!, command());
+      const before = await revocation.lastSeq();
+      const revoked = await revocation.revokeCertificates([serials[2]!, serials[0]!, newSerial(), serials[1]!], command(SUPERSEDED));
+      expect(revoked.map((r) => r.serial).sort()).toEqual([serials[1], serials[2]].sort());
+      expect(revoked.every((r) => r.deviceId === deviceId && r.reasonCode === SUPERSEDED)).toBe(true);
+      const seqs = revoked.map((r) => r.seq);
+      expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
+      expect(seqs[0]).toBeGreaterThan(before);
+      expect(await revocation.lastSeq()).toBe(seqs.at(-1));
+      expect(await revocation.revokedSince(before)).toEqual(revoked);
+      expect(await revocation.revokeCertificates(serials, command())).toEqual([]);
+      expect(await revocation.revokeCertificates([], command())).toEqual([]);
+    });
+
+    it('a CRL entry stays until one CRL issued at or past its notAfter listed it, then drops off (RFC 5280 §3.3)', async () => {
+      const stores = makeStores();
+      // notBefore is 60 s back: 90 s of life leaves 30 s; 30 s of life is already over.
+      const live = await device(1, { lifetimeMs: 90_000 }, stores);
+      const expired = await device(1, { lifetimeMs: 30_000 }, stores);
+      const { revocation } = stores;
+      await revocation.revokeCertificate(live.serials[0]!, command());
+      await revocation.revokeCertificate(expired.serials[0]!, command());
+      const t0 = Date.now();
+      const listed: string[][] = [];
+      const crlAt = (offsetMs: number) =>
+        revocation.regenerateCrl(
+          (input) => {
+            listed.push(input.entries.map((e) => e.serial));
+            return Buffer.from(`crl-${input.crlNumber}`);
+          },
+          { thisUpdate: new Date(t0 + offsetMs), nextUpdate: new Date(t0 + offsetMs + 3600_000) },
+        );
+      const first = await crlAt(0); // before the live one's notAfter; the expired one is listed once, being new
+      await crlAt(60_000); // the first CRL past the live one's notAfter
+      const third = await crlAt(120_000);
+      expect(listed.map((serials) => [live.serials[0], expired.serials[0]].map((s) => serials.includes(s!)))).toEqual([
+        [true, true],
+        [true, false],
+        [false, false],
+      ]);
+      // Dropped entries are still covered: the CRL is not stale for them.
+      expect(third.coversSeq).toBe(first.coversSeq);
+      expect(third.coversSeq).toBe(await revocation.lastSeq());
+    });
   });
 }
