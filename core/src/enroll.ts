@@ -1,4 +1,5 @@
 import type { EnrollResponse } from '@enrolld/protocol';
+import type { IssuedCertificateEvent } from './admission/ports.js';
 import { assertCsrNamesDevice, parseCsrAsync } from './ca/index.js';
 import type { IssuingCa } from './ca/types.js';
 import type { Clock } from './clock.js';
@@ -23,6 +24,8 @@ export interface EnrollmentDeps {
   policy: EnrollmentPolicy;
   /** Observes outcomes for metrics; never sees the token. */
   onOutcome?: (outcome: EnrollOutcome, seconds: number) => void;
+  /** A signed certificate was stored: an in-process broker admits it before the answer goes out. */
+  onIssued?: (event: IssuedCertificateEvent) => void;
 }
 
 export type EnrollOutcome = 'issued' | 'replayed' | 'rejected' | 'failed';
@@ -67,6 +70,7 @@ export function createEnrollment(deps: EnrollmentDeps) {
           case 'begun':
           case 'resume': {
             const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed: begun.outcome === 'resume' });
+            deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime() });
             finish('issued');
             return { response: issuedResponse(cert, ca.chainPem), replayed: begun.outcome === 'resume' };
           }

@@ -11,3 +11,5 @@ export { createPgRevocationStore, createPgRevocationListener } from './revocatio
 export type { RevocationListenerOptions } from './revocation-store.js';
 export { createPgRenewalStore, createPgRotationListener, RENEWAL_CHANNEL, ROTATION_HINT_CHANNEL } from './renewal-store.js';
 export type { RotationListenerOptions } from './renewal-store.js';
+export { createPgRegistryStore, createPgRegistryListener } from './registry-store.js';
+export type { RegistryListenerOptions } from './registry-store.js';

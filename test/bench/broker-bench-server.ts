@@ -1,5 +1,5 @@
 // The broker under test for `npm run bench:broker`, in its own process (pinned to CPU 0 by the caller).
-//   BENCH_MODE=enrolld      our broker (createBroker) over Postgres revocation state, defaults as shipped
+//   BENCH_MODE=enrolld      our broker (createBroker) over the Postgres registry and revocation state, defaults as shipped
 //   BENCH_MODE=stock-aedes  the usual way to put aedes behind mTLS, as a reference: Aedes defaults,
 //                           getPeerCertificate() + a revoked-serial Set in authenticate, TLS defaults (tickets on)
 // Prints {"port":N} when listening; on SIGUSR2 forces a GC (run with --expose-gc) and prints memory; exits on SIGTERM.
@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { Aedes } from 'aedes';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createPool, createPgRevocationListener, createPgRevocationStore } from '@enrolld/db';
+import { createPool, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
 import { systemClock } from '@enrolld/core/clock.js';
 import { createBroker, defaultBrokerConfig } from '../../server/src/mqtt/broker.js';
 
@@ -24,9 +24,9 @@ if (mode === 'enrolld') {
   const pool = createPool({ connectionString: databaseUrl, max: 4 });
   const broker = createBroker({
     config: { ...defaultBrokerConfig, host: '127.0.0.1', port: 0 },
-    tls: { key: read('server.key'), cert: read('server-chain.pem'), ca: read('ca-chain.pem'), issuingCertificate: read('issuing.pem'), extraCrls: [read('root-arl.pem')] },
-    store: createPgRevocationStore(pool),
-    feed: createPgRevocationListener({ connectionString: databaseUrl }),
+    tls: { key: read('server.key'), cert: read('server-chain.pem'), ca: read('ca-chain.pem'), issuingCertificate: read('issuing.pem') },
+    store: { ...createPgRevocationStore(pool), ...createPgRegistryStore(pool) },
+    feed: createPgRegistryListener({ connectionString: databaseUrl }),
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     registry: new Registry(),

@@ -208,15 +208,15 @@ async function main(): Promise<void> {
   await writeFile(path.join(dir, 'server-chain.pem'), pki.server.chainPem);
   await writeFile(path.join(dir, 'ca-chain.pem'), pki.caChainPem);
   await writeFile(path.join(dir, 'issuing.pem'), pki.issuing.certPem);
-  await writeFile(path.join(dir, 'root-arl.pem'), pki.rootArlPem);
   const db = await createTestDatabase();
-  // Device rows for the revocation trials (the connect and idle phases do not need rows).
+  // Device rows for every certificate: our broker admits only what its registry holds.
   const revocable = await Promise.all(Array.from({ length: TRIALS }, (_, i) => pki.device(`revoke-${i}`, { keys: shared.keys }).then((d) => ({ ...d, keyPem: shared.keyPem }))));
-  await db.pool.query(`INSERT INTO devices (id) SELECT unnest($1::text[])`, [revocable.map((d) => d.deviceId)]);
+  const recorded = [...devices, ...revocable];
+  await db.pool.query(`INSERT INTO devices (id) SELECT unnest($1::text[])`, [recorded.map((d) => d.deviceId)]);
   await db.pool.query(
     `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at)
      SELECT s, d, '\\x00'::bytea, '\\x00'::bytea, der, der, nb, na, now() FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[], $5::timestamptz[]) AS t(s, d, der, nb, na)`,
-    [revocable.map((d) => d.serial), revocable.map((d) => d.deviceId), revocable.map((d) => d.der), revocable.map((d) => d.notBefore), revocable.map((d) => d.notAfter)],
+    [recorded.map((d) => d.serial), recorded.map((d) => d.deviceId), recorded.map((d) => d.der), recorded.map((d) => d.notBefore), recorded.map((d) => d.notAfter)],
   );
   const service = revocationServiceFor(db.pool, pki);
   const crl = await service.ensureCrlCurrent();

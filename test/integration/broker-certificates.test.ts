@@ -1,4 +1,5 @@
-// BRK-01 … BRK-03: what the mTLS listener admits. Real TLS sockets, real Postgres.
+// BRK-01 … BRK-04: what the mTLS listener and CONNECT admit. Real TLS sockets, real Postgres. A certificate of ours is
+// admitted only when it is on record (the admission registry, docs/architecture.md §7), so the admitted ones are inserted.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { createTestPki, createRootCa, createIntermediateCa, asCa, deviceIdFor, KeyUsage, SERVER_AUTH, type TestPki, type DeviceCert } from '../support/test-pki.js';
@@ -28,13 +29,14 @@ describe('broker certificate validation', () => {
     return probe(broker.port, { ...deviceCreds(pki, device), ...(cert ? { cert } : {}) }, device.deviceId);
   }
 
-  it('BRK-01 validity window: expired and not-yet-valid refused at TLS, the last second and a valid cert accepted', async () => {
+  it('BRK-01 validity window: expired and not-yet-valid refused with CONNACK 5, the last second and a valid cert accepted', async () => {
     const now = Date.now();
     const valid = await pki.device(deviceIdFor('valid'));
     const expired = await pki.device(deviceIdFor('expired'), { notBefore: new Date(now - 3600_000), notAfter: new Date(now - 1000) });
     const future = await pki.device(deviceIdFor('future'), { notBefore: new Date(now + 60_000), notAfter: new Date(now + 3600_000) });
     // RFC 5280 §4.1.2.5: notAfter is inclusive. Ends a few seconds from now so the attempt lands inside its last second(s).
     const lastSecond = await pki.device(deviceIdFor('edge'), { notBefore: new Date(now - 3600_000), notAfter: new Date(now + 3000) });
+    for (const device of [valid, expired, future, lastSecond]) await insertDevice(db.pool, device);
     const t0 = performance.now();
     const results = {
       valid: await attempt(valid),
@@ -44,7 +46,7 @@ describe('broker certificate validation', () => {
     };
     const rejectMs = performance.now() - t0;
     const outcomes = outcomesOf(results);
-    const expected = { valid: 'connack 0', expired: 'tls-closed', notYetValid: 'tls-closed', lastSecond: 'connack 0' };
+    const expected = { valid: 'connack 0', expired: 'connack 5', notYetValid: 'connack 5', lastSecond: 'connack 0' };
     report('BRK-01', Object.entries(expected).every(([k, v]) => outcomes[k] === v), { outcomes, fourAttemptsMs: Math.round(rejectMs) });
     expect(outcomes).toEqual(expected);
   });
@@ -60,6 +62,7 @@ describe('broker certificate validation', () => {
     const sibling = await createIntermediateCa(pki.root, `sibling ${id}`);
     const fromSibling = await pki.deviceFrom(sibling, id);
     const ours = await pki.device(id);
+    await insertDevice(db.pool, ours);
     const cases = {
       otherCaSameSubject: await attempt(fromOther, fromOther.chainPem),
       selfSignedWithDeviceSubject: await attempt(selfSigned, selfSigned.certPem),
@@ -105,13 +108,13 @@ describe('broker certificate validation', () => {
     expect(notRefused).toEqual([]);
   });
 
-  it('refuses revoked certificates at the handshake once the CRL names them (BRK-04, TLS layer)', async () => {
+  it('refuses revoked certificates at CONNECT with CONNACK 5 on a new handshake (BRK-04)', async () => {
     const device = await pki.device(deviceIdFor('crl'));
     await insertDevice(db.pool, device);
     expect(await attempt(device)).toMatchObject({ kind: 'connack', code: 0 });
     const service = revocationServiceFor(db.pool, pki);
     await service.revokeDevice(device.deviceId, { reason: 'keyCompromise', actor: 'test' });
     await broker.broker.resync();
-    expect(refusalOf(await attempt(device))).toBe('tls-closed');
+    expect(refusalOf(await attempt(device))).toBe('connack 5');
   });
 });

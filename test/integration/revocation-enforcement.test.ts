@@ -133,8 +133,9 @@ describe('revocation enforcement', () => {
       await revocationServiceFor(db.pool, pki, broker.revocations).revokeDevice(device.deviceId, { reason: 'keyCompromise', actor: 'rev-03' });
       const fullHandshake = await probe(broker.port, deviceCreds(pki, device), device.deviceId);
       const resumed = await probe(broker.port, deviceCreds(pki, device), device.deviceId, { session });
-      // The in-process publisher put the new CRL in the TLS context before revokeDevice returned.
-      expect(refusalOf(fullHandshake)).toBe('tls-closed');
+      // The in-process publisher told the broker before revokeDevice returned; no CRL is in the TLS context, so the
+      // refusal is the CONNECT check's, which says why (CONNACK 5) instead of a bare close.
+      expect(refusalOf(fullHandshake)).toBe('connack 5');
       // Node resumes the session at the TLS layer without checking the certificate again (RFC 8446 §2.2); the
       // CONNECT check refuses it.
       expect(resumed).toMatchObject({ kind: 'connack', code: 5, resumed: true });
@@ -150,9 +151,9 @@ describe('revocation enforcement', () => {
       const resumedAccepts = [resumed, resumedAfterRestart].filter((o) => refusalOf(o) === 'connack 0').length;
       report('BRK-05', resumedAccepts === 0, { resumedSessionsAcceptedAfterRevocation: resumedAccepts, resumed: describe(resumed), resumedAfterRestart: describe(resumedAfterRestart) });
       report('REV-03', accepts === 0, { acceptsAfterRevocation: accepts, ...Object.fromEntries(Object.entries(afterRevocation).map(([k, o]) => [k, describe(o)])) });
-      // The restarted broker loads the CRL before it listens; the resumed ticket (same ticket keys) skips it and
-      // meets the CONNECT check.
-      expect(refusalOf(afterRestart)).toBe('tls-closed');
+      // The restarted broker loads the revocation state and the registry before it listens; a full handshake and the
+      // resumed ticket (same ticket keys) both meet the CONNECT check.
+      expect(refusalOf(afterRestart)).toBe('connack 5');
       expect(refusalOf(resumedAfterRestart)).toBe('connack 5');
       expect(control).toMatchObject({ kind: 'connack', code: 0 });
     } finally {
@@ -171,7 +172,7 @@ describe('revocation enforcement', () => {
       expect(broker.broker.revocationStatus().known).toBe(false);
       const whileDown = await probe(broker.port, deviceCreds(pki, valid), valid.deviceId);
       const revokedWhileDown = await probe(broker.port, deviceCreds(pki, revoked), revoked.deviceId);
-      // No CRL could be loaded either, so the revoked cert passes TLS here: the CONNECT check is what holds.
+      // The revoked cert passes TLS (no CRL there): the CONNECT check is what holds, fail closed.
       expect(whileDown).toMatchObject({ kind: 'connack', code: 3 });
       expect(revokedWhileDown).toMatchObject({ kind: 'connack', code: 3 });
       proxy.setUp(true);
@@ -188,9 +189,8 @@ describe('revocation enforcement', () => {
         revokedAfterRecovery,
       });
       expect(afterUp).toMatchObject({ kind: 'connack', code: 0 });
-      // The CRL is read in the same sync that makes the state known, but a CONNECT check that sees the serial first
-      // is just as final.
-      expect(['tls-closed', 'connack 5']).toContain(revokedAfterRecovery);
+      // The sync that makes the state known loaded the revocation: the CONNECT check refuses it.
+      expect(revokedAfterRecovery).toBe('connack 5');
       const refusals = await broker.registry.getSingleMetricAsString('enrolld_broker_connect_refusals_total');
       expect(refusals).toMatch(/reason="revocation-state-unknown"} 2/);
     } finally {

@@ -1,13 +1,14 @@
 // Helpers for the broker tests: a broker on port 0 over a real Postgres, device rows, real MQTT.js clients and a
-// raw MQTT-over-TLS probe that tells a TLS refusal from a CONNACK refusal. The broker hears revocations as `enrolld up`
-// wires it: the Postgres NOTIFY feed merged with the in-process feed, which a revocation service may publish to.
+// raw MQTT-over-TLS probe that tells a TLS refusal from a CONNACK refusal. The broker hears revocations and issuance as
+// `enrolld up` wires it: the Postgres NOTIFY feed merged with the in-process revocation feed, which a revocation
+// service may publish to. A device row inserted by a test reaches it by NOTIFY, or by the lookup of an unknown serial.
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import type pg from 'pg';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createPgRevocationListener, createPgRevocationStore } from '@enrolld/db';
+import { createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
 import { systemClock } from '@enrolld/core/clock.js';
 import { createLocalRevocationFeed, type LocalRevocationFeed } from '@enrolld/core/events/local-revocation-feed.js';
 import { mergeRevocationFeeds } from '@enrolld/core/events/merge-feeds.js';
@@ -41,10 +42,9 @@ export async function startTestBroker(
       cert: pki.server.chainPem,
       ca: pki.caChainPem,
       issuingCertificate: pki.issuing.certPem,
-      extraCrls: [pki.rootArlPem],
     },
-    store: createPgRevocationStore(pool),
-    feed: mergeRevocationFeeds(createPgRevocationListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }), revocations),
+    store: { ...createPgRevocationStore(pool), ...createPgRegistryStore(pool) },
+    feed: mergeRevocationFeeds(createPgRegistryListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }), revocations),
     clock: systemClock,
     logger: pino({ level: process.env.BROKER_TEST_LOG ?? 'silent' }),
     registry,

@@ -1,6 +1,7 @@
-// A second broker node on the same database as a test server (as `enrolld broker` runs it): it learns revocations
-// only through NOTIFY and the seq resync, never in-process, so a cut there proves the fan-out.
-import { createPgRevocationListener, createPgRevocationStore, createPool } from '@enrolld/db';
+// A second broker node on the same database as a test server (as `enrolld broker` runs it): it learns revocations and
+// issued certificates only through NOTIFY, the seq resyncs and the lookup of an unknown serial, never in-process, so
+// a cut or an admission there proves the fan-out.
+import { createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPool } from '@enrolld/db';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { systemClock } from '@enrolld/core/clock.js';
@@ -17,10 +18,9 @@ export async function startSecondBroker(server: { home: string; databaseUrl: str
       cert: material.serverCertPem,
       ca: material.chainPem,
       issuingCertificate: material.issuingCertPem,
-      extraCrls: [material.rootArlPem],
     },
-    store: createPgRevocationStore(pool),
-    feed: createPgRevocationListener({ connectionString: server.databaseUrl, applicationName: 'test-second-broker-listen' }),
+    store: { ...createPgRevocationStore(pool), ...createPgRegistryStore(pool) },
+    feed: createPgRegistryListener({ connectionString: server.databaseUrl, applicationName: 'test-second-broker-listen' }),
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     registry: new Registry(),

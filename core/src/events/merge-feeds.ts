@@ -1,12 +1,17 @@
-// One RevocationFeed out of several sources of the same events (the Postgres NOTIFY feed plus the in-process feed).
-// Only the primary reports connection state: it is the one whose loss can hide events, so its reconnect is what
-// triggers a resync. The others cannot lose events while the process is alive.
-import type { RevocationFeed } from '../revocation/ports.js';
+// One feed out of several sources of the same events (the Postgres NOTIFY feed plus the in-process feeds of
+// revocation and issuance). Only the primary reports connection state: it is the one whose loss can hide events, so
+// its reconnect is what triggers a resync. The others cannot lose events while the process is alive.
+import type { RevocationFeedHandlers } from '../revocation/ports.js';
 
-export function mergeRevocationFeeds(primary: RevocationFeed, ...others: RevocationFeed[]): RevocationFeed {
+export interface EventFeed<H extends RevocationFeedHandlers> {
+  start(handlers: H): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export function mergeRevocationFeeds<H extends RevocationFeedHandlers>(primary: EventFeed<H>, ...others: Array<EventFeed<H>>): EventFeed<H> {
   return {
     async start(handlers) {
-      const quiet = { onRevocation: handlers.onRevocation, onCrl: handlers.onCrl, onConnection: () => undefined };
+      const quiet: H = { ...handlers, onConnection: () => undefined };
       await Promise.all(others.map((feed) => feed.start(quiet)));
       try {
         await primary.start(handlers);

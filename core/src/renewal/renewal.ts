@@ -14,6 +14,7 @@ import { assertCsrNamesDevice, parseCsrAsync } from '../ca/index.js';
 import type { IssuingCa } from '../ca/types.js';
 import type { Clock } from '../clock.js';
 import { toPem } from '../ca/der.js';
+import type { IssuedCertificateEvent } from '../admission/ports.js';
 import { buildIntent, issuedResponse, signAndRecord } from '../issuance.js';
 import { EnrollError } from '../errors.js';
 import type { IssuedCertificate } from '../ports.js';
@@ -51,6 +52,8 @@ export interface RenewalDeps {
   policy: RenewalPolicy;
   /** A new successor was issued (not for replays): the in-process lineage learns it at once. */
   onRenewed?: (renewal: PendingSupersession) => void;
+  /** A signed successor was stored: an in-process broker admits it before the answer goes out. */
+  onIssued?: (event: IssuedCertificateEvent) => void;
   onOutcome?: (transport: RenewalTransport, outcome: RenewalOutcome, seconds: number) => void;
 }
 
@@ -178,6 +181,7 @@ export function createRenewal(deps: RenewalDeps) {
           const resumed = begun.outcome === 'resume';
           const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed });
           const predecessorSerial = begun.intent.predecessorSerial ?? serial;
+          deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime(), predecessorSerial });
           deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial, deviceId: cert.deviceId, issuedAt: clock.now() });
           return { response: issuedResponse(cert, ca.chainPem), replayed: resumed, predecessorSerial, certificateDer: cert.der };
         }

@@ -1,6 +1,7 @@
 // What a broker process knows about revocation (docs/architecture.md, revocation). It is "unknown" until the first
 // full load from the store succeeds and again when the last successful sync is older than `maxStalenessMs`: while
 // unknown, the broker refuses device CONNECTs (fail closed; Mosquitto CVE-2017-7652 fell back to allow-all instead).
+import { REVOCATION_REASONS } from '@enrolld/protocol';
 import type { Clock } from '../clock.js';
 import type { RevocationSnapshot, RevokedCertificate } from './ports.js';
 
@@ -15,11 +16,13 @@ export interface RevocationStateOptions {
 export interface RevocationState {
   status(): RevocationStatus;
   isRevoked(serial: string): boolean;
+  /** The RFC 5280 §5.3.1 reason code of a revoked serial (0, unspecified, when the event did not carry one). */
+  revocationOf(serial: string): number | undefined;
   lastSeq(): number;
   /** Replaces everything with a full snapshot; returns the serials not known before. */
   load(snapshot: RevocationSnapshot): string[];
   /** Adds revocations (from NOTIFY or a resync); returns the serials that are new. */
-  apply(revoked: Array<Pick<RevokedCertificate, 'serial' | 'seq'>>, options?: { advanceSeq?: boolean }): string[];
+  apply(revoked: Array<Pick<RevokedCertificate, 'serial' | 'seq'> & Partial<Pick<RevokedCertificate, 'reasonCode'>>>, options?: { advanceSeq?: boolean }): string[];
   /** Records a successful resync that found nothing new. */
   markSynced(lastSeq?: number): void;
   /** Forgets that we were in sync (e.g. "initial load failed: …"). */
@@ -28,15 +31,16 @@ export interface RevocationState {
 }
 
 export function createRevocationState(options: RevocationStateOptions): RevocationState {
-  const revoked = new Set<string>();
+  /** serial → RFC 5280 §5.3.1 reason code */
+  const revoked = new Map<string, number>();
   let seq = 0;
   let loaded = false;
   let lastSyncAt = -Infinity;
   let unknownReason = 'revocation state not loaded yet';
 
-  function add(serial: string, fresh: string[]): void {
+  function add(serial: string, reasonCode: number | undefined, fresh: string[]): void {
     if (!revoked.has(serial)) {
-      revoked.add(serial);
+      revoked.set(serial, reasonCode ?? REVOCATION_REASONS.unspecified);
       fresh.push(serial);
     }
   }
@@ -53,6 +57,9 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
     isRevoked(serial) {
       return revoked.has(serial);
     },
+    revocationOf(serial) {
+      return revoked.get(serial);
+    },
     lastSeq() {
       return seq;
     },
@@ -60,7 +67,7 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
       const fresh: string[] = [];
       // A full load never forgets a serial we already saw revoked: revocation is permanent (RFC 5280 §3.3 certificateHold
       // is not offered), and dropping one would re-admit a cert until the next load.
-      for (const r of snapshot.revoked) add(r.serial, fresh);
+      for (const r of snapshot.revoked) add(r.serial, r.reasonCode, fresh);
       seq = Math.max(seq, snapshot.lastSeq);
       loaded = true;
       lastSyncAt = options.clock.now().getTime();
@@ -69,7 +76,7 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
     apply(items, applyOptions = {}) {
       const fresh: string[] = [];
       for (const r of items) {
-        add(r.serial, fresh);
+        add(r.serial, r.reasonCode, fresh);
         // NOTIFY can arrive out of order with a resync; only a contiguous resync advances the seq (advanceSeq),
         // so an event for seq 9 never makes us skip a lost seq 8.
         if (applyOptions.advanceSeq && r.seq > seq) seq = r.seq;

@@ -1,12 +1,16 @@
-// Keeps one broker's RevocationState in step with the store (docs/architecture.md, revocation fan-out):
+// Keeps one broker's RevocationState (and, on a broker, its admission registry) in step with the store
+// (docs/architecture.md §7, revocation fan-out):
 //  - a full snapshot before anyone is admitted (until then the state is unknown and CONNECTs are refused);
-//  - feed events for speed (the in-process push at once, NOTIFY milliseconds after commit); the same revocation
-//    may arrive from both, and only the first is fresh (RevocationState.apply);
-//  - a resync by revocation seq on an interval and after every reconnect of the feed, because a notification sent
-//    while the LISTEN connection was down is gone for good (Postgres NOTIFY, like Redis pub/sub, is at-most-once);
-//  - the newest CRL, for the TLS layer.
+//  - feed events for speed (the in-process push at once, NOTIFY milliseconds after commit); the same event may
+//    arrive from both, and only the first is fresh (RevocationState.apply; the registry ignores a repeat);
+//  - a resync by revocation seq and by issue seq on an interval and after every reconnect of the feed, because a
+//    notification sent while the LISTEN connection was down is gone for good (Postgres NOTIFY, like Redis pub/sub,
+//    is at-most-once);
+//  - the newest CRL, for a consumer that wants it.
+import type { RegistryFeed, RegistryStore } from '../admission/ports.js';
+import type { AdmissionRegistry } from '../admission/registry.js';
 import type { Clock } from '../clock.js';
-import type { RevocationFeed, RevocationStore, StoredCrl } from './ports.js';
+import type { RevocationStore, StoredCrl } from './ports.js';
 import type { RevocationState } from './revocation-state.js';
 
 export interface RevokedNotice {
@@ -24,18 +28,31 @@ export interface SyncLogger {
   error(obj: object, msg: string): void;
 }
 
+/** The admission registry a broker keeps next to the revocation state, and where it loads from. */
+export interface RegistryFollower {
+  registry: AdmissionRegistry;
+  store: Pick<RegistryStore, 'registrySnapshot' | 'issuedSince'>;
+}
+
 export interface RevocationSyncDeps {
-  store: Pick<RevocationStore, 'snapshot' | 'revokedSince' | 'latestCrl'>;
-  feed: RevocationFeed;
+  store: Pick<RevocationStore, 'snapshot' | 'revokedSince'> & Partial<Pick<RevocationStore, 'latestCrl'>>;
+  /** A revocation feed, or a registry feed when `registry` is given (it also carries issuance). */
+  feed: RegistryFeed;
+  registry?: RegistryFollower | undefined;
   state: RevocationState;
   clock: Clock;
   logger: SyncLogger;
   resyncIntervalMs: number;
   /** Serials that became revoked for this process: cut their sessions. */
   onRevoked(notices: RevokedNotice[]): void;
-  /** A newer CRL than the one in use. */
-  onCrl(crl: StoredCrl): void;
+  /** A newer CRL than the one in use; without it no CRL is read. */
+  onCrl?: ((crl: StoredCrl) => void) | undefined;
 }
+
+/** Resync page size, for revocations and issuance alike. */
+const PAGE = 5000;
+/** How often expired devices are dropped from the registry. */
+const PRUNE_INTERVAL_MS = 60_000;
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -43,6 +60,8 @@ function errorText(error: unknown): string {
 
 export function createRevocationSync(deps: RevocationSyncDeps) {
   const { store, feed, state, logger } = deps;
+  const follower = deps.registry;
+  let prunedAt = deps.clock.now().getTime();
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let syncing: Promise<void> | undefined;
@@ -51,6 +70,7 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
   let loaded = false;
 
   async function refreshCrl(): Promise<void> {
+    if (!deps.onCrl || !store.latestCrl) return;
     const crl = await store.latestCrl();
     if (crl && (crlNumber === undefined || crl.crlNumber > crlNumber)) {
       crlNumber = crl.crlNumber;
@@ -58,13 +78,29 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
     }
   }
 
+  /** Issuance the feed has not delivered, by issue seq (contiguous pages, so the seq may advance). */
+  async function catchUpIssued(registry: RegistryFollower): Promise<void> {
+    for (;;) {
+      const page = await registry.store.issuedSince(registry.registry.lastSeq(), PAGE);
+      for (const row of page) registry.registry.issued(row, { advanceSeq: true });
+      if (page.length < PAGE) break;
+    }
+    const now = deps.clock.now().getTime();
+    if (now - prunedAt >= PRUNE_INTERVAL_MS) {
+      prunedAt = now;
+      registry.registry.prune(now);
+    }
+  }
+
   async function syncOnce(): Promise<void> {
     try {
       if (!loaded) {
+        // The registry first: a certificate revoked between the two reads is then refused as revoked.
+        if (follower) follower.registry.load(await follower.store.registrySnapshot());
         const snapshot = await store.snapshot();
         const fresh = new Set(state.load(snapshot));
         loaded = true;
-        logger.info({ revoked: state.size(), lastSeq: state.lastSeq() }, 'revocation state loaded');
+        logger.info({ revoked: state.size(), lastSeq: state.lastSeq(), devices: follower?.registry.size() }, 'revocation state loaded');
         // Serials we first learn from a snapshot may belong to sessions admitted before (a reload after an outage).
         const notices = snapshot.revoked
           .filter((r) => fresh.has(r.serial))
@@ -72,8 +108,9 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
         if (notices.length > 0) deps.onRevoked(notices);
       } else {
         // Pages until caught up; seqs are handed out in commit order, so "> lastSeq" cannot skip a late commit.
+        if (follower) await catchUpIssued(follower);
         for (;;) {
-          const page = await store.revokedSince(state.lastSeq(), 5000);
+          const page = await store.revokedSince(state.lastSeq(), PAGE);
           if (page.length === 0) break;
           const fresh = new Set(state.apply(page, { advanceSeq: true }));
           const notices = page
@@ -83,7 +120,7 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
             logger.warn({ count: notices.length, lastSeq: state.lastSeq() }, 'resync found revocations the feed had not delivered');
             deps.onRevoked(notices);
           }
-          if (page.length < 5000) break;
+          if (page.length < PAGE) break;
         }
         state.markSynced();
       }
@@ -125,7 +162,13 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
             deps.onRevoked(fresh.map((serial) => ({ serial, deviceId: event.deviceId, reasonCode: event.reasonCode, atMs: event.atMs })));
           }
         },
+        onIssued(event) {
+          if (!follower) return;
+          const registry = follower.registry;
+          registry.issued(event, { advanceSeq: loaded && event.seq === registry.lastSeq() + 1 });
+        },
         onCrl(number, crl) {
+          if (!deps.onCrl) return;
           if (crlNumber !== undefined && number <= crlNumber) return;
           if (!crl) return void syncSoon();
           crlNumber = crl.crlNumber;

@@ -3,10 +3,10 @@
 // renewal over MQTT, hints to live sessions, and supersede on a successor's first CONNECT.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createPgRevocationListener, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
+import { createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
+import type { RegistryFeed } from '@enrolld/core/admission/ports.js';
 import { systemClock } from '@enrolld/core/clock.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
-import type { RevocationFeed } from '@enrolld/core/revocation/ports.js';
 import type { Config } from '../config.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createRegistry } from '../metrics.js';
@@ -22,8 +22,8 @@ export interface BrokerRoleDeps {
   registry: Registry;
   database: Database;
   material: BrokerMaterial;
-  /** Revocation events: the Postgres NOTIFY feed, merged with the in-process feed when the API runs here too. */
-  feed: RevocationFeed;
+  /** Revocation and issuance events: the Postgres NOTIFY feed, merged with the in-process feeds when the API runs here too. */
+  feed: RegistryFeed;
   outbound?: OutboundRelay | undefined;
   hooks?: BrokerHooks[] | undefined;
 }
@@ -45,9 +45,10 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
       cert: deps.material.serverCertPem,
       ca: deps.material.chainPem,
       issuingCertificate: deps.material.issuingCertPem,
-      extraCrls: [deps.material.rootArlPem],
     },
-    store: createPgRevocationStore(deps.database.revocationPool),
+    // Admission reads (snapshot, resync, the lookup of an unknown serial) share the pool kept for revocation, so a
+    // burst of renewals cannot starve them.
+    store: { ...createPgRevocationStore(deps.database.revocationPool), ...createPgRegistryStore(deps.database.revocationPool) },
     feed: deps.feed,
     outbound: deps.outbound,
     hooks: deps.hooks,
@@ -57,9 +58,9 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
   });
 }
 
-/** The Postgres NOTIFY feed of revocations, on its own connection. */
-export function revocationNotifyFeed(database: Database): RevocationFeed {
-  return createPgRevocationListener({ connectionString: database.url, applicationName: 'enrolld-broker-listen' });
+/** The Postgres NOTIFY feed of revocations and issuance, on its own connection. */
+export function registryNotifyFeed(database: Database): RegistryFeed {
+  return createPgRegistryListener({ connectionString: database.url, applicationName: 'enrolld-broker-listen' });
 }
 
 export interface BrokerRotation {
@@ -122,7 +123,7 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
   return buildOnDatabase(options, async (database) => {
     const material = await readBrokerMaterial(config.home);
     const registry = createRegistry();
-    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: revocationNotifyFeed(database) });
+    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database) });
     return { broker, listen: () => broker.start(), stop: () => broker.stop() };
   });
 }

@@ -1,8 +1,9 @@
 // `enrolld up`: the API, the broker and (with JOBS=in-process) the worker in one process, over one pool, one registry
-// and one set of use cases. Revocations reach the local broker through the in-process feed (no NOTIFY round trip),
-// merged with the NOTIFY feed that carries other processes' revocations; server-originated MQTT messages go through
-// the outbound relay. Nothing is attached late: every event source exists before the parts that use it.
+// and one set of use cases. Revocations and issued certificates reach the local broker through the in-process feeds
+// (no NOTIFY round trip), merged with the NOTIFY feed that carries other processes' events; server-originated MQTT
+// messages go through the outbound relay. Nothing is attached late: every event source exists before the parts that use it.
 import type { Logger } from 'pino';
+import { createLocalIssuanceFeed } from '@enrolld/core/events/local-issuance-feed.js';
 import { createLocalRevocationFeed } from '@enrolld/core/events/local-revocation-feed.js';
 import { mergeRevocationFeeds } from '@enrolld/core/events/merge-feeds.js';
 import { createOutboundRelay } from '@enrolld/core/events/outbound-relay.js';
@@ -11,7 +12,7 @@ import { createRegistry } from '../metrics.js';
 import type { Broker } from '../mqtt/broker.js';
 import type { JobRuntime } from '../jobs/job-runtime.js';
 import { buildApiRole, ensureFirstAdmin, prepareApiPki } from './api.js';
-import { buildBrokerRole, buildBrokerRotation, revocationNotifyFeed } from './broker.js';
+import { buildBrokerRole, buildBrokerRotation, registryNotifyFeed } from './broker.js';
 import { openDatabase } from './database.js';
 import { readBrokerMaterial } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
@@ -42,8 +43,9 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
     const pki = await prepareApiPki(config, logger);
     const registry = createRegistry();
     const localRevocations = createLocalRevocationFeed();
+    const localIssuance = createLocalIssuanceFeed();
     const outbound = createOutboundRelay();
-    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca: pki.ca, logger, registry, revocationEvents: localRevocations });
+    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca: pki.ca, logger, registry, revocationEvents: localRevocations, issuanceEvents: localIssuance });
     await ensureFirstAdmin(config, useCases, logger);
 
     const api = buildApiRole({ config, logger, registry, database, pki, useCases });
@@ -54,7 +56,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       registry,
       database,
       material: await readBrokerMaterial(config.home),
-      feed: mergeRevocationFeeds(revocationNotifyFeed(database), localRevocations),
+      feed: mergeRevocationFeeds(registryNotifyFeed(database), localRevocations, localIssuance),
       outbound,
       hooks: [rotation.hooks],
     });

@@ -1,22 +1,32 @@
-// Who gets an MQTT session: the checks of CONNECT, after the TLS handshake verified the chain. Refusals are CONNACK
-// return codes (MQTT 3.1.1 §3.2.2.3), counted by reason, and the state is fail closed: while revocation is unknown
-// nobody is admitted.
+// Who gets an MQTT session: the checks of CONNECT, after the TLS handshake verified the chain (tls-listener.ts).
+// Refusals are CONNACK return codes (MQTT 3.1.1 §3.2.2.3), counted by reason, and the state is fail closed: while
+// revocation is unknown nobody is admitted. A certificate is admitted only if the registry holds it as its device's
+// current certificate or that one's predecessor (docs/architecture.md §7); every other certificate of ours gets
+// CONNACK 5 with its reason (revoked, superseded, expired, not-current, unknown) and the connection is closed.
+import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { AedesOptions, AuthenticateError, Client } from 'aedes';
 import type { Logger } from 'pino';
 import { CONNACK } from '@enrolld/protocol';
+import type { RegistryLookup } from '@enrolld/core/admission/registry-lookup.js';
+import type { AdmissionRegistry, RegistryDecision } from '@enrolld/core/admission/registry.js';
 import type { Clock } from '@enrolld/core/clock.js';
 import type { RevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { stampWillSerial, willUnderAuthentication } from './aedes-internals.js';
 import type { BrokerMetrics, RefusalReason } from './broker-metrics.js';
-import type { PeerIdentityReader } from './peer-identity.js';
+import type { PeerIdentity, PeerIdentityReader } from './peer-identity.js';
+import type { SessionExpiry } from './session-expiry.js';
 import type { SessionIndex } from './session-index.js';
+import { VALIDITY_ERRORS } from './tls-listener.js';
 import { canPublish } from './topic-acl.js';
 
 export interface AdmissionDeps {
-  state: Pick<RevocationState, 'status' | 'isRevoked'>;
+  state: Pick<RevocationState, 'status'>;
+  registry: Pick<AdmissionRegistry, 'admit'>;
+  lookup: RegistryLookup;
   identities: PeerIdentityReader;
   sessions: Pick<SessionIndex, 'admit'>;
+  expiry: SessionExpiry;
   metrics: BrokerMetrics;
   clock: Clock;
   log: Logger;
@@ -24,17 +34,33 @@ export interface AdmissionDeps {
 
 type Done = (error: AuthenticateError | null, success: boolean | null) => void;
 
+/** A device that keeps retrying with a refused certificate is logged once per this window. */
+const REFUSAL_LOG_WINDOW_MS = 60_000;
+/** Bound on the devices remembered for that window. */
+const REFUSAL_LOG_MAX_DEVICES = 10_000;
+
+const REFUSAL_MESSAGES: Record<string, string> = {
+  revoked: 'revoked certificate attempted connection',
+  superseded: 'revoked certificate attempted connection',
+  expired: 'expired certificate refused',
+  'not-yet-valid': 'not yet valid certificate refused',
+  'not-current': 'not-current certificate refused',
+  unknown: 'unknown certificate refused',
+};
+
 function authError(returnCode: number, message: string): AuthenticateError {
   return Object.assign(new Error(message), { returnCode }) as AuthenticateError;
 }
 
 export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions>, 'authenticate' | 'preConnect'> {
-  const { state, identities, metrics, clock, log } = deps;
+  const { state, registry, lookup, identities, metrics, clock, log } = deps;
   let lastUnknownLogAt = 0;
+  /** deviceId → when its last certificate refusal was logged (insertion order = age) */
+  const refusalLoggedAt = new Map<string, number>();
 
   function refuse(client: Client, done: Done, code: number, reason: RefusalReason, fields: object, message: string): void {
     metrics.refused(reason);
-    if (reason === 'revocation-state-unknown') {
+    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable') {
       // One line per second at most: a reconnect storm during an outage must not flood the log.
       const now = Date.now();
       if (now - lastUnknownLogAt >= 1000) {
@@ -47,13 +73,46 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     done(authError(code, message), false);
   }
 
+  /** CONNACK 5 for a certificate of ours that may not connect: one structured event per device per window. */
+  function refuseCertificate(client: Client, done: Done, reason: RefusalReason, identity: PeerIdentity): void {
+    metrics.refused(reason);
+    const now = clock.now().getTime();
+    const last = refusalLoggedAt.get(identity.deviceId);
+    if (last === undefined || now - last >= REFUSAL_LOG_WINDOW_MS) {
+      refusalLoggedAt.delete(identity.deviceId);
+      if (refusalLoggedAt.size >= REFUSAL_LOG_MAX_DEVICES) {
+        const oldest = refusalLoggedAt.keys().next().value;
+        if (oldest !== undefined) refusalLoggedAt.delete(oldest);
+      }
+      refusalLoggedAt.set(identity.deviceId, now);
+      const peer = (client.conn as Socket).remoteAddress;
+      log.warn({ deviceId: identity.deviceId, serial: identity.serial, reason, peer }, REFUSAL_MESSAGES[reason] ?? 'certificate refused');
+    }
+    done(authError(CONNACK.notAuthorized, `not authorized: ${reason}`), false);
+  }
+
+  function finish(client: Client, done: Done, identity: PeerIdentity, decision: RegistryDecision): void {
+    if (!decision.ok) return refuseCertificate(client, done, decision.reason, identity);
+    // The will goes through the same topic ACL as a PUBLISH (GHSA-4cmx-hrq9-c23p). Refusing it here tells the device
+    // at once, instead of silently dropping the will when the session dies.
+    const will = willUnderAuthentication(client);
+    if (will && !canPublish(identity.deviceId, will.topic)) {
+      const fields = { deviceId: identity.deviceId, serial: identity.serial, topic: will.topic };
+      return refuse(client, done, CONNACK.notAuthorized, 'will-denied', fields, 'refusing CONNECT: will topic outside the device prefix');
+    }
+    deps.sessions.admit(client, identity);
+    deps.expiry.watch(client, identity);
+    done(null, true);
+  }
+
   const authenticate: Required<AedesOptions>['authenticate'] = (client, username, _password, done) => {
     const status = state.status();
     if (!status.known) {
       // Code 3: the service is unavailable, try later. Admitting would let a revoked certificate in.
       return refuse(client, done, CONNACK.serverUnavailable, 'revocation-state-unknown', { why: status.reason }, 'refusing CONNECT: revocation state unknown');
     }
-    const read = identities.read(client.conn as tls.TLSSocket);
+    const socket = client.conn as tls.TLSSocket;
+    const read = identities.read(socket);
     if (!read.ok) return refuse(client, done, CONNACK.notAuthorized, 'no-identity', { why: read.reason }, 'refusing CONNECT: no device identity in the client certificate');
     const identity = read.identity;
     const fields = { deviceId: identity.deviceId, serial: identity.serial };
@@ -65,23 +124,26 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     if (username !== undefined && username !== '' && username !== identity.deviceId) {
       return refuse(client, done, CONNACK.badUsernameOrPassword, 'username-mismatch', fields, 'refusing CONNECT: username names another device');
     }
-    // RFC 5280 §4.1.2.5, both ends inclusive. The handshake checked this already, but a resumed session did not.
+    // RFC 5280 §4.1.2.5, both ends inclusive. The listener lets a certificate of ours through whose only fault is its
+    // validity period (so it gets this answer), and a resumed session was not checked at all.
     const now = clock.now().getTime();
-    if (now < identity.notBefore || now > identity.notAfter) {
-      return refuse(client, done, CONNACK.notAuthorized, 'outside-validity', fields, 'refusing CONNECT: certificate outside its validity period');
+    const timeFault = socket.authorized === false && VALIDITY_ERRORS.has(String(socket.authorizationError));
+    if (now > identity.notAfter || (timeFault && String(socket.authorizationError) === 'CERT_HAS_EXPIRED')) {
+      return refuseCertificate(client, done, 'expired', identity);
     }
-    // A resumed TLS session skipped the CRL, so this is the check that makes resumption safe.
-    if (state.isRevoked(identity.serial)) {
-      return refuse(client, done, CONNACK.notAuthorized, 'revoked', fields, 'refusing CONNECT: certificate revoked');
-    }
-    // The will goes through the same topic ACL as a PUBLISH (GHSA-4cmx-hrq9-c23p). Refusing it here tells the device
-    // at once, instead of silently dropping the will when the session dies.
-    const will = willUnderAuthentication(client);
-    if (will && !canPublish(identity.deviceId, will.topic)) {
-      return refuse(client, done, CONNACK.notAuthorized, 'will-denied', { ...fields, topic: will.topic }, 'refusing CONNECT: will topic outside the device prefix');
-    }
-    deps.sessions.admit(client, identity);
-    done(null, true);
+    if (now < identity.notBefore || timeFault) return refuseCertificate(client, done, 'not-yet-valid', identity);
+    const decision = registry.admit(identity.serial, identity.deviceId, now);
+    if (decision.ok || (decision.reason !== 'unknown' && decision.reason !== 'not-current')) return finish(client, done, identity, decision);
+    // Not in the registry: perhaps committed a moment ago on another process, its NOTIFY still on the way.
+    lookup.refresh(identity.deviceId, identity.serial).then((outcome) => {
+      if (outcome === 'unavailable') {
+        return refuse(client, done, CONNACK.serverUnavailable, 'registry-lookup-unavailable', fields, 'refusing CONNECT: certificate not in the registry and the store could not be asked');
+      }
+      finish(client, done, identity, registry.admit(identity.serial, identity.deviceId, clock.now().getTime()));
+    }, (error: unknown) => {
+      log.error({ err: error, ...fields }, 'registry lookup failed');
+      refuse(client, done, CONNACK.serverUnavailable, 'registry-lookup-unavailable', fields, 'refusing CONNECT: registry lookup failed');
+    });
   };
 
   const preConnect: Required<AedesOptions>['preConnect'] = (client, packet, callback) => {

@@ -1,5 +1,5 @@
-// Broker metrics on the registry the composition root owns: connected devices, refusals by reason, and the time
-// from a revocation commit to the cut of a live session.
+// Broker metrics on the registry the composition root owns: connected devices, refusals by reason, sessions closed at
+// their certificate's notAfter, and the time from a revocation commit to the cut of a live session.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 
 export type RefusalReason =
@@ -7,8 +7,13 @@ export type RefusalReason =
   | 'no-identity'
   | 'client-id-mismatch'
   | 'username-mismatch'
-  | 'outside-validity'
+  | 'not-yet-valid'
+  | 'expired'
   | 'revoked'
+  | 'superseded'
+  | 'not-current'
+  | 'unknown'
+  | 'registry-lookup-unavailable'
   | 'will-denied'
   | 'tls-handshake';
 
@@ -16,6 +21,8 @@ export interface BrokerMetrics {
   refused(reason: RefusalReason): void;
   /** Seconds from the revocation commit to the socket being closed. */
   enforced(seconds: number): void;
+  /** A live session was closed because its certificate passed notAfter. */
+  sessionExpired(): void;
 }
 
 export function createBrokerMetrics(registry: Registry, connectedDevices: () => number): BrokerMetrics {
@@ -39,7 +46,15 @@ export function createBrokerMetrics(registry: Registry, connectedDevices: () => 
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
     registers: [registry],
   });
+  const expired = new Counter({
+    name: 'enrolld_broker_sessions_expired_total',
+    help: 'Live device sessions closed by this broker when their certificate passed notAfter',
+    registers: [registry],
+  });
   return {
+    sessionExpired() {
+      expired.inc();
+    },
     refused(reason) {
       refusals.inc({ reason });
     },

@@ -1,10 +1,13 @@
-// The device MQTT broker: aedes on a mutual-TLS listener, with revocation enforced on every path
-// (docs/architecture.md, broker and revocation):
-//  1. TLS handshake: the issuing CA's CRL is in the secure context, swapped on each new CRL (tls-listener.ts).
-//  2. MQTT CONNECT: the serial is checked against the in-memory revocation state again, which is what makes a
-//     resumed TLS session safe (admission.ts).
+// The device MQTT broker: aedes on a mutual-TLS listener, with admission and revocation enforced on every path
+// (docs/architecture.md §6, §7):
+//  1. TLS handshake: our chain only; a certificate that fails verification is closed, except one of ours whose only
+//     fault is its validity period, which gets CONNACK 5 `expired` at CONNECT (tls-listener.ts). No CRL here.
+//  2. MQTT CONNECT: admitted only if the registry holds the serial as its device's current certificate or that one's
+//     predecessor, and it is not revoked; every other certificate gets CONNACK 5 with its reason. A resumed TLS
+//     session passes here too, and so does a CONNECT to another broker process (admission.ts).
 //  3. Live sessions: a revocation from the feed (Postgres NOTIFY, the in-process push) or the seq resync destroys
-//     the sockets of that serial at once (revocation-cut.ts).
+//     the sockets of that serial at once (revocation-cut.ts); a session ends at its certificate's notAfter
+//     (session-expiry.ts).
 //  4. Residue: the will is dropped and, unless the reason is `superseded`, the device's session state and retained
 //     messages are purged (revocation-cut.ts).
 //  5. Fail closed: while the state is unknown (never loaded, or stale) every device CONNECT gets CONNACK 3.
@@ -14,8 +17,11 @@ import type { Aedes, AedesOptions, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Clock } from '@enrolld/core/clock.js';
+import type { RegistryFeed, RegistryStore } from '@enrolld/core/admission/ports.js';
+import { createRegistryLookup } from '@enrolld/core/admission/registry-lookup.js';
+import { createAdmissionRegistry } from '@enrolld/core/admission/registry.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
-import type { RevocationFeed, RevocationStore } from '@enrolld/core/revocation/ports.js';
+import type { RevocationStore } from '@enrolld/core/revocation/ports.js';
 import { createRevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { createRevocationSync } from '@enrolld/core/revocation/revocation-sync.js';
 import { createAdmission } from './admission.js';
@@ -24,6 +30,7 @@ import { createBrokerMetrics } from './broker-metrics.js';
 import { createPacketAuthorization } from './packet-authorization.js';
 import { createPeerIdentityReader } from './peer-identity.js';
 import { createRevocationCut } from './revocation-cut.js';
+import { createSessionExpiry } from './session-expiry.js';
 import { attachSessionHooks, type BrokerHooks } from './session-hooks.js';
 import { createSessionIndex } from './session-index.js';
 import { createTlsListener, type BrokerTls } from './tls-listener.js';
@@ -42,11 +49,11 @@ export interface BrokerConfig {
   /**
    * TLS session tickets (resumption). Off by default: each ticket pair costs ~16 KiB per idle connection on Node 20
    * and Node keeps no server-side session cache, so off means every reconnect is a full handshake.
-   * On is safe only because revocation is checked again at CONNECT; brokers that share `ticketKeys` let a device
-   * resume on another node.
+   * On is safe because admission (revocation included) is decided at CONNECT, which a resumed session reaches too;
+   * brokers that share `ticketKeys` let a device resume on another node.
    */
   sessionTickets: boolean;
-  /** 48 bytes; random per process when absent. Kept across CRL swaps so a swap does not end resumption. */
+  /** 48 bytes; random per process when absent. */
   ticketKeys?: Buffer | undefined;
   /** Aedes $SYS heartbeat. Long by default: nothing in a single broker listens to it. */
   heartbeatIntervalMs: number;
@@ -57,9 +64,9 @@ export interface BrokerConfig {
 export interface BrokerDeps {
   config: BrokerConfig;
   tls: BrokerTls;
-  store: Pick<RevocationStore, 'snapshot' | 'revokedSince' | 'latestCrl'>;
-  /** Every source of revocation events for this process, merged by the composition (NOTIFY first). */
-  feed: RevocationFeed;
+  store: Pick<RevocationStore, 'snapshot' | 'revokedSince'> & RegistryStore;
+  /** Every source of revocation and issuance events for this process, merged by the composition (NOTIFY first). */
+  feed: RegistryFeed;
   /** Server-originated publishes (renewal replies, rotation hints): consumed while the broker runs. */
   outbound?: OutboundRelay | undefined;
   /** Extensions that act on device sessions. */
@@ -99,17 +106,32 @@ export function createBroker(deps: BrokerDeps) {
     { host: config.host, port: config.port, sessionTickets: config.sessionTickets, ticketKeys: config.ticketKeys ?? randomBytes(48) },
     { log, metrics },
   );
-  const admission = createAdmission({ state, identities, sessions, metrics, clock, log });
+  const registry = createAdmissionRegistry({ revocationOf: (serial) => state.revocationOf(serial) });
+  const admission = createAdmission({
+    state,
+    registry,
+    lookup: createRegistryLookup({ store: deps.store, registry, clock }),
+    identities,
+    sessions,
+    expiry: createSessionExpiry({ clock, metrics, log }),
+    metrics,
+    clock,
+    log,
+  });
   const authorization = createPacketAuthorization({ state, sessions, aedes: currentAedes, log });
+  const cut = createRevocationCut({ sessions, aedes: currentAedes, metrics, log });
   const sync = createRevocationSync({
     store: deps.store,
     feed: deps.feed,
+    registry: { registry, store: deps.store },
     state,
     clock,
     logger: log,
     resyncIntervalMs: config.resyncIntervalMs,
-    onRevoked: createRevocationCut({ sessions, aedes: currentAedes, metrics, log }),
-    onCrl: (crl) => listener.applyCrl(crl),
+    onRevoked: (notices) => {
+      for (const notice of notices) registry.revoked(notice.serial, notice.deviceId);
+      cut(notices);
+    },
   });
 
   let started = false;
@@ -142,7 +164,7 @@ export function createBroker(deps: BrokerDeps) {
       (broker as unknown as NodeJS.EventEmitter).on('error', (error: Error) => log.warn({ err: error.message }, 'aedes error'));
       broker.on('clientError', (client, error) => log.debug({ clientId: client.id, err: error.message }, 'client error'));
       attachSessionHooks(broker, deps.hooks ?? [], sessions, log);
-      // The first sync runs before we listen, so the first handshake already sees the newest CRL.
+      // The first sync runs before we listen, so the first CONNECT already meets the loaded registry.
       await sync.start();
       const port = await listener.listen((socket) => broker.handle(socket));
       stopConsuming = deps.outbound?.consume((message) => publish(message.topic, message.payload, message.qos));
@@ -172,6 +194,8 @@ export function createBroker(deps: BrokerDeps) {
     /** Runs a resync now (tests; the interval does it otherwise). */
     resync: () => sync.syncNow(),
     revocationStatus: () => state.status(),
+    /** Devices the admission registry holds. */
+    registeredDevices: () => registry.size(),
     connectedDevices: () => aedes?.connectedClients ?? 0,
     /** For tests and diagnostics only. */
     aedes: currentAedes,

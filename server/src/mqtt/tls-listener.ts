@@ -1,12 +1,14 @@
-// The mutual-TLS listener in front of aedes: the secure context (our chain only, the issuing CA's CRL, session tickets
-// off unless configured), its swap when a newer CRL arrives, and the set of open sockets so stop() can end them.
-// Revocation at the handshake is this CRL; the CONNECT-time check (admission.ts) covers what it cannot: a resumed TLS
-// session skips the client-certificate check, and Node accepts it.
-import { constants as cryptoConstants } from 'node:crypto';
+// The mutual-TLS listener in front of aedes: the secure context (our chain only, session tickets off unless
+// configured) and the set of open sockets so stop() can end them.
+// No CRL is in the context: revocation is enforced at CONNECT by the admission registry (admission.ts), which every
+// path reaches, a resumed TLS session included; a CRL here cost every handshake (docs/architecture.md §7).
+// A client certificate that fails verification is destroyed right after the handshake, except for one outside its
+// validity period that our issuing CA did sign: that one reaches CONNECT, which answers CONNACK 5 `expired` instead
+// of a bare close the device cannot tell from a network fault.
+import { X509Certificate, constants as cryptoConstants } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
-import type { StoredCrl } from '@enrolld/core/revocation/ports.js';
 import type { BrokerMetrics } from './broker-metrics.js';
 
 export interface BrokerTls {
@@ -17,11 +19,6 @@ export interface BrokerTls {
   ca: string | Buffer;
   /** The issuing CA certificate (PEM or DER): device certificates must be issued by exactly this CA. */
   issuingCertificate: string | Buffer;
-  /**
-   * CRLs besides the issuing CA's own, PEM or DER: the root's CRL over the issuing CA. Node turns on
-   * X509_V_FLAG_CRL_CHECK_ALL as soon as any CRL is set, so every CA in the chain needs one, or every handshake fails.
-   */
-  extraCrls?: Array<string | Buffer> | undefined;
 }
 
 export interface TlsListenerOptions {
@@ -29,14 +26,12 @@ export interface TlsListenerOptions {
   port: number;
   /** TLS resumption; see BrokerConfig.sessionTickets. */
   sessionTickets: boolean;
-  /** 48 bytes, kept across CRL swaps so a swap does not end resumption. */
+  /** 48 bytes. */
   ticketKeys: Buffer;
 }
 
 export interface TlsListener {
-  /** Uses this CRL for new handshakes when it is newer than the one in use. */
-  applyCrl(crl: StoredCrl): void;
-  /** Listens and hands each verified socket to `handle`; resolves with the port bound. */
+  /** Listens and hands each accepted socket to `handle`; resolves with the port bound. */
   listen(handle: (socket: tls.TLSSocket) => void): Promise<number>;
   /** Stops accepting; resolves once every connection is gone (see destroySockets). */
   stopListening(): Promise<void>;
@@ -45,56 +40,54 @@ export interface TlsListener {
   port(): number;
 }
 
-function pemCrl(crl: string | Buffer): string {
-  if (typeof crl === 'string') return crl;
-  const text = crl.toString('latin1');
-  if (text.startsWith('-----BEGIN')) return text;
-  const b64 = crl.toString('base64').replace(/(.{64})/g, '$1\n');
-  return `-----BEGIN X509 CRL-----\n${b64}${b64.endsWith('\n') ? '' : '\n'}-----END X509 CRL-----\n`;
-}
+/** OpenSSL verification results that only say the time is outside the validity period (RFC 5280 §4.1.2.5). */
+export const VALIDITY_ERRORS: ReadonlySet<string> = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
 export function createTlsListener(material: BrokerTls, options: TlsListenerOptions, deps: { log: Logger; metrics: BrokerMetrics }): TlsListener {
   const { log, metrics } = deps;
   const sockets = new Set<Socket>();
+  const issuing = new X509Certificate(material.issuingCertificate);
   let server: tls.Server | undefined;
-  let issuingCrl: StoredCrl | undefined;
 
-  function secureOptions(): tls.SecureContextOptions & tls.TlsOptions {
-    const crls = issuingCrl ? [pemCrl(issuingCrl.der), ...(material.extraCrls ?? []).map(pemCrl)] : undefined;
-    return {
-      key: material.key,
-      cert: material.cert,
-      ca: material.ca,
-      ...(crls ? { crl: crls } : {}),
-      minVersion: 'TLSv1.2',
-      // SSL_OP_NO_TICKET: no NewSessionTicket records, so no resumption and no 16 KiB per idle connection.
-      secureOptions: options.sessionTickets ? 0 : cryptoConstants.SSL_OP_NO_TICKET,
-      ...(options.sessionTickets ? { ticketKeys: options.ticketKeys } : {}),
-    };
+  /**
+   * A certificate that failed only on time: let through when our issuing CA signed it. OpenSSL reports one error
+   * (the last), so a foreign certificate that is also expired could carry CERT_HAS_EXPIRED: the signature decides.
+   */
+  function signedByIssuingCa(socket: tls.TLSSocket): boolean {
+    const peer = socket.getPeerX509Certificate();
+    return peer !== undefined && peer.checkIssued(issuing) && peer.verify(issuing.publicKey);
+  }
+
+  function accept(socket: tls.TLSSocket): boolean {
+    if (socket.authorized) return true;
+    const error = String(socket.authorizationError ?? 'no client certificate');
+    if (VALIDITY_ERRORS.has(error) && signedByIssuingCa(socket)) return true;
+    metrics.refused('tls-handshake');
+    log.debug({ err: error, peer: socket.remoteAddress }, 'TLS client certificate refused');
+    return false;
   }
 
   return {
-    applyCrl(crl) {
-      if (issuingCrl && crl.crlNumber <= issuingCrl.crlNumber) return;
-      issuingCrl = crl;
-      // New handshakes only; live connections are cut separately (Node docs: existing connections are not interrupted).
-      server?.setSecureContext(secureOptions());
-      log.info({ crlNumber: crl.crlNumber.toString(), nextUpdate: crl.nextUpdate.toISOString() }, 'CRL loaded into the TLS context');
-    },
-
     async listen(handle) {
-      if (!material.extraCrls?.length) {
-        log.warn({}, 'no CRL for the issuing CA itself (root ARL): Node checks CRLs for every CA in the chain once one is set');
-      }
       const srv = tls.createServer(
         {
-          ...secureOptions(),
+          key: material.key,
+          cert: material.cert,
+          ca: material.ca,
+          minVersion: 'TLSv1.2',
+          // SSL_OP_NO_TICKET: no NewSessionTicket records, so no resumption and no 16 KiB per idle connection.
+          secureOptions: options.sessionTickets ? 0 : cryptoConstants.SSL_OP_NO_TICKET,
+          ...(options.sessionTickets ? { ticketKeys: options.ticketKeys } : {}),
           requestCert: true,
-          rejectUnauthorized: true,
+          // Verification still runs and sets socket.authorized; `accept` enforces it after the handshake.
+          rejectUnauthorized: false,
           // Without it each CONNACK waits ~40 ms for a delayed ACK (Nagle's algorithm, RFC 896).
           noDelay: true,
         },
-        handle,
+        (socket) => {
+          if (accept(socket)) handle(socket);
+          else socket.destroy();
+        },
       );
       server = srv;
       srv.on('connection', (socket: Socket) => {
