@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import type pg from 'pg';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
 import { createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
 import { systemClock } from '@enrolld/core/clock.js';
@@ -30,9 +30,9 @@ export async function startTestBroker(
   databaseUrl: string,
   pool: pg.Pool,
   pki: TestPki,
-  overrides: Partial<BrokerConfig> & { persistence?: unknown } = {},
+  overrides: Partial<BrokerConfig> & { persistence?: unknown; logger?: Logger } = {},
 ): Promise<TestBroker> {
-  const { persistence, ...config } = overrides;
+  const { persistence, logger, ...config } = overrides;
   const registry = new Registry();
   const revocations = createLocalRevocationFeed();
   const broker = createBroker({
@@ -46,7 +46,7 @@ export async function startTestBroker(
     store: { ...createPgRevocationStore(pool), ...createPgRegistryStore(pool) },
     feed: mergeRevocationFeeds(createPgRegistryListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }), revocations),
     clock: systemClock,
-    logger: pino({ level: process.env.BROKER_TEST_LOG ?? 'silent' }),
+    logger: logger ?? pino({ level: process.env.BROKER_TEST_LOG ?? 'silent' }),
     registry,
     ...(persistence ? { persistence } : {}),
   });

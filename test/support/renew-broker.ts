@@ -8,7 +8,7 @@ import { systemClock } from '@enrolld/core/clock.js';
 import { readBrokerMaterial } from '../../server/src/compose/pki-home.js';
 import { createBroker, defaultBrokerConfig } from '../../server/src/mqtt/broker.js';
 
-export async function startSecondBroker(server: { home: string; databaseUrl: string }): Promise<{ port: number; stop(): Promise<void> }> {
+export async function startSecondBroker(server: { home: string; databaseUrl: string }): Promise<{ port: number; resync(): Promise<void>; stop(): Promise<void> }> {
   const material = await readBrokerMaterial(server.home);
   const pool = createPool({ connectionString: server.databaseUrl, max: 2, applicationName: 'test-second-broker' });
   const broker = createBroker({
@@ -29,6 +29,7 @@ export async function startSecondBroker(server: { home: string; databaseUrl: str
     const { port } = await broker.start();
     return {
       port,
+      resync: () => broker.resync(),
       async stop() {
         await broker.stop();
         await pool.end();
