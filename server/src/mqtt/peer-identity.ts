@@ -7,8 +7,9 @@
 // resumed sessions too, which is what the CONNECT-time revocation check needs), read it with the CA's certificate
 // reader (@enrolld/core/ca/certificate-reader.ts, a few µs), and cache the result by the certificate's SHA-256.
 //
-// The TLS layer has already verified the chain and signatures (requestCert + rejectUnauthorized), so this module
-// only reads fields and applies the device profile; it never trusts a certificate the handshake did not.
+// The TLS listener has already verified the chain and signatures (tls-listener.ts: only a certificate our issuing CA
+// signed whose sole fault is its validity period gets past it unverified in time, and admission refuses that one), so
+// this module only reads fields and applies the device profile; it never trusts a certificate the handshake did not.
 import { X509Certificate, createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { deviceIdFromUri, isValidDeviceId } from '@enrolld/protocol';
