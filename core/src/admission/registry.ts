@@ -20,6 +20,8 @@ export interface AdmissionRegistryDeps {
 interface Entry {
   serial: string;
   seq: number | undefined;
+  /** Order among events heard in-process before their seq is known (a device that renews twice in a row). */
+  heard: number;
   notAfterMs: number;
   predecessorSerial: string | undefined;
 }
@@ -41,12 +43,15 @@ export interface AdmissionRegistry {
 
 const SUPERSEDED = REVOCATION_REASONS.superseded;
 
-const order = (entry: Entry): number => entry.seq ?? Number.POSITIVE_INFINITY;
+/** Unnumbered (in-process) events rank above every numbered one, and among themselves in the order heard. */
+const UNNUMBERED_BASE = 2 ** 52;
+const order = (entry: Entry): number => entry.seq ?? UNNUMBERED_BASE + entry.heard;
 
 export function createAdmissionRegistry(deps: AdmissionRegistryDeps): AdmissionRegistry {
   /** deviceId → [current, predecessor?] */
   const devices = new Map<string, Entry[]>();
   let seq = 0;
+  let heard = 0;
 
   /** Keeps the newest entry and, if held, the one it renews. */
   function settle(deviceId: string, entries: Entry[]): void {
@@ -68,7 +73,7 @@ export function createAdmissionRegistry(deps: AdmissionRegistryDeps): AdmissionR
       if (known.seq === undefined && event.seq !== undefined) known.seq = event.seq;
       known.predecessorSerial ??= event.predecessorSerial;
     } else {
-      entries.push({ serial: event.serial, seq: event.seq, notAfterMs: event.notAfterMs, predecessorSerial: event.predecessorSerial });
+      entries.push({ serial: event.serial, seq: event.seq, heard: heard++, notAfterMs: event.notAfterMs, predecessorSerial: event.predecessorSerial });
     }
     settle(event.deviceId, entries);
   }

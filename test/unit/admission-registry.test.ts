@@ -1,0 +1,102 @@
+// The broker's admission registry (core/src/admission/registry.ts, docs/architecture.md §7): per device the current
+// certificate and, during the rotation overlap, its predecessor; everything else of ours is refused with a reason.
+// Events arrive in any order and any number of times.
+import { describe, expect, it } from '@jest/globals';
+import { REVOCATION_REASONS } from '@enrolld/protocol';
+import { createAdmissionRegistry } from '@enrolld/core/admission/registry.js';
+
+const NOW = 1_000_000;
+const LATER = NOW + 3_600_000;
+
+function setup() {
+  const revoked = new Map<string, number>();
+  const registry = createAdmissionRegistry({ revocationOf: (serial) => revoked.get(serial) });
+  return { registry, revoked };
+}
+
+describe('admission registry', () => {
+  it('admits the current certificate and, during the overlap, its predecessor; an older one is not current', () => {
+    const { registry } = setup();
+    expect(registry.admit('0a01', 'dev-1', NOW)).toEqual({ ok: false, reason: 'unknown' });
+    registry.issued({ serial: '0a01', deviceId: 'dev-1', seq: 1, notAfterMs: LATER });
+    registry.issued({ serial: '0a02', deviceId: 'dev-1', seq: 2, notAfterMs: LATER, predecessorSerial: '0a01' });
+    expect(registry.admit('0a01', 'dev-1', NOW)).toEqual({ ok: true });
+    expect(registry.admit('0a02', 'dev-1', NOW)).toEqual({ ok: true });
+    registry.issued({ serial: '0a03', deviceId: 'dev-1', seq: 3, notAfterMs: LATER, predecessorSerial: '0a02' });
+    expect(registry.admit('0a01', 'dev-1', NOW)).toEqual({ ok: false, reason: 'not-current' });
+    expect(registry.admit('0a02', 'dev-1', NOW)).toEqual({ ok: true });
+    expect(registry.admit('0a03', 'dev-1', NOW)).toEqual({ ok: true });
+    expect(registry.size()).toBe(1);
+  });
+
+  it('refuses an older sibling after a re-enrollment (a certificate with no predecessor becomes the only current one)', () => {
+    const { registry } = setup();
+    registry.issued({ serial: '0b01', deviceId: 'dev-2', seq: 1, notAfterMs: LATER });
+    registry.issued({ serial: '0b02', deviceId: 'dev-2', seq: 2, notAfterMs: LATER });
+    expect(registry.admit('0b01', 'dev-2', NOW)).toEqual({ ok: false, reason: 'not-current' });
+    expect(registry.admit('0b02', 'dev-2', NOW)).toEqual({ ok: true });
+  });
+
+  it('says why: revoked, superseded, expired', () => {
+    const { registry, revoked } = setup();
+    registry.issued({ serial: '0c01', deviceId: 'dev-3', seq: 1, notAfterMs: LATER });
+    registry.issued({ serial: '0c02', deviceId: 'dev-3', seq: 2, notAfterMs: LATER, predecessorSerial: '0c01' });
+    revoked.set('0c01', REVOCATION_REASONS.superseded);
+    registry.revoked('0c01', 'dev-3');
+    expect(registry.admit('0c01', 'dev-3', NOW)).toEqual({ ok: false, reason: 'superseded' });
+    revoked.set('0c02', REVOCATION_REASONS.keyCompromise);
+    registry.revoked('0c02', 'dev-3');
+    expect(registry.admit('0c02', 'dev-3', NOW)).toEqual({ ok: false, reason: 'revoked' });
+    registry.issued({ serial: '0d01', deviceId: 'dev-4', seq: 3, notAfterMs: NOW });
+    expect(registry.admit('0d01', 'dev-4', NOW)).toEqual({ ok: true }); // RFC 5280 §4.1.2.5: notAfter is inclusive
+    expect(registry.admit('0d01', 'dev-4', NOW + 1)).toEqual({ ok: false, reason: 'expired' });
+  });
+
+  it('is idempotent and order-independent: the highest seq is current however the events arrive', () => {
+    const { registry } = setup();
+    const second = { serial: '0e02', deviceId: 'dev-5', seq: 8, notAfterMs: LATER, predecessorSerial: '0e01' };
+    registry.issued(second);
+    registry.issued({ serial: '0e01', deviceId: 'dev-5', seq: 5, notAfterMs: LATER });
+    registry.issued(second);
+    registry.issued({ serial: '0e00', deviceId: 'dev-5', seq: 2, notAfterMs: LATER });
+    expect(registry.admit('0e02', 'dev-5', NOW)).toEqual({ ok: true });
+    expect(registry.admit('0e01', 'dev-5', NOW)).toEqual({ ok: true });
+    expect(registry.admit('0e00', 'dev-5', NOW)).toEqual({ ok: false, reason: 'not-current' });
+  });
+
+  it('ranks in-process events (no seq yet) above numbered ones and among themselves in the order heard', () => {
+    const { registry } = setup();
+    registry.issued({ serial: '0f01', deviceId: 'dev-6', seq: 40, notAfterMs: LATER });
+    registry.issued({ serial: '0f02', deviceId: 'dev-6', notAfterMs: LATER, predecessorSerial: '0f01' });
+    registry.issued({ serial: '0f03', deviceId: 'dev-6', notAfterMs: LATER, predecessorSerial: '0f02' });
+    expect(registry.admit('0f03', 'dev-6', NOW)).toEqual({ ok: true });
+    expect(registry.admit('0f02', 'dev-6', NOW)).toEqual({ ok: true });
+    expect(registry.admit('0f01', 'dev-6', NOW)).toEqual({ ok: false, reason: 'not-current' });
+    // The numbers arrive later (NOTIFY or resync): nothing changes.
+    registry.issued({ serial: '0f02', deviceId: 'dev-6', seq: 41, notAfterMs: LATER, predecessorSerial: '0f01' }, { advanceSeq: true });
+    registry.issued({ serial: '0f03', deviceId: 'dev-6', seq: 42, notAfterMs: LATER, predecessorSerial: '0f02' }, { advanceSeq: true });
+    expect(registry.admit('0f03', 'dev-6', NOW)).toEqual({ ok: true });
+    expect(registry.admit('0f02', 'dev-6', NOW)).toEqual({ ok: true });
+    expect(registry.lastSeq()).toBe(42);
+  });
+
+  it('a load merges a snapshot without forgetting newer events, and prune forgets devices whose certificates all expired', () => {
+    const { registry } = setup();
+    registry.issued({ serial: '1001', deviceId: 'dev-7', notAfterMs: LATER });
+    registry.load({
+      certificates: [
+        { serial: '1000', deviceId: 'dev-7', seq: 9, notAfterMs: LATER, revoked: false },
+        { serial: '2000', deviceId: 'dev-8', seq: 10, notAfterMs: NOW, revoked: false },
+        { serial: '3000', deviceId: 'dev-9', seq: 11, notAfterMs: LATER, revoked: true },
+      ],
+      lastSeq: 11,
+    });
+    expect(registry.admit('1001', 'dev-7', NOW)).toEqual({ ok: true });
+    expect(registry.admit('1000', 'dev-7', NOW)).toEqual({ ok: false, reason: 'not-current' });
+    expect(registry.admit('3000', 'dev-9', NOW)).toEqual({ ok: false, reason: 'unknown' });
+    expect(registry.lastSeq()).toBe(11);
+    expect(registry.prune(NOW + 1)).toBe(1);
+    expect(registry.admit('2000', 'dev-8', NOW + 1)).toEqual({ ok: false, reason: 'unknown' });
+    expect(registry.size()).toBe(1);
+  });
+});
