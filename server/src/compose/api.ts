@@ -9,7 +9,7 @@ import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createRegistry } from '../metrics.js';
 import { ensureAdminToken } from './admin-token.js';
 import { buildOnDatabase, type Database } from './database.js';
-import { ensureRootArl, loadPki, pkiPaths, type PkiHome } from './pki-home.js';
+import { loadPki, pkiPaths, type PkiHome } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
 
 export interface ApiRoleDeps {
@@ -69,13 +69,11 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
   };
 }
 
-/** The home's PKI for `enrolld up` and `enrolld api`: created on first use, with the root's CRL the brokers read. */
+/** The home's PKI for `enrolld up` and `enrolld api`: created on first use. */
 export async function prepareApiPki(config: Readonly<Config>, logger: Logger): Promise<PkiHome> {
   const pki = await loadPki(config.home, { serverNames: config.serverNames });
   if (pki.created) logger.info({ caDir: pkiPaths(config.home).caDir }, 'created root and issuing CA');
   if (pki.serverCertRenewed) logger.info({ serverNames: config.serverNames }, 'issued a new server certificate');
-  // The API is the role that holds the root key to sign it; brokers only read the file.
-  await ensureRootArl(config.home);
   return pki;
 }
 

@@ -6,8 +6,8 @@ import { toPem } from '@enrolld/core/ca/der.js';
 import type { IssuingCa } from '@enrolld/core/ca/types.js';
 
 // ENROLLD_HOME's PKI files, and the only module that reads a private key file (root, issuing CA, server TLS key).
-// Each process role reads exactly what it needs (docs/architecture.md, "Keys"): the API the issuing key (and the root
-// key once, for the root's CRL), the worker the issuing key, the broker only its TLS key.
+// Each process role reads exactly what it needs (docs/architecture.md §4): the API and the worker the issuing key, the
+// broker only its TLS key; the root key is used only when the CA is created.
 // Private keys are 0600 files; the home directory is 0711 so the embedded Postgres (running as OS user `postgres`
 // when we are root) can reach its data directory without listing ours.
 export const pkiPaths = (home: string) => ({
@@ -20,8 +20,6 @@ export const pkiPaths = (home: string) => ({
   chain: path.join(home, 'ca', 'chain.pem'),
   serverCert: path.join(home, 'tls', 'server.pem'),
   serverKey: path.join(home, 'tls', 'server.key'),
-  /** The root's CRL over the issuing CA; see ensureRootArl. */
-  rootArl: path.join(home, 'ca', 'root-arl.pem'),
 });
 
 export interface PkiHome {
@@ -123,31 +121,7 @@ async function readHomeFile(file: string): Promise<string> {
   }
 }
 
-/**
- * The root's CRL over the issuing CA (an ARL, empty: the issuing CA is not revoked). Node sets
- * X509_V_FLAG_CRL_CHECK_ALL whenever a CRL is configured, so without a CRL for every CA in the chain each handshake
- * fails with UNABLE_TO_GET_CRL. Signed with the root key once (by the API), valid until the issuing CA expires,
- * written next to the CA certificates; broker processes only read the file and never hold a CA key.
- */
-export async function ensureRootArl(home: string, now = new Date()): Promise<string> {
-  const p = pkiPaths(home);
-  const existing = await readFile(p.rootArl, 'utf8').catch(() => undefined);
-  const issuingNotAfter = new Date(new X509Certificate(await readHomeFile(p.issuingCert)).validTo);
-  if (existing) {
-    const stamp = await readFile(`${p.rootArl}.next-update`, 'utf8').catch(() => '');
-    if (stamp && Date.parse(stamp.trim()) >= issuingNotAfter.getTime()) return existing;
-  }
-  const rootPem = await readHomeFile(p.rootCert);
-  const rootKey = createPrivateKey(await readHomeFile(p.rootKey));
-  // The same CRL encoder, with the root as the issuer (issuer name and AKI come from the root certificate).
-  const root = createIssuingCa({ issuingCertificatePem: rootPem, issuingPrivateKey: rootKey, rootCertificatePem: rootPem });
-  const der = root.signCrl({ entries: [], crlNumber: BigInt(Math.floor(now.getTime() / 1000)), thisUpdate: now, nextUpdate: issuingNotAfter });
-  await writeSecureFile(p.rootArl, toPem('X509 CRL', der), 0o644);
-  await writeSecureFile(`${p.rootArl}.next-update`, issuingNotAfter.toISOString() + '\n', 0o644);
-  return readFile(p.rootArl, 'utf8');
-}
-
-/** What a broker serves with: its TLS key and chain, the CA certificates and the root ARL. Never a CA key. */
+/** What a broker serves with: its TLS key and chain, and the CA certificates. Never a CA key. */
 export interface BrokerMaterial {
   serverKeyPem: string;
   /** Server certificate then issuing CA. */
@@ -155,19 +129,17 @@ export interface BrokerMaterial {
   /** Issuing CA then root. */
   chainPem: string;
   issuingCertPem: string;
-  rootArlPem: string;
 }
 
 export async function readBrokerMaterial(home: string): Promise<BrokerMaterial> {
   const p = pkiPaths(home);
-  const [serverKeyPem, serverCertPem, rootPem, issuingCertPem, rootArlPem] = await Promise.all([
+  const [serverKeyPem, serverCertPem, rootPem, issuingCertPem] = await Promise.all([
     readHomeFile(p.serverKey),
     readHomeFile(p.serverCert),
     readHomeFile(p.rootCert),
     readHomeFile(p.issuingCert),
-    readHomeFile(p.rootArl),
   ]);
-  return { serverKeyPem, serverCertPem, chainPem: issuingCertPem + rootPem, issuingCertPem, rootArlPem };
+  return { serverKeyPem, serverCertPem, chainPem: issuingCertPem + rootPem, issuingCertPem };
 }
 
 /** The issuing CA of an existing home (the worker: a supersession rebuilds the CRL). */
