@@ -2,14 +2,14 @@
 // and @peculiar/x509 on the certificates the CA issues and the broker sees, and answers malformed DER with DerError.
 import 'reflect-metadata';
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { deviceUri } from '@enrolld/protocol';
-import { createCaMaterial, createIssuingCa, generateSerial, KeyUsageBit, parseCsr, readCertificate, readCertificateIdentity } from '@enrolld/core/ca/index.js';
+import { generateSerial, KeyUsageBit, parseCsr, readCertificate, readCertificateIdentity } from '@enrolld/core/ca/index.js';
 import type { CaMaterial, DeviceCertificateSpec, DeviceIssuingCa } from '@enrolld/core/ca/index.js';
 import { DerError, derExplicit, derSequence, fromPem, readChildren, readTlv } from '@enrolld/core/ca/der.js';
 import { oidHex } from '@enrolld/core/ca/oids.js';
-import { makeCsr } from '../support/csr-factory.js';
+import { createTestIssuingCa, makeCsr } from '../support/csr-factory.js';
 import { createTestPki, deviceIdFor } from '../support/test-pki.js';
 
 x509.cryptoProvider.set(globalThis.crypto);
@@ -19,12 +19,7 @@ let ca: DeviceIssuingCa;
 let device: { der: Buffer; spec: DeviceCertificateSpec };
 
 beforeAll(async () => {
-  material = await createCaMaterial({ now: new Date(), serverNames: ['enrolld.example', '10.0.0.7'] });
-  ca = createIssuingCa({
-    issuingCertificatePem: material.issuingCertPem,
-    issuingPrivateKey: createPrivateKey(material.issuingKeyPem),
-    rootCertificatePem: material.rootCertPem,
-  });
+  ({ material, ca } = await createTestIssuingCa({ serverNames: ['enrolld.example', '10.0.0.7'] }));
   const deviceId = deviceIdFor('reader');
   const csr = parseCsr((await makeCsr({ cn: deviceId })).pem);
   const { notBefore, notAfter } = ca.deviceValidity(new Date(), 30 * 86400, 300);

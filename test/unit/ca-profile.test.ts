@@ -29,7 +29,7 @@ import {
   toPem,
 } from '@enrolld/core/ca/der.js';
 import { OID } from '@enrolld/core/ca/oids.js';
-import { buildCsr, extension, generateTestKey, makeCsr, randomDeviceId, rejectionOf } from '../support/csr-factory.js';
+import { buildCsr, createTestIssuingCa, extension, generateTestKey, makeCsr, randomDeviceId, rejectionOf } from '../support/csr-factory.js';
 import { opensslVerifyClientCert, opensslVerify } from '../support/openssl.js';
 
 x509.cryptoProvider.set(globalThis.crypto);
@@ -38,12 +38,7 @@ let material: CaMaterial;
 let ca: DeviceIssuingCa;
 
 beforeAll(async () => {
-  material = await createCaMaterial({ now: new Date(), serverNames: ['enrolld.example', '10.0.0.7'] });
-  ca = createIssuingCa({
-    issuingCertificatePem: material.issuingCertPem,
-    issuingPrivateKey: createPrivateKey(material.issuingKeyPem),
-    rootCertificatePem: material.rootCertPem,
-  });
+  ({ material, ca } = await createTestIssuingCa({ serverNames: ['enrolld.example', '10.0.0.7'] }));
 });
 
 async function issue(deviceId: string, lifetime = 30 * 86400, backdate = 300) {

@@ -1,20 +1,19 @@
 // The enrollment use case (core/src/enroll.ts) on the in-memory stores and a real issuing CA: a token is spent once,
 // a retry with the same CSR gets the same certificate, another CSR is a conflict, a bad CSR never spends the token.
 import { beforeAll, describe, expect, it } from '@jest/globals';
-import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { createCaMaterial, createIssuingCa, type DeviceIssuingCa } from '@enrolld/core/ca/index.js';
+import { X509Certificate } from 'node:crypto';
+import type { DeviceIssuingCa } from '@enrolld/core/ca/index.js';
 import { createEnrollment } from '@enrolld/core/enroll.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import { hashSecret } from '@enrolld/core/secrets.js';
-import { makeCsr, randomDeviceId } from '../support/csr-factory.js';
+import { createTestIssuingCa, makeCsr, randomDeviceId } from '../support/csr-factory.js';
 import { createManualClock } from '../support/fakes/clock.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
 
 let ca: DeviceIssuingCa;
 beforeAll(async () => {
-  const material = await createCaMaterial({ now: new Date(), serverNames: ['enrolld.test'] });
-  ca = createIssuingCa({ issuingCertificatePem: material.issuingCertPem, issuingPrivateKey: createPrivateKey(material.issuingKeyPem), rootCertificatePem: material.rootCertPem });
+  ({ ca } = await createTestIssuingCa({ serverNames: ['enrolld.test'] }));
 });
 
 const policy = { certificateLifetimeSeconds: 3600, backdateSeconds: 60, retryWindowSeconds: 600, inFlightSeconds: 30 };
