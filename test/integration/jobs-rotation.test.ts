@@ -16,7 +16,9 @@ import { createPgRenewalStore, createPgRotationListener } from '@enrolld/db';
 import { routes, topics } from '@enrolld/protocol';
 import { createRotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
 import { createJobMetrics } from '../../server/src/jobs/job-metrics.js';
-import { createJobRuntime, defaultJobRuntimeOptions } from '../../server/src/jobs/job-runtime.js';
+import { loadConfig } from '../../server/src/config.js';
+import { jobRuntimeOptions } from '../../server/src/compose/worker.js';
+import { createJobRuntime } from '../../server/src/jobs/job-runtime.js';
 import { createRotationProcessor, hintJobId, ROTATION_QUEUE } from '../../server/src/jobs/rotation-jobs.js';
 import { makeCsr } from '../support/csr-factory.js';
 import { httpsRequest, postJson } from '../support/http.js';
@@ -191,7 +193,8 @@ describe('FLT-06: a worker dies or stalls right after the hint\'s effect', () =>
         // Another worker (the real runtime) takes the job over once its lock has expired.
         const metrics = createJobMetrics(registry, () => []);
         runtime = createJobRuntime({
-          options: { ...defaultJobRuntimeOptions, redisUrl: REDIS_URL, prefix, runWorkers: true, sweepIntervalMs: 3600_000, supersedeIntervalMs: 3600_000, lockDurationMs: 1000, stalledIntervalMs: 500 },
+          // The shipped defaults (config), with a short lock so the takeover happens within the test.
+          options: { ...jobRuntimeOptions(loadConfig({ REDIS_URL }), db.url), prefix, sweepIntervalMs: 3600_000, supersedeIntervalMs: 3600_000, lockDurationMs: 1000, stalledIntervalMs: 500 },
           logger: pino({ level: 'silent' }),
           metrics,
           process: createRotationProcessor({

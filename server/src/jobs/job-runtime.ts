@@ -26,16 +26,6 @@ export interface JobRuntimeOptions {
   keepCompletedSeconds: number;
 }
 
-export const defaultJobRuntimeOptions: Omit<JobRuntimeOptions, 'redisUrl' | 'prefix'> = {
-  runWorkers: true,
-  sweepIntervalMs: 5 * 60_000,
-  supersedeIntervalMs: 60_000,
-  concurrency: 8,
-  lockDurationMs: 30_000,
-  stalledIntervalMs: 30_000,
-  keepCompletedSeconds: 24 * 3600,
-};
-
 export interface JobRuntimeDeps {
   options: JobRuntimeOptions;
   logger: Logger;
