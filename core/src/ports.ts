@@ -1,8 +1,10 @@
 // Ports declared by core, the consumer (docs/architecture.md: ports belong to the code that uses them); db/ and jobs/
 // implement them. Shapes that also travel on the wire (device summaries) are protocol's and only named here.
-import type { CertificateStatus, DeviceDetail, DeviceSummary } from '@enrolld/protocol';
+import type { CertificateStatus, DeviceDetail, DeviceSummary, IdentityKind } from '@enrolld/protocol';
+import type { ProfileTerms } from './profiles/ports.js';
 
 export interface NewToken {
+  kind: IdentityKind;
   deviceId: string;
   tokenHash: Buffer;
   expiresAt: Date;
@@ -11,15 +13,21 @@ export interface NewToken {
 
 export interface TokenGrant {
   tokenId: string;
+  /** The kind of the identity's record. */
+  kind: IdentityKind;
   deviceId: string;
   profile: string;
+  /** The current version of the token's profile; undefined when it no longer exists. */
+  profileTerms: ProfileTerms | undefined;
 }
 
 /** The certificate as recorded before it is signed (Boulder issuance order). */
 export interface CertificateIntent {
   serial: string;
+  kind: IdentityKind;
   deviceId: string;
   profile: string;
+  profileVersion: number;
   notBefore: Date;
   notAfter: Date;
   publicKeySha256: Buffer;
@@ -68,9 +76,16 @@ export interface EnrollmentStore {
   complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificate>;
 }
 
+export type CreateTokensResult =
+  | { outcome: 'created' }
+  /** Identities whose record has another kind: a device never becomes a service, nor the other way round. */
+  | { outcome: 'kind-mismatch'; ids: string[] }
+  /** The profile was deleted meanwhile. */
+  | { outcome: 'unknown-profile' };
+
 export interface TokenStore {
-  /** Creates device rows as needed and the tokens, all or nothing. */
-  createTokens(tokens: NewToken[], actor: string): Promise<void>;
+  /** Creates identity rows as needed and the tokens, all or nothing, while the tokens' profile is live. */
+  createTokens(tokens: NewToken[], actor: string): Promise<CreateTokensResult>;
 }
 
 export interface AdminCredentialStore {

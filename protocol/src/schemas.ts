@@ -34,14 +34,25 @@ export type RenewResponse = EnrollResponse;
 
 const MAX_TTL_SECONDS = 365 * 24 * 3600;
 
+/** A token's profile: absent → the built-in profile of the token's kind (`device`, or `service` for a service token). */
+const tokenProfileSchema = z.string().regex(DEVICE_ID_PATTERN, 'profile name must match ^[a-z0-9][a-z0-9._-]{0,62}$').optional();
+
 export const createTokenRequestSchema = z.union([
   z.object({
     deviceId: deviceIdSchema,
+    profile: tokenProfileSchema,
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
   }).strict(),
   z.object({
     prefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,50}$/, 'prefix must be a valid device id start of at most 51 chars'),
     count: z.number().int().min(1).max(100_000),
+    profile: tokenProfileSchema,
+    ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
+  }).strict(),
+  /** A token for a service identity: it enrolls as urn:enrolld:service:<name> and never as a device. */
+  z.object({
+    service: z.string().regex(DEVICE_ID_PATTERN, 'service name must match ^[a-z0-9][a-z0-9._-]{0,62}$'),
+    profile: tokenProfileSchema,
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
   }).strict(),
 ]);

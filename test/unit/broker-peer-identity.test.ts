@@ -6,7 +6,7 @@ import { identityFromCertificate, issuerPinOf, peerCertificateFromSession } from
 import { createTestPki, deviceIdFor, KeyUsage, SERVER_AUTH } from '../support/test-pki.js';
 
 describe('peer identity from the certificate DER', () => {
-  it('reads id, serial and validity as OpenSSL does, and applies the device profile', async () => {
+  it('reads id, serial and validity as OpenSSL does, and applies the device profile (a certificate without enrolldProfile is a `device`)', async () => {
     const pki = await createTestPki();
     const pin = issuerPinOf(pki.issuing.certPem);
     const id = deviceIdFor('unit');
@@ -15,7 +15,15 @@ describe('peer identity from the certificate DER', () => {
     const x = new X509Certificate(device.der);
     expect(result).toEqual({
       ok: true,
-      identity: { deviceId: id, serial: canonicalSerial(x.serialNumber), notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo) },
+      identity: {
+        kind: 'device',
+        deviceId: id,
+        profile: 'device',
+        profileVersion: 1,
+        serial: canonicalSerial(x.serialNumber),
+        notBefore: Date.parse(x.validFrom),
+        notAfter: Date.parse(x.validTo),
+      },
     });
     const refusals = {
       serverAuth: identityFromCertificate((await pki.device(id, { eku: [SERVER_AUTH] })).der, pin),
@@ -25,6 +33,8 @@ describe('peer identity from the certificate DER', () => {
       ca: identityFromCertificate((await pki.device(id, { isCa: true })).der, pin),
       cnMismatch: identityFromCertificate((await pki.device(id, { cn: 'other' })).der, pin),
       twoUris: identityFromCertificate((await pki.device(id, { sanUris: [`urn:enrolld:device:${id}`, `urn:enrolld:device:${id}`] })).der, pin),
+      serviceWithoutProfile: identityFromCertificate((await pki.device(id, { sanUris: [`urn:enrolld:service:${id}`] })).der, pin),
+      otherKind: identityFromCertificate((await pki.device(id, { sanUris: [`urn:enrolld:gateway:${id}`] })).der, pin),
       badId: identityFromCertificate((await pki.device('Upper', {})).der, pin),
       otherIssuer: identityFromCertificate((await pki.deviceFrom(pki.root, id)).der, pin),
     };

@@ -58,6 +58,9 @@ export const OID = {
   extKeyUsage: '2.5.29.37',
   kpServerAuth: '1.3.6.1.5.5.7.3.1',
   kpClientAuth: '1.3.6.1.5.5.7.3.2',
+  // enrolld's certificate profile extension (docs/architecture.md §5): an OID under the UUID arc 2.25 (ITU-T X.667 §6.3),
+  // which needs no registration; the UUID is enrolld's own.
+  enrolldProfile: '2.25.257895727018104767172823085044369701570',
 } as const;
 
 export type OidName = keyof typeof OID;

@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { createPgAdminCredentialStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import { createPgAdminCredentialStore, createPgDeviceStore, createPgEnrollmentStore, createPgProfileStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
 import type { IssuancePublisher } from '@enrolld/core/admission/ports.js';
 import type { IssuingCa } from '@enrolld/core/ca/types.js';
@@ -17,6 +17,7 @@ import { createRotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
 import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
 import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
 import { createTokenIssuer } from '@enrolld/core/tokens.js';
+import { createProfileService } from '@enrolld/core/profiles/profile-service.js';
 import type { Config } from '../config.js';
 import { createUseCaseMetrics } from '../metrics.js';
 
@@ -51,6 +52,7 @@ export function buildUseCases(deps: UseCaseDeps) {
   const renewalStore = createPgRenewalStore(pool);
   const deviceStore = createPgDeviceStore(pool);
   const adminCredentials = createPgAdminCredentialStore(pool);
+  const profiles = createProfileService({ store: createPgProfileStore(pool) });
 
   const enrollment = createEnrollment({
     store: createPgEnrollmentStore(pool),
@@ -116,7 +118,8 @@ export function buildUseCases(deps: UseCaseDeps) {
   return {
     enrollment,
     estEnrollment: createEstEnrollment({ enrollment, tokens: renewalStore, popLinking: config.rotation.estPopLinking }),
-    tokens: createTokenIssuer({ store: createPgTokenStore(pool), clock, defaultTtlSeconds: config.tokenTtlSeconds }),
+    tokens: createTokenIssuer({ store: createPgTokenStore(pool), clock, defaultTtlSeconds: config.tokenTtlSeconds, profiles }),
+    profiles,
     devices: deviceStore,
     adminCredentials,
     authenticateAdmin: createAdminAuthenticator(adminCredentials),
