@@ -11,6 +11,9 @@ export const routes = {
   adminDevice: (id: string) => `/v1/admin/devices/${encodeURIComponent(id)}`,
   adminRevokeDevice: (id: string) => `/v1/admin/devices/${encodeURIComponent(id)}/revoke`,
   adminRevokeCertificate: (serial: string) => `/v1/admin/certificates/${encodeURIComponent(serial)}/revoke`,
+  adminProfiles: '/v1/admin/profiles',
+  adminProfile: (name: string) => `/v1/admin/profiles/${encodeURIComponent(name)}`,
+  adminServices: '/v1/admin/services',
   est: {
     cacerts: '/.well-known/est/cacerts',
     simpleenroll: '/.well-known/est/simpleenroll',

@@ -4,6 +4,8 @@ import { createProgram, runProgram } from './cli/program.js';
 import { registerRevokeCommand } from './cli/revoke-command.js';
 import { registerServerCommands } from './cli/server-commands.js';
 import { registerTokenCommands } from './cli/token-command.js';
+import { registerProfileCommands } from './cli/profile-command.js';
+import { registerServiceCommands } from './cli/service-command.js';
 
 // The enrolld command. Each command group registers its subcommands (with help, defaults and examples) from its
 // own module under cli/; add a group with one line here.
@@ -18,5 +20,7 @@ registerServerCommands(program);
 registerTokenCommands(program);
 registerDevicesCommands(program);
 registerRevokeCommand(program);
+registerProfileCommands(program);
+registerServiceCommands(program);
 
 process.exitCode = await runProgram(program, process.argv.slice(2));

@@ -11,6 +11,8 @@ export interface CreateTokenOptions {
   prefix?: string | undefined;
   count?: string | undefined;
   ttl?: string | undefined;
+  service?: string | undefined;
+  profile?: string | undefined;
 }
 
 export function registerTokenCommands(program: Command): void {
@@ -23,8 +25,15 @@ export function registerTokenCommands(program: Command): void {
     .option('--prefix <prefix>', 'batch: device ids are <prefix>0001, <prefix>0002, … (default: none)')
     .option('--count <n>', 'batch: how many tokens, 1 to 100000 (default: none)')
     .option('--ttl <duration>', 'how long the token is valid, with a unit: 90s, 15m, 24h, 7d (default: the server\'s TOKEN_TTL, 24h)')
+    .option('--service <name>', 'a token for a service identity instead of a device: it enrolls only as urn:enrolld:service:<name> (default: none)')
+    .option('--profile <name>', 'the certificate profile, of the token\'s kind (default: the built-in `device`, or `service` with --service)')
     .action((options: CreateTokenOptions) => createTokens(options, createCliContext()));
-  examples(create, 'enrolld token create --device sensor-0001 --ttl 15m', 'enrolld token create --prefix sensor- --count 1000 --ttl 7d > tokens.csv');
+  examples(
+    create,
+    'enrolld token create --device sensor-0001 --ttl 15m',
+    'enrolld token create --prefix sensor- --count 1000 --ttl 7d --profile silver > tokens.csv',
+    'enrolld token create --service ingest',
+  );
 }
 
 /** A token lifetime needs its unit: a bare "15" would silently mean 15 seconds. */
@@ -39,12 +48,16 @@ export function parseTtl(text: string): number {
 
 export async function createTokens(options: CreateTokenOptions, ctx: CliContext): Promise<void> {
   const ttlSeconds = options.ttl === undefined ? undefined : parseTtl(options.ttl);
-  if (options.device !== undefined) {
-    if (options.prefix !== undefined || options.count !== undefined) throw new UsageError('use either --device or --prefix/--count');
-    if (!isValidDeviceId(options.device)) throw new UsageError(`"${options.device}" is not a valid device id (^[a-z0-9][a-z0-9._-]{0,62}$)`);
+  const profile = options.profile;
+  if (options.device !== undefined || options.service !== undefined) {
+    if (options.prefix !== undefined || options.count !== undefined || (options.device !== undefined && options.service !== undefined)) {
+      throw new UsageError('use one of --device, --service or --prefix/--count');
+    }
+    const id = (options.device ?? options.service)!;
+    if (!isValidDeviceId(id)) throw new UsageError(`"${id}" is not a valid ${options.device !== undefined ? 'device id' : 'service name'} (^[a-z0-9][a-z0-9._-]{0,62}$)`);
     const api = await ctx.adminApi();
     try {
-      const request: CreateTokenRequest = { deviceId: options.device, ttlSeconds };
+      const request: CreateTokenRequest = options.device !== undefined ? { deviceId: id, profile, ttlSeconds } : { service: id, profile, ttlSeconds };
       const [created] = await api.call(createTokensResponseSchema, 'POST', routes.adminTokens, request);
       process.stdout.write(`${created!.token}\n`); // only the token on stdout, for scripts
       note(`token for ${created!.deviceId}, expires ${created!.expiresAt}`);
@@ -53,14 +66,14 @@ export async function createTokens(options: CreateTokenOptions, ctx: CliContext)
     }
     return;
   }
-  if (options.prefix === undefined || options.count === undefined) throw new UsageError('give --device, or --prefix and --count');
+  if (options.prefix === undefined || options.count === undefined) throw new UsageError('give --device, --service, or --prefix and --count');
   const count = Number(options.count);
   if (!Number.isInteger(count) || count < 1 || count > 100_000) throw new UsageError('--count must be an integer from 1 to 100000');
   const api = await ctx.adminApi();
   const progress = startProgress(`creating ${count} tokens`);
   try {
     // One request, one transaction on the server: the batch exists whole or not at all.
-    const request: CreateTokenRequest = { prefix: options.prefix, count, ttlSeconds };
+    const request: CreateTokenRequest = { prefix: options.prefix, count, profile, ttlSeconds };
     const csv = await api.text('POST', routes.adminTokens, request, 'text/csv');
     process.stdout.write(csv);
     progress.stop(`created ${count} tokens for ${options.prefix}…`);

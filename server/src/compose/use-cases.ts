@@ -18,6 +18,7 @@ import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
 import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
 import { createTokenIssuer } from '@enrolld/core/tokens.js';
 import { createProfileService } from '@enrolld/core/profiles/profile-service.js';
+import { createServiceIdentities } from '@enrolld/core/profiles/service-identities.js';
 import type { Config } from '../config.js';
 import { createUseCaseMetrics } from '../metrics.js';
 
@@ -53,6 +54,7 @@ export function buildUseCases(deps: UseCaseDeps) {
   const deviceStore = createPgDeviceStore(pool);
   const adminCredentials = createPgAdminCredentialStore(pool);
   const profiles = createProfileService({ store: createPgProfileStore(pool) });
+  const tokens = createTokenIssuer({ store: createPgTokenStore(pool), clock: deps.clock ?? systemClock, defaultTtlSeconds: config.tokenTtlSeconds, profiles });
 
   const enrollment = createEnrollment({
     store: createPgEnrollmentStore(pool),
@@ -118,8 +120,9 @@ export function buildUseCases(deps: UseCaseDeps) {
   return {
     enrollment,
     estEnrollment: createEstEnrollment({ enrollment, tokens: renewalStore, popLinking: config.rotation.estPopLinking }),
-    tokens: createTokenIssuer({ store: createPgTokenStore(pool), clock, defaultTtlSeconds: config.tokenTtlSeconds, profiles }),
+    tokens,
     profiles,
+    services: createServiceIdentities({ tokens, enrollment }),
     devices: deviceStore,
     adminCredentials,
     authenticateAdmin: createAdminAuthenticator(adminCredentials),

@@ -13,6 +13,7 @@ import { notFound, problemHandler } from './problem.js';
 import { renewRoutes, type RenewRoutesDeps } from './renew-routes.js';
 import { requestContext } from './request-context.js';
 import { crlRoutes, revocationAdminRoutes, type RevocationRoutesDeps } from './revocation-routes.js';
+import { profileRoutes, type ProfileRoutesDeps } from './profile-routes.js';
 
 /** The use cases the API serves; the composition passes what buildUseCases() made. */
 export interface HttpUseCases {
@@ -23,6 +24,8 @@ export interface HttpUseCases {
   tokens: AdminRoutesDeps['tokens'];
   devices: AdminRoutesDeps['devices'];
   authenticateAdmin: (bearer: string | undefined) => Promise<AdminPrincipal>;
+  profiles: ProfileRoutesDeps['profiles'];
+  services: ProfileRoutesDeps['services'];
 }
 
 export interface HttpAppDeps {
@@ -66,6 +69,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.use('/v1/admin', requireAdmin(useCases.authenticateAdmin));
   app.use(adminRoutes({ tokens: useCases.tokens, devices: useCases.devices }));
   app.use(revocationAdminRoutes({ revocation: useCases.revocation }));
+  app.use(profileRoutes({ profiles: useCases.profiles, services: useCases.services }));
 
   app.use(notFound);
   app.use(problemHandler({ logger: deps.logger, classifyError: deps.classifyError }));
