@@ -13,4 +13,4 @@ export { createPgRenewalStore, createPgRotationListener, RENEWAL_CHANNEL, ROTATI
 export type { RotationListenerOptions } from './renewal-store.js';
 export { createPgRegistryStore, createPgRegistryListener } from './registry-store.js';
 export type { RegistryListenerOptions } from './registry-store.js';
-export { createPgProfileStore, PROFILE_CHANNEL } from './profile-store.js';
+export { createPgProfileListener, createPgProfileStore, PROFILE_CHANNEL } from './profile-store.js';

@@ -2,6 +2,8 @@
 import type pg from 'pg';
 import type { Profile, ProfileSpec } from '@enrolld/protocol';
 import type { ProfileDeleteResult, ProfileStore, ProfileWriteResult } from '@enrolld/core/profiles/ports.js';
+import type { ProfileFeed } from '@enrolld/core/acl/profile-acls.js';
+import { createPgListener } from './pg-listener.js';
 import { inTransaction } from './transaction.js';
 
 export const PROFILE_CHANNEL = 'enrolld_profile';
@@ -86,5 +88,19 @@ export function createPgProfileStore(pool: pg.Pool): ProfileStore {
         return { outcome: 'deleted' };
       });
     },
+  };
+}
+
+/** Profile changes (the trigger in 006_profiles.sql sends the name) on a dedicated LISTEN connection. */
+export function createPgProfileListener(options: { connectionString: string; applicationName?: string; reconnectDelayMs?: number }): ProfileFeed {
+  const listener = createPgListener({
+    connectionString: options.connectionString,
+    channels: [PROFILE_CHANNEL],
+    applicationName: options.applicationName ?? 'enrolld-profile-listener',
+    ...(options.reconnectDelayMs !== undefined ? { reconnectDelayMs: options.reconnectDelayMs } : {}),
+  });
+  return {
+    start: (h) => listener.start({ onNotification: (_channel, name) => h.onChanged(name), onConnection: (connected, error) => h.onConnection(connected, error) }),
+    stop: () => listener.stop(),
   };
 }

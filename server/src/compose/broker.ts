@@ -3,7 +3,7 @@
 // renewal over MQTT, hints to live sessions, and supersede on a successor's first CONNECT.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
+import { createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
 import type { RegistryFeed } from '@enrolld/core/admission/ports.js';
 import { systemClock } from '@enrolld/core/clock.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
@@ -50,6 +50,11 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
     // burst of renewals cannot starve them.
     store: { ...createPgRevocationStore(deps.database.revocationPool), ...createPgRegistryStore(deps.database.revocationPool) },
     feed: deps.feed,
+    // Profile changes reach every broker, this process's included, by NOTIFY on their own LISTEN connection.
+    profiles: {
+      source: createPgProfileStore(deps.database.revocationPool),
+      feed: createPgProfileListener({ connectionString: deps.database.url, applicationName: 'enrolld-broker-profiles' }),
+    },
     outbound: deps.outbound,
     hooks: deps.hooks,
     clock: systemClock,

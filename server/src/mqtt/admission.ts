@@ -18,7 +18,7 @@ import type { PeerIdentity, PeerIdentityReader } from './peer-identity.js';
 import type { SessionExpiry } from './session-expiry.js';
 import type { SessionIndex } from './session-index.js';
 import { VALIDITY_ERRORS } from './tls-listener.js';
-import { canPublish } from './topic-acl.js';
+import type { ProfileAcls } from '@enrolld/core/acl/profile-acls.js';
 
 export interface AdmissionDeps {
   state: Pick<RevocationState, 'status'>;
@@ -26,6 +26,8 @@ export interface AdmissionDeps {
   lookup: RegistryLookup;
   identities: PeerIdentityReader;
   sessions: Pick<SessionIndex, 'admit'>;
+  /** The compiled ACL of each profile: a certificate naming a profile this broker does not hold is refused. */
+  acls: Pick<ProfileAcls, 'get'>;
   expiry: SessionExpiry;
   metrics: BrokerMetrics;
   clock: Clock;
@@ -46,6 +48,7 @@ const REFUSAL_MESSAGES: Record<string, string> = {
   'not-yet-valid': 'not yet valid certificate refused',
   'not-current': 'not-current certificate refused',
   unknown: 'unknown certificate refused',
+  'unknown-profile': 'certificate of an unknown profile refused',
 };
 
 function authError(returnCode: number, message: string): AuthenticateError {
@@ -93,12 +96,15 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
 
   function finish(client: Client, done: Done, identity: PeerIdentity, decision: RegistryDecision): void {
     if (!decision.ok) return refuseCertificate(client, done, decision.reason, identity);
+    // The profile named in the certificate, at its current version, and of the certificate's kind.
+    const profile = deps.acls.get(identity.profile);
+    if (!profile || profile.kind !== identity.kind) return refuseCertificate(client, done, 'unknown-profile', identity);
     // The will goes through the same topic ACL as a PUBLISH (GHSA-4cmx-hrq9-c23p). Refusing it here tells the device
     // at once, instead of silently dropping the will when the session dies.
     const will = willUnderAuthentication(client);
-    if (will && !canPublish(identity.deviceId, will.topic)) {
-      const fields = { deviceId: identity.deviceId, serial: identity.serial, topic: will.topic };
-      return refuse(client, done, CONNACK.notAuthorized, 'will-denied', fields, 'refusing CONNECT: will topic outside the device prefix');
+    if (will && !profile.acl.canPublish(identity.deviceId, will.topic)) {
+      const fields = { deviceId: identity.deviceId, serial: identity.serial, profile: identity.profile, topic: will.topic };
+      return refuse(client, done, CONNACK.notAuthorized, 'will-denied', fields, 'refusing CONNECT: the profile ACL does not allow the will topic');
     }
     deps.sessions.admit(client, identity);
     deps.expiry.watch(client, identity);
@@ -151,7 +157,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // can still be checked against revocation (packet-authorization.ts, client === null).
     if (packet.will) {
       const read = identities.read(client.conn as tls.TLSSocket);
-      if (read.ok) stampWillSerial(packet.will, read.identity.serial);
+      if (read.ok) stampWillSerial(packet.will, read.identity.serial, read.identity.profile);
     }
     callback(null, true);
   };

@@ -15,7 +15,11 @@ export type RefusalReason =
   | 'unknown'
   | 'registry-lookup-unavailable'
   | 'will-denied'
+  | 'unknown-profile'
   | 'tls-handshake';
+
+/** Why a PUBLISH or SUBSCRIBE was refused: the profile's ACL, or a shared subscription (unsupported). */
+export type AclDenialReason = 'acl' | 'shared-subscription';
 
 export interface BrokerMetrics {
   refused(reason: RefusalReason): void;
@@ -23,6 +27,9 @@ export interface BrokerMetrics {
   enforced(seconds: number): void;
   /** A live session was closed because its certificate passed notAfter. */
   sessionExpired(): void;
+  aclDenied(action: 'publish' | 'subscribe', reason: AclDenialReason): void;
+  /** Subscriptions removed from live sessions because their profile no longer grants them. */
+  subscriptionsRemoved(count: number): void;
 }
 
 export function createBrokerMetrics(registry: Registry, connectedDevices: () => number): BrokerMetrics {
@@ -51,7 +58,24 @@ export function createBrokerMetrics(registry: Registry, connectedDevices: () => 
     help: 'Live device sessions closed by this broker when their certificate passed notAfter',
     registers: [registry],
   });
+  const aclDenials = new Counter({
+    name: 'enrolld_broker_acl_denials_total',
+    help: 'PUBLISH and SUBSCRIBE packets refused by the profile ACL or as shared subscriptions, by action and reason',
+    labelNames: ['action', 'reason'] as const,
+    registers: [registry],
+  });
+  const removed = new Counter({
+    name: 'enrolld_broker_subscriptions_removed_total',
+    help: 'Subscriptions removed from live sessions because a profile update no longer grants them',
+    registers: [registry],
+  });
   return {
+    aclDenied(action, reason) {
+      aclDenials.inc({ action, reason });
+    },
+    subscriptionsRemoved(count) {
+      removed.inc(count);
+    },
     sessionExpired() {
       expired.inc();
     },

@@ -28,6 +28,8 @@ import { createAdmission } from './admission.js';
 import { createQuietAedes } from './aedes-internals.js';
 import { createBrokerMetrics } from './broker-metrics.js';
 import { createPacketAuthorization } from './packet-authorization.js';
+import { createProfileEnforcement } from './profile-enforcement.js';
+import type { ProfileFeed, ProfileSource } from '@enrolld/core/acl/profile-acls.js';
 import { createPeerIdentityReader } from './peer-identity.js';
 import { createRevocationCut } from './revocation-cut.js';
 import { createSessionExpiry } from './session-expiry.js';
@@ -67,6 +69,8 @@ export interface BrokerDeps {
   store: Pick<RevocationStore, 'snapshot' | 'revokedSince'> & RegistryStore;
   /** Every source of revocation and issuance events for this process, merged by the composition (NOTIFY first). */
   feed: RegistryFeed;
+  /** Profiles (each one's compiled ACL) and their changes: loaded before the broker listens, applied live. */
+  profiles: { source: ProfileSource; feed: ProfileFeed };
   /** Server-originated publishes (renewal replies, rotation hints): consumed while the broker runs. */
   outbound?: OutboundRelay | undefined;
   /** Extensions that act on device sessions. */
@@ -107,7 +111,9 @@ export function createBroker(deps: BrokerDeps) {
     { log, metrics },
   );
   const registry = createAdmissionRegistry({ revocationOf: (serial) => state.revocationOf(serial) });
+  const profiles = createProfileEnforcement({ ...deps.profiles, sessions, aedes: currentAedes, metrics, log });
   const admission = createAdmission({
+    acls: profiles.acls,
     state,
     registry,
     lookup: createRegistryLookup({ store: deps.store, registry, clock }),
@@ -118,7 +124,7 @@ export function createBroker(deps: BrokerDeps) {
     clock,
     log,
   });
-  const authorization = createPacketAuthorization({ state, sessions, aedes: currentAedes, log });
+  const authorization = createPacketAuthorization({ state, sessions, acls: profiles.acls, metrics, aedes: currentAedes, log });
   const cut = createRevocationCut({ sessions, aedes: currentAedes, metrics, log });
   const sync = createRevocationSync({
     store: deps.store,
@@ -164,8 +170,9 @@ export function createBroker(deps: BrokerDeps) {
       (broker as unknown as NodeJS.EventEmitter).on('error', (error: Error) => log.warn({ err: error.message }, 'aedes error'));
       broker.on('clientError', (client, error) => log.debug({ clientId: client.id, err: error.message }, 'client error'));
       attachSessionHooks(broker, deps.hooks ?? [], sessions, log);
-      // The first sync runs before we listen, so the first CONNECT already meets the loaded registry.
+      // The first sync runs before we listen, so the first CONNECT already meets the loaded registry and profiles.
       await sync.start();
+      await profiles.start();
       const port = await listener.listen((socket) => broker.handle(socket));
       stopConsuming = deps.outbound?.consume((message) => publish(message.topic, message.payload, message.qos));
       log.info({ port, host: config.host, sessionTickets: config.sessionTickets, state: state.status() }, 'MQTT broker listening (mTLS)');
@@ -178,6 +185,7 @@ export function createBroker(deps: BrokerDeps) {
       stopConsuming?.();
       stopConsuming = undefined;
       await sync.stop();
+      await profiles.stop();
       const broker = aedes;
       const closed = listener.stopListening();
       if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
@@ -197,6 +205,9 @@ export function createBroker(deps: BrokerDeps) {
     /** Devices the admission registry holds. */
     registeredDevices: () => registry.size(),
     connectedDevices: () => aedes?.connectedClients ?? 0,
+    /** The version of a profile this broker enforces, and a promise of every heard profile change applied (tests). */
+    profileVersion: (name: string) => profiles.versionOf(name),
+    profilesSettled: () => profiles.settled(),
     /** For tests and diagnostics only. */
     aedes: currentAedes,
   };
