@@ -9,6 +9,7 @@ import path from 'node:path';
 const tools = [
   ['bash', 'bash'],
   ['stat', 'coreutils'],
+  ['stdbuf', 'coreutils'],
   ['openssl', 'openssl'],
   ['curl', 'curl'],
   ['jq', 'jq'],
