@@ -41,6 +41,15 @@ describe('peer identity from the certificate DER', () => {
     for (const [name, r] of Object.entries(refusals)) expect([name, r.ok]).toEqual([name, false]);
   });
 
+  it('reads a service certificate: its kind from the SAN URI and its profile from the enrolldProfile extension', async () => {
+    const pki = await createTestPki();
+    const pin = issuerPinOf(pki.issuing.certPem);
+    const service = await pki.device('ingest', { sanUris: ['urn:enrolld:service:ingest'], profile: { name: 'readonly', version: 7 } });
+    expect(identityFromCertificate(service.der, pin)).toMatchObject({ ok: true, identity: { kind: 'service', deviceId: 'ingest', profile: 'readonly', profileVersion: 7 } });
+    const gold = await pki.device('sensor-9', { profile: { name: 'gold', version: 2 } });
+    expect(identityFromCertificate(gold.der, pin)).toMatchObject({ ok: true, identity: { kind: 'device', profile: 'gold', profileVersion: 2 } });
+  });
+
   it('finds nothing in bytes that are not a session', () => {
     expect(peerCertificateFromSession(Buffer.from('3003020101', 'hex'))).toBeUndefined();
     expect(peerCertificateFromSession(Buffer.alloc(0))).toBeUndefined();

@@ -63,9 +63,9 @@ describe('CERT-04 issued device certificate profile', () => {
     expect(cert.notAfter.getTime()).toBe(spec.notAfter.getTime());
     expect(Buffer.from(cert.publicKey.rawData).equals(spec.spkiDer)).toBe(true);
     expect(await cert.verify({ publicKey: new x509.X509Certificate(material.issuingCertPem).publicKey, signatureOnly: true })).toBe(true);
-    // @peculiar/x509 prints the enrolldProfile OID (a 128-bit arc under 2.25) as "2.25"; our reader decodes it.
     const oids = cert.extensions.map((e) => e.type).sort();
-    expect(oids).toEqual(['2.25', '2.5.29.14', '2.5.29.15', '2.5.29.17', '2.5.29.19', '2.5.29.35', '2.5.29.37'].sort());
+    expect(oids).toEqual([OID.enrolldProfile, '2.5.29.14', '2.5.29.15', '2.5.29.17', '2.5.29.19', '2.5.29.35', '2.5.29.37'].sort());
+    expect(cert.getExtension(OID.enrolldProfile)!.critical).toBe(false);
     expect(readCertificateIdentity(der).profile).toEqual({ name: 'device', version: 1 });
     const bc = cert.getExtension(x509.BasicConstraintsExtension)!;
     expect(bc.critical).toBe(true);
