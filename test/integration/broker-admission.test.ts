@@ -130,7 +130,8 @@ describe('admission from the registry (enrolld up and a second broker process)',
   it('on the other process: a renewed certificate is admitted, the superseded one and an older sibling are refused with CONNACK 5', async () => {
     const deviceId = uniqueDeviceId('other-proc');
     const sibling = await issueFromServerCa(server, deviceId, { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3600_000) });
-    const current = await enrollDevice(server, deviceId);
+    // the sibling is live, so enrolling the same id again needs the admin's consent
+    const current = await enrollDevice(server, deviceId, { replace: true });
     const csr = await makeCsr({ cn: deviceId });
     const renewed = await renewRest(server, current, csr.pem);
     expect(renewed.status).toBe(201);
