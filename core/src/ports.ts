@@ -1,6 +1,6 @@
 // Ports declared by core, the consumer (docs/architecture.md: ports belong to the code that uses them); db/ and jobs/
 // implement them. Shapes that also travel on the wire (device summaries) are protocol's and only named here.
-import type { CertificateStatus, DeviceDetail, DeviceSummary, IdentityKind } from '@enrolld/protocol';
+import type { CertificateStatus, DeviceDetail, DeviceSummary, DeviceToken, IdentityKind, TokenIssue } from '@enrolld/protocol';
 import type { ProfileTerms } from './profiles/ports.js';
 
 export interface NewToken {
@@ -9,6 +9,16 @@ export interface NewToken {
   tokenHash: Buffer;
   expiresAt: Date;
   profile: string;
+  /** Recorded with the token (default `new`); `after-compromise` marks the enrollment it leads to. */
+  issuedAs?: TokenIssue;
+}
+
+/** What a device's certificates say about making it a new token (ids with no certificate are absent). */
+export interface CertificateHistory {
+  /** It has an issued certificate that is neither revoked nor expired. */
+  live: boolean;
+  /** Its newest certificates were revoked for keyCompromise (no certificate issued since). */
+  compromised: boolean;
 }
 
 export interface TokenGrant {
@@ -86,6 +96,12 @@ export type CreateTokensResult =
 export interface TokenStore {
   /** Creates identity rows as needed and the tokens, all or nothing, while the tokens' profile is live. */
   createTokens(tokens: NewToken[], actor: string): Promise<CreateTokensResult>;
+  /** The certificate history of those ids that have certificates. */
+  certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>>;
+  /** The kind of those ids that have a record. */
+  identityKinds(ids: string[]): Promise<Map<string, IdentityKind>>;
+  /** Every token of a device, newest first; undefined for an unknown device. */
+  tokensOf(deviceId: string): Promise<DeviceToken[] | undefined>;
 }
 
 export interface AdminCredentialStore {

@@ -1,8 +1,8 @@
-import type { CreatedToken, CreateTokenRequest } from '@enrolld/protocol';
+import type { CreatedToken, CreateTokenRequest, IdentityKind, TokenIssue } from '@enrolld/protocol';
 import { isValidDeviceId } from '@enrolld/protocol';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
-import type { NewToken, TokenStore } from './ports.js';
+import type { CertificateHistory, NewToken, TokenStore } from './ports.js';
 import type { ProfileService } from './profiles/profile-service.js';
 import { hashSecret, newBootstrapToken } from './secrets.js';
 
@@ -22,6 +22,40 @@ export function batchDeviceIds(prefix: string, count: number): string[] {
   return ids;
 }
 
+/** "a, b, c and 97 more": enough ids to act on without a 100k-id problem document. */
+function someOf(ids: string[]): string {
+  const shown = ids.slice(0, 5).join(', ');
+  return ids.length > 5 ? `${shown} and ${ids.length - 5} more` : shown;
+}
+
+/**
+ * How each id is issued, or a conflict naming the ids that need the admin's consent: a live certificate needs `replace`,
+ * a device whose certificates were revoked for keyCompromise needs `afterCompromise`.
+ */
+function issuesFor(deviceIds: string[], history: Map<string, CertificateHistory>, request: CreateTokenRequest): TokenIssue[] {
+  const live = deviceIds.filter((id) => history.get(id)?.live);
+  if (live.length > 0 && !request.replace) {
+    throw new EnrollError('conflict', `${live.length} device(s) already have a live certificate (${someOf(live)}); to re-issue them, set replace (enrolld token create --replace)`, {
+      extensions: { liveDevices: live.slice(0, 100) },
+    });
+  }
+  const compromised = deviceIds.filter((id) => history.get(id)?.compromised);
+  if (compromised.length > 0 && !request.afterCompromise) {
+    throw new EnrollError('conflict', `${compromised.length} device(s) were revoked for keyCompromise (${someOf(compromised)}); to re-enroll them, set afterCompromise (enrolld token create --after-compromise)`, {
+      extensions: { compromisedDevices: compromised.slice(0, 100) },
+    });
+  }
+  return deviceIds.map((id) => {
+    const known = history.get(id);
+    if (!known) return 'new';
+    return known.compromised ? 'after-compromise' : 're-issued';
+  });
+}
+
+function kindMismatch(ids: string[], kind: IdentityKind): EnrollError {
+  return new EnrollError('bad-request', `${someOf(ids)}: already ${kind === 'device' ? 'a service' : 'a device'}; an identity keeps its kind`);
+}
+
 export function createTokenIssuer(deps: TokenIssuerDeps) {
   return {
     /**
@@ -32,22 +66,28 @@ export function createTokenIssuer(deps: TokenIssuerDeps) {
       const kind = 'service' in request ? 'service' : 'device';
       const deviceIds = 'service' in request ? [request.service] : 'deviceId' in request ? [request.deviceId] : batchDeviceIds(request.prefix, request.count);
       const profile = await deps.profiles.resolve(request.profile, kind);
+      const otherKind = [...(await deps.store.identityKinds(deviceIds))].filter(([, k]) => k !== kind).map(([id]) => id);
+      if (otherKind.length > 0) throw kindMismatch(otherKind, kind);
+      const issues = issuesFor(deviceIds, await deps.store.certificateHistory(deviceIds), request);
       const expiresAt = new Date(deps.clock.now().getTime() + (request.ttlSeconds ?? deps.defaultTtlSeconds) * 1000);
-      const created = deviceIds.map((deviceId) => ({ deviceId, token: newBootstrapToken() }));
-      const records: NewToken[] = created.map(({ deviceId, token }) => ({
+      const created = deviceIds.map((deviceId, i) => ({ deviceId, token: newBootstrapToken(), issuedAs: issues[i]! }));
+      const records: NewToken[] = created.map(({ deviceId, token, issuedAs }) => ({
         kind,
         deviceId,
         tokenHash: hashSecret(token),
         expiresAt,
         profile: profile.name,
+        issuedAs,
       }));
       const result = await deps.store.createTokens(records, actor);
-      if (result.outcome === 'kind-mismatch') {
-        const shown = result.ids.slice(0, 5).join(', ');
-        throw new EnrollError('bad-request', `${shown}${result.ids.length > 5 ? ', …' : ''}: already ${kind === 'device' ? 'a service' : 'a device'}; an identity keeps its kind`);
-      }
+      // The store checks again in its transaction: an identity of the other kind created meanwhile.
+      if (result.outcome === 'kind-mismatch') throw kindMismatch(result.ids, kind);
       if (result.outcome === 'unknown-profile') throw new EnrollError('conflict', `profile "${profile.name}" was deleted meanwhile`);
-      return created.map(({ deviceId, token }) => ({ deviceId, token, expiresAt: expiresAt.toISOString() }));
+      return created.map(({ deviceId, token, issuedAs }) => ({ deviceId, token, expiresAt: expiresAt.toISOString(), issuedAs }));
+    },
+    /** A device's tokens and what became of them (`enrolld token show`); undefined for an unknown device. */
+    history(deviceId: string) {
+      return deps.store.tokensOf(deviceId);
     },
   };
 }

@@ -1,5 +1,6 @@
 import type pg from 'pg';
-import type { CreateTokensResult, NewToken, TokenStore } from '@enrolld/core/ports.js';
+import { REVOCATION_REASONS, type DeviceToken, type IdentityKind } from '@enrolld/protocol';
+import type { CertificateHistory, CreateTokensResult, NewToken, TokenStore } from '@enrolld/core/ports.js';
 import { inTransaction } from './transaction.js';
 import { lockProfileName } from './profile-store.js';
 
@@ -9,12 +10,16 @@ class KindMismatch extends Error {
   }
 }
 
+/** As stored in certificates.revocation_reason (the RFC 5280 §5.3.1 code). */
+const KEY_COMPROMISE = REVOCATION_REASONS.keyCompromise;
+
 export function createPgTokenStore(pool: pg.Pool): TokenStore {
   return {
     /** One statement per table, all in one transaction: a batch of 100k either lands whole or not at all. */
     async createTokens(tokens: NewToken[], actor: string): Promise<CreateTokensResult> {
       if (tokens.length === 0) return { outcome: 'created' };
       const { kind, profile } = tokens[0]!;
+      const issues = tokens.map((t) => t.issuedAs ?? 'new');
       return inTransaction<CreateTokensResult>(pool, 'none', async (client) => {
         // A profile delete takes the same lock and counts unspent tokens: it never misses these.
         await lockProfileName(client, profile);
@@ -30,20 +35,66 @@ export function createPgTokenStore(pool: pg.Pool): TokenStore {
         // Thrown to roll the batch back: nothing of it stays.
         if (mismatched.rows.length > 0) throw new KindMismatch(mismatched.rows.map((r) => r.id));
         await client.query(
-          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by)
-           SELECT h, d, p, e, $5 FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[]) AS t(h, d, p, e)`,
-          [tokens.map((t) => t.tokenHash), tokens.map((t) => t.deviceId), tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor],
+          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by, issued_as)
+           SELECT h, d, p, e, $5, i FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $6::text[]) AS t(h, d, p, e, i)`,
+          [tokens.map((t) => t.tokenHash), tokens.map((t) => t.deviceId), tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor, issues],
         );
         await client.query(
           `INSERT INTO audit_events (action, actor, device_id, detail)
-           SELECT 'token.created', $1, d, jsonb_build_object('expiresAt', e, 'profile', $4::text) FROM unnest($2::text[], $3::timestamptz[]) AS t(d, e)`,
-          [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt), profile],
+           SELECT 'token.created', $1, d, jsonb_build_object('expiresAt', e, 'issuedAs', i, 'profile', $5::text)
+             FROM unnest($2::text[], $3::timestamptz[], $4::text[]) AS t(d, e, i)`,
+          [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt), issues, profile],
         );
         return { outcome: 'created' };
       }).catch((error: unknown) => {
         if (error instanceof KindMismatch) return { outcome: 'kind-mismatch', ids: error.ids };
         throw error;
       });
+    },
+
+    async identityKinds(ids: string[]): Promise<Map<string, IdentityKind>> {
+      const { rows } = await pool.query<{ id: string; kind: IdentityKind }>('SELECT id, kind FROM devices WHERE id = ANY($1::text[])', [ids]);
+      return new Map(rows.map((r) => [r.id, r.kind]));
+    },
+
+    async certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>> {
+      const { rows } = await pool.query<{ device_id: string; live: boolean; compromised: boolean }>(
+        `SELECT device_id,
+                bool_or(der IS NOT NULL AND revoked_at IS NULL AND not_after > now()) AS live,
+                COALESCE(max(revoked_at) FILTER (WHERE revocation_reason = $2) >= max(created_at), false) AS compromised
+           FROM certificates WHERE device_id = ANY($1::text[]) GROUP BY device_id`,
+        [deviceIds, KEY_COMPROMISE],
+      );
+      return new Map(rows.map((r) => [r.device_id, { live: r.live, compromised: r.compromised }]));
+    },
+
+    async tokensOf(deviceId: string): Promise<DeviceToken[] | undefined> {
+      const device = await pool.query('SELECT 1 FROM devices WHERE id = $1', [deviceId]);
+      if (device.rowCount === 0) return undefined;
+      type Row = {
+        created_at: Date; created_by: string; expires_at: Date; issued_as: DeviceToken['issuedAs']; used_at: Date | null;
+        withdrawn_at: Date | null; expired: boolean; serial: string | null; request_id: string | null;
+      };
+      const { rows } = await pool.query<Row>(
+        `SELECT t.created_at, t.created_by, t.expires_at, t.issued_as, t.used_at, t.withdrawn_at, t.expires_at <= now() AS expired,
+                c.serial, a.request_id
+           FROM bootstrap_tokens t
+           LEFT JOIN certificates c ON c.token_id = t.id
+           LEFT JOIN LATERAL (SELECT request_id FROM audit_events
+                               WHERE device_id = $1 AND action = 'certificate.issued' AND serial = c.serial ORDER BY id LIMIT 1) a ON true
+          WHERE t.device_id = $1 ORDER BY t.id DESC`,
+        [deviceId],
+      );
+      return rows.map((r) => ({
+        createdAt: r.created_at.toISOString(),
+        createdBy: r.created_by,
+        expiresAt: r.expires_at.toISOString(),
+        issuedAs: r.issued_as,
+        state: r.used_at ? 'used' : r.withdrawn_at ? 'withdrawn' : r.expired ? 'expired' : 'unused',
+        usedAt: r.used_at?.toISOString() ?? null,
+        serial: r.serial,
+        requestId: r.request_id,
+      }));
     },
   };
 }

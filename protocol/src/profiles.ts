@@ -56,5 +56,7 @@ export const createServiceRequestSchema = z.object({
   name: z.string().regex(DEVICE_ID_PATTERN, 'service name must match ^[a-z0-9][a-z0-9._-]{0,62}$'),
   profile: profileNameSchema.optional(),
   csr: z.string().min(1),
+  /** A service whose certificate is live gets another one only with `replace`, as a device's token does. */
+  replace: z.boolean().optional(),
 }).strict();
 export type CreateServiceRequest = z.infer<typeof createServiceRequestSchema>;

@@ -322,7 +322,7 @@ export class FakeStack {
         const out = ids.map((deviceId) => {
           const token = randomBytes(16).toString('base64url');
           this.tokens.set(token, { deviceId, used: false });
-          return { deviceId, token, expiresAt: new Date(Date.now() + 86_400_000).toISOString() };
+          return { deviceId, token, expiresAt: new Date(Date.now() + 86_400_000).toISOString(), issuedAs: 'new' };
         });
         return this.json(res, 201, out);
       }

@@ -18,6 +18,7 @@ export interface CreateServiceOptions {
   profile?: string | undefined;
   out: string;
   csr?: string | undefined;
+  replace: boolean;
 }
 
 export function registerServiceCommands(program: Command): void {
@@ -28,8 +29,9 @@ export function registerServiceCommands(program: Command): void {
     .description('create a service and write <out>/<name>.pem (certificate then chain) and, unless --csr is given, <out>/<name>.key (0600)')
     .argument('<name>', 'the service name, ^[a-z0-9][a-z0-9._-]{0,62}$; it shares one namespace with device ids')
     .option('--profile <name>', 'a service profile (default: the built-in `service`)')
-    .requiredOption('--out <dir>', 'the directory to write the files to (created if missing)')
+    .requiredOption('--out <dir>', 'the directory to write the files to, created if missing (default: none; required)')
     .option('--csr <file>', 'sign this PEM or DER CSR instead of making a key (default: a new EC P-256 key)')
+    .option('--replace', 'issue a new certificate for a service whose certificate is still live', false)
     .action((name: string, options: CreateServiceOptions) => createService(name, options, createCliContext()));
   examples(create, 'enrolld service create ingest --out ./certs', 'enrolld service create dashboard --profile readonly --out ./certs --csr dashboard.csr');
 }
@@ -52,7 +54,7 @@ export async function createService(name: string, options: CreateServiceOptions,
   }
   const api = await ctx.adminApi();
   try {
-    const request: CreateServiceRequest = { name, profile: options.profile, csr };
+    const request: CreateServiceRequest = { name, profile: options.profile, csr, ...(options.replace ? { replace: true } : {}) };
     const issued = await api.call(enrollResponseSchema, 'POST', routes.adminServices, request);
     await mkdir(options.out, { recursive: true });
     if (keyPem !== undefined) await writeFile(join(options.out, `${name}.key`), keyPem, { mode: 0o600 });
