@@ -1,5 +1,5 @@
 import type { AclRule, IdentityKind } from '@enrolld/protocol';
-import { compileFilter, coversFilter, filterProblem, isWellFormedFilter, LevelKind, matchesTopic, overlapsFilter } from './topic-filter.js';
+import { compileFilter, coversFilter, filterProblem, isWellFormedFilter, LevelKind, matchesTopicLevels, overlapsFilter, topicLevelEnds } from './topic-filter.js';
 import type { CompiledFilter } from './topic-filter.js';
 
 // A profile's ACL, compiled once when the profile loads (docs/architecture.md §6, topic ACL). Rules are kept per
@@ -59,6 +59,8 @@ function reachesOtherDevice(filter: string): string | undefined {
 
 /** Compiles rules that aclProblems() accepted for their kind. */
 export function compileAcl(rules: readonly AclRule[]): CompiledAcl {
+  // Level boundaries of the topic being checked: reused by every call (checks are synchronous), grown as needed.
+  const levelEnds: number[] = [];
   const publish: CompiledRule[] = [];
   const subscribe: CompiledRule[] = [];
   for (const rule of rules) {
@@ -70,7 +72,8 @@ export function compileAcl(rules: readonly AclRule[]): CompiledAcl {
       if (topic.length === 0 || topic.charCodeAt(0) === 0x24 || topic.includes('+') || topic.includes('#') || topic.includes('\u0000')) {
         return false;
       }
-      for (const rule of publish) if (matchesTopic(rule.filter, id, topic)) return rule.allow;
+      const count = topicLevelEnds(topic, levelEnds);
+      for (const rule of publish) if (matchesTopicLevels(rule.filter, id, topic, levelEnds, count)) return rule.allow;
       return false;
     },
     canSubscribe(id, filter) {

@@ -1,6 +1,6 @@
 // MQTT topic filters as the ACL compiler stores them (MQTT 3.1.1 §4.7): one entry per level, each a literal, `+`, `#`
-// or the placeholder `{id}` (the identity's own id). Parsed once per rule when a profile loads; the matchers below
-// walk a topic in place, so a PUBLISH costs no split and no string built per packet.
+// or the placeholder `{id}` (the identity's own id). Parsed once per rule when a profile loads. A PUBLISH topic is
+// scanned once for its level boundaries, and each rule compares levels in place: no split, no string built per packet.
 
 export const LevelKind = { Literal: 0, Plus: 1, Hash: 2, Id: 3 } as const;
 export type LevelKind = (typeof LevelKind)[keyof typeof LevelKind];
@@ -60,28 +60,53 @@ export function isWellFormedFilter(filter: string): boolean {
   return true;
 }
 
-/** Whether `topic` (a topic name) matches the compiled filter with `{id}` = `id` (MQTT-4.7.1, MQTT-4.7.2-1). */
-export function matchesTopic(f: CompiledFilter, id: string, topic: string): boolean {
+/**
+ * Where each level of a topic ends (the index of its `/`, or the topic's length for the last), into `ends`; returns the
+ * number of levels. Computed once per PUBLISH and shared by every rule, so a rule costs no scan of its own.
+ */
+export function topicLevelEnds(topic: string, ends: number[]): number {
+  let count = 0;
+  for (let pos = 0; ; ) {
+    const slash = topic.indexOf('/', pos);
+    if (slash === -1) {
+      ends[count++] = topic.length;
+      return count;
+    }
+    ends[count++] = slash;
+    pos = slash + 1;
+  }
+}
+
+/**
+ * Whether a topic whose levels end at `ends[0…count)` matches the compiled filter with `{id}` = `id` (MQTT-4.7.1,
+ * MQTT-4.7.2-1). A filter without `#` matches only topics of its own number of levels, which rejects most rules at once.
+ */
+export function matchesTopicLevels(f: CompiledFilter, id: string, topic: string, ends: readonly number[], count: number): boolean {
   const { kinds, texts } = f;
+  const n = kinds.length;
+  const hash = kinds[n - 1] === LevelKind.Hash;
+  if (hash ? count < n - 1 : count !== n) return false;
   // A filter starting with a wildcard does not match topics starting with `$` (MQTT-4.7.2-1).
   if (topic.charCodeAt(0) === DOLLAR && kinds[0] !== LevelKind.Literal) return false;
-  const length = topic.length;
-  let pos = 0;
-  for (let i = 0; i < kinds.length; i++) {
+  for (let i = 0, start = 0; i < n; i++) {
     const kind = kinds[i]!;
     if (kind === LevelKind.Hash) return true; // the rest, including none: `a/#` matches `a` (MQTT-4.7.1-2)
-    if (pos > length) return false; // the topic has fewer levels
-    let end = topic.indexOf('/', pos);
-    if (end === -1) end = length;
+    const end = ends[i]!;
     if (kind === LevelKind.Literal) {
       const text = texts[i]!;
-      if (end - pos !== text.length || !topic.startsWith(text, pos)) return false;
+      if (end - start !== text.length || !topic.startsWith(text, start)) return false;
     } else if (kind === LevelKind.Id) {
-      if (end - pos !== id.length || !topic.startsWith(id, pos)) return false;
+      if (end - start !== id.length || !topic.startsWith(id, start)) return false;
     }
-    pos = end + 1;
+    start = end + 1;
   }
-  return pos === length + 1; // every level of the topic consumed
+  return true;
+}
+
+/** Whether `topic` (a topic name) matches the compiled filter with `{id}` = `id`. */
+export function matchesTopic(f: CompiledFilter, id: string, topic: string): boolean {
+  const ends: number[] = [];
+  return matchesTopicLevels(f, id, topic, ends, topicLevelEnds(topic, ends));
 }
 
 const startsWithDollar = (level: string): boolean => level.charCodeAt(0) === DOLLAR;
