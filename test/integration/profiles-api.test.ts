@@ -5,7 +5,9 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import { problemType, routes, type EnrollResponse, type Profile, type ProfileSpec } from '@enrolld/protocol';
 import { readCertificateIdentity } from '@enrolld/core/ca/index.js';
-import { makeCsr } from '../support/csr-factory.js';
+import { profileExtensionValue } from '@enrolld/core/ca/device-profile.js';
+import { OID } from '@enrolld/core/ca/oids.js';
+import { buildCsr, extension, makeCsr } from '../support/csr-factory.js';
 import { certificatesInPkcs7, decodeBase64Body } from '../support/est-support.js';
 import { httpsRequest, postJson } from '../support/http.js';
 import { credsFrom, renewEst, renewRest } from '../support/renew-support.js';
@@ -94,6 +96,17 @@ describe('profiles and services', () => {
     expect((await admin('POST', routes.adminProfiles, silver(unused))).status).toBe(201);
     expect((await admin('DELETE', routes.adminProfile(unused))).status).toBe(204);
     expect((await admin('GET', routes.adminProfile(unused))).status).toBe(404);
+  });
+
+  it('a CSR cannot choose its profile: an enrolldProfile extension it asks for is ignored, the token\'s profile is issued', async () => {
+    const name = uniqueName('plain');
+    await admin('POST', routes.adminProfiles, silver(name));
+    const deviceId = uniqueDeviceId('asks-gold');
+    const token = (await postJson(server.apiUrl + routes.adminTokens, server.rootPem, { deviceId, profile: name }, auth())).json<Array<{ token: string }>>()[0]!.token;
+    const csr = buildCsr({ cn: deviceId, extensions: [extension(OID.enrolldProfile, false, profileExtensionValue({ name: 'gold', version: 9 }))] });
+    const res = await postJson(server.apiUrl + routes.enroll, server.rootPem, { token, csr: csr.pem });
+    expect(res.status).toBe(201);
+    expect(profileOf(res.json<EnrollResponse>().certificate).profile).toEqual({ name, version: 1 });
   });
 
   it('a key type the profile does not allow is refused at enrollment (400), the token stays unspent', async () => {
