@@ -10,6 +10,8 @@ export interface AdminClient {
   revokeDevice(deviceId: string, reason: RevocationReason): Promise<void>;
   /** A service identity and its certificate for this CSR (POST /v1/admin/services): the REST enroll answer. */
   createService(name: string, csrPem: string, profile?: string): Promise<unknown>;
+  /** The server's Prometheus metrics (text exposition format). */
+  metricsText(): Promise<string>;
   close(): void;
 }
 
@@ -55,6 +57,11 @@ export function createAdminClient(apiUrl: URL, ca: string, adminToken: string): 
       const res = await httpsCall({ what: 'admin-service', method: 'POST', url: new URL(routes.adminServices, apiUrl), agent, headers, body: JSON.stringify(request) });
       if (res.status !== 201) throw httpError(res.status, problemOf(res), 'admin-service');
       return jsonOf(res, 'admin-service');
+    },
+    async metricsText() {
+      const res = await httpsCall({ what: 'metrics', method: 'GET', url: new URL(routes.metrics, apiUrl), agent });
+      if (res.status !== 200) throw httpError(res.status, problemOf(res), 'metrics');
+      return res.body.toString('utf8');
     },
     close() {
       agent.destroy();
