@@ -26,6 +26,8 @@ export interface BrokerRoleDeps {
   feed: RegistryFeed;
   outbound?: OutboundRelay | undefined;
   hooks?: BrokerHooks[] | undefined;
+  /** Aborted when the process starts shutting down: a feed lost after that is expected (quietOnShutdown). */
+  stopping?: AbortSignal | undefined;
 }
 
 export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
@@ -53,7 +55,7 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
     // Profile changes reach every broker, this process's included, by NOTIFY on their own LISTEN connection.
     profiles: {
       source: createPgProfileStore(deps.database.revocationPool),
-      feed: createPgProfileListener({ connectionString: deps.database.url, applicationName: 'enrolld-broker-profiles' }),
+      feed: quietOnShutdown(createPgProfileListener({ connectionString: deps.database.url, applicationName: 'enrolld-broker-profiles' }), deps.stopping),
     },
     outbound: deps.outbound,
     hooks: deps.hooks,
@@ -73,9 +75,13 @@ export function registryNotifyFeed(database: Database): RegistryFeed {
  * terminal's process group, so Ctrl-C stops it too and it may close the feed before the broker stops listening: an
  * expected end, not a lost feed.
  */
-export function quietOnShutdown(feed: RegistryFeed, stopping: AbortSignal | undefined): RegistryFeed {
+export function quietOnShutdown<H extends { onConnection(connected: boolean, error?: unknown): void }, F extends { start(handlers: H): Promise<void>; stop(): Promise<void> }>(
+  feed: F,
+  stopping: AbortSignal | undefined,
+): F {
   if (!stopping) return feed;
   return {
+    ...feed,
     start: (handlers) => feed.start({ ...handlers, onConnection: (connected, error) => (connected || !stopping.aborted) && handlers.onConnection(connected, error) }),
     stop: () => feed.stop(),
   };

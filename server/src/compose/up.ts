@@ -59,6 +59,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       feed: mergeRevocationFeeds(quietOnShutdown(registryNotifyFeed(database), signal), localRevocations, localIssuance),
       outbound,
       hooks: [rotation.hooks],
+      stopping: signal,
     });
     const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
 

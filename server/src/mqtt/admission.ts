@@ -28,6 +28,8 @@ export interface AdmissionDeps {
   sessions: Pick<SessionIndex, 'admit'>;
   /** The compiled ACL of each profile: a certificate naming a profile this broker does not hold is refused. */
   acls: Pick<ProfileAcls, 'get'>;
+  /** False until the profiles were loaded once: every CONNECT gets CONNACK 3 meanwhile, as with an unknown state. */
+  profilesLoaded(): boolean;
   expiry: SessionExpiry;
   metrics: BrokerMetrics;
   clock: Clock;
@@ -63,7 +65,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
 
   function refuse(client: Client, done: Done, code: number, reason: RefusalReason, fields: object, message: string): void {
     metrics.refused(reason);
-    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable') {
+    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable' || reason === 'profiles-not-loaded') {
       // One line per second at most: a reconnect storm during an outage must not flood the log.
       const now = Date.now();
       if (now - lastUnknownLogAt >= 1000) {
@@ -116,6 +118,10 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     if (!status.known) {
       // Code 3: the service is unavailable, try later. Admitting would let a revoked certificate in.
       return refuse(client, done, CONNACK.serverUnavailable, 'revocation-state-unknown', { why: status.reason }, 'refusing CONNECT: revocation state unknown');
+    }
+    if (!deps.profilesLoaded()) {
+      // Code 3 too: without the profiles no certificate's rights are known.
+      return refuse(client, done, CONNACK.serverUnavailable, 'profiles-not-loaded', {}, 'refusing CONNECT: profiles not loaded');
     }
     const socket = client.conn as tls.TLSSocket;
     const read = identities.read(socket);

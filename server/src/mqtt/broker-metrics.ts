@@ -16,6 +16,7 @@ export type RefusalReason =
   | 'registry-lookup-unavailable'
   | 'will-denied'
   | 'unknown-profile'
+  | 'profiles-not-loaded'
   | 'tls-handshake';
 
 /** Why a PUBLISH or SUBSCRIBE was refused: the profile's ACL, or a shared subscription (unsupported). */

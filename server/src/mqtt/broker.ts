@@ -114,6 +114,7 @@ export function createBroker(deps: BrokerDeps) {
   const profiles = createProfileEnforcement({ ...deps.profiles, sessions, aedes: currentAedes, metrics, log });
   const admission = createAdmission({
     acls: profiles.acls,
+    profilesLoaded: () => profiles.loaded(),
     state,
     registry,
     lookup: createRegistryLookup({ store: deps.store, registry, clock }),
@@ -207,6 +208,8 @@ export function createBroker(deps: BrokerDeps) {
     connectedDevices: () => aedes?.connectedClients ?? 0,
     /** The version of a profile this broker enforces, and a promise of every heard profile change applied (tests). */
     profileVersion: (name: string) => profiles.versionOf(name),
+    /** False until the profiles were loaded once (CONNECTs get CONNACK 3 meanwhile). */
+    profilesLoaded: () => profiles.loaded(),
     profilesSettled: () => profiles.settled(),
     /** For tests and diagnostics only. */
     aedes: currentAedes,

@@ -18,9 +18,15 @@ export interface ProfileEnforcementDeps {
   log: Logger;
 }
 
+/** While the first load fails (the store unreachable at start), it is retried this often. */
+const RETRY_LOAD_MS = 1000;
+
 export function createProfileEnforcement(deps: ProfileEnforcementDeps) {
   const { source, sessions, log } = deps;
   const acls = createProfileAcls();
+  let loaded = false;
+  let stopped = false;
+  let retryTimer: NodeJS.Timeout | undefined;
   /** Changes applied one after another, so two quick updates of one profile end on the newest. */
   let queue: Promise<void> = Promise.resolve();
 
@@ -57,7 +63,26 @@ export function createProfileEnforcement(deps: ProfileEnforcementDeps) {
     return queue;
   }
 
-  const reloadAll = () => enqueue(async () => acls.load(await source.list()));
+  const reloadAll = () =>
+    enqueue(async () => {
+      const changes = acls.load(await source.list());
+      loaded = true;
+      return changes;
+    });
+
+  /** The first load, retried until it succeeds; CONNECTs get CONNACK 3 until then (admission.ts). */
+  async function firstLoad(): Promise<void> {
+    try {
+      acls.load(await source.list());
+      loaded = true;
+    } catch (error) {
+      if (stopped) return;
+      if (retryTimer === undefined) log.warn({ err: (error as Error).message }, 'profiles not loaded; refusing CONNECTs (CONNACK 3) until they are');
+      retryTimer = setTimeout(() => void firstLoad(), RETRY_LOAD_MS);
+      return;
+    }
+    retryTimer = undefined;
+  }
   const reloadOne = (name: string) =>
     enqueue(async () => {
       const change = acls.apply(name, await source.get(name));
@@ -69,7 +94,7 @@ export function createProfileEnforcement(deps: ProfileEnforcementDeps) {
     acls,
     /** Loads every profile before the broker listens, then follows changes. */
     async start(): Promise<void> {
-      acls.load(await source.list());
+      await firstLoad();
       await deps.feed.start({
         onChanged: (name) => void reloadOne(name),
         onConnection: (connected, error) => {
@@ -80,10 +105,14 @@ export function createProfileEnforcement(deps: ProfileEnforcementDeps) {
       started = true;
     },
     async stop(): Promise<void> {
+      stopped = true;
+      clearTimeout(retryTimer);
+      retryTimer = undefined;
       if (started) await deps.feed.stop();
       started = false;
       await queue;
     },
+    loaded: () => loaded,
     /** Resolves once every change heard so far is applied (tests). */
     settled: () => queue,
     /** The version of a profile this broker enforces (tests and diagnostics). */
