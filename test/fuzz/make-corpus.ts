@@ -1,5 +1,5 @@
 // Writes the seed corpus of the fuzz targets (test/fuzz/corpus/<target>/): valid CSRs of every accepted key kind
-// (DER, PEM), DER of a certificate and a CRL, and MQTT 3.1.1 streams of the fuzz device covering CONNECT (with will,
+// (DER, PEM), DER of a certificate and a CRL (*-der.bin, *-pem.txt: the repository ignores *.der and *.pem), and MQTT 3.1.1 streams of the fuzz device covering CONNECT (with will,
 // username, persistent session), PUBLISH at each QoS and retained, the QoS 2 flow, SUBSCRIBE/UNSUBSCRIBE inside and
 // outside its prefix. `npx tsx test/fuzz/make-corpus.ts` regenerates it; the fuzzers only read it.
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -19,15 +19,15 @@ function write(target: string, name: string, bytes: Uint8Array | string): void {
 const kinds: Array<[string, TestKeyKind]> = [['p256', 'P-256'], ['p384', 'P-384'], ['ed25519', 'ed25519'], ['rsa2048', { rsa: 2048 }]];
 for (const [label, kind] of kinds) {
   const csr = buildCsr({ key: generateTestKey(kind).privateKey, cn: FUZZ_DEVICE, sans: [{ type: 'uri', value: `urn:enrolld:device:${FUZZ_DEVICE}` }, { type: 'dns', value: 'device.example' }, { type: 'ip', value: '192.0.2.1' }] });
-  write('csr', `${label}.der`, csr.der);
-  if (label === 'p256') write('csr', `${label}.pem`, csr.pem);
-  write('der', `csr-${label}.der`, csr.der);
+  write('csr', `${label}-der.bin`, csr.der);
+  if (label === 'p256') write('csr', `${label}-pem.txt`, csr.pem);
+  write('der', `csr-${label}-der.bin`, csr.der);
 }
 const pki = await createTestPki({ name: 'fuzz' });
 const device = await pki.device(FUZZ_DEVICE);
-write('der', 'device-certificate.der', device.der);
+write('der', 'device-certificate-der.bin', device.der);
 const crl = await pki.issuing.signCrl({ entries: [{ serial: device.serial, revokedAt: new Date(), reasonCode: 1 }], crlNumber: 7n, thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 86_400_000) });
-write('der', 'crl.der', crl);
+write('der', 'crl-der.bin', crl);
 
 const own = (suffix: string) => `devices/${FUZZ_DEVICE}/${suffix}`;
 const connect = (extra: Partial<Extract<Packet, { cmd: 'connect' }>> = {}): Packet => ({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: FUZZ_DEVICE, keepalive: 60, ...extra });
