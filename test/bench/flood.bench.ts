@@ -5,7 +5,9 @@
 //  - rtt: another device's MQTT round trip (QoS 0 publish to its own subscribed topic) and /healthz latency, idle
 //    and while one device floods QoS 0 for FLOOD_SECONDS.
 //  - memory: broker RSS and heap after oversize publishes, retained messages and subscriptions from one device, after
-//    it left, and after its revocation purged everything; three flood/purge cycles, each followed by a full GC.
+//    it left, and after its revocation purged everything; three flood/purge cycles, each figure after a full GC. The
+//    server inherits the environment, so allocator experiments run as e.g. `MALLOC_MMAP_THRESHOLD_=131072 npm run
+//    bench:flood`.
 // One JSON line per figure: {"metric","phase","value","unit","baseline","ratio"}; the baseline is the unlimited run of the
 // same figure (ratio = baseline / value: > 1 means the limits made it better).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -48,6 +50,7 @@ interface Ready {
 interface Memory {
   rssMiB: number;
   heapUsedMiB: number;
+  heapTotalMiB: number;
   externalMiB: number;
   arrayBuffersMiB: number;
 }
@@ -184,6 +187,7 @@ async function memoryPhase(phase: 'unlimited' | 'limited', env: Record<string, s
   const report = (step: string, m: Memory) => {
     line(`memory_${step}_rss_mib`, phase, m.rssMiB, 'MiB');
     line(`memory_${step}_heap_used_mib`, phase, m.heapUsedMiB, 'MiB');
+    line(`memory_${step}_heap_total_mib`, phase, m.heapTotalMiB, 'MiB');
     line(`memory_${step}_array_buffers_mib`, phase, m.arrayBuffersMiB, 'MiB');
   };
   try {
