@@ -11,6 +11,7 @@
 // One JSON line per figure: {"metric","phase","value","unit","baseline","ratio"}; the baseline is the unlimited run of the
 // same figure (ratio = baseline / value: > 1 means the limits made it better).
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { routes } from '@enrolld/protocol';
@@ -65,6 +66,8 @@ function line(metric: string, phase: string, value: number, unit: string): void 
 
 interface Server {
   ready: Ready;
+  /** CPU seconds the server process has used so far (user + system, /proc). */
+  cpuSeconds(): number;
   memory(): Promise<Memory>;
   stop(): Promise<void>;
 }
@@ -89,6 +92,11 @@ function startServer(env: Record<string, string>, devices: number): Promise<Serv
   const nextLine = () => new Promise<Record<string, unknown>>((resolve) => waiting.push(resolve));
   return nextLine().then((ready) => ({
     ready: ready as unknown as Ready,
+    cpuSeconds() {
+      const stat = readFileSync(`/proc/${child.pid}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      return (Number(fields[11]) + Number(fields[12])) / 100;
+    },
     async memory() {
       const answer = nextLine();
       child.kill('SIGUSR2');
@@ -154,13 +162,17 @@ async function rttPhase(phase: 'unlimited' | 'limited', env: Record<string, stri
     await client.next('suback');
     await roundTrips(client, other.deviceId, ((n) => () => n-- <= 0)(50));
     let end = Date.now() + IDLE_SECONDS * 1000;
+    let cpu = server.cpuSeconds();
     const [idleRtt, idleHealth] = await Promise.all([roundTrips(client, other.deviceId, () => Date.now() > end), healthLatencies(ready, () => Date.now() > end)]);
+    line('server_cpu_idle_per_second', phase, (server.cpuSeconds() - cpu) / IDLE_SECONDS, 'cpu-s/s');
     end = Date.now() + FLOOD_SECONDS * 1000;
+    cpu = server.cpuSeconds();
     const [floodRtt, floodHealth, flooded] = await Promise.all([
       roundTrips(client, other.deviceId, () => Date.now() > end),
       healthLatencies(ready, () => Date.now() > end),
       flood(ready, flooder),
     ]);
+    line('server_cpu_flood_per_second', phase, (server.cpuSeconds() - cpu) / FLOOD_SECONDS, 'cpu-s/s');
     client.end();
     for (const [name, samples] of [['device_rtt_idle', idleRtt], ['device_rtt_flood', floodRtt], ['healthz_idle', idleHealth], ['healthz_flood', floodHealth]] as const) {
       const s = sorted(samples);
