@@ -53,7 +53,7 @@ export function loadCorpus(target: string): Uint8Array[] {
   return readdirSync(dir).sort().map((file) => readFileSync(path.join(dir, file)));
 }
 
-export async function fuzz(target: FuzzTarget, options: { runs: number; seed?: number; progress?: (runs: number) => void }): Promise<FuzzResult> {
+export async function fuzz(target: FuzzTarget, options: { runs: number; seconds?: number; seed?: number; progress?: (runs: number) => void }): Promise<FuzzResult> {
   const seed = options.seed ?? Date.now() % 2 ** 31;
   const session = await target.setup();
   let runs = 0;
@@ -93,7 +93,13 @@ export async function fuzz(target: FuzzTarget, options: { runs: number; seed?: n
       }
       if (escaped !== undefined) throw escaped instanceof Error ? escaped : new Error(String(escaped));
     });
-    const details = await fc.check(property, { numRuns: options.runs, seed, maxSkipsPerRun: 0 });
+    const details = await fc.check(property, {
+      numRuns: options.runs,
+      seed,
+      maxSkipsPerRun: 0,
+      // A time budget ends the run early without failing it; `runs` says how far it got.
+      ...(options.seconds !== undefined ? { interruptAfterTimeLimit: options.seconds * 1000 } : {}),
+    });
     await session.healthy?.();
     const seconds = (performance.now() - started) / 1000;
     const result: FuzzResult = {
