@@ -2,8 +2,8 @@
 // Phases (BENCH_PHASES, default rtt,memory), each run twice in the same run: with the limits lifted ("unlimited",
 // the broker as it was) and as shipped ("limited"). Server (`enrolld up`), flooding device and this measuring process
 // are three processes.
-//  - rtt: another device's MQTT round trip (QoS 0 publish to its own subscribed topic) and /healthz latency, idle
-//    and while one device floods QoS 0 for FLOOD_SECONDS.
+//  - rtt: another device's MQTT round trip (QoS 0 publish to its own subscribed topic, 50 per second) and /healthz
+//    latency, idle and while one device floods QoS 0 for FLOOD_SECONDS.
 //  - memory: broker RSS and heap after oversize publishes, retained messages and subscriptions from one device, after
 //    it left, and after its revocation purged everything; three flood/purge cycles, each figure after a full GC. The
 //    server inherits the environment, so allocator experiments run as e.g. `MALLOC_MMAP_THRESHOLD_=131072 npm run
@@ -25,6 +25,8 @@ const FLOOD_SECONDS = Number(process.env.FLOOD_SECONDS ?? 10);
 const IDLE_SECONDS = Number(process.env.BENCH_IDLE_SECONDS ?? 3);
 const MEMORY_MIB = Number(process.env.BENCH_MEMORY_MIB ?? 64);
 const SUBSCRIPTIONS = Number(process.env.BENCH_SUBSCRIPTIONS ?? 20_000);
+/** One round trip per this many ms (50/s): under the shipped publish rate, so the measuring device is never throttled. */
+const RTT_INTERVAL_MS = Number(process.env.BENCH_RTT_INTERVAL_MS ?? 20);
 
 const UNLIMITED = {
   BROKER_MAX_PACKET_SIZE: '256MiB',
@@ -111,7 +113,7 @@ function startServer(env: Record<string, string>, devices: number): Promise<Serv
 
 const connectAs = (ready: Ready, device: Device) => rawConnect(ready.mqttsPort, { caChainPem: ready.rootPem }, device);
 
-/** Sequential round trips of one device through the broker, until `until` says stop. */
+/** Round trips of one device through the broker, one per RTT_INTERVAL_MS, until `until` says stop. */
 async function roundTrips(client: RawMqtt, deviceId: string, until: () => boolean): Promise<number[]> {
   const topic = `devices/${deviceId}/rtt`;
   const samples: number[] = [];
@@ -122,7 +124,9 @@ async function roundTrips(client: RawMqtt, deviceId: string, until: () => boolea
       const packet = await client.next('publish');
       if (packet.cmd === 'publish' && packet.payload.toString() === String(seq)) break;
     }
-    samples.push(performance.now() - started);
+    const took = performance.now() - started;
+    samples.push(took);
+    if (took < RTT_INTERVAL_MS) await new Promise((resolve) => setTimeout(resolve, RTT_INTERVAL_MS - took));
   }
   return samples;
 }
