@@ -15,7 +15,7 @@ export function requestContext(logger: Logger): RequestHandler {
     const started = process.hrtime.bigint();
     res.on('finish', () => {
       logger.debug(
-        { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
+        { requestId, client: req.ip, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
         'request',
       );
     });
@@ -23,10 +23,15 @@ export function requestContext(logger: Logger): RequestHandler {
   };
 }
 
-/** Rejects a body whose Content-Type is not the expected one with 415, before anything reads it. */
+/** Rejects a missing body (400) or one whose Content-Type is not the expected one (415), before anything reads it. */
 export function requireContentType(...types: string[]): RequestHandler {
   return (req, _res, next) => {
-    if (req.is(types)) return next();
+    // type-is answers null when there is no body at all (neither Transfer-Encoding nor Content-Length).
+    const matched = req.is(types);
+    if (matched === null || req.get('content-length') === '0') {
+      return next(new EnrollError('bad-request', `the request has no body; send ${types.join(' or ')}`));
+    }
+    if (matched) return next();
     const given = req.get('content-type') ?? 'none';
     next(new EnrollError('unsupported-media-type', `Content-Type must be ${types.join(' or ')}, not ${given}`));
   };
