@@ -54,3 +54,21 @@ export function createUseCaseMetrics(registry: Registry) {
 }
 
 export type UseCaseMetrics = ReturnType<typeof createUseCaseMetrics>;
+
+/** Failed token attempts per route (enroll, est, admin) and the requests a source address had refused for them. */
+export function createFailedTokenMetrics(registry: Registry) {
+  return {
+    failures: new Counter({
+      name: 'enrolld_http_token_failures_total',
+      help: 'Requests answered 401 on a token route (enroll, est, admin), by route',
+      labelNames: ['route'] as const,
+      registers: [registry],
+    }),
+    throttled: new Counter({
+      name: 'enrolld_http_token_throttled_total',
+      help: 'Requests refused with 429 because their source address failed too many token attempts, by route',
+      labelNames: ['route'] as const,
+      registers: [registry],
+    }),
+  };
+}

@@ -39,6 +39,8 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
       await deps.database.pool.query('SELECT 1');
     },
     classifyError: classifyInfrastructureError,
+    trustedProxies: config.http.trustedProxies,
+    failedTokenLimit: config.http.failedTokenLimit,
   });
   let https: RunningHttpsServer | undefined;
   let crlTimer: NodeJS.Timeout | undefined;
