@@ -1,4 +1,4 @@
-export { createPool, isDatabaseUnavailable, isPoolCheckoutTimeout } from './pool.js';
+export { createPool, isDatabaseUnavailable, isPoolCheckoutTimeout, isQueryTimeout } from './pool.js';
 export type { PoolOptions } from './pool.js';
 export { migrate } from './migrate.js';
 export { startEmbeddedPostgres } from './embedded.js';

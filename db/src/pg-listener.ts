@@ -6,6 +6,8 @@ export interface PgListenerOptions {
   applicationName: string;
   /** Delay before reconnecting after the LISTEN connection dropped. */
   reconnectDelayMs?: number;
+  /** Bound on connecting and on each LISTEN statement: a frozen server makes the attempt fail and retry, never hang. */
+  timeoutMs?: number;
 }
 
 export interface PgListenerHandlers {
@@ -39,7 +41,8 @@ export function createPgListener(options: PgListenerOptions) {
     const h = handlers;
     const c = new pg.Client({
       connectionString: options.connectionString,
-      connectionTimeoutMillis: 2000,
+      connectionTimeoutMillis: options.timeoutMs ?? 2000,
+      query_timeout: options.timeoutMs ?? 2000,
       application_name: options.applicationName,
       keepAlive: true,
     });

@@ -1,6 +1,7 @@
 // The one way db opens a transaction, and the advisory-lock keys it takes (any fixed 64-bit values private to this
 // schema; Postgres advisory locks, "Explicit Locking" §13.3.5).
 import type pg from 'pg';
+import { isQueryTimeout } from './pool.js';
 
 /** Serialises concurrent migrators (API and broker processes starting together); a session lock (migrate.ts). */
 export const MIGRATION_LOCK_KEY = 7_160_002_331;
@@ -24,7 +25,11 @@ const OPENING: Record<TransactionLock, string> = {
   renewal: 'BEGIN; SELECT pg_advisory_xact_lock_shared(7160002332)',
 };
 
-/** Runs `work` in a transaction on a connection the caller holds: COMMIT when it returns, ROLLBACK when it throws. */
+/**
+ * Runs `work` in a transaction on a connection the caller holds: COMMIT when it returns, ROLLBACK when it throws.
+ * After a query timeout the server is not answering, so no ROLLBACK is sent (it would wait as long again): the caller
+ * must discard the connection, and Postgres rolls the transaction back when the connection closes.
+ */
 export async function transactionOn<T>(client: pg.ClientBase, lock: TransactionLock, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
   await client.query(OPENING[lock]);
   try {
@@ -32,17 +37,21 @@ export async function transactionOn<T>(client: pg.ClientBase, lock: TransactionL
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    if (!isQueryTimeout(error)) await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
 }
 
-/** Runs `work` in a transaction on a pooled connection, released afterwards. */
+/** Runs `work` in a transaction on a pooled connection, released afterwards (discarded after a query timeout). */
 export async function inTransaction<T>(pool: pg.Pool, lock: TransactionLock, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
   const client = await pool.connect();
+  let failure: Error | undefined;
   try {
     return await transactionOn(client, lock, work);
+  } catch (error) {
+    if (isQueryTimeout(error)) failure = error as Error;
+    throw error;
   } finally {
-    client.release();
+    client.release(failure);
   }
 }

@@ -77,9 +77,10 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     stopEmbedded = () => embedded.stop();
     url = embedded.url;
   }
-  const connectionTimeoutMillis = config.dbCheckoutTimeoutMs;
-  const pool = createPool({ connectionString: url, max: options.poolMax, connectionTimeoutMillis, applicationName: options.applicationName });
-  const revocationPool = createPool({ connectionString: url, max: config.dbRevocationPoolMax, connectionTimeoutMillis, applicationName: `${options.applicationName}-revocation` });
+  // Every pool is bounded three ways: waiting for a connection, a statement on the server, and the client's wait for an answer.
+  const timeouts = { connectionTimeoutMillis: config.dbCheckoutTimeoutMs, statementTimeoutMillis: config.dbStatementTimeoutMs, queryTimeoutMillis: config.dbQueryTimeoutMs };
+  const pool = createPool({ connectionString: url, max: options.poolMax, ...timeouts, applicationName: options.applicationName });
+  const revocationPool = createPool({ connectionString: url, max: config.dbRevocationPoolMax, ...timeouts, applicationName: `${options.applicationName}-revocation` });
   const close = async () => {
     await Promise.all([pool.end(), revocationPool.end()]);
     await stopEmbedded?.();
