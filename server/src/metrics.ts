@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** One registry per process: every role of `enrolld up` registers into the same one, and /metrics serves it. */
 export function createRegistry(): Registry {
@@ -71,4 +71,31 @@ export function createFailedTokenMetrics(registry: Registry) {
       registers: [registry],
     }),
   };
+}
+
+/** `enrolld up` on its embedded Postgres: restarts after the server died, by outcome (restarted, failed). */
+export function createEmbeddedPostgresMetrics(registry: Registry) {
+  return {
+    restarts: new Counter({
+      name: 'enrolld_embedded_postgres_restarts_total',
+      help: 'Restarts of the embedded Postgres after it died, by outcome (restarted, failed)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+/** 1 when a `SELECT 1` on the process's pool answers, 0 when it does not (within DB_CHECKOUT_TIMEOUT + DB_QUERY_TIMEOUT), probed at each scrape. */
+export function createDatabaseUpGauge(registry: Registry, probe: () => Promise<void>): void {
+  new Gauge({
+    name: 'enrolld_database_up',
+    help: 'Whether the database answered a probe at this scrape (1) or not (0); requests that need it get 503 + Retry-After while 0',
+    registers: [registry],
+    async collect() {
+      this.set(await probe().then(
+        () => 1,
+        () => 0,
+      ));
+    },
+  });
 }

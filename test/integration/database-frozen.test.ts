@@ -77,11 +77,16 @@ describe('FLT: Postgres frozen (SIGSTOP) under `enrolld up`', () => {
       JSON.stringify({ id: 'FLT-frozen', figures: { boundMs: BOUND_MS, frozenProcesses: frozen.length, answerMs: Object.fromEntries(answers.map((a) => [a.name, a.ms])), caMs: ca.ms } }) + '\n',
     );
 
+    // /metrics says so: the probe gets no answer within the bound.
+    const frozenMetrics = await httpsRequest(server.apiUrl + routes.metrics, server.rootPem);
+    expect(frozenMetrics.text).toMatch(/^enrolld_database_up 0$/m);
+
     pg.thaw();
     await waitFor(async () => (await httpsRequest(server.apiUrl + routes.healthz, server.rootPem)).status === 200, 20_000, 'healthz after SIGCONT', 100);
     for (const d of devices) {
       const res = await postJson(server.apiUrl + routes.enroll, server.rootPem, { token: d.token, csr: d.csr });
       expect(res.status).toBe(201);
     }
+    expect((await httpsRequest(server.apiUrl + routes.metrics, server.rootPem)).text).toMatch(/^enrolld_database_up 1$/m);
   }, 60_000);
 });

@@ -16,6 +16,8 @@ import { note } from './output.js';
 interface ServedRole {
   listen(): Promise<string>;
   stop(): Promise<void>;
+  /** Rejects when the role can no longer run (its embedded Postgres stayed down): it is stopped and the command fails. */
+  failed?: Promise<never>;
 }
 
 /** Resolves with the first SIGINT/SIGTERM. Registered before anything starts, so a Ctrl-C during start is not lost. */
@@ -43,7 +45,11 @@ async function serve(config: Readonly<Config>, build: (logger: Logger, signal: A
   const started = await Promise.race([start(), stopped.then(() => undefined)]);
   if (!started) return;
   note(started.banner);
-  const signal = await stopped;
+  const signal = await Promise.race([stopped, started.role.failed ?? stopped]).catch(async (error: unknown) => {
+    logger.info('shutting down after a fatal error');
+    await started.role.stop();
+    throw error;
+  });
   logger.info({ signal }, 'shutting down');
   await started.role.stop();
   logger.info('stopped');
@@ -54,6 +60,7 @@ export function upCommand(config: Readonly<Config>): Promise<void> {
     const up = await buildUp(config, logger, signal);
     return {
       stop: () => up.stop(),
+      failed: up.failed,
       async listen() {
         const endpoints = await up.listen();
         logger.info(
