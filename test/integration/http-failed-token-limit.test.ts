@@ -77,6 +77,23 @@ describe('failed token attempts per source address, on `enrolld up` with Postgre
     }
     expect(est.map((r) => r.status)).toEqual([...Array(LIMIT).fill(401), 429, 429]);
 
+    // A request without credentials (a client waiting for the 401 challenge before it sends Basic) is no guess: it counts for nothing.
+    for (let i = 0; i < LIMIT + 2; i++) {
+      const challenge = await httpsRequest(server.apiUrl + routes.est.simpleenroll, server.rootPem, {
+        method: 'POST',
+        headers: { 'content-type': 'application/pkcs10', 'x-forwarded-for': '198.51.100.23' },
+        body: (await makeCsr({ cn: 'dev-y' })).der.toString('base64'),
+      });
+      expect(challenge.status).toBe(401);
+      expect(challenge.headers['www-authenticate']).toMatch(/^Basic /);
+    }
+    const guess = await httpsRequest(server.apiUrl + routes.est.simpleenroll, server.rootPem, {
+      method: 'POST',
+      headers: { 'content-type': 'application/pkcs10', authorization: `Basic ${Buffer.from('dev-y:ebt_wrong').toString('base64')}`, 'x-forwarded-for': '198.51.100.23' },
+      body: (await makeCsr({ cn: 'dev-y' })).der.toString('base64'),
+    });
+    expect(guess.status).toBe(401);
+
     const admin = [];
     for (let i = 0; i < LIMIT + 1; i++) {
       admin.push(await httpsRequest(server.apiUrl + routes.adminDevices, server.rootPem, { headers: { authorization: 'Bearer eat_wrong', 'x-forwarded-for': '198.51.100.21' } }));

@@ -32,6 +32,16 @@ describe('failed-token limiter (a leaky bucket per address)', () => {
     expect(limiter.reserve('d')).toBeDefined();
   });
 
+  it('waitMs tells an address over its limit how long to wait, without taking a place', () => {
+    const limiter = createFailedTokenLimiter({ limit: 2, windowMs: 60_000, now: () => 0 });
+    expect(limiter.waitMs('a')).toBeUndefined();
+    limiter.reserve('a');
+    expect(limiter.waitMs('a')).toBeUndefined();
+    expect(limiter.reserve('a')).toBeUndefined();
+    expect(limiter.waitMs('a')).toBe(30_000);
+    expect(limiter.tracked()).toBe(1);
+  });
+
   it('limit 0 means no limit', () => {
     const limiter = createFailedTokenLimiter({ limit: 0, windowMs: 60_000 });
     for (let i = 0; i < 100; i++) expect(limiter.reserve('a')).toBeUndefined();

@@ -68,9 +68,11 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
 
   const failedTokens = createFailedTokenLimiter(deps.failedTokenLimit ?? { limit: 0, windowMs: 60_000 });
   const failedTokenMetrics = createFailedTokenMetrics(deps.registry);
-  app.use(routes.enroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'enroll'));
-  app.use(routes.est.simpleenroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'est'));
-  app.use('/v1/admin', limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'admin'));
+  // The enrollment token is in the body (a request without one is a 400, never a 401); the others are in Authorization.
+  const hasAuthorization = (req: express.Request) => req.get('authorization') !== undefined;
+  app.use(routes.enroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'enroll', () => true));
+  app.use(routes.est.simpleenroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'est', hasAuthorization));
+  app.use('/v1/admin', limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'admin', hasAuthorization));
 
   app.use(enrollRoutes({ enrollment: useCases.enrollment, chainPem: deps.chainPem }));
   app.use(crlRoutes({ revocation: useCases.revocation }));

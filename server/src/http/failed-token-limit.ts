@@ -1,7 +1,7 @@
 // A per-source-address limit on failed token attempts (bootstrap tokens on enrollment and EST, admin credentials):
 // past it the address gets 429 with Retry-After (RFC 6585 §4) until its failures leak away. The address is the
 // client's as express sees it: the socket's peer, or X-Forwarded-For only when the peer is a trusted proxy.
-import type { RequestHandler } from 'express';
+import type { Request, RequestHandler } from 'express';
 import type { Counter } from 'prom-client';
 import { EnrollError } from '@enrolld/core/errors.js';
 
@@ -43,14 +43,25 @@ export function createFailedTokenLimiter(options: FailedTokenLimitOptions) {
     }
   }
 
+  /** Milliseconds until the address has a place again, or undefined when it has one. */
+  function waitOf(level: number): number | undefined {
+    return level > options.limit - 1 ? Math.ceil((level - (options.limit - 1)) / leakPerMs) : undefined;
+  }
+
   return {
+    /** The milliseconds the address must wait, without taking a place (a request that presents no credential). */
+    waitMs(address: string): number | undefined {
+      const bucket = options.limit === 0 ? undefined : buckets.get(address);
+      return bucket ? waitOf(levelOf(bucket, now())) : undefined;
+    },
     /** Takes a place for one attempt; answers the milliseconds to wait instead when the address has none left. */
     reserve(address: string): number | undefined {
       if (options.limit === 0) return undefined;
       const at = now();
       const bucket = buckets.get(address);
       const level = bucket ? levelOf(bucket, at) : 0;
-      if (level > options.limit - 1) return Math.ceil((level - (options.limit - 1)) / leakPerMs);
+      const wait = waitOf(level);
+      if (wait !== undefined) return wait;
       if (!bucket && buckets.size >= maxTracked) forgetLeaked(at);
       buckets.set(address, { level: level + 1, at });
       return undefined;
@@ -77,11 +88,21 @@ export interface FailedTokenMetrics {
   throttled: Counter<'route'>;
 }
 
-/** Guards one token route: refuses an address over its limit, and counts a 401 as a failed attempt. */
-export function limitFailedTokenAttempts(limiter: FailedTokenLimiter, metrics: FailedTokenMetrics, route: string): RequestHandler {
+/**
+ * Guards one token route: refuses an address over its limit, and counts a 401 as a failed attempt when the request
+ * presented a credential. A request without one is no guess (an HTTP client that waits for the 401 challenge before it
+ * sends Basic credentials, RFC 9110 §11.6.1), so it takes no place, though an address over its limit is still refused.
+ */
+export function limitFailedTokenAttempts(
+  limiter: FailedTokenLimiter,
+  metrics: FailedTokenMetrics,
+  route: string,
+  presentsCredential: (req: Request) => boolean,
+): RequestHandler {
   return (req, res, next) => {
     const address = req.ip ?? 'unknown';
-    const waitMs = limiter.reserve(address);
+    const counted = presentsCredential(req);
+    const waitMs = counted ? limiter.reserve(address) : limiter.waitMs(address);
     if (waitMs !== undefined) {
       metrics.throttled.inc({ route });
       next(
@@ -92,6 +113,7 @@ export function limitFailedTokenAttempts(limiter: FailedTokenLimiter, metrics: F
       );
       return;
     }
+    if (!counted) return next();
     res.once('close', () => {
       if (res.statusCode === 401) metrics.failures.inc({ route });
       else limiter.release(address);
