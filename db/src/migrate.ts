@@ -1,6 +1,7 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { withQueryTimeout } from './pool.js';
 import { MIGRATION_LOCK_KEY, transactionOn } from './transaction.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url));
@@ -40,10 +41,4 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
     pooled.release(true);
   }
   return applied;
-}
-
-/** The connection with every query sent under its own query_timeout instead of the pool's. */
-function withQueryTimeout(client: pg.PoolClient, queryTimeoutMs: number): pg.ClientBase {
-  const query = (text: string, values?: unknown[]) => client.query({ text, values, query_timeout: queryTimeoutMs } as pg.QueryConfig);
-  return Object.assign(Object.create(client) as pg.ClientBase, { query });
 }

@@ -47,6 +47,19 @@ export function isPoolCheckoutTimeout(error: unknown): boolean {
   return typeof message === 'string' && CHECKOUT_TIMEOUT.test(message);
 }
 
+/**
+ * The bound on each statement that reads or writes in bulk: a batch of up to 100k tokens, the snapshot of every
+ * current certificate or live revocation a broker loads, the CRL of every listed revocation. Those outgrow a request's
+ * DB_STATEMENT_TIMEOUT with the fleet; they run under this instead (inTransaction's `bulk` option).
+ */
+export const BULK_TIMEOUT_MS = 5 * 60_000;
+
+/** The connection with every query sent under its own query_timeout instead of the pool's. */
+export function withQueryTimeout(client: pg.PoolClient, queryTimeoutMs: number): pg.ClientBase {
+  const query = (text: string, values?: unknown[]) => client.query({ text, values, query_timeout: queryTimeoutMs } as pg.QueryConfig);
+  return Object.assign(Object.create(client) as pg.ClientBase, { query });
+}
+
 /** True when the client stopped waiting for a query's answer (pg's query_timeout). */
 export function isQueryTimeout(error: unknown): boolean {
   return (error as { message?: unknown } | undefined)?.message === 'Query read timeout';

@@ -22,7 +22,7 @@ export function createPgTokenStore(pool: pg.Pool): TokenStore {
            SELECT 'token.created', $1, d, jsonb_build_object('expiresAt', e) FROM unnest($2::text[], $3::timestamptz[]) AS t(d, e)`,
           [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt)],
         );
-      });
+      }, { bulk: true });
     },
   };
 }
