@@ -1,49 +1,44 @@
 import { describe, expect, it } from '@jest/globals';
 import { createFailedTokenLimiter } from '../../server/src/http/failed-token-limit.js';
 
-describe('failed-token limiter (a leaky bucket per address)', () => {
-  it('refuses the attempt past the limit, and gives places back as failures leak away', () => {
+describe('failed-token limiter (a leaky bucket of failures per address)', () => {
+  it('refuses an address once it holds the limit, until one failure has leaked away', () => {
     let now = 0;
     const limiter = createFailedTokenLimiter({ limit: 4, windowMs: 60_000, now: () => now });
-    for (let i = 0; i < 4; i++) expect(limiter.reserve('a')).toBeUndefined();
-    expect(limiter.reserve('a')).toBe(15_000); // one place leaks every 60 s / 4
-    expect(limiter.reserve('b')).toBeUndefined();
-    now = 14_999;
-    expect(limiter.reserve('a')).toBe(1);
-    now = 15_000;
-    expect(limiter.reserve('a')).toBeUndefined();
-    expect(limiter.reserve('a')).toBeDefined();
-  });
-
-  it('gives a place back when the attempt did not fail, and forgets an address with none taken', () => {
-    const limiter = createFailedTokenLimiter({ limit: 2, windowMs: 60_000, now: () => 0 });
-    for (let i = 0; i < 10; i++) {
-      expect(limiter.reserve('a')).toBeUndefined();
-      limiter.release('a');
+    for (let i = 0; i < 3; i++) {
+      limiter.recordFailure('a');
+      expect(limiter.waitMs('a')).toBeUndefined();
     }
-    expect(limiter.tracked()).toBe(0);
+    limiter.recordFailure('a');
+    expect(limiter.waitMs('a')).toBe(15_000); // one failure leaks every 60 s / 4
+    expect(limiter.waitMs('b')).toBeUndefined();
+    now = 14_999;
+    expect(limiter.waitMs('a')).toBe(1);
+    now = 15_000;
+    expect(limiter.waitMs('a')).toBeUndefined();
   });
 
-  it('keeps at most maxTracked addresses, forgetting the oldest first', () => {
+  it('caps the bucket at twice the limit: failures of attempts already in flight make the wait at most about one window', () => {
+    const limiter = createFailedTokenLimiter({ limit: 4, windowMs: 60_000, now: () => 0 });
+    for (let i = 0; i < 100; i++) limiter.recordFailure('a');
+    expect(limiter.waitMs('a')).toBe(75_000); // (8 - 3) failures to leak at 15 s each
+  });
+
+  it('keeps at most maxTracked addresses, forgetting the longest quiet first', () => {
     const limiter = createFailedTokenLimiter({ limit: 1, windowMs: 60_000, maxTracked: 3, now: () => 0 });
-    for (const address of ['a', 'b', 'c', 'd']) expect(limiter.reserve(address)).toBeUndefined();
+    for (const address of ['a', 'b', 'c']) limiter.recordFailure(address);
+    limiter.recordFailure('a'); // a failed last now: b is the longest quiet
+    limiter.recordFailure('d');
     expect(limiter.tracked()).toBe(3);
-    expect(limiter.reserve('a')).toBeUndefined(); // forgotten, so its place came back
-    expect(limiter.reserve('d')).toBeDefined();
-  });
-
-  it('waitMs tells an address over its limit how long to wait, without taking a place', () => {
-    const limiter = createFailedTokenLimiter({ limit: 2, windowMs: 60_000, now: () => 0 });
-    expect(limiter.waitMs('a')).toBeUndefined();
-    limiter.reserve('a');
-    expect(limiter.waitMs('a')).toBeUndefined();
-    expect(limiter.reserve('a')).toBeUndefined();
-    expect(limiter.waitMs('a')).toBe(30_000);
-    expect(limiter.tracked()).toBe(1);
+    expect(limiter.waitMs('b')).toBeUndefined();
+    expect(limiter.waitMs('a')).toBeDefined();
+    expect(limiter.waitMs('d')).toBeDefined();
   });
 
   it('limit 0 means no limit', () => {
     const limiter = createFailedTokenLimiter({ limit: 0, windowMs: 60_000 });
-    for (let i = 0; i < 100; i++) expect(limiter.reserve('a')).toBeUndefined();
+    for (let i = 0; i < 100; i++) limiter.recordFailure('a');
+    expect(limiter.waitMs('a')).toBeUndefined();
+    expect(limiter.tracked()).toBe(0);
   });
 });

@@ -15,14 +15,16 @@ export interface FailedTokenLimitOptions {
 }
 
 interface Bucket {
-  /** Failures (and attempts in flight) not yet leaked, as of `at`. */
+  /** Failures not yet leaked, as of `at`. */
   level: number;
   at: number;
 }
 
 /**
- * A leaky bucket per address: each attempt takes one place before it runs (so a burst sent at once is limited as
- * well as a sequence), a success gives its place back, and `limit` places leak away per window.
+ * A leaky bucket of failures per address: `limit` failures leak away per window, and an address whose bucket holds
+ * `limit` is refused until one has leaked. Only failures count, so a burst of good requests from one address (a fleet
+ * behind NAT, a provisioning station) is never refused. Attempts already in flight when the limit is reached still
+ * finish; their failures fill the bucket further, up to twice the limit, so the longest wait is about one window.
  */
 export function createFailedTokenLimiter(options: FailedTokenLimitOptions) {
   const now = options.now ?? Date.now;
@@ -43,37 +45,23 @@ export function createFailedTokenLimiter(options: FailedTokenLimitOptions) {
     }
   }
 
-  /** Milliseconds until the address has a place again, or undefined when it has one. */
-  function waitOf(level: number): number | undefined {
-    return level > options.limit - 1 ? Math.ceil((level - (options.limit - 1)) / leakPerMs) : undefined;
-  }
-
   return {
-    /** The milliseconds the address must wait, without taking a place (a request that presents no credential). */
+    /** Milliseconds until the address may try again, or undefined when it may now. */
     waitMs(address: string): number | undefined {
       const bucket = options.limit === 0 ? undefined : buckets.get(address);
-      return bucket ? waitOf(levelOf(bucket, now())) : undefined;
+      if (!bucket) return undefined;
+      const level = levelOf(bucket, now());
+      return level > options.limit - 1 ? Math.ceil((level - (options.limit - 1)) / leakPerMs) : undefined;
     },
-    /** Takes a place for one attempt; answers the milliseconds to wait instead when the address has none left. */
-    reserve(address: string): number | undefined {
-      if (options.limit === 0) return undefined;
+    /** One failed attempt from the address. */
+    recordFailure(address: string): void {
+      if (options.limit === 0) return;
       const at = now();
       const bucket = buckets.get(address);
-      const level = bucket ? levelOf(bucket, at) : 0;
-      const wait = waitOf(level);
-      if (wait !== undefined) return wait;
       if (!bucket && buckets.size >= maxTracked) forgetLeaked(at);
-      buckets.set(address, { level: level + 1, at });
-      return undefined;
-    },
-    /** The attempt did not fail on its token: its place comes back. */
-    release(address: string): void {
-      const bucket = buckets.get(address);
-      if (!bucket) return;
-      const at = now();
-      const level = levelOf(bucket, at) - 1;
-      if (level <= 0) buckets.delete(address);
-      else buckets.set(address, { level, at });
+      const level = bucket ? levelOf(bucket, at) : 0;
+      buckets.delete(address); // re-inserted last: the Map stays ordered by last failure
+      buckets.set(address, { level: Math.min(level + 1, 2 * options.limit), at });
     },
     tracked(): number {
       return buckets.size;
@@ -91,7 +79,7 @@ export interface FailedTokenMetrics {
 /**
  * Guards one token route: refuses an address over its limit, and counts a 401 as a failed attempt when the request
  * presented a credential. A request without one is no guess (an HTTP client that waits for the 401 challenge before it
- * sends Basic credentials, RFC 9110 §11.6.1), so it takes no place, though an address over its limit is still refused.
+ * sends Basic credentials, RFC 9110 §11.6.1), so it counts for nothing, though an address over its limit is refused.
  */
 export function limitFailedTokenAttempts(
   limiter: FailedTokenLimiter,
@@ -101,8 +89,7 @@ export function limitFailedTokenAttempts(
 ): RequestHandler {
   return (req, res, next) => {
     const address = req.ip ?? 'unknown';
-    const counted = presentsCredential(req);
-    const waitMs = counted ? limiter.reserve(address) : limiter.waitMs(address);
+    const waitMs = limiter.waitMs(address);
     if (waitMs !== undefined) {
       metrics.throttled.inc({ route });
       next(
@@ -113,11 +100,13 @@ export function limitFailedTokenAttempts(
       );
       return;
     }
-    if (!counted) return next();
-    res.once('close', () => {
-      if (res.statusCode === 401) metrics.failures.inc({ route });
-      else limiter.release(address);
-    });
+    if (presentsCredential(req)) {
+      res.once('finish', () => {
+        if (res.statusCode !== 401) return;
+        metrics.failures.inc({ route });
+        limiter.recordFailure(address);
+      });
+    }
     next();
   };
 }
