@@ -41,12 +41,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await chmod(options.home, 0o711);
   const password = await readOrCreateSecret(secretFile);
   const port = options.port ?? (await freePort());
-  const log = options.onLog ?? (() => undefined);
-  const lastLog: string[] = [];
-  const remember = (line: string) => {
-    log(line);
-    lastLog.push(line);
-    if (lastLog.length > LAST_LOG_LINES) lastLog.shift();
+  // The last lines Postgres printed: for the error when it does not start (its log goes nowhere else by default), and
+  // for the log when it dies.
+  const tail: string[] = [];
+  const log = (line: string) => {
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+    options.onLog?.(line);
   };
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
@@ -59,26 +60,36 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     createPostgresUser: process.getuid?.() === 0,
     // TCP on loopback only; no unix socket, so nothing clashes with a system Postgres.
     postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories='],
-    onLog: (m) => remember(String(m).trim()),
-    onError: (e) => remember(`[error] ${e instanceof Error ? e.message : String(e)}`),
+    onLog: (m) => log(String(m).trim()),
+    onError: (e) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
   });
   const initialised = await exists(path.join(dataDir, 'PG_VERSION'));
-  if (!initialised) await pg.initialise();
+  const failure = (what: string, error: unknown) => {
+    const why = error instanceof Error && error.message ? error.message : 'it exited';
+    const lines = tail.length > 0 ? tail.map((line) => `    ${line}`).join('\n') : '    (it printed nothing)';
+    return new Error(`embedded Postgres did not ${what} (data in ${dataDir}): ${why}\n  its last log lines:\n${lines}`, { cause: error });
+  };
   const exitListeners: Array<(exit: EmbeddedPostgresExit) => void> = [];
   let stopping = false;
   const start = async () => {
-    lastLog.length = 0;
     try {
       await pg.start();
     } catch (error) {
-      throw new Error(`embedded Postgres did not start (data in ${dataDir}): ${lastLog.join(' | ') || 'no output'}`, { cause: error });
+      throw failure('start', error);
     }
     postgresChild(pg)!.once('exit', (code, signal) => {
       if (stopping) return;
-      const exit = { code, signal, lastLog: [...lastLog] };
+      const exit = { code, signal, lastLog: tail.slice(-LAST_LOG_LINES) };
       for (const listener of exitListeners) listener(exit);
     });
   };
+  if (!initialised) {
+    try {
+      await pg.initialise();
+    } catch (error) {
+      throw failure('initialise', error);
+    }
+  }
   await start();
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();
@@ -97,7 +108,10 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     onExit: (listener) => {
       exitListeners.push(listener);
     },
-    restart: start,
+    restart: () => {
+      tail.length = 0; // the error of a failed restart shows that restart's lines only
+      return start();
+    },
     async stop() {
       stopping = true;
       const child = postgresChild(pg, { optional: true });
