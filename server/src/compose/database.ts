@@ -17,6 +17,11 @@ export interface Database {
    * the process should exit non-zero so an outer supervisor can act. Never settles for a DATABASE_URL.
    */
   failed: Promise<never>;
+  /**
+   * Stops restarting the embedded Postgres: the first step of an ordered stop, so that its exit from then on (a terminal's
+   * Ctrl-C reaches it too) is neither logged as a crash nor restarted.
+   */
+  endSupervision(): void;
   /** Ends the pool, then stops the embedded Postgres if this process started it. */
   close(): Promise<void>;
 }
@@ -80,12 +85,14 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
   let url = config.databaseUrl;
   let stopEmbedded: (() => Promise<void>) | undefined;
   let failed = new Promise<never>(() => undefined);
+  let endSupervision: () => void = () => undefined;
   if (!url) {
     if (!options.allowEmbedded) throw new Error(`${options.applicationName} needs DATABASE_URL (the Postgres that \`enrolld up\` or the API uses)`);
     logger.info({ dataDir: `${config.home}/pg` }, 'DATABASE_URL not set: starting embedded Postgres');
     const embedded = await startEmbeddedPostgres({ home: config.home, onLog: (line) => logger.debug({ postgres: line }) });
     const supervision = superviseEmbeddedPostgres(embedded, { ...config.embeddedPostgres, logger, registry: options.registry });
     failed = supervision.failed;
+    endSupervision = () => supervision.stop();
     stopEmbedded = async () => {
       supervision.stop();
       await embedded.stop();
@@ -110,7 +117,7 @@ export async function openDatabase(options: OpenDatabaseOptions): Promise<Databa
     await close();
     throw error;
   }
-  return { pool, revocationPool, url, embedded: stopEmbedded !== undefined, failed, close };
+  return { pool, revocationPool, url, embedded: stopEmbedded !== undefined, failed, endSupervision, close };
 }
 
 /** A cluster that stays up this long after a restart is healthy again: the count of restarts in a row starts over. */
@@ -175,6 +182,7 @@ export function superviseEmbeddedPostgres(
   };
 
   embedded.onExit((exit) => {
+    if (stopped) return;
     clearTimeout(timer);
     logger.error({ code: exit.code, signal: exit.signal, lastLog: exit.lastLog }, 'embedded Postgres exited');
     scheduleRestart(Date.now());

@@ -66,6 +66,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
 
     const stops: Array<() => Promise<void>> = [];
     const stop = async () => {
+      database.endSupervision();
       for (const step of stops.reverse()) await step().catch((err: unknown) => logger.error({ err }, 'error during shutdown'));
       stops.length = 0;
       await database.close();
