@@ -16,6 +16,7 @@ const tools = [
   ['mosquitto', 'mosquitto'],
   ['mosquitto_sub', 'mosquitto-clients'],
   ['mosquitto_pub', 'mosquitto-clients'],
+  ['mosquitto_rr', 'mosquitto-clients'],
 ];
 
 function onPath(program) {
