@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { isCanonicalSerial } from '@enrolld/protocol';
 import { waitFor } from '../support/wait-for.js';
 import { freePort, REPO_ROOT, spawnEnrolld, type EnrolldProcess } from '../support/processes.js';
 
@@ -126,5 +127,18 @@ describe('README quick start: `enrolld up` on embedded Postgres, then openssl + 
     const next = new X509Certificate(await readFile(path.join(work, scratch!, 'sensor-0001-next.pem')));
     expect(next.serialNumber.toLowerCase()).not.toBe(first.serialNumber.toLowerCase());
     expect(next.publicKey.equals(first.publicKey)).toBe(false);
+  });
+
+  it('logs every serial in the one form the API and CLI use, so grep finds a serial the API answered', async () => {
+    const [scratch] = await readdir(work);
+    const enrolled = JSON.parse(await readFile(path.join(work, scratch!, 'sensor-0001.json'), 'utf8')) as { serial: string };
+    const serials: string[] = [];
+    const collect = (value: unknown, key = ''): void => {
+      if (typeof value === 'string' && /serial/i.test(key)) serials.push(value);
+      else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) collect(v, k);
+    };
+    for (const line of enrolld.output().split('\n').filter((l) => l.startsWith('{'))) collect(JSON.parse(line));
+    expect(serials).toContain(enrolled.serial); // the enrollment is logged with the serial the API answered
+    expect(serials.filter((serial) => !isCanonicalSerial(serial))).toEqual([]);
   });
 });
