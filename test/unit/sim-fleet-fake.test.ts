@@ -75,6 +75,9 @@ describe('scenarios against the fake stack', () => {
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.latencyMs.revokeCut.count).toBe(4);
     expect(report.latencyMs.revokeCut.max).toBeLessThan(2_000);
+    // The revoked devices' refusals at reconnect are what the revocation asked for: counted apart, not as errors.
+    expect(report.counters.expectedRefusals).toBe(4);
+    expect(report.errors).toEqual([]);
   });
 
   it('revoke-mid-session: a broker that refuses revoked certs at TLS (bare close) still leaves them stopped as revoked', async () => {
