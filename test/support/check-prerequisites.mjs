@@ -9,6 +9,7 @@ import path from 'node:path';
 const tools = [
   ['bash', 'bash'],
   ['stat', 'coreutils'],
+  ['script', 'bsdutils'],
   ['openssl', 'openssl'],
   ['curl', 'curl'],
   ['jq', 'jq'],
