@@ -6,9 +6,10 @@ export interface PgListenerOptions {
   applicationName: string;
   /** Delay before reconnecting after the LISTEN connection dropped. */
   reconnectDelayMs?: number;
-  /** Bound on connecting and on each LISTEN statement: a frozen server makes the attempt fail and retry, never hang. */
-  timeoutMs?: number;
 }
+
+/** Bound on connecting and on each LISTEN statement: a frozen server makes the attempt fail and retry, never hang. */
+const LISTEN_TIMEOUT_MS = 2000;
 
 export interface PgListenerHandlers {
   onNotification(channel: string, payload: string): void;
@@ -41,8 +42,8 @@ export function createPgListener(options: PgListenerOptions) {
     const h = handlers;
     const c = new pg.Client({
       connectionString: options.connectionString,
-      connectionTimeoutMillis: options.timeoutMs ?? 2000,
-      query_timeout: options.timeoutMs ?? 2000,
+      connectionTimeoutMillis: LISTEN_TIMEOUT_MS,
+      query_timeout: LISTEN_TIMEOUT_MS,
       application_name: options.applicationName,
       keepAlive: true,
     });
