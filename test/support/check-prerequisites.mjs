@@ -10,6 +10,7 @@ const tools = [
   ['bash', 'bash'],
   ['stat', 'coreutils'],
   ['stdbuf', 'coreutils'],
+  ['script', 'bsdutils'],
   ['openssl', 'openssl'],
   ['curl', 'curl'],
   ['jq', 'jq'],
@@ -17,6 +18,7 @@ const tools = [
   ['mosquitto', 'mosquitto'],
   ['mosquitto_sub', 'mosquitto-clients'],
   ['mosquitto_pub', 'mosquitto-clients'],
+  ['mosquitto_rr', 'mosquitto-clients'],
 ];
 
 function onPath(program) {

@@ -31,6 +31,8 @@ export interface AdmissionDeps {
   /** False until the profiles were loaded once: every CONNECT gets CONNACK 3 meanwhile, as with an unknown state. */
   profilesLoaded(): boolean;
   expiry: SessionExpiry;
+  /** Runs for each admitted session, after the index and the expiry know it (the listener and the limits). */
+  admitted(client: Client, identity: PeerIdentity): void;
   metrics: BrokerMetrics;
   clock: Clock;
   log: Logger;
@@ -110,6 +112,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     }
     deps.sessions.admit(client, identity);
     deps.expiry.watch(client, identity);
+    deps.admitted(client, identity);
     done(null, true);
   }
 

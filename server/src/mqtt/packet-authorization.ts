@@ -9,6 +9,7 @@ import { BUILTIN_PROFILES } from '@enrolld/protocol';
 import type { RevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { leftOverWill, sessionPersistence } from './aedes-internals.js';
 import type { BrokerMetrics } from './broker-metrics.js';
+import type { ConnectionLimitsEnforcer } from './connection-limits.js';
 import type { SessionIndex } from './session-index.js';
 
 export interface PacketAuthorizationDeps {
@@ -16,6 +17,7 @@ export interface PacketAuthorizationDeps {
   sessions: Pick<SessionIndex, 'liveSessionOf'>;
   acls: Pick<ProfileAcls, 'get'>;
   metrics: Pick<BrokerMetrics, 'aclDenied'>;
+  limits: Pick<ConnectionLimitsEnforcer, 'publish' | 'subscribe'>;
   /** The running broker, to drop a refused left-over will from its persistence. */
   aedes(): Aedes | undefined;
   log: Logger;
@@ -24,7 +26,7 @@ export interface PacketAuthorizationDeps {
 export function createPacketAuthorization(
   deps: PacketAuthorizationDeps,
 ): Pick<Required<AedesOptions>, 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'> {
-  const { state, sessions, acls, metrics, log } = deps;
+  const { state, sessions, acls, metrics, limits, log } = deps;
 
   const authorizePublish: Required<AedesOptions>['authorizePublish'] = (client, packet, callback) => {
     if (client === null) {
@@ -51,7 +53,12 @@ export function createPacketAuthorization(
       log.info({ deviceId, profile, topic: packet.topic }, 'publish denied by the profile ACL; closing the connection');
       return callback(new Error('topic not authorized'));
     }
-    callback(null);
+    limits.publish(client, deviceId, packet).then((verdict) => {
+      if (!verdict.ok) return callback(new Error(`over the broker limit: ${verdict.reason}`));
+      // A publish that waited for a token is checked again: the session may have been revoked meanwhile.
+      const live = sessions.liveSessionOf(client);
+      callback(live && !state.isRevoked(live.identity.serial) ? null : new Error('not authorized'));
+    }, (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))));
   };
 
   const authorizeSubscribe: Required<AedesOptions>['authorizeSubscribe'] = (client, sub: Subscription, callback) => {
@@ -70,7 +77,7 @@ export function createPacketAuthorization(
       log.info({ deviceId, profile, filter: sub.topic }, 'subscribe denied by the profile ACL; SUBACK 0x80');
       return callback(null, null);
     }
-    callback(null, sub);
+    callback(null, limits.subscribe(client, sub.topic) ? sub : null);
   };
 
   // Nothing reaches a session whose certificate was revoked, in the moments before its socket is gone.
