@@ -13,3 +13,5 @@ export { createPgRenewalStore, createPgRotationListener, RENEWAL_CHANNEL, ROTATI
 export type { RotationListenerOptions } from './renewal-store.js';
 export { createPgRegistryStore, createPgRegistryListener } from './registry-store.js';
 export type { RegistryListenerOptions } from './registry-store.js';
+export { createPgAuditStore } from './audit-store.js';
+export { AUDIT_CHAIN_LOCK_KEY } from './transaction.js';

@@ -11,6 +11,8 @@ export const routes = {
   adminDevice: (id: string) => `/v1/admin/devices/${encodeURIComponent(id)}`,
   adminRevokeDevice: (id: string) => `/v1/admin/devices/${encodeURIComponent(id)}/revoke`,
   adminRevokeCertificate: (serial: string) => `/v1/admin/certificates/${encodeURIComponent(serial)}/revoke`,
+  adminAudit: '/v1/admin/audit',
+  adminAuditVerify: '/v1/admin/audit/verify',
   est: {
     cacerts: '/.well-known/est/cacerts',
     simpleenroll: '/.well-known/est/simpleenroll',

@@ -123,3 +123,51 @@ export type CertificateSummary = z.infer<typeof certificateSummarySchema>;
 /** GET /v1/admin/devices/:id: the summary and every certificate, oldest first. */
 export const deviceDetailSchema = deviceSummarySchema.extend({ certificates: z.array(certificateSummarySchema) });
 export type DeviceDetail = z.infer<typeof deviceDetailSchema>;
+
+/** GET /v1/admin/audit query: newest first; `before` is the `next` of the previous page (a chain seq). */
+export const auditQuerySchema = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    before: z.coerce.number().int().positive().optional(),
+    action: z.string().max(100).optional(),
+    actor: z.string().max(200).optional(),
+    deviceId: z.string().max(63).optional(),
+    since: z.coerce.date().optional(),
+    until: z.coerce.date().optional(),
+  })
+  .strict();
+export type AuditQueryParams = z.infer<typeof auditQuerySchema>;
+
+export const auditEventSchema = z.object({
+  seq: z.number(),
+  id: z.number(),
+  at: z.string(),
+  action: z.string(),
+  actor: z.string(),
+  deviceId: z.string().nullable(),
+  serial: z.string().nullable(),
+  requestId: z.string().nullable(),
+  detail: z.record(z.string(), z.unknown()),
+  /** sha256(previous row's hash || this row's content), hex. */
+  hash: z.string(),
+});
+export type AuditEventBody = z.infer<typeof auditEventSchema>;
+
+export const auditListResponseSchema = z.object({ events: z.array(auditEventSchema), next: z.number().nullable() });
+export type AuditListResponse = z.infer<typeof auditListResponseSchema>;
+
+/** GET /v1/admin/audit/verify: the whole chain walked; `firstBreak` names the first row altered, inserted or deleted. */
+export const auditVerificationSchema = z.object({
+  ok: z.boolean(),
+  rows: z.number(),
+  head: z.object({ seq: z.number(), hash: z.string() }).nullable(),
+  firstBreak: z
+    .object({
+      kind: z.enum(['altered', 'relinked', 'deleted', 'outside']),
+      id: z.number().nullable(),
+      seq: z.number().nullable(),
+      message: z.string(),
+    })
+    .nullable(),
+});
+export type AuditVerificationBody = z.infer<typeof auditVerificationSchema>;

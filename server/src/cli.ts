@@ -1,6 +1,8 @@
 #!/usr/bin/env node
+import { parseArgs } from 'node:util';
 import { ConfigError, loadConfig } from './config.js';
 import { ApiError } from './cli/api-client.js';
+import { AUDIT_USAGE, AuditChainBroken, auditListCommand, auditVerifyCommand } from './cli/audit-command.js';
 import { createCliContext } from './cli/context.js';
 import { DEVICES_USAGE, devicesCommand } from './cli/devices-command.js';
 import { note } from './cli/output.js';
@@ -18,6 +20,7 @@ enrolld ca init                             create the root and issuing CA and t
 ${TOKEN_USAGE}
 ${DEVICES_USAGE}
 ${REVOKE_USAGE}
+${AUDIT_USAGE}
 
 Environment: ENROLLD_HOME (./.enrolld), HTTPS_PORT (8443), MQTTS_PORT (8883), DATABASE_URL, REDIS_URL, SERVER_NAMES,
 CERT_LIFETIME (30d), TOKEN_TTL (24h), LOG_LEVEL (info); ENROLLD_URL for CLI commands (https://localhost:HTTPS_PORT).
@@ -38,6 +41,24 @@ const commands: Record<string, Command> = {
   token: (argv) => tokenCommand(argv, createCliContext()),
   devices: (argv) => devicesCommand(argv, createCliContext()),
   revoke: (argv) => revokeCommand(argv, createCliContext()),
+  audit: async ([sub, ...rest]) => {
+    const { values } = parseArgs({
+      args: rest,
+      options: {
+        action: { type: 'string' },
+        actor: { type: 'string' },
+        device: { type: 'string' },
+        limit: { type: 'string', default: '50' },
+        json: { type: 'boolean', default: false },
+      },
+      strict: true,
+    });
+    if (sub === 'verify') return auditVerifyCommand({ json: values.json }, createCliContext());
+    if (sub !== 'list') throw new UsageError(`unknown audit command "${sub ?? ''}"`, AUDIT_USAGE);
+    const limit = Number(values.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000) throw new UsageError('--limit must be an integer from 1 to 1000', AUDIT_USAGE);
+    return auditListCommand({ action: values.action, actor: values.actor, device: values.device, limit, json: values.json }, createCliContext());
+  },
 };
 
 async function main(argv: string[]): Promise<number> {
@@ -59,7 +80,7 @@ async function main(argv: string[]): Promise<number> {
       note(`enrolld: ${error.message}\n\n${error.usage}`);
       return 2;
     }
-    if (error instanceof ConfigError || error instanceof ApiError) {
+    if (error instanceof ConfigError || error instanceof ApiError || error instanceof AuditChainBroken) {
       note(`enrolld: ${error.message}`);
       return 1;
     }

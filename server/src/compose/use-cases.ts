@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { createPgAdminCredentialStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import { createPgAdminCredentialStore, createPgAuditStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
 import type { IssuancePublisher } from '@enrolld/core/admission/ports.js';
 import type { IssuingCa } from '@enrolld/core/ca/types.js';
@@ -120,6 +120,7 @@ export function buildUseCases(deps: UseCaseDeps) {
     devices: deviceStore,
     adminCredentials,
     authenticateAdmin: createAdminAuthenticator(adminCredentials),
+    audit: createPgAuditStore(pool),
     revocation,
     lineage,
     renewal,

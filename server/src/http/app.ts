@@ -7,6 +7,7 @@ import type { EnrollError } from '@enrolld/core/errors.js';
 import type { PopLinkingPolicy } from '@enrolld/core/renewal/pop-linking.js';
 import { requireAdmin } from './admin-auth.js';
 import { adminRoutes, type AdminRoutesDeps } from './admin-routes.js';
+import { auditRoutes, type AuditRoutesDeps } from './audit-routes.js';
 import { enrollRoutes, type EnrollRoutesDeps } from './enroll-routes.js';
 import { estRoutes, type EstRoutesDeps } from './est/est-routes.js';
 import { notFound, problemHandler } from './problem.js';
@@ -23,6 +24,7 @@ export interface HttpUseCases {
   tokens: AdminRoutesDeps['tokens'];
   devices: AdminRoutesDeps['devices'];
   authenticateAdmin: (bearer: string | undefined) => Promise<AdminPrincipal>;
+  audit: AuditRoutesDeps['audit'];
 }
 
 export interface HttpAppDeps {
@@ -66,6 +68,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.use('/v1/admin', requireAdmin(useCases.authenticateAdmin));
   app.use(adminRoutes({ tokens: useCases.tokens, devices: useCases.devices }));
   app.use(revocationAdminRoutes({ revocation: useCases.revocation }));
+  app.use(auditRoutes({ audit: useCases.audit }));
 
   app.use(notFound);
   app.use(problemHandler({ logger: deps.logger, classifyError: deps.classifyError }));

@@ -1,0 +1,59 @@
+import { auditListResponseSchema, auditVerificationSchema, routes } from '@enrolld/protocol';
+import type { CliContext } from './context.js';
+import { note, startProgress, table } from './output.js';
+
+export const AUDIT_USAGE = `enrolld audit list [--action A] [--actor N] [--device ID] [--limit 50] [--json]   newest audit events first
+enrolld audit verify [--json]                      walk the audit hash chain; exits 1 naming the first row altered, inserted or deleted`;
+
+/** The chain is broken: exit 1 with what verify found. */
+export class AuditChainBroken extends Error {
+  override name = 'AuditChainBroken';
+}
+
+export interface AuditVerifyOptions {
+  json: boolean;
+}
+
+export async function auditVerifyCommand(options: AuditVerifyOptions, ctx: CliContext): Promise<void> {
+  const api = await ctx.adminApi();
+  const progress = options.json ? undefined : startProgress('verifying the audit chain');
+  try {
+    const result = await api.call(auditVerificationSchema, 'GET', routes.adminAuditVerify);
+    progress?.stop();
+    if (options.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    if (result.firstBreak) throw new AuditChainBroken(`audit chain broken after ${result.rows} intact row(s): ${result.firstBreak.message}`);
+    if (!options.json) {
+      process.stdout.write(`audit chain intact: ${result.rows} rows${result.head ? `, head seq ${result.head.seq} hash ${result.head.hash}` : ''}\n`);
+    }
+  } finally {
+    progress?.stop();
+    api.close();
+  }
+}
+
+export interface AuditListOptions {
+  action?: string | undefined;
+  actor?: string | undefined;
+  device?: string | undefined;
+  limit: number;
+  json: boolean;
+}
+
+export async function auditListCommand(options: AuditListOptions, ctx: CliContext): Promise<void> {
+  const api = await ctx.adminApi();
+  try {
+    const query = new URLSearchParams({ limit: String(options.limit) });
+    if (options.action) query.set('action', options.action);
+    if (options.actor) query.set('actor', options.actor);
+    if (options.device) query.set('deviceId', options.device);
+    const page = await api.call(auditListResponseSchema, 'GET', `${routes.adminAudit}?${query}`);
+    if (options.json) {
+      process.stdout.write(JSON.stringify(page.events, null, 2) + '\n');
+      return;
+    }
+    process.stdout.write(table(['seq', 'at', 'action', 'actor', 'device', 'serial'], page.events.map((e) => [e.seq, e.at, e.action, e.actor, e.deviceId, e.serial])) + '\n');
+    note(`${page.events.length} event(s)${page.next ? `; older ones before seq ${page.next}` : ''}`);
+  } finally {
+    api.close();
+  }
+}
