@@ -65,12 +65,13 @@ CREATE INDEX audit_events_action_idx ON audit_events (action, chain_seq);
 CREATE INDEX audit_events_actor_idx ON audit_events (actor, chain_seq);
 
 -- Bulk revocation (POST /v1/admin/revocations): the job's selector, its frozen target list and its progress. The
--- targets are resolved once, when the job is created, so a job that resumes after a crash works through the same list;
--- a target's revoked_serials is set in the same statement that revokes it, so nothing is revoked twice or skipped.
+-- targets are resolved once, when the job is created, so a job that resumes after a crash works through the same list.
+-- A target is revoked by revokeCertificates, which skips what is already revoked, then marked processed: a job run again
+-- after a crash between the two revokes nothing twice and skips nothing.
 CREATE TABLE bulk_revocations (
   id            text PRIMARY KEY,
   selector      jsonb NOT NULL,
-  reason_code   integer NOT NULL,
+  reason        text NOT NULL,
   actor         text NOT NULL,
   request_id    text,
   status        text NOT NULL DEFAULT 'queued' CHECK (status IN ('queued', 'running', 'done', 'failed')),
@@ -91,3 +92,5 @@ CREATE TABLE bulk_revocation_targets (
   PRIMARY KEY (job_id, position)
 );
 CREATE INDEX bulk_revocation_targets_pending_idx ON bulk_revocation_targets (job_id, position) WHERE NOT processed;
+-- A job's audit rows carry request_id 'bulk:<id>': its `revoked` count is read from them, so it stays exact across a crash.
+CREATE INDEX audit_events_request_idx ON audit_events (request_id) WHERE request_id IS NOT NULL;

@@ -15,3 +15,4 @@ export { createPgRegistryStore, createPgRegistryListener } from './registry-stor
 export type { RegistryListenerOptions } from './registry-store.js';
 export { createPgAuditStore } from './audit-store.js';
 export { AUDIT_CHAIN_LOCK_KEY } from './transaction.js';
+export { createPgBulkRevocationStore } from './bulk-revocation-store.js';

@@ -12,6 +12,8 @@ export const routes = {
   adminRevokeDevice: (id: string) => `/v1/admin/devices/${encodeURIComponent(id)}/revoke`,
   adminRevokeCertificate: (serial: string) => `/v1/admin/certificates/${encodeURIComponent(serial)}/revoke`,
   adminAudit: '/v1/admin/audit',
+  adminBulkRevocations: '/v1/admin/revocations',
+  adminBulkRevocation: (id: string) => `/v1/admin/revocations/${encodeURIComponent(id)}`,
   adminAuditVerify: '/v1/admin/audit/verify',
   est: {
     cacerts: '/.well-known/est/cacerts',

@@ -171,3 +171,58 @@ export const auditVerificationSchema = z.object({
     .nullable(),
 });
 export type AuditVerificationBody = z.infer<typeof auditVerificationSchema>;
+
+/**
+ * Which certificates a bulk revocation takes: unrevoked ones matching every field given (at least one). Without
+ * `status` only unexpired ones (as a device revoke); a list of serials also takes expired ones, as a revoke by serial does.
+ */
+export const bulkSelectorSchema = z
+  .object({
+    prefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'prefix must be the start of a device id').optional(),
+    profile: z.string().min(1).max(100).optional(),
+    issuedBefore: z.coerce.date().optional(),
+    issuedAfter: z.coerce.date().optional(),
+    serials: z
+      .array(z.string().refine(isCanonicalSerial, 'serial must be lowercase minimal DER hex'))
+      .min(1)
+      .max(100_000)
+      .optional(),
+    status: z.enum(['active', 'pending', 'expired']).optional(),
+  })
+  .strict()
+  .refine((s) => Object.values(s).some((v) => v !== undefined), 'a selector needs at least one field');
+export type BulkSelector = z.infer<typeof bulkSelectorSchema>;
+
+export const bulkRevocationRequestSchema = z
+  .object({
+    selector: bulkSelectorSchema,
+    reason: z.enum(REVOCATION_REASON_NAMES.filter((r) => r !== 'removeFromCRL' && r !== 'certificateHold') as [string, ...string[]]).default('unspecified'),
+    dryRun: z.boolean().default(false),
+  })
+  .strict();
+export type BulkRevocationRequest = z.input<typeof bulkRevocationRequestSchema>;
+
+export const bulkTargetSchema = z.object({ deviceId: z.string(), serial: z.string() });
+
+/** The answer to a dry run: how many certificates the selector takes now, and the first of them. */
+export const bulkDryRunResponseSchema = z.object({ dryRun: z.literal(true), count: z.number(), sample: z.array(bulkTargetSchema) });
+export type BulkDryRunResponse = z.infer<typeof bulkDryRunResponseSchema>;
+
+export const BULK_REVOCATION_STATUSES = ['queued', 'running', 'done', 'failed'] as const;
+
+/** A bulk revocation job (202 from POST, and GET /v1/admin/revocations/:id): `done` of `total` targets handled. */
+export const bulkRevocationJobSchema = z.object({
+  id: z.string(),
+  status: z.enum(BULK_REVOCATION_STATUSES),
+  selector: z.record(z.string(), z.unknown()),
+  reason: z.string(),
+  actor: z.string(),
+  total: z.number(),
+  done: z.number(),
+  /** Certificates this job revoked (targets revoked meanwhile by someone else are done, not revoked). */
+  revoked: z.number(),
+  error: z.string().nullable(),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+});
+export type BulkRevocationJobBody = z.infer<typeof bulkRevocationJobSchema>;

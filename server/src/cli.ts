@@ -6,6 +6,7 @@ import { AUDIT_USAGE, AuditChainBroken, auditListCommand, auditVerifyCommand } f
 import { createCliContext } from './cli/context.js';
 import { DEVICES_USAGE, devicesCommand } from './cli/devices-command.js';
 import { note } from './cli/output.js';
+import { BULK_REVOKE_USAGE, bulkRevokeCommand } from './cli/bulk-revoke-command.js';
 import { REVOKE_USAGE, revokeCommand } from './cli/revoke-command.js';
 import { loadRoleCommands } from './cli/role-loader.js';
 import { TOKEN_USAGE, tokenCommand } from './cli/token-command.js';
@@ -20,6 +21,7 @@ enrolld ca init                             create the root and issuing CA and t
 ${TOKEN_USAGE}
 ${DEVICES_USAGE}
 ${REVOKE_USAGE}
+${BULK_REVOKE_USAGE}
 ${AUDIT_USAGE}
 
 Environment: ENROLLD_HOME (./.enrolld), HTTPS_PORT (8443), MQTTS_PORT (8883), DATABASE_URL, REDIS_URL, SERVER_NAMES,
@@ -28,6 +30,9 @@ Rotation: RENEWAL_WINDOW (0.333), ROTATION_SWEEP_INTERVAL (5m), ROTATION_HINT_JI
 RENEW_EXPIRED (refuse|grace|token), RENEW_EXPIRED_GRACE (7d), EST_POP_LINKING (if-present|required|off), JOBS (in-process|off).`;
 
 type Command = (argv: string[]) => Promise<void>;
+
+/** Any of these makes `enrolld revoke` a bulk revocation. */
+const BULK_SELECTOR_FLAGS = ['--prefix', '--profile', '--issued-before', '--issued-after', '--status', '--serials-file'];
 
 const commands: Record<string, Command> = {
   up: async () => (await loadRoleCommands()).upCommand(loadConfig()),
@@ -40,7 +45,38 @@ const commands: Record<string, Command> = {
   },
   token: (argv) => tokenCommand(argv, createCliContext()),
   devices: (argv) => devicesCommand(argv, createCliContext()),
-  revoke: (argv) => revokeCommand(argv, createCliContext()),
+  revoke: async (argv) => {
+    if (!argv.some((a) => BULK_SELECTOR_FLAGS.some((flag) => a === flag || a.startsWith(`${flag}=`)))) return revokeCommand(argv, createCliContext());
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        prefix: { type: 'string' },
+        profile: { type: 'string' },
+        'issued-before': { type: 'string' },
+        'issued-after': { type: 'string' },
+        status: { type: 'string' },
+        'serials-file': { type: 'string' },
+        reason: { type: 'string', default: 'unspecified' },
+        'dry-run': { type: 'boolean', default: false },
+        json: { type: 'boolean', default: false },
+      },
+      strict: true,
+    });
+    return bulkRevokeCommand(
+      {
+        prefix: values.prefix,
+        profile: values.profile,
+        issuedBefore: values['issued-before'],
+        issuedAfter: values['issued-after'],
+        status: values.status,
+        serialsFile: values['serials-file'],
+        reason: values.reason,
+        dryRun: values['dry-run'],
+        json: values.json,
+      },
+      createCliContext(),
+    );
+  },
   audit: async ([sub, ...rest]) => {
     const { values } = parseArgs({
       args: rest,

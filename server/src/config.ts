@@ -96,6 +96,8 @@ const envSchema = z.object({
   CRL_REFRESH_CHECK: fineDuration('15m'),
   /** CRL rebuilds start at least this far apart; revocations in between share the next one (docs/architecture.md §7). */
   CRL_MIN_INTERVAL: fineDuration('1s'),
+  /** Certificates a bulk revocation job revokes per statement. */
+  BULK_REVOKE_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
   /** How often each broker resyncs by revocation sequence: the bound on how long a lost NOTIFY goes unnoticed. */
   BROKER_RESYNC_INTERVAL: fineDuration('5s'),
   /** With no successful sync for this long a broker no longer knows the revocation state and refuses CONNECTs. */
@@ -145,6 +147,7 @@ export interface RevocationConfig {
   crlValidityMs: number;
   crlRefreshCheckMs: number;
   crlMinIntervalMs: number;
+  bulkBatchSize: number;
 }
 
 export interface BrokerTunables {
@@ -212,6 +215,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       crlValidityMs: Math.round(e.CRL_VALIDITY * 1000),
       crlRefreshCheckMs: Math.round(e.CRL_REFRESH_CHECK * 1000),
       crlMinIntervalMs: Math.round(e.CRL_MIN_INTERVAL * 1000),
+      bulkBatchSize: e.BULK_REVOKE_BATCH,
     }),
     broker: Object.freeze({
       resyncIntervalMs: Math.round(e.BROKER_RESYNC_INTERVAL * 1000),

@@ -50,6 +50,11 @@ export function createUseCaseMetrics(registry: Registry) {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    bulkRevoked: new Counter({
+      name: 'enrolld_bulk_revoked_certificates_total',
+      help: 'Certificates revoked by bulk revocation jobs',
+      registers: [registry],
+    }),
   };
 }
 

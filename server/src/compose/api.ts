@@ -11,6 +11,7 @@ import { ensureAdminToken } from './admin-token.js';
 import { buildOnDatabase, type Database } from './database.js';
 import { loadPki, pkiPaths, type PkiHome } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
+import { buildJobProducer } from './worker.js';
 
 export interface ApiRoleDeps {
   config: Readonly<Config>;
@@ -99,6 +100,18 @@ export async function buildApi(config: Readonly<Config>, logger: Logger, signal?
     const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca: pki.ca, logger, registry });
     await ensureFirstAdmin(config, useCases, logger);
     const api = buildApiRole({ config, logger, registry, database, pki, useCases });
-    return { useCases, listen: () => api.listen(), stop: () => api.stop() };
+    // Bulk revocations started here are queued for an `enrolld worker`.
+    const producer = buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });
+    return {
+      useCases,
+      async listen() {
+        producer.listen();
+        return api.listen();
+      },
+      async stop() {
+        await api.stop();
+        await producer.stop();
+      },
+    };
   });
 }

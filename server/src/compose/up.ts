@@ -16,7 +16,7 @@ import { buildBrokerRole, buildBrokerRotation, registryNotifyFeed } from './brok
 import { openDatabase } from './database.js';
 import { readBrokerMaterial } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
-import { buildWorkerRole } from './worker.js';
+import { buildJobProducer, buildWorkerRole } from './worker.js';
 
 export interface UpEndpoints {
   apiUrl: string;
@@ -61,6 +61,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       hooks: [rotation.hooks],
     });
     const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
+    const producer = worker ? undefined : buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });
 
     const stops: Array<() => Promise<void>> = [];
     const stop = async () => {
@@ -84,6 +85,10 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
         if (worker) {
           stops.push(() => worker.stop());
           worker.listen();
+        }
+        if (producer) {
+          stops.push(() => producer.stop());
+          producer.listen();
         }
         return { apiUrl: http.url, httpsPort: http.port, mqttsPort };
       },

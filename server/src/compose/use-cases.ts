@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { createPgAdminCredentialStore, createPgAuditStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import { createPgAdminCredentialStore, createPgAuditStore, createPgBulkRevocationStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
 import type { IssuancePublisher } from '@enrolld/core/admission/ports.js';
 import type { IssuingCa } from '@enrolld/core/ca/types.js';
@@ -17,6 +17,8 @@ import { createRotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
 import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
 import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
 import { createTokenIssuer } from '@enrolld/core/tokens.js';
+import { createJobRequestRelay } from '@enrolld/core/events/job-request-relay.js';
+import { createBulkRevocation } from '@enrolld/core/revocation/bulk-revocation.js';
 import type { Config } from '../config.js';
 import { createUseCaseMetrics } from '../metrics.js';
 
@@ -83,6 +85,16 @@ export function buildUseCases(deps: UseCaseDeps) {
     },
   });
 
+  // Bulk revocations are queued through this relay; the job runtime of the process (worker, or a producer) consumes it.
+  const jobRequests = createJobRequestRelay();
+  const bulkRevocation = createBulkRevocation({
+    store: createPgBulkRevocationStore(pool),
+    revoker: revocation,
+    enqueue: (id) => jobRequests.request({ name: 'bulk-revoke', id }),
+    batchSize: config.revocation.bulkBatchSize,
+    onProgress: ({ revoked }) => metrics.bulkRevoked.inc(revoked.length),
+  });
+
   const lineage = createLineage({
     store: renewalStore,
     revoker: revocation,
@@ -122,6 +134,8 @@ export function buildUseCases(deps: UseCaseDeps) {
     authenticateAdmin: createAdminAuthenticator(adminCredentials),
     audit: createPgAuditStore(pool),
     revocation,
+    bulkRevocation,
+    jobRequests,
     lineage,
     renewal,
     sweep: createRotationSweep({

@@ -8,6 +8,7 @@ import type { PopLinkingPolicy } from '@enrolld/core/renewal/pop-linking.js';
 import { requireAdmin } from './admin-auth.js';
 import { adminRoutes, type AdminRoutesDeps } from './admin-routes.js';
 import { auditRoutes, type AuditRoutesDeps } from './audit-routes.js';
+import { bulkRevocationRoutes, type BulkRevocationRoutesDeps } from './bulk-revocation-routes.js';
 import { enrollRoutes, type EnrollRoutesDeps } from './enroll-routes.js';
 import { estRoutes, type EstRoutesDeps } from './est/est-routes.js';
 import { notFound, problemHandler } from './problem.js';
@@ -25,6 +26,7 @@ export interface HttpUseCases {
   devices: AdminRoutesDeps['devices'];
   authenticateAdmin: (bearer: string | undefined) => Promise<AdminPrincipal>;
   audit: AuditRoutesDeps['audit'];
+  bulkRevocation: BulkRevocationRoutesDeps['bulkRevocation'];
 }
 
 export interface HttpAppDeps {
@@ -69,6 +71,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.use(adminRoutes({ tokens: useCases.tokens, devices: useCases.devices }));
   app.use(revocationAdminRoutes({ revocation: useCases.revocation }));
   app.use(auditRoutes({ audit: useCases.audit }));
+  app.use(bulkRevocationRoutes({ bulkRevocation: useCases.bulkRevocation }));
 
   app.use(notFound);
   app.use(problemHandler({ logger: deps.logger, classifyError: deps.classifyError }));
