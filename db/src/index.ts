@@ -16,3 +16,4 @@ export type { RegistryListenerOptions } from './registry-store.js';
 export { createPgAuditStore } from './audit-store.js';
 export { AUDIT_CHAIN_LOCK_KEY } from './transaction.js';
 export { createPgBulkRevocationStore } from './bulk-revocation-store.js';
+export { createPgFleetStore } from './fleet-store.js';

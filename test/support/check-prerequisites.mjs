@@ -16,6 +16,8 @@ const tools = [
   ['mosquitto', 'mosquitto'],
   ['mosquitto_sub', 'mosquitto-clients'],
   ['mosquitto_pub', 'mosquitto-clients'],
+  ['promtool', 'prometheus'],
+  ['chromium', 'chromium'],
 ];
 
 function onPath(program) {

@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { createHttpApp } from '../http/app.js';
 import { startHttpsServer, type RunningHttpsServer } from '../http/https-server.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
-import { createRegistry } from '../metrics.js';
+import { createFleetMetrics, createRegistry } from '../metrics.js';
 import { ensureAdminToken } from './admin-token.js';
 import { buildOnDatabase, type Database } from './database.js';
 import { loadPki, pkiPaths, type PkiHome } from './pki-home.js';
@@ -30,6 +30,7 @@ export interface ApiRole {
 
 export function buildApiRole(deps: ApiRoleDeps): ApiRole {
   const { config, logger, useCases } = deps;
+  createFleetMetrics(deps.registry, useCases.fleet);
   const app = createHttpApp({
     logger,
     registry: deps.registry,

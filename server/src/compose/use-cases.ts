@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { createPgAdminCredentialStore, createPgAuditStore, createPgBulkRevocationStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import { createPgAdminCredentialStore, createPgAuditStore, createPgBulkRevocationStore, createPgFleetStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
 import type { IssuancePublisher } from '@enrolld/core/admission/ports.js';
 import type { IssuingCa } from '@enrolld/core/ca/types.js';
@@ -133,6 +133,7 @@ export function buildUseCases(deps: UseCaseDeps) {
     adminCredentials,
     authenticateAdmin: createAdminAuthenticator(adminCredentials),
     audit: createPgAuditStore(pool),
+    fleet: createPgFleetStore(pool),
     revocation,
     bulkRevocation,
     jobRequests,
