@@ -57,6 +57,8 @@ export const CREATED_TOKEN_CSV_COLUMNS = ['deviceId', 'token', 'expiresAt'] as c
 
 export const revokeRequestSchema = z.object({
   reason: z.enum(REVOCATION_REASON_NAMES as [string, ...string[]]).default('unspecified'),
+  /** Why, in the admin's words: kept in the audit trail with the revocation. */
+  comment: z.string().max(500).optional(),
 }).strict();
 export type RevokeRequest = z.infer<typeof revokeRequestSchema>;
 
@@ -226,3 +228,37 @@ export const bulkRevocationJobSchema = z.object({
   finishedAt: z.string().nullable(),
 });
 export type BulkRevocationJobBody = z.infer<typeof bulkRevocationJobSchema>;
+
+/** GET /v1/admin/fleet: the fleet search, keyset by device id; every filter optional. */
+export const fleetQuerySchema = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    after: z.string().max(63).optional(),
+    prefix: z.string().max(63).optional(),
+    status: certificateStatusSchema.optional(),
+    profile: z.string().max(100).optional(),
+    expiresWithinDays: z.coerce.number().int().min(0).max(3650).optional(),
+    connected: z.enum(['true', 'false']).optional(),
+  })
+  .strict();
+export type FleetQueryParams = z.infer<typeof fleetQuerySchema>;
+
+export const fleetDeviceSchema = deviceSummarySchema.extend({ connected: z.boolean(), lastSeen: z.string().nullable() });
+export const fleetPageSchema = z.object({ devices: z.array(fleetDeviceSchema), next: z.string().nullable() });
+export type FleetPage = z.infer<typeof fleetPageSchema>;
+
+/** GET /v1/admin/fleet/devices/:id: the device with its certificates, presence, and its audit events (newest first). */
+export const fleetDeviceDetailSchema = deviceDetailSchema.extend({
+  connected: z.boolean(),
+  lastSeen: z.string().nullable(),
+  events: z.array(auditEventSchema),
+});
+export type FleetDeviceDetail = z.infer<typeof fleetDeviceDetailSchema>;
+
+export const fleetChartsSchema = z.object({
+  /** One entry per UTC day: today and the next 30 days. */
+  expiringPerDay: z.array(z.object({ day: z.string(), count: z.number() })),
+  /** Connected devices over time (ms since the epoch). */
+  connected: z.array(z.object({ at: z.number(), connected: z.number() })),
+});
+export type FleetCharts = z.infer<typeof fleetChartsSchema>;

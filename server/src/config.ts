@@ -96,6 +96,8 @@ const envSchema = z.object({
   CRL_REFRESH_CHECK: fineDuration('15m'),
   /** CRL rebuilds start at least this far apart; revocations in between share the next one (docs/architecture.md §7). */
   CRL_MIN_INTERVAL: fineDuration('1s'),
+  /** A console sign-in ends after this long without a request. */
+  CONSOLE_SESSION_TTL: duration('8h'),
   /** Certificates a bulk revocation job revokes per statement. */
   BULK_REVOKE_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
   /** How often each broker resyncs by revocation sequence: the bound on how long a lost NOTIFY goes unnoticed. */
@@ -130,6 +132,7 @@ export interface Config {
   dbCheckoutTimeoutMs: number;
   dbRevocationPoolMax: number;
   redisUrl: string;
+  consoleSessionTtlMs: number;
   serverNames: string[];
   certificateLifetimeSeconds: number;
   backdateSeconds: number;
@@ -204,6 +207,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     dbCheckoutTimeoutMs: Math.round(e.DB_CHECKOUT_TIMEOUT * 1000),
     dbRevocationPoolMax: e.DB_REVOCATION_POOL_MAX,
     redisUrl: e.REDIS_URL,
+    consoleSessionTtlMs: e.CONSOLE_SESSION_TTL * 1000,
     serverNames: Object.freeze([...e.SERVER_NAMES]) as string[],
     certificateLifetimeSeconds: e.CERT_LIFETIME,
     backdateSeconds: e.CERT_BACKDATE,

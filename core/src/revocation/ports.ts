@@ -20,6 +20,8 @@ export interface RevocationCommand {
   /** Who asked: an admin credential name, "cli:<user>", "rotation". Goes to the audit log. */
   actor: string;
   requestId?: string | undefined;
+  /** The admin's words, kept in the audit rows. */
+  comment?: string | undefined;
 }
 
 export type RevocationOutcome =

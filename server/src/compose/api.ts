@@ -41,6 +41,7 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
       await deps.database.pool.query('SELECT 1');
     },
     classifyError: classifyInfrastructureError,
+    consoleSessionTtlMs: config.consoleSessionTtlMs,
   });
   let https: RunningHttpsServer | undefined;
   let crlTimer: NodeJS.Timeout | undefined;

@@ -12,7 +12,7 @@ import { createRegistry } from '../metrics.js';
 import type { Broker } from '../mqtt/broker.js';
 import type { JobRuntime } from '../jobs/job-runtime.js';
 import { buildApiRole, ensureFirstAdmin, prepareApiPki } from './api.js';
-import { buildBrokerRole, buildBrokerRotation, registryNotifyFeed } from './broker.js';
+import { buildBrokerRole, buildBrokerRotation, fleetEventHooks, registryNotifyFeed } from './broker.js';
 import { openDatabase } from './database.js';
 import { readBrokerMaterial } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
@@ -58,7 +58,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       material: await readBrokerMaterial(config.home),
       feed: mergeRevocationFeeds(registryNotifyFeed(database), localRevocations, localIssuance),
       outbound,
-      hooks: [rotation.hooks],
+      hooks: [rotation.hooks, fleetEventHooks(useCases.fleetEvents)],
     });
     const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
     const producer = worker ? undefined : buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });

@@ -19,6 +19,8 @@ import { createRevocationService } from '@enrolld/core/revocation/revocation-ser
 import { createTokenIssuer } from '@enrolld/core/tokens.js';
 import { createJobRequestRelay } from '@enrolld/core/events/job-request-relay.js';
 import { createBulkRevocation } from '@enrolld/core/revocation/bulk-revocation.js';
+import { createFleetEvents } from '@enrolld/core/fleet/live-events.js';
+import { REVOCATION_REASON_NAMES, REVOCATION_REASONS } from '@enrolld/protocol';
 import type { Config } from '../config.js';
 import { createUseCaseMetrics } from '../metrics.js';
 
@@ -50,6 +52,9 @@ export function buildUseCases(deps: UseCaseDeps) {
   const { config, pool, ca, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const metrics = createUseCaseMetrics(deps.registry);
+  // Live events and presence for the console; the broker hooks of `enrolld up` publish connections and refusals here.
+  const fleetEvents = createFleetEvents();
+  const reasonName = (code: number) => REVOCATION_REASON_NAMES.find((n) => REVOCATION_REASONS[n] === code) ?? String(code);
   const renewalStore = createPgRenewalStore(pool);
   const deviceStore = createPgDeviceStore(pool);
   const adminCredentials = createPgAdminCredentialStore(pool);
@@ -64,7 +69,10 @@ export function buildUseCases(deps: UseCaseDeps) {
       retryWindowSeconds: config.enrollRetryWindowSeconds,
       inFlightSeconds: IN_FLIGHT_SECONDS,
     },
-    onIssued: (event) => deps.issuanceEvents?.issued(event),
+    onIssued: (event) => {
+      deps.issuanceEvents?.issued(event);
+      fleetEvents.publish({ type: 'enrolled', deviceId: event.deviceId, serial: event.serial, at: fleetEvents.now() });
+    },
     onOutcome: (outcome, seconds) => {
       metrics.enrollments.inc({ outcome });
       metrics.enrollmentSeconds.observe({ outcome }, seconds);
@@ -77,7 +85,13 @@ export function buildUseCases(deps: UseCaseDeps) {
     clock,
     crlValidityMs: config.revocation.crlValidityMs,
     crlMinIntervalMs: config.revocation.crlMinIntervalMs,
-    publisher: deps.revocationEvents,
+    publisher: {
+      revoked(revoked, crl) {
+        // Told before the in-process broker, whose cut of the session (and its `disconnected`) follows synchronously.
+        for (const r of revoked) fleetEvents.publish({ type: 'revoked', deviceId: r.deviceId, serial: r.serial, reason: reasonName(r.reasonCode), at: fleetEvents.now() });
+        deps.revocationEvents?.revoked(revoked, crl);
+      },
+    },
     onCrlRebuilt: () => metrics.crlRebuilds.inc({ outcome: 'stored' }),
     onCrlError: (error) => {
       metrics.crlRebuilds.inc({ outcome: 'failed' });
@@ -118,7 +132,10 @@ export function buildUseCases(deps: UseCaseDeps) {
       popLinking: config.rotation.estPopLinking,
     },
     onRenewed: (entry) => lineage.noteRenewal(entry),
-    onIssued: (event) => deps.issuanceEvents?.issued(event),
+    onIssued: (event) => {
+      deps.issuanceEvents?.issued(event);
+      fleetEvents.publish({ type: 'renewed', deviceId: event.deviceId, serial: event.serial, at: fleetEvents.now() });
+    },
     onOutcome: (transport, outcome, seconds) => {
       metrics.renewals.inc({ transport, outcome });
       metrics.renewalSeconds.observe({ transport, outcome }, seconds);
@@ -134,6 +151,7 @@ export function buildUseCases(deps: UseCaseDeps) {
     authenticateAdmin: createAdminAuthenticator(adminCredentials),
     audit: createPgAuditStore(pool),
     fleet: createPgFleetStore(pool),
+    fleetEvents,
     revocation,
     bulkRevocation,
     jobRequests,
