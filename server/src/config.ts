@@ -245,3 +245,12 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     }),
   });
 }
+
+/**
+ * Whether the CLI may colour what it writes to a stream: only a terminal, and never with NO_COLOR set to a non-empty
+ * value (https://no-color.org). Read apart from loadConfig, because the admin commands print before any server setting
+ * matters.
+ */
+export function colorsWanted(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean {
+  return stream.isTTY === true && !env.NO_COLOR;
+}

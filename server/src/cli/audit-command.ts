@@ -1,9 +1,36 @@
+import { InvalidArgumentError, type Command } from 'commander';
 import { auditListResponseSchema, auditVerificationSchema, routes } from '@enrolld/protocol';
 import type { CliContext } from './context.js';
+import { createCliContext } from './context.js';
 import { note, startProgress, table } from './output.js';
+import { examples } from './program.js';
 
-export const AUDIT_USAGE = `enrolld audit list [--action A] [--actor N] [--device ID] [--limit 50] [--json]   newest audit events first
-enrolld audit verify [--json]                      walk the audit hash chain; exits 1 naming the first row altered, inserted or deleted`;
+function pageSize(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1000) throw new InvalidArgumentError('must be a whole number from 1 to 1000');
+  return n;
+}
+
+export function registerAuditCommands(program: Command): void {
+  const audit = program.command('audit').description('the hash-chained audit trail: read it, and check that no row was altered, inserted or deleted');
+  examples(audit, 'enrolld audit list --device sensor-0001', 'enrolld audit verify');
+  const list = audit
+    .command('list')
+    .description('audit events, newest first')
+    .option('--action <action>', 'only this action, e.g. certificate.revoked (default: every action)')
+    .option('--actor <name>', 'only this actor (default: every actor)')
+    .option('--device <id>', 'only events about this device (default: every device)')
+    .option('--limit <n>', 'at most this many events, 1 to 1000', pageSize, 50)
+    .option('--json', 'print JSON instead of a table', false)
+    .action((options: AuditListOptions) => auditListCommand(options, createCliContext()));
+  examples(list, 'enrolld audit list --action certificate.revoked --limit 20');
+  const verify = audit
+    .command('verify')
+    .description('walk the audit hash chain; exits 1 naming the first row altered, inserted or deleted')
+    .option('--json', 'print the verification as JSON', false)
+    .action((options: AuditVerifyOptions) => auditVerifyCommand(options, createCliContext()));
+  examples(verify, 'enrolld audit verify');
+}
 
 /** The chain is broken: exit 1 with what verify found. */
 export class AuditChainBroken extends Error {

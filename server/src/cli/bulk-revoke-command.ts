@@ -12,11 +12,7 @@ import type { CliContext } from './context.js';
 import { note, table } from './output.js';
 import { UsageError } from './usage-error.js';
 
-export const BULK_REVOKE_USAGE = `enrolld revoke --prefix P | --profile N | --issued-before T | --issued-after T | --status S | --serials-file F
-               [--reason R] [--dry-run] [--json]   bulk: every matching certificate, as a job with a progress bar
-  e.g. enrolld revoke --prefix line-7- --dry-run          how many, and the first 20
-       enrolld revoke --prefix line-7- --reason keyCompromise`;
-
+/** The `enrolld revoke` options of a bulk revocation (registered in revoke-command.ts). */
 export interface BulkRevokeOptions {
   prefix?: string | undefined;
   profile?: string | undefined;
@@ -25,9 +21,14 @@ export interface BulkRevokeOptions {
   status?: string | undefined;
   /** A file with one serial per line, any spelling. */
   serialsFile?: string | undefined;
+  serial?: string | undefined;
   reason: string;
   dryRun: boolean;
   json: boolean;
+}
+
+export function isBulkRevoke(o: BulkRevokeOptions): boolean {
+  return [o.prefix, o.profile, o.issuedBefore, o.issuedAfter, o.status, o.serialsFile].some((v) => v !== undefined) || o.dryRun;
 }
 
 /** How often the progress is read while a job runs. */
@@ -40,7 +41,7 @@ async function selectorOf(options: BulkRevokeOptions): Promise<BulkRevocationReq
     const lines = (await readFile(options.serialsFile, 'utf8')).split(/\r?\n/).map((l) => l.trim()).filter(Boolean);
     serials = lines.map((line) => {
       const serial = canonicalSerial(line);
-      if (serial === undefined) throw new UsageError(`${options.serialsFile}: "${line}" is not a hexadecimal serial`, BULK_REVOKE_USAGE);
+      if (serial === undefined) throw new UsageError(`${options.serialsFile}: "${line}" is not a hexadecimal serial`);
       return serial;
     });
   }
@@ -52,7 +53,7 @@ async function selectorOf(options: BulkRevokeOptions): Promise<BulkRevocationReq
     status: options.status as 'active' | 'pending' | 'expired' | undefined,
     serials,
   };
-  if (Object.values(selector).every((v) => v === undefined)) throw new UsageError('a bulk revoke needs at least one selector flag', BULK_REVOKE_USAGE);
+  if (Object.values(selector).every((v) => v === undefined)) throw new UsageError('--dry-run needs a bulk selector (--prefix, --profile, --issued-before, --issued-after, --status or --serials-file)');
   return selector;
 }
 
@@ -63,7 +64,8 @@ function bar(job: BulkRevocationJobBody): string {
 }
 
 /** `enrolld revoke --prefix …`: a dry run prints the count; otherwise the job runs on the server and this follows it. */
-export async function bulkRevokeCommand(options: BulkRevokeOptions, ctx: CliContext): Promise<void> {
+export async function bulkRevoke(deviceId: string | undefined, options: BulkRevokeOptions, ctx: CliContext): Promise<void> {
+  if (deviceId !== undefined || options.serial !== undefined) throw new UsageError('a bulk selector revokes many certificates: give it without a device id or --serial');
   const selector = await selectorOf(options);
   const api = await ctx.adminApi();
   try {

@@ -1,4 +1,5 @@
 import Table from 'cli-table3';
+import { colorsWanted } from '../config.js';
 
 /** Progress and status go to stderr so stdout stays clean for scripts (`token create … > tokens.csv`). */
 export function note(message: string): void {
@@ -27,7 +28,8 @@ export function startProgress(label: string): { stop(final?: string): void } {
 }
 
 export function table(head: string[], rows: Array<Array<string | number | null>>): string {
-  const t = new Table({ head, style: { head: ['cyan'] } });
+  // Plain text for pipes and NO_COLOR; a coloured header only on a terminal.
+  const t = new Table({ head, style: colorsWanted(process.stdout) ? { head: ['cyan'] } : { head: [], border: [] } });
   for (const row of rows) t.push(row.map((c) => (c === null ? '—' : String(c))));
   return t.toString();
 }

@@ -1,9 +1,6 @@
-/** A mistake in how the CLI was called: printed with the usage, exit code 2. */
+/** A mistake in how a command was called: printed with that command's help, exit code 2. */
 export class UsageError extends Error {
-  constructor(
-    message: string,
-    readonly usage: string,
-  ) {
+  constructor(message: string) {
     super(message);
     this.name = 'UsageError';
   }
