@@ -83,6 +83,15 @@ export function createPgFleetStore(pool: pg.Pool): FleetStore {
       return rows.map((r) => ({ day: r.day, count: Number(r.count) }));
     },
 
+    async profilesOf(deviceIds) {
+      if (deviceIds.length === 0) return [];
+      const { rows } = await pool.query<{ profile: string; count: string }>(
+        'SELECT profile, count(*) AS count FROM devices WHERE id = ANY($1::text[]) GROUP BY profile ORDER BY profile',
+        [deviceIds],
+      );
+      return rows.map((r) => ({ profile: r.profile, count: Number(r.count) }));
+    },
+
     async latestCrlTimes() {
       const { rows } = await pool.query<{ this_update: Date; next_update: Date }>('SELECT this_update, next_update FROM crls ORDER BY crl_number DESC LIMIT 1');
       return rows[0] ? { thisUpdate: rows[0].this_update, nextUpdate: rows[0].next_update } : undefined;

@@ -66,11 +66,14 @@ export const EXPIRY_WINDOWS = { '1d': 86_400, '7d': 7 * 86_400, '30d': 30 * 86_4
 export interface FleetMetricsSource {
   expiring(windowsSeconds: number[]): Promise<Array<{ withinSeconds: number; expiring: number; withoutSuccessor: number }>>;
   latestCrlTimes(): Promise<{ thisUpdate: Date; nextUpdate: Date } | undefined>;
+  profilesOf(deviceIds: string[]): Promise<Array<{ profile: string; count: number }>>;
+  /** Devices with a live session on the broker of this process (none without one). */
+  connectedIds(): string[];
 }
 
 /**
  * Fleet gauges read from the database at scrape time (the API process): certificates expiring within 1d/7d/30d, those
- * of them without a successor, and the age and validity of the newest CRL. One read per scrape serves every gauge.
+ * of them without a successor, connected devices by profile, and the age and validity of the newest CRL.
  */
 export function createFleetMetrics(registry: Registry, source: FleetMetricsSource): void {
   const windows = Object.entries(EXPIRY_WINDOWS);
@@ -97,6 +100,18 @@ export function createFleetMetrics(registry: Registry, source: FleetMetricsSourc
     registers: [registry],
     async collect() {
       for (const w of await expiring()) this.set({ within: labelOf(w.withinSeconds) }, w.withoutSuccessor);
+    },
+  });
+  new Gauge({
+    name: 'enrolld_connected_devices_by_profile',
+    help: 'Devices with a live session on the broker of this process, by device profile',
+    labelNames: ['profile'] as const,
+    registers: [registry],
+    async collect() {
+      const counts = await source.profilesOf(source.connectedIds()).catch(() => undefined);
+      if (!counts) return;
+      this.reset();
+      for (const c of counts) this.set({ profile: c.profile }, c.count);
     },
   });
   new Gauge({

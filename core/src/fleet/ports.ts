@@ -28,6 +28,8 @@ export interface FleetStore {
   expiring(windowsSeconds: number[]): Promise<ExpiringCount[]>;
   /** Live certificates expiring per UTC day, from today over `days` days (days without any are absent). */
   expiringPerDay(days: number): Promise<Array<{ day: string; count: number }>>;
+  /** How many of these devices each profile has. */
+  profilesOf(deviceIds: string[]): Promise<Array<{ profile: string; count: number }>>;
   /** thisUpdate and nextUpdate of the newest stored CRL. */
   latestCrlTimes(): Promise<{ thisUpdate: Date; nextUpdate: Date } | undefined>;
 }

@@ -30,7 +30,7 @@ export interface ApiRole {
 
 export function buildApiRole(deps: ApiRoleDeps): ApiRole {
   const { config, logger, useCases } = deps;
-  createFleetMetrics(deps.registry, useCases.fleet);
+  createFleetMetrics(deps.registry, { ...useCases.fleet, connectedIds: () => useCases.fleetEvents.connectedIds() });
   const app = createHttpApp({
     logger,
     registry: deps.registry,
