@@ -1,12 +1,22 @@
 // Ports declared by core, the consumer (docs/architecture.md: ports belong to the code that uses them); db/ and jobs/
 // implement them. Shapes that also travel on the wire (device summaries) are protocol's and only named here.
-import type { CertificateStatus, DeviceDetail, DeviceSummary } from '@enrolld/protocol';
+import type { CertificateStatus, DeviceDetail, DeviceSummary, DeviceToken, TokenIssue } from '@enrolld/protocol';
 
 export interface NewToken {
   deviceId: string;
   tokenHash: Buffer;
   expiresAt: Date;
   profile: string;
+  /** Recorded with the token (default `new`); `after-compromise` marks the enrollment it leads to. */
+  issuedAs?: TokenIssue;
+}
+
+/** What a device's certificates say about making it a new token (ids with no certificate are absent). */
+export interface CertificateHistory {
+  /** It has an issued certificate that is neither revoked nor expired. */
+  live: boolean;
+  /** Its newest certificates were revoked for keyCompromise (no certificate issued since). */
+  compromised: boolean;
 }
 
 export interface TokenGrant {
@@ -71,6 +81,10 @@ export interface EnrollmentStore {
 export interface TokenStore {
   /** Creates device rows as needed and the tokens, all or nothing. */
   createTokens(tokens: NewToken[], actor: string): Promise<void>;
+  /** The certificate history of those ids that have certificates. */
+  certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>>;
+  /** Every token of a device, newest first; undefined for an unknown device. */
+  tokensOf(deviceId: string): Promise<DeviceToken[] | undefined>;
 }
 
 export interface AdminCredentialStore {

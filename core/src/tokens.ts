@@ -1,8 +1,8 @@
-import type { CreatedToken, CreateTokenRequest } from '@enrolld/protocol';
+import type { CreatedToken, CreateTokenRequest, TokenIssue } from '@enrolld/protocol';
 import { isValidDeviceId } from '@enrolld/protocol';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
-import type { NewToken, TokenStore } from './ports.js';
+import type { CertificateHistory, NewToken, TokenStore } from './ports.js';
 import { hashSecret, newBootstrapToken } from './secrets.js';
 
 export interface TokenIssuerDeps {
@@ -20,21 +20,57 @@ export function batchDeviceIds(prefix: string, count: number): string[] {
   return ids;
 }
 
+/** "a, b, c and 97 more": enough ids to act on without a 100k-id problem document. */
+function someOf(ids: string[]): string {
+  const shown = ids.slice(0, 5).join(', ');
+  return ids.length > 5 ? `${shown} and ${ids.length - 5} more` : shown;
+}
+
+/**
+ * How each id is issued, or a conflict naming the ids that need the admin's consent: a live certificate needs `replace`,
+ * a device whose certificates were revoked for keyCompromise needs `afterCompromise`.
+ */
+function issuesFor(deviceIds: string[], history: Map<string, CertificateHistory>, request: CreateTokenRequest): TokenIssue[] {
+  const live = deviceIds.filter((id) => history.get(id)?.live);
+  if (live.length > 0 && !request.replace) {
+    throw new EnrollError('conflict', `${live.length} device(s) already have a live certificate (${someOf(live)}); to re-issue them, set replace (enrolld token create --replace)`, {
+      extensions: { liveDevices: live.slice(0, 100) },
+    });
+  }
+  const compromised = deviceIds.filter((id) => history.get(id)?.compromised);
+  if (compromised.length > 0 && !request.afterCompromise) {
+    throw new EnrollError('conflict', `${compromised.length} device(s) were revoked for keyCompromise (${someOf(compromised)}); to re-enroll them, set afterCompromise (enrolld token create --after-compromise)`, {
+      extensions: { compromisedDevices: compromised.slice(0, 100) },
+    });
+  }
+  return deviceIds.map((id) => {
+    const known = history.get(id);
+    if (!known) return 'new';
+    return known.compromised ? 'after-compromise' : 're-issued';
+  });
+}
+
 export function createTokenIssuer(deps: TokenIssuerDeps) {
   return {
     /** Creates one token per device id; the raw tokens exist only in the return value. */
     async create(request: CreateTokenRequest, actor: string): Promise<CreatedToken[]> {
       const deviceIds = 'deviceId' in request ? [request.deviceId] : batchDeviceIds(request.prefix, request.count);
+      const issues = issuesFor(deviceIds, await deps.store.certificateHistory(deviceIds), request);
       const expiresAt = new Date(deps.clock.now().getTime() + (request.ttlSeconds ?? deps.defaultTtlSeconds) * 1000);
-      const created = deviceIds.map((deviceId) => ({ deviceId, token: newBootstrapToken() }));
-      const records: NewToken[] = created.map(({ deviceId, token }) => ({
+      const created = deviceIds.map((deviceId, i) => ({ deviceId, token: newBootstrapToken(), issuedAs: issues[i]! }));
+      const records: NewToken[] = created.map(({ deviceId, token, issuedAs }) => ({
         deviceId,
         tokenHash: hashSecret(token),
         expiresAt,
         profile: 'default',
+        issuedAs,
       }));
       await deps.store.createTokens(records, actor);
-      return created.map(({ deviceId, token }) => ({ deviceId, token, expiresAt: expiresAt.toISOString() }));
+      return created.map(({ deviceId, token, issuedAs }) => ({ deviceId, token, expiresAt: expiresAt.toISOString(), issuedAs }));
+    },
+    /** A device's tokens and what became of them (`enrolld token show`); undefined for an unknown device. */
+    history(deviceId: string) {
+      return deps.store.tokensOf(deviceId);
     },
   };
 }

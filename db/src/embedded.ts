@@ -27,7 +27,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await chmod(options.home, 0o711);
   const password = await readOrCreateSecret(secretFile);
   const port = options.port ?? (await freePort());
-  const log = options.onLog ?? (() => undefined);
+  // The last lines Postgres printed, for the error when it does not start (its log goes nowhere else by default).
+  const tail: string[] = [];
+  const log = (line: string) => {
+    tail.push(line);
+    if (tail.length > 40) tail.shift();
+    options.onLog?.(line);
+  };
   const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
@@ -43,11 +49,13 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     onError: (e) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
   });
   const initialised = await exists(path.join(dataDir, 'PG_VERSION'));
-  if (!initialised) await pg.initialise();
   try {
+    if (!initialised) await pg.initialise();
     await pg.start();
   } catch (error) {
-    throw new Error(`embedded Postgres did not start (data in ${dataDir}); see its log above`, { cause: error });
+    const why = error instanceof Error && error.message ? error.message : 'it exited';
+    const lines = tail.length > 0 ? tail.map((line) => `    ${line}`).join('\n') : '    (it printed nothing)';
+    throw new Error(`embedded Postgres did not ${initialised ? 'start' : 'initialise'} (data in ${dataDir}): ${why}\n  its last log lines:\n${lines}`, { cause: error });
   }
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();

@@ -1,28 +1,73 @@
 import type pg from 'pg';
-import type { NewToken, TokenStore } from '@enrolld/core/ports.js';
+import { REVOCATION_REASONS, type DeviceToken } from '@enrolld/protocol';
+import type { CertificateHistory, NewToken, TokenStore } from '@enrolld/core/ports.js';
 import { inTransaction } from './transaction.js';
+
+/** As stored in certificates.revocation_reason (the RFC 5280 §5.3.1 code). */
+const KEY_COMPROMISE = REVOCATION_REASONS.keyCompromise;
 
 export function createPgTokenStore(pool: pg.Pool): TokenStore {
   return {
     /** One statement per table, all in one transaction: a batch of 100k either lands whole or not at all. */
     async createTokens(tokens: NewToken[], actor: string): Promise<void> {
       if (tokens.length === 0) return;
+      const issues = tokens.map((t) => t.issuedAs ?? 'new');
       await inTransaction(pool, 'none', async (client) => {
         await client.query(
           `INSERT INTO devices (id, profile) SELECT * FROM unnest($1::text[], $2::text[]) ON CONFLICT (id) DO NOTHING`,
           [tokens.map((t) => t.deviceId), tokens.map((t) => t.profile)],
         );
         await client.query(
-          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by)
-           SELECT h, d, p, e, $5 FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[]) AS t(h, d, p, e)`,
-          [tokens.map((t) => t.tokenHash), tokens.map((t) => t.deviceId), tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor],
+          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by, issued_as)
+           SELECT h, d, p, e, $5, i FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $6::text[]) AS t(h, d, p, e, i)`,
+          [tokens.map((t) => t.tokenHash), tokens.map((t) => t.deviceId), tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor, issues],
         );
         await client.query(
           `INSERT INTO audit_events (action, actor, device_id, detail)
-           SELECT 'token.created', $1, d, jsonb_build_object('expiresAt', e) FROM unnest($2::text[], $3::timestamptz[]) AS t(d, e)`,
-          [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt)],
+           SELECT 'token.created', $1, d, jsonb_build_object('expiresAt', e, 'issuedAs', i) FROM unnest($2::text[], $3::timestamptz[], $4::text[]) AS t(d, e, i)`,
+          [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt), issues],
         );
       });
+    },
+
+    async certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>> {
+      const { rows } = await pool.query<{ device_id: string; live: boolean; compromised: boolean }>(
+        `SELECT device_id,
+                bool_or(der IS NOT NULL AND revoked_at IS NULL AND not_after > now()) AS live,
+                COALESCE(max(revoked_at) FILTER (WHERE revocation_reason = $2) >= max(created_at), false) AS compromised
+           FROM certificates WHERE device_id = ANY($1::text[]) GROUP BY device_id`,
+        [deviceIds, KEY_COMPROMISE],
+      );
+      return new Map(rows.map((r) => [r.device_id, { live: r.live, compromised: r.compromised }]));
+    },
+
+    async tokensOf(deviceId: string): Promise<DeviceToken[] | undefined> {
+      const device = await pool.query('SELECT 1 FROM devices WHERE id = $1', [deviceId]);
+      if (device.rowCount === 0) return undefined;
+      type Row = {
+        created_at: Date; created_by: string; expires_at: Date; issued_as: DeviceToken['issuedAs']; used_at: Date | null;
+        withdrawn_at: Date | null; expired: boolean; serial: string | null; request_id: string | null;
+      };
+      const { rows } = await pool.query<Row>(
+        `SELECT t.created_at, t.created_by, t.expires_at, t.issued_as, t.used_at, t.withdrawn_at, t.expires_at <= now() AS expired,
+                c.serial, a.request_id
+           FROM bootstrap_tokens t
+           LEFT JOIN certificates c ON c.token_id = t.id
+           LEFT JOIN LATERAL (SELECT request_id FROM audit_events
+                               WHERE device_id = $1 AND action = 'certificate.issued' AND serial = c.serial ORDER BY id LIMIT 1) a ON true
+          WHERE t.device_id = $1 ORDER BY t.id DESC`,
+        [deviceId],
+      );
+      return rows.map((r) => ({
+        createdAt: r.created_at.toISOString(),
+        createdBy: r.created_by,
+        expiresAt: r.expires_at.toISOString(),
+        issuedAs: r.issued_as,
+        state: r.used_at ? 'used' : r.withdrawn_at ? 'withdrawn' : r.expired ? 'expired' : 'unused',
+        usedAt: r.used_at?.toISOString() ?? null,
+        serial: r.serial,
+        requestId: r.request_id,
+      }));
     },
   };
 }

@@ -17,6 +17,10 @@ export interface TimelineSample {
   stopped: number;
   rssMiB: number;
   heapMiB: number;
+  /** heap V8 has reserved (used or not) */
+  heapTotalMiB: number;
+  /** memory outside the JS heap that V8 accounts for: Buffers, ArrayBuffers, native objects held by JS (TLS contexts) */
+  externalMiB: number;
 }
 
 export type MarkKind = 'enroll' | 'rotate' | 'revoke' | 'disconnect' | 'phase';
@@ -176,6 +180,8 @@ export class Recorder {
       enrolled, online, rotated, revoked, stopped,
       rssMiB: Math.round((mem.rss / 1048576) * 10) / 10,
       heapMiB: Math.round((mem.heapUsed / 1048576) * 10) / 10,
+      heapTotalMiB: Math.round((mem.heapTotal / 1048576) * 10) / 10,
+      externalMiB: Math.round((mem.external / 1048576) * 10) / 10,
     };
     this.samples.push(s);
     return s;

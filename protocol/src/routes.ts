@@ -9,6 +9,7 @@ export const routes = {
   adminTokens: '/v1/admin/tokens',
   adminDevices: '/v1/admin/devices',
   adminDevice: (id: string) => `/v1/admin/devices/${encodeURIComponent(id)}`,
+  adminDeviceTokens: (id: string) => `/v1/admin/devices/${encodeURIComponent(id)}/tokens`,
   adminRevokeDevice: (id: string) => `/v1/admin/devices/${encodeURIComponent(id)}/revoke`,
   adminRevokeCertificate: (serial: string) => `/v1/admin/certificates/${encodeURIComponent(serial)}/revoke`,
   adminAudit: '/v1/admin/audit',

@@ -34,26 +34,42 @@ export type RenewResponse = EnrollResponse;
 
 const MAX_TTL_SECONDS = 365 * 24 * 3600;
 
+/**
+ * What an admin allows when a token is made for an id that already has certificates: `replace` for an id whose
+ * certificate is still live (the new enrollment will not revoke it), `afterCompromise` for an id whose last certificates
+ * were revoked for keyCompromise. Without them such ids are refused (409), so a batch never re-issues an id by accident.
+ */
+const reissueConsent = {
+  replace: z.boolean().optional(),
+  afterCompromise: z.boolean().optional(),
+};
+
 export const createTokenRequestSchema = z.union([
   z.object({
     deviceId: deviceIdSchema,
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
+    ...reissueConsent,
   }).strict(),
   z.object({
     prefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,50}$/, 'prefix must be a valid device id start of at most 51 chars'),
     count: z.number().int().min(1).max(100_000),
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
+    ...reissueConsent,
   }).strict(),
 ]);
 export type CreateTokenRequest = z.infer<typeof createTokenRequestSchema>;
 
-export const createdTokenSchema = z.object({ deviceId: z.string(), token: z.string(), expiresAt: z.string() });
+/** How a token was issued: for an id with no certificate yet, for one that had certificates, after a keyCompromise. */
+export const TOKEN_ISSUES = ['new', 're-issued', 'after-compromise'] as const;
+export type TokenIssue = (typeof TOKEN_ISSUES)[number];
+
+export const createdTokenSchema = z.object({ deviceId: z.string(), token: z.string(), expiresAt: z.string(), issuedAs: z.enum(TOKEN_ISSUES) });
 export type CreatedToken = z.infer<typeof createdTokenSchema>;
 /** POST /v1/admin/tokens answers with a list, one entry for a single device, `count` entries for a batch. */
 export const createTokensResponseSchema = z.array(createdTokenSchema);
 export type CreateTokensResponse = z.infer<typeof createTokensResponseSchema>;
 /** The same answer as text/csv (RFC 4180), one header line naming these columns. */
-export const CREATED_TOKEN_CSV_COLUMNS = ['deviceId', 'token', 'expiresAt'] as const satisfies ReadonlyArray<keyof CreatedToken>;
+export const CREATED_TOKEN_CSV_COLUMNS = ['deviceId', 'token', 'expiresAt', 'issuedAs'] as const satisfies ReadonlyArray<keyof CreatedToken>;
 
 export const revokeRequestSchema = z.object({
   reason: z.enum(REVOCATION_REASON_NAMES as [string, ...string[]]).default('unspecified'),
@@ -262,3 +278,20 @@ export const fleetChartsSchema = z.object({
   connected: z.array(z.object({ at: z.number(), connected: z.number() })),
 });
 export type FleetCharts = z.infer<typeof fleetChartsSchema>;
+
+/** GET /v1/admin/devices/:id/tokens: every token made for a device, newest first; never the token itself. */
+export const deviceTokenSchema = z.object({
+  createdAt: z.string(),
+  createdBy: z.string(),
+  expiresAt: z.string(),
+  issuedAs: z.enum(TOKEN_ISSUES),
+  /** unused (may still enroll), used, expired, or withdrawn (its device was revoked for keyCompromise before it was used). */
+  state: z.enum(['unused', 'used', 'expired', 'withdrawn']),
+  usedAt: z.string().nullable(),
+  /** The certificate the token enrolled, and the request that did it (the `requestId` of its log line and answer). */
+  serial: serialSchema.nullable(),
+  requestId: z.string().nullable(),
+});
+export type DeviceToken = z.infer<typeof deviceTokenSchema>;
+export const deviceTokensResponseSchema = z.object({ deviceId: z.string(), tokens: z.array(deviceTokenSchema) });
+export type DeviceTokensResponse = z.infer<typeof deviceTokensResponseSchema>;

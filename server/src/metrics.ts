@@ -44,6 +44,12 @@ export function createUseCaseMetrics(registry: Registry) {
       labelNames: ['trigger'],
       registers: [registry],
     }),
+    supersedeSeconds: new Histogram({
+      name: 'enrolld_rotation_supersede_delay_seconds',
+      help: "Time from a successor's first CONNECT to its predecessor's supersede committed (the batch window included)",
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: [registry],
+    }),
     crlRebuilds: new Counter({
       name: 'enrolld_crl_rebuilds_total',
       help: 'CRL rebuilds by outcome (stored, failed); coalesced to at most one per CRL_MIN_INTERVAL',

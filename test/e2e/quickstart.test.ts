@@ -1,9 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import pg from 'pg';
+import { waitFor } from '../support/wait-for.js';
 import { freePort, REPO_ROOT, spawnEnrolld, type EnrolldProcess } from '../support/processes.js';
 
 const run = promisify(execFile);
@@ -22,20 +25,59 @@ describe('README quick start: `enrolld up` on embedded Postgres, then openssl + 
   let home: string;
   let work: string;
   let port: number;
+  let mqttsPort: number;
+
+  let gitStatusBefore: string;
+  const gitStatus = async () => (await run('git', ['status', '--porcelain', '--untracked-files=all'], { cwd: REPO_ROOT })).stdout;
 
   beforeAll(async () => {
+    gitStatusBefore = await gitStatus();
     home = await mkdtemp(path.join(tmpdir(), 'enrolld-home-'));
-    // Inside the repo, as a user running the README from their clone would be: `npx enrolld` resolves there.
-    work = await mkdtemp(path.join(REPO_ROOT, '.tmp-quickstart-'));
+    // The block makes its scratch directory with mktemp, which honours TMPDIR: here, so the test can look inside.
+    work = await mkdtemp(path.join(tmpdir(), 'enrolld-quickstart-'));
     port = await freePort();
+    mqttsPort = await freePort();
     // No DATABASE_URL: the embedded Postgres is part of what is under test.
-    enrolld = await spawnEnrolld({ ENROLLD_HOME: home, HTTPS_PORT: String(port), MQTTS_PORT: String(await freePort()), LISTEN_HOST: '127.0.0.1' });
+    enrolld = await spawnEnrolld({ ENROLLD_HOME: home, HTTPS_PORT: String(port), MQTTS_PORT: String(mqttsPort), LISTEN_HOST: '127.0.0.1' });
   });
   afterAll(async () => {
     const code = await enrolld?.stop();
     expect(code).toBe(0); // clean shutdown on SIGTERM
+    // The last log record says it stopped, after the shutdown began; no warning about lost feeds in between.
+    const records = enrolld.output().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as { level: number; msg: string });
+    const shutdown = records.findIndex((r) => r.msg === 'shutting down');
+    expect(shutdown).toBeGreaterThan(0);
+    expect(records.at(-1)).toMatchObject({ msg: 'stopped', signal: 'SIGTERM' });
+    expect(records.slice(shutdown).filter((r) => r.level >= 40)).toEqual([]);
     await rm(home, { recursive: true, force: true });
     await rm(work, { recursive: true, force: true });
+  });
+
+  it('prints a ready banner with both URLs, the trust anchor, the admin token and the DATABASE_URL a second process needs', async () => {
+    await waitFor(() => enrolld.output().includes('Ctrl-C stops it.'), 5000, 'the ready banner (printed right after the ready log record)');
+    const banner = enrolld.output();
+    expect(banner).toContain(`API          https://localhost:${port}`);
+    expect(banner).toContain(`MQTT         mqtts://localhost:${mqttsPort}`);
+    expect(banner).toContain(`root CA      ${path.join(home, 'ca', 'root.pem')}`);
+    expect(banner).toContain(`admin token  ${path.join(home, 'admin-token')}`);
+    const line = /DATABASE_URL="(postgres:\/\/postgres:\$\(cat ([^)]+)\)@127\.0\.0\.1:\d+\/enrolld)"/.exec(banner);
+    expect(line?.[2]).toBe(path.join(home, 'pg.secret'));
+    // The line works as printed, and it never carries the password itself.
+    const secret = (await readFile(path.join(home, 'pg.secret'), 'utf8')).trim();
+    expect(banner).not.toContain(secret);
+    const { stdout: url } = await run('bash', ['-c', `DATABASE_URL="${line![1]}"; echo -n "$DATABASE_URL"`]);
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      expect((await client.query('SELECT count(*)::int AS n FROM schema_migrations')).rows[0].n).toBeGreaterThan(0);
+    } finally {
+      await client.end();
+    }
+  });
+
+  it('the container healthcheck script says healthy', async () => {
+    const { stdout } = await run(process.execPath, [path.join(REPO_ROOT, 'server/scripts/healthcheck.mjs')], { env: { ...process.env, ENROLLD_HOME: home, HTTPS_PORT: String(port) } });
+    expect(stdout).toBe('healthz 200\n');
   });
 
   it('prints where the root CA and admin token are, with 0600 keys', async () => {
@@ -44,17 +86,23 @@ describe('README quick start: `enrolld up` on embedded Postgres, then openssl + 
     for (const line of stdout.trim().split('\n')) expect(line).toMatch(/^600 /);
   });
 
-  it('enrolls a device exactly as the README says and the certificate verifies', async () => {
+  it('enrolls a device exactly as the README says, from the checkout, leaving `git status` as it was', async () => {
     const script = (await readmeQuickStart()).replaceAll('localhost:8443', `localhost:${port}`);
     const { stdout, stderr } = await run('bash', ['-euo', 'pipefail', '-c', script], {
-      cwd: work,
-      env: { ...process.env, ENROLLD_HOME: home, HTTPS_PORT: String(port), ENROLLD_URL: `https://localhost:${port}` },
+      cwd: REPO_ROOT,
+      // A PATH without the checkout's bins: the block must put its own `enrolld` first.
+      env: { PATH: `${path.dirname(process.execPath)}:/usr/local/bin:/usr/bin:/bin:/usr/sbin`, HOME: process.env.HOME ?? '/root', TMPDIR: work, ENROLLD_HOME: home, HTTPS_PORT: String(port), ENROLLD_URL: `https://localhost:${port}` },
     });
     expect(stdout).toContain('sensor-0001.pem: OK');
     expect(stderr).not.toMatch(/error/i);
-    const cert = await readFile(path.join(work, 'sensor-0001.pem'), 'utf8');
+    // Keys, CSR, certificate and JSON all went to the scratch directory, not the checkout (where .gitignore would hide some).
+    expect(await gitStatus()).toBe(gitStatusBefore);
+    for (const file of ['sensor-0001.key', 'sensor-0001.csr', 'sensor-0001.json', 'sensor-0001.pem', 'chain.pem']) expect(existsSync(path.join(REPO_ROOT, file))).toBe(false);
+    const [scratch] = await readdir(work);
+    const pem = path.join(work, scratch!, 'sensor-0001.pem');
+    const cert = await readFile(pem, 'utf8');
     expect(cert).toMatch(/^-----BEGIN CERTIFICATE-----/);
-    const { stdout: text } = await run('openssl', ['x509', '-noout', '-subject', '-ext', 'subjectAltName,extendedKeyUsage', '-in', path.join(work, 'sensor-0001.pem')]);
+    const { stdout: text } = await run('openssl', ['x509', '-noout', '-subject', '-ext', 'subjectAltName,extendedKeyUsage', '-in', pem]);
     expect(text).toContain('CN = sensor-0001');
     expect(text).toContain('URI:urn:enrolld:device:sensor-0001');
     expect(text).toContain('TLS Web Client Authentication');

@@ -5,7 +5,9 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { X509Certificate } from 'node:crypto';
 import { pino } from 'pino';
+import { routes } from '@enrolld/protocol';
 import { makeCsr } from '../support/csr-factory.js';
+import { httpsRequest } from '../support/http.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { createTestPki, deviceIdFor, type TestPki } from '../support/test-pki.js';
 import { connectDevice, deviceCreds, insertDevice, probe, report, startTestBroker, type TestBroker } from '../support/broker-harness.js';
@@ -128,7 +130,8 @@ describe('admission from the registry (enrolld up and a second broker process)',
   it('on the other process: a renewed certificate is admitted, the superseded one and an older sibling are refused with CONNACK 5', async () => {
     const deviceId = uniqueDeviceId('other-proc');
     const sibling = await issueFromServerCa(server, deviceId, { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(Date.now() + 3600_000) });
-    const current = await enrollDevice(server, deviceId);
+    // the sibling is live, so enrolling the same id again needs the admin's consent
+    const current = await enrollDevice(server, deviceId, { replace: true });
     const csr = await makeCsr({ cn: deviceId });
     const renewed = await renewRest(server, current, csr.pem);
     expect(renewed.status).toBe(201);
@@ -160,8 +163,16 @@ describe('admission from the registry (enrolld up and a second broker process)',
     const csr = await makeCsr({ cn: deviceId });
     const next = credsFrom((await renewRest(server, current, csr.pem)).json(), csr.privateKey);
     const session = await mustConnect(server.running.mqttsPort, server.chainPem, next);
+    const delaysBefore = supersedeDelayCount((await httpsRequest(server.apiUrl + routes.metrics, server.rootPem)).text);
     await server.running.useCases.lineage.successorConnected(next.serial);
     expect(refusalOf(await connectWith(server.running.mqttsPort, server.chainPem, current))).toBe('connack 5');
+    // the server's share of the overlap is measured: one more first-connect supersede on the delay histogram
+    const delaysAfter = supersedeDelayCount((await httpsRequest(server.apiUrl + routes.metrics, server.rootPem)).text);
+    expect(delaysAfter).toBe(delaysBefore + 1);
     await session.end();
   });
 });
+
+function supersedeDelayCount(metrics: string): number {
+  return Number(/^enrolld_rotation_supersede_delay_seconds_count (\d+)/m.exec(metrics)?.[1] ?? 0);
+}

@@ -27,12 +27,17 @@ export interface EnrolldProcess {
   stop(signal?: NodeJS.Signals): Promise<number | null>;
 }
 
-/** Runs `enrolld <args>` (default `up`) as a real process and waits for its `enrolld ready` log line. */
-export async function spawnEnrolld(env: Record<string, string>, args: string[] = ['up'], timeoutMs = 90_000): Promise<EnrolldProcess> {
+/**
+ * Runs `enrolld <args>` (default `up`) as a real process and waits for its `enrolld ready` log line. With
+ * `terminal: true` it leads a process group of its own, as a shell job does, and stop() signals the whole group, as
+ * Ctrl-C in a terminal does (the embedded Postgres included).
+ */
+export async function spawnEnrolld(env: Record<string, string>, args: string[] = ['up'], timeoutMs = 90_000, options: { terminal?: boolean } = {}): Promise<EnrolldProcess> {
   const child = spawn(process.execPath, [ENROLLD_BIN, ...args], {
     cwd: REPO_ROOT,
     env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: options.terminal === true,
   });
   let out = '';
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -63,7 +68,8 @@ export async function spawnEnrolld(env: Record<string, string>, args: string[] =
     output: () => out,
     async stop(signal = 'SIGTERM') {
       if (child.exitCode !== null) return child.exitCode;
-      child.kill(signal);
+      if (options.terminal) process.kill(-child.pid!, signal);
+      else child.kill(signal);
       return exited;
     },
   };

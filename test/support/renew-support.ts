@@ -34,8 +34,8 @@ export function credsFrom(response: EnrollResponse, privateKey: KeyObject): Devi
 }
 
 /** Token + CSR + POST /v1/enroll, as a device does. */
-export async function enrollDevice(server: TestServer, deviceId: string): Promise<DeviceCreds> {
-  const token = await server.createToken(deviceId);
+export async function enrollDevice(server: TestServer, deviceId: string, consent?: { replace?: boolean }): Promise<DeviceCreds> {
+  const token = await server.createToken(deviceId, undefined, consent);
   const csr = await makeCsr({ cn: deviceId });
   const res = await postJson(server.apiUrl + routes.enroll, server.rootPem, { token, csr: csr.pem });
   if (res.status !== 201) throw new Error(`enroll failed: ${res.status} ${res.text}`);

@@ -18,7 +18,8 @@ export interface TestServer {
   chainPem: string;
   adminToken: string;
   db: TestDatabase;
-  createToken(deviceId: string, ttlSeconds?: number): Promise<string>;
+  /** A bootstrap token; `replace` consents to re-issuing an id that already has a live certificate. */
+  createToken(deviceId: string, ttlSeconds?: number, consent?: { replace?: boolean }): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -62,8 +63,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     chainPem,
     adminToken,
     db,
-    async createToken(deviceId, ttlSeconds) {
-      const res = await postJson(running.apiUrl + routes.adminTokens, rootPem, { deviceId, ttlSeconds }, { authorization: `Bearer ${adminToken}` });
+    async createToken(deviceId, ttlSeconds, consent) {
+      const res = await postJson(running.apiUrl + routes.adminTokens, rootPem, { deviceId, ttlSeconds, ...consent }, { authorization: `Bearer ${adminToken}` });
       if (res.status !== 201) throw new Error(`token create failed: ${res.status} ${res.text}`);
       return res.json<CreatedToken[]>()[0]!.token;
     },

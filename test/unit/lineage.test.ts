@@ -69,6 +69,7 @@ function setup() {
   };
   const scheduler = createManualScheduler();
   const superseded: Array<[SupersedeTrigger, string]> = [];
+  const delays: Array<number | undefined> = [];
   const newLineage = () =>
     createLineage({
       store: renewalStore,
@@ -77,7 +78,10 @@ function setup() {
       logger: silent,
       graceSeconds: GRACE_SECONDS,
       schedule: scheduler.schedule,
-      onSuperseded: (trigger, serial) => superseded.push([trigger, serial]),
+      onSuperseded: (trigger, serial, sinceFirstConnectMs) => {
+        superseded.push([trigger, serial]);
+        delays.push(sinceFirstConnectMs);
+      },
     });
 
   /** Renews `serial` in the store and returns the supersession it leaves pending. */
@@ -103,7 +107,7 @@ function setup() {
     for (let i = 0; i < count; i++) renewals.push(await renew(await issued()));
     return renewals;
   }
-  return { clock, tables, newLineage, renew, issued, rotated, reasonOf, superseded, revocationCalls, batches, control, windowPassed: scheduler.windowPassed };
+  return { clock, tables, newLineage, renew, issued, rotated, reasonOf, superseded, delays, revocationCalls, batches, control, windowPassed: scheduler.windowPassed };
 }
 
 describe('lineage', () => {
@@ -124,6 +128,26 @@ describe('lineage', () => {
     expect(t.superseded).toEqual([['first-connect', predecessor]]);
     expect(await lineage.successorConnected(renewal.successorSerial)).toBe(false);
     expect(lineage.pendingCount()).toBe(0);
+  });
+
+  it('reports the time from each successor\'s first connect to the committed supersede, and none for the grace job', async () => {
+    const t = setup();
+    const lineage = t.newLineage();
+    const [first, second] = await t.rotated(2);
+    lineage.noteRenewal(first!);
+    lineage.noteRenewal(second!);
+    const connects = [lineage.successorConnected(first!.successorSerial)];
+    t.clock.advance(15);
+    connects.push(lineage.successorConnected(second!.successorSerial));
+    t.clock.advance(10);
+    t.windowPassed();
+    await Promise.all(connects);
+    expect(t.delays).toEqual([25, 10]);
+    const graceOnly = await t.renew(await t.issued());
+    t.clock.advance(GRACE_SECONDS * 1000);
+    expect(await lineage.supersedeDue()).toBe(1);
+    expect(t.superseded.at(-1)).toEqual(['grace', graceOnly.predecessorSerial]);
+    expect(t.delays.at(-1)).toBeUndefined();
   });
 
   it('the grace job supersedes a predecessor whose successor never connected, once the grace has passed', async () => {

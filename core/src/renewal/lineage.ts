@@ -42,7 +42,11 @@ export interface LineageDeps {
   schedule?: LineageScheduler;
   /** Upper bound on pending successors kept in memory; beyond it, the grace job still retires them. */
   maxPending?: number;
-  onSuperseded?: (trigger: SupersedeTrigger, predecessorSerial: string) => void;
+  /**
+   * A predecessor was superseded. For the first-connect trigger, `sinceFirstConnectMs` is the time from the successor's
+   * first CONNECT to the committed revocation: the server's share of "old certificate still accepted".
+   */
+  onSuperseded?: (trigger: SupersedeTrigger, predecessorSerial: string, sinceFirstConnectMs?: number) => void;
 }
 
 export const DEFAULT_SUPERSEDE_BATCH_WINDOW_MS = 25;
@@ -63,6 +67,8 @@ export function createLineage(deps: LineageDeps) {
   const schedule: LineageScheduler = deps.schedule ?? ((fn, ms) => void setTimeout(fn, ms));
   /** successor serial → pending supersession */
   const pending = new Map<string, PendingSupersession>();
+  /** successor serial → when it first connected, for the entries waiting in a first-connect batch */
+  const firstConnectAt = new Map<string, number>();
   /** predecessors being revoked right now (or waiting in a batch), so a burst of CONNECTs revokes once */
   const inFlight = new Map<string, Promise<boolean>>();
   /** the first-connect batch still taking entries: it closes when its statement starts */
@@ -94,10 +100,13 @@ export function createLineage(deps: LineageDeps) {
       throw error;
     }
     const serials = new Set(revoked.map((r) => r.serial));
+    const committedAt = deps.clock.now().getTime();
     for (const entry of entries) {
       pending.delete(entry.successorSerial);
+      const connectedAt = firstConnectAt.get(entry.successorSerial);
+      firstConnectAt.delete(entry.successorSerial);
       if (!serials.has(entry.predecessorSerial)) continue;
-      deps.onSuperseded?.(trigger, entry.predecessorSerial);
+      deps.onSuperseded?.(trigger, entry.predecessorSerial, connectedAt === undefined ? undefined : committedAt - connectedAt);
       logger.info(
         { deviceId: entry.deviceId, serial: entry.predecessorSerial, successorSerial: entry.successorSerial, trigger },
         'predecessor superseded',
@@ -140,6 +149,7 @@ export function createLineage(deps: LineageDeps) {
     collecting ??= openBatch();
     const batch = collecting;
     batch.entries.push(entry);
+    if (!firstConnectAt.has(entry.successorSerial)) firstConnectAt.set(entry.successorSerial, deps.clock.now().getTime());
     if (batch.entries.length >= MAX_SUPERSEDE_BATCH) {
       collecting = undefined;
       batch.send();

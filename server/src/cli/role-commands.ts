@@ -1,6 +1,7 @@
 // The commands that run a server role in this process (`up`, `api`, `broker`, `worker`) or create the CA (`ca init`).
 // They load the whole server, so cli.ts imports this module only when one of them is asked for; the admin commands
 // start without it.
+import path from 'node:path';
 import type { Logger } from 'pino';
 import type { Config } from '../config.js';
 import { createLogger } from '../logger.js';
@@ -10,12 +11,20 @@ import { initPki, pkiPaths } from '../compose/pki-home.js';
 import { buildUp } from '../compose/up.js';
 import { buildWorker } from '../compose/worker.js';
 import { note } from './output.js';
-
+import { checkHome, checkPorts, homeHolderNote, lockHome, portError, type PortToCheck } from './start-checks.js';
 
 /** A built role: listen() starts it and returns the banner to print; stop() also works after a failed listen(). */
 interface ServedRole {
   listen(): Promise<string>;
   stop(): Promise<void>;
+}
+
+/** What a role checks before it creates anything (cli/start-checks.ts). */
+interface StartPlan {
+  /** The fixed ports it will listen on, with the setting that moves each. */
+  ports: PortToCheck[];
+  /** Whether it owns ENROLLD_HOME alone (`enrolld up`: its embedded Postgres and CA live there). */
+  lockHome: boolean;
 }
 
 /** Resolves with the first SIGINT/SIGTERM. Registered before anything starts, so a Ctrl-C during start is not lost. */
@@ -25,46 +34,78 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
-/** Builds a role, listens, runs until a signal, then stops it in order. */
-async function serve(config: Readonly<Config>, build: (logger: Logger, signal: AbortSignal) => Promise<ServedRole>): Promise<void> {
+/** A listen error that is about a port becomes a message naming the port and its setting. */
+async function explainListenError(config: Readonly<Config>, plan: StartPlan, error: unknown): Promise<unknown> {
+  const e = error as NodeJS.ErrnoException & { port?: number };
+  const known = plan.ports.find((p) => p.port === e.port);
+  if (!known || (e.code !== 'EADDRINUSE' && e.code !== 'EACCES')) return error;
+  return portError(config.listenHost, known.port, known.setting, e, await homeHolderNote(config.home));
+}
+
+/** Checks, builds a role, listens, runs until a signal, then stops it in order. Any failure to start rejects. */
+async function serve(config: Readonly<Config>, plan: StartPlan, build: (logger: Logger, signal: AbortSignal) => Promise<ServedRole>): Promise<void> {
   const logger = createLogger(config.logLevel);
   const abort = new AbortController();
   const stopped = untilSignal();
   void stopped.then(() => abort.abort());
-  const start = async () => {
-    const role = await build(logger, abort.signal);
-    try {
-      return { role, banner: await role.listen() };
-    } catch (error) {
-      await role.stop();
-      throw error;
-    }
-  };
-  const started = await Promise.race([start(), stopped.then(() => undefined)]);
-  if (!started) return;
-  note(started.banner);
-  const signal = await stopped;
-  logger.info({ signal }, 'shutting down');
-  await started.role.stop();
-  logger.info('stopped');
+  // Cheap checks first: nothing is created under ENROLLD_HOME until they pass.
+  await checkHome(config.home);
+  await checkPorts(config.listenHost, plan.ports, config.home);
+  const unlock = plan.lockHome ? await lockHome(config.home) : async () => undefined;
+  try {
+    const start = async () => {
+      const role = await build(logger, abort.signal);
+      try {
+        return { role, banner: await role.listen() };
+      } catch (error) {
+        await role.stop();
+        throw await explainListenError(config, plan, error);
+      }
+    };
+    const started = await Promise.race([start(), stopped.then(() => undefined)]);
+    if (!started) return;
+    note(started.banner);
+    const signal = await stopped;
+    logger.info({ signal }, 'shutting down');
+    await started.role.stop();
+    logger.info({ signal }, 'stopped');
+  } finally {
+    await unlock();
+  }
+}
+
+const httpsPort = (config: Readonly<Config>): PortToCheck => ({ port: config.httpsPort, setting: 'HTTPS_PORT' });
+const mqttsPort = (config: Readonly<Config>): PortToCheck => ({ port: config.mqttsPort, setting: 'MQTTS_PORT' });
+
+/** How a second process reaches the embedded Postgres, without printing its password (it stays in pg.secret). */
+function embeddedDatabaseUrl(config: Readonly<Config>, databaseUrl: string): string {
+  const url = new URL(databaseUrl);
+  return `DATABASE_URL="postgres://${url.username}:$(cat ${path.join(config.home, 'pg.secret')})@${url.host}${url.pathname}"`;
 }
 
 export function upCommand(config: Readonly<Config>): Promise<void> {
-  return serve(config, async (logger, signal) => {
+  return serve(config, { ports: [httpsPort(config), mqttsPort(config)], lockHome: true }, async (logger, signal) => {
     const up = await buildUp(config, logger, signal);
     return {
       stop: () => up.stop(),
       async listen() {
         const endpoints = await up.listen();
+        const mqttUrl = `mqtts://localhost:${endpoints.mqttsPort}`;
         logger.info(
-          { ...endpoints, rootCa: config.paths.rootCert, adminTokenFile: config.paths.adminTokenFile, embeddedPostgres: up.embeddedPostgres },
+          { ...endpoints, mqttUrl, rootCa: config.paths.rootCert, adminTokenFile: config.paths.adminTokenFile, embeddedPostgres: up.embeddedPostgres },
           'enrolld ready',
         );
+        const database = up.embeddedPostgres
+          ? `
+    Postgres     embedded, data in ${path.join(config.home, 'pg')}; \`enrolld broker\` or \`enrolld worker\` beside it needs
+                 ${embeddedDatabaseUrl(config, up.databaseUrl)}`
+          : '';
         return `
   enrolld is up
     API          ${endpoints.apiUrl}
+    MQTT         ${mqttUrl}   (devices connect with their certificate)
     root CA      ${config.paths.rootCert}   (devices trust this)
-    admin token  ${config.paths.adminTokenFile}   (the CLI reads it)
+    admin token  ${config.paths.adminTokenFile}   (the CLI reads it)${database}
   Ctrl-C stops it.`;
       },
     };
@@ -72,7 +113,7 @@ export function upCommand(config: Readonly<Config>): Promise<void> {
 }
 
 export function apiCommand(config: Readonly<Config>): Promise<void> {
-  return serve(config, async (logger, signal) => {
+  return serve(config, { ports: [httpsPort(config)], lockHome: false }, async (logger, signal) => {
     const api = await buildApi(config, logger, signal);
     return {
       stop: () => api.stop(),
@@ -86,7 +127,7 @@ export function apiCommand(config: Readonly<Config>): Promise<void> {
 }
 
 export function brokerCommand(config: Readonly<Config>): Promise<void> {
-  return serve(config, async (logger) => {
+  return serve(config, { ports: [mqttsPort(config)], lockHome: false }, async (logger) => {
     const built = await buildBroker(config, logger);
     return {
       stop: () => built.stop(),
@@ -99,7 +140,7 @@ export function brokerCommand(config: Readonly<Config>): Promise<void> {
 }
 
 export function workerCommand(config: Readonly<Config>): Promise<void> {
-  return serve(config, async (logger, signal) => {
+  return serve(config, { ports: [], lockHome: false }, async (logger, signal) => {
     const worker = await buildWorker(config, logger, signal);
     return {
       stop: () => worker.stop(),
@@ -113,6 +154,7 @@ export function workerCommand(config: Readonly<Config>): Promise<void> {
 }
 
 export async function caInitCommand(config: Readonly<Config>): Promise<void> {
+  await checkHome(config.home);
   const created = await initPki(config.home, { serverNames: config.serverNames });
   const p = pkiPaths(config.home);
   note(created ? `created the CA under ${p.caDir}\n  trust anchor for devices: ${p.rootCert}` : `a CA already exists under ${p.caDir}; nothing changed`);

@@ -1,8 +1,12 @@
+import { fchmodSync, fstatSync } from 'node:fs';
+import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
-import { createTokensResponseSchema, isValidDeviceId, routes, type CreateTokenRequest } from '@enrolld/protocol';
+import {
+  createTokensResponseSchema, deviceTokensResponseSchema, isValidDeviceId, routes, TOKEN_ISSUES, type CreateTokenRequest,
+} from '@enrolld/protocol';
 import type { CliContext } from './context.js';
 import { createCliContext } from './context.js';
-import { note, startProgress } from './output.js';
+import { note, startProgress, table } from './output.js';
 import { examples } from './program.js';
 import { UsageError } from './usage-error.js';
 
@@ -11,6 +15,9 @@ export interface CreateTokenOptions {
   prefix?: string | undefined;
   count?: string | undefined;
   ttl?: string | undefined;
+  replace: boolean;
+  afterCompromise: boolean;
+  out?: string | undefined;
 }
 
 export function registerTokenCommands(program: Command): void {
@@ -23,8 +30,38 @@ export function registerTokenCommands(program: Command): void {
     .option('--prefix <prefix>', 'batch: device ids are <prefix>0001, <prefix>0002, … (default: none)')
     .option('--count <n>', 'batch: how many tokens, 1 to 100000 (default: none)')
     .option('--ttl <duration>', 'how long the token is valid, with a unit: 90s, 15m, 24h, 7d (default: the server\'s TOKEN_TTL, 24h)')
+    .option('--replace', 'allow ids that have a live certificate (re-issue); without it they are refused', false)
+    .option('--after-compromise', 'allow ids whose certificates were revoked for keyCompromise; recorded with the token', false)
+    .option('--out <file>', 'write the token or CSV to this new file, mode 0600 (default: stdout; a file it is redirected to is made 0600 too)')
     .action((options: CreateTokenOptions) => createTokens(options, createCliContext()));
-  examples(create, 'enrolld token create --device sensor-0001 --ttl 15m', 'enrolld token create --prefix sensor- --count 1000 --ttl 7d > tokens.csv');
+  examples(
+    create,
+    'enrolld token create --device sensor-0001 --ttl 15m',
+    'enrolld token create --prefix sensor- --count 1000 --ttl 7d --out tokens.csv',
+    'enrolld token create --device sensor-0001 --replace   # a new token for an enrolled device',
+  );
+  const show = token
+    .command('show')
+    .description('the tokens of a device: created, expires, state (unused, used, expired, withdrawn), and the certificate and request that used each')
+    .argument('<deviceId>', 'the device id')
+    .option('--json', 'print JSON instead of a table', false)
+    .action((deviceId: string, options: { json: boolean }) => showTokens(deviceId, options, createCliContext()));
+  show.addHelpText('after', `
+Every invalid token gets the same 401 (so a guesser learns nothing). The device's answer carries a requestId; the server's
+log line with that requestId says why (unknown, used, expired). This command shows the state of a device's tokens.`);
+  examples(show, 'enrolld token show sensor-0001');
+}
+
+/** Secrets on disk are for the owner only: a new --out file is created 0600, and so is a file stdout is redirected to. */
+async function emit(text: string, out: string | undefined): Promise<void> {
+  if (out !== undefined) {
+    await writeFile(out, text, { mode: 0o600, flag: 'wx' }).catch((error: NodeJS.ErrnoException) => {
+      throw new Error(error.code === 'EEXIST' ? `${out} exists; tokens are never written over a file` : `cannot write ${out}: ${error.message}`);
+    });
+    return;
+  }
+  if (fstatSync(1).isFile()) fchmodSync(1, 0o600);
+  process.stdout.write(text);
 }
 
 /** A token lifetime needs its unit: a bare "15" would silently mean 15 seconds. */
@@ -44,10 +81,10 @@ export async function createTokens(options: CreateTokenOptions, ctx: CliContext)
     if (!isValidDeviceId(options.device)) throw new UsageError(`"${options.device}" is not a valid device id (^[a-z0-9][a-z0-9._-]{0,62}$)`);
     const api = await ctx.adminApi();
     try {
-      const request: CreateTokenRequest = { deviceId: options.device, ttlSeconds };
+      const request: CreateTokenRequest = { deviceId: options.device, ttlSeconds, ...consent(options) };
       const [created] = await api.call(createTokensResponseSchema, 'POST', routes.adminTokens, request);
-      process.stdout.write(`${created!.token}\n`); // only the token on stdout, for scripts
-      note(`token for ${created!.deviceId}, expires ${created!.expiresAt}`);
+      await emit(`${created!.token}\n`, options.out); // only the token, for scripts
+      note(`token for ${created!.deviceId} (${created!.issuedAs}), expires ${created!.expiresAt}`);
     } finally {
       api.close();
     }
@@ -60,13 +97,48 @@ export async function createTokens(options: CreateTokenOptions, ctx: CliContext)
   const progress = startProgress(`creating ${count} tokens`);
   try {
     // One request, one transaction on the server: the batch exists whole or not at all.
-    const request: CreateTokenRequest = { prefix: options.prefix, count, ttlSeconds };
+    const request: CreateTokenRequest = { prefix: options.prefix, count, ttlSeconds, ...consent(options) };
     const csv = await api.text('POST', routes.adminTokens, request, 'text/csv');
-    process.stdout.write(csv);
-    progress.stop(`created ${count} tokens for ${options.prefix}…`);
+    await emit(csv, options.out);
+    progress.stop(`created ${count} tokens for ${options.prefix}…: ${issueCounts(csv)}`);
   } catch (error) {
     progress.stop();
     throw error;
+  } finally {
+    api.close();
+  }
+}
+
+function consent(options: CreateTokenOptions): Pick<CreateTokenRequest, 'replace' | 'afterCompromise'> {
+  return { ...(options.replace ? { replace: true } : {}), ...(options.afterCompromise ? { afterCompromise: true } : {}) };
+}
+
+/** "998 new, 2 re-issued" from the CSV's issuedAs column (the last one; no cell of a line before it holds a comma). */
+function issueCounts(csv: string): string {
+  const counts = new Map<string, number>();
+  for (const line of csv.trim().split('\n').slice(1)) {
+    const issue = line.slice(line.lastIndexOf(',') + 1);
+    counts.set(issue, (counts.get(issue) ?? 0) + 1);
+  }
+  return TOKEN_ISSUES.filter((i) => counts.has(i)).map((i) => `${counts.get(i)} ${i}`).join(', ');
+}
+
+export async function showTokens(deviceId: string, options: { json: boolean }, ctx: CliContext): Promise<void> {
+  if (!isValidDeviceId(deviceId)) throw new UsageError(`"${deviceId}" is not a valid device id (^[a-z0-9][a-z0-9._-]{0,62}$)`);
+  const api = await ctx.adminApi();
+  try {
+    const answer = await api.call(deviceTokensResponseSchema, 'GET', routes.adminDeviceTokens(deviceId));
+    if (options.json) {
+      process.stdout.write(JSON.stringify(answer, null, 2) + '\n');
+      return;
+    }
+    process.stdout.write(
+      table(
+        ['created', 'by', 'issued as', 'expires', 'state', 'used', 'certificate', 'request'],
+        answer.tokens.map((t) => [t.createdAt, t.createdBy, t.issuedAs, t.expiresAt, t.state, t.usedAt, t.serial, t.requestId]),
+      ) + '\n',
+    );
+    note(`${answer.tokens.length} token(s) for ${answer.deviceId}`);
   } finally {
     api.close();
   }

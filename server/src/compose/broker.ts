@@ -63,6 +63,19 @@ export function registryNotifyFeed(database: Database): RegistryFeed {
   return createPgRegistryListener({ connectionString: database.url, applicationName: 'enrolld-broker-listen' });
 }
 
+/**
+ * A feed whose loss is not reported once the process is shutting down. `enrolld up`'s embedded Postgres is in the
+ * terminal's process group, so Ctrl-C stops it too and it may close the feed before the broker stops listening: an
+ * expected end, not a lost feed.
+ */
+export function quietOnShutdown(feed: RegistryFeed, stopping: AbortSignal | undefined): RegistryFeed {
+  if (!stopping) return feed;
+  return {
+    start: (handlers) => feed.start({ ...handlers, onConnection: (connected, error) => (connected || !stopping.aborted) && handlers.onConnection(connected, error) }),
+    stop: () => feed.stop(),
+  };
+}
+
 export interface BrokerRotation {
   hooks: BrokerHooks;
   /** Loads pending successors and listens for hints and renewals from other processes. */
@@ -71,7 +84,15 @@ export interface BrokerRotation {
 }
 
 /** Rotation on a broker that shares its process with the use cases (`enrolld up`). */
-export function buildBrokerRotation(deps: { logger: Logger; registry: Registry; database: Database; useCases: Pick<UseCases, 'renewal' | 'lineage'>; outbound: OutboundRelay }): BrokerRotation {
+export function buildBrokerRotation(deps: {
+  logger: Logger;
+  registry: Registry;
+  database: Database;
+  useCases: Pick<UseCases, 'renewal' | 'lineage'>;
+  outbound: OutboundRelay;
+  /** Aborted when the process starts shutting down: a feed lost after that is expected (quietOnShutdown). */
+  stopping?: AbortSignal | undefined;
+}): BrokerRotation {
   const log = deps.logger.child({ component: 'rotation' });
   const { lineage } = deps.useCases;
   const topic = createRenewalTopic({
@@ -96,7 +117,7 @@ export function buildBrokerRotation(deps: { logger: Logger; registry: Registry; 
           if (connected) {
             // Renewals issued while the feed was down are in the store: reload them (the map is idempotent).
             void lineage.load().catch((err: unknown) => log.warn({ err }, 'reloading pending supersessions failed'));
-          } else {
+          } else if (!deps.stopping?.aborted) {
             log.warn({ err: error instanceof Error ? error.message : String(error) }, 'rotation feed lost; reconnecting');
           }
         },

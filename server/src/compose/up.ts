@@ -12,7 +12,7 @@ import { createRegistry } from '../metrics.js';
 import type { Broker } from '../mqtt/broker.js';
 import type { JobRuntime } from '../jobs/job-runtime.js';
 import { buildApiRole, ensureFirstAdmin, prepareApiPki } from './api.js';
-import { buildBrokerRole, buildBrokerRotation, fleetEventHooks, registryNotifyFeed } from './broker.js';
+import { buildBrokerRole, buildBrokerRotation, fleetEventHooks, quietOnShutdown, registryNotifyFeed } from './broker.js';
 import { openDatabase } from './database.js';
 import { readBrokerMaterial } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
@@ -49,14 +49,14 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
     await ensureFirstAdmin(config, useCases, logger);
 
     const api = buildApiRole({ config, logger, registry, database, pki, useCases });
-    const rotation = buildBrokerRotation({ logger, registry, database, useCases, outbound });
+    const rotation = buildBrokerRotation({ logger, registry, database, useCases, outbound, stopping: signal });
     const broker = buildBrokerRole({
       config,
       logger,
       registry,
       database,
       material: await readBrokerMaterial(config.home),
-      feed: mergeRevocationFeeds(registryNotifyFeed(database), localRevocations, localIssuance),
+      feed: mergeRevocationFeeds(quietOnShutdown(registryNotifyFeed(database), signal), localRevocations, localIssuance),
       outbound,
       hooks: [rotation.hooks, fleetEventHooks(useCases.fleetEvents)],
     });

@@ -116,7 +116,10 @@ export function buildUseCases(deps: UseCaseDeps) {
     logger: logger.child({ component: 'rotation' }),
     graceSeconds: config.rotation.supersedeGraceSeconds,
     batchWindowMs: config.rotation.supersedeBatchWindowMs,
-    onSuperseded: (trigger) => metrics.superseded.inc({ trigger }),
+    onSuperseded: (trigger, _serial, sinceFirstConnectMs) => {
+      metrics.superseded.inc({ trigger });
+      if (sinceFirstConnectMs !== undefined) metrics.supersedeSeconds.observe(sinceFirstConnectMs / 1000);
+    },
   });
 
   const renewal = createRenewal({

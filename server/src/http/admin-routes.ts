@@ -1,6 +1,6 @@
 import express, { Router } from 'express';
 import { CREATED_TOKEN_CSV_COLUMNS, createTokenRequestSchema, deviceIdSchema, deviceListQuerySchema, routes } from '@enrolld/protocol';
-import type { CreateTokensResponse, DeviceDetail, DeviceListResponse } from '@enrolld/protocol';
+import type { CreateTokensResponse, DeviceDetail, DeviceListResponse, DeviceTokensResponse } from '@enrolld/protocol';
 import type { z } from 'zod';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { DeviceStore } from '@enrolld/core/ports.js';
@@ -54,6 +54,14 @@ export function adminRoutes(deps: AdminRoutesDeps): Router {
     const device = await deps.devices.get(id.data);
     if (!device) throw new EnrollError('not-found', `no device ${id.data}`);
     res.json(device satisfies DeviceDetail);
+  });
+
+  router.get(`${routes.adminDevices}/:id/tokens`, async (req, res) => {
+    const id = deviceIdSchema.safeParse(req.params.id);
+    if (!id.success) throw new EnrollError('bad-request', `"${req.params.id}" is not a valid device id`);
+    const tokens = await deps.tokens.history(id.data);
+    if (!tokens) throw new EnrollError('not-found', `no device ${id.data}`);
+    res.json({ deviceId: id.data, tokens } satisfies DeviceTokensResponse);
   });
 
   return router;

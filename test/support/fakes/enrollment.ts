@@ -2,8 +2,9 @@
 // same outcomes as db/src/enrollment-store.ts and token-store.ts, checked by test/contract/enrollment.contract.ts.
 // The certificate-row helpers are shared with the renewal fake (fakes/renewal.ts), as the tables are in Postgres.
 import { randomUUID } from 'node:crypto';
-import { isCanonicalSerial } from '@enrolld/protocol';
-import type { BeginEnrollment, BeginEnrollmentResult, CertificateIntent, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
+import { isCanonicalSerial, REVOCATION_REASONS } from '@enrolld/protocol';
+import type { DeviceToken } from '@enrolld/protocol';
+import type { BeginEnrollment, BeginEnrollmentResult, CertificateHistory, CertificateIntent, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
 import type { TokenDeviceLookup } from '@enrolld/core/renewal/ports.js';
 import type { CertificateRow, MemoryTables } from './memory-tables.js';
 
@@ -65,6 +66,22 @@ export function createMemoryTokenStore(tables: MemoryTables): TokenStore & Token
         if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { profile: t.profile, createdAt: now });
         tables.tokens.set(t.tokenHash.toString('hex'), { id: randomUUID(), deviceId: t.deviceId, profile: t.profile, expiresAt: t.expiresAt, usedAt: null, csrSha256: null });
       }
+    },
+    async certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>> {
+      const now = tables.clock.now().getTime();
+      const history = new Map<string, CertificateHistory>();
+      for (const id of deviceIds) {
+        const certificates = [...tables.certificates.values()].filter((c) => c.deviceId === id);
+        if (certificates.length === 0) continue;
+        const live = certificates.some((c) => c.der && !c.revokedAt && c.notAfter.getTime() > now);
+        const newest = Math.max(...certificates.map((c) => c.createdAt.getTime()));
+        const compromisedAt = Math.max(...certificates.filter((c) => c.revocationReason === REVOCATION_REASONS.keyCompromise).map((c) => c.revokedAt!.getTime()));
+        history.set(id, { live, compromised: compromisedAt >= newest });
+      }
+      return history;
+    },
+    async tokensOf(): Promise<DeviceToken[] | undefined> {
+      throw new Error('the memory token store keeps no token history; test it against Postgres');
     },
     async deviceOfToken(tokenHash: Buffer): Promise<string | undefined> {
       return tables.tokens.get(tokenHash.toString('hex'))?.deviceId;
