@@ -247,15 +247,18 @@ function DevicePage({ id }) {
 
 function TokensPage() {
   const [mode, setMode] = useState('single');
-  const [form, setForm] = useState({ deviceId: '', prefix: '', count: '10', ttl: '' });
+  const [form, setForm] = useState({ deviceId: '', prefix: '', count: '10', ttl: '', replace: false, afterCompromise: false });
   const [message, setMessage] = useState('');
   const link = useRef(undefined);
-  const set = (key) => (ev) => setForm({ ...form, [key]: ev.target.value });
+  const set = (key) => (ev) => setForm({ ...form, [key]: ev.target.type === 'checkbox' ? ev.target.checked : ev.target.value });
 
   async function create(ev) {
     ev.preventDefault();
     const body = mode === 'single' ? { deviceId: form.deviceId } : { prefix: form.prefix, count: Number(form.count) };
     if (form.ttl) body.ttlSeconds = Number(form.ttl);
+    // Ids that already have certificates need the admin's consent (the server answers 409 without it).
+    if (form.replace) body.replace = true;
+    if (form.afterCompromise) body.afterCompromise = true;
     try {
       const csv = await api('/v1/admin/tokens', { method: 'POST', body, accept: 'text/csv' });
       // The tokens exist only in this download: the server keeps their hashes, and the page keeps nothing.
@@ -282,6 +285,8 @@ function TokensPage() {
         : html`<label>Prefix <input name="prefix" required value=${form.prefix} onInput=${set('prefix')} /></label>
                <label>Count <input name="count" type="number" min="1" max="100000" value=${form.count} onInput=${set('count')} /></label>`}
       <label>Lifetime (seconds, optional) <input name="ttl" type="number" min="1" value=${form.ttl} onInput=${set('ttl')} /></label>
+      <label class="check"><input name="replace" type="checkbox" checked=${form.replace} onChange=${set('replace')} /> Replace a live certificate</label>
+      <label class="check"><input name="afterCompromise" type="checkbox" checked=${form.afterCompromise} onChange=${set('afterCompromise')} /> Re-enroll after a key compromise</label>
       <button type="submit">Create and download CSV</button>
     </form>
     <a ref=${link} class="hidden">download</a>

@@ -6,6 +6,7 @@ import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { CREATED_TOKEN_CSV_COLUMNS } from '@enrolld/protocol';
 import { REPO_ROOT } from '../support/processes.js';
 import { connectWith, mustConnect } from '../support/renew-mqtt.js';
 import { enrollDevice, type DeviceCreds } from '../support/renew-support.js';
@@ -132,7 +133,7 @@ describe('console in chromium', () => {
         stream.on('error', reject);
       });
     });
-    expect(csv).toMatch(new RegExp(`^deviceId,token,expiresAt\\n${prefix}new,ebt_[A-Za-z0-9_-]{43},`));
+    expect(csv).toMatch(new RegExp(`^${CREATED_TOKEN_CSV_COLUMNS.join(',')}\\n${prefix}new,ebt_[A-Za-z0-9_-]{43},`));
     await page.waitForSelector('#token-result');
     await shot('7-tokens');
 
