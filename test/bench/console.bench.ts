@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { routes, type BulkRevocationJobBody, type CreatedToken, type EnrollResponse, type FleetPage } from '@enrolld/protocol';
-import { connectPacket, percentile } from '../support/broker-harness.js';
+import { percentile } from '../support/broker-harness.js';
 import { makeCsr } from '../support/csr-factory.js';
 import { httpsRequest, postJson } from '../support/http.js';
 import { createPgFleetStore } from '@enrolld/db';
@@ -88,6 +88,7 @@ async function metricValue(s: Server, name: string): Promise<number> {
 interface Connected {
   deviceId: string;
   closed: Promise<number>;
+  isOpen(): boolean;
 }
 
 /** Enrolls `count` devices named prefix0000… over HTTP (token batch, one CSR each) and holds one raw MQTT session each. */
@@ -114,15 +115,26 @@ async function enrollAndConnect(s: Server, prefix: string, count: number): Promi
   return out;
 }
 
+/** MQTT 3.1.1 CONNECT, clean session, keepalive 0 (§3.1.2.10: none), so an idle session stays until it is cut. */
+function connectPacket(clientId: string): Buffer {
+  const id = Buffer.from(clientId);
+  const variableHeader = Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x00]);
+  return Buffer.concat([Buffer.from([0x10, variableHeader.length + 2 + id.length]), variableHeader, Buffer.from([id.length >> 8, id.length & 255]), id]);
+}
+
 function connectRaw(s: Server, deviceId: string, key: string, cert: string): Promise<Connected> {
   return new Promise((resolve, reject) => {
     const socket = tls.connect({ host: '127.0.0.1', port: s.mqttsPort, servername: 'localhost', ca: s.rootPem, key, cert });
-    const closed = new Promise<number>((done) => socket.once('close', () => done(performance.now())));
+    let open = true;
+    const closed = new Promise<number>((done) => socket.once('close', () => {
+      open = false;
+      done(performance.now());
+    }));
     socket.once('error', reject);
     socket.once('secureConnect', () => socket.write(connectPacket(deviceId)));
     socket.once('data', (data) => {
       if (data[0] !== 0x20 || data[3] !== 0) reject(new Error(`${deviceId}: CONNACK ${data[3]}`));
-      else resolve({ deviceId, closed });
+      else resolve({ deviceId, closed, isOpen: () => open });
     });
   });
 }
@@ -132,6 +144,7 @@ async function bulkPhase(): Promise<void> {
   try {
     // Baseline: single revocations, one after the other, of connected devices.
     const singles = await enrollAndConnect(s, 'single-', SINGLE);
+    if (singles.some((d) => !d.isOpen())) throw new Error('a session closed before the single revocations');
     const t0 = performance.now();
     for (const d of singles) {
       const res = await postJson(s.apiUrl + routes.adminRevokeDevice(d.deviceId), s.rootPem, { reason: 'keyCompromise' }, s.auth);
@@ -143,6 +156,8 @@ async function bulkPhase(): Promise<void> {
     const devices = await enrollAndConnect(s, 'line-7-', DEVICES);
     const rebuildsBefore = await metricValue(s, 'enrolld_crl_rebuilds_total{outcome="stored"}');
     const crlsBefore = Number((await s.db.pool.query('SELECT count(*) AS n FROM crls')).rows[0].n);
+    const dropped = devices.filter((d) => !d.isOpen()).length;
+    if (dropped > 0) throw new Error(`${dropped} sessions closed before the revocation`);
     note(`${devices.length} connected; bulk revocation…`);
     const t1 = performance.now();
     const started = await postJson(s.apiUrl + routes.adminBulkRevocations, s.rootPem, { selector: { prefix: 'line-7-' }, reason: 'keyCompromise' }, s.auth);
