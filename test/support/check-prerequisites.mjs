@@ -9,6 +9,7 @@ import path from 'node:path';
 const tools = [
   ['bash', 'bash'],
   ['stat', 'coreutils'],
+  ['script', 'bsdutils'],
   ['openssl', 'openssl'],
   ['curl', 'curl'],
   ['jq', 'jq'],
@@ -18,6 +19,7 @@ const tools = [
   ['mosquitto_pub', 'mosquitto-clients'],
   ['promtool', 'prometheus'],
   ['chromium', 'chromium'],
+  ['mosquitto_rr', 'mosquitto-clients'],
 ];
 
 function onPath(program) {

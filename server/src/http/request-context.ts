@@ -5,7 +5,7 @@ import { EnrollError } from '@enrolld/core/errors.js';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** Gives every request an id (the caller's X-Request-Id if it is sane) and logs one line when it ends. */
+/** Gives every request an id (the caller's X-Request-Id if it is sane) and logs one line when it ends (res.locals.serial: issued). */
 export function requestContext(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const incoming = req.get('x-request-id');
@@ -14,10 +14,10 @@ export function requestContext(logger: Logger): RequestHandler {
     res.setHeader('X-Request-Id', requestId);
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      logger.debug(
-        { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
-        'request',
-      );
+      const line = { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+      // A request that issued a certificate is worth a line at info: the admin finds it by requestId or serial.
+      if (typeof res.locals.serial === 'string') logger.info({ ...line, deviceId: res.locals.deviceId, serial: res.locals.serial }, 'certificate issued');
+      else logger.debug(line, 'request');
     });
     next();
   };
