@@ -1,3 +1,4 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -41,6 +42,17 @@ function durationIn(fallback: string | undefined, options: { wholeSeconds: boole
     });
 }
 
+/** express's named ranges (proxy-addr), an IP, or an IP/prefix. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+function isProxyRange(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.has(entry)) return true;
+  const [address = '', prefix, extra] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
 
 const envSchema = z.object({
@@ -54,7 +66,29 @@ const envSchema = z.object({
   DB_CHECKOUT_TIMEOUT: fineDuration('2s'),
   /** Connections kept apart for revocation (revokes, supersede batches, the broker's sync), so renewals never starve it. */
   DB_REVOCATION_POOL_MAX: z.coerce.number().int().min(1).max(50).default(3),
+  /** Server-side bound on one statement (Postgres statement_timeout), set on every pooled connection. */
+  DB_STATEMENT_TIMEOUT: fineDuration('5s'),
+  /** Client-side bound on one query's answer: a frozen or unreachable database fails the request (503) past it. */
+  DB_QUERY_TIMEOUT: fineDuration('6s'),
+  /** `enrolld up`: restarts of a dead embedded Postgres that may fail in a row before enrolld exits non-zero. */
+  EMBEDDED_PG_MAX_RESTARTS: z.coerce.number().int().min(0).max(100).default(5),
+  /** Delay before the first restart of a dead embedded Postgres; doubles per failed restart, up to 30 s. */
+  EMBEDDED_PG_RESTART_DELAY: fineDuration('1s'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Proxies whose X-Forwarded-For names the client: IPs, CIDRs, loopback, linklocal, uniquelocal; comma separated. */
+  TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const entries = s.split(',').map((n) => n.trim()).filter(Boolean);
+      for (const entry of entries.filter((e) => !isProxyRange(e))) {
+        ctx.addIssue({ code: 'custom', message: `"${entry}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal` });
+      }
+      return entries;
+    }),
+  /** Failed token attempts (401) one source address may make per TOKEN_FAILURE_WINDOW before it gets 429; 0 = no limit. */
+  TOKEN_FAILURE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(20),
+  TOKEN_FAILURE_WINDOW: fineDuration('1m'),
   /** Extra DNS names / IPs for the server certificate, comma separated (localhost, 127.0.0.1 and ::1 are always in). */
   SERVER_NAMES: z
     .string()
@@ -116,6 +150,9 @@ const envSchema = z.object({
   if (e.CERT_LIFETIME <= e.CERT_BACKDATE) {
     ctx.addIssue({ code: 'custom', path: ['CERT_LIFETIME'], message: `must be longer than CERT_BACKDATE (${e.CERT_BACKDATE}s); lower CERT_BACKDATE for short-lived certificates` });
   }
+  if (e.DB_QUERY_TIMEOUT < e.DB_STATEMENT_TIMEOUT) {
+    ctx.addIssue({ code: 'custom', path: ['DB_QUERY_TIMEOUT'], message: `must be at least DB_STATEMENT_TIMEOUT (${e.DB_STATEMENT_TIMEOUT}s), so Postgres cancels a slow statement before the client gives up on it` });
+  }
   if (e.BROKER_MAX_STALENESS <= e.BROKER_RESYNC_INTERVAL) {
     ctx.addIssue({ code: 'custom', path: ['BROKER_MAX_STALENESS'], message: `must be longer than BROKER_RESYNC_INTERVAL (${e.BROKER_RESYNC_INTERVAL}s), or every broker fails closed between two resyncs` });
   }
@@ -131,6 +168,10 @@ export interface Config {
   dbPoolMax: number;
   dbCheckoutTimeoutMs: number;
   dbRevocationPoolMax: number;
+  dbStatementTimeoutMs: number;
+  dbQueryTimeoutMs: number;
+  embeddedPostgres: { maxRestarts: number; restartDelayMs: number };
+  http: { trustedProxies: string[]; failedTokenLimit: { limit: number; windowMs: number } };
   redisUrl: string;
   consoleSessionTtlMs: number;
   serverNames: string[];
@@ -206,6 +247,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     dbPoolMax: e.DB_POOL_MAX,
     dbCheckoutTimeoutMs: Math.round(e.DB_CHECKOUT_TIMEOUT * 1000),
     dbRevocationPoolMax: e.DB_REVOCATION_POOL_MAX,
+    dbStatementTimeoutMs: Math.round(e.DB_STATEMENT_TIMEOUT * 1000),
+    dbQueryTimeoutMs: Math.round(e.DB_QUERY_TIMEOUT * 1000),
+    embeddedPostgres: Object.freeze({ maxRestarts: e.EMBEDDED_PG_MAX_RESTARTS, restartDelayMs: Math.round(e.EMBEDDED_PG_RESTART_DELAY * 1000) }),
+    http: Object.freeze({
+      trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]) as string[],
+      failedTokenLimit: Object.freeze({ limit: e.TOKEN_FAILURE_LIMIT, windowMs: Math.round(e.TOKEN_FAILURE_WINDOW * 1000) }),
+    }),
     redisUrl: e.REDIS_URL,
     consoleSessionTtlMs: e.CONSOLE_SESSION_TTL * 1000,
     serverNames: Object.freeze([...e.SERVER_NAMES]) as string[],

@@ -74,7 +74,6 @@ describe('scenarios against the fake stack', () => {
     const { report } = await runScenario(opts({ scenario: 'revoke-mid-session', devices: 10, revokeCount: 4, enrollVia: 'est' }), quiet);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.latencyMs.revokeCut.count).toBe(4);
-    expect(report.latencyMs.revokeCut.max).toBeLessThan(2_000);
     // The revoked devices' refusals at reconnect are what the revocation asked for: counted apart, not as errors.
     expect(report.counters.expectedRefusals).toBe(4);
     expect(report.errors).toEqual([]);

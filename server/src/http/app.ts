@@ -1,6 +1,7 @@
 import express from 'express';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { createFailedTokenMetrics } from '../metrics.js';
 import { routes } from '@enrolld/protocol';
 import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
 import type { AuditTrail } from '@enrolld/core/audit/ports.js';
@@ -15,6 +16,7 @@ import { createConsoleSessions } from './console/console-sessions.js';
 import { fleetRoutes, type FleetRoutesDeps } from './fleet-routes.js';
 import { enrollRoutes, type EnrollRoutesDeps } from './enroll-routes.js';
 import { estRoutes, type EstRoutesDeps } from './est/est-routes.js';
+import { createFailedTokenLimiter, limitFailedTokenAttempts } from './failed-token-limit.js';
 import { notFound, problemHandler } from './problem.js';
 import { renewRoutes, type RenewRoutesDeps } from './renew-routes.js';
 import { requestContext } from './request-context.js';
@@ -48,6 +50,10 @@ export interface HttpAppDeps {
   classifyError?: (error: unknown) => EnrollError | undefined;
   /** Idle lifetime of a console sign-in (CONSOLE_SESSION_TTL). */
   consoleSessionTtlMs: number;
+  /** Proxies whose X-Forwarded-For names the client (IPs, CIDRs, or loopback/linklocal/uniquelocal); none by default. */
+  trustedProxies?: readonly string[];
+  /** Failed token attempts a source address may make per window before it gets 429; limit 0 turns it off. */
+  failedTokenLimit?: { limit: number; windowMs: number };
 }
 
 /** The whole HTTP surface: public enrollment, renewal, EST and CRL routes, then the admin routes behind the guard. */
@@ -56,6 +62,8 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // req.ip is the socket's peer unless that peer is a configured proxy; then X-Forwarded-For names the client.
+  app.set('trust proxy', deps.trustedProxies?.length ? [...deps.trustedProxies] : false);
   app.use(requestContext(deps.logger));
 
   app.get(routes.healthz, async (_req, res) => {
@@ -69,6 +77,14 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.get(routes.metrics, async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
+
+  const failedTokens = createFailedTokenLimiter(deps.failedTokenLimit ?? { limit: 0, windowMs: 60_000 });
+  const failedTokenMetrics = createFailedTokenMetrics(deps.registry);
+  // The enrollment token is in the body (a request without one is a 400, never a 401); the others are in Authorization.
+  const hasAuthorization = (req: express.Request) => req.get('authorization') !== undefined;
+  app.use(routes.enroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'enroll', () => true));
+  app.use(routes.est.simpleenroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'est', hasAuthorization));
+  app.use('/v1/admin', limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'admin', hasAuthorization));
 
   app.use(enrollRoutes({ enrollment: useCases.enrollment, chainPem: deps.chainPem }));
   app.use(crlRoutes({ revocation: useCases.revocation }));

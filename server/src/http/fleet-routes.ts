@@ -67,6 +67,10 @@ export function fleetRoutes(deps: FleetRoutesDeps): Router {
 
   // Server-sent events (HTML Living Standard §9.2): one `data:` line of JSON per fleet event, named by its type.
   router.get(routes.adminEvents, (req, res) => {
+    // A GET with a body is not an event stream request (and a stream answered to it would never end).
+    if (Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined) {
+      throw new EnrollError('bad-request', 'an event stream request carries no body');
+    }
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     res.write(': enrolld fleet events\n\n');
     const unsubscribe = deps.events.subscribe((event) => {
