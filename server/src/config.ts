@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import type { ConnectionLimits } from './mqtt/limits.js';
 
 // All configuration is read here, once, from the environment; validated with every problem reported at once;
 // then frozen and passed down as values (docs/architecture.md, "Configuration"). Secrets are never env values: they
@@ -41,6 +42,29 @@ function durationIn(fallback: string | undefined, options: { wholeSeconds: boole
       return seconds;
     });
 }
+
+const SIZE = /^(\d+)(B|KiB|MiB)?$/;
+const UNIT_BYTES = { B: 1, KiB: 1024, MiB: 1024 * 1024 } as const;
+
+/** "131072", "128KiB", "1MiB" → bytes. */
+export function parseSize(text: string): number | undefined {
+  const match = SIZE.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * UNIT_BYTES[(match[2] ?? 'B') as keyof typeof UNIT_BYTES];
+}
+
+/** A byte size of at least `min`. */
+const size = (fallback: string, min: number) =>
+  z.string().default(fallback).transform((text, ctx) => {
+    const bytes = parseSize(text);
+    if (bytes === undefined || bytes < min) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a size of at least ${min} bytes like 131072, 128KiB or 1MiB` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const count = (fallback: number, min = 1) => z.coerce.number().int().min(min).default(fallback);
 
 /** express's named ranges (proxy-addr), an IP, or an IP/prefix. */
 const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
@@ -142,6 +166,19 @@ const envSchema = z.object({
   BROKER_SESSION_TICKETS: z.enum(['on', 'off']).default('off'),
   /** Time a TLS connection may take to send CONNECT. */
   BROKER_CONNECT_TIMEOUT: fineDuration('10s'),
+  /** Time a TCP connection to the MQTT port may take to finish its TLS handshake; then it is closed. */
+  BROKER_HANDSHAKE_TIMEOUT: fineDuration('10s'),
+  /** Sockets not yet admitted at CONNECT, per source address and in all; over either a new one is closed at once. */
+  BROKER_MAX_PENDING_PER_ADDRESS: count(256),
+  BROKER_MAX_PENDING: count(4096),
+  // Per-identity limits (docs/architecture.md §6): the defaults of every device.
+  BROKER_MAX_PACKET_SIZE: size('128KiB', 64),
+  BROKER_MAX_RETAINED: count(32, 0),
+  BROKER_MAX_RETAINED_BYTES: size('1MiB', 0),
+  BROKER_MAX_SUBSCRIPTIONS: count(50, 0),
+  BROKER_PUBLISH_RATE: z.coerce.number().gt(0).default(100),
+  BROKER_PUBLISH_BURST: count(200),
+  BROKER_MAX_INFLIGHT: count(100),
   /** Connections in the pool of a process that runs only the broker or only the worker. */
   ROLE_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(4),
 }).superRefine((e, ctx) => {
@@ -199,6 +236,11 @@ export interface BrokerTunables {
   maxStalenessMs: number;
   sessionTickets: boolean;
   connectTimeoutMs: number;
+  handshakeTimeoutMs: number;
+  maxPendingPerAddress: number;
+  maxPending: number;
+  /** The per-identity limits every device gets unless a resolver gives others. */
+  limits: ConnectionLimits;
 }
 
 export interface RotationConfig {
@@ -274,6 +316,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       maxStalenessMs: Math.round(e.BROKER_MAX_STALENESS * 1000),
       sessionTickets: e.BROKER_SESSION_TICKETS === 'on',
       connectTimeoutMs: Math.round(e.BROKER_CONNECT_TIMEOUT * 1000),
+      handshakeTimeoutMs: Math.round(e.BROKER_HANDSHAKE_TIMEOUT * 1000),
+      maxPendingPerAddress: e.BROKER_MAX_PENDING_PER_ADDRESS,
+      maxPending: e.BROKER_MAX_PENDING,
+      limits: Object.freeze({
+        maxPacketBytes: e.BROKER_MAX_PACKET_SIZE,
+        maxRetainedMessages: e.BROKER_MAX_RETAINED,
+        maxRetainedBytes: e.BROKER_MAX_RETAINED_BYTES,
+        maxSubscriptions: e.BROKER_MAX_SUBSCRIPTIONS,
+        publishRatePerSecond: e.BROKER_PUBLISH_RATE,
+        publishBurst: e.BROKER_PUBLISH_BURST,
+        maxInflight: e.BROKER_MAX_INFLIGHT,
+      }),
     }),
     rotation: Object.freeze({
       renewalWindowFraction: e.RENEWAL_WINDOW,

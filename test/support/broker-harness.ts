@@ -14,7 +14,7 @@ import { createLocalRevocationFeed, type LocalRevocationFeed } from '@enrolld/co
 import { mergeRevocationFeeds } from '@enrolld/core/events/merge-feeds.js';
 import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
 import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
-import { createBroker, defaultBrokerConfig, type BrokerConfig } from '../../server/src/mqtt/broker.js';
+import { createBroker, defaultBrokerConfig, type BrokerConfig, type LimitsFor } from '../../server/src/mqtt/broker.js';
 import type { DeviceCert, TestPki } from './test-pki.js';
 
 export interface TestBroker {
@@ -30,9 +30,9 @@ export async function startTestBroker(
   databaseUrl: string,
   pool: pg.Pool,
   pki: TestPki,
-  overrides: Partial<BrokerConfig> & { persistence?: unknown; logger?: Logger } = {},
+  overrides: Partial<BrokerConfig> & { persistence?: unknown; logger?: Logger; limitsFor?: LimitsFor } = {},
 ): Promise<TestBroker> {
-  const { persistence, logger, ...config } = overrides;
+  const { persistence, logger, limitsFor, ...config } = overrides;
   const registry = new Registry();
   const revocations = createLocalRevocationFeed();
   const broker = createBroker({
@@ -48,6 +48,7 @@ export async function startTestBroker(
     clock: systemClock,
     logger: logger ?? pino({ level: process.env.BROKER_TEST_LOG ?? 'silent' }),
     registry,
+    limitsFor,
     ...(persistence ? { persistence } : {}),
   });
   const { port } = await broker.start();
@@ -219,4 +220,13 @@ export async function raceTimeout<T>(promise: Promise<T>, ms: number, fallback: 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The current value of a metric on the registry (a counter or gauge; with labels, the matching series; 0 when absent). */
+export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  const match = values.find((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want));
+  return match?.value ?? 0;
 }

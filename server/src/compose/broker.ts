@@ -39,6 +39,10 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
       maxStalenessMs: config.broker.maxStalenessMs,
       sessionTickets: config.broker.sessionTickets,
       connectTimeoutMs: config.broker.connectTimeoutMs,
+      handshakeTimeoutMs: config.broker.handshakeTimeoutMs,
+      maxPendingPerAddress: config.broker.maxPendingPerAddress,
+      maxPending: config.broker.maxPending,
+      limits: config.broker.limits,
     },
     tls: {
       key: deps.material.serverKeyPem,
