@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { registerAuditCommands } from './cli/audit-command.js';
 import { registerCompletionCommand } from './cli/completion-command.js';
 import { registerDevicesCommands } from './cli/devices-command.js';
 import { createProgram, runProgram } from './cli/program.js';
@@ -23,6 +24,7 @@ registerDevicesCommands(program);
 registerRevokeCommand(program);
 registerProfileCommands(program);
 registerServiceCommands(program);
+registerAuditCommands(program);
 registerCompletionCommand(program);
 
 const code = await runProgram(program, process.argv.slice(2));

@@ -18,6 +18,8 @@ const tools = [
   ['mosquitto', 'mosquitto'],
   ['mosquitto_sub', 'mosquitto-clients'],
   ['mosquitto_pub', 'mosquitto-clients'],
+  ['promtool', 'prometheus'],
+  ['chromium', 'chromium'],
   ['mosquitto_rr', 'mosquitto-clients'],
 ];
 

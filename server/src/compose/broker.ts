@@ -171,3 +171,12 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
     return { broker, listen: () => broker.start(), stop: () => broker.stop() };
   });
 }
+
+/** Connections, disconnections and refusals of the broker in `enrolld up`, to the console's live events and presence. */
+export function fleetEventHooks(events: UseCases['fleetEvents']): BrokerHooks {
+  return {
+    onConnected: (s) => events.publish({ type: 'connected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),
+    onDisconnected: (s) => events.publish({ type: 'disconnected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),
+    onRefused: (r) => events.publish({ type: 'refused', deviceId: r.deviceId, serial: r.serial, reason: r.reason, at: events.now() }),
+  };
+}

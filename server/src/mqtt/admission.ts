@@ -36,6 +36,15 @@ export interface AdmissionDeps {
   metrics: BrokerMetrics;
   clock: Clock;
   log: Logger;
+  /** Each refusal, as it happens (the console's live events); after the metric and the log. */
+  onRefused?: ((refusal: ConnectRefusal) => void) | undefined;
+}
+
+/** A refused CONNECT: the device and serial when the certificate named them. */
+export interface ConnectRefusal {
+  reason: RefusalReason;
+  deviceId: string | null;
+  serial: string | null;
 }
 
 type Done = (error: AuthenticateError | null, success: boolean | null) => void;
@@ -77,6 +86,8 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     } else {
       log.info({ ...fields, clientId: client.id, reason }, message);
     }
+    const named = fields as { deviceId?: string; serial?: string };
+    deps.onRefused?.({ reason, deviceId: named.deviceId ?? null, serial: named.serial ?? null });
     done(authError(code, message), false);
   }
 
@@ -95,6 +106,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
       const peer = (client.conn as Socket).remoteAddress;
       log.warn({ deviceId: identity.deviceId, serial: identity.serial, reason, peer }, REFUSAL_MESSAGES[reason] ?? 'certificate refused');
     }
+    deps.onRefused?.({ reason, deviceId: identity.deviceId, serial: identity.serial });
     done(authError(CONNACK.notAuthorized, `not authorized: ${reason}`), false);
   }
 

@@ -41,6 +41,7 @@ import { createSessionIndex } from './session-index.js';
 import { createTlsListener, type BrokerTls } from './tls-listener.js';
 
 export type { BrokerHooks, DeviceSessionRef } from './session-hooks.js';
+export type { ConnectRefusal } from './admission.js';
 export type { BrokerTls } from './tls-listener.js';
 export type { ConnectionLimits, LimitsFor } from './limits.js';
 
@@ -167,6 +168,15 @@ export function createBroker(deps: BrokerDeps) {
     metrics,
     clock,
     log,
+    onRefused: (refusal) => {
+      for (const hook of deps.hooks ?? []) {
+        try {
+          hook.onRefused?.(refusal);
+        } catch (error) {
+          log.error({ err: error, deviceId: refusal.deviceId }, 'broker hook failed');
+        }
+      }
+    },
   });
   const authorization = createPacketAuthorization({ state, sessions, acls: profiles.acls, metrics, limits, aedes: currentAedes, log });
   const cut = createRevocationCut({ sessions, aedes: currentAedes, metrics, log, retainedPurged: (deviceId) => limits.retainedPurged(deviceId) });
