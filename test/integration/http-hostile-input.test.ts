@@ -10,7 +10,7 @@ import { httpsRequest, type RawResponse } from '../support/http.js';
 import { startTestServer, type TestServer } from '../support/server-harness.js';
 
 interface RouteUnderTest {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT' | 'DELETE';
   /** As express declares it, with :params. */
   path: string;
   /** The media type the route reads, for a route that reads a body. */
@@ -44,6 +44,12 @@ const ROUTES: RouteUnderTest[] = [
   { method: 'GET', path: `${routes.adminFleet}/devices/:id` },
   { method: 'GET', path: routes.adminFleetCharts },
   { method: 'GET', path: routes.adminEvents },
+  { method: 'GET', path: routes.adminProfiles },
+  { method: 'POST', path: routes.adminProfiles, body: 'application/json' },
+  { method: 'GET', path: `${routes.adminProfiles}/:name` },
+  { method: 'PUT', path: `${routes.adminProfiles}/:name`, body: 'application/json' },
+  { method: 'DELETE', path: `${routes.adminProfiles}/:name` },
+  { method: 'POST', path: routes.adminServices, body: 'application/json' },
   { method: 'GET', path: '/console/' },
   { method: 'GET', path: '/console/sign-in' },
   { method: 'POST', path: '/console/sign-in' },
@@ -139,7 +145,7 @@ describe('hostile HTTP input on every route', () => {
       const res = await httpsRequest(server.apiUrl + path, server.rootPem, {
         method: route.method,
         headers: { ...auth(), 'content-type': 'application/json' },
-        body: route.method === 'POST' ? '{}' : undefined,
+        body: route.method === 'POST' || route.method === 'PUT' ? '{}' : undefined,
       });
       if (hasParam) expectProblem(res, 400, 'bad-request');
       else expectProblem(res, 404, 'not-found');
