@@ -104,6 +104,12 @@ const envSchema = z.object({
   BROKER_SESSION_TICKETS: z.enum(['on', 'off']).default('off'),
   /** Time a TLS connection may take to send CONNECT. */
   BROKER_CONNECT_TIMEOUT: fineDuration('10s'),
+  /** `redis`: brokers share messages, sessions, retained messages and wills over REDIS_URL (docs/architecture.md §6). */
+  BROKER_CLUSTER: z.enum(['none', 'redis']).default('none'),
+  /** Prefix of the cluster's Redis channels and keys: brokers with the same prefix form one cluster. */
+  BROKER_CLUSTER_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('enrolld:mqtt:'),
+  /** Aedes heartbeat; a node silent for 3 heartbeats is dead and its devices' wills are published. Default 60s, 5s in a cluster. */
+  BROKER_HEARTBEAT_INTERVAL: durationIn(undefined, { wholeSeconds: false }).optional(),
   /** Connections in the pool of a process that runs only the broker or only the worker. */
   ROLE_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(4),
 }).superRefine((e, ctx) => {
@@ -152,6 +158,8 @@ export interface BrokerTunables {
   maxStalenessMs: number;
   sessionTickets: boolean;
   connectTimeoutMs: number;
+  cluster: { mode: 'none' | 'redis'; prefix: string };
+  heartbeatIntervalMs: number;
 }
 
 export interface RotationConfig {
@@ -218,6 +226,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       maxStalenessMs: Math.round(e.BROKER_MAX_STALENESS * 1000),
       sessionTickets: e.BROKER_SESSION_TICKETS === 'on',
       connectTimeoutMs: Math.round(e.BROKER_CONNECT_TIMEOUT * 1000),
+      cluster: Object.freeze({ mode: e.BROKER_CLUSTER, prefix: e.BROKER_CLUSTER_PREFIX }),
+      heartbeatIntervalMs: Math.round((e.BROKER_HEARTBEAT_INTERVAL ?? (e.BROKER_CLUSTER === 'redis' ? 5 : 60)) * 1000),
     }),
     rotation: Object.freeze({
       renewalWindowFraction: e.RENEWAL_WINDOW,

@@ -25,8 +25,9 @@ import type { RevocationStore } from '@enrolld/core/revocation/ports.js';
 import { createRevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { createRevocationSync } from '@enrolld/core/revocation/revocation-sync.js';
 import { createAdmission } from './admission.js';
-import { createQuietAedes } from './aedes-internals.js';
+import { createClusterAedes, createQuietAedes } from './aedes-internals.js';
 import { createBrokerMetrics } from './broker-metrics.js';
+import type { ClusterBus } from './cluster-bus.js';
 import { createPacketAuthorization } from './packet-authorization.js';
 import { createPeerIdentityReader } from './peer-identity.js';
 import { createRevocationCut } from './revocation-cut.js';
@@ -76,6 +77,8 @@ export interface BrokerDeps {
   registry: Registry;
   /** Aedes persistence; in-memory when absent. */
   persistence?: AedesOptions['persistence'];
+  /** The Redis bus shared with the other nodes of a cluster (emitter and persistence); single-node when absent. */
+  cluster?: ClusterBus | undefined;
 }
 
 export const defaultBrokerConfig: BrokerConfig = {
@@ -149,14 +152,17 @@ export function createBroker(deps: BrokerDeps) {
     async start(): Promise<{ port: number }> {
       if (started) throw new Error('broker already started');
       started = true;
-      const broker = createQuietAedes({
+      const options: AedesOptions = {
         ...admission,
         ...authorization,
         heartbeatInterval: config.heartbeatIntervalMs,
         connectTimeout: config.connectTimeoutMs,
         maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
         ...(deps.persistence ? { persistence: deps.persistence } : {}),
-      });
+      };
+      // A node joins its cluster with a working bus: aedes' setup reads the shared subscriptions from it.
+      if (deps.cluster) await deps.cluster.ready();
+      const broker = deps.cluster ? createClusterAedes({ ...options, ...deps.cluster.aedesOptions() }) : createQuietAedes(options);
       aedes = broker;
       await broker.listen();
       // Aedes emits 'error' for failures outside any client (e.g. a refused left-over will in its will sweep); without a
@@ -183,6 +189,7 @@ export function createBroker(deps: BrokerDeps) {
       if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
       listener.destroySockets();
       await closed;
+      await deps.cluster?.close();
       aedes = undefined;
     },
 
@@ -197,6 +204,8 @@ export function createBroker(deps: BrokerDeps) {
     /** Devices the admission registry holds. */
     registeredDevices: () => registry.size(),
     connectedDevices: () => aedes?.connectedClients ?? 0,
+    /** True without a cluster; with one, while this node reaches the bus. */
+    clusterBusConnected: () => deps.cluster?.connected() ?? true,
     /** For tests and diagnostics only. */
     aedes: currentAedes,
   };
