@@ -2,6 +2,7 @@
 // Redis, real mTLS MQTT clients. Each test names its own cluster prefix, so clusters of other tests sharing this Redis
 // never see its channels or keys.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import type { PublishPacket } from 'aedes';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
@@ -12,7 +13,10 @@ import {
   dropClusterKeys,
   endClient,
   insertDevice,
+  percentile,
+  report,
   revocationServiceFor,
+  TEST_REDIS_URL,
   startTestBroker,
   type TestBroker,
 } from '../support/broker-harness.js';
@@ -144,5 +148,65 @@ describe('broker cluster on Redis', () => {
     await firstClosed;
     await waitFor(() => node1.broker.connectedDevices() === 0, 5000, 'node 1 to drop the old session');
     expect(node2.broker.connectedDevices()).toBe(1);
+  });
+
+  it('a revocation cuts a device on the other node, within the cross-node target, with no will on any node', async () => {
+    const [node1, node2] = await cluster('revoke');
+    // The API beside node 1 (as in `enrolld up`): node 1 hears the revocation in-process, node 2 only by NOTIFY.
+    const service = revocationServiceFor(db.pool, pki, node1.revocations);
+    const trials = 30;
+    const latencies: number[] = [];
+    let willsDelivered = 0;
+    for (let i = 0; i < trials; i++) {
+      const device = await newDevice('cl-rev');
+      const status = `devices/${device.deviceId}/status`;
+      const onNode1 = await listen(node1, status);
+      const client = await connected(node2, device, { will: { topic: status, payload: Buffer.from('gone'), qos: 1, retain: false } });
+      const cut = new Promise<number>((resolve) => client.stream.once('close', () => resolve(performance.now())));
+      const t0 = performance.now();
+      await service.revokeDevice(device.deviceId, { reason: 'keyCompromise', actor: 'cluster-test' });
+      latencies.push((await cut) - t0);
+      // A marker on the same topic from node 2 reaches node 1 after anything node 2 published before it.
+      await node2.broker.publish(status, 'marker');
+      await waitFor(() => onNode1.received.some((p) => p.payload.toString() === 'marker'), 5000, 'the marker on node 1');
+      willsDelivered += onNode1.received.filter((p) => p.payload.toString() === 'gone').length;
+    }
+    latencies.sort((a, b) => a - b);
+    const figures = { trials, p50ms: +percentile(latencies, 0.5).toFixed(1), p99ms: +percentile(latencies, 0.99).toFixed(1), maxms: +latencies.at(-1)!.toFixed(1), willsDelivered };
+    report('CLUSTER-REVOKE', willsDelivered === 0, figures);
+    expect(willsDelivered).toBe(0);
+    expect(latencies).toHaveLength(trials);
+  });
+
+  it('the residue purge empties the shared persistence: persistent subscriptions, retained messages and the will', async () => {
+    const [node1, node2] = await cluster('purge');
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const prefix = prefixes.at(-1)!;
+      const device = await newDevice('cl-pur');
+      const id = encodeURIComponent(device.deviceId);
+      const commands = `devices/${device.deviceId}/commands`;
+      const state = `devices/${device.deviceId}/state`;
+      const first = await connected(node1, device, { clean: false });
+      expect(await subscribe(first, commands)).toBe(1);
+      await publish(first, state, 'retained', { retain: true });
+      await endClient(first);
+      await waitFor(() => node1.broker.connectedDevices() === 0, 5000, 'node 1 to see the device leave');
+      await node2.broker.publish(commands, 'queued', 1);
+      // A live session on node 2 with a will, and the rest stored: every kind of residue exists in Redis.
+      await connected(node2, device, { clean: false, will: { topic: `devices/${device.deviceId}/status`, payload: Buffer.from('gone'), qos: 1, retain: false } });
+      const residue = async () => ({
+        subscriptions: await redis.hlen(`${prefix}client:${id}`),
+        retained: (await redis.hexists(`${prefix}retained`, state)) ? 1 : 0,
+        wills: (await redis.keys(`${prefix}will:*:${id}`)).length,
+      });
+      await node2.broker.publish(commands, 'queued-live', 1);
+      await waitFor(async () => Object.values(await residue()).every((n) => n > 0), 5000, 'residue in Redis before the revocation');
+
+      await revocationServiceFor(db.pool, pki).revokeDevice(device.deviceId, { reason: 'keyCompromise', actor: 'cluster-test' });
+      await waitFor(async () => Object.values(await residue()).every((n) => n === 0), 5000, 'the purge of the shared residue');
+    } finally {
+      redis.disconnect();
+    }
   });
 });
