@@ -20,6 +20,7 @@ import {
   startTestBroker,
   type TestBroker,
 } from '../support/broker-harness.js';
+import { startTcpProxy } from '../support/tcp-proxy.js';
 import { waitFor } from '../support/wait-for.js';
 
 describe('broker cluster on Redis', () => {
@@ -207,6 +208,52 @@ describe('broker cluster on Redis', () => {
       await waitFor(async () => Object.values(await residue()).every((n) => n === 0), 5000, 'the purge of the shared residue');
     } finally {
       redis.disconnect();
+    }
+  });
+
+  it('a Redis outage degrades cross-node delivery with a metric, keeps revocation cutting, and recovers without a restart', async () => {
+    const prefix = clusterPrefixFor('outage');
+    prefixes.push(prefix);
+    const redisTarget = new URL(TEST_REDIS_URL);
+    const proxy = await startTcpProxy({ host: redisTarget.hostname, port: Number(redisTarget.port || 6379) });
+    let redisCut = false;
+    try {
+      const node1 = await startTestBroker(db.url, db.pool, pki, { cluster: { prefix } });
+      running.push(node1);
+      const node2 = await startTestBroker(db.url, db.pool, pki, { cluster: { prefix, redisUrl: `redis://127.0.0.1:${proxy.port}` } });
+      running.push(node2);
+      const metric = async (name: string) => (await node2.registry.getSingleMetric(name)!.get()).values[0]?.value;
+
+      const device = await newDevice('cl-out');
+      const victim = await newDevice('cl-out-rev');
+      const telemetry = `devices/${device.deviceId}/telemetry`;
+      const onNode1 = await listen(node1, telemetry);
+      const client = await connected(node2, device);
+      const victimClient = await connected(node2, victim);
+
+      await proxy.down();
+      redisCut = true;
+      await waitFor(() => !node2.broker.clusterBusConnected(), 5000, 'node 2 to lose the bus');
+      expect(await metric('enrolld_broker_cluster_bus_up')).toBe(0);
+      expect(await metric('enrolld_broker_cluster_bus_losses_total')).toBe(1);
+
+      // Revocation does not travel over Redis: the node without its bus still cuts.
+      const cut = closed(victimClient);
+      await revocationServiceFor(db.pool, pki).revokeDevice(victim.deviceId, { reason: 'keyCompromise', actor: 'cluster-test' });
+      await cut;
+
+      await proxy.up();
+      redisCut = false;
+      await waitFor(() => node2.broker.clusterBusConnected(), 10_000, 'node 2 to reach the bus again');
+      expect(await metric('enrolld_broker_cluster_bus_up')).toBe(1);
+      // The same process, the same session: telemetry reaches node 1 again.
+      client.publish(telemetry, 'after-outage', { qos: 1 });
+      await waitFor(() => onNode1.received.some((p) => p.payload.toString() === 'after-outage'), 10_000, 'telemetry across nodes after the outage');
+    } finally {
+      // A node closing its bus waits for Redis: give it back before stopping.
+      if (redisCut) await proxy.up();
+      await Promise.all(running.splice(0).map((b) => b.stop()));
+      await proxy.close();
     }
   });
 });

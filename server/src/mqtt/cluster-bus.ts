@@ -36,6 +36,7 @@ class RetainedAsReadable extends AsyncRedisPersistence {
 }
 
 interface ClusterEmitter {
+  state: NodeJS.EventEmitter;
   close(callback: () => void): void;
 }
 
@@ -92,7 +93,7 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
     if (now) log.info('cluster bus connected: cross-node delivery restored');
     else {
       losses.inc();
-      log.warn('cluster bus lost: cross-node delivery, shared sessions and retained messages are degraded until Redis is back');
+      log.warn({ down: connections.filter((c) => c.status !== 'ready').map((c) => c.options.connectionName) }, 'cluster bus lost: cross-node delivery, shared sessions and retained messages are degraded until Redis is back');
     }
   };
   for (const c of connections) {
@@ -104,6 +105,8 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
   up.set(0);
 
   const mq = new MQEmitterRedisPrefix(options.prefix, { subConn: sub, pubConn: pub });
+  // The emitter re-emits connection errors on its own `state` emitter, which would throw without a listener.
+  mq.state.on('error', (error: Error) => log.debug({ err: error.message }, 'cluster bus emitter error'));
   const persistence = new RetainedAsReadable({ conn: store });
 
   return {
