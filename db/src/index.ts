@@ -1,8 +1,8 @@
-export { createPool, isDatabaseUnavailable, isPoolCheckoutTimeout } from './pool.js';
+export { createPool, isDatabaseUnavailable, isPoolCheckoutTimeout, isQueryTimeout } from './pool.js';
 export type { PoolOptions } from './pool.js';
 export { migrate } from './migrate.js';
 export { startEmbeddedPostgres } from './embedded.js';
-export type { EmbeddedPostgresHandle, EmbeddedPostgresOptions } from './embedded.js';
+export type { EmbeddedPostgresExit, EmbeddedPostgresHandle, EmbeddedPostgresOptions } from './embedded.js';
 export { createPgEnrollmentStore } from './enrollment-store.js';
 export { createPgTokenStore } from './token-store.js';
 export { createPgAdminCredentialStore } from './admin-credential-store.js';

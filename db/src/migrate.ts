@@ -1,16 +1,23 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
+import { withQueryTimeout } from './pool.js';
 import { MIGRATION_LOCK_KEY, transactionOn } from './transaction.js';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.meta.url));
 
+/** A migration may rewrite a large table, and a migrator may wait for another's lock: neither is bound by the request timeouts. */
+const MIGRATION_QUERY_TIMEOUT_MS = 60 * 60_000;
+
 /** Applies every `migrations/NNN_name.sql` not yet applied, each in its own transaction, under an advisory lock. */
 export async function migrate(pool: pg.Pool): Promise<string[]> {
   const files = (await readdir(MIGRATIONS_DIR)).filter((f) => /^\d{3}_[\w-]+\.sql$/.test(f)).sort();
-  const client = await pool.connect();
+  const pooled = await pool.connect();
+  const client = withQueryTimeout(pooled, MIGRATION_QUERY_TIMEOUT_MS);
   const applied: string[] = [];
   try {
+    // This session only: the connection is discarded afterwards, so the pool's statement_timeout stays on the others.
+    await client.query('SET statement_timeout = 0');
     await client.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK_KEY]);
     await client.query(
       'CREATE TABLE IF NOT EXISTS schema_migrations (name text PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())',
@@ -31,7 +38,7 @@ export async function migrate(pool: pg.Pool): Promise<string[]> {
     }
   } finally {
     await client.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK_KEY]).catch(() => undefined);
-    client.release();
+    pooled.release(true);
   }
   return applied;
 }

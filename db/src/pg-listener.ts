@@ -8,6 +8,9 @@ export interface PgListenerOptions {
   reconnectDelayMs?: number;
 }
 
+/** Bound on connecting and on each LISTEN statement: a frozen server makes the attempt fail and retry, never hang. */
+const LISTEN_TIMEOUT_MS = 2000;
+
 export interface PgListenerHandlers {
   onNotification(channel: string, payload: string): void;
   /** false when the connection is lost (notifications sent meanwhile are gone), true once listening again. */
@@ -39,7 +42,8 @@ export function createPgListener(options: PgListenerOptions) {
     const h = handlers;
     const c = new pg.Client({
       connectionString: options.connectionString,
-      connectionTimeoutMillis: 2000,
+      connectionTimeoutMillis: LISTEN_TIMEOUT_MS,
+      query_timeout: LISTEN_TIMEOUT_MS,
       application_name: options.applicationName,
       keepAlive: true,
     });

@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import type { IssuedCertificateRecord, RegistryFeed, RegistryFeedHandlers, RegistrySnapshot, RegistryStore } from '@enrolld/core/admission/ports.js';
 import { createPgListener } from './pg-listener.js';
+import { inTransaction } from './transaction.js';
 import { deliverRevocationNotification, REVOCATION_CHANNELS } from './revocation-store.js';
 
 interface RegistryRow {
@@ -44,11 +45,17 @@ const CURRENT_CERTIFICATES = `
 export function createPgRegistryStore(pool: pg.Pool): RegistryStore {
   return {
     async registrySnapshot(): Promise<RegistrySnapshot> {
-      // One statement, one MVCC snapshot: the seq and the certificates agree.
-      const { rows } = await pool.query<RegistryRow & { last_seq: string | null }>(
-        `WITH last AS (SELECT max(issue_seq) AS last_seq FROM certificates), registry AS (${CURRENT_CERTIFICATES})
-         SELECT registry.*, last.last_seq FROM last LEFT JOIN registry ON true`,
-        [null],
+      // One statement, one MVCC snapshot: the seq and the certificates agree. It grows with the fleet: a bulk bound.
+      const { rows } = await inTransaction(
+        pool,
+        'none',
+        (client) =>
+          client.query<RegistryRow & { last_seq: string | null }>(
+            `WITH last AS (SELECT max(issue_seq) AS last_seq FROM certificates), registry AS (${CURRENT_CERTIFICATES})
+             SELECT registry.*, last.last_seq FROM last LEFT JOIN registry ON true`,
+            [null],
+          ),
+        { bulk: true },
       );
       const lastSeq = Number(rows[0]?.last_seq ?? 0);
       return { certificates: rows.filter((r) => r.serial !== null).map(toRecord), lastSeq };

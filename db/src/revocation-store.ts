@@ -127,12 +127,18 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
     },
 
     async snapshot(): Promise<RevocationSnapshot> {
-      // One statement, one MVCC snapshot: the seq and the list agree.
-      const { rows } = await pool.query<RevokedRow & { last_seq: string | null }>(
-        `WITH last AS (SELECT max(revocation_seq) AS last_seq FROM certificates)
-         SELECT c.serial, c.device_id, c.revocation_seq, c.revocation_reason, c.revoked_at, last.last_seq
-         FROM last LEFT JOIN certificates c ON c.revoked_at IS NOT NULL AND c.not_after > now() - interval '1 day'
-         ORDER BY c.revocation_seq`,
+      // One statement, one MVCC snapshot: the seq and the list agree. It grows with the revocations: a bulk bound.
+      const { rows } = await inTransaction(
+        pool,
+        'none',
+        (client) =>
+          client.query<RevokedRow & { last_seq: string | null }>(
+            `WITH last AS (SELECT max(revocation_seq) AS last_seq FROM certificates)
+             SELECT c.serial, c.device_id, c.revocation_seq, c.revocation_reason, c.revoked_at, last.last_seq
+             FROM last LEFT JOIN certificates c ON c.revoked_at IS NOT NULL AND c.not_after > now() - interval '1 day'
+             ORDER BY c.revocation_seq`,
+          ),
+        { bulk: true },
       );
       const lastSeq = Number(rows[0]?.last_seq ?? 0);
       const revoked = rows.filter((r) => r.serial !== null).map(toRecord);
@@ -175,7 +181,7 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
           [crlNumber.toString(), der, validity.thisUpdate, validity.nextUpdate, coversSeq],
         );
         return { crlNumber, der, thisUpdate: validity.thisUpdate, nextUpdate: validity.nextUpdate, coversSeq };
-      });
+      }, { bulk: true });
     },
 
     async latestCrl(): Promise<StoredCrl | undefined> {

@@ -27,16 +27,23 @@ export function createPgTokenStore(pool: pg.Pool): TokenStore {
            SELECT 'token.created', $1, d, jsonb_build_object('expiresAt', e, 'issuedAs', i) FROM unnest($2::text[], $3::timestamptz[], $4::text[]) AS t(d, e, i)`,
           [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt), issues],
         );
-      });
+      }, { bulk: true });
     },
 
     async certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>> {
-      const { rows } = await pool.query<{ device_id: string; live: boolean; compromised: boolean }>(
-        `SELECT device_id,
-                bool_or(der IS NOT NULL AND revoked_at IS NULL AND not_after > now()) AS live,
-                COALESCE(max(revoked_at) FILTER (WHERE revocation_reason = $2) >= max(created_at), false) AS compromised
-           FROM certificates WHERE device_id = ANY($1::text[]) GROUP BY device_id`,
-        [deviceIds, KEY_COMPROMISE],
+      // Up to a whole batch of ids (100k): a bulk bound.
+      const { rows } = await inTransaction(
+        pool,
+        'none',
+        (client) =>
+          client.query<{ device_id: string; live: boolean; compromised: boolean }>(
+            `SELECT device_id,
+                    bool_or(der IS NOT NULL AND revoked_at IS NULL AND not_after > now()) AS live,
+                    COALESCE(max(revoked_at) FILTER (WHERE revocation_reason = $2) >= max(created_at), false) AS compromised
+               FROM certificates WHERE device_id = ANY($1::text[]) GROUP BY device_id`,
+            [deviceIds, KEY_COMPROMISE],
+          ),
+        { bulk: true },
       );
       return new Map(rows.map((r) => [r.device_id, { live: r.live, compromised: r.compromised }]));
     },

@@ -1,6 +1,7 @@
 // The one way db opens a transaction, and the advisory-lock keys it takes (any fixed 64-bit values private to this
 // schema; Postgres advisory locks, "Explicit Locking" §13.3.5).
 import type pg from 'pg';
+import { BULK_TIMEOUT_MS, isQueryTimeout, withQueryTimeout } from './pool.js';
 
 /** Serialises concurrent migrators (API and broker processes starting together); a session lock (migrate.ts). */
 export const MIGRATION_LOCK_KEY = 7_160_002_331;
@@ -24,7 +25,11 @@ const OPENING: Record<TransactionLock, string> = {
   renewal: 'BEGIN; SELECT pg_advisory_xact_lock_shared(7160002332)',
 };
 
-/** Runs `work` in a transaction on a connection the caller holds: COMMIT when it returns, ROLLBACK when it throws. */
+/**
+ * Runs `work` in a transaction on a connection the caller holds: COMMIT when it returns, ROLLBACK when it throws.
+ * After a query timeout the server is not answering, so no ROLLBACK is sent (it would wait as long again): the caller
+ * must discard the connection, and Postgres rolls the transaction back when the connection closes.
+ */
 export async function transactionOn<T>(client: pg.ClientBase, lock: TransactionLock, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
   await client.query(OPENING[lock]);
   try {
@@ -32,17 +37,34 @@ export async function transactionOn<T>(client: pg.ClientBase, lock: TransactionL
     await client.query('COMMIT');
     return result;
   } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined);
+    if (!isQueryTimeout(error)) await client.query('ROLLBACK').catch(() => undefined);
     throw error;
   }
 }
 
-/** Runs `work` in a transaction on a pooled connection, released afterwards. */
-export async function inTransaction<T>(pool: pg.Pool, lock: TransactionLock, work: (client: pg.ClientBase) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+/**
+ * Runs `work` in a transaction on a pooled connection, released afterwards (discarded after a query timeout). With
+ * `bulk`, its statements run under BULK_TIMEOUT_MS instead of the pool's statement and query timeouts.
+ */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  lock: TransactionLock,
+  work: (client: pg.ClientBase) => Promise<T>,
+  options: { bulk?: boolean } = {},
+): Promise<T> {
+  const pooled = await pool.connect();
+  const client = options.bulk ? withQueryTimeout(pooled, BULK_TIMEOUT_MS) : pooled;
+  let failure: Error | undefined;
   try {
-    return await transactionOn(client, lock, work);
+    return await transactionOn(client, lock, async (tx) => {
+      // SET LOCAL: ends with the transaction, so the connection goes back to the pool with the pool's bound.
+      if (options.bulk) await tx.query(`SELECT set_config('statement_timeout', $1, true)`, [String(BULK_TIMEOUT_MS)]);
+      return work(tx);
+    });
+  } catch (error) {
+    if (isQueryTimeout(error)) failure = error as Error;
+    throw error;
   } finally {
-    client.release();
+    pooled.release(failure);
   }
 }

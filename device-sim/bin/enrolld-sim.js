@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Runs the TypeScript simulator CLI through tsx, so `npx enrolld-sim …` works without a build step.
+// Runs the TypeScript simulator CLI through tsx, so `enrolld-sim …` (the checkout's node_modules/.bin, or `npm run sim -- …`) works without a build step.
 import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';

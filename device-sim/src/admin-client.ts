@@ -8,6 +8,8 @@ import { httpError } from './sim-error.js';
 export interface AdminClient {
   createTokens(prefix: string, count: number, ttlSeconds?: number): Promise<CreatedToken[]>;
   revokeDevice(deviceId: string, reason: RevocationReason): Promise<void>;
+  /** The server's Prometheus metrics (text exposition format). */
+  metricsText(): Promise<string>;
   close(): void;
 }
 
@@ -47,6 +49,11 @@ export function createAdminClient(apiUrl: URL, ca: string, adminToken: string): 
         body: JSON.stringify(request),
       });
       if (res.status < 200 || res.status >= 300) throw httpError(res.status, problemOf(res), 'admin-revoke');
+    },
+    async metricsText() {
+      const res = await httpsCall({ what: 'metrics', method: 'GET', url: new URL(routes.metrics, apiUrl), agent });
+      if (res.status !== 200) throw httpError(res.status, problemOf(res), 'metrics');
+      return res.body.toString('utf8');
     },
     close() {
       agent.destroy();

@@ -70,7 +70,8 @@ export type DeviceEvent =
   | { type: 'enrolled'; latencyMs: number; via: EnrollVia; serial: string; notAfter: number; lifetimeMs: number }
   | { type: 'enroll-failed'; kind: string; final: boolean }
   | { type: 'connected'; latencyMs: number; reconnect: boolean; serial: string }
-  | { type: 'connect-failed'; kind: string }
+  /** revoked: the broker refused this certificate as revoked (CONNACK 5 with that reason) */
+  | { type: 'connect-failed'; kind: string; revoked: boolean }
   | { type: 'disconnected'; kind: string }
   | { type: 'renewed'; latencyMs: number; via: RenewVia; trigger: RenewTrigger; serial: string; previousSerial: string }
   | { type: 'renew-failed'; kind: string; via: RenewVia }
@@ -274,7 +275,7 @@ export class Device {
       release();
       if (generation !== this.generation || this.stopped) return;
       const err = toSimError(raw, 'connect');
-      this.emit({ type: 'connect-failed', kind: err.kind });
+      this.emit({ type: 'connect-failed', kind: err.kind, revoked: err.revoked });
       if (err.revoked) return this.revoked(err.kind);
       this.tlsRefusals = TLS_REFUSALS.has(err.kind) ? this.tlsRefusals + 1 : 0;
       if (this.opts.tlsRefusalsToStop > 0 && this.tlsRefusals >= this.opts.tlsRefusalsToStop) {
@@ -291,7 +292,7 @@ export class Device {
       await session.subscribe(wanted);
     } catch (raw) {
       // A closed socket shows up through onClose; nothing else to do here
-      this.emit({ type: 'connect-failed', kind: toSimError(raw, 'subscribe').kind });
+      this.emit({ type: 'connect-failed', kind: toSimError(raw, 'subscribe').kind, revoked: false });
     }
   }
 

@@ -49,6 +49,8 @@ export interface Counters {
   oldCertAccepted: number;
   /** probes the broker let in before it refused the old cert (within the bound) */
   oldCertLateRefusals: number;
+  /** connects refused as revoked for devices the run revoked itself: the outcome a revocation asks for, not an error */
+  expectedRefusals: number;
   commands: number;
 }
 
@@ -56,9 +58,12 @@ export class Recorder {
   readonly t0: number;
   readonly latencies = Object.fromEntries(LATENCIES.map((n) => [n, new Samples()])) as Record<LatencyName, Samples>;
   readonly errors = new Map<string, number>();
+  /** devices this run revoked through the admin API; their revoked refusals are expected */
+  readonly revokedByRun = new Set<string>();
   readonly counters: Counters = {
     enrolled: 0, enrollFailures: 0, enrollGaveUp: 0, connects: 0, reconnects: 0, connectFailures: 0, disconnects: 0,
     renewals: 0, renewFailures: 0, retryAfterWaits: 0, revokedStops: 0, oldCertProbes: 0, oldCertAccepted: 0, oldCertLateRefusals: 0, commands: 0,
+    expectedRefusals: 0,
   };
   readonly samples: TimelineSample[] = [];
   private readonly bins = new Map<string, TimelineMark>();
@@ -119,7 +124,8 @@ export class Recorder {
         break;
       case 'connect-failed':
         c.connectFailures++;
-        this.error(e.kind);
+        if (e.revoked && this.revokedByRun.has(e.deviceId)) c.expectedRefusals++;
+        else this.error(e.kind);
         break;
       case 'disconnected':
         c.disconnects++;

@@ -13,8 +13,8 @@ const LATENCY_LABEL: Record<(typeof LATENCIES)[number], string> = {
   adminRevoke: 'admin revoke call',
 };
 
-// colour only on a terminal; logs and files get plain text
-const style = process.stdout.isTTY ? {} : { style: { head: [], border: [] } };
+// colour only on a terminal, and never with NO_COLOR (https://no-color.org); logs and files get plain text
+const style = process.stdout.isTTY && !process.env.NO_COLOR ? {} : { style: { head: [], border: [] } };
 
 const ms = (v: number): string => (Number.isFinite(v) ? v.toFixed(v < 10 ? 1 : 0) : '–');
 
@@ -37,6 +37,7 @@ export function renderTables(report: RunReport): string {
     ['renewals (rest/est/mqtt)', `${report.counters.renewals} (${['rest', 'est', 'mqtt'].map((v) => report.transports.renew[v] ?? 0).join('/')})`],
     ['renewal triggers', Object.entries(report.transports.renewTrigger).map(([k, v]) => `${k} ${v}`).join(', ') || '–'],
     ['old-cert probes / still accepted at bound / refused late', `${report.counters.oldCertProbes} / ${report.counters.oldCertAccepted} / ${report.counters.oldCertLateRefusals}`],
+    ['revoked devices refused at reconnect (expected)', `${report.counters.expectedRefusals}`],
   );
   out.push(counts.toString());
 

@@ -89,6 +89,8 @@ export async function revokeWatched(ctx: ScenarioContext, devices: readonly Devi
       for (let d = queue.shift(); d; d = queue.shift()) {
         const t0 = fleet.recorder.now();
         watch.requestedAt.set(d.id, t0);
+        // before the call: the device may be refused on reconnect before the admin answer arrives
+        fleet.recorder.revokedByRun.add(d.id);
         try {
           await admin.revokeDevice(d.id, ctx.opts.revokeReason);
           fleet.recorder.latencies.adminRevoke.add(fleet.recorder.now() - t0);

@@ -1,5 +1,7 @@
+import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import type { ConnectionLimits } from './mqtt/limits.js';
 
 // All configuration is read here, once, from the environment; validated with every problem reported at once;
 // then frozen and passed down as values (docs/architecture.md, "Configuration"). Secrets are never env values: they
@@ -41,6 +43,40 @@ function durationIn(fallback: string | undefined, options: { wholeSeconds: boole
     });
 }
 
+const SIZE = /^(\d+)(B|KiB|MiB)?$/;
+const UNIT_BYTES = { B: 1, KiB: 1024, MiB: 1024 * 1024 } as const;
+
+/** "131072", "128KiB", "1MiB" → bytes. */
+export function parseSize(text: string): number | undefined {
+  const match = SIZE.exec(text.trim());
+  if (!match) return undefined;
+  return Number(match[1]) * UNIT_BYTES[(match[2] ?? 'B') as keyof typeof UNIT_BYTES];
+}
+
+/** A byte size of at least `min`. */
+const size = (fallback: string, min: number) =>
+  z.string().default(fallback).transform((text, ctx) => {
+    const bytes = parseSize(text);
+    if (bytes === undefined || bytes < min) {
+      ctx.addIssue({ code: 'custom', message: `"${text}" is not a size of at least ${min} bytes like 131072, 128KiB or 1MiB` });
+      return z.NEVER;
+    }
+    return bytes;
+  });
+
+const count = (fallback: number, min = 1) => z.coerce.number().int().min(min).default(fallback);
+
+/** express's named ranges (proxy-addr), an IP, or an IP/prefix. */
+const PROXY_RANGE_NAMES = new Set(['loopback', 'linklocal', 'uniquelocal']);
+function isProxyRange(entry: string): boolean {
+  if (PROXY_RANGE_NAMES.has(entry)) return true;
+  const [address = '', prefix, extra] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || extra !== undefined) return false;
+  if (prefix === undefined) return true;
+  return /^\d{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
 const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).default(fallback);
 
 const envSchema = z.object({
@@ -54,7 +90,29 @@ const envSchema = z.object({
   DB_CHECKOUT_TIMEOUT: fineDuration('2s'),
   /** Connections kept apart for revocation (revokes, supersede batches, the broker's sync), so renewals never starve it. */
   DB_REVOCATION_POOL_MAX: z.coerce.number().int().min(1).max(50).default(3),
+  /** Server-side bound on one statement (Postgres statement_timeout), set on every pooled connection. */
+  DB_STATEMENT_TIMEOUT: fineDuration('5s'),
+  /** Client-side bound on one query's answer: a frozen or unreachable database fails the request (503) past it. */
+  DB_QUERY_TIMEOUT: fineDuration('6s'),
+  /** `enrolld up`: restarts of a dead embedded Postgres that may fail in a row before enrolld exits non-zero. */
+  EMBEDDED_PG_MAX_RESTARTS: z.coerce.number().int().min(0).max(100).default(5),
+  /** Delay before the first restart of a dead embedded Postgres; doubles per failed restart, up to 30 s. */
+  EMBEDDED_PG_RESTART_DELAY: fineDuration('1s'),
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Proxies whose X-Forwarded-For names the client: IPs, CIDRs, loopback, linklocal, uniquelocal; comma separated. */
+  TRUSTED_PROXIES: z
+    .string()
+    .default('')
+    .transform((s, ctx) => {
+      const entries = s.split(',').map((n) => n.trim()).filter(Boolean);
+      for (const entry of entries.filter((e) => !isProxyRange(e))) {
+        ctx.addIssue({ code: 'custom', message: `"${entry}" is not an IP address, a CIDR range or one of loopback, linklocal, uniquelocal` });
+      }
+      return entries;
+    }),
+  /** Failed token attempts (401) one source address may make per TOKEN_FAILURE_WINDOW before it gets 429; 0 = no limit. */
+  TOKEN_FAILURE_LIMIT: z.coerce.number().int().min(0).max(1_000_000).default(20),
+  TOKEN_FAILURE_WINDOW: fineDuration('1m'),
   /** Extra DNS names / IPs for the server certificate, comma separated (localhost, 127.0.0.1 and ::1 are always in). */
   SERVER_NAMES: z
     .string()
@@ -110,6 +168,19 @@ const envSchema = z.object({
   BROKER_CLUSTER_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('enrolld:mqtt:'),
   /** Aedes heartbeat; a node silent for 3 heartbeats is dead and its devices' wills are published. Default 60s, 5s in a cluster. */
   BROKER_HEARTBEAT_INTERVAL: durationIn(undefined, { wholeSeconds: false }).optional(),
+  /** Time a TCP connection to the MQTT port may take to finish its TLS handshake; then it is closed. */
+  BROKER_HANDSHAKE_TIMEOUT: fineDuration('10s'),
+  /** Sockets not yet admitted at CONNECT, per source address and in all; over either a new one is closed at once. */
+  BROKER_MAX_PENDING_PER_ADDRESS: count(256),
+  BROKER_MAX_PENDING: count(4096),
+  // Per-identity limits (docs/architecture.md §6): the defaults of every device.
+  BROKER_MAX_PACKET_SIZE: size('128KiB', 64),
+  BROKER_MAX_RETAINED: count(32, 0),
+  BROKER_MAX_RETAINED_BYTES: size('1MiB', 0),
+  BROKER_MAX_SUBSCRIPTIONS: count(50, 0),
+  BROKER_PUBLISH_RATE: z.coerce.number().gt(0).default(100),
+  BROKER_PUBLISH_BURST: count(200),
+  BROKER_MAX_INFLIGHT: count(100),
   /** Connections in the pool of a process that runs only the broker or only the worker. */
   ROLE_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(4),
 }).superRefine((e, ctx) => {
@@ -117,6 +188,9 @@ const envSchema = z.object({
   // longer than the backdate would issue certificates that are already expired.
   if (e.CERT_LIFETIME <= e.CERT_BACKDATE) {
     ctx.addIssue({ code: 'custom', path: ['CERT_LIFETIME'], message: `must be longer than CERT_BACKDATE (${e.CERT_BACKDATE}s); lower CERT_BACKDATE for short-lived certificates` });
+  }
+  if (e.DB_QUERY_TIMEOUT < e.DB_STATEMENT_TIMEOUT) {
+    ctx.addIssue({ code: 'custom', path: ['DB_QUERY_TIMEOUT'], message: `must be at least DB_STATEMENT_TIMEOUT (${e.DB_STATEMENT_TIMEOUT}s), so Postgres cancels a slow statement before the client gives up on it` });
   }
   if (e.BROKER_MAX_STALENESS <= e.BROKER_RESYNC_INTERVAL) {
     ctx.addIssue({ code: 'custom', path: ['BROKER_MAX_STALENESS'], message: `must be longer than BROKER_RESYNC_INTERVAL (${e.BROKER_RESYNC_INTERVAL}s), or every broker fails closed between two resyncs` });
@@ -133,6 +207,10 @@ export interface Config {
   dbPoolMax: number;
   dbCheckoutTimeoutMs: number;
   dbRevocationPoolMax: number;
+  dbStatementTimeoutMs: number;
+  dbQueryTimeoutMs: number;
+  embeddedPostgres: { maxRestarts: number; restartDelayMs: number };
+  http: { trustedProxies: string[]; failedTokenLimit: { limit: number; windowMs: number } };
   redisUrl: string;
   serverNames: string[];
   certificateLifetimeSeconds: number;
@@ -160,6 +238,11 @@ export interface BrokerTunables {
   connectTimeoutMs: number;
   cluster: { mode: 'none' | 'redis'; prefix: string };
   heartbeatIntervalMs: number;
+  handshakeTimeoutMs: number;
+  maxPendingPerAddress: number;
+  maxPending: number;
+  /** The per-identity limits every device gets unless a resolver gives others. */
+  limits: ConnectionLimits;
 }
 
 export interface RotationConfig {
@@ -208,6 +291,13 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     dbPoolMax: e.DB_POOL_MAX,
     dbCheckoutTimeoutMs: Math.round(e.DB_CHECKOUT_TIMEOUT * 1000),
     dbRevocationPoolMax: e.DB_REVOCATION_POOL_MAX,
+    dbStatementTimeoutMs: Math.round(e.DB_STATEMENT_TIMEOUT * 1000),
+    dbQueryTimeoutMs: Math.round(e.DB_QUERY_TIMEOUT * 1000),
+    embeddedPostgres: Object.freeze({ maxRestarts: e.EMBEDDED_PG_MAX_RESTARTS, restartDelayMs: Math.round(e.EMBEDDED_PG_RESTART_DELAY * 1000) }),
+    http: Object.freeze({
+      trustedProxies: Object.freeze([...e.TRUSTED_PROXIES]) as string[],
+      failedTokenLimit: Object.freeze({ limit: e.TOKEN_FAILURE_LIMIT, windowMs: Math.round(e.TOKEN_FAILURE_WINDOW * 1000) }),
+    }),
     redisUrl: e.REDIS_URL,
     serverNames: Object.freeze([...e.SERVER_NAMES]) as string[],
     certificateLifetimeSeconds: e.CERT_LIFETIME,
@@ -228,6 +318,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       connectTimeoutMs: Math.round(e.BROKER_CONNECT_TIMEOUT * 1000),
       cluster: Object.freeze({ mode: e.BROKER_CLUSTER, prefix: e.BROKER_CLUSTER_PREFIX }),
       heartbeatIntervalMs: Math.round((e.BROKER_HEARTBEAT_INTERVAL ?? (e.BROKER_CLUSTER === 'redis' ? 5 : 60)) * 1000),
+      handshakeTimeoutMs: Math.round(e.BROKER_HANDSHAKE_TIMEOUT * 1000),
+      maxPendingPerAddress: e.BROKER_MAX_PENDING_PER_ADDRESS,
+      maxPending: e.BROKER_MAX_PENDING,
+      limits: Object.freeze({
+        maxPacketBytes: e.BROKER_MAX_PACKET_SIZE,
+        maxRetainedMessages: e.BROKER_MAX_RETAINED,
+        maxRetainedBytes: e.BROKER_MAX_RETAINED_BYTES,
+        maxSubscriptions: e.BROKER_MAX_SUBSCRIPTIONS,
+        publishRatePerSecond: e.BROKER_PUBLISH_RATE,
+        publishBurst: e.BROKER_PUBLISH_BURST,
+        maxInflight: e.BROKER_MAX_INFLIGHT,
+      }),
     }),
     rotation: Object.freeze({
       renewalWindowFraction: e.RENEWAL_WINDOW,

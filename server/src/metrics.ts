@@ -1,4 +1,4 @@
-import { Counter, collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { Counter, collectDefaultMetrics, Gauge, Histogram, Registry } from 'prom-client';
 
 /** One registry per process: every role of `enrolld up` registers into the same one, and /metrics serves it. */
 export function createRegistry(): Registry {
@@ -60,3 +60,48 @@ export function createUseCaseMetrics(registry: Registry) {
 }
 
 export type UseCaseMetrics = ReturnType<typeof createUseCaseMetrics>;
+
+/** Failed token attempts per route (enroll, est, admin) and the requests a source address had refused for them. */
+export function createFailedTokenMetrics(registry: Registry) {
+  return {
+    failures: new Counter({
+      name: 'enrolld_http_token_failures_total',
+      help: 'Requests answered 401 on a token route (enroll, est, admin), by route',
+      labelNames: ['route'] as const,
+      registers: [registry],
+    }),
+    throttled: new Counter({
+      name: 'enrolld_http_token_throttled_total',
+      help: 'Requests refused with 429 because their source address failed too many token attempts, by route',
+      labelNames: ['route'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+/** `enrolld up` on its embedded Postgres: restarts after the server died, by outcome (restarted, failed). */
+export function createEmbeddedPostgresMetrics(registry: Registry) {
+  return {
+    restarts: new Counter({
+      name: 'enrolld_embedded_postgres_restarts_total',
+      help: 'Restarts of the embedded Postgres after it died, by outcome (restarted, failed)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    }),
+  };
+}
+
+/** 1 when a `SELECT 1` on the process's pool answers, 0 when it does not (within DB_CHECKOUT_TIMEOUT + DB_QUERY_TIMEOUT), probed at each scrape. */
+export function createDatabaseUpGauge(registry: Registry, probe: () => Promise<void>): void {
+  new Gauge({
+    name: 'enrolld_database_up',
+    help: 'Whether the database answered a probe at this scrape (1) or not (0); requests that need it get 503 + Retry-After while 0',
+    registers: [registry],
+    async collect() {
+      this.set(await probe().then(
+        () => 1,
+        () => 0,
+      ));
+    },
+  });
+}

@@ -111,6 +111,23 @@ describe('every enrolld command and subcommand answers --help with help and noth
     expect(connections).toBe(0);
   });
 
+  it('`enrolld completion` gives bash completion of commands and options, made from the same command tree', async () => {
+    const script = await enrolld(['completion']);
+    expect(script.code).toBe(0);
+    /** What bash would offer after `enrolld <words>` with the cursor on the last word. */
+    const complete = (words: string[]): Promise<string> =>
+      new Promise((resolve, reject) => {
+        const line = ['enrolld', ...words].map((w) => `'${w}'`).join(' ');
+        const bash = `${script.stdout}\nCOMP_WORDS=(${line}); COMP_CWORD=${words.length}; _enrolld; echo "\${COMPREPLY[*]}"`;
+        execFile('bash', ['-c', bash], (error, stdout) => (error ? reject(error) : resolve(stdout.trim())));
+      });
+    expect(await complete(['to'])).toBe('token');
+    expect(await complete(['token', ''])).toBe('create show --help');
+    expect(await complete(['token', 'create', '--device', 'sensor-0001', '--af'])).toBe('--after-compromise');
+    expect(await complete(['devices', 'list', '--l'])).toBe('--limit');
+    expect(await complete(['ca', 'i'])).toBe('init');
+  });
+
   it('usage mistakes exit 2 with their reason before any request', async () => {
     const cases: Array<[string[], string]> = [
       [['revoke'], 'give a device id (enrolld revoke sensor-0001) or --serial HEX'],

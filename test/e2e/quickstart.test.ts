@@ -1,24 +1,28 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { isCanonicalSerial } from '@enrolld/protocol';
 import { waitFor } from '../support/wait-for.js';
 import { freePort, REPO_ROOT, spawnEnrolld, type EnrolldProcess } from '../support/processes.js';
 
 const run = promisify(execFile);
 
-/** The README's quick-start block, verbatim: if the README drifts from the product, this test fails. */
-async function readmeQuickStart(): Promise<string> {
+/** The first bash block of a README section whose text (from the heading on) contains `marker`, verbatim. */
+async function readmeBlock(heading: string, marker: string): Promise<string> {
   const readme = await readFile(path.join(REPO_ROOT, 'README.md'), 'utf8');
-  const section = readme.slice(readme.indexOf('## Quick start'));
-  const block = /```bash\n([\s\S]*?)```/.exec(section);
-  if (!block?.[1]) throw new Error('README has no quick-start bash block');
-  return block[1];
+  const section = readme.slice(readme.indexOf(heading));
+  const block = [...section.matchAll(/```bash\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.includes(marker));
+  if (!block) throw new Error(`README has no bash block with ${marker} after ${heading}`);
+  return block;
 }
+/** The README's quick-start block: if the README drifts from the product, this test fails. */
+const readmeQuickStart = () => readmeBlock('## Quick start', 'enrolld token create');
 
 describe('README quick start: `enrolld up` on embedded Postgres, then openssl + curl', () => {
   let enrolld: EnrolldProcess;
@@ -106,5 +110,35 @@ describe('README quick start: `enrolld up` on embedded Postgres, then openssl + 
     expect(text).toContain('CN = sensor-0001');
     expect(text).toContain('URI:urn:enrolld:device:sensor-0001');
     expect(text).toContain('TLS Web Client Authentication');
+  });
+
+  it('renews that device over MQTT with the README\'s mosquitto_rr block, in the same scratch directory', async () => {
+    const [scratch] = await readdir(work);
+    const script = (await readmeBlock('## Rotation', 'mosquitto_rr')).replaceAll('-p 8883', `-p ${mqttsPort}`);
+    const { stdout, stderr } = await run('bash', ['-euo', 'pipefail', '-c', script], {
+      cwd: path.join(work, scratch!),
+      env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', ENROLLD_HOME: home, DEVICE: 'sensor-0001' },
+    });
+    expect(stdout).toContain('sensor-0001-next.pem: OK');
+    expect(stderr).not.toMatch(/error/i);
+    const answer = JSON.parse(await readFile(path.join(work, scratch!, 'sensor-0001-next.json'), 'utf8')) as { deviceId: string; serial: string };
+    expect(answer.deviceId).toBe('sensor-0001');
+    const first = new X509Certificate(await readFile(path.join(work, scratch!, 'sensor-0001.pem')));
+    const next = new X509Certificate(await readFile(path.join(work, scratch!, 'sensor-0001-next.pem')));
+    expect(next.serialNumber.toLowerCase()).not.toBe(first.serialNumber.toLowerCase());
+    expect(next.publicKey.equals(first.publicKey)).toBe(false);
+  });
+
+  it('logs every serial in the one form the API and CLI use, so grep finds a serial the API answered', async () => {
+    const [scratch] = await readdir(work);
+    const enrolled = JSON.parse(await readFile(path.join(work, scratch!, 'sensor-0001.json'), 'utf8')) as { serial: string };
+    const serials: string[] = [];
+    const collect = (value: unknown, key = ''): void => {
+      if (typeof value === 'string' && /serial/i.test(key)) serials.push(value);
+      else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) collect(v, k);
+    };
+    for (const line of enrolld.output().split('\n').filter((l) => l.startsWith('{'))) collect(JSON.parse(line));
+    expect(serials).toContain(enrolled.serial); // the enrollment is logged with the serial the API answered
+    expect(serials.filter((serial) => !isCanonicalSerial(serial))).toEqual([]);
   });
 });

@@ -20,7 +20,11 @@ describe('soak against enrolld up', () => {
     const opts = resolveOptions({ scenario: 'soak', devices: DEVICES, durationMs: SOAK_MS, reportDir, reportName: 'soak', progress: false, seed: 10 });
     const server = { logFile: join(reportDir, 'soak-server.log'), env: { CERT_LIFETIME: '30s', CERT_BACKDATE: '5s' } };
     const { report } = await runWithSpawnedServer(opts, server, quiet);
-    expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+    // The simulator's RSS-slope check measures the process it runs in: here that is the jest worker, whose memory is
+    // jest's as much as the simulator's. It is the subject of a standalone `npm run sim -- soak`, not of this test.
+    const serverChecks = report.checks.filter((c) => !c.name.startsWith('RSS slope'));
+    expect(serverChecks.length).toBe(report.checks.length - 1);
+    expect(serverChecks.filter((c) => !c.ok)).toEqual([]);
     expect(report.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['no device expired', 'no 5xx answers']));
     expect(report.counts.enrolled).toBe(DEVICES);
     expect(report.stopReasons.expired ?? 0).toBe(0);

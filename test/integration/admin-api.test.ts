@@ -27,6 +27,7 @@ describe('admin API', () => {
     const calls = [
       httpsRequest(server.apiUrl + routes.adminDevices, server.rootPem, { headers }),
       httpsRequest(server.apiUrl + routes.adminDevice('x'), server.rootPem, { headers }),
+      httpsRequest(server.apiUrl + routes.adminDeviceTokens('x'), server.rootPem, { headers }),
       postJson(server.apiUrl + routes.adminTokens, server.rootPem, { deviceId: 'x' }, headers),
     ];
     for (const res of await Promise.all(calls)) {

@@ -14,6 +14,7 @@ import {
   startTestBroker,
   type TestBroker,
 } from '../support/broker-harness.js';
+import { defaultConnectionLimits } from '../../server/src/mqtt/limits.js';
 import { refusalOf } from '../support/refusal.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -53,7 +54,8 @@ describe('broker identity binding and ACL', () => {
     db = await createTestDatabase();
     pki = await createTestPki();
     await revocationServiceFor(db.pool, pki).ensureCrlCurrent();
-    broker = await startTestBroker(db.url, db.pool, pki);
+    // BRK-07 floods 10k messages to prove none leaks: a rate the per-identity limit would throttle.
+    broker = await startTestBroker(db.url, db.pool, pki, { limits: { ...defaultConnectionLimits, publishRatePerSecond: 1e6, publishBurst: 1e6 } });
   });
   afterAll(async () => {
     await Promise.all(clients.map((c) => endClient(c)));

@@ -15,7 +15,7 @@ import { createLocalRevocationFeed, type LocalRevocationFeed } from '@enrolld/co
 import { mergeRevocationFeeds } from '@enrolld/core/events/merge-feeds.js';
 import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
 import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
-import { createBroker, defaultBrokerConfig, type BrokerConfig } from '../../server/src/mqtt/broker.js';
+import { createBroker, defaultBrokerConfig, type BrokerConfig, type LimitsFor } from '../../server/src/mqtt/broker.js';
 import { createClusterBus } from '../../server/src/mqtt/cluster-bus.js';
 import type { DeviceCert, TestPki } from './test-pki.js';
 
@@ -51,9 +51,9 @@ export async function startTestBroker(
   databaseUrl: string,
   pool: pg.Pool,
   pki: TestPki,
-  overrides: Partial<BrokerConfig> & { persistence?: unknown; logger?: Logger; cluster?: { prefix: string; redisUrl?: string } } = {},
+  overrides: Partial<BrokerConfig> & { persistence?: unknown; logger?: Logger; limitsFor?: LimitsFor; cluster?: { prefix: string; redisUrl?: string } } = {},
 ): Promise<TestBroker> {
-  const { persistence, logger, cluster, ...config } = overrides;
+  const { persistence, logger, limitsFor, cluster, ...config } = overrides;
   const registry = new Registry();
   const log = logger ?? pino({ level: process.env.BROKER_TEST_LOG ?? 'silent' });
   const revocations = createLocalRevocationFeed();
@@ -70,6 +70,7 @@ export async function startTestBroker(
     clock: systemClock,
     logger: log,
     registry,
+    limitsFor,
     ...(persistence ? { persistence } : {}),
     ...(cluster ? { cluster: createClusterBus({ redisUrl: cluster.redisUrl ?? TEST_REDIS_URL, prefix: cluster.prefix, logger: log, registry }) } : {}),
   });
@@ -242,4 +243,13 @@ export async function raceTimeout<T>(promise: Promise<T>, ms: number, fallback: 
   } finally {
     clearTimeout(timer);
   }
+}
+
+/** The current value of a metric on the registry (a counter or gauge; with labels, the matching series; 0 when absent). */
+export async function metricValue(registry: Registry, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const metric = registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  const match = values.find((v) => Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want));
+  return match?.value ?? 0;
 }

@@ -9,6 +9,7 @@ import path from 'node:path';
 const tools = [
   ['bash', 'bash'],
   ['stat', 'coreutils'],
+  ['script', 'bsdutils'],
   ['openssl', 'openssl'],
   ['curl', 'curl'],
   ['jq', 'jq'],
@@ -16,6 +17,7 @@ const tools = [
   ['mosquitto', 'mosquitto'],
   ['mosquitto_sub', 'mosquitto-clients'],
   ['mosquitto_pub', 'mosquitto-clients'],
+  ['mosquitto_rr', 'mosquitto-clients'],
 ];
 
 function onPath(program) {

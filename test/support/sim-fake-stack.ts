@@ -67,6 +67,11 @@ export class FakeStack {
   readonly home = mkdtempSync(join(tmpdir(), 'sim-fake-'));
   readonly adminToken = randomBytes(16).toString('hex');
   certLifetimeSeconds: number;
+  /**
+   * Lifetime of a renewed certificate; unset, the same as certLifetimeSeconds. A test that checks one rotation wave
+   * sets it long, so no second wave (and its brief reconnects) overlaps what it counts afterwards.
+   */
+  successorLifetimeSeconds: number | undefined;
   supersedeOnConnect: boolean;
   refuseRevokedAtTls: boolean;
   httpsPort = 0;
@@ -90,6 +95,7 @@ export class FakeStack {
 
   constructor(opts: FakeStackOptions = {}) {
     this.certLifetimeSeconds = opts.certLifetimeSeconds ?? 3600;
+    this.successorLifetimeSeconds = undefined;
     this.supersedeOnConnect = opts.supersedeOnConnect ?? true;
     this.refuseRevokedAtTls = opts.refuseRevokedAtTls ?? false;
   }
@@ -248,13 +254,14 @@ export class FakeStack {
     const cn = csr.subjectName.getField('CN')[0];
     if (cn !== undefined && cn !== deviceId) throw new HttpProblem(400, 'identity-mismatch', 'CSR names another device');
     const now = Date.now();
+    const lifetimeSeconds = (predecessor === undefined ? undefined : this.successorLifetimeSeconds) ?? this.certLifetimeSeconds;
     const bytes = randomBytes(16);
     bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x40; // positive, no leading zero octet
     const serial = bytes.toString('hex');
     const cert = await x509.X509CertificateGenerator.create({
       serialNumber: serial, subject: `CN=${deviceId}`, issuer: this.interCert?.subject ?? '', publicKey: await csr.publicKey.export(crypto),
       signingKey: this.interKey as CryptoKey, signingAlgorithm: SIGN,
-      notBefore: new Date(Math.floor(now / 1000) * 1000 - 1000), notAfter: new Date(Math.floor(now / 1000) * 1000 + this.certLifetimeSeconds * 1000 - 1000),
+      notBefore: new Date(Math.floor(now / 1000) * 1000 - 1000), notAfter: new Date(Math.floor(now / 1000) * 1000 + lifetimeSeconds * 1000 - 1000),
       extensions: [
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
@@ -312,7 +319,7 @@ export class FakeStack {
         const out = ids.map((deviceId) => {
           const token = randomBytes(16).toString('base64url');
           this.tokens.set(token, { deviceId, used: false });
-          return { deviceId, token, expiresAt: new Date(Date.now() + 86_400_000).toISOString() };
+          return { deviceId, token, expiresAt: new Date(Date.now() + 86_400_000).toISOString(), issuedAs: 'new' };
         });
         return this.json(res, 201, out);
       }

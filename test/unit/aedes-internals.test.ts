@@ -7,15 +7,19 @@ import { createRequire } from 'node:module';
 import net, { type AddressInfo } from 'node:net';
 import { Aedes, type Client, type PublishPacket } from 'aedes';
 import mqtt, { type MqttClient } from 'mqtt';
+import mqttPacket from 'mqtt-packet';
 import {
   AEDES_VERSION_RELIED_ON,
   createQuietAedes,
   dropClientWill,
+  inboundAwaitingRelease,
+  inspectIncomingBytes,
   leftOverWill,
   sessionPersistence,
   stampWillSerial,
   willUnderAuthentication,
 } from '../../server/src/mqtt/aedes-internals.js';
+import { waitFor } from '../support/wait-for.js';
 
 const require = createRequire(import.meta.url);
 
@@ -129,6 +133,57 @@ describe('aedes internals', () => {
     await closed;
     // The close publishes the will (if any) before it unregisters the client, so by now it would have been seen.
     expect(published.filter((topic) => topic === 'devices/dev-2/status')).toEqual([]);
+  });
+
+  it('every chunk a client sends reaches the inspector before the parser, and a refused chunk is not parsed', async () => {
+    const broker = await started(createQuietAedes({}));
+    const chunks: number[] = [];
+    let refuseFrom = Infinity;
+    const server = net.createServer((socket) => {
+      const client = broker.handle(socket);
+      inspectIncomingBytes(client, (chunk) => {
+        chunks.push(chunk.length);
+        return chunks.length < refuseFrom;
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const port = (server.address() as AddressInfo).port;
+    const published: string[] = [];
+    broker.on('publish', (packet: PublishPacket) => published.push(packet.topic));
+    const device = await connect(port, 'dev-5');
+    expect(chunks.length).toBeGreaterThan(0);
+    await device.publishAsync('devices/dev-5/a', 'x', { qos: 1 });
+    expect(published).toContain('devices/dev-5/a');
+    refuseFrom = chunks.length + 1;
+    device.publish('devices/dev-5/b', 'y', { qos: 0 });
+    // The PINGREQ after it is answered only if the parser went on; the refused chunk left the parser untouched.
+    await waitFor(() => chunks.length >= refuseFrom, 5000, 'the refused chunk');
+    expect(published).not.toContain('devices/dev-5/b');
+    device.end(true);
+  });
+
+  it('inbound QoS 2 publishes awaiting PUBREL are in `_inboundInflight` by message id', async () => {
+    const broker = await started(createQuietAedes({}));
+    const port = await serve(broker);
+    const ready = once<[Client]>(broker, 'clientReady');
+    const socket = net.connect(port, '127.0.0.1');
+    const parser = mqttPacket.parser({ protocolVersion: 4 });
+    const answers: string[] = [];
+    const answered = (cmd: string) => new Promise<void>((resolve) => parser.on('packet', (p: mqttPacket.Packet) => p.cmd === cmd && resolve()));
+    parser.on('packet', (p: mqttPacket.Packet) => answers.push(p.cmd));
+    socket.on('data', (chunk: Buffer) => parser.parse(chunk));
+    socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean: true, clientId: 'dev-6', keepalive: 60 }));
+    const [client] = await ready;
+    const pubrec = answered('pubrec');
+    socket.write(mqttPacket.generate({ cmd: 'publish', topic: 'devices/dev-6/q2', payload: Buffer.from('x'), qos: 2, messageId: 7, retain: false, dup: false }));
+    await pubrec;
+    expect([...inboundAwaitingRelease(client)]).toEqual([7]);
+    const pubcomp = answered('pubcomp');
+    socket.write(mqttPacket.generate({ cmd: 'pubrel', messageId: 7 }));
+    await pubcomp;
+    expect([...inboundAwaitingRelease(client)]).toEqual([]);
+    socket.destroy();
   });
 
   describe('default persistence', () => {

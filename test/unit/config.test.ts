@@ -1,5 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { ConfigError, loadConfig, parseDuration } from '../../server/src/config.js';
+import { ConfigError, loadConfig, parseDuration, parseSize } from '../../server/src/config.js';
+import { defaultConnectionLimits } from '../../server/src/mqtt/limits.js';
 
 describe('configuration', () => {
   it('parses durations', () => {
@@ -8,6 +9,21 @@ describe('configuration', () => {
     expect(parseDuration('24h')).toBe(86_400);
     expect(parseDuration('30d')).toBe(2_592_000);
     expect(parseDuration('1w')).toBeUndefined();
+  });
+
+  it('parses sizes, and the broker limits default to the ones the broker ships with', () => {
+    expect(parseSize('131072')).toBe(131_072);
+    expect(parseSize('128KiB')).toBe(131_072);
+    expect(parseSize('1MiB')).toBe(1_048_576);
+    expect(parseSize('1MB')).toBeUndefined();
+    const { broker } = loadConfig({});
+    expect(broker.limits).toEqual(defaultConnectionLimits);
+    expect(broker).toMatchObject({ handshakeTimeoutMs: 10_000, maxPendingPerAddress: 256, maxPending: 4096 });
+    expect(loadConfig({ BROKER_MAX_PACKET_SIZE: '1MiB', BROKER_PUBLISH_RATE: '2.5', BROKER_HANDSHAKE_TIMEOUT: '500ms' }).broker).toMatchObject({
+      handshakeTimeoutMs: 500,
+      limits: { maxPacketBytes: 1_048_576, publishRatePerSecond: 2.5 },
+    });
+    expect(() => loadConfig({ BROKER_MAX_PACKET_SIZE: '10', BROKER_MAX_PENDING: '0', BROKER_PUBLISH_RATE: '0' })).toThrow(ConfigError);
   });
 
   it('has sane defaults and is frozen', () => {

@@ -52,6 +52,8 @@ export interface CsrSignatureAlgorithm {
   keyKind: 'ec' | 'rsa';
   /** RSASSA-PSS salt length (RFC 4055 §3.1), when the algorithm is PSS. */
   pssSaltLength?: number;
+  /** The PSS hash's output length in octets (hLen, RFC 8017 §9.1), when the algorithm is PSS. */
+  pssHashBytes?: number;
 }
 
 const badCsr = (detail: string, cause?: unknown): EnrollError =>
@@ -228,6 +230,7 @@ function decodeStructure(der: Buffer): DecodedCsr {
   if (key.kind !== signatureAlgorithm.keyKind) {
     throw badAlg(`signature algorithm ${signatureAlgorithm.name} does not match the ${key.description} key`);
   }
+  if (key.kind === 'rsa' && signatureAlgorithm.pssSaltLength !== undefined) checkPssSaltLength(signatureAlgorithm, key.bits);
 
   const requested: ParsedCsr['requested'] = {
     commonNames: [],
@@ -305,8 +308,20 @@ function resolvePss(der: Buffer, params: Tlv | undefined): CsrSignatureAlgorithm
   }
   if (!hash) throw badAlg('RSASSA-PSS with the default hash SHA-1 is not allowed');
   if (mgfHash !== hash.hash) throw badAlg(`RSASSA-PSS MGF1 must use the signature hash ${hash.label}`);
-  if (saltLength > 64) throw badAlg('RSASSA-PSS salt length out of range');
-  return { name: `RSASSA-PSS with ${hash.label}`, hash: hash.hash, keyKind: 'rsa', pssSaltLength: saltLength };
+  return { name: `RSASSA-PSS with ${hash.label}`, hash: hash.hash, keyKind: 'rsa', pssSaltLength: saltLength, pssHashBytes: hash.bytes };
+}
+
+/**
+ * Any salt length RFC 8017 §9.1.1 allows for the key: 0 up to emLen − hLen − 2 octets, emLen = ⌈(modBits − 1) / 8⌉.
+ * The salt is chosen by the signer and only makes the signature randomised; no length in that range weakens the
+ * proof of possession. It covers RFC 4055's recommended hLen and OpenSSL 3.0's default, the maximum (222 octets for
+ * RSA-2048 with SHA-256).
+ */
+function checkPssSaltLength(alg: CsrSignatureAlgorithm, modulusBits: number): void {
+  const maxSalt = Math.ceil((modulusBits - 1) / 8) - (alg.pssHashBytes ?? 0) - 2;
+  if (alg.pssSaltLength! > maxSalt) {
+    throw badAlg(`RSASSA-PSS salt length ${alg.pssSaltLength} is longer than an RSA ${modulusBits} key allows with ${alg.name.replace('RSASSA-PSS with ', '')} (at most ${maxSalt}, RFC 8017 §9.1.1)`);
+  }
 }
 
 function readHashAlgorithm(der: Buffer, algId: Tlv): { hash: CsrHash; label: string; bytes: number } {

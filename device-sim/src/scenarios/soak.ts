@@ -1,6 +1,7 @@
 import type { Device } from '../device.js';
 import { bringUp, pick } from '../scenario-steps.js';
 import type { Scenario } from '../scenario.js';
+import { histogramQuantileBound } from '../server-metrics.js';
 import { slope } from '../stats.js';
 
 export const soak: Scenario = {
@@ -67,6 +68,14 @@ export const soak: Scenario = {
       serverErrorCount ? serverErrors.map(([kind, n]) => `${kind} ×${n}`).join(', ') : `${fleet.recorder.counters.retryAfterWaits} Retry-After waits`);
     const c = fleet.recorder.counters;
     const sup = fleet.recorder.latencies.supersede.summary();
+    // the server's share of that delay: successor's first CONNECT → predecessor's supersede committed
+    const metrics = await ctx.admin?.metricsText().catch(() => undefined);
+    if (metrics) {
+      for (const q of [0.5, 0.99]) {
+        const bound = histogramQuantileBound(metrics, 'enrolld_rotation_supersede_delay_seconds', q);
+        if (bound !== undefined) ctx.figure(`server supersede delay p${q * 100} (ms, ≤ bucket bound)`, bound === Infinity ? '> 30000' : bound * 1000);
+      }
+    }
     ctx.check(`no old cert accepted ${ctx.opts.oldCertBoundMs / 1000}s after the change`, c.oldCertAccepted === 0,
       `${c.oldCertProbes} old certs probed, ${c.oldCertAccepted} still accepted at the bound, ${c.oldCertLateRefusals} refused late; refused p50 ${sup.p50.toFixed(0)} ms, p99 ${sup.p99.toFixed(0)} ms after the successor's CONNACK`);
   },

@@ -17,6 +17,8 @@ import { checkHome, checkPorts, homeHolderNote, lockHome, portError, type PortTo
 interface ServedRole {
   listen(): Promise<string>;
   stop(): Promise<void>;
+  /** Rejects when the role can no longer run (its embedded Postgres stayed down): it is stopped and the command fails. */
+  failed?: Promise<never>;
 }
 
 /** What a role checks before it creates anything (cli/start-checks.ts). */
@@ -65,7 +67,11 @@ async function serve(config: Readonly<Config>, plan: StartPlan, build: (logger: 
     const started = await Promise.race([start(), stopped.then(() => undefined)]);
     if (!started) return;
     note(started.banner);
-    const signal = await stopped;
+    const signal = await Promise.race([stopped, started.role.failed ?? stopped]).catch(async (error: unknown) => {
+      logger.info('shutting down after a fatal error');
+      await started.role.stop();
+      throw error;
+    });
     logger.info({ signal }, 'shutting down');
     await started.role.stop();
     logger.info({ signal }, 'stopped');
@@ -88,6 +94,7 @@ export function upCommand(config: Readonly<Config>): Promise<void> {
     const up = await buildUp(config, logger, signal);
     return {
       stop: () => up.stop(),
+      failed: up.failed,
       async listen() {
         const endpoints = await up.listen();
         const mqttUrl = `mqtts://localhost:${endpoints.mqttsPort}`;

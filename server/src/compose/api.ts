@@ -6,7 +6,7 @@ import type { Config } from '../config.js';
 import { createHttpApp } from '../http/app.js';
 import { startHttpsServer, type RunningHttpsServer } from '../http/https-server.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
-import { createRegistry } from '../metrics.js';
+import { createDatabaseUpGauge, createRegistry } from '../metrics.js';
 import { ensureAdminToken } from './admin-token.js';
 import { buildOnDatabase, type Database } from './database.js';
 import { loadPki, pkiPaths, type PkiHome } from './pki-home.js';
@@ -31,6 +31,9 @@ export interface ApiRole {
 
 export function buildApiRole(deps: ApiRoleDeps): ApiRole {
   const { config, logger, useCases } = deps;
+  createDatabaseUpGauge(deps.registry, async () => {
+    await deps.database.pool.query('SELECT 1');
+  });
   const app = createHttpApp({
     logger,
     registry: deps.registry,
@@ -42,6 +45,8 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
       return { database, ...Object.fromEntries(Object.entries(deps.readiness ?? {}).map(([name, check]) => [name, check()])) };
     },
     classifyError: classifyInfrastructureError,
+    trustedProxies: config.http.trustedProxies,
+    failedTokenLimit: config.http.failedTokenLimit,
   });
   let https: RunningHttpsServer | undefined;
   let crlTimer: NodeJS.Timeout | undefined;

@@ -41,6 +41,10 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
       sessionTickets: config.broker.sessionTickets,
       connectTimeoutMs: config.broker.connectTimeoutMs,
       heartbeatIntervalMs: config.broker.heartbeatIntervalMs,
+      handshakeTimeoutMs: config.broker.handshakeTimeoutMs,
+      maxPendingPerAddress: config.broker.maxPendingPerAddress,
+      maxPending: config.broker.maxPending,
+      limits: config.broker.limits,
     },
     tls: {
       key: deps.material.serverKeyPem,
@@ -70,14 +74,20 @@ export function registryNotifyFeed(database: Database): RegistryFeed {
 }
 
 /**
- * A feed whose loss is not reported once the process is shutting down. `enrolld up`'s embedded Postgres is in the
+ * A feed whose connection changes are not reported once the process is shutting down. `enrolld up`'s embedded Postgres is in the
  * terminal's process group, so Ctrl-C stops it too and it may close the feed before the broker stops listening: an
  * expected end, not a lost feed.
  */
 export function quietOnShutdown(feed: RegistryFeed, stopping: AbortSignal | undefined): RegistryFeed {
   if (!stopping) return feed;
   return {
-    start: (handlers) => feed.start({ ...handlers, onConnection: (connected, error) => (connected || !stopping.aborted) && handlers.onConnection(connected, error) }),
+    start: (handlers) =>
+      feed.start({
+        ...handlers,
+        onConnection: (connected, error) => {
+          if (!stopping.aborted) handlers.onConnection(connected, error);
+        },
+      }),
     stop: () => feed.stop(),
   };
 }
@@ -120,10 +130,12 @@ export function buildBrokerRotation(deps: {
         onHint: (hint) => topic.deliverHint(hint),
         onRenewal: (entry) => lineage.noteRenewal(entry),
         onConnection: (connected, error) => {
+          // Once shutdown began, the feed's ups and downs are the embedded Postgres stopping too (quietOnShutdown).
+          if (deps.stopping?.aborted) return;
           if (connected) {
             // Renewals issued while the feed was down are in the store: reload them (the map is idempotent).
-            void lineage.load().catch((err: unknown) => log.warn({ err }, 'reloading pending supersessions failed'));
-          } else if (!deps.stopping?.aborted) {
+            void lineage.load().catch((err: unknown) => deps.stopping?.aborted || log.warn({ err }, 'reloading pending supersessions failed'));
+          } else {
             log.warn({ err: error instanceof Error ? error.message : String(error) }, 'rotation feed lost; reconnecting');
           }
         },

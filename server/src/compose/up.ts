@@ -31,6 +31,8 @@ export interface BuiltUp {
   broker: Broker;
   /** The rotation jobs, when they run in this process (JOBS=in-process). */
   jobs: JobRuntime | undefined;
+  /** Rejects when the embedded Postgres stays down after its restarts (database.ts): the process should exit non-zero. */
+  failed: Promise<never>;
   /** Ordered start: CRL and HTTPS, then the broker (its first sync before it listens), then rotation, then jobs. */
   listen(): Promise<UpEndpoints>;
   /** Ordered stop, the reverse; also closes the pool and the embedded Postgres. Safe to call after a failed listen. */
@@ -38,10 +40,10 @@ export interface BuiltUp {
 }
 
 export async function buildUp(config: Readonly<Config>, logger: Logger, signal?: AbortSignal): Promise<BuiltUp> {
-  const database = await openDatabase({ config, logger, applicationName: 'enrolld-api', poolMax: config.dbPoolMax, allowEmbedded: true, signal });
+  const registry = createRegistry();
+  const database = await openDatabase({ config, logger, applicationName: 'enrolld-api', poolMax: config.dbPoolMax, allowEmbedded: true, signal, registry });
   try {
     const pki = await prepareApiPki(config, logger);
-    const registry = createRegistry();
     const localRevocations = createLocalRevocationFeed();
     const localIssuance = createLocalIssuanceFeed();
     const outbound = createOutboundRelay();
@@ -67,6 +69,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
 
     const stops: Array<() => Promise<void>> = [];
     const stop = async () => {
+      database.endSupervision();
       for (const step of stops.reverse()) await step().catch((err: unknown) => logger.error({ err }, 'error during shutdown'));
       stops.length = 0;
       await database.close();
@@ -77,6 +80,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       useCases,
       broker,
       jobs: worker?.jobs,
+      failed: database.failed,
       async listen() {
         stops.push(() => api.stop());
         const http = await api.listen();

@@ -1,6 +1,7 @@
 import express from 'express';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { createFailedTokenMetrics } from '../metrics.js';
 import { routes } from '@enrolld/protocol';
 import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
 import type { EnrollError } from '@enrolld/core/errors.js';
@@ -9,6 +10,7 @@ import { requireAdmin } from './admin-auth.js';
 import { adminRoutes, type AdminRoutesDeps } from './admin-routes.js';
 import { enrollRoutes, type EnrollRoutesDeps } from './enroll-routes.js';
 import { estRoutes, type EstRoutesDeps } from './est/est-routes.js';
+import { createFailedTokenLimiter, limitFailedTokenAttempts } from './failed-token-limit.js';
 import { notFound, problemHandler } from './problem.js';
 import { renewRoutes, type RenewRoutesDeps } from './renew-routes.js';
 import { requestContext } from './request-context.js';
@@ -36,6 +38,10 @@ export interface HttpAppDeps {
   /** Each thing the service needs to do its job (database, revocation state, cluster bus): true when it is there. */
   checkReadiness: () => Promise<Record<string, boolean>>;
   classifyError?: (error: unknown) => EnrollError | undefined;
+  /** Proxies whose X-Forwarded-For names the client (IPs, CIDRs, or loopback/linklocal/uniquelocal); none by default. */
+  trustedProxies?: readonly string[];
+  /** Failed token attempts a source address may make per window before it gets 429; limit 0 turns it off. */
+  failedTokenLimit?: { limit: number; windowMs: number };
 }
 
 /** The whole HTTP surface: public enrollment, renewal, EST and CRL routes, then the admin routes behind the guard. */
@@ -44,6 +50,8 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
+  // req.ip is the socket's peer unless that peer is a configured proxy; then X-Forwarded-For names the client.
+  app.set('trust proxy', deps.trustedProxies?.length ? [...deps.trustedProxies] : false);
   app.use(requestContext(deps.logger));
 
   // Alive: the process answers. Restart it when this fails, never because a dependency is down.
@@ -59,6 +67,14 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.get(routes.metrics, async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());
   });
+
+  const failedTokens = createFailedTokenLimiter(deps.failedTokenLimit ?? { limit: 0, windowMs: 60_000 });
+  const failedTokenMetrics = createFailedTokenMetrics(deps.registry);
+  // The enrollment token is in the body (a request without one is a 400, never a 401); the others are in Authorization.
+  const hasAuthorization = (req: express.Request) => req.get('authorization') !== undefined;
+  app.use(routes.enroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'enroll', () => true));
+  app.use(routes.est.simpleenroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'est', hasAuthorization));
+  app.use('/v1/admin', limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'admin', hasAuthorization));
 
   app.use(enrollRoutes({ enrollment: useCases.enrollment, chainPem: deps.chainPem }));
   app.use(crlRoutes({ revocation: useCases.revocation }));

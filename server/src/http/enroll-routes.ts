@@ -24,6 +24,7 @@ export function enrollRoutes(deps: EnrollRoutesDeps): Router {
       }
       const { response, replayed } = await deps.enrollment.enroll(body.data, { requestId: res.locals.requestId as string });
       res.locals.deviceId = response.deviceId;
+      res.locals.serial = response.serial;
       if (replayed) res.setHeader('Enrolld-Replayed', 'true');
       res.status(201).json(response satisfies EnrollResponse);
     },

@@ -13,10 +13,22 @@ export function problemOf(error: EnrollError, requestId: string | undefined) {
   return problemDocument(error.kind, error.detail, { ...error.extensions, ...(requestId ? { requestId } : {}) });
 }
 
-/** body-parser / raw-body error types → problem kinds. Anything they raise is the client's fault. */
-function fromBodyParser(error: unknown): EnrollError | undefined {
-  const e = error as { type?: unknown; status?: unknown; message?: string } | undefined;
-  if (!e || typeof e.type !== 'string') return undefined;
+/**
+ * Errors express raises for the client's input → problem kinds: body-parser / raw-body by `type`, a body whose
+ * Content-Encoding does not decode (a zlib error body-parser gives status 400), and a path parameter that is not valid
+ * percent-encoding (the router's URIError, status 400). Anything they raise is the client's fault.
+ */
+function fromHttpInput(error: unknown): EnrollError | undefined {
+  const e = error as { type?: unknown; status?: unknown; message?: string; code?: unknown } | undefined;
+  if (!e) return undefined;
+  if (error instanceof URIError && e.status === 400) {
+    return new EnrollError('bad-request', 'the path holds malformed percent-encoding (RFC 3986 §2.1)');
+  }
+  if (typeof e.type !== 'string') {
+    return e.status === 400 && typeof e.code === 'string' && /^(Z_|ERR_)/.test(e.code)
+      ? new EnrollError('bad-request', 'request body does not decode as its Content-Encoding says')
+      : undefined;
+  }
   switch (e.type) {
     case 'entity.too.large':
       return new EnrollError('payload-too-large', 'request body is larger than this endpoint accepts');
@@ -52,23 +64,23 @@ export function sendProblem(res: Response, error: EnrollError, requestId: string
 export function problemHandler(deps: ProblemDeps): ErrorRequestHandler {
   return (error, req, res, _next) => {
     const requestId = res.locals.requestId as string | undefined;
-    const known = error instanceof EnrollError ? error : (fromBodyParser(error) ?? deps.classifyError?.(error));
+    const known = error instanceof EnrollError ? error : (fromHttpInput(error) ?? deps.classifyError?.(error));
     if (res.headersSent) {
-      deps.logger.error({ requestId, err: error }, 'error after response started');
+      deps.logger.error({ requestId, client: req.ip, err: error }, 'error after response started');
       res.destroy();
       return;
     }
     if (known) {
       const level = statusOf(known.kind) >= 500 ? 'error' : 'info';
       deps.logger[level](
-        { requestId, kind: known.kind, why: known.logDetail, method: req.method, path: req.path, ...(level === 'error' ? { err: error } : {}) },
+        { requestId, client: req.ip, kind: known.kind, why: known.logDetail, method: req.method, path: req.path, ...(level === 'error' ? { err: error } : {}) },
         known.detail,
       );
       sendProblem(res, known, requestId);
       return;
     }
     // An unexpected fault: a fixed message and the request id out, the cause to the log, once.
-    deps.logger.error({ requestId, err: error, method: req.method, path: req.path }, 'unhandled error');
+    deps.logger.error({ requestId, client: req.ip, err: error, method: req.method, path: req.path }, 'unhandled error');
     sendProblem(res, new EnrollError('internal', 'an internal error occurred; quote the requestId when reporting it'), requestId);
   };
 }

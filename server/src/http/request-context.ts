@@ -5,7 +5,7 @@ import { EnrollError } from '@enrolld/core/errors.js';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
 
-/** Gives every request an id (the caller's X-Request-Id if it is sane) and logs one line when it ends. */
+/** Gives every request an id (the caller's X-Request-Id if it is sane) and logs one line when it ends (res.locals.serial: issued). */
 export function requestContext(logger: Logger): RequestHandler {
   return (req, res, next) => {
     const incoming = req.get('x-request-id');
@@ -14,19 +14,24 @@ export function requestContext(logger: Logger): RequestHandler {
     res.setHeader('X-Request-Id', requestId);
     const started = process.hrtime.bigint();
     res.on('finish', () => {
-      logger.debug(
-        { requestId, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 },
-        'request',
-      );
+      const line = { requestId, client: req.ip, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6 };
+      // A request that issued a certificate is worth a line at info: the admin finds it by requestId or serial.
+      if (typeof res.locals.serial === 'string') logger.info({ ...line, deviceId: res.locals.deviceId, serial: res.locals.serial }, 'certificate issued');
+      else logger.debug(line, 'request');
     });
     next();
   };
 }
 
-/** Rejects a body whose Content-Type is not the expected one with 415, before anything reads it. */
+/** Rejects a missing body (400) or one whose Content-Type is not the expected one (415), before anything reads it. */
 export function requireContentType(...types: string[]): RequestHandler {
   return (req, _res, next) => {
-    if (req.is(types)) return next();
+    // type-is answers null when there is no body at all (neither Transfer-Encoding nor Content-Length).
+    const matched = req.is(types);
+    if (matched === null || req.get('content-length') === '0') {
+      return next(new EnrollError('bad-request', `the request has no body; send ${types.join(' or ')}`));
+    }
+    if (matched) return next();
     const given = req.get('content-type') ?? 'none';
     next(new EnrollError('unsupported-media-type', `Content-Type must be ${types.join(' or ')}, not ${given}`));
   };

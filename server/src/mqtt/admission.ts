@@ -27,6 +27,8 @@ export interface AdmissionDeps {
   identities: PeerIdentityReader;
   sessions: Pick<SessionIndex, 'admit'>;
   expiry: SessionExpiry;
+  /** Runs for each admitted session, after the index and the expiry know it (the listener and the limits). */
+  admitted(client: Client, identity: PeerIdentity): void;
   metrics: BrokerMetrics;
   clock: Clock;
   log: Logger;
@@ -102,6 +104,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     }
     deps.sessions.admit(client, identity);
     deps.expiry.watch(client, identity);
+    deps.admitted(client, identity);
     done(null, true);
   }
 

@@ -89,3 +89,22 @@ export interface SessionPersistence {
 export function sessionPersistence(aedes: Aedes): SessionPersistence {
   return (aedes as unknown as { persistence: SessionPersistence }).persistence;
 }
+
+interface ClientParser {
+  _parser: { parse(chunk: Buffer): unknown };
+}
+
+/**
+ * Lets `admit` see every chunk a client's socket delivers before aedes' MQTT parser buffers it. A chunk it refuses is
+ * not parsed, and the parser stays as it was (the caller closes the connection).
+ */
+export function inspectIncomingBytes(client: Client, admit: (chunk: Buffer) => boolean): void {
+  const parser = (client as unknown as ClientParser)._parser;
+  const parse = parser.parse.bind(parser);
+  parser.parse = (chunk: Buffer) => (admit(chunk) ? parse(chunk) : undefined);
+}
+
+/** Message ids of the inbound QoS 2 PUBLISH aedes stored for this client and still awaits PUBREL for. */
+export function inboundAwaitingRelease(client: Client): ReadonlySet<number> {
+  return (client as unknown as { _inboundInflight: Set<number> })._inboundInflight;
+}

@@ -1,6 +1,7 @@
 // Broker metrics on the registry the composition root owns: connected devices, refusals by reason, sessions closed at
 // their certificate's notAfter, and the time from a revocation commit to the cut of a live session.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
+import type { LimitReason } from './limits.js';
 
 export type RefusalReason =
   | 'revocation-state-unknown'
@@ -15,7 +16,10 @@ export type RefusalReason =
   | 'unknown'
   | 'registry-lookup-unavailable'
   | 'will-denied'
-  | 'tls-handshake';
+  | 'tls-handshake'
+  | 'handshake-timeout'
+  | 'pending-per-address'
+  | 'pending-total';
 
 export interface BrokerMetrics {
   refused(reason: RefusalReason): void;
@@ -23,16 +27,45 @@ export interface BrokerMetrics {
   enforced(seconds: number): void;
   /** A live session was closed because its certificate passed notAfter. */
   sessionExpired(): void;
+  /** A device's packet broke one of its limits (limits.ts). */
+  limited(reason: LimitReason): void;
+  /** A publish waited for a token of its connection's bucket. */
+  publishDelayed(): void;
 }
 
-export function createBrokerMetrics(registry: Registry, connectedDevices: () => number): BrokerMetrics {
+export interface BrokerGauges {
+  connectedDevices(): number;
+  /** Accepted sockets not yet admitted at CONNECT. */
+  unauthenticatedConnections(): number;
+}
+
+export function createBrokerMetrics(registry: Registry, gauges: BrokerGauges): BrokerMetrics {
   new Gauge({
     name: 'enrolld_broker_connected_devices',
     help: 'Devices with an authenticated MQTT session on this broker process',
     registers: [registry],
     collect() {
-      this.set(connectedDevices());
+      this.set(gauges.connectedDevices());
     },
+  });
+  new Gauge({
+    name: 'enrolld_broker_unauthenticated_connections',
+    help: 'Sockets accepted on the MQTT port and not yet admitted at CONNECT (TLS handshake or CONNECT pending)',
+    registers: [registry],
+    collect() {
+      this.set(gauges.unauthenticatedConnections());
+    },
+  });
+  const limitRefusals = new Counter({
+    name: 'enrolld_broker_limit_refusals_total',
+    help: 'Device packets refused by a per-identity broker limit, by reason (the connection is closed, or SUBACK 0x80)',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  const delayed = new Counter({
+    name: 'enrolld_broker_publishes_delayed_total',
+    help: 'Device PUBLISH packets that waited for a token of their connection\'s rate limit',
+    registers: [registry],
   });
   const refusals = new Counter({
     name: 'enrolld_broker_connect_refusals_total',
@@ -54,6 +87,12 @@ export function createBrokerMetrics(registry: Registry, connectedDevices: () => 
   return {
     sessionExpired() {
       expired.inc();
+    },
+    limited(reason) {
+      limitRefusals.inc({ reason });
+    },
+    publishDelayed() {
+      delayed.inc();
     },
     refused(reason) {
       refusals.inc({ reason });

@@ -13,7 +13,8 @@
 //  5. Fail closed: while the state is unknown (never loaded, or stale) every device CONNECT gets CONNACK 3.
 // This file builds those parts from deps given up front and runs them; it holds no policy of its own.
 import { randomBytes } from 'node:crypto';
-import type { Aedes, AedesOptions, PublishPacket } from 'aedes';
+import type { Socket } from 'node:net';
+import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import type { Clock } from '@enrolld/core/clock.js';
@@ -28,6 +29,8 @@ import { createAdmission } from './admission.js';
 import { createClusterAedes, createQuietAedes } from './aedes-internals.js';
 import { createBrokerMetrics } from './broker-metrics.js';
 import type { ClusterBus } from './cluster-bus.js';
+import { createConnectionLimits } from './connection-limits.js';
+import { defaultConnectionLimits, type ConnectionLimits, type LimitsFor } from './limits.js';
 import { createPacketAuthorization } from './packet-authorization.js';
 import { createPeerIdentityReader } from './peer-identity.js';
 import { createRevocationCut } from './revocation-cut.js';
@@ -38,6 +41,7 @@ import { createTlsListener, type BrokerTls } from './tls-listener.js';
 
 export type { BrokerHooks, DeviceSessionRef } from './session-hooks.js';
 export type { BrokerTls } from './tls-listener.js';
+export type { ConnectionLimits, LimitsFor } from './limits.js';
 
 export interface BrokerConfig {
   host: string;
@@ -60,6 +64,13 @@ export interface BrokerConfig {
   heartbeatIntervalMs: number;
   /** Time a TLS connection may take to send CONNECT. */
   connectTimeoutMs: number;
+  /** Time a TCP connection may take to finish its TLS handshake. */
+  handshakeTimeoutMs: number;
+  /** Sockets not yet admitted at CONNECT, per source address and in all. */
+  maxPendingPerAddress: number;
+  maxPending: number;
+  /** Per-identity limits of every device unless `BrokerDeps.limitsFor` resolves others. */
+  limits: ConnectionLimits;
 }
 
 export interface BrokerDeps {
@@ -75,6 +86,11 @@ export interface BrokerDeps {
   clock: Clock;
   logger: Logger;
   registry: Registry;
+  /**
+   * The limits of one identity, resolved when its CONNECT is admitted; `config.limits` for all when absent. Certificate
+   * profiles override limits by passing a resolver.
+   */
+  limitsFor?: LimitsFor | undefined;
   /** Aedes persistence; in-memory when absent. */
   persistence?: AedesOptions['persistence'];
   /** The Redis bus shared with the other nodes of a cluster (emitter and persistence); single-node when absent. */
@@ -89,6 +105,10 @@ export const defaultBrokerConfig: BrokerConfig = {
   sessionTickets: false,
   heartbeatIntervalMs: 60_000,
   connectTimeoutMs: 10_000,
+  handshakeTimeoutMs: 10_000,
+  maxPendingPerAddress: 256,
+  maxPending: 4096,
+  limits: defaultConnectionLimits,
 };
 
 /** Device client ids are device ids: at most 63 characters (MQTT-3.1.3-5 lets a server accept longer ones). */
@@ -103,12 +123,31 @@ export function createBroker(deps: BrokerDeps) {
   const state = createRevocationState({ clock, maxStalenessMs: config.maxStalenessMs });
   const identities = createPeerIdentityReader({ issuer: deps.tls.issuingCertificate });
   const sessions = createSessionIndex();
-  const metrics = createBrokerMetrics(deps.registry, () => aedes?.connectedClients ?? 0);
-  const listener = createTlsListener(
+  const metrics = createBrokerMetrics(deps.registry, {
+    connectedDevices: () => aedes?.connectedClients ?? 0,
+    // Read on a scrape only, after the listener below exists.
+    unauthenticatedConnections: () => tlsListener.pendingCount(),
+  });
+  const tlsListener = createTlsListener(
     deps.tls,
-    { host: config.host, port: config.port, sessionTickets: config.sessionTickets, ticketKeys: config.ticketKeys ?? randomBytes(48) },
+    {
+      host: config.host,
+      port: config.port,
+      sessionTickets: config.sessionTickets,
+      ticketKeys: config.ticketKeys ?? randomBytes(48),
+      handshakeTimeoutMs: config.handshakeTimeoutMs,
+      maxPendingPerAddress: config.maxPendingPerAddress,
+      maxPending: config.maxPending,
+    },
     { log, metrics },
   );
+  const limits = createConnectionLimits({
+    limitsFor: deps.limitsFor ?? (() => config.limits),
+    defaults: config.limits,
+    aedes: currentAedes,
+    metrics,
+    log,
+  });
   const registry = createAdmissionRegistry({ revocationOf: (serial) => state.revocationOf(serial) });
   const admission = createAdmission({
     state,
@@ -117,12 +156,16 @@ export function createBroker(deps: BrokerDeps) {
     identities,
     sessions,
     expiry: createSessionExpiry({ clock, metrics, log }),
+    admitted: (client, identity) => {
+      tlsListener.admitted(client.conn as Socket);
+      limits.admitted(client, identity);
+    },
     metrics,
     clock,
     log,
   });
-  const authorization = createPacketAuthorization({ state, sessions, aedes: currentAedes, log });
-  const cut = createRevocationCut({ sessions, aedes: currentAedes, metrics, log });
+  const authorization = createPacketAuthorization({ state, sessions, limits, aedes: currentAedes, log });
+  const cut = createRevocationCut({ sessions, aedes: currentAedes, metrics, log, retainedPurged: (deviceId) => limits.retainedPurged(deviceId) });
   const sync = createRevocationSync({
     store: deps.store,
     feed: deps.feed,
@@ -158,6 +201,8 @@ export function createBroker(deps: BrokerDeps) {
         heartbeatInterval: config.heartbeatIntervalMs,
         connectTimeout: config.connectTimeoutMs,
         maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
+        // The inbound QoS 2 window is a per-identity limit (connection-limits.ts), checked before aedes' own.
+        maxInflightInbound: 0,
         ...(deps.persistence ? { persistence: deps.persistence } : {}),
       };
       // A node joins its cluster with a working bus: aedes' setup reads the shared subscriptions from it.
@@ -169,10 +214,11 @@ export function createBroker(deps: BrokerDeps) {
       // listener EventEmitter would throw and take the process down.
       (broker as unknown as NodeJS.EventEmitter).on('error', (error: Error) => log.warn({ err: error.message }, 'aedes error'));
       broker.on('clientError', (client, error) => log.debug({ clientId: client.id, err: error.message }, 'client error'));
+      broker.on('unsubscribe', (filters, client) => limits.unsubscribed(client, filters));
       attachSessionHooks(broker, deps.hooks ?? [], sessions, log);
       // The first sync runs before we listen, so the first CONNECT already meets the loaded registry.
       await sync.start();
-      const port = await listener.listen((socket) => broker.handle(socket));
+      const port = await tlsListener.listen((socket) => limits.attach(broker.handle(socket)));
       stopConsuming = deps.outbound?.consume((message) => publish(message.topic, message.payload, message.qos));
       log.info({ port, host: config.host, sessionTickets: config.sessionTickets, state: state.status() }, 'MQTT broker listening (mTLS)');
       return { port };
@@ -185,16 +231,16 @@ export function createBroker(deps: BrokerDeps) {
       stopConsuming = undefined;
       await sync.stop();
       const broker = aedes;
-      const closed = listener.stopListening();
+      const closed = tlsListener.stopListening();
       if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
-      listener.destroySockets();
+      tlsListener.destroySockets();
       await closed;
       await deps.cluster?.close();
       aedes = undefined;
     },
 
     /** The port actually bound (after start). */
-    port: () => listener.port(),
+    port: () => tlsListener.port(),
     publish,
     /** True when a live (unrevoked) session uses the certificate with this serial. */
     hasSession: (serial: string) => sessions.hasSession(serial),

@@ -4,12 +4,14 @@ import type { Aedes, AedesOptions, Subscription } from 'aedes';
 import type { Logger } from 'pino';
 import type { RevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { leftOverWill, sessionPersistence } from './aedes-internals.js';
+import type { ConnectionLimitsEnforcer } from './connection-limits.js';
 import type { SessionIndex } from './session-index.js';
 import { canPublish, canSubscribe } from './topic-acl.js';
 
 export interface PacketAuthorizationDeps {
   state: Pick<RevocationState, 'status' | 'isRevoked'>;
   sessions: Pick<SessionIndex, 'liveSessionOf'>;
+  limits: Pick<ConnectionLimitsEnforcer, 'publish' | 'subscribe'>;
   /** The running broker, to drop a refused left-over will from its persistence. */
   aedes(): Aedes | undefined;
   log: Logger;
@@ -18,7 +20,7 @@ export interface PacketAuthorizationDeps {
 export function createPacketAuthorization(
   deps: PacketAuthorizationDeps,
 ): Pick<Required<AedesOptions>, 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'> {
-  const { state, sessions, log } = deps;
+  const { state, sessions, limits, log } = deps;
 
   const authorizePublish: Required<AedesOptions>['authorizePublish'] = (client, packet, callback) => {
     if (client === null) {
@@ -41,7 +43,12 @@ export function createPacketAuthorization(
       log.info({ deviceId: session.identity.deviceId, topic: packet.topic }, 'publish denied by ACL; closing the connection');
       return callback(new Error('topic not authorized'));
     }
-    callback(null);
+    limits.publish(client, session.identity.deviceId, packet).then((verdict) => {
+      if (!verdict.ok) return callback(new Error(`over the broker limit: ${verdict.reason}`));
+      // A publish that waited for a token is checked again: the session may have been revoked meanwhile.
+      const live = sessions.liveSessionOf(client);
+      callback(live && !state.isRevoked(live.identity.serial) ? null : new Error('not authorized'));
+    }, (error: unknown) => callback(error instanceof Error ? error : new Error(String(error))));
   };
 
   const authorizeSubscribe: Required<AedesOptions>['authorizeSubscribe'] = (client, sub: Subscription, callback) => {
@@ -50,7 +57,7 @@ export function createPacketAuthorization(
       // Negate (SUBACK 0x80, MQTT-3.9.3); aedes then sends no retained messages for it (Aedes #719/#720).
       return callback(null, null);
     }
-    callback(null, sub);
+    callback(null, limits.subscribe(client, sub.topic) ? sub : null);
   };
 
   // Nothing reaches a session whose certificate was revoked, in the moments before its socket is gone.

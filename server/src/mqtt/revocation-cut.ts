@@ -16,6 +16,8 @@ export interface RevocationCutDeps {
   aedes(): Aedes | undefined;
   metrics: BrokerMetrics;
   log: Logger;
+  /** The device's retained messages are gone (its retained quota starts again). */
+  retainedPurged(deviceId: string): void;
 }
 
 const SUPERSEDED = REVOCATION_REASONS.superseded;
@@ -42,6 +44,7 @@ export function createRevocationCut(deps: RevocationCutDeps): (notices: RevokedN
     for (const topic of retained) {
       await persistence.storeRetained({ cmd: 'publish', topic, payload: Buffer.alloc(0), qos: 0, retain: true });
     }
+    deps.retainedPurged(deviceId);
     if (queued.length + retained.length > 0) log.info({ deviceId, queued: queued.length, retained: retained.length }, 'purged session residue of a revoked device');
   }
 

@@ -5,6 +5,10 @@
 // A client certificate that fails verification is destroyed right after the handshake, except for one outside its
 // validity period that our issuing CA did sign: that one reaches CONNECT, which answers CONNACK 5 `expired` instead
 // of a bare close the device cannot tell from a network fault.
+// Sockets that are not yet admitted at CONNECT are bounded: a TLS handshake that does not finish within the handshake
+// timeout is destroyed (Node only reports it), and accepted sockets still waiting for their admission are capped per
+// source address and in total, so half-open connections cannot take the file descriptors real devices need. Once TLS
+// is up, aedes' connect timeout bounds the wait for CONNECT.
 import { X509Certificate, constants as cryptoConstants } from 'node:crypto';
 import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
@@ -28,6 +32,11 @@ export interface TlsListenerOptions {
   sessionTickets: boolean;
   /** 48 bytes. */
   ticketKeys: Buffer;
+  /** A TLS handshake not finished within this is destroyed. */
+  handshakeTimeoutMs: number;
+  /** Accepted sockets not yet admitted at CONNECT, per source address and in all; over either, a new one is closed at once. */
+  maxPendingPerAddress: number;
+  maxPending: number;
 }
 
 export interface TlsListener {
@@ -38,6 +47,10 @@ export interface TlsListener {
   /** Ends the connections still open (after aedes closed its clients). */
   destroySockets(): void;
   port(): number;
+  /** The socket's device was admitted at CONNECT: it no longer counts as pending. */
+  admitted(socket: Socket): void;
+  /** Accepted sockets not yet admitted. */
+  pendingCount(): number;
 }
 
 /** OpenSSL verification results that only say the time is outside the validity period (RFC 5280 §4.1.2.5). */
@@ -46,6 +59,9 @@ export const VALIDITY_ERRORS: ReadonlySet<string> = new Set(['CERT_HAS_EXPIRED',
 export function createTlsListener(material: BrokerTls, options: TlsListenerOptions, deps: { log: Logger; metrics: BrokerMetrics }): TlsListener {
   const { log, metrics } = deps;
   const sockets = new Set<Socket>();
+  /** Pending sockets by "address port" (the same on the raw socket and on its TLS socket), and counts per address. */
+  const pending = new Map<string, string>();
+  const pendingPerAddress = new Map<string, number>();
   const issuing = new X509Certificate(material.issuingCertificate);
   let server: tls.Server | undefined;
 
@@ -67,6 +83,36 @@ export function createTlsListener(material: BrokerTls, options: TlsListenerOptio
     return false;
   }
 
+  const connectionKey = (socket: Socket) => `${socket.remoteAddress ?? ''} ${socket.remotePort ?? ''}`;
+
+  function release(key: string): void {
+    const address = pending.get(key);
+    if (address === undefined) return;
+    pending.delete(key);
+    const left = (pendingPerAddress.get(address) ?? 1) - 1;
+    if (left > 0) pendingPerAddress.set(address, left);
+    else pendingPerAddress.delete(address);
+  }
+
+  /** Counts an accepted socket as pending; false when a cap is reached (the caller closes it). */
+  function admitPending(socket: Socket): boolean {
+    const address = socket.remoteAddress ?? '';
+    if (pending.size >= options.maxPending) {
+      metrics.refused('pending-total');
+      return false;
+    }
+    const count = pendingPerAddress.get(address) ?? 0;
+    if (count >= options.maxPendingPerAddress) {
+      metrics.refused('pending-per-address');
+      return false;
+    }
+    const key = connectionKey(socket);
+    pending.set(key, address);
+    pendingPerAddress.set(address, count + 1);
+    socket.once('close', () => release(key));
+    return true;
+  }
+
   return {
     async listen(handle) {
       const srv = tls.createServer(
@@ -83,6 +129,7 @@ export function createTlsListener(material: BrokerTls, options: TlsListenerOptio
           rejectUnauthorized: false,
           // Without it each CONNACK waits ~40 ms for a delayed ACK (Nagle's algorithm, RFC 896).
           noDelay: true,
+          handshakeTimeout: options.handshakeTimeoutMs,
         },
         (socket) => {
           if (accept(socket)) handle(socket);
@@ -91,10 +138,24 @@ export function createTlsListener(material: BrokerTls, options: TlsListenerOptio
       );
       server = srv;
       srv.on('connection', (socket: Socket) => {
+        if (!admitPending(socket)) {
+          socket.destroy();
+          return;
+        }
         sockets.add(socket);
         socket.once('close', () => sockets.delete(socket));
       });
-      srv.on('tlsClientError', (error: Error & { code?: string }) => {
+      // Node emits the handshake timeout and other handshake failures here and leaves the socket open: close it.
+      srv.on('tlsClientError', (error: Error & { code?: string }, socket: tls.TLSSocket) => {
+        // A socket already gone was closed by its peer, or by the caps above (counted there).
+        const refusedHere = !socket.destroyed;
+        socket.destroy();
+        if (error.code === 'ERR_TLS_HANDSHAKE_TIMEOUT') {
+          metrics.refused('handshake-timeout');
+          log.debug({ peer: socket.remoteAddress }, 'TLS handshake timed out');
+          return;
+        }
+        if (!refusedHere) return;
         metrics.refused('tls-handshake');
         log.debug({ err: error.code ?? error.message }, 'TLS handshake refused');
       });
@@ -116,6 +177,14 @@ export function createTlsListener(material: BrokerTls, options: TlsListenerOptio
 
     destroySockets() {
       for (const socket of sockets) socket.destroy();
+    },
+
+    admitted(socket) {
+      release(connectionKey(socket));
+    },
+
+    pendingCount() {
+      return pending.size;
     },
 
     port() {

@@ -96,13 +96,13 @@ export function estRoutes(deps: EstRoutesDeps): Router {
     const requestId = res.locals.requestId as string | undefined;
     if (error.kind === 'conflict' && error.retryAfterSeconds !== undefined) {
       // RFC 7030 §4.2.3: 202 with Retry-After when the request is accepted but the certificate is not ready yet.
-      deps.logger.info({ requestId, path: req.path, why: error.logDetail }, 'EST request still in progress: 202');
+      deps.logger.info({ requestId, client: req.ip, path: req.path, why: error.logDetail }, 'EST request still in progress: 202');
       res.status(202).set('Retry-After', String(error.retryAfterSeconds)).send('');
       return;
     }
     if (error.kind === 'unauthorized') {
       // RFC 7030 §3.2.3 / RFC 9110 §15.5.2: a 401 names the scheme to use.
-      deps.logger.info({ requestId, path: req.path, why: error.logDetail }, error.detail);
+      deps.logger.info({ requestId, client: req.ip, path: req.path, why: error.logDetail }, error.detail);
       res
         .status(401)
         .set('WWW-Authenticate', `Basic realm="${EST_REALM}", charset="UTF-8"`)

@@ -1,0 +1,130 @@
+// `enrolld up` supervises its embedded Postgres: after a SIGKILL it restarts it with backoff and enrollment and
+// /healthz come back; when the restarts keep failing it exits non-zero so an outer supervisor can act.
+import { afterEach, describe, expect, it } from '@jest/globals';
+import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { routes, type CreatedToken } from '@enrolld/protocol';
+import { makeCsr } from '../support/csr-factory.js';
+import { httpsRequest, postJson } from '../support/http.js';
+import { postmasterPid } from '../support/private-postgres.js';
+import { spawnEnrolld, type EnrolldProcess } from '../support/processes.js';
+import { waitFor } from '../support/wait-for.js';
+
+interface Running {
+  enrolld: EnrolldProcess;
+  home: string;
+  apiUrl: string;
+  rootPem: string;
+  adminToken: string;
+}
+
+async function startUp(env: Record<string, string>): Promise<Running> {
+  const home = await mkdtemp(path.join(tmpdir(), 'enrolld-supervise-'));
+  // No DATABASE_URL: the embedded Postgres is what is under test. JOBS=off: no Redis needed.
+  const enrolld = await spawnEnrolld({ ENROLLD_HOME: home, HTTPS_PORT: '0', MQTTS_PORT: '0', LISTEN_HOST: '127.0.0.1', JOBS: 'off', ...env });
+  return {
+    enrolld,
+    home,
+    apiUrl: String(enrolld.ready.apiUrl),
+    rootPem: await readFile(path.join(home, 'ca', 'root.pem'), 'utf8'),
+    adminToken: (await readFile(path.join(home, 'admin-token'), 'utf8')).trim(),
+  };
+}
+
+function exitOf(enrolld: EnrolldProcess): Promise<number | null> {
+  const { child } = enrolld;
+  if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+  return new Promise((resolve) => child.once('exit', (code) => resolve(code)));
+}
+
+function logLines(enrolld: EnrolldProcess, msg: string): Array<Record<string, unknown>> {
+  return enrolld
+    .output()
+    .split('\n')
+    .filter((line) => line.includes(`"msg":"${msg}`))
+    .map((line) => JSON.parse(line) as Record<string, unknown>);
+}
+
+describe('embedded Postgres supervision under `enrolld up`', () => {
+  let running: Running | undefined;
+
+  afterEach(async () => {
+    if (!running) return;
+    await running.enrolld.stop('SIGKILL');
+    await rm(running.home, { recursive: true, force: true });
+    running = undefined;
+  });
+
+  it('restarts a SIGKILLed Postgres: 503 + Retry-After meanwhile, then /healthz and enrollment come back', async () => {
+    running = await startUp({ EMBEDDED_PG_RESTART_DELAY: '500ms' });
+    const { apiUrl, rootPem, adminToken, enrolld } = running;
+    const deviceId = 'supervised-0001';
+    const created = await postJson(apiUrl + routes.adminTokens, rootPem, { deviceId }, { authorization: `Bearer ${adminToken}` });
+    const token = created.json<CreatedToken[]>()[0]!.token;
+    const csr = (await makeCsr({ cn: deviceId })).pem;
+
+    const pid = await postmasterPid(path.join(running.home, 'pg'));
+    const killedAt = performance.now();
+    process.kill(pid, 'SIGKILL');
+
+    // Every answer until /healthz is back, by route and status.
+    const seen: Record<string, number> = {};
+    const note = (name: string, status: number) => (seen[`${name} ${status}`] = (seen[`${name} ${status}`] ?? 0) + 1);
+    let retryAfter: string | undefined;
+    await waitFor(
+      async () => {
+        // Database routes: enrollment, and the admin guard that looks the credential up.
+        const enroll = await postJson(apiUrl + routes.enroll, rootPem, { token, csr });
+        note('enroll', enroll.status);
+        const admin = await httpsRequest(apiUrl + routes.adminDevices, rootPem, { headers: { authorization: `Bearer ${adminToken}` } });
+        note('admin', admin.status);
+        const health = await httpsRequest(apiUrl + routes.healthz, rootPem);
+        note('healthz', health.status);
+        if (admin.status === 503) retryAfter ??= String(admin.headers['retry-after']);
+        return health.status === 200;
+      },
+      60_000,
+      '/healthz after the embedded Postgres was killed',
+      50,
+    );
+    const backMs = Math.round(performance.now() - killedAt);
+
+    // Enrolled by the loop once the database answered, or now: a retry with the same token and CSR gets the certificate.
+    const res = await postJson(apiUrl + routes.enroll, rootPem, { token, csr });
+    expect(res.status).toBe(201);
+    expect(Object.keys(seen).filter((k) => k.startsWith('enroll ') && !['enroll 503', 'enroll 201'].includes(k))).toEqual([]);
+    const [exited] = logLines(enrolld, 'embedded Postgres exited');
+    expect(exited).toMatchObject({ signal: 'SIGKILL' });
+    const [restarted] = logLines(enrolld, 'embedded Postgres restarted');
+    expect(restarted).toMatchObject({ attempt: 1 });
+    expect(restarted!.pid).not.toBe(pid);
+    // While it was down, nothing got a 5xx other than 503.
+    expect(Object.keys(seen).filter((k) => /\s5\d\d$/.test(k) && !k.endsWith(' 503'))).toEqual([]);
+    if (seen['admin 503']) expect(Number(retryAfter)).toBeGreaterThan(0);
+
+    const metrics = (await httpsRequest(apiUrl + routes.metrics, rootPem)).text;
+    expect(metrics).toMatch(/^enrolld_embedded_postgres_restarts_total\{outcome="restarted"\} 1$/m);
+    expect(metrics).toMatch(/^enrolld_database_up 1$/m);
+    process.stdout.write(
+      JSON.stringify({ id: 'FLT-embedded-restart', figures: { killToHealthzOkMs: backMs, downMsLogged: restarted!.downMs, restartDelayMs: 500, answersWhileDown: seen } }) + '\n',
+    );
+    expect(await enrolld.stop()).toBe(0);
+  }, 120_000);
+
+  it('exits non-zero after EMBEDDED_PG_MAX_RESTARTS restarts that fail', async () => {
+    running = await startUp({ EMBEDDED_PG_MAX_RESTARTS: '2', EMBEDDED_PG_RESTART_DELAY: '100ms' });
+    const { enrolld } = running;
+    const dataDir = path.join(running.home, 'pg');
+    // The running server never rereads it; every restart refuses to start on it.
+    await appendFile(path.join(dataDir, 'postgresql.auto.conf'), '\nthis line is not a setting\n');
+    process.kill(await postmasterPid(dataDir), 'SIGKILL');
+
+    const code = await exitOf(enrolld);
+    if (code !== 1) process.stderr.write(enrolld.output());
+    expect(code).toBe(1);
+    expect(logLines(enrolld, 'embedded Postgres did not restart')).toHaveLength(2);
+    expect(logLines(enrolld, 'embedded Postgres is down and did not come back after 2 restarts')).toHaveLength(1);
+    expect(enrolld.output()).toContain('enrolld: embedded Postgres is down and did not come back after 2 restarts');
+  }, 120_000);
+});

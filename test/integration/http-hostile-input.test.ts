@@ -1,0 +1,147 @@
+// Client input that must never reach a 5xx, swept over EVERY route of the app: a body whose Content-Encoding does not
+// decode (gzip, deflate, br), malformed percent-encoding in a path parameter, and an empty body where JSON is expected.
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Express } from 'express';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { problemType, routes } from '@enrolld/protocol';
+import { createHttpApp, type HttpUseCases } from '../../server/src/http/app.js';
+import { httpsRequest, type RawResponse } from '../support/http.js';
+import { startTestServer, type TestServer } from '../support/server-harness.js';
+
+interface RouteUnderTest {
+  method: 'GET' | 'POST';
+  /** As express declares it, with :params. */
+  path: string;
+  /** The media type the route reads, for a route that reads a body. */
+  body?: 'application/json' | 'application/pkcs10';
+}
+
+// Every route createHttpApp serves; the first test checks this table against the app's own router.
+const ROUTES: RouteUnderTest[] = [
+  { method: 'GET', path: routes.healthz },
+  { method: 'GET', path: routes.readyz },
+  { method: 'GET', path: routes.metrics },
+  { method: 'POST', path: routes.enroll, body: 'application/json' },
+  { method: 'GET', path: routes.ca },
+  { method: 'GET', path: routes.crl },
+  { method: 'POST', path: routes.renew, body: 'application/json' },
+  { method: 'GET', path: routes.est.cacerts },
+  { method: 'GET', path: routes.est.csrattrs },
+  { method: 'POST', path: routes.est.simpleenroll, body: 'application/pkcs10' },
+  { method: 'POST', path: routes.est.simplereenroll, body: 'application/pkcs10' },
+  { method: 'POST', path: routes.adminTokens, body: 'application/json' },
+  { method: 'GET', path: routes.adminDevices },
+  { method: 'GET', path: `${routes.adminDevices}/:id` },
+  { method: 'GET', path: `${routes.adminDevices}/:id/tokens` },
+  { method: 'POST', path: '/v1/admin/devices/:id/revoke', body: 'application/json' },
+  { method: 'POST', path: '/v1/admin/certificates/:serial/revoke', body: 'application/json' },
+];
+
+interface Layer {
+  route?: { path: string; methods: Record<string, boolean> };
+  handle?: { stack?: Layer[] };
+}
+
+/** method + path of every route in an express app, nested routers included. */
+function declaredRoutes(app: Express): string[] {
+  const found: string[] = [];
+  const walk = (stack: Layer[]) => {
+    for (const layer of stack) {
+      if (layer.route) {
+        for (const method of Object.keys(layer.route.methods).filter((m) => m !== '_all')) found.push(`${method.toUpperCase()} ${layer.route.path}`);
+      } else if (layer.handle?.stack) {
+        walk(layer.handle.stack);
+      }
+    }
+  };
+  walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
+  return found.sort();
+}
+
+const withParams = (path: string, value: string) => path.replace(/:[a-z]+/g, value);
+
+function expectProblem(res: RawResponse, status: number, kind: string): void {
+  expect({ status: res.status, type: res.headers['content-type'] }).toEqual({ status, type: expect.stringContaining('application/problem+json') });
+  expect(res.json().type).toBe(problemType(kind as never));
+}
+
+describe('hostile HTTP input on every route', () => {
+  let server: TestServer;
+  const auth = () => ({ authorization: `Bearer ${server.adminToken}` });
+
+  beforeAll(async () => {
+    server = await startTestServer();
+  });
+  afterAll(async () => {
+    await server.stop();
+  });
+
+  it('the sweep covers every route the app declares', () => {
+    const app = createHttpApp({
+      logger: pino({ level: 'silent' }),
+      registry: new Registry(),
+      useCases: {} as HttpUseCases,
+      chainPem: server.chainPem,
+      popLinking: 'if-present',
+      checkReadiness: async () => ({}),
+    });
+    expect(declaredRoutes(app)).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());
+  });
+
+  describe.each(['gzip', 'deflate', 'br'])('a body that does not decode as Content-Encoding: %s', (encoding) => {
+    it.each(ROUTES.map((r) => [`${r.method} ${r.path}`, r] as const))('%s: 400 problem+json where a body is read, never 5xx', async (_name, route) => {
+      const res = await httpsRequest(server.apiUrl + withParams(route.path, 'dev-1'), server.rootPem, {
+        method: route.method,
+        headers: { ...auth(), 'content-type': route.body ?? 'application/json', 'content-encoding': encoding },
+        body: 'these bytes are not compressed',
+      });
+      if (route.body) {
+        expectProblem(res, 400, 'bad-request');
+        expect(res.json().detail).toMatch(/Content-Encoding/);
+      } else {
+        expect(res.status).toBeLessThan(500);
+      }
+    });
+  });
+
+  it('a truncated gzip body (a valid header, no end) is a 400 too', async () => {
+    const { gzipSync } = await import('node:zlib');
+    const res = await httpsRequest(server.apiUrl + routes.enroll, server.rootPem, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gzipSync(JSON.stringify({ token: 'x', csr: 'y' })).subarray(0, 12),
+    });
+    expectProblem(res, 400, 'bad-request');
+  });
+
+  describe.each(['%ff', '%', '%c3%28', '%e0%80'])('malformed percent-encoding %s', (bad) => {
+    it.each(ROUTES.map((r) => [`${r.method} ${r.path}`, r] as const))('%s: 400 in a path parameter, 404 elsewhere, always problem+json', async (_name, route) => {
+      const path = route.path.includes('/:') ? withParams(route.path, bad) : `${route.path}/${bad}`;
+      // /v1/admin/devices/%ff is GET /v1/admin/devices/:id with a bad parameter.
+      const hasParam = ROUTES.some((r) => r.method === route.method && r.path.includes('/:') && withParams(r.path, bad) === path);
+      const res = await httpsRequest(server.apiUrl + path, server.rootPem, {
+        method: route.method,
+        headers: { ...auth(), 'content-type': 'application/json' },
+        body: route.method === 'POST' ? '{}' : undefined,
+      });
+      if (hasParam) expectProblem(res, 400, 'bad-request');
+      else expectProblem(res, 404, 'not-found');
+    });
+  });
+
+  it.each(ROUTES.filter((r) => r.body === 'application/json').map((r) => [`${r.method} ${r.path}`, r] as const))(
+    'an empty body on %s is never answered "must be application/json, not application/json"',
+    async (_name, route) => {
+      const res = await httpsRequest(server.apiUrl + withParams(route.path, 'dev-1'), server.rootPem, {
+        method: route.method,
+        headers: { ...auth(), 'content-type': 'application/json', 'content-length': 0 },
+      });
+      expect(res.status).toBeLessThan(500);
+      expect(res.text).not.toMatch(/not application\/json/);
+      if (route.path.endsWith('/revoke')) return; // the revoke body is optional: an empty one means reason "unspecified"
+      expectProblem(res, 400, 'bad-request');
+      expect(res.json().detail).toBe('the request has no body; send application/json');
+    },
+  );
+});
