@@ -1,6 +1,6 @@
 import type { EnrollResponse } from '@enrolld/protocol';
 import type { IssuedCertificateEvent } from './admission/ports.js';
-import { assertCsrNamesDevice, parseCsrAsync } from './ca/index.js';
+import { assertCsrNamesIdentity, parseCsrAsync } from './ca/index.js';
 import type { IssuingCa } from './ca/types.js';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
@@ -62,8 +62,8 @@ export function createEnrollment(deps: EnrollmentDeps) {
           retryWindowSeconds: policy.retryWindowSeconds,
           inFlightSeconds: policy.inFlightSeconds,
           buildIntent: (grant) => {
-            assertCsrNamesDevice(csr, grant.deviceId);
-            return buildIntent(ca, clock, policy, { deviceId: grant.deviceId, profile: grant.profile }, csr);
+            assertCsrNamesIdentity(csr, grant.kind, grant.deviceId);
+            return buildIntent(ca, clock, policy, { kind: grant.kind, deviceId: grant.deviceId, profile: grant.profileTerms, profileName: grant.profile }, csr);
           },
         });
         switch (begun.outcome) {

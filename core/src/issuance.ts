@@ -3,8 +3,9 @@ import { toPem } from './ca/der.js';
 import type { DeviceCertificateSpec, IssuingCa, ParsedCsr } from './ca/types.js';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
-import type { EnrollResponse } from '@enrolld/protocol';
+import type { EnrollResponse, IdentityKind, KeyType } from '@enrolld/protocol';
 import type { CertificateIntent, IssuedCertificate } from './ports.js';
+import type { ProfileTerms } from './profiles/ports.js';
 
 // The issuance cycle shared by enrollment and renewal (Boulder order, invariant I1): the intent (serial + TBS) is
 // committed by the caller's store before anything is signed; then sign, self-check, store, answer.
@@ -15,29 +16,57 @@ export interface IssuancePolicy {
 }
 
 export interface IntentSubject {
+  /** The kind of the identity's record; a profile of another kind is refused. */
+  kind: IdentityKind;
   deviceId: string;
-  profile: string;
+  /** The profile's current version, or undefined when the name no longer exists. */
+  profile: ProfileTerms | undefined;
+  profileName: string;
   predecessorSerial?: string | undefined;
 }
 
+/** The profile key type of a key the key policy accepted (ParsedCsr.keyDescription). */
+function keyTypeOf(keyDescription: string): KeyType | undefined {
+  if (keyDescription === 'EC P-256') return 'ec-p256';
+  if (keyDescription === 'EC P-384') return 'ec-p384';
+  return keyDescription.startsWith('RSA ') ? 'rsa' : undefined;
+}
+
 export function buildIntent(ca: IssuingCa, clock: Clock, policy: IssuancePolicy, subject: IntentSubject, csr: ParsedCsr): CertificateIntent {
+  const profile = subject.profile;
+  if (!profile) throw new EnrollError('conflict', `the profile "${subject.profileName}" of ${subject.deviceId} no longer exists`);
+  if (profile.kind !== subject.kind) {
+    throw new EnrollError('internal', `profile ${profile.name} is for ${profile.kind}s but ${subject.deviceId} is a ${subject.kind}`);
+  }
+  const keyType = keyTypeOf(csr.keyDescription);
+  if (profile.keyTypes && (keyType === undefined || !profile.keyTypes.includes(keyType))) {
+    throw new EnrollError('bad-key', `profile ${profile.name} allows ${profile.keyTypes.join(', ')} keys, not ${csr.keyDescription}`);
+  }
   const serial = newSerial();
-  const { notBefore, notAfter } = deviceValidity(clock.now(), policy.certificateLifetimeSeconds, policy.backdateSeconds, ca);
+  const lifetime = profile.lifetimeSeconds ?? policy.certificateLifetimeSeconds;
+  const { notBefore, notAfter } = deviceValidity(clock.now(), lifetime, policy.backdateSeconds, ca);
+  const ref = { name: profile.name, version: profile.version };
   return {
     serial: serialHex(serial),
+    kind: subject.kind,
     deviceId: subject.deviceId,
-    profile: subject.profile,
+    profile: profile.name,
+    profileVersion: profile.version,
     notBefore,
     notAfter,
     publicKeySha256: csr.publicKeySha256,
     csrSha256: csr.sha256,
-    tbsDer: ca.buildDeviceTbs({ deviceId: subject.deviceId, serial, spkiDer: csr.spkiDer, notBefore, notAfter }),
+    tbsDer: ca.buildDeviceTbs({ kind: subject.kind, deviceId: subject.deviceId, profile: ref, serial, spkiDer: csr.spkiDer, notBefore, notAfter }),
     predecessorSerial: subject.predecessorSerial,
   };
 }
 
 function specOf(intent: CertificateIntent, csr: ParsedCsr): DeviceCertificateSpec {
-  return { deviceId: intent.deviceId, serial: Buffer.from(intent.serial, 'hex'), spkiDer: csr.spkiDer, notBefore: intent.notBefore, notAfter: intent.notAfter };
+  return {
+    kind: intent.kind,
+    deviceId: intent.deviceId,
+    profile: { name: intent.profile, version: intent.profileVersion },
+    serial: Buffer.from(intent.serial, 'hex'), spkiDer: csr.spkiDer, notBefore: intent.notBefore, notAfter: intent.notAfter };
 }
 
 /**

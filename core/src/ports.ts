@@ -1,8 +1,10 @@
 // Ports declared by core, the consumer (docs/architecture.md: ports belong to the code that uses them); db/ and jobs/
 // implement them. Shapes that also travel on the wire (device summaries) are protocol's and only named here.
-import type { CertificateStatus, DeviceDetail, DeviceSummary, DeviceToken, TokenIssue } from '@enrolld/protocol';
+import type { CertificateStatus, DeviceDetail, DeviceSummary, DeviceToken, IdentityKind, TokenIssue } from '@enrolld/protocol';
+import type { ProfileTerms } from './profiles/ports.js';
 
 export interface NewToken {
+  kind: IdentityKind;
   deviceId: string;
   tokenHash: Buffer;
   expiresAt: Date;
@@ -21,15 +23,21 @@ export interface CertificateHistory {
 
 export interface TokenGrant {
   tokenId: string;
+  /** The kind of the identity's record. */
+  kind: IdentityKind;
   deviceId: string;
   profile: string;
+  /** The current version of the token's profile; undefined when it no longer exists. */
+  profileTerms: ProfileTerms | undefined;
 }
 
 /** The certificate as recorded before it is signed (Boulder issuance order). */
 export interface CertificateIntent {
   serial: string;
+  kind: IdentityKind;
   deviceId: string;
   profile: string;
+  profileVersion: number;
   notBefore: Date;
   notAfter: Date;
   publicKeySha256: Buffer;
@@ -78,11 +86,20 @@ export interface EnrollmentStore {
   complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificate>;
 }
 
+export type CreateTokensResult =
+  | { outcome: 'created' }
+  /** Identities whose record has another kind: a device never becomes a service, nor the other way round. */
+  | { outcome: 'kind-mismatch'; ids: string[] }
+  /** The profile was deleted meanwhile. */
+  | { outcome: 'unknown-profile' };
+
 export interface TokenStore {
-  /** Creates device rows as needed and the tokens, all or nothing. */
-  createTokens(tokens: NewToken[], actor: string): Promise<void>;
+  /** Creates identity rows as needed and the tokens, all or nothing, while the tokens' profile is live. */
+  createTokens(tokens: NewToken[], actor: string): Promise<CreateTokensResult>;
   /** The certificate history of those ids that have certificates. */
   certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>>;
+  /** The kind of those ids that have a record. */
+  identityKinds(ids: string[]): Promise<Map<string, IdentityKind>>;
   /** Every token of a device, newest first; undefined for an unknown device. */
   tokensOf(deviceId: string): Promise<DeviceToken[] | undefined>;
 }

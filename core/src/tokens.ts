@@ -1,14 +1,16 @@
-import type { CreatedToken, CreateTokenRequest, TokenIssue } from '@enrolld/protocol';
+import type { CreatedToken, CreateTokenRequest, IdentityKind, TokenIssue } from '@enrolld/protocol';
 import { isValidDeviceId } from '@enrolld/protocol';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
 import type { CertificateHistory, NewToken, TokenStore } from './ports.js';
+import type { ProfileService } from './profiles/profile-service.js';
 import { hashSecret, newBootstrapToken } from './secrets.js';
 
 export interface TokenIssuerDeps {
   store: TokenStore;
   clock: Clock;
   defaultTtlSeconds: number;
+  profiles: Pick<ProfileService, 'resolve'>;
 }
 
 /** Device ids for a production batch: `<prefix>0001 … <prefix>1000`, zero-padded so they sort in order. */
@@ -50,22 +52,37 @@ function issuesFor(deviceIds: string[], history: Map<string, CertificateHistory>
   });
 }
 
+function kindMismatch(ids: string[], kind: IdentityKind): EnrollError {
+  return new EnrollError('bad-request', `${someOf(ids)}: already ${kind === 'device' ? 'a service' : 'a device'}; an identity keeps its kind`);
+}
+
 export function createTokenIssuer(deps: TokenIssuerDeps) {
   return {
-    /** Creates one token per device id; the raw tokens exist only in the return value. */
+    /**
+     * Creates one token per identity; the raw tokens exist only in the return value. The token's profile must exist and
+     * be of the identity's kind, and an existing identity keeps its kind.
+     */
     async create(request: CreateTokenRequest, actor: string): Promise<CreatedToken[]> {
-      const deviceIds = 'deviceId' in request ? [request.deviceId] : batchDeviceIds(request.prefix, request.count);
+      const kind = 'service' in request ? 'service' : 'device';
+      const deviceIds = 'service' in request ? [request.service] : 'deviceId' in request ? [request.deviceId] : batchDeviceIds(request.prefix, request.count);
+      const profile = await deps.profiles.resolve(request.profile, kind);
+      const otherKind = [...(await deps.store.identityKinds(deviceIds))].filter(([, k]) => k !== kind).map(([id]) => id);
+      if (otherKind.length > 0) throw kindMismatch(otherKind, kind);
       const issues = issuesFor(deviceIds, await deps.store.certificateHistory(deviceIds), request);
       const expiresAt = new Date(deps.clock.now().getTime() + (request.ttlSeconds ?? deps.defaultTtlSeconds) * 1000);
       const created = deviceIds.map((deviceId, i) => ({ deviceId, token: newBootstrapToken(), issuedAs: issues[i]! }));
       const records: NewToken[] = created.map(({ deviceId, token, issuedAs }) => ({
+        kind,
         deviceId,
         tokenHash: hashSecret(token),
         expiresAt,
-        profile: 'default',
+        profile: profile.name,
         issuedAs,
       }));
-      await deps.store.createTokens(records, actor);
+      const result = await deps.store.createTokens(records, actor);
+      // The store checks again in its transaction: an identity of the other kind created meanwhile.
+      if (result.outcome === 'kind-mismatch') throw kindMismatch(result.ids, kind);
+      if (result.outcome === 'unknown-profile') throw new EnrollError('conflict', `profile "${profile.name}" was deleted meanwhile`);
       return created.map(({ deviceId, token, issuedAs }) => ({ deviceId, token, expiresAt: expiresAt.toISOString(), issuedAs }));
     },
     /** A device's tokens and what became of them (`enrolld token show`); undefined for an unknown device. */

@@ -1,10 +1,14 @@
 import type pg from 'pg';
+import type { IdentityKind, ProfileSpec } from '@enrolld/protocol';
 import type { BeginEnrollment, BeginEnrollmentResult, EnrollmentStore, IssuedCertificate } from '@enrolld/core/ports.js';
+import type { ProfileTerms } from '@enrolld/core/profiles/ports.js';
 
 interface CertificateRow {
   serial: string;
+  identity_kind: IdentityKind;
   device_id: string;
   profile: string;
+  profile_version: number;
   not_before: Date;
   not_after: Date;
   public_key_sha256: Buffer;
@@ -24,9 +28,25 @@ const SPEND_TOKEN_AND_RECORD_INTENT = `
      WHERE id = $1 AND used_at IS NULL AND expires_at > now()
     RETURNING id)
   INSERT INTO certificates
-    (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after)
-  SELECT $3, $4, $5, spent.id, $6, $7, $2, $8, $9, $10 FROM spent
+    (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after,
+     identity_kind, profile_version)
+  SELECT $3, $4, $5, spent.id, $6, $7, $2, $8, $9, $10, $11, $12 FROM spent
   RETURNING serial`;
+
+/** A live token with its identity's kind and the current version of its profile (none when it was deleted). */
+const LIVE_TOKEN = `
+  SELECT t.id, t.device_id, t.profile, d.kind, p.version AS profile_version, p.document AS profile_document
+    FROM bootstrap_tokens t
+    JOIN devices d ON d.id = t.device_id
+    LEFT JOIN LATERAL (SELECT version, document FROM profiles
+                        WHERE name = t.profile AND deleted_at IS NULL ORDER BY version DESC LIMIT 1) p ON true
+   WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()`;
+
+/** The terms of a profile row read with its document. */
+export function profileTermsOf(name: string, version: number | null, document: ProfileSpec | null): ProfileTerms | undefined {
+  if (version === null || document === null) return undefined;
+  return { name, version, kind: document.kind, lifetimeSeconds: document.lifetimeSeconds, keyTypes: document.keyTypes };
+}
 
 // Stores the signature and its audit row in one statement; a second call for the same serial changes nothing.
 const STORE_SIGNED = `
@@ -42,17 +62,22 @@ export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
   return {
     async begin(input: BeginEnrollment): Promise<BeginEnrollmentResult> {
       // Clock: the database's, for every expiry decision (TOK-03).
-      const live = await pool.query<{ id: string; device_id: string; profile: string }>(
-        'SELECT id, device_id, profile FROM bootstrap_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > now()',
-        [input.tokenHash],
-      );
+      const live = await pool.query<{
+        id: string; device_id: string; profile: string; kind: IdentityKind; profile_version: number | null; profile_document: ProfileSpec | null;
+      }>(LIVE_TOKEN, [input.tokenHash]);
       const token = live.rows[0];
       if (token) {
-        // May throw (e.g. the CSR names another device): nothing has been written, the token stays unspent.
-        const intent = input.buildIntent({ tokenId: token.id, deviceId: token.device_id, profile: token.profile });
+        // May throw (e.g. the CSR names another identity): nothing has been written, the token stays unspent.
+        const intent = input.buildIntent({
+          tokenId: token.id,
+          kind: token.kind,
+          deviceId: token.device_id,
+          profile: token.profile,
+          profileTerms: profileTermsOf(token.profile, token.profile_version, token.profile_document),
+        });
         const recorded = await pool.query(SPEND_TOKEN_AND_RECORD_INTENT, [
           token.id, input.csrSha256, intent.serial, intent.deviceId, intent.profile, intent.predecessorSerial ?? null,
-          intent.publicKeySha256, intent.tbsDer, intent.notBefore, intent.notAfter,
+          intent.publicKeySha256, intent.tbsDer, intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion,
         ]);
         if (recorded.rowCount === 1) return { outcome: 'begun', intent };
         // Another request spent it between the SELECT and the UPDATE: answer as for any spent token.
@@ -95,7 +120,7 @@ async function classifySpentToken(pool: pg.Pool, input: BeginEnrollment): Promis
 
   const cert = (
     await pool.query<CertificateRow>(
-      `SELECT serial, device_id, profile, not_before, not_after, public_key_sha256, csr_sha256, tbs_der, der,
+      `SELECT serial, identity_kind, device_id, profile, profile_version, not_before, not_after, public_key_sha256, csr_sha256, tbs_der, der,
               predecessor_serial, extract(epoch FROM now() - created_at)::float8 AS age_seconds
          FROM certificates WHERE token_id = $1`,
       [token.id],
@@ -113,8 +138,10 @@ async function classifySpentToken(pool: pg.Pool, input: BeginEnrollment): Promis
     outcome: 'resume',
     intent: {
       serial: cert.serial,
+      kind: cert.identity_kind,
       deviceId: cert.device_id,
       profile: cert.profile,
+      profileVersion: cert.profile_version,
       notBefore: cert.not_before,
       notAfter: cert.not_after,
       publicKeySha256: cert.public_key_sha256,

@@ -13,3 +13,8 @@ export { createPgRenewalStore, createPgRotationListener, RENEWAL_CHANNEL, ROTATI
 export type { RotationListenerOptions } from './renewal-store.js';
 export { createPgRegistryStore, createPgRegistryListener } from './registry-store.js';
 export type { RegistryListenerOptions } from './registry-store.js';
+export { createPgProfileListener, createPgProfileStore, PROFILE_CHANNEL } from './profile-store.js';
+export { createPgAuditStore } from './audit-store.js';
+export { AUDIT_CHAIN_LOCK_KEY } from './transaction.js';
+export { createPgBulkRevocationStore } from './bulk-revocation-store.js';
+export { createPgFleetStore } from './fleet-store.js';

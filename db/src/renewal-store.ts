@@ -17,6 +17,8 @@ import type {
   TokenDeviceLookup,
 } from '@enrolld/core/renewal/ports.js';
 import { createPgListener } from './pg-listener.js';
+import type { IdentityKind, ProfileSpec } from '@enrolld/protocol';
+import { profileTermsOf } from './enrollment-store.js';
 import { inTransaction } from './transaction.js';
 
 export const ROTATION_HINT_CHANNEL = 'enrolld_rotation_hint';
@@ -24,8 +26,13 @@ export const RENEWAL_CHANNEL = 'enrolld_renewal';
 
 interface CertRow {
   serial: string;
+  identity_kind: IdentityKind;
   device_id: string;
   profile: string;
+  profile_version: number;
+  /** The profile's current version and document (LOCK_PREDECESSOR only). */
+  current_profile_version?: number | null;
+  current_profile_document?: ProfileSpec | null;
   der: Buffer | null;
   not_before: Date;
   not_after: Date;
@@ -38,17 +45,20 @@ interface CertRow {
   age_seconds?: number;
 }
 
-const PRED_COLUMNS = `p.serial, p.device_id, p.profile, p.der, p.not_before, p.not_after, p.public_key_sha256, p.csr_sha256,
+const PRED_COLUMNS = `p.serial, p.identity_kind, p.device_id, p.profile, p.profile_version, p.der, p.not_before, p.not_after, p.public_key_sha256, p.csr_sha256,
   p.tbs_der, p.revoked_at, p.revocation_reason, p.predecessor_serial`;
-const SUCCESSOR_COLUMNS = `s.serial AS s_serial, s.device_id AS s_device_id, s.profile AS s_profile, s.der AS s_der,
+const SUCCESSOR_COLUMNS = `s.serial AS s_serial, s.identity_kind AS s_identity_kind, s.device_id AS s_device_id, s.profile AS s_profile,
+  s.profile_version AS s_profile_version, s.der AS s_der,
   s.not_before AS s_not_before, s.not_after AS s_not_after, s.public_key_sha256 AS s_public_key_sha256,
   s.csr_sha256 AS s_csr_sha256, s.tbs_der AS s_tbs_der, s.predecessor_serial AS s_predecessor_serial,
   extract(epoch FROM now() - s.created_at)::float8 AS s_age_seconds`;
 
 interface SuccessorColumns {
   s_serial: string | null;
+  s_identity_kind: IdentityKind;
   s_device_id: string;
   s_profile: string;
+  s_profile_version: number;
   s_der: Buffer | null;
   s_not_before: Date;
   s_not_after: Date;
@@ -62,8 +72,10 @@ interface SuccessorColumns {
 function successorOf(row: SuccessorColumns): CertRow {
   return {
     serial: row.s_serial!,
+    identity_kind: row.s_identity_kind,
     device_id: row.s_device_id,
     profile: row.s_profile,
+    profile_version: row.s_profile_version,
     der: row.s_der,
     not_before: row.s_not_before,
     not_after: row.s_not_after,
@@ -80,8 +92,10 @@ function successorOf(row: SuccessorColumns): CertRow {
 function toCertificate(row: CertRow): RenewalCertificate {
   return {
     serial: row.serial,
+    kind: row.identity_kind,
     deviceId: row.device_id,
     profile: row.profile,
+    profileTerms: profileTermsOf(row.profile, row.current_profile_version ?? null, row.current_profile_document ?? null),
     der: row.der,
     notBefore: row.not_before,
     notAfter: row.not_after,
@@ -95,8 +109,10 @@ function toCertificate(row: CertRow): RenewalCertificate {
 function toIntent(row: CertRow): CertificateIntent {
   return {
     serial: row.serial,
+    kind: row.identity_kind,
     deviceId: row.device_id,
     profile: row.profile,
+    profileVersion: row.profile_version,
     notBefore: row.not_before,
     notAfter: row.not_after,
     publicKeySha256: row.public_key_sha256,
@@ -109,17 +125,21 @@ function toIntent(row: CertRow): CertificateIntent {
 // The unique index on predecessor_serial (003_rotation.sql) is the arbiter: no row back means a successor exists.
 const INSERT_INTENT = `
   INSERT INTO certificates
-    (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after)
-  VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9)
+    (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after,
+     identity_kind, profile_version)
+  VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11)
   ON CONFLICT (predecessor_serial) WHERE predecessor_serial IS NOT NULL DO NOTHING
   RETURNING serial`;
 
 // The predecessor, locked, with its successor (if one is visible) and any certificate already holding the CSR's key.
 const LOCK_PREDECESSOR = `
   SELECT ${PRED_COLUMNS}, ${SUCCESSOR_COLUMNS},
-         (SELECT k.serial FROM certificates k WHERE k.public_key_sha256 = $2 LIMIT 1) AS reused_serial
+         (SELECT k.serial FROM certificates k WHERE k.public_key_sha256 = $2 LIMIT 1) AS reused_serial,
+         cp.version AS current_profile_version, cp.document AS current_profile_document
     FROM certificates p
     LEFT JOIN certificates s ON s.predecessor_serial = p.serial
+    LEFT JOIN LATERAL (SELECT version, document FROM profiles
+                        WHERE name = p.profile AND deleted_at IS NULL ORDER BY version DESC LIMIT 1) cp ON true
    WHERE p.serial = $1
      FOR UPDATE OF p`;
 
@@ -188,7 +208,7 @@ export function createPgRenewalStore(pool: pg.Pool): RenewalStore & RotationStor
         const intent = input.buildIntent(predecessor);
         const inserted = await client.query(INSERT_INTENT, [
           intent.serial, intent.deviceId, intent.profile, row.serial, intent.publicKeySha256, intent.csrSha256, intent.tbsDer,
-          intent.notBefore, intent.notAfter,
+          intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion,
         ]);
         if (inserted.rowCount === 0) {
           const successor = (await client.query<SuccessorColumns>(READ_SUCCESSOR, [row.serial])).rows[0];

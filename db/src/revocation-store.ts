@@ -41,7 +41,8 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
     if (revoked.length === 0) return;
     await client.query(
       `INSERT INTO audit_events (action, actor, device_id, serial, request_id, detail)
-       SELECT 'certificate.revoked', $1, r.device_id, r.serial, $2, jsonb_build_object('reasonCode', r.reason, 'seq', r.seq, 'scope', $3::text)
+       SELECT 'certificate.revoked', $1, r.device_id, r.serial, $2,
+              jsonb_strip_nulls(jsonb_build_object('reasonCode', r.reason, 'seq', r.seq, 'scope', $3::text, 'comment', $8::text))
        FROM unnest($4::text[], $5::text[], $6::bigint[], $7::int[]) AS r(device_id, serial, seq, reason)`,
       [
         command.actor,
@@ -51,6 +52,7 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
         revoked.map((r) => r.serial),
         revoked.map((r) => r.seq),
         revoked.map((r) => r.reasonCode),
+        command.comment ?? null,
       ],
     );
   }

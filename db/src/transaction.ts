@@ -7,6 +7,12 @@ import { BULK_TIMEOUT_MS, isQueryTimeout, withQueryTimeout } from './pool.js';
 export const MIGRATION_LOCK_KEY = 7_160_002_331;
 
 /**
+ * Serialises appends to the audit hash chain (db/migrations/007_fleet_admin.sql): taken by the chain trigger at COMMIT,
+ * after every other lock of the transaction, and held only until the commit completes.
+ */
+export const AUDIT_CHAIN_LOCK_KEY = 7_160_002_340;
+
+/**
  * What a transaction takes before any row lock:
  *  - 'revocation': the revocation lock, exclusively. One writer at a time hands out revocation seqs and CRL numbers
  *    (the trigger in 002_revocation.sql takes the same key again); taking it first keeps a device revoke and a serial

@@ -1,13 +1,15 @@
 // The admin API as the simulator uses it: bootstrap tokens in bulk, and revocation (docs/architecture.md).
 import { Agent } from 'node:https';
 import { createTokensResponseSchema, routes } from '@enrolld/protocol';
-import type { CreatedToken, CreateTokenRequest, RevocationReason, RevokeRequest } from '@enrolld/protocol';
+import type { CreatedToken, CreateServiceRequest, CreateTokenRequest, RevocationReason, RevokeRequest } from '@enrolld/protocol';
 import { httpsCall, jsonOf, problemOf } from './https-request.js';
 import { httpError } from './sim-error.js';
 
 export interface AdminClient {
   createTokens(prefix: string, count: number, ttlSeconds?: number): Promise<CreatedToken[]>;
   revokeDevice(deviceId: string, reason: RevocationReason): Promise<void>;
+  /** A service identity and its certificate for this CSR (POST /v1/admin/services): the REST enroll answer. */
+  createService(name: string, csrPem: string, profile?: string): Promise<unknown>;
   /** The server's Prometheus metrics (text exposition format). */
   metricsText(): Promise<string>;
   close(): void;
@@ -49,6 +51,12 @@ export function createAdminClient(apiUrl: URL, ca: string, adminToken: string): 
         body: JSON.stringify(request),
       });
       if (res.status < 200 || res.status >= 300) throw httpError(res.status, problemOf(res), 'admin-revoke');
+    },
+    async createService(name, csrPem, profile) {
+      const request: CreateServiceRequest = { name, csr: csrPem, ...(profile ? { profile } : {}) };
+      const res = await httpsCall({ what: 'admin-service', method: 'POST', url: new URL(routes.adminServices, apiUrl), agent, headers, body: JSON.stringify(request) });
+      if (res.status !== 201) throw httpError(res.status, problemOf(res), 'admin-service');
+      return jsonOf(res, 'admin-service');
     },
     async metricsText() {
       const res = await httpsCall({ what: 'metrics', method: 'GET', url: new URL(routes.metrics, apiUrl), agent });

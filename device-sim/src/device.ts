@@ -355,14 +355,18 @@ export class Device {
     } else if (topic === topics.commands(this.id)) {
       this.commandsReceived++;
       let name = 'unknown';
+      let id: string | undefined;
       try {
-        const body = JSON.parse(payload.toString('utf8')) as { cmd?: unknown };
+        const body = JSON.parse(payload.toString('utf8')) as { cmd?: unknown; id?: unknown };
         if (typeof body.cmd === 'string') name = body.cmd.slice(0, 32);
+        if (typeof body.id === 'string') id = body.id.slice(0, 64);
       } catch {
         name = 'unparsable';
       }
       this.emit({ type: 'command', name });
       if (name === 'renew') void this.renew('command');
+      // Acted on: acknowledged to whoever sent it (the sender matches the ack by id).
+      if (id !== undefined) this.session?.publish(topics.commandsAck(this.id), JSON.stringify({ id, cmd: name, ok: name !== 'unparsable' }), 1);
     } else if (topic === topics.renewAccepted(this.id) || topic === topics.renewRejected(this.id)) {
       const pending = this.pendingMqttRenew;
       if (!pending) return;

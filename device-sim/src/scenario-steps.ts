@@ -1,7 +1,10 @@
 // Building blocks the scenarios share: bring the fleet up, revoke some devices and watch them from the device
-// side, watch a group of devices come back after a storm.
+// side, watch a group of devices come back after a storm, run a backend service that commands the fleet.
+import { randomBytes } from 'node:crypto';
 import type { Device } from './device.js';
+import { createMqttTransport } from './mqtt-transport.js';
 import type { ScenarioContext } from './scenario.js';
+import { BackendService } from './service.js';
 
 const round = (v: number, digits = 1): number => Math.round(v * 10 ** digits) / 10 ** digits;
 
@@ -162,4 +165,47 @@ export async function waitForRotation(ctx: ScenarioContext, devices: readonly De
     ctx.check(`no old cert accepted ${ctx.opts.oldCertBoundMs / 1000}s after the change`, accepted === 0 && probes >= rotated.length,
       `${probes} old certs probed: ${accepted} still accepted at the bound, ${late} refused only after being let in; refused ${Number.isFinite(s.p50) ? `p50 ${s.p50.toFixed(0)} ms, p99 ${s.p99.toFixed(0)} ms` : '–'} after the successor's CONNACK, by ${[...refusals.entries()].map(([k, v]) => `${k} ×${v}`).join(', ') || '–'}`);
   }
+}
+
+/**
+ * A backend service next to the fleet: it reads every device's telemetry and sends each online device one command;
+ * the report gets the counts and the command round trip (publish → the device's acknowledgement).
+ */
+export async function runService(ctx: ScenarioContext): Promise<BackendService | undefined> {
+  const { fleet } = ctx;
+  if (!ctx.admin) {
+    ctx.check('service reads telemetry and sends commands', false, 'a service needs the admin API');
+    return undefined;
+  }
+  ctx.phase('service + commands');
+  const transport = createMqttTransport({
+    brokerUrl: fleet.opts.brokerUrl,
+    ca: fleet.opts.ca,
+    sendChain: fleet.opts.sendChain,
+    connectTimeoutMs: fleet.opts.mqttConnectTimeoutMs,
+    keepaliveSeconds: fleet.opts.keepaliveSeconds,
+  });
+  const service = new BackendService(`sim-service-${randomBytes(3).toString('hex')}`, { admin: ctx.admin, transport });
+  try {
+    await service.start();
+  } catch (error) {
+    ctx.check('service connected', false, (error as Error).message);
+    return undefined;
+  }
+  const online = fleet.devices.filter((d) => d.online);
+  // Every online device publishes once per telemetry interval: the service hears each of them within two.
+  const heardAll = await fleet.waitUntil(() => online.every((d) => service.devicesHeard.has(d.id) || !d.online), 2 * ctx.opts.telemetryIntervalMs + 5_000);
+  const stillOnline = online.filter((d) => d.online);
+  service.sendCommands(stillOnline.map((d) => d.id));
+  await service.waitForAcks(10_000);
+  const rtt = service.roundTripMs.summary();
+  ctx.figure('service: telemetry messages received', service.telemetryReceived);
+  ctx.figure('service: devices heard', service.devicesHeard.size);
+  ctx.figure('service: commands sent', service.commandsSent);
+  ctx.figure('service: command acks received', service.acksReceived);
+  ctx.figure('command round trip p50 (ms)', round(rtt.p50, 1));
+  ctx.figure('command round trip p99 (ms)', round(rtt.p99, 1));
+  ctx.check('service hears every online device', heardAll, `${service.devicesHeard.size} devices heard, ${online.length} online`);
+  ctx.check('every command acknowledged', service.acksReceived === service.commandsSent && service.commandsSent > 0, `${service.acksReceived}/${service.commandsSent} acknowledged`);
+  return service;
 }

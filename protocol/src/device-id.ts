@@ -1,19 +1,44 @@
-// The one device-id rule (docs/architecture.md). It is used at token creation, in the CA profile and in the broker ACL,
-// so that an id that is valid anywhere is valid everywhere. Excluding `+ # /` and NUL keeps ids safe as MQTT
-// topic levels and client ids (Mosquitto CVE-2017-7650); 63 chars stays under RFC 5280 ub-common-name (64).
+// The one identity rule (docs/architecture.md §5). Every certificate names one identity of one kind: a device
+// (`urn:enrolld:device:<id>`) or a backend service (`urn:enrolld:service:<name>`). Ids and service names follow the
+// same pattern and share one namespace, so an id names exactly one identity, whose kind the server's record fixes.
+// It is used at token creation, in the CA profile and in the broker ACL, so that an id that is valid anywhere is
+// valid everywhere. Excluding `+ # /` and NUL keeps ids safe as MQTT topic levels and client ids (Mosquitto
+// CVE-2017-7650); 63 chars stays under RFC 5280 ub-common-name (64).
 export const DEVICE_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
+
+export const IDENTITY_KINDS = ['device', 'service'] as const;
+export type IdentityKind = (typeof IDENTITY_KINDS)[number];
+
+export interface Identity {
+  kind: IdentityKind;
+  id: string;
+}
+
+const URI_PREFIX = 'urn:enrolld:';
 
 export function isValidDeviceId(value: unknown): value is string {
   return typeof value === 'string' && DEVICE_ID_PATTERN.test(value);
 }
 
-export function deviceUri(deviceId: string): string {
-  return `urn:enrolld:device:${deviceId}`;
+export function isIdentityKind(value: unknown): value is IdentityKind {
+  return value === 'device' || value === 'service';
 }
 
-export function deviceIdFromUri(uri: string): string | undefined {
-  const prefix = 'urn:enrolld:device:';
-  if (!uri.startsWith(prefix)) return undefined;
-  const id = uri.slice(prefix.length);
-  return isValidDeviceId(id) ? id : undefined;
+/** The SAN URI of an identity: `urn:enrolld:<kind>:<id>`. */
+export function identityUri(kind: IdentityKind, id: string): string {
+  return `${URI_PREFIX}${kind}:${id}`;
+}
+
+/** The identity a SAN URI names, if it is one of ours and the id follows the rule. */
+export function identityFromUri(uri: string): Identity | undefined {
+  if (!uri.startsWith(URI_PREFIX)) return undefined;
+  const rest = uri.slice(URI_PREFIX.length);
+  const colon = rest.indexOf(':');
+  const kind = rest.slice(0, colon);
+  const id = rest.slice(colon + 1);
+  return colon > 0 && isIdentityKind(kind) && isValidDeviceId(id) ? { kind, id } : undefined;
+}
+
+export function deviceUri(deviceId: string): string {
+  return identityUri('device', deviceId);
 }

@@ -5,3 +5,4 @@ export * from './routes.js';
 export * from './schemas.js';
 export * from './serial.js';
 export * from './topics.js';
+export * from './profiles.js';

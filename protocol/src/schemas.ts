@@ -34,6 +34,9 @@ export type RenewResponse = EnrollResponse;
 
 const MAX_TTL_SECONDS = 365 * 24 * 3600;
 
+/** A token's profile: absent → the built-in profile of the token's kind (`device`, or `service` for a service token). */
+const tokenProfileSchema = z.string().regex(DEVICE_ID_PATTERN, 'profile name must match ^[a-z0-9][a-z0-9._-]{0,62}$').optional();
+
 /**
  * What an admin allows when a token is made for an id that already has certificates: `replace` for an id whose
  * certificate is still live (the new enrollment will not revoke it), `afterCompromise` for an id whose last certificates
@@ -47,12 +50,21 @@ const reissueConsent = {
 export const createTokenRequestSchema = z.union([
   z.object({
     deviceId: deviceIdSchema,
+    profile: tokenProfileSchema,
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
     ...reissueConsent,
   }).strict(),
   z.object({
     prefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,50}$/, 'prefix must be a valid device id start of at most 51 chars'),
     count: z.number().int().min(1).max(100_000),
+    profile: tokenProfileSchema,
+    ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
+    ...reissueConsent,
+  }).strict(),
+  /** A token for a service identity: it enrolls as urn:enrolld:service:<name> and never as a device. */
+  z.object({
+    service: z.string().regex(DEVICE_ID_PATTERN, 'service name must match ^[a-z0-9][a-z0-9._-]{0,62}$'),
+    profile: tokenProfileSchema,
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
     ...reissueConsent,
   }).strict(),
@@ -73,6 +85,8 @@ export const CREATED_TOKEN_CSV_COLUMNS = ['deviceId', 'token', 'expiresAt', 'iss
 
 export const revokeRequestSchema = z.object({
   reason: z.enum(REVOCATION_REASON_NAMES as [string, ...string[]]).default('unspecified'),
+  /** Why, in the admin's words: kept in the audit trail with the revocation. */
+  comment: z.string().max(500).optional(),
 }).strict();
 export type RevokeRequest = z.infer<typeof revokeRequestSchema>;
 
@@ -139,6 +153,143 @@ export type CertificateSummary = z.infer<typeof certificateSummarySchema>;
 /** GET /v1/admin/devices/:id: the summary and every certificate, oldest first. */
 export const deviceDetailSchema = deviceSummarySchema.extend({ certificates: z.array(certificateSummarySchema) });
 export type DeviceDetail = z.infer<typeof deviceDetailSchema>;
+
+/** GET /v1/admin/audit query: newest first; `before` is the `next` of the previous page (a chain seq). */
+export const auditQuerySchema = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(1000).default(100),
+    before: z.coerce.number().int().positive().optional(),
+    action: z.string().max(100).optional(),
+    actor: z.string().max(200).optional(),
+    deviceId: z.string().max(63).optional(),
+    since: z.coerce.date().optional(),
+    until: z.coerce.date().optional(),
+  })
+  .strict();
+export type AuditQueryParams = z.infer<typeof auditQuerySchema>;
+
+export const auditEventSchema = z.object({
+  seq: z.number(),
+  id: z.number(),
+  at: z.string(),
+  action: z.string(),
+  actor: z.string(),
+  deviceId: z.string().nullable(),
+  serial: z.string().nullable(),
+  requestId: z.string().nullable(),
+  detail: z.record(z.string(), z.unknown()),
+  /** sha256(previous row's hash || this row's content), hex. */
+  hash: z.string(),
+});
+export type AuditEventBody = z.infer<typeof auditEventSchema>;
+
+export const auditListResponseSchema = z.object({ events: z.array(auditEventSchema), next: z.number().nullable() });
+export type AuditListResponse = z.infer<typeof auditListResponseSchema>;
+
+/** GET /v1/admin/audit/verify: the whole chain walked; `firstBreak` names the first row altered, inserted or deleted. */
+export const auditVerificationSchema = z.object({
+  ok: z.boolean(),
+  rows: z.number(),
+  head: z.object({ seq: z.number(), hash: z.string() }).nullable(),
+  firstBreak: z
+    .object({
+      kind: z.enum(['altered', 'relinked', 'deleted', 'outside']),
+      id: z.number().nullable(),
+      seq: z.number().nullable(),
+      message: z.string(),
+    })
+    .nullable(),
+});
+export type AuditVerificationBody = z.infer<typeof auditVerificationSchema>;
+
+/**
+ * Which certificates a bulk revocation takes: unrevoked ones matching every field given (at least one). Without
+ * `status` only unexpired ones (as a device revoke); a list of serials also takes expired ones, as a revoke by serial does.
+ */
+export const bulkSelectorSchema = z
+  .object({
+    prefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,62}$/, 'prefix must be the start of a device id').optional(),
+    profile: z.string().min(1).max(100).optional(),
+    issuedBefore: z.coerce.date().optional(),
+    issuedAfter: z.coerce.date().optional(),
+    serials: z
+      .array(z.string().refine(isCanonicalSerial, 'serial must be lowercase minimal DER hex'))
+      .min(1)
+      .max(100_000)
+      .optional(),
+    status: z.enum(['active', 'pending', 'expired']).optional(),
+  })
+  .strict()
+  .refine((s) => Object.values(s).some((v) => v !== undefined), 'a selector needs at least one field');
+export type BulkSelector = z.infer<typeof bulkSelectorSchema>;
+
+export const bulkRevocationRequestSchema = z
+  .object({
+    selector: bulkSelectorSchema,
+    reason: z.enum(REVOCATION_REASON_NAMES.filter((r) => r !== 'removeFromCRL' && r !== 'certificateHold') as [string, ...string[]]).default('unspecified'),
+    dryRun: z.boolean().default(false),
+  })
+  .strict();
+export type BulkRevocationRequest = z.input<typeof bulkRevocationRequestSchema>;
+
+export const bulkTargetSchema = z.object({ deviceId: z.string(), serial: z.string() });
+
+/** The answer to a dry run: how many certificates the selector takes now, and the first of them. */
+export const bulkDryRunResponseSchema = z.object({ dryRun: z.literal(true), count: z.number(), sample: z.array(bulkTargetSchema) });
+export type BulkDryRunResponse = z.infer<typeof bulkDryRunResponseSchema>;
+
+export const BULK_REVOCATION_STATUSES = ['queued', 'running', 'done', 'failed'] as const;
+
+/** A bulk revocation job (202 from POST, and GET /v1/admin/revocations/:id): `done` of `total` targets handled. */
+export const bulkRevocationJobSchema = z.object({
+  id: z.string(),
+  status: z.enum(BULK_REVOCATION_STATUSES),
+  selector: z.record(z.string(), z.unknown()),
+  reason: z.string(),
+  actor: z.string(),
+  total: z.number(),
+  done: z.number(),
+  /** Certificates this job revoked (targets revoked meanwhile by someone else are done, not revoked). */
+  revoked: z.number(),
+  error: z.string().nullable(),
+  createdAt: z.string(),
+  finishedAt: z.string().nullable(),
+});
+export type BulkRevocationJobBody = z.infer<typeof bulkRevocationJobSchema>;
+
+/** GET /v1/admin/fleet: the fleet search, keyset by device id; every filter optional. */
+export const fleetQuerySchema = z
+  .object({
+    limit: z.coerce.number().int().min(1).max(500).default(50),
+    after: z.string().max(63).optional(),
+    prefix: z.string().max(63).optional(),
+    status: certificateStatusSchema.optional(),
+    profile: z.string().max(100).optional(),
+    expiresWithinDays: z.coerce.number().int().min(0).max(3650).optional(),
+    connected: z.enum(['true', 'false']).optional(),
+  })
+  .strict();
+export type FleetQueryParams = z.infer<typeof fleetQuerySchema>;
+
+export const fleetDeviceSchema = deviceSummarySchema.extend({ connected: z.boolean(), lastSeen: z.string().nullable() });
+export const fleetPageSchema = z.object({ devices: z.array(fleetDeviceSchema), next: z.string().nullable() });
+export type FleetPage = z.infer<typeof fleetPageSchema>;
+
+/** GET /v1/admin/fleet/devices/:id: the device with its certificates, presence, and its audit events (newest first). */
+export const fleetDeviceDetailSchema = deviceDetailSchema.extend({
+  connected: z.boolean(),
+  lastSeen: z.string().nullable(),
+  events: z.array(auditEventSchema),
+});
+export type FleetDeviceDetail = z.infer<typeof fleetDeviceDetailSchema>;
+
+export const fleetChartsSchema = z.object({
+  /** One entry per UTC day: today and the next 30 days. */
+  expiringPerDay: z.array(z.object({ day: z.string(), count: z.number() })),
+  /** Connected devices over time (ms since the epoch). */
+  connected: z.array(z.object({ at: z.number(), connected: z.number() })),
+});
+export type FleetCharts = z.infer<typeof fleetChartsSchema>;
 
 /** GET /v1/admin/devices/:id/tokens: every token made for a device, newest first; never the token itself. */
 export const deviceTokenSchema = z.object({

@@ -1,10 +1,13 @@
 #!/usr/bin/env node
+import { registerAuditCommands } from './cli/audit-command.js';
 import { registerCompletionCommand } from './cli/completion-command.js';
 import { registerDevicesCommands } from './cli/devices-command.js';
 import { createProgram, runProgram } from './cli/program.js';
 import { registerRevokeCommand } from './cli/revoke-command.js';
 import { registerServerCommands } from './cli/server-commands.js';
 import { registerTokenCommands } from './cli/token-command.js';
+import { registerProfileCommands } from './cli/profile-command.js';
+import { registerServiceCommands } from './cli/service-command.js';
 
 // A reader that stops early (`enrolld --help | head`) is not a failure.
 process.stdout.on('error', (error: NodeJS.ErrnoException) => {
@@ -19,6 +22,9 @@ registerServerCommands(program);
 registerTokenCommands(program);
 registerDevicesCommands(program);
 registerRevokeCommand(program);
+registerProfileCommands(program);
+registerServiceCommands(program);
+registerAuditCommands(program);
 registerCompletionCommand(program);
 
 const code = await runProgram(program, process.argv.slice(2));

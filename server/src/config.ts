@@ -154,6 +154,10 @@ const envSchema = z.object({
   CRL_REFRESH_CHECK: fineDuration('15m'),
   /** CRL rebuilds start at least this far apart; revocations in between share the next one (docs/architecture.md §7). */
   CRL_MIN_INTERVAL: fineDuration('1s'),
+  /** A console sign-in ends after this long without a request. */
+  CONSOLE_SESSION_TTL: duration('8h'),
+  /** Certificates a bulk revocation job revokes per statement. */
+  BULK_REVOKE_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
   /** How often each broker resyncs by revocation sequence: the bound on how long a lost NOTIFY goes unnoticed. */
   BROKER_RESYNC_INTERVAL: fineDuration('5s'),
   /** With no successful sync for this long a broker no longer knows the revocation state and refuses CONNECTs. */
@@ -212,6 +216,7 @@ export interface Config {
   embeddedPostgres: { maxRestarts: number; restartDelayMs: number };
   http: { trustedProxies: string[]; failedTokenLimit: { limit: number; windowMs: number } };
   redisUrl: string;
+  consoleSessionTtlMs: number;
   serverNames: string[];
   certificateLifetimeSeconds: number;
   backdateSeconds: number;
@@ -229,6 +234,7 @@ export interface RevocationConfig {
   crlValidityMs: number;
   crlRefreshCheckMs: number;
   crlMinIntervalMs: number;
+  bulkBatchSize: number;
 }
 
 export interface BrokerTunables {
@@ -299,6 +305,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       failedTokenLimit: Object.freeze({ limit: e.TOKEN_FAILURE_LIMIT, windowMs: Math.round(e.TOKEN_FAILURE_WINDOW * 1000) }),
     }),
     redisUrl: e.REDIS_URL,
+    consoleSessionTtlMs: e.CONSOLE_SESSION_TTL * 1000,
     serverNames: Object.freeze([...e.SERVER_NAMES]) as string[],
     certificateLifetimeSeconds: e.CERT_LIFETIME,
     backdateSeconds: e.CERT_BACKDATE,
@@ -310,6 +317,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       crlValidityMs: Math.round(e.CRL_VALIDITY * 1000),
       crlRefreshCheckMs: Math.round(e.CRL_REFRESH_CHECK * 1000),
       crlMinIntervalMs: Math.round(e.CRL_MIN_INTERVAL * 1000),
+      bulkBatchSize: e.BULK_REVOKE_BATCH,
     }),
     broker: Object.freeze({
       resyncIntervalMs: Math.round(e.BROKER_RESYNC_INTERVAL * 1000),

@@ -56,10 +56,89 @@ export function createUseCaseMetrics(registry: Registry) {
       labelNames: ['outcome'],
       registers: [registry],
     }),
+    bulkRevoked: new Counter({
+      name: 'enrolld_bulk_revoked_certificates_total',
+      help: 'Certificates revoked by bulk revocation jobs',
+      registers: [registry],
+    }),
   };
 }
 
 export type UseCaseMetrics = ReturnType<typeof createUseCaseMetrics>;
+
+/** The windows of `enrolld_certificates_expiring{within}`. */
+export const EXPIRY_WINDOWS = { '1d': 86_400, '7d': 7 * 86_400, '30d': 30 * 86_400 } as const;
+
+export interface FleetMetricsSource {
+  expiring(windowsSeconds: number[]): Promise<Array<{ withinSeconds: number; expiring: number; withoutSuccessor: number }>>;
+  latestCrlTimes(): Promise<{ thisUpdate: Date; nextUpdate: Date } | undefined>;
+  profilesOf(deviceIds: string[]): Promise<Array<{ profile: string; count: number }>>;
+  /** Devices with a live session on the broker of this process (none without one). */
+  connectedIds(): string[];
+}
+
+/**
+ * Fleet gauges read from the database at scrape time (the API process): certificates expiring within 1d/7d/30d, those
+ * of them without a successor, connected devices by profile, and the age and validity of the newest CRL.
+ */
+export function createFleetMetrics(registry: Registry, source: FleetMetricsSource): void {
+  const windows = Object.entries(EXPIRY_WINDOWS);
+  let expiringRead: { at: number; value: ReturnType<FleetMetricsSource['expiring']> } | undefined;
+  const expiring = () => {
+    // A database that does not answer leaves the gauges as they were: /metrics keeps working for the other metrics.
+    if (!expiringRead || Date.now() - expiringRead.at > 1000) expiringRead = { at: Date.now(), value: source.expiring(windows.map(([, s]) => s)).catch(() => []) };
+    return expiringRead.value;
+  };
+  const labelOf = (seconds: number) => windows.find(([, s]) => s === seconds)![0];
+  new Gauge({
+    name: 'enrolld_certificates_expiring',
+    help: 'Live certificates (issued, unrevoked, unexpired) whose notAfter is within the window',
+    labelNames: ['within'] as const,
+    registers: [registry],
+    async collect() {
+      for (const w of await expiring()) this.set({ within: labelOf(w.withinSeconds) }, w.expiring);
+    },
+  });
+  new Gauge({
+    name: 'enrolld_certificates_expiring_without_successor',
+    help: 'Live certificates expiring within the window for which no successor was issued yet',
+    labelNames: ['within'] as const,
+    registers: [registry],
+    async collect() {
+      for (const w of await expiring()) this.set({ within: labelOf(w.withinSeconds) }, w.withoutSuccessor);
+    },
+  });
+  new Gauge({
+    name: 'enrolld_connected_devices_by_profile',
+    help: 'Devices with a live session on the broker of this process, by device profile',
+    labelNames: ['profile'] as const,
+    registers: [registry],
+    async collect() {
+      const counts = await source.profilesOf(source.connectedIds()).catch(() => undefined);
+      if (!counts) return;
+      this.reset();
+      for (const c of counts) this.set({ profile: c.profile }, c.count);
+    },
+  });
+  new Gauge({
+    name: 'enrolld_crl_age_seconds',
+    help: 'Seconds since the thisUpdate of the newest stored CRL',
+    registers: [registry],
+    async collect() {
+      const crl = await source.latestCrlTimes().catch(() => undefined);
+      if (crl) this.set((Date.now() - crl.thisUpdate.getTime()) / 1000);
+    },
+  });
+  new Gauge({
+    name: 'enrolld_crl_validity_seconds',
+    help: 'nextUpdate - thisUpdate of the newest stored CRL',
+    registers: [registry],
+    async collect() {
+      const crl = await source.latestCrlTimes().catch(() => undefined);
+      if (crl) this.set((crl.nextUpdate.getTime() - crl.thisUpdate.getTime()) / 1000);
+    },
+  });
+}
 
 /** Failed token attempts per route (enroll, est, admin) and the requests a source address had refused for them. */
 export function createFailedTokenMetrics(registry: Registry) {

@@ -9,7 +9,7 @@ import tls from 'node:tls';
 import { Aedes } from 'aedes';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createPool, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
+import { createPool, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
 import { systemClock } from '@enrolld/core/clock.js';
 import { createBroker, defaultBrokerConfig } from '../../server/src/mqtt/broker.js';
 
@@ -27,6 +27,7 @@ if (mode === 'enrolld') {
     tls: { key: read('server.key'), cert: read('server-chain.pem'), ca: read('ca-chain.pem'), issuingCertificate: read('issuing.pem') },
     store: { ...createPgRevocationStore(pool), ...createPgRegistryStore(pool) },
     feed: createPgRegistryListener({ connectionString: databaseUrl }),
+    profiles: { source: createPgProfileStore(pool), feed: createPgProfileListener({ connectionString: databaseUrl }) },
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     registry: new Registry(),

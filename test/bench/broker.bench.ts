@@ -2,19 +2,16 @@
 // certificates, the broker pinned to CPU 0 and this load generator to CPU 1.
 // One JSON line per figure: {"metric","value","unit","baseline","ratio"}; ratio > 1 is better than the baseline.
 // Clients send what a real device sends: leaf + issuing CA, with a distinct certificate (and clientId) per device.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
+import { execFileSync, type ChildProcess } from 'node:child_process';
+import { rm } from 'node:fs/promises';
 import tls from 'node:tls';
 import mqtt, { type MqttClient } from 'mqtt';
-import { fileURLToPath } from 'node:url';
 import { createTestPki, pemOf, newKeys, type DeviceCert } from '../support/test-pki.js';
 import { createTestDatabase } from '../support/pg.js';
 import { connectPacket, percentile, revocationServiceFor } from '../support/broker-harness.js';
 import { startMosquitto } from '../support/broker-mosquitto.js';
 import { freePort } from '../support/processes.js';
+import { line, NO_DELAY, procStat, recordCertificates, sleep, startNodeBroker as startBrokerChild, writeBrokerMaterial } from './bench-support.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -26,7 +23,6 @@ const INFLIGHT = 50;
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'connect,idle,revoke').split(','));
 const ENROLLD_ENV = Object.fromEntries((process.env.BENCH_ENROLLD_ENV ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
 const ENV_NOTE = Object.keys(ENROLLD_ENV).length > 0 ? { env: process.env.BENCH_ENROLLD_ENV } : {};
-const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 // This process is the load generator: CPU 1. Children are started under `taskset -c 0`.
 try {
@@ -35,67 +31,8 @@ try {
   process.stderr.write('taskset unavailable: running unpinned\n');
 }
 
-function procStat(pid: number): { cpuS: number; rssKiB: number } {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  return { cpuS: (Number(f[11]) + Number(f[12])) / 100, rssKiB: Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0) };
-}
-
-function line(metric: string, value: number, unit: string, baseline: number | null, ratio: number | null, extra: Record<string, unknown> = {}): void {
-  const round = (x: number | null) => (x === null || !Number.isFinite(x) ? x : +x.toFixed(3));
-  process.stdout.write(`${JSON.stringify({ metric, value: round(value), unit, baseline: round(baseline), ratio: round(ratio), ...extra })}\n`);
-}
-
-// TCP_NODELAY on the client too (the reference bench sets it); Node accepts it on tls.connect, @types/node lacks it.
-const NO_DELAY = { noDelay: true } as unknown as tls.ConnectionOptions;
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Child {
-  pid: number;
-  port: number;
-  child: ChildProcess;
-  lines: string[];
-  stop(): Promise<void>;
-}
-
-/** Our broker or stock aedes in a child pinned to CPU 0; the pid measured is node's own (taskset execs it). */
-async function startNodeBroker(mode: 'enrolld' | 'stock-aedes', dir: string, databaseUrl: string): Promise<Child> {
-  // `node --import tsx` (not the tsx CLI, which would fork): the pid we read /proc of is the broker itself.
-  const child = spawn('taskset', ['-c', '0', process.execPath, '--expose-gc', '--import', 'tsx', path.join(ROOT, 'test/bench/broker-bench-server.ts')], {
-    cwd: ROOT,
-    env: { ...process.env, BENCH_MODE: mode, BENCH_DIR: dir, DATABASE_URL: databaseUrl, ...(mode === 'enrolld' ? ENROLLD_ENV : {}) },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const lines: string[] = [];
-  let buffer = '';
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (c: Buffer) => {
-      buffer += c.toString();
-      let i;
-      while ((i = buffer.indexOf('\n')) >= 0) {
-        const l = buffer.slice(0, i);
-        buffer = buffer.slice(i + 1);
-        lines.push(l);
-        if (l.startsWith('{"port"')) resolve((JSON.parse(l) as { port: number }).port);
-      }
-    });
-    void exited.then(() => reject(new Error(`${mode} broker exited`)));
-  });
-  await sleep(500);
-  return {
-    pid: child.pid!,
-    port,
-    child,
-    lines,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
+const startNodeBroker = (mode: 'enrolld' | 'stock-aedes', dir: string, databaseUrl: string) =>
+  startBrokerChild(mode, dir, databaseUrl, mode === 'enrolld' ? ENROLLD_ENV : {});
 
 async function gcAndRss(b: { pid: number; child?: ChildProcess }): Promise<number> {
   if (b.child) {
@@ -203,21 +140,12 @@ async function main(): Promise<void> {
     const d = await pki.device(`bench-${i.toString().padStart(5, '0')}`, { keys: shared.keys });
     devices.push({ ...d, keyPem: shared.keyPem });
   }
-  const dir = await mkdtemp(path.join(tmpdir(), 'enrolld-bench-'));
-  await writeFile(path.join(dir, 'server.key'), pki.server.keyPem);
-  await writeFile(path.join(dir, 'server-chain.pem'), pki.server.chainPem);
-  await writeFile(path.join(dir, 'ca-chain.pem'), pki.caChainPem);
-  await writeFile(path.join(dir, 'issuing.pem'), pki.issuing.certPem);
+  const dir = await writeBrokerMaterial(pki);
   const db = await createTestDatabase();
   // Device rows for every certificate: our broker admits only what its registry holds.
   const revocable = await Promise.all(Array.from({ length: TRIALS }, (_, i) => pki.device(`revoke-${i}`, { keys: shared.keys }).then((d) => ({ ...d, keyPem: shared.keyPem }))));
   const recorded = [...devices, ...revocable];
-  await db.pool.query(`INSERT INTO devices (id) SELECT unnest($1::text[])`, [recorded.map((d) => d.deviceId)]);
-  await db.pool.query(
-    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at)
-     SELECT s, d, '\\x00'::bytea, '\\x00'::bytea, der, der, nb, na, now() FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[], $5::timestamptz[]) AS t(s, d, der, nb, na)`,
-    [recorded.map((d) => d.serial), recorded.map((d) => d.deviceId), recorded.map((d) => d.der), recorded.map((d) => d.notBefore), recorded.map((d) => d.notAfter)],
-  );
+  await recordCertificates(db.pool, recorded);
   const service = revocationServiceFor(db.pool, pki);
   const crl = await service.ensureCrlCurrent();
   const cache = new Map<string, tls.SecureContext>();

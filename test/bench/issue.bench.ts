@@ -10,7 +10,7 @@ import { pathToFileURL } from 'node:url';
 import * as asn1js from 'asn1js';
 import * as pkijs from 'pkijs';
 import {
-  assertCsrNamesDevice,
+  assertCsrNamesIdentity,
   decodeCsr,
   generateSerial,
   importPublicKey,
@@ -123,9 +123,9 @@ async function createPkijsBaseline(issuingCertPem: string, issuingKeyPem: string
 
 /** Everything after parsing, shared by both paths: identity, validity, TBS, sign, profile self-check. */
 function issueParsed(ca: DeviceIssuingCa, csr: ParsedCsr, deviceId: string, now: Date): Buffer {
-  assertCsrNamesDevice(csr, deviceId);
+  assertCsrNamesIdentity(csr, 'device', deviceId);
   const { notBefore, notAfter } = ca.deviceValidity(now, LIFETIME, BACKDATE);
-  const spec: DeviceCertificateSpec = { deviceId, serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
+  const spec: DeviceCertificateSpec = { kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId, serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
   const der = ca.signCertificate(ca.buildDeviceTbs(spec));
   ca.checkIssued(der, spec);
   return der;
@@ -171,7 +171,7 @@ async function stepProfile(ca: DeviceIssuingCa, csrs: string[], ids: string[], n
     t.hashes += Number(t1 - t0);
     t0 = tick();
     const { notBefore, notAfter } = ca.deviceValidity(now, LIFETIME, BACKDATE);
-    const spec: DeviceCertificateSpec = { deviceId: ids[k]!, serial: generateSerial(), spkiDer: decoded.spkiDer, notBefore, notAfter };
+    const spec: DeviceCertificateSpec = { kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId: ids[k]!, serial: generateSerial(), spkiDer: decoded.spkiDer, notBefore, notAfter };
     t1 = tick();
     t.validity += Number(t1 - t0);
     t0 = tick();

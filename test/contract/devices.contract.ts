@@ -42,7 +42,7 @@ export function describeDeviceStoreContract(name: string, makeStores: () => Devi
         [ids.revoked, 'revoked', serials.revoked],
       ]);
       expect(listed[2]!.notAfter).toBeNull();
-      expect(listed.every((d) => d.profile === 'default' && !Number.isNaN(Date.parse(d.createdAt)))).toBe(true);
+      expect(listed.every((d) => d.profile === 'device' && !Number.isNaN(Date.parse(d.createdAt)))).toBe(true);
     });
 
     it('filters by status and pages by id with after and limit', async () => {

@@ -17,7 +17,7 @@ export function describeEnrollmentStoreContract(name: string, makeStores: () => 
       const ports = makeStores();
       const deviceId = newDeviceId('contract');
       const tokenHash = newTokenHash();
-      await ports.tokens.createTokens([{ deviceId, tokenHash, expiresAt: new Date(Date.now() + (options.expiresInMs ?? 3600_000)), profile: 'default' }], 'contract');
+      await ports.tokens.createTokens([{ kind: 'device', deviceId, tokenHash, expiresAt: new Date(Date.now() + (options.expiresInMs ?? 3600_000)), profile: 'device' }], 'contract');
       return { ...ports, deviceId, tokenHash };
     }
     const begin = (tokenHash: Buffer, csrSha256: Buffer, overrides: Partial<BeginEnrollment> = {}): BeginEnrollment => ({

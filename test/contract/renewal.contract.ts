@@ -66,7 +66,7 @@ export function describeRenewalStoreContract(name: string, makeStores: () => Ren
       expect(seen).toMatchObject({
         serial: current.serial,
         deviceId,
-        profile: 'default',
+        profile: 'device',
         der: Buffer.from(`signed-${current.serial}`),
         notBefore: current.notBefore,
         notAfter: current.notAfter,
@@ -83,7 +83,7 @@ export function describeRenewalStoreContract(name: string, makeStores: () => Ren
       const csrSha256 = randomBytes(32);
       const begun = await renewal.beginRenewal(request(current.serial, { csrSha256 }));
       if (begun.outcome !== 'begun') throw new Error(`expected begun, got ${begun.outcome}`);
-      expect(begun.intent).toMatchObject({ deviceId, profile: 'default', predecessorSerial: current.serial });
+      expect(begun.intent).toMatchObject({ deviceId, profile: 'device', predecessorSerial: current.serial });
       const stored = await renewal.complete(begun.intent.serial, Buffer.from('signed-successor'));
       expect(stored).toMatchObject({ serial: begun.intent.serial, deviceId, der: Buffer.from('signed-successor') });
       expect(await renewal.complete(begun.intent.serial, Buffer.from('second'))).toEqual(stored);

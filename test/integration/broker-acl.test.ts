@@ -106,7 +106,7 @@ describe('broker identity binding and ACL', () => {
       if (!topic.startsWith(`devices/${a.deviceId}/`)) leaked++;
       else ownReceived.push(payload.toString());
     });
-    const filters = [`devices/${b.deviceId}/#`, `devices/${b.deviceId}/state`, '#', '+/+/state', `devices/+/state`, '$SYS/#', `$share/g/devices/${b.deviceId}/#`, `devices/${a.deviceId}`];
+    const filters = [`devices/${b.deviceId}/#`, `devices/${b.deviceId}/state`, '#', '+/+/state', `devices/+/state`, '$SYS/#', `$share/g/devices/${b.deviceId}/#`, `devices/${a.deviceId}x/#`];
     const deniedCodes: number[] = [];
     for (const topic of filters) {
       // MQTT.js rejects a SUBACK of 0x80; the packet is on the error.

@@ -153,6 +153,7 @@ describe('the client address in log lines, and X-Forwarded-For only from trusted
       checkReadiness: async () => ({}),
       trustedProxies,
       failedTokenLimit: { limit: 3, windowMs: 60_000 },
+      consoleSessionTtlMs: 60_000,
     });
     const server = http.createServer(app);
     await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));

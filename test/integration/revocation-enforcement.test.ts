@@ -175,7 +175,8 @@ describe('revocation enforcement', () => {
       expect(whileDown).toMatchObject({ kind: 'connack', code: 3 });
       expect(revokedWhileDown).toMatchObject({ kind: 'connack', code: 3 });
       proxy.setUp(true);
-      await waitFor(() => broker.broker.revocationStatus().known, 5000, 'revocation state loaded');
+      // Both halves of what a CONNECT is checked against: the revocation state and the profiles (retried each second).
+      await waitFor(() => broker.broker.revocationStatus().known && broker.broker.profilesLoaded(), 5000, 'revocation state and profiles loaded');
       const afterUp = await probe(broker.port, deviceCreds(pki, valid), valid.deviceId);
       const revokedAfterUp = await probe(broker.port, deviceCreds(pki, revoked), revoked.deviceId);
       const whileUnknown = [whileDown, revokedWhileDown].map(refusalOf);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createPgEnrollmentStore, createPgTokenStore, createPool } from '@enrolld/db';
+import { createPgEnrollmentStore, createPgProfileStore, createPgTokenStore, createPool } from '@enrolld/db';
 import type pg from 'pg';
 import { createCaMaterial, createIssuingCa } from '@enrolld/core/ca/index.js';
 import { createPrivateKey } from 'node:crypto';
@@ -7,6 +7,7 @@ import { systemClock } from '@enrolld/core/clock.js';
 import { createEnrollment, type Enrollment } from '@enrolld/core/enroll.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import { createTokenIssuer } from '@enrolld/core/tokens.js';
+import { createProfileService } from '@enrolld/core/profiles/profile-service.js';
 import { makeCsr } from '../support/csr-factory.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { uniqueDeviceId } from '../support/server-harness.js';
@@ -42,7 +43,7 @@ describe('TOK-02: one token, 100 concurrent uses, two API replicas with separate
   });
 
   it(`has exactly one winner in each of ${ROUNDS} rounds`, async () => {
-    const tokens = createTokenIssuer({ store: createPgTokenStore(db.pool), clock: systemClock, defaultTtlSeconds: 3600 });
+    const tokens = createTokenIssuer({ store: createPgTokenStore(db.pool), clock: systemClock, defaultTtlSeconds: 3600, profiles: createProfileService({ store: createPgProfileStore(db.pool) }) });
     const roundsWithOtherThanOneWinner: number[] = [];
     const loserKinds = new Map<string, number>();
     const loserLatencies: number[] = [];

@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
-import { createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
+import { createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
 import { systemClock } from '@enrolld/core/clock.js';
 import { createLocalRevocationFeed, type LocalRevocationFeed } from '@enrolld/core/events/local-revocation-feed.js';
 import { mergeRevocationFeeds } from '@enrolld/core/events/merge-feeds.js';
@@ -67,6 +67,7 @@ export async function startTestBroker(
     },
     store: { ...createPgRevocationStore(pool), ...createPgRegistryStore(pool) },
     feed: mergeRevocationFeeds(createPgRegistryListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }), revocations),
+    profiles: { source: createPgProfileStore(pool), feed: createPgProfileListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }) },
     clock: systemClock,
     logger: log,
     registry,

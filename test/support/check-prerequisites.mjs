@@ -9,6 +9,7 @@ import path from 'node:path';
 const tools = [
   ['bash', 'bash'],
   ['stat', 'coreutils'],
+  ['stdbuf', 'coreutils'],
   ['script', 'bsdutils'],
   ['openssl', 'openssl'],
   ['curl', 'curl'],
@@ -17,6 +18,8 @@ const tools = [
   ['mosquitto', 'mosquitto'],
   ['mosquitto_sub', 'mosquitto-clients'],
   ['mosquitto_pub', 'mosquitto-clients'],
+  ['promtool', 'prometheus'],
+  ['chromium', 'chromium'],
   ['mosquitto_rr', 'mosquitto-clients'],
 ];
 

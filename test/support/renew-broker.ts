@@ -1,7 +1,7 @@
 // A second broker node on the same database as a test server (as `enrolld broker` runs it): it learns revocations and
 // issued certificates only through NOTIFY, the seq resyncs and the lookup of an unknown serial, never in-process, so
 // a cut or an admission there proves the fan-out.
-import { createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPool } from '@enrolld/db';
+import { createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPool } from '@enrolld/db';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import { systemClock } from '@enrolld/core/clock.js';
@@ -21,6 +21,7 @@ export async function startSecondBroker(server: { home: string; databaseUrl: str
     },
     store: { ...createPgRevocationStore(pool), ...createPgRegistryStore(pool) },
     feed: createPgRegistryListener({ connectionString: server.databaseUrl, applicationName: 'test-second-broker-listen' }),
+    profiles: { source: createPgProfileStore(pool), feed: createPgProfileListener({ connectionString: server.databaseUrl }) },
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     registry: new Registry(),

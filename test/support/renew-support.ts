@@ -71,7 +71,7 @@ export async function issueFromServerCa(server: TestServer, deviceId: string, va
   const whole = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
   validity = { notBefore: whole(validity.notBefore), notAfter: whole(validity.notAfter) };
   const spkiDer = createPublicKey(csr.privateKey).export({ format: 'der', type: 'spki' });
-  const tbs = ca.buildDeviceTbs({ deviceId, serial, spkiDer, notBefore: validity.notBefore, notAfter: validity.notAfter });
+  const tbs = ca.buildDeviceTbs({ kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId, serial, spkiDer, notBefore: validity.notBefore, notAfter: validity.notAfter });
   const der = ca.signCertificate(tbs);
   await server.db.pool.query('INSERT INTO devices (id) VALUES ($1) ON CONFLICT DO NOTHING', [deviceId]);
   await server.db.pool.query(

@@ -17,7 +17,7 @@ import type { Socket } from 'node:net';
 import * as x509 from '@peculiar/x509';
 import { Aedes } from 'aedes';
 import type { Client } from 'aedes';
-import { deviceUri, problemType, routes, topics } from '@enrolld/protocol';
+import { identityUri, problemType, routes, topics, type IdentityKind } from '@enrolld/protocol';
 import type { ProblemKind } from '@enrolld/protocol';
 import { contextTag, integer, oid, pemToDer, sequence, setOf, splitPem, tlv } from '@enrolld/device-sim';
 
@@ -31,6 +31,7 @@ const SIGN = { name: 'ECDSA', hash: 'SHA-256' } as const;
 interface CertRecord {
   serial: string;
   deviceId: string;
+  kind: IdentityKind;
   pem: string;
   predecessor: string | undefined;
   revoked: boolean;
@@ -171,16 +172,25 @@ export class FakeStack {
         if (!record || record.deviceId !== client.id) return deny(5);
         if (record.revoked) return deny(5);
         (client as Client & { serial?: string }).serial = serial;
+        (client as Client & { kind?: IdentityKind }).kind = record.kind;
         done(null, true);
       },
       authorizePublish: (client, packet, cb) => {
+        // A service may send commands to any device (the built-in `service` profile); a device stays in its prefix.
+        if (client && (client as Client & { kind?: IdentityKind }).kind === 'service') {
+          return cb(/^devices\/[^/]+\/commands$/.test(packet.topic) ? null : new Error('denied'));
+        }
         if (!client || !packet.topic.startsWith(topics.prefix(client.id))) return cb(new Error('denied'));
         if (packet.topic === topics.renew(client.id)) {
           void this.renewOverMqtt(client, packet.payload.toString());
         }
         cb(null);
       },
-      authorizeSubscribe: (client, sub, cb) => cb(null, sub.topic.startsWith(topics.prefix(client.id)) ? sub : null),
+      authorizeSubscribe: (client, sub, cb) => {
+        const service = (client as Client & { kind?: IdentityKind }).kind === 'service';
+        const allowed = service ? sub.topic === topics.allTelemetry || sub.topic === topics.allCommandAcks : sub.topic.startsWith(topics.prefix(client.id));
+        cb(null, allowed ? sub : null);
+      },
     });
     broker.on('client', (client) => {
       const serial = (client as Client & { serial?: string }).serial;
@@ -248,7 +258,7 @@ export class FakeStack {
 
   // ── issuance ──────────────────────────────────────────────────────────────────────────────────────
 
-  private async issue(deviceId: string, csrPem: string, predecessor?: string): Promise<CertRecord> {
+  private async issue(deviceId: string, csrPem: string, predecessor?: string, kind: IdentityKind = 'device'): Promise<CertRecord> {
     const csr = new x509.Pkcs10CertificateRequest(csrPem);
     if (!(await csr.verify())) throw new HttpProblem(400, 'bad-csr', 'CSR signature does not verify');
     const cn = csr.subjectName.getField('CN')[0];
@@ -266,10 +276,10 @@ export class FakeStack {
         new x509.BasicConstraintsExtension(false, undefined, true),
         new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
         new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: deviceUri(deviceId) }]),
+        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: identityUri(kind, deviceId) }]),
       ],
     });
-    const record: CertRecord = { serial, deviceId, pem: cert.toString('pem') + '\n', predecessor, revoked: false };
+    const record: CertRecord = { serial, deviceId, kind, pem: cert.toString('pem') + '\n', predecessor, revoked: false };
     this.certs.set(serial, record);
     this.issued++;
     return record;
@@ -322,6 +332,11 @@ export class FakeStack {
           return { deviceId, token, expiresAt: new Date(Date.now() + 86_400_000).toISOString(), issuedAs: 'new' };
         });
         return this.json(res, 201, out);
+      }
+      if (path === routes.adminServices) {
+        this.admin(req);
+        const b = JSON.parse(body) as { name: string; csr: string };
+        return this.json(res, 201, this.enrollShape(await this.issue(b.name, b.csr, undefined, 'service')));
       }
       const revoke = /^\/v1\/admin\/devices\/([^/]+)\/revoke$/.exec(path);
       if (revoke?.[1]) {

@@ -6,6 +6,8 @@ import { createHash, randomBytes, webcrypto } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { CrlSpec } from '@enrolld/core/ca/types.js';
 import { canonicalSerial } from '@enrolld/protocol';
+import { OID } from '@enrolld/core/ca/oids.js';
+import { profileExtensionValue } from '@enrolld/core/ca/device-profile.js';
 
 const crypto = webcrypto;
 x509.cryptoProvider.set(crypto);
@@ -55,6 +57,8 @@ export interface LeafOptions {
   keyUsage?: number | null;
   isCa?: boolean;
   unknownCriticalExtension?: boolean;
+  /** The enrolldProfile extension (docs/architecture.md §5); absent: a certificate of the built-in `device` profile. */
+  profile?: { name: string; version: number };
   serial?: string;
   keys?: webcrypto.CryptoKeyPair;
 }
@@ -102,6 +106,7 @@ async function makeCa(name: string, cert: x509.X509Certificate, kp: KeyPem): Pro
       extensions.push(await x509.AuthorityKeyIdentifierExtension.create(cert));
       // A private-arc OID no verifier knows: RFC 5280 §4.2 says reject the certificate when it is critical.
       if (options.unknownCriticalExtension) extensions.push(new x509.Extension('1.3.6.1.4.1.55555.1.1', true, new Uint8Array([0x05, 0x00])));
+      if (options.profile) extensions.push(new x509.Extension(OID.enrolldProfile, false, profileExtensionValue(options.profile)));
       const leaf = await x509.X509CertificateGenerator.create({
         serialNumber: options.serial ?? randomSerial(),
         subject: options.subject,

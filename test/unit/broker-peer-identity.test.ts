@@ -6,7 +6,7 @@ import { identityFromCertificate, issuerPinOf, peerCertificateFromSession } from
 import { createTestPki, deviceIdFor, KeyUsage, SERVER_AUTH } from '../support/test-pki.js';
 
 describe('peer identity from the certificate DER', () => {
-  it('reads id, serial and validity as OpenSSL does, and applies the device profile', async () => {
+  it('reads id, serial and validity as OpenSSL does, and applies the device profile (a certificate without enrolldProfile is a `device`)', async () => {
     const pki = await createTestPki();
     const pin = issuerPinOf(pki.issuing.certPem);
     const id = deviceIdFor('unit');
@@ -15,7 +15,15 @@ describe('peer identity from the certificate DER', () => {
     const x = new X509Certificate(device.der);
     expect(result).toEqual({
       ok: true,
-      identity: { deviceId: id, serial: canonicalSerial(x.serialNumber), notBefore: Date.parse(x.validFrom), notAfter: Date.parse(x.validTo) },
+      identity: {
+        kind: 'device',
+        deviceId: id,
+        profile: 'device',
+        profileVersion: 1,
+        serial: canonicalSerial(x.serialNumber),
+        notBefore: Date.parse(x.validFrom),
+        notAfter: Date.parse(x.validTo),
+      },
     });
     const refusals = {
       serverAuth: identityFromCertificate((await pki.device(id, { eku: [SERVER_AUTH] })).der, pin),
@@ -25,10 +33,21 @@ describe('peer identity from the certificate DER', () => {
       ca: identityFromCertificate((await pki.device(id, { isCa: true })).der, pin),
       cnMismatch: identityFromCertificate((await pki.device(id, { cn: 'other' })).der, pin),
       twoUris: identityFromCertificate((await pki.device(id, { sanUris: [`urn:enrolld:device:${id}`, `urn:enrolld:device:${id}`] })).der, pin),
+      serviceWithoutProfile: identityFromCertificate((await pki.device(id, { sanUris: [`urn:enrolld:service:${id}`] })).der, pin),
+      otherKind: identityFromCertificate((await pki.device(id, { sanUris: [`urn:enrolld:gateway:${id}`] })).der, pin),
       badId: identityFromCertificate((await pki.device('Upper', {})).der, pin),
       otherIssuer: identityFromCertificate((await pki.deviceFrom(pki.root, id)).der, pin),
     };
     for (const [name, r] of Object.entries(refusals)) expect([name, r.ok]).toEqual([name, false]);
+  });
+
+  it('reads a service certificate: its kind from the SAN URI and its profile from the enrolldProfile extension', async () => {
+    const pki = await createTestPki();
+    const pin = issuerPinOf(pki.issuing.certPem);
+    const service = await pki.device('ingest', { sanUris: ['urn:enrolld:service:ingest'], profile: { name: 'readonly', version: 7 } });
+    expect(identityFromCertificate(service.der, pin)).toMatchObject({ ok: true, identity: { kind: 'service', deviceId: 'ingest', profile: 'readonly', profileVersion: 7 } });
+    const gold = await pki.device('sensor-9', { profile: { name: 'gold', version: 2 } });
+    expect(identityFromCertificate(gold.der, pin)).toMatchObject({ ok: true, identity: { kind: 'device', profile: 'gold', profileVersion: 2 } });
   });
 
   it('finds nothing in bytes that are not a session', () => {

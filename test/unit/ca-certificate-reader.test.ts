@@ -23,7 +23,7 @@ beforeAll(async () => {
   const deviceId = deviceIdFor('reader');
   const csr = parseCsr((await makeCsr({ cn: deviceId })).pem);
   const { notBefore, notAfter } = ca.deviceValidity(new Date(), 30 * 86400, 300);
-  const spec: DeviceCertificateSpec = { deviceId, serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
+  const spec: DeviceCertificateSpec = { kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId, serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
   device = { der: ca.signCertificate(ca.buildDeviceTbs(spec)), spec };
 });
 
@@ -57,6 +57,7 @@ describe('certificate reader on the certificates the CA issues', () => {
       authorityKeyIdentifier: read.authorityKeyIdentifier?.toString('hex'),
       subjectKeyIdentifier: read.subjectKeyIdentifier?.toString('hex'),
       issuerDer: read.issuerDer.toString('hex'),
+      profile: read.profile,
     }).toEqual({
       serialHex: spec.serial.toString('hex'),
       commonNames: [spec.deviceId],
@@ -70,12 +71,13 @@ describe('certificate reader on the certificates the CA issues', () => {
       authorityKeyIdentifier: ca.keyIdentifier.toString('hex'),
       subjectKeyIdentifier: subjectKeyIdOf(der),
       issuerDer: readCertificateIdentity(ca.certificateDer).subjectDer.toString('hex'),
+      profile: { name: 'device', version: 1 },
     });
     expect(read.serialHex).toBe(openssl.serialNumber.toLowerCase());
     expect([read.notBefore.getTime(), read.notAfter.getTime()]).toEqual([spec.notBefore.getTime(), spec.notAfter.getTime()]);
   });
 
-  it('the structure layer: v3, the SPKI as issued, six extensions with their criticality, views into the same buffer', () => {
+  it('the structure layer: v3, the SPKI as issued, seven extensions with their criticality, views into the same buffer', () => {
     const { der, spec } = device;
     const c = readCertificate(der);
     expect(c.der).toBe(der);
@@ -90,6 +92,7 @@ describe('certificate reader on the certificates the CA issues', () => {
       [oidHex('authorityKeyIdentifier'), false],
       [oidHex('subjectKeyIdentifier'), false],
       [oidHex('subjectAltName'), false],
+      [oidHex('enrolldProfile'), false],
     ]);
     // The TBSCertificate TLV is exactly what was signed.
     expect(c.tbs.start).toBe(readChildren(der, readTlv(der, 0, der.length))[0]!.start);
@@ -151,7 +154,7 @@ describe('certificate reader on certificates the CA would never issue', () => {
     const extensionList = readTlv(der, extensionsField.valueStart, extensionsField.end);
     const exts = readChildren(der, extensionList).map((e) => der.subarray(e.start, e.end));
     const doubled = derSequence(derSequence(...fields.slice(0, 7), derExplicit(3, derSequence(...exts, exts[0]!))), alg!, sig!);
-    expect(readCertificate(doubled).extensions).toHaveLength(7);
+    expect(readCertificate(doubled).extensions).toHaveLength(8);
     expect(thrown(() => readCertificateIdentity(doubled))).toEqual({ type: 'DerError', message: 'extension 2.5.29.19 appears twice' });
   });
 });

@@ -64,7 +64,7 @@ describe('signCrl', () => {
     const csr = parseCsr(buildCsr({ cn: 'crl-dev' }).der);
     const { notBefore, notAfter } = ca.deviceValidity(new Date(), 3600, 60);
     const issue = () => {
-      const spec = { deviceId: 'crl-dev', serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
+      const spec = { kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId: 'crl-dev', serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
       const der = ca.signCertificate(ca.buildDeviceTbs(spec));
       return { der, serial: serialHex(spec.serial) };
     };

@@ -4,12 +4,13 @@ import { createPrivateKey, generateKeyPairSync, sign, X509Certificate } from 'no
 import * as x509 from '@peculiar/x509';
 import { deviceUri } from '@enrolld/protocol';
 import {
-  assertCsrNamesDevice,
+  assertCsrNamesIdentity,
   createCaMaterial,
   createIssuingCa,
   generateSerial,
   issueServerCertificate,
   parseCsr,
+  readCertificateIdentity,
   serialHex,
 } from '@enrolld/core/ca/index.js';
 import type { CaMaterial, DeviceCertificateSpec, DeviceIssuingCa } from '@enrolld/core/ca/index.js';
@@ -43,9 +44,9 @@ beforeAll(async () => {
 
 async function issue(deviceId: string, lifetime = 30 * 86400, backdate = 300) {
   const csr = parseCsr((await makeCsr({ cn: deviceId })).pem);
-  assertCsrNamesDevice(csr, deviceId);
+  assertCsrNamesIdentity(csr, 'device', deviceId);
   const { notBefore, notAfter } = ca.deviceValidity(new Date(), lifetime, backdate);
-  const spec: DeviceCertificateSpec = { deviceId, serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
+  const spec: DeviceCertificateSpec = { kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId, serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
   const der = ca.signCertificate(ca.buildDeviceTbs(spec));
   ca.checkIssued(der, spec);
   return { der, spec, csr };
@@ -63,7 +64,9 @@ describe('CERT-04 issued device certificate profile', () => {
     expect(Buffer.from(cert.publicKey.rawData).equals(spec.spkiDer)).toBe(true);
     expect(await cert.verify({ publicKey: new x509.X509Certificate(material.issuingCertPem).publicKey, signatureOnly: true })).toBe(true);
     const oids = cert.extensions.map((e) => e.type).sort();
-    expect(oids).toEqual(['2.5.29.14', '2.5.29.15', '2.5.29.17', '2.5.29.19', '2.5.29.35', '2.5.29.37'].sort());
+    expect(oids).toEqual([OID.enrolldProfile, '2.5.29.14', '2.5.29.15', '2.5.29.17', '2.5.29.19', '2.5.29.35', '2.5.29.37'].sort());
+    expect(cert.getExtension(OID.enrolldProfile)!.critical).toBe(false);
+    expect(readCertificateIdentity(der).profile).toEqual({ name: 'device', version: 1 });
     const bc = cert.getExtension(x509.BasicConstraintsExtension)!;
     expect(bc.critical).toBe(true);
     expect(bc.ca).toBe(false);
@@ -156,8 +159,8 @@ describe('CERT-04 checkIssued rejects a tampered or mismatched certificate', () 
   });
 
   it.each<[string, (f: Buffer[]) => Buffer[], RegExp]>([
-    ['an extra extension', (f) => [...f.slice(0, 7), withExtensions([...extensionsOf(f[7]!), extension('1.3.6.1.4.1.55555.1', false, derNull())])], /more than the 6 profile extensions/],
-    ['a missing extension (no EKU)', (f) => [...f.slice(0, 7), withExtensions(extensionsOf(f[7]!).filter((e) => !e.includes(derOid(OID.extKeyUsage))))], /5 extensions/],
+    ['an extra extension', (f) => [...f.slice(0, 7), withExtensions([...extensionsOf(f[7]!), extension('1.3.6.1.4.1.55555.1', false, derNull())])], /more than the 7 profile extensions/],
+    ['a missing extension (no EKU)', (f) => [...f.slice(0, 7), withExtensions(extensionsOf(f[7]!).filter((e) => !e.includes(derOid(OID.extKeyUsage))))], /6 extensions, expected exactly 7/],
     [
       'CA:TRUE instead of CA:FALSE',
       (f) => [...f.slice(0, 7), withExtensions(extensionsOf(f[7]!).map((e) => (e.includes(derOid(OID.basicConstraints)) ? extension(OID.basicConstraints, true, derSequence(derBoolean(true))) : e)))],
@@ -211,7 +214,7 @@ describe('CERT-04 checkIssued rejects a tampered or mismatched certificate', () 
       const key = generateTestKey(kind);
       const csr = parseCsr(buildCsr({ key: key.privateKey, cn: 'multi-key' }).der);
       const { notBefore, notAfter } = ca.deviceValidity(new Date(), 3600, 60);
-      const s = { deviceId: 'multi-key', serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
+      const s = { kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId: 'multi-key', serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
       const d = ca.signCertificate(ca.buildDeviceTbs(s));
       ca.checkIssued(d, s);
       await expect(opensslVerifyClientCert(toPem('CERTIFICATE', d), ca.chainPem)).resolves.toBeUndefined();

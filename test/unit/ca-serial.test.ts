@@ -33,7 +33,7 @@ describe('CERT-02 serials', () => {
     let invalid = 0;
     let duplicates = 0;
     for (let i = 0; i < ISSUED; i++) {
-      const spec = { deviceId: 'serials', serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
+      const spec = { kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId: 'serials', serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter };
       const der = ca.signCertificate(ca.buildDeviceTbs(spec));
       ca.checkIssued(der, spec); // also asserts positive + minimal + ≤ 20 octets on our own reader
       // OpenSSL's reading of the serial is the independent one.
@@ -81,7 +81,7 @@ describe('CERT-02 serials', () => {
     expect(isValidSerial(serial)).toBe(false);
     const csr = parseCsr(buildCsr({ cn: 'x' }).der);
     const { notBefore, notAfter } = ca.deviceValidity(new Date(), 3600, 0);
-    expect(rejectionOf(() => ca.buildDeviceTbs({ deviceId: 'x', serial, spkiDer: csr.spkiDer, notBefore, notAfter })).kind).toBe('internal');
+    expect(rejectionOf(() => ca.buildDeviceTbs({ kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId: 'x', serial, spkiDer: csr.spkiDer, notBefore, notAfter })).kind).toBe('internal');
   });
 
   it('accepts the RFC 5280 extremes: 1 octet, 20 octets, a leading 00 before a high bit', () => {

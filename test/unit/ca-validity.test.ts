@@ -18,7 +18,7 @@ beforeAll(async () => {
 });
 
 function issue(issuer: DeviceIssuingCa, notBefore: Date, notAfter: Date, deviceId = 'validity-1') {
-  const spec = { deviceId, serial: generateSerial(), spkiDer, notBefore, notAfter };
+  const spec = { kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId, serial: generateSerial(), spkiDer, notBefore, notAfter };
   const der = issuer.signCertificate(issuer.buildDeviceTbs(spec));
   issuer.checkIssued(der, spec);
   return der;
@@ -60,8 +60,8 @@ describe('CERT-03 validity is exact', () => {
 
   it('buildDeviceTbs refuses validity that is not whole seconds or inverted', () => {
     const nb = new Date(Math.floor(Date.now() / 1000) * 1000);
-    expect(rejectionOf(() => ca.buildDeviceTbs({ deviceId: 'x', serial: generateSerial(), spkiDer, notBefore: new Date(nb.getTime() + 1), notAfter: new Date(nb.getTime() + 10_000) })).kind).toBe('internal');
-    expect(rejectionOf(() => ca.buildDeviceTbs({ deviceId: 'x', serial: generateSerial(), spkiDer, notBefore: nb, notAfter: new Date(nb.getTime() - 1000) })).kind).toBe('internal');
+    expect(rejectionOf(() => ca.buildDeviceTbs({ kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId: 'x', serial: generateSerial(), spkiDer, notBefore: new Date(nb.getTime() + 1), notAfter: new Date(nb.getTime() + 10_000) })).kind).toBe('internal');
+    expect(rejectionOf(() => ca.buildDeviceTbs({ kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId: 'x', serial: generateSerial(), spkiDer, notBefore: nb, notAfter: new Date(nb.getTime() - 1000) })).kind).toBe('internal');
   });
 });
 
@@ -91,7 +91,7 @@ describe('CERT-03 issuance near the issuing CA’s expiry is refused', () => {
     const der = issue(nearExpiry, notBefore, notAfter);
     await expect(opensslVerifyClientCert(toPem('CERTIFICATE', der), nearExpiry.chainPem)).resolves.toBeUndefined();
     expect(
-      rejectionOf(() => nearExpiry.buildDeviceTbs({ deviceId: 'x', serial: generateSerial(), spkiDer, notBefore, notAfter: new Date(notAfter.getTime() + 1000) })),
+      rejectionOf(() => nearExpiry.buildDeviceTbs({ kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId: 'x', serial: generateSerial(), spkiDer, notBefore, notAfter: new Date(notAfter.getTime() + 1000) })),
     ).toEqual({ kind: 'internal', detail: expect.stringMatching(/past the issuing CA notAfter/) });
   });
 });

@@ -2,7 +2,7 @@ import 'reflect-metadata';
 import { beforeAll, describe, expect, it } from '@jest/globals';
 import * as x509 from '@peculiar/x509';
 import { deviceUri } from '@enrolld/protocol';
-import { assertCsrNamesDevice, generateSerial, parseCsr } from '@enrolld/core/ca/index.js';
+import { assertCsrNamesIdentity, generateSerial, parseCsr } from '@enrolld/core/ca/index.js';
 import type { DeviceIssuingCa } from '@enrolld/core/ca/index.js';
 import { derBoolean, derExplicit, derImplicit, derInteger, derOid, derSequence, toPem } from '@enrolld/core/ca/der.js';
 import { OID } from '@enrolld/core/ca/oids.js';
@@ -38,13 +38,13 @@ describe('CSR-08 requested extensions are ignored', () => {
   it.each(requested)('%s → issued certificate keeps the fixed profile and passes openssl', async (_name, ext) => {
     const csr = buildCsr({ cn: id, sans: [{ type: 'uri', value: deviceUri(id) }], extensions: [ext] });
     const parsed = parseCsr(csr.der);
-    assertCsrNamesDevice(parsed, id);
+    assertCsrNamesIdentity(parsed, 'device', id);
     const { notBefore, notAfter } = ca.deviceValidity(new Date(), 86400, 60);
-    const spec = { deviceId: id, serial: generateSerial(), spkiDer: parsed.spkiDer, notBefore, notAfter };
+    const spec = { kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId: id, serial: generateSerial(), spkiDer: parsed.spkiDer, notBefore, notAfter };
     const der = ca.signCertificate(ca.buildDeviceTbs(spec));
     ca.checkIssued(der, spec);
     const cert = new x509.X509Certificate(der);
-    expect(cert.extensions.map((e) => e.type).sort()).toEqual(['2.5.29.14', '2.5.29.15', '2.5.29.17', '2.5.29.19', '2.5.29.35', '2.5.29.37']);
+    expect(cert.extensions.map((e) => e.type).sort()).toEqual([OID.enrolldProfile, '2.5.29.14', '2.5.29.15', '2.5.29.17', '2.5.29.19', '2.5.29.35', '2.5.29.37'].sort());
     expect(cert.getExtension(x509.BasicConstraintsExtension)!.ca).toBe(false);
     expect(cert.getExtension(x509.KeyUsagesExtension)!.usages).toBe(x509.KeyUsageFlags.digitalSignature);
     expect(cert.getExtension(x509.ExtendedKeyUsageExtension)!.usages).toEqual([OID.kpClientAuth]);
@@ -54,7 +54,7 @@ describe('CSR-08 requested extensions are ignored', () => {
 
   it('all of them at once', () => {
     const csr = buildCsr({ cn: id, extensions: requested.map(([, e]) => e) });
-    expect(() => assertCsrNamesDevice(parseCsr(csr.der), id)).not.toThrow();
+    expect(() => assertCsrNamesIdentity(parseCsr(csr.der), 'device', id)).not.toThrow();
   });
 });
 

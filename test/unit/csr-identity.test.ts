@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
 import { deviceUri } from '@enrolld/protocol';
-import { assertCsrNamesDevice, parseCsr } from '@enrolld/core/ca/index.js';
+import { assertCsrNamesIdentity, parseCsr } from '@enrolld/core/ca/index.js';
 import { derExplicit, derOid, derPrintableString, derSequence, derSet, derUtf8String, tlv } from '@enrolld/core/ca/der.js';
 import { OID } from '@enrolld/core/ca/oids.js';
 import { buildCsr, rejectionOf } from '../support/csr-factory.js';
@@ -10,7 +10,7 @@ import type { CsrSpec } from '../support/csr-factory.js';
 // or exactly the device URI; anything else is identity-mismatch with a detail naming what was wrong.
 
 const id = 'sensor-0042';
-const check = (spec: CsrSpec) => () => assertCsrNamesDevice(parseCsr(buildCsr(spec).der), id);
+const check = (spec: CsrSpec) => () => assertCsrNamesIdentity(parseCsr(buildCsr(spec).der), 'device', id);
 
 describe('CSR-06 identity: accepted', () => {
   it.each<[string, CsrSpec]>([
@@ -53,7 +53,7 @@ describe('CSR-06 identity: rejected', () => {
   });
 
   it('refuses an invalid record device id as internal (a server bug, not a client fault)', () => {
-    expect(rejectionOf(() => assertCsrNamesDevice(parseCsr(buildCsr({}).der), 'Not/Valid')).kind).toBe('internal');
+    expect(rejectionOf(() => assertCsrNamesIdentity(parseCsr(buildCsr({}).der), 'device', 'Not/Valid')).kind).toBe('internal');
   });
 
   it('BMPString CN is decoded before comparison', () => {

@@ -25,7 +25,7 @@ async function setup() {
   const enrollment = createEnrollment({ store: createMemoryEnrollmentStore(tables), ca, clock, policy, onOutcome: (o) => outcomes.push(o) });
   const deviceId = randomDeviceId('unit');
   const token = `token-${deviceId}`;
-  await createMemoryTokenStore(tables).createTokens([{ deviceId, tokenHash: hashSecret(token), expiresAt: new Date(clock.now().getTime() + 3600_000), profile: 'default' }], 'unit');
+  await createMemoryTokenStore(tables).createTokens([{ kind: 'device', deviceId, tokenHash: hashSecret(token), expiresAt: new Date(clock.now().getTime() + 3600_000), profile: 'device' }], 'unit');
   return { clock, tables, enrollment, deviceId, token, outcomes };
 }
 

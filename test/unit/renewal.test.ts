@@ -37,7 +37,7 @@ const basePolicy = {
 async function enrolled(tables: MemoryTables, issuer: DeviceIssuingCa) {
   const deviceId = randomDeviceId('renew');
   const token = `token-${deviceId}`;
-  await createMemoryTokenStore(tables).createTokens([{ deviceId, tokenHash: hashSecret(token), expiresAt: new Date(tables.clock.now().getTime() + 3600_000), profile: 'default' }], 'unit');
+  await createMemoryTokenStore(tables).createTokens([{ kind: 'device', deviceId, tokenHash: hashSecret(token), expiresAt: new Date(tables.clock.now().getTime() + 3600_000), profile: 'device' }], 'unit');
   const csr = await makeCsr({ cn: deviceId });
   const policy = { certificateLifetimeSeconds: LIFETIME_SECONDS, backdateSeconds: 60, retryWindowSeconds: 600, inFlightSeconds: 30 };
   const { response } = await createEnrollment({ store: createMemoryEnrollmentStore(tables), ca: issuer, clock: tables.clock, policy }).enroll({ token, csr: csr.pem });

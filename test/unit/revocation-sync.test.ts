@@ -51,7 +51,7 @@ async function setup() {
   async function revokeNew(): Promise<RevokedCertificate> {
     const deviceId = newDeviceId('sync');
     const tokenHash = hashSecret(deviceId);
-    await tokens.createTokens([{ deviceId, tokenHash, expiresAt: new Date(clock.now().getTime() + 3600_000), profile: 'default' }], 'unit');
+    await tokens.createTokens([{ kind: 'device', deviceId, tokenHash, expiresAt: new Date(clock.now().getTime() + 3600_000), profile: 'device' }], 'unit');
     const csr = sha256(deviceId);
     const begun = await enrollment.begin({ tokenHash, csrSha256: csr, retryWindowSeconds: 60, inFlightSeconds: 0, buildIntent: (g) => intentFor(g, csr) });
     if (begun.outcome !== 'begun') throw new Error(begun.outcome);

@@ -33,7 +33,7 @@ function opts(o: Partial<RunOptions>): RunOptions {
 }
 
 describe('scenarios against the fake stack', () => {
-  it('showcase: all enroll (REST+EST), connect, rotate once (REST/EST/MQTT), revoked ones are cut and stay out, the rest keep publishing', async () => {
+  it('showcase: all enroll (REST+EST), connect, a service commands every device, rotate once (REST/EST/MQTT), revoked ones are cut and stay out, the rest keep publishing', async () => {
     const { report, files } = await runScenario(opts({ scenario: 'showcase', devices: 12, revokeCount: 3, reportName: 'showcase' }), quiet);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.passed).toBe(true);
@@ -42,6 +42,9 @@ describe('scenarios against the fake stack', () => {
     expect(report.transports.renew).toEqual({ rest: 4, est: 4, mqtt: 4 });
     expect(report.latencyMs.revokeCut.count).toBe(3);
     expect(report.counters.oldCertAccepted).toBe(0);
+    // The service heard every device and each one acknowledged its command.
+    expect(report.figures).toMatchObject({ 'service: devices heard': 12, 'service: commands sent': 12, 'service: command acks received': 12 });
+    expect(report.figures['command round trip p50 (ms)']).toEqual(expect.any(Number));
     const json = JSON.parse(readFileSync(files.json, 'utf8')) as { timeline: { samples: unknown[] } };
     expect(json.timeline.samples.length).toBeGreaterThan(3);
     const html = readFileSync(files.html, 'utf8');

@@ -1,8 +1,8 @@
-import { deviceUri, isValidDeviceId } from '@enrolld/protocol';
+import { identityUri, isValidDeviceId } from '@enrolld/protocol';
 import { EnrollError } from '../errors.js';
 import { decodeTime, isPositiveMinimalInteger, readChildren, readTlv, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_SEQUENCE, TAG_SET, TAG_UTC_TIME, TAG_UTF8_STRING } from './der.js';
 import type { Tlv } from './der.js';
-import { readCertificate } from './certificate-reader.js';
+import { isProfileExtension, profileOf, readCertificate } from './certificate-reader.js';
 import { DEVICE_EXTENSION_COUNT, EKU_CLIENT_AUTH } from './device-profile.js';
 import type { IssuerFacts } from './issuer.js';
 import { isValidSerial } from './serial.js';
@@ -61,10 +61,20 @@ function lint(der: Buffer, spec: DeviceCertificateSpec, issuer: IssuerFacts): vo
 
   if (c.extensions.length > DEVICE_EXTENSION_COUNT) fail(`more than the ${DEVICE_EXTENSION_COUNT} profile extensions`);
   let seen = 0;
+  let seenProfile = false;
   for (const ext of c.extensions) {
     if (ext.criticalField && !ext.critical) fail('criticality is not DER TRUE');
     const { oid, critical } = ext;
-    // Every profile extension is id-ce (2.5.29.x): content 55 1d xx.
+    if (isProfileExtension(der, ext)) {
+      if (seenProfile) fail('duplicate extension');
+      seenProfile = true;
+      const profile = profileOf(der, ext);
+      if (critical || profile.name !== spec.profile.name || profile.version !== spec.profile.version) {
+        fail('enrolldProfile must be non-critical and name the spec profile and version');
+      }
+      continue;
+    }
+    // Every other profile extension is id-ce (2.5.29.x): content 55 1d xx.
     if (oid.end - oid.valueStart !== 3 || der[oid.valueStart] !== 0x55 || der[oid.valueStart + 1] !== 0x1d) fail('unexpected extension');
     const arc = der[oid.valueStart + 2]!;
     const bit = 1 << (arc & 0x1f);
@@ -99,10 +109,10 @@ function lint(der: Buffer, spec: DeviceCertificateSpec, issuer: IssuerFacts): vo
         break;
       }
       case ARC_SAN: {
-        const uri = deviceUri(spec.deviceId);
+        const uri = identityUri(spec.kind, spec.deviceId);
         const n = uri.length;
         if (critical || vLen !== 4 + n || der[v] !== TAG_SEQUENCE || der[v + 1] !== 2 + n || der[v + 2] !== 0x86 || der[v + 3] !== n || der.toString('latin1', v + 4, end) !== uri) {
-          fail('subjectAltName must be exactly the device URI');
+          fail('subjectAltName must be exactly the identity URI');
         }
         break;
       }

@@ -1,5 +1,7 @@
-import { checkIntegerContent, checkOidContent, decodeTime, DerError, expectTlv, readTlv, TAG_BIT_STRING, TAG_BOOLEAN, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_SET, TAG_UTC_TIME } from './der.js';
+import { checkIntegerContent, checkOidContent, decodeTime, DerError, encodeOidContent, expectTlv, readTlv, TAG_BIT_STRING, TAG_BOOLEAN, TAG_GENERALIZED_TIME, TAG_INTEGER, TAG_OCTET_STRING, TAG_OID, TAG_SEQUENCE, TAG_SET, TAG_UTC_TIME, TAG_UTF8_STRING } from './der.js';
 import type { Tlv } from './der.js';
+import { OID } from './oids.js';
+import type { CertificateProfileRef } from './types.js';
 
 // The one reader of X.509 certificates (RFC 5280 §4.1) for the CA's post-sign profile check, the issuing CA's own
 // certificate, and the broker's view of a TLS peer. Two layers:
@@ -202,6 +204,30 @@ export interface CertificateIdentity {
   extendedKeyUsage: string[] | undefined;
   authorityKeyIdentifier: Buffer | undefined;
   subjectKeyIdentifier: Buffer | undefined;
+  /** The enrolldProfile extension (docs/architecture.md §5); undefined when absent (certificates issued before profiles). */
+  profile: CertificateProfileRef | undefined;
+}
+
+const PROFILE_OID = encodeOidContent(OID.enrolldProfile);
+
+/** Whether an extension is enrolldProfile. */
+export function isProfileExtension(der: Buffer, ext: CertificateExtension): boolean {
+  return ext.oid.end - ext.oid.valueStart === PROFILE_OID.length && PROFILE_OID.compare(der, ext.oid.valueStart, ext.oid.end) === 0;
+}
+
+/** enrolldProfile ::= SEQUENCE { name UTF8String, version INTEGER (1..2^31-1) }. Throws DerError when malformed. */
+export function profileOf(der: Buffer, ext: CertificateExtension): CertificateProfileRef {
+  const seq = readTlv(der, ext.value.valueStart, ext.value.end);
+  if (seq.tag !== TAG_SEQUENCE || seq.end !== ext.value.end) throw new DerError('enrolldProfile is not a SEQUENCE');
+  const name = expectTlv(der, seq.valueStart, seq.end, TAG_UTF8_STRING, 'enrolldProfile name');
+  const version = expectTlv(der, name.end, seq.end, TAG_INTEGER, 'enrolldProfile version');
+  if (version.end !== seq.end) throw new DerError('bytes after the enrolldProfile version');
+  checkIntegerContent(der, version.valueStart, version.end);
+  const length = version.end - version.valueStart;
+  if (length > 4 || (der[version.valueStart]! & 0x80) !== 0) throw new DerError('enrolldProfile version out of range');
+  const value = der.readUIntBE(version.valueStart, length);
+  if (value === 0) throw new DerError('enrolldProfile version out of range');
+  return { name: der.toString('utf8', name.valueStart, name.end), version: value };
 }
 
 // Content octets of the OIDs read here: id-at-commonName 2.5.4.3 and the id-ce arc 2.5.29 (RFC 5280 App. A).
@@ -236,12 +262,19 @@ export function certificateIdentityOf(c: CertificateStructure): CertificateIdent
     extendedKeyUsage: undefined,
     authorityKeyIdentifier: undefined,
     subjectKeyIdentifier: undefined,
+    profile: undefined,
   };
   const seen = [0, 0, 0, 0]; // one bit per id-ce arc 0–127
   for (const ext of c.extensions) {
     const { oid } = ext;
     const isIdCe = oid.end - oid.valueStart === 3 && der[oid.valueStart] === ID_CE_0 && der[oid.valueStart + 1] === ID_CE_1;
-    if (!isIdCe) continue;
+    if (!isIdCe) {
+      if (isProfileExtension(der, ext)) {
+        if (identity.profile) throw new DerError('extension enrolldProfile appears twice');
+        identity.profile = profileOf(der, ext);
+      }
+      continue;
+    }
     const arc = der[oid.valueStart + 2]!;
     const bit = 1 << (arc & 31);
     if (seen[arc >> 5]! & bit) throw new DerError(`extension 2.5.29.${arc} appears twice`);

@@ -1,10 +1,10 @@
-import { deviceUri, isValidDeviceId } from '@enrolld/protocol';
-import { derOid, derSequence, headerLength, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, timeLength, writeHeader, writeTime } from './der.js';
+import { identityUri, isIdentityKind, isValidDeviceId } from '@enrolld/protocol';
+import { derInteger, derOid, derSequence, derUtf8String, headerLength, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, timeLength, writeHeader, writeTime } from './der.js';
 import type { IssuerFacts } from './issuer.js';
 import { spkiKeyBits } from './key-policy.js';
 import { OID } from './oids.js';
 import { isValidSerial } from './serial.js';
-import type { DeviceCertificateSpec } from './types.js';
+import type { CertificateProfileRef, DeviceCertificateSpec } from './types.js';
 import {
   authorityKeyIdentifierExtension,
   ECDSA_SHA256,
@@ -17,8 +17,9 @@ import {
   VERSION_V3,
 } from './x509-encoding.js';
 
-// The device certificate profile (docs/architecture.md): subject CN=<device id>, SAN URI urn:enrolld:device:<id>,
-// CA:FALSE, keyUsage digitalSignature, extKeyUsage clientAuth, SKI and AKI. The parts of the TBSCertificate that
+// The identity certificate template (docs/architecture.md §5), for devices and services alike: subject CN=<id>, SAN
+// URI urn:enrolld:<kind>:<id>, CA:FALSE, keyUsage digitalSignature, extKeyUsage clientAuth, SKI, AKI, and the
+// enrolldProfile extension naming the profile and version it was issued under. The parts of the TBSCertificate that
 // are the same for every device certificate are DER-encoded once per issuing CA; per certificate only the serial,
 // validity, subject CN, SPKI, SKI and SAN URI are written, into one buffer (re-encoding the constants through a
 // generic ASN.1 library was most of the issuance cost). This module encodes; it holds no key (signer.ts signs).
@@ -30,7 +31,17 @@ export const EKU_CLIENT_AUTH = derSequence(derOid(OID.kpClientAuth));
 const EXT_EKU_CLIENT_AUTH = extension(OID.extKeyUsage, false, EKU_CLIENT_AUTH);
 const SKI_EXTENSION_LENGTH = 2 + OID_SKI.length + 2 + 2 + 20;
 /** The number of extensions in every device certificate. */
-export const DEVICE_EXTENSION_COUNT = 6;
+export const DEVICE_EXTENSION_COUNT = 7;
+const MAX_PROFILE_VERSION = 0x7fffffff;
+
+/** enrolldProfile ::= SEQUENCE { name UTF8String, version INTEGER } (docs/architecture.md §5), non-critical. */
+export function profileExtensionValue(profile: CertificateProfileRef): Buffer {
+  return derSequence(derUtf8String(profile.name), derInteger(profile.version));
+}
+
+function isValidProfileRef(profile: CertificateProfileRef | undefined): boolean {
+  return profile !== undefined && isValidDeviceId(profile.name) && Number.isInteger(profile.version) && profile.version > 0 && profile.version <= MAX_PROFILE_VERSION;
+}
 
 export interface DeviceProfile {
   /** The TBSCertificate of a device certificate; throws EnrollError('internal') when the spec is out of profile. */
@@ -51,6 +62,8 @@ export function createDeviceProfile(issuer: IssuerFacts): DeviceProfile {
 
   function validateSpec(spec: DeviceCertificateSpec): void {
     if (!isValidDeviceId(spec.deviceId)) throw internalError('device certificate spec: invalid device id');
+    if (!isIdentityKind(spec.kind)) throw internalError('device certificate spec: invalid identity kind');
+    if (!isValidProfileRef(spec.profile)) throw internalError('device certificate spec: invalid profile name or version');
     if (!Buffer.isBuffer(spec.serial) || !isValidSerial(spec.serial)) {
       throw internalError('device certificate spec: serial must be a positive minimal DER INTEGER of ≤ 20 octets (RFC 5280 §4.1.2.2)');
     }
@@ -77,7 +90,8 @@ export function createDeviceProfile(issuer: IssuerFacts): DeviceProfile {
     const ski = keyIdentifierOf(keyBits);
     const id = spec.deviceId; // ASCII by the device-id rule, so one byte per character
     const idLen = id.length;
-    const uri = deviceUri(id);
+    const uri = identityUri(spec.kind, id);
+    const profileExt = extension(OID.enrolldProfile, false, profileExtensionValue(spec.profile));
     const uriLen = uri.length;
     const serial = spec.serial;
     const spki = spec.spkiDer;
@@ -89,7 +103,7 @@ export function createDeviceProfile(issuer: IssuerFacts): DeviceProfile {
     const sanSeqContent = 2 + uriLen; // GeneralNames { [6] uri }
     const sanExtContent = OID_SAN.length + 2 + 2 + sanSeqContent;
     const sanExtLen = 2 + sanExtContent;
-    const extsContent = constantExtensions.length + SKI_EXTENSION_LENGTH + sanExtLen;
+    const extsContent = constantExtensions.length + SKI_EXTENSION_LENGTH + sanExtLen + profileExt.length;
     const extsSeqLen = headerLength(extsContent) + extsContent;
     const tbsContent =
       VERSION_V3.length + serialLen + algAndIssuer.length + 2 + validityContent + subjectLen + spki.length +
@@ -138,6 +152,7 @@ export function createDeviceProfile(issuer: IssuerFacts): DeviceProfile {
     out[p++] = 0x86; // [6] uniformResourceIdentifier
     out[p++] = uriLen;
     p += out.write(uri, p, 'latin1');
+    p += profileExt.copy(out, p);
     if (p !== out.length) throw internalError('device TBS length mismatch');
     return out;
   }

@@ -11,7 +11,7 @@ export { certificateIdentityOf, KeyUsageBit, readCertificate, readCertificateIde
 export type { CertificateExtension, CertificateIdentity, CertificateStructure } from './certificate-reader.js';
 export { decodeCsr, decodeCsrInput, MAX_CSR_BYTES, MAX_CSR_DEPTH, parseCsr, parseCsrAsync, verifyCsrSignature } from './csr.js';
 export type { CsrSignatureAlgorithm, DecodedCsr } from './csr.js';
-export { assertCsrNamesDevice } from './identity.js';
+export { assertCsrNamesIdentity } from './identity.js';
 export { checkSpki, importPublicKey, importPublicKeyFast, RSA_MAX_BITS, RSA_MIN_BITS } from './key-policy.js';
 export type { EcCurve, KeyInfo } from './key-policy.js';
 export { DEFAULT_SERIAL_PREFIX, generateSerial, isValidSerial, newSerial, serialFromHex, serialHex, SERIAL_LENGTH } from './serial.js';

@@ -58,6 +58,11 @@ export const OID = {
   extKeyUsage: '2.5.29.37',
   kpServerAuth: '1.3.6.1.5.5.7.3.1',
   kpClientAuth: '1.3.6.1.5.5.7.3.2',
+  // enrolld's certificate profile extension (docs/architecture.md §5), in a private enterprise arc. Every arc stays
+  // below 2^31: Go's crypto/x509 refuses a certificate whose extension OID has a larger arc, and asn1js misreads
+  // one, so a registration-free 2.25.<UUID> OID (128-bit arc) would break common clients. The enterprise number is
+  // a placeholder until enrolld registers its own with IANA; only this constant changes then.
+  enrolldProfile: '1.3.6.1.4.1.99999.1.1',
 } as const;
 
 export type OidName = keyof typeof OID;

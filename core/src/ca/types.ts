@@ -1,4 +1,11 @@
 import type { KeyObject } from 'node:crypto';
+import type { IdentityKind } from '@enrolld/protocol';
+
+/** The profile name and version a certificate carries. */
+export interface CertificateProfileRef {
+  name: string;
+  version: number;
+}
 
 /** A CSR that parsed, whose signature verified and whose key passed the key policy. */
 export interface ParsedCsr {
@@ -26,7 +33,12 @@ export interface ParsedCsr {
 }
 
 export interface DeviceCertificateSpec {
+  /** The identity's kind, from the server's record: it picks the SAN URI (urn:enrolld:<kind>:<id>). */
+  kind: IdentityKind;
+  /** The identity's id (a device id or a service name). */
   deviceId: string;
+  /** The profile the certificate is issued under, written into the enrolldProfile extension. */
+  profile: CertificateProfileRef;
   /** Positive, minimal DER content octets, ≤ 20 octets (RFC 5280 §4.1.2.2). */
   serial: Buffer;
   spkiDer: Buffer;

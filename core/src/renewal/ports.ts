@@ -1,13 +1,18 @@
 // Ports the rotation core needs (docs/architecture.md: declared by the consumer). db/ implements the stores and the feeds;
 // jobs/ and mqtt/ drive the use cases through them.
+import type { IdentityKind } from '@enrolld/protocol';
 import type { CertificateIntent, IssuedCertificate } from '../ports.js';
+import type { ProfileTerms } from '../profiles/ports.js';
 
 /** A certificate as the renewal checks see it. */
 export interface RenewalCertificate {
   /** Canonical form (@enrolld/protocol serial.ts): lowercase minimal DER content octets, as stored. */
   serial: string;
+  kind: IdentityKind;
   deviceId: string;
   profile: string;
+  /** The current version of the certificate's profile, when read for a renewal; undefined if it no longer exists. */
+  profileTerms?: ProfileTerms | undefined;
   /** Null while the row is only an intent (never signed, or signing failed). */
   der: Buffer | null;
   notBefore: Date;

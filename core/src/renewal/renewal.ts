@@ -10,7 +10,7 @@
 // One successor per certificate: the predecessor row is locked and a unique index backs it up (ROT-05).
 import { X509Certificate } from 'node:crypto';
 import { routes, type EnrollResponse } from '@enrolld/protocol';
-import { assertCsrNamesDevice, parseCsrAsync } from '../ca/index.js';
+import { assertCsrNamesIdentity, parseCsrAsync } from '../ca/index.js';
 import type { IssuingCa } from '../ca/types.js';
 import type { Clock } from '../clock.js';
 import { toPem } from '../ca/der.js';
@@ -148,8 +148,8 @@ export function createRenewal(deps: RenewalDeps) {
       assertAuthentic(claim, current);
       serial = current.serial;
       assertEligible(current, clock.now());
-      // RFC 7030 §4.2.2: the identity stays the same; the CSR may leave its names empty or name exactly this device.
-      assertCsrNamesDevice(csr, current.deviceId);
+      // RFC 7030 §4.2.2: the identity stays the same; the CSR may leave its names empty or name exactly this identity.
+      assertCsrNamesIdentity(csr, current.kind, current.deviceId);
       // RFC 7030 §4.2.2: "the Subject … MUST be identical": an empty subject is not (an enrollment may send one, a
       // re-enrollment may not). The SAN may be left out: the certificate's SAN always comes from the record, and some
       // clients cannot write a URI SAN at all (strongSwan `pki --req --san` encodes it as an empty GeneralNames).
@@ -171,9 +171,16 @@ export function createRenewal(deps: RenewalDeps) {
         publicKeySha256: csr.publicKeySha256,
         inFlightSeconds: policy.inFlightSeconds,
         authorize,
-        // The successor keeps the lineage's profile: a renewal never changes what a device may do.
+        // The successor keeps the lineage's kind and profile (at its current version): a renewal never changes what an
+        // identity is.
         buildIntent: (locked) =>
-          buildIntent(ca, clock, policy, { deviceId: locked.deviceId, profile: locked.profile, predecessorSerial: locked.serial }, csr),
+          buildIntent(ca, clock, policy, {
+            kind: locked.kind,
+            deviceId: locked.deviceId,
+            profile: locked.profileTerms,
+            profileName: locked.profile,
+            predecessorSerial: locked.serial,
+          }, csr),
       });
       switch (begun.outcome) {
         case 'begun':

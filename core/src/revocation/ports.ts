@@ -20,6 +20,8 @@ export interface RevocationCommand {
   /** Who asked: an admin credential name, "cli:<user>", "rotation". Goes to the audit log. */
   actor: string;
   requestId?: string | undefined;
+  /** The admin's words, kept in the audit rows. */
+  comment?: string | undefined;
 }
 
 export type RevocationOutcome =
@@ -111,4 +113,53 @@ export interface CrlSigner {
  */
 export interface RevocationPublisher {
   revoked(revoked: RevokedCertificate[], crl: StoredCrl | undefined): void;
+}
+
+/** What a bulk revocation takes (the wire selector, dates parsed): unrevoked certificates matching every field given. */
+export interface BulkSelector {
+  prefix?: string | undefined;
+  profile?: string | undefined;
+  issuedBefore?: Date | undefined;
+  issuedAfter?: Date | undefined;
+  serials?: string[] | undefined;
+  status?: 'active' | 'pending' | 'expired' | undefined;
+}
+
+export interface BulkTarget {
+  position: number;
+  deviceId: string;
+  serial: string;
+}
+
+export interface BulkRevocationJob {
+  id: string;
+  status: 'queued' | 'running' | 'done' | 'failed';
+  selector: BulkSelector;
+  reason: string;
+  actor: string;
+  total: number;
+  done: number;
+  revoked: number;
+  error: string | null;
+  createdAt: Date;
+  finishedAt: Date | null;
+}
+
+export interface BulkRevocationStore {
+  /** How many certificates the selector takes now, and the first `sampleSize` of them. */
+  preview(selector: BulkSelector, sampleSize: number): Promise<{ count: number; sample: BulkTarget[] }>;
+  /** Records the job and freezes its target list (the selector resolved once), with an audit row, in one transaction. */
+  create(job: { id: string; selector: BulkSelector; reason: string; actor: string; requestId?: string | undefined }): Promise<BulkRevocationJob>;
+  get(id: string): Promise<BulkRevocationJob | undefined>;
+  list(limit: number): Promise<BulkRevocationJob[]>;
+  /** Jobs not finished (queued or running), to enqueue again after a restart. */
+  unfinished(): Promise<string[]>;
+  /** The next targets not processed yet, in position order. */
+  pending(id: string, limit: number): Promise<BulkTarget[]>;
+  /**
+   * Marks targets processed and recounts done, and revoked from the audit rows carrying `requestId` (exact when a run
+   * repeats after a crash).
+   */
+  markProcessed(id: string, positions: number[], requestId: string): Promise<void>;
+  setStatus(id: string, status: BulkRevocationJob['status'], error?: string): Promise<void>;
 }

@@ -30,6 +30,7 @@ export interface RevokeInput {
   reason: string;
   actor: string;
   requestId?: string | undefined;
+  comment?: string | undefined;
 }
 
 /**
@@ -116,14 +117,14 @@ export function createRevocationService(deps: RevocationServiceDeps) {
     async revokeDevice(deviceId: string, input: RevokeInput): Promise<RevokeResult> {
       if (!isValidDeviceId(deviceId)) throw new EnrollError('bad-request', 'device id must match ^[a-z0-9][a-z0-9._-]{0,62}$');
       const code = reasonCode(input.reason);
-      const result = await store.revokeDevice(deviceId, { reasonCode: code, actor: input.actor, requestId: input.requestId });
+      const result = await store.revokeDevice(deviceId, { reasonCode: code, actor: input.actor, requestId: input.requestId, comment: input.comment });
       return finish(input.reason as RevocationReason, result, `no device ${deviceId}`);
     },
 
     async revokeCertificate(serial: string, input: RevokeInput): Promise<RevokeResult> {
       checkSerial(serial);
       const code = reasonCode(input.reason);
-      const result = await store.revokeCertificate(serial, { reasonCode: code, actor: input.actor, requestId: input.requestId });
+      const result = await store.revokeCertificate(serial, { reasonCode: code, actor: input.actor, requestId: input.requestId, comment: input.comment });
       return finish(input.reason as RevocationReason, result, `no certificate with serial ${serial}`);
     },
 

@@ -1,5 +1,6 @@
 import { Option, type Command } from 'commander';
 import { canonicalSerial, isRevocationReason, isValidDeviceId, REVOCATION_REASON_NAMES, revokeResponseSchema, routes, type RevokeRequest } from '@enrolld/protocol';
+import { bulkRevoke, isBulkRevoke, type BulkRevokeOptions } from './bulk-revoke-command.js';
 import type { CliContext } from './context.js';
 import { createCliContext } from './context.js';
 import { note } from './output.js';
@@ -23,15 +24,33 @@ export function registerRevokeCommand(program: Command): void {
     .option('--serial <hex>', 'revoke only this certificate; any spelling an X.509 tool prints (default: none)')
     .addOption(new Option('--reason <reason>', 'the RFC 5280 §5.3.1 reason').choices(OFFERED_REASONS).default('unspecified'))
     .option('--json', 'print the API answer as JSON', false)
-    .action((deviceId: string | undefined, options: RevokeOptions) => revokeCertificates(deviceId, options, createCliContext()));
-  examples(revoke, 'enrolld revoke sensor-0001 --reason keyCompromise', 'enrolld revoke --serial 00:e3:41:9a… --reason superseded');
+    // A bulk revocation: any of these selects the certificates, and the revocation runs as a job on the server.
+    .option('--prefix <prefix>', 'bulk: every certificate of the devices whose id starts with this (default: none)')
+    .option('--profile <profile>', 'bulk: every certificate of the devices of this profile (default: none)')
+    .option('--issued-before <time>', 'bulk: certificates issued before this ISO 8601 time (default: none)')
+    .option('--issued-after <time>', 'bulk: certificates issued at or after this ISO 8601 time (default: none)')
+    .addOption(new Option('--status <status>', 'bulk: certificates in this state (default: unexpired ones)').choices(['active', 'pending', 'expired']))
+    .option('--serials-file <file>', 'bulk: the serials listed in this file, one a line (default: none)')
+    .option('--dry-run', 'bulk: print how many certificates the selector takes, and the first 20, without revoking', false)
+    .action((deviceId: string | undefined, options: RevokeOptions & BulkRevokeOptions) =>
+      isBulkRevoke(options) ? bulkRevoke(deviceId, options, createCliContext()) : revokeCertificates(deviceId, options, createCliContext()),
+    );
+  examples(
+    revoke,
+    'enrolld revoke sensor-0001 --reason keyCompromise',
+    'enrolld revoke --serial 00:e3:41:9a… --reason superseded',
+    'enrolld revoke --prefix line-7- --dry-run',
+    'enrolld revoke --prefix line-7- --reason keyCompromise   # a job, with a progress bar',
+  );
 }
 
 /** `enrolld revoke`: through the admin API, so every broker hears of it and the API process puts it in the next CRL. */
 export async function revokeCertificates(deviceId: string | undefined, options: RevokeOptions, ctx: CliContext): Promise<void> {
   const reason = options.reason;
   if (!isRevocationReason(reason)) throw new UsageError(`--reason "${reason}" is not an RFC 5280 reason`);
-  if (deviceId === undefined && options.serial === undefined) throw new UsageError('what should be revoked? give a device id (enrolld revoke sensor-0001) or --serial HEX');
+  if (deviceId === undefined && options.serial === undefined) {
+    throw new UsageError('what should be revoked? give a device id (enrolld revoke sensor-0001) or --serial HEX, or a bulk selector (--prefix line-7-)');
+  }
   if (deviceId !== undefined && options.serial !== undefined) throw new UsageError('give a device id or --serial, not both');
   if (deviceId !== undefined && !isValidDeviceId(deviceId)) throw new UsageError(`"${deviceId}" is not a valid device id (^[a-z0-9][a-z0-9._-]{0,62}$)`);
   // The edge: any spelling an X.509 tool prints (colons, upper case, leading zeros) becomes the canonical serial here.

@@ -15,6 +15,8 @@ export interface CreateTokenOptions {
   prefix?: string | undefined;
   count?: string | undefined;
   ttl?: string | undefined;
+  service?: string | undefined;
+  profile?: string | undefined;
   replace: boolean;
   afterCompromise: boolean;
   out?: string | undefined;
@@ -30,6 +32,8 @@ export function registerTokenCommands(program: Command): void {
     .option('--prefix <prefix>', 'batch: device ids are <prefix>0001, <prefix>0002, … (default: none)')
     .option('--count <n>', 'batch: how many tokens, 1 to 100000 (default: none)')
     .option('--ttl <duration>', 'how long the token is valid, with a unit: 90s, 15m, 24h, 7d (default: the server\'s TOKEN_TTL, 24h)')
+    .option('--service <name>', 'a token for a service identity instead of a device: it enrolls only as urn:enrolld:service:<name> (default: none)')
+    .option('--profile <name>', 'the certificate profile, of the token\'s kind (default: the built-in `device`, or `service` with --service)')
     .option('--replace', 'allow ids that have a live certificate (re-issue); without it they are refused', false)
     .option('--after-compromise', 'allow ids whose certificates were revoked for keyCompromise; recorded with the token', false)
     .option('--out <file>', 'write the token or CSV to this new file, mode 0600 (default: stdout; a file it is redirected to is made 0600 too)')
@@ -37,8 +41,9 @@ export function registerTokenCommands(program: Command): void {
   examples(
     create,
     'enrolld token create --device sensor-0001 --ttl 15m',
-    'enrolld token create --prefix sensor- --count 1000 --ttl 7d --out tokens.csv',
+    'enrolld token create --prefix sensor- --count 1000 --ttl 7d --profile silver --out tokens.csv',
     'enrolld token create --device sensor-0001 --replace   # a new token for an enrolled device',
+    'enrolld token create --service ingest',
   );
   const show = token
     .command('show')
@@ -76,12 +81,18 @@ export function parseTtl(text: string): number {
 
 export async function createTokens(options: CreateTokenOptions, ctx: CliContext): Promise<void> {
   const ttlSeconds = options.ttl === undefined ? undefined : parseTtl(options.ttl);
-  if (options.device !== undefined) {
-    if (options.prefix !== undefined || options.count !== undefined) throw new UsageError('use either --device or --prefix/--count');
-    if (!isValidDeviceId(options.device)) throw new UsageError(`"${options.device}" is not a valid device id (^[a-z0-9][a-z0-9._-]{0,62}$)`);
+  const profile = options.profile;
+  if (options.device !== undefined || options.service !== undefined) {
+    if (options.prefix !== undefined || options.count !== undefined || (options.device !== undefined && options.service !== undefined)) {
+      throw new UsageError('use one of --device, --service or --prefix/--count');
+    }
+    const id = (options.device ?? options.service)!;
+    if (!isValidDeviceId(id)) throw new UsageError(`"${id}" is not a valid ${options.device !== undefined ? 'device id' : 'service name'} (^[a-z0-9][a-z0-9._-]{0,62}$)`);
     const api = await ctx.adminApi();
     try {
-      const request: CreateTokenRequest = { deviceId: options.device, ttlSeconds, ...consent(options) };
+      const request: CreateTokenRequest = options.device !== undefined
+        ? { deviceId: id, profile, ttlSeconds, ...consent(options) }
+        : { service: id, profile, ttlSeconds, ...consent(options) };
       const [created] = await api.call(createTokensResponseSchema, 'POST', routes.adminTokens, request);
       await emit(`${created!.token}\n`, options.out); // only the token, for scripts
       note(`token for ${created!.deviceId} (${created!.issuedAs}), expires ${created!.expiresAt}`);
@@ -90,14 +101,14 @@ export async function createTokens(options: CreateTokenOptions, ctx: CliContext)
     }
     return;
   }
-  if (options.prefix === undefined || options.count === undefined) throw new UsageError('give --device, or --prefix and --count');
+  if (options.prefix === undefined || options.count === undefined) throw new UsageError('give --device, --service, or --prefix and --count');
   const count = Number(options.count);
   if (!Number.isInteger(count) || count < 1 || count > 100_000) throw new UsageError('--count must be an integer from 1 to 100000');
   const api = await ctx.adminApi();
   const progress = startProgress(`creating ${count} tokens`);
   try {
     // One request, one transaction on the server: the batch exists whole or not at all.
-    const request: CreateTokenRequest = { prefix: options.prefix, count, ttlSeconds, ...consent(options) };
+    const request: CreateTokenRequest = { prefix: options.prefix, count, profile, ttlSeconds, ...consent(options) };
     const csv = await api.text('POST', routes.adminTokens, request, 'text/csv');
     await emit(csv, options.out);
     progress.stop(`created ${count} tokens for ${options.prefix}…: ${issueCounts(csv)}`);

@@ -6,11 +6,12 @@ import type { Config } from '../config.js';
 import { createHttpApp } from '../http/app.js';
 import { startHttpsServer, type RunningHttpsServer } from '../http/https-server.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
-import { createDatabaseUpGauge, createRegistry } from '../metrics.js';
+import { createDatabaseUpGauge, createFleetMetrics, createRegistry } from '../metrics.js';
 import { ensureAdminToken } from './admin-token.js';
 import { buildOnDatabase, type Database } from './database.js';
 import { loadPki, pkiPaths, type PkiHome } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
+import { buildJobProducer } from './worker.js';
 
 export interface ApiRoleDeps {
   config: Readonly<Config>;
@@ -31,6 +32,7 @@ export interface ApiRole {
 
 export function buildApiRole(deps: ApiRoleDeps): ApiRole {
   const { config, logger, useCases } = deps;
+  createFleetMetrics(deps.registry, { ...useCases.fleet, connectedIds: () => useCases.fleetEvents.connectedIds() });
   createDatabaseUpGauge(deps.registry, async () => {
     await deps.database.pool.query('SELECT 1');
   });
@@ -45,6 +47,7 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
       return { database, ...Object.fromEntries(Object.entries(deps.readiness ?? {}).map(([name, check]) => [name, check()])) };
     },
     classifyError: classifyInfrastructureError,
+    consoleSessionTtlMs: config.consoleSessionTtlMs,
     trustedProxies: config.http.trustedProxies,
     failedTokenLimit: config.http.failedTokenLimit,
   });
@@ -107,6 +110,18 @@ export async function buildApi(config: Readonly<Config>, logger: Logger, signal?
     const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca: pki.ca, logger, registry });
     await ensureFirstAdmin(config, useCases, logger);
     const api = buildApiRole({ config, logger, registry, database, pki, useCases });
-    return { useCases, listen: () => api.listen(), stop: () => api.stop() };
+    // Bulk revocations started here are queued for an `enrolld worker`.
+    const producer = buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });
+    return {
+      useCases,
+      async listen() {
+        producer.listen();
+        return api.listen();
+      },
+      async stop() {
+        await api.stop();
+        await producer.stop();
+      },
+    };
   });
 }

@@ -3,7 +3,7 @@
 // renewal over MQTT, hints to live sessions, and supersede on a successor's first CONNECT.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
+import { createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
 import type { RegistryFeed } from '@enrolld/core/admission/ports.js';
 import { systemClock } from '@enrolld/core/clock.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
@@ -27,6 +27,8 @@ export interface BrokerRoleDeps {
   feed: RegistryFeed;
   outbound?: OutboundRelay | undefined;
   hooks?: BrokerHooks[] | undefined;
+  /** Aborted when the process starts shutting down: a feed lost after that is expected (quietOnShutdown). */
+  stopping?: AbortSignal | undefined;
 }
 
 export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
@@ -56,6 +58,11 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
     // burst of renewals cannot starve them.
     store: { ...createPgRevocationStore(deps.database.revocationPool), ...createPgRegistryStore(deps.database.revocationPool) },
     feed: deps.feed,
+    // Profile changes reach every broker, this process's included, by NOTIFY on their own LISTEN connection.
+    profiles: {
+      source: createPgProfileStore(deps.database.revocationPool),
+      feed: quietOnShutdown(createPgProfileListener({ connectionString: deps.database.url, applicationName: 'enrolld-broker-profiles' }), deps.stopping),
+    },
     outbound: deps.outbound,
     hooks: deps.hooks,
     cluster:
@@ -78,9 +85,13 @@ export function registryNotifyFeed(database: Database): RegistryFeed {
  * terminal's process group, so Ctrl-C stops it too and it may close the feed before the broker stops listening: an
  * expected end, not a lost feed.
  */
-export function quietOnShutdown(feed: RegistryFeed, stopping: AbortSignal | undefined): RegistryFeed {
+export function quietOnShutdown<H extends { onConnection(connected: boolean, error?: unknown): void }, F extends { start(handlers: H): Promise<void>; stop(): Promise<void> }>(
+  feed: F,
+  stopping: AbortSignal | undefined,
+): F {
   if (!stopping) return feed;
   return {
+    ...feed,
     start: (handlers) =>
       feed.start({
         ...handlers,
@@ -165,4 +176,13 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
     const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database) });
     return { broker, listen: () => broker.start(), stop: () => broker.stop() };
   });
+}
+
+/** Connections, disconnections and refusals of the broker in `enrolld up`, to the console's live events and presence. */
+export function fleetEventHooks(events: UseCases['fleetEvents']): BrokerHooks {
+  return {
+    onConnected: (s) => events.publish({ type: 'connected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),
+    onDisconnected: (s) => events.publish({ type: 'disconnected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),
+    onRefused: (r) => events.publish({ type: 'refused', deviceId: r.deviceId, serial: r.serial, reason: r.reason, at: events.now() }),
+  };
 }

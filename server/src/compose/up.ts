@@ -12,11 +12,11 @@ import { createRegistry } from '../metrics.js';
 import type { Broker } from '../mqtt/broker.js';
 import type { JobRuntime } from '../jobs/job-runtime.js';
 import { buildApiRole, ensureFirstAdmin, prepareApiPki } from './api.js';
-import { buildBrokerRole, buildBrokerRotation, quietOnShutdown, registryNotifyFeed } from './broker.js';
+import { buildBrokerRole, buildBrokerRotation, fleetEventHooks, quietOnShutdown, registryNotifyFeed } from './broker.js';
 import { openDatabase } from './database.js';
 import { readBrokerMaterial } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
-import { buildWorkerRole } from './worker.js';
+import { buildJobProducer, buildWorkerRole } from './worker.js';
 
 export interface UpEndpoints {
   apiUrl: string;
@@ -59,13 +59,15 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       material: await readBrokerMaterial(config.home),
       feed: mergeRevocationFeeds(quietOnShutdown(registryNotifyFeed(database), signal), localRevocations, localIssuance),
       outbound,
-      hooks: [rotation.hooks],
+      hooks: [rotation.hooks, fleetEventHooks(useCases.fleetEvents)],
+      stopping: signal,
     });
     const api = buildApiRole({
       config, logger, registry, database, pki, useCases,
       readiness: { revocationState: () => broker.revocationStatus().known, clusterBus: () => broker.clusterBusConnected() },
     });
     const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
+    const producer = worker ? undefined : buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });
 
     const stops: Array<() => Promise<void>> = [];
     const stop = async () => {
@@ -91,6 +93,10 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
         if (worker) {
           stops.push(() => worker.stop());
           worker.listen();
+        }
+        if (producer) {
+          stops.push(() => producer.stop());
+          producer.listen();
         }
         return { apiUrl: http.url, httpsPort: http.port, mqttsPort };
       },

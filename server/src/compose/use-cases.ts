@@ -4,7 +4,7 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { createPgAdminCredentialStore, createPgDeviceStore, createPgEnrollmentStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import { createPgAdminCredentialStore, createPgAuditStore, createPgBulkRevocationStore, createPgFleetStore, createPgDeviceStore, createPgEnrollmentStore, createPgProfileStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
 import type { IssuancePublisher } from '@enrolld/core/admission/ports.js';
 import type { IssuingCa } from '@enrolld/core/ca/types.js';
@@ -17,6 +17,12 @@ import { createRotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
 import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
 import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
 import { createTokenIssuer } from '@enrolld/core/tokens.js';
+import { createProfileService } from '@enrolld/core/profiles/profile-service.js';
+import { createServiceIdentities } from '@enrolld/core/profiles/service-identities.js';
+import { createJobRequestRelay } from '@enrolld/core/events/job-request-relay.js';
+import { createBulkRevocation } from '@enrolld/core/revocation/bulk-revocation.js';
+import { createFleetEvents } from '@enrolld/core/fleet/live-events.js';
+import { REVOCATION_REASON_NAMES, REVOCATION_REASONS } from '@enrolld/protocol';
 import type { Config } from '../config.js';
 import { createUseCaseMetrics } from '../metrics.js';
 
@@ -48,9 +54,14 @@ export function buildUseCases(deps: UseCaseDeps) {
   const { config, pool, ca, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const metrics = createUseCaseMetrics(deps.registry);
+  // Live events and presence for the console; the broker hooks of `enrolld up` publish connections and refusals here.
+  const fleetEvents = createFleetEvents();
+  const reasonName = (code: number) => REVOCATION_REASON_NAMES.find((n) => REVOCATION_REASONS[n] === code) ?? String(code);
   const renewalStore = createPgRenewalStore(pool);
   const deviceStore = createPgDeviceStore(pool);
   const adminCredentials = createPgAdminCredentialStore(pool);
+  const profiles = createProfileService({ store: createPgProfileStore(pool) });
+  const tokens = createTokenIssuer({ store: createPgTokenStore(pool), clock: deps.clock ?? systemClock, defaultTtlSeconds: config.tokenTtlSeconds, profiles });
 
   const enrollment = createEnrollment({
     store: createPgEnrollmentStore(pool),
@@ -62,7 +73,10 @@ export function buildUseCases(deps: UseCaseDeps) {
       retryWindowSeconds: config.enrollRetryWindowSeconds,
       inFlightSeconds: IN_FLIGHT_SECONDS,
     },
-    onIssued: (event) => deps.issuanceEvents?.issued(event),
+    onIssued: (event) => {
+      deps.issuanceEvents?.issued(event);
+      fleetEvents.publish({ type: 'enrolled', deviceId: event.deviceId, serial: event.serial, at: fleetEvents.now() });
+    },
     onOutcome: (outcome, seconds) => {
       metrics.enrollments.inc({ outcome });
       metrics.enrollmentSeconds.observe({ outcome }, seconds);
@@ -75,12 +89,28 @@ export function buildUseCases(deps: UseCaseDeps) {
     clock,
     crlValidityMs: config.revocation.crlValidityMs,
     crlMinIntervalMs: config.revocation.crlMinIntervalMs,
-    publisher: deps.revocationEvents,
+    publisher: {
+      revoked(revoked, crl) {
+        // Told before the in-process broker, whose cut of the session (and its `disconnected`) follows synchronously.
+        for (const r of revoked) fleetEvents.publish({ type: 'revoked', deviceId: r.deviceId, serial: r.serial, reason: reasonName(r.reasonCode), at: fleetEvents.now() });
+        deps.revocationEvents?.revoked(revoked, crl);
+      },
+    },
     onCrlRebuilt: () => metrics.crlRebuilds.inc({ outcome: 'stored' }),
     onCrlError: (error) => {
       metrics.crlRebuilds.inc({ outcome: 'failed' });
       logger.error({ err: error }, 'CRL rebuild failed; brokers still refuse the serial at CONNECT');
     },
+  });
+
+  // Bulk revocations are queued through this relay; the job runtime of the process (worker, or a producer) consumes it.
+  const jobRequests = createJobRequestRelay();
+  const bulkRevocation = createBulkRevocation({
+    store: createPgBulkRevocationStore(pool),
+    revoker: revocation,
+    enqueue: (id) => jobRequests.request({ name: 'bulk-revoke', id }),
+    batchSize: config.revocation.bulkBatchSize,
+    onProgress: ({ revoked }) => metrics.bulkRevoked.inc(revoked.length),
   });
 
   const lineage = createLineage({
@@ -109,7 +139,10 @@ export function buildUseCases(deps: UseCaseDeps) {
       popLinking: config.rotation.estPopLinking,
     },
     onRenewed: (entry) => lineage.noteRenewal(entry),
-    onIssued: (event) => deps.issuanceEvents?.issued(event),
+    onIssued: (event) => {
+      deps.issuanceEvents?.issued(event);
+      fleetEvents.publish({ type: 'renewed', deviceId: event.deviceId, serial: event.serial, at: fleetEvents.now() });
+    },
     onOutcome: (transport, outcome, seconds) => {
       metrics.renewals.inc({ transport, outcome });
       metrics.renewalSeconds.observe({ transport, outcome }, seconds);
@@ -119,11 +152,18 @@ export function buildUseCases(deps: UseCaseDeps) {
   return {
     enrollment,
     estEnrollment: createEstEnrollment({ enrollment, tokens: renewalStore, popLinking: config.rotation.estPopLinking }),
-    tokens: createTokenIssuer({ store: createPgTokenStore(pool), clock, defaultTtlSeconds: config.tokenTtlSeconds }),
+    tokens,
+    profiles,
+    services: createServiceIdentities({ tokens, enrollment }),
     devices: deviceStore,
     adminCredentials,
     authenticateAdmin: createAdminAuthenticator(adminCredentials),
+    audit: createPgAuditStore(pool),
+    fleet: createPgFleetStore(pool),
+    fleetEvents,
     revocation,
+    bulkRevocation,
+    jobRequests,
     lineage,
     renewal,
     sweep: createRotationSweep({

@@ -49,7 +49,7 @@ export interface WorkerRoleDeps {
   logger: Logger;
   registry: Registry;
   databaseUrl: string;
-  useCases: Pick<UseCases, 'sweep' | 'lineage'>;
+  useCases: Pick<UseCases, 'sweep' | 'lineage' | 'bulkRevocation' | 'jobRequests'>;
 }
 
 export interface WorkerRole {
@@ -66,9 +66,12 @@ export function buildWorkerRole(deps: WorkerRoleDeps): WorkerRole {
     options: jobRuntimeOptions(deps.config, deps.databaseUrl),
     logger: deps.logger,
     metrics,
+    requests: deps.useCases.jobRequests,
+    onWorkersReady: () => deps.useCases.bulkRevocation.resumeUnfinished(),
     process: createRotationProcessor({
       sweep: deps.useCases.sweep,
       lineage: deps.useCases.lineage,
+      bulkRevocation: deps.useCases.bulkRevocation,
       enqueue: { addHints: (hints) => jobs!.enqueue.addHints(hints) },
       onHintSent: () => metrics.hintSent(),
       onSuperseded: (n) => metrics.superseded(n),
@@ -80,6 +83,21 @@ export function buildWorkerRole(deps: WorkerRoleDeps): WorkerRole {
     listen: () => runtime.start(),
     stop: () => runtime.stop(),
   };
+}
+
+/**
+ * The producer side of the job queue for a process without workers (`enrolld api`, `enrolld up` with JOBS=off): the
+ * bulk revocations its API starts are queued for an `enrolld worker`.
+ */
+export function buildJobProducer(deps: Omit<WorkerRoleDeps, 'useCases'> & { useCases: Pick<UseCases, 'jobRequests'> }): WorkerRole {
+  const jobs = createJobRuntime({
+    options: { ...jobRuntimeOptions(deps.config, deps.databaseUrl), runWorkers: false },
+    logger: deps.logger,
+    metrics: createJobMetrics(deps.registry, () => []),
+    requests: deps.useCases.jobRequests,
+    process: () => Promise.reject(new Error('this process runs no job workers')),
+  });
+  return { jobs, listen: () => jobs.start(), stop: () => jobs.stop() };
 }
 
 export interface BuiltWorker {

@@ -4,10 +4,16 @@ import type { Registry } from 'prom-client';
 import { createFailedTokenMetrics } from '../metrics.js';
 import { routes } from '@enrolld/protocol';
 import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
+import type { AuditTrail } from '@enrolld/core/audit/ports.js';
 import type { EnrollError } from '@enrolld/core/errors.js';
 import type { PopLinkingPolicy } from '@enrolld/core/renewal/pop-linking.js';
 import { requireAdmin } from './admin-auth.js';
 import { adminRoutes, type AdminRoutesDeps } from './admin-routes.js';
+import { auditRoutes, type AuditRoutesDeps } from './audit-routes.js';
+import { bulkRevocationRoutes, type BulkRevocationRoutesDeps } from './bulk-revocation-routes.js';
+import { consoleRoutes } from './console/console-routes.js';
+import { createConsoleSessions } from './console/console-sessions.js';
+import { fleetRoutes, type FleetRoutesDeps } from './fleet-routes.js';
 import { enrollRoutes, type EnrollRoutesDeps } from './enroll-routes.js';
 import { estRoutes, type EstRoutesDeps } from './est/est-routes.js';
 import { createFailedTokenLimiter, limitFailedTokenAttempts } from './failed-token-limit.js';
@@ -15,6 +21,7 @@ import { notFound, problemHandler } from './problem.js';
 import { renewRoutes, type RenewRoutesDeps } from './renew-routes.js';
 import { requestContext } from './request-context.js';
 import { crlRoutes, revocationAdminRoutes, type RevocationRoutesDeps } from './revocation-routes.js';
+import { profileRoutes, type ProfileRoutesDeps } from './profile-routes.js';
 
 /** The use cases the API serves; the composition passes what buildUseCases() made. */
 export interface HttpUseCases {
@@ -25,6 +32,12 @@ export interface HttpUseCases {
   tokens: AdminRoutesDeps['tokens'];
   devices: AdminRoutesDeps['devices'];
   authenticateAdmin: (bearer: string | undefined) => Promise<AdminPrincipal>;
+  profiles: ProfileRoutesDeps['profiles'];
+  services: ProfileRoutesDeps['services'];
+  bulkRevocation: BulkRevocationRoutesDeps['bulkRevocation'];
+  fleet: FleetRoutesDeps['fleet'];
+  fleetEvents: FleetRoutesDeps['events'];
+  audit: AuditRoutesDeps['audit'] & Pick<AuditTrail, 'append'>;
 }
 
 export interface HttpAppDeps {
@@ -38,6 +51,8 @@ export interface HttpAppDeps {
   /** Each thing the service needs to do its job (database, revocation state, cluster bus): true when it is there. */
   checkReadiness: () => Promise<Record<string, boolean>>;
   classifyError?: (error: unknown) => EnrollError | undefined;
+  /** Idle lifetime of a console sign-in (CONSOLE_SESSION_TTL). */
+  consoleSessionTtlMs: number;
   /** Proxies whose X-Forwarded-For names the client (IPs, CIDRs, or loopback/linklocal/uniquelocal); none by default. */
   trustedProxies?: readonly string[];
   /** Failed token attempts a source address may make per window before it gets 429; limit 0 turns it off. */
@@ -81,9 +96,16 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.use(renewRoutes({ renewal: useCases.renewal }));
   app.use(estRoutes({ renewal: useCases.renewal, enrollment: useCases.estEnrollment, chainPem: deps.chainPem, popLinking: deps.popLinking, logger: deps.logger }));
 
-  app.use('/v1/admin', requireAdmin(useCases.authenticateAdmin));
+  const consoleSessions = createConsoleSessions(deps.consoleSessionTtlMs);
+  app.use(consoleRoutes({ sessions: consoleSessions, authenticateAdmin: useCases.authenticateAdmin, audit: useCases.audit, sessionTtlMs: deps.consoleSessionTtlMs }));
+
+  app.use('/v1/admin', requireAdmin(useCases.authenticateAdmin, consoleSessions));
   app.use(adminRoutes({ tokens: useCases.tokens, devices: useCases.devices }));
   app.use(revocationAdminRoutes({ revocation: useCases.revocation }));
+  app.use(profileRoutes({ profiles: useCases.profiles, services: useCases.services }));
+  app.use(auditRoutes({ audit: useCases.audit }));
+  app.use(bulkRevocationRoutes({ bulkRevocation: useCases.bulkRevocation }));
+  app.use(fleetRoutes({ fleet: useCases.fleet, devices: useCases.devices, audit: useCases.audit, events: useCases.fleetEvents }));
 
   app.use(notFound);
   app.use(problemHandler({ logger: deps.logger, classifyError: deps.classifyError }));

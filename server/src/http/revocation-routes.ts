@@ -20,12 +20,12 @@ const optionalJsonBody: RequestHandler = (req, _res, next) => {
   next();
 };
 
-function parseReason(body: unknown): string {
+function parseReason(body: unknown): { reason: string; comment?: string | undefined } {
   const parsed = revokeRequestSchema.safeParse(body ?? {});
   if (!parsed.success) {
     throw new EnrollError('bad-request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
   }
-  return parsed.data.reason;
+  return parsed.data;
 }
 
 function answer(result: RevokeResult): RevokeResponse {
@@ -41,14 +41,15 @@ function answer(result: RevokeResult): RevokeResponse {
 /** Mounted behind requireAdmin (the app puts the guard on /v1/admin). */
 export function revocationAdminRoutes(deps: RevocationRoutesDeps): Router {
   const router = Router();
-  const json = express.json({ limit: '1kb' });
+  const json = express.json({ limit: '4kb' }); // a reason and a comment of at most 500 characters
 
   router.post('/v1/admin/devices/:id/revoke', optionalJsonBody, json, async (req, res) => {
     const id = deviceIdSchema.safeParse(req.params.id);
     if (!id.success) throw new EnrollError('bad-request', `"${String(req.params.id)}" is not a valid device id`);
-    const reason = parseReason(req.body);
+    const { reason, comment } = parseReason(req.body);
     const result = await deps.revocation.revokeDevice(id.data, {
       reason,
+      comment,
       actor: adminOf(res.locals).name,
       requestId: res.locals.requestId as string | undefined,
     });
@@ -56,12 +57,13 @@ export function revocationAdminRoutes(deps: RevocationRoutesDeps): Router {
   });
 
   router.post('/v1/admin/certificates/:serial/revoke', optionalJsonBody, json, async (req, res) => {
-    const reason = parseReason(req.body);
+    const { reason, comment } = parseReason(req.body);
     // The edge: the admin may paste the serial as any X.509 tool prints it; from here on it is canonical.
     const serial = canonicalSerial(String(req.params.serial));
     if (serial === undefined) throw new EnrollError('bad-request', 'serial must be hexadecimal, at most 20 octets (RFC 5280 §4.1.2.2)');
     const result = await deps.revocation.revokeCertificate(serial, {
       reason,
+      comment,
       actor: adminOf(res.locals).name,
       requestId: res.locals.requestId as string | undefined,
     });

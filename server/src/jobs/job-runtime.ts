@@ -7,8 +7,9 @@
 import { Queue, QueueEvents, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
+import type { JobRequestRelay } from '@enrolld/core/events/job-request-relay.js';
 import type { JobMetrics } from './job-metrics.js';
-import { hintJobId, ROTATION_QUEUE, type HintEnqueuer, type RotationJob, type RotationJobResult } from './rotation-jobs.js';
+import { bulkRevokeJobId, hintJobId, ROTATION_QUEUE, type HintEnqueuer, type RotationJob, type RotationJobResult } from './rotation-jobs.js';
 
 export interface JobRuntimeOptions {
   redisUrl: string;
@@ -31,6 +32,10 @@ export interface JobRuntimeDeps {
   logger: Logger;
   metrics: JobMetrics;
   process: (job: RotationJob) => Promise<RotationJobResult>;
+  /** Jobs the use cases ask for (bulk revocations), queued while this runtime holds a queue. */
+  requests?: JobRequestRelay | undefined;
+  /** Once the workers run: queue again what a previous process left unfinished. */
+  onWorkersReady?: (() => Promise<unknown>) | undefined;
 }
 
 const CLOSE_TIMEOUT_MS = 3000;
@@ -54,6 +59,7 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
   let everReady = false;
   let retryTimer: NodeJS.Timeout | undefined;
   let connecting: Promise<void> | undefined;
+  let detachRequests: (() => void) | undefined;
   /** Completion events for sweepNow, opened on its first call (QueueEvents blocks on its own connection). */
   let events: { queueEvents: QueueEvents; connection: Redis } | undefined;
 
@@ -188,6 +194,8 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
       stopped = true;
       clearTimeout(retryTimer);
       await connecting;
+      detachRequests?.();
+      detachRequests = undefined;
       const w = worker;
       const q = queue;
       const c = connection;
@@ -229,6 +237,16 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
     const conn = connection;
     queue = new Queue(ROTATION_QUEUE, { connection: conn, prefix: options.prefix });
     queue.on('error', () => undefined); // reported once by the connection's handler
+    const q = queue;
+    detachRequests = deps.requests?.consume(async (job) => {
+      await q.add(job.name, { id: job.id }, {
+        jobId: bulkRevokeJobId(job.id),
+        attempts: 5,
+        backoff: { type: 'exponential', delay: 1000 },
+        removeOnComplete: { age: options.keepCompletedSeconds },
+        removeOnFail: { age: options.keepCompletedSeconds },
+      });
+    });
     if (options.runWorkers) {
       worker = new Worker(
         ROTATION_QUEUE,
@@ -252,6 +270,7 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
         metrics.stalled(ROTATION_QUEUE);
         log.warn({ jobId }, 'rotation job stalled; it runs again (its effects are idempotent)');
       });
+      deps.onWorkersReady?.().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'could not queue unfinished jobs again yet'));
     }
   }
 }

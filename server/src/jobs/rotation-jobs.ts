@@ -3,13 +3,16 @@
 //   hint       (per serial) sends the hint once: the effect is keyed by the serial in the store, so a job that runs
 //                           again after a worker crash or stall sends nothing (BullMQ is at-least-once; FLT-06)
 //   supersede  (scheduled)  retires predecessors whose successor never connected within the grace period
+//   bulk-revoke (per job)   works through a bulk revocation's frozen target list; a run repeated after a crash or
+//                           stall revokes nothing twice (core/src/revocation/bulk-revocation.ts)
 // The job id of a hint is its business id (the serial): enqueueing it twice while it exists is a no-op.
 import type { Lineage } from '@enrolld/core/renewal/lineage.js';
 import type { RotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
+import type { BulkRevocation } from '@enrolld/core/revocation/bulk-revocation.js';
 
 export const ROTATION_QUEUE = 'rotation';
 
-export type RotationJobName = 'sweep' | 'hint' | 'supersede';
+export type RotationJobName = 'sweep' | 'hint' | 'supersede' | 'bulk-revoke';
 
 export interface RotationJob {
   name: string;
@@ -30,13 +33,15 @@ export interface RotationJobDeps {
   sweep: Pick<RotationSweep, 'findDue' | 'hint'>;
   lineage: Pick<Lineage, 'supersedeDue'>;
   enqueue: HintEnqueuer;
+  bulkRevocation?: Pick<BulkRevocation, 'run'> | undefined;
   onHintSent?: (hint: HintJobData) => void;
   onSuperseded?: (count: number) => void;
 }
 
-export type RotationJobResult = { due: number } | { sent: boolean } | { superseded: number };
+export type RotationJobResult = { due: number } | { sent: boolean } | { superseded: number } | { revoked: number };
 
 export const hintJobId = (serial: string): string => `hint-${serial}`;
+export const bulkRevokeJobId = (id: string): string => `bulk-revoke-${id}`;
 
 export function createRotationProcessor(deps: RotationJobDeps) {
   return async function processRotationJob(job: RotationJob): Promise<RotationJobResult> {
@@ -56,6 +61,11 @@ export function createRotationProcessor(deps: RotationJobDeps) {
         const superseded = await deps.lineage.supersedeDue();
         if (superseded > 0) deps.onSuperseded?.(superseded);
         return { superseded };
+      }
+      case 'bulk-revoke': {
+        if (!deps.bulkRevocation) throw new Error('bulk revocation is not served by this worker');
+        const done = await deps.bulkRevocation.run((job.data as { id: string }).id);
+        return { revoked: done.revoked };
       }
       default:
         throw new Error(`unknown rotation job ${job.name}`);

@@ -18,7 +18,7 @@ import type { PeerIdentity, PeerIdentityReader } from './peer-identity.js';
 import type { SessionExpiry } from './session-expiry.js';
 import type { SessionIndex } from './session-index.js';
 import { VALIDITY_ERRORS } from './tls-listener.js';
-import { canPublish } from './topic-acl.js';
+import type { ProfileAcls } from '@enrolld/core/acl/profile-acls.js';
 
 export interface AdmissionDeps {
   state: Pick<RevocationState, 'status'>;
@@ -26,12 +26,25 @@ export interface AdmissionDeps {
   lookup: RegistryLookup;
   identities: PeerIdentityReader;
   sessions: Pick<SessionIndex, 'admit'>;
+  /** The compiled ACL of each profile: a certificate naming a profile this broker does not hold is refused. */
+  acls: Pick<ProfileAcls, 'get'>;
+  /** False until the profiles were loaded once: every CONNECT gets CONNACK 3 meanwhile, as with an unknown state. */
+  profilesLoaded(): boolean;
   expiry: SessionExpiry;
   /** Runs for each admitted session, after the index and the expiry know it (the listener and the limits). */
   admitted(client: Client, identity: PeerIdentity): void;
   metrics: BrokerMetrics;
   clock: Clock;
   log: Logger;
+  /** Each refusal, as it happens (the console's live events); after the metric and the log. */
+  onRefused?: ((refusal: ConnectRefusal) => void) | undefined;
+}
+
+/** A refused CONNECT: the device and serial when the certificate named them. */
+export interface ConnectRefusal {
+  reason: RefusalReason;
+  deviceId: string | null;
+  serial: string | null;
 }
 
 type Done = (error: AuthenticateError | null, success: boolean | null) => void;
@@ -48,6 +61,7 @@ const REFUSAL_MESSAGES: Record<string, string> = {
   'not-yet-valid': 'not yet valid certificate refused',
   'not-current': 'not-current certificate refused',
   unknown: 'unknown certificate refused',
+  'unknown-profile': 'certificate of an unknown profile refused',
 };
 
 function authError(returnCode: number, message: string): AuthenticateError {
@@ -62,7 +76,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
 
   function refuse(client: Client, done: Done, code: number, reason: RefusalReason, fields: object, message: string): void {
     metrics.refused(reason);
-    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable') {
+    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable' || reason === 'profiles-not-loaded') {
       // One line per second at most: a reconnect storm during an outage must not flood the log.
       const now = Date.now();
       if (now - lastUnknownLogAt >= 1000) {
@@ -72,6 +86,8 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     } else {
       log.info({ ...fields, clientId: client.id, reason }, message);
     }
+    const named = fields as { deviceId?: string; serial?: string };
+    deps.onRefused?.({ reason, deviceId: named.deviceId ?? null, serial: named.serial ?? null });
     done(authError(code, message), false);
   }
 
@@ -90,17 +106,21 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
       const peer = (client.conn as Socket).remoteAddress;
       log.warn({ deviceId: identity.deviceId, serial: identity.serial, reason, peer }, REFUSAL_MESSAGES[reason] ?? 'certificate refused');
     }
+    deps.onRefused?.({ reason, deviceId: identity.deviceId, serial: identity.serial });
     done(authError(CONNACK.notAuthorized, `not authorized: ${reason}`), false);
   }
 
   function finish(client: Client, done: Done, identity: PeerIdentity, decision: RegistryDecision): void {
     if (!decision.ok) return refuseCertificate(client, done, decision.reason, identity);
+    // The profile named in the certificate, at its current version, and of the certificate's kind.
+    const profile = deps.acls.get(identity.profile);
+    if (!profile || profile.kind !== identity.kind) return refuseCertificate(client, done, 'unknown-profile', identity);
     // The will goes through the same topic ACL as a PUBLISH (GHSA-4cmx-hrq9-c23p). Refusing it here tells the device
     // at once, instead of silently dropping the will when the session dies.
     const will = willUnderAuthentication(client);
-    if (will && !canPublish(identity.deviceId, will.topic)) {
-      const fields = { deviceId: identity.deviceId, serial: identity.serial, topic: will.topic };
-      return refuse(client, done, CONNACK.notAuthorized, 'will-denied', fields, 'refusing CONNECT: will topic outside the device prefix');
+    if (will && !profile.acl.canPublish(identity.deviceId, will.topic)) {
+      const fields = { deviceId: identity.deviceId, serial: identity.serial, profile: identity.profile, topic: will.topic };
+      return refuse(client, done, CONNACK.notAuthorized, 'will-denied', fields, 'refusing CONNECT: the profile ACL does not allow the will topic');
     }
     deps.sessions.admit(client, identity);
     deps.expiry.watch(client, identity);
@@ -113,6 +133,10 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     if (!status.known) {
       // Code 3: the service is unavailable, try later. Admitting would let a revoked certificate in.
       return refuse(client, done, CONNACK.serverUnavailable, 'revocation-state-unknown', { why: status.reason }, 'refusing CONNECT: revocation state unknown');
+    }
+    if (!deps.profilesLoaded()) {
+      // Code 3 too: without the profiles no certificate's rights are known.
+      return refuse(client, done, CONNACK.serverUnavailable, 'profiles-not-loaded', {}, 'refusing CONNECT: profiles not loaded');
     }
     const socket = client.conn as tls.TLSSocket;
     const read = identities.read(socket);
@@ -154,7 +178,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // can still be checked against revocation (packet-authorization.ts, client === null).
     if (packet.will) {
       const read = identities.read(client.conn as tls.TLSSocket);
-      if (read.ok) stampWillSerial(packet.will, read.identity.serial);
+      if (read.ok) stampWillSerial(packet.will, read.identity.serial, read.identity.profile);
     }
     callback(null, true);
   };

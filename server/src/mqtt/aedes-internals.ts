@@ -55,23 +55,30 @@ export function dropClientWill(client: Client): void {
   internals._will = null;
 }
 
-/** The field a will packet carries through persistence to name the certificate of the session that set it. */
+/** The fields a will packet carries through persistence to name the certificate (and its profile) of the session that set it. */
 const WILL_SERIAL = 'enrolldSerial';
+const WILL_PROFILE = 'enrolldProfile';
 
 /** Stamps a will before aedes stores it (putWill keeps the packet object with its extra fields). */
-export function stampWillSerial(will: object, serial: string): void {
+export function stampWillSerial(will: object, serial: string, profile?: string): void {
   (will as Record<string, unknown>)[WILL_SERIAL] = serial;
+  if (profile !== undefined) (will as Record<string, unknown>)[WILL_PROFILE] = profile;
 }
 
 /**
  * A will that aedes' sweep publishes with client === null (left by a broker that died, Aedes #769): putWill added
  * the clientId, and our stamp gives the serial. Either is absent when the packet is not such a will.
  */
-export function leftOverWill(packet: PublishPacket): { clientId: string | undefined; serial: string | undefined } {
+export function leftOverWill(packet: PublishPacket): { clientId: string | undefined; serial: string | undefined; profile?: string | undefined } {
   const fields = packet as unknown as Record<string, unknown>;
   const clientId = fields.clientId;
   const serial = fields[WILL_SERIAL];
-  return { clientId: typeof clientId === 'string' ? clientId : undefined, serial: typeof serial === 'string' ? serial : undefined };
+  const profile = fields[WILL_PROFILE];
+  return {
+    clientId: typeof clientId === 'string' ? clientId : undefined,
+    serial: typeof serial === 'string' ? serial : undefined,
+    ...(typeof profile === 'string' ? { profile } : {}),
+  };
 }
 
 /** The persistence methods the revocation purge and the left-over will refusal call (promise form: no callback). */
@@ -83,11 +90,26 @@ export interface SessionPersistence {
   /** Optional in the persistence contract: some persistences keep no inbound QoS 2 state. */
   cleanIncoming?(client: { id: string }): Promise<unknown>;
   createRetainedStream(pattern: string): AsyncIterable<{ topic: string }>;
+  removeSubscriptions(client: { id: string }, filters: string[]): Promise<unknown>;
   storeRetained(packet: { cmd: 'publish'; topic: string; payload: Buffer; qos: number; retain: boolean }): Promise<unknown>;
 }
 
 export function sessionPersistence(aedes: Aedes): SessionPersistence {
   return (aedes as unknown as { persistence: SessionPersistence }).persistence;
+}
+
+/** The topic filters a live client is subscribed to (aedes Client `subscriptions`, keyed by filter). */
+export function subscribedFilters(client: Client): string[] {
+  return Object.keys((client as unknown as { subscriptions?: Record<string, unknown> }).subscriptions ?? {});
+}
+
+/**
+ * Removes subscriptions of a live client as an UNSUBSCRIBE without a packet id would (no UNSUBACK is sent), and from
+ * the persisted session of a client that is not clean, so a reconnect does not bring them back.
+ */
+export async function dropSubscriptions(aedes: Aedes, client: Client, filters: string[]): Promise<void> {
+  await new Promise<void>((resolve, reject) => client.unsubscribe({ unsubscriptions: filters } as never, (error?: Error) => (error ? reject(error) : resolve())));
+  if (!client.clean) await sessionPersistence(aedes).removeSubscriptions(client, filters);
 }
 
 interface ClientParser {

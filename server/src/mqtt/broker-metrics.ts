@@ -16,10 +16,15 @@ export type RefusalReason =
   | 'unknown'
   | 'registry-lookup-unavailable'
   | 'will-denied'
+  | 'unknown-profile'
+  | 'profiles-not-loaded'
   | 'tls-handshake'
   | 'handshake-timeout'
   | 'pending-per-address'
   | 'pending-total';
+
+/** Why a PUBLISH or SUBSCRIBE was refused: the profile's ACL, or a shared subscription (unsupported). */
+export type AclDenialReason = 'acl' | 'shared-subscription';
 
 export interface BrokerMetrics {
   refused(reason: RefusalReason): void;
@@ -27,6 +32,9 @@ export interface BrokerMetrics {
   enforced(seconds: number): void;
   /** A live session was closed because its certificate passed notAfter. */
   sessionExpired(): void;
+  aclDenied(action: 'publish' | 'subscribe', reason: AclDenialReason): void;
+  /** Subscriptions removed from live sessions because their profile no longer grants them. */
+  subscriptionsRemoved(count: number): void;
   /** A device's packet broke one of its limits (limits.ts). */
   limited(reason: LimitReason): void;
   /** A publish waited for a token of its connection's bucket. */
@@ -84,7 +92,24 @@ export function createBrokerMetrics(registry: Registry, gauges: BrokerGauges): B
     help: 'Live device sessions closed by this broker when their certificate passed notAfter',
     registers: [registry],
   });
+  const aclDenials = new Counter({
+    name: 'enrolld_broker_acl_denials_total',
+    help: 'PUBLISH and SUBSCRIBE packets refused by the profile ACL or as shared subscriptions, by action and reason',
+    labelNames: ['action', 'reason'] as const,
+    registers: [registry],
+  });
+  const removed = new Counter({
+    name: 'enrolld_broker_subscriptions_removed_total',
+    help: 'Subscriptions removed from live sessions because a profile update no longer grants them',
+    registers: [registry],
+  });
   return {
+    aclDenied(action, reason) {
+      aclDenials.inc({ action, reason });
+    },
+    subscriptionsRemoved(count) {
+      removed.inc(count);
+    },
     sessionExpired() {
       expired.inc();
     },

@@ -32,6 +32,8 @@ import type { ClusterBus } from './cluster-bus.js';
 import { createConnectionLimits } from './connection-limits.js';
 import { defaultConnectionLimits, type ConnectionLimits, type LimitsFor } from './limits.js';
 import { createPacketAuthorization } from './packet-authorization.js';
+import { createProfileEnforcement } from './profile-enforcement.js';
+import type { ProfileFeed, ProfileSource } from '@enrolld/core/acl/profile-acls.js';
 import { createPeerIdentityReader } from './peer-identity.js';
 import { createRevocationCut } from './revocation-cut.js';
 import { createSessionExpiry } from './session-expiry.js';
@@ -40,6 +42,7 @@ import { createSessionIndex } from './session-index.js';
 import { createTlsListener, type BrokerTls } from './tls-listener.js';
 
 export type { BrokerHooks, DeviceSessionRef } from './session-hooks.js';
+export type { ConnectRefusal } from './admission.js';
 export type { BrokerTls } from './tls-listener.js';
 export type { ConnectionLimits, LimitsFor } from './limits.js';
 
@@ -79,6 +82,8 @@ export interface BrokerDeps {
   store: Pick<RevocationStore, 'snapshot' | 'revokedSince'> & RegistryStore;
   /** Every source of revocation and issuance events for this process, merged by the composition (NOTIFY first). */
   feed: RegistryFeed;
+  /** Profiles (each one's compiled ACL) and their changes: loaded before the broker listens, applied live. */
+  profiles: { source: ProfileSource; feed: ProfileFeed };
   /** Server-originated publishes (renewal replies, rotation hints): consumed while the broker runs. */
   outbound?: OutboundRelay | undefined;
   /** Extensions that act on device sessions. */
@@ -149,7 +154,10 @@ export function createBroker(deps: BrokerDeps) {
     log,
   });
   const registry = createAdmissionRegistry({ revocationOf: (serial) => state.revocationOf(serial) });
+  const profiles = createProfileEnforcement({ ...deps.profiles, sessions, aedes: currentAedes, metrics, log });
   const admission = createAdmission({
+    acls: profiles.acls,
+    profilesLoaded: () => profiles.loaded(),
     state,
     registry,
     lookup: createRegistryLookup({ store: deps.store, registry, clock }),
@@ -163,8 +171,17 @@ export function createBroker(deps: BrokerDeps) {
     metrics,
     clock,
     log,
+    onRefused: (refusal) => {
+      for (const hook of deps.hooks ?? []) {
+        try {
+          hook.onRefused?.(refusal);
+        } catch (error) {
+          log.error({ err: error, deviceId: refusal.deviceId }, 'broker hook failed');
+        }
+      }
+    },
   });
-  const authorization = createPacketAuthorization({ state, sessions, limits, aedes: currentAedes, log });
+  const authorization = createPacketAuthorization({ state, sessions, acls: profiles.acls, metrics, limits, aedes: currentAedes, log });
   const cut = createRevocationCut({ sessions, aedes: currentAedes, metrics, log, retainedPurged: (deviceId) => limits.retainedPurged(deviceId) });
   const sync = createRevocationSync({
     store: deps.store,
@@ -216,8 +233,9 @@ export function createBroker(deps: BrokerDeps) {
       broker.on('clientError', (client, error) => log.debug({ clientId: client.id, err: error.message }, 'client error'));
       broker.on('unsubscribe', (filters, client) => limits.unsubscribed(client, filters));
       attachSessionHooks(broker, deps.hooks ?? [], sessions, log);
-      // The first sync runs before we listen, so the first CONNECT already meets the loaded registry.
+      // The first sync runs before we listen, so the first CONNECT already meets the loaded registry and profiles.
       await sync.start();
+      await profiles.start();
       const port = await tlsListener.listen((socket) => limits.attach(broker.handle(socket)));
       stopConsuming = deps.outbound?.consume((message) => publish(message.topic, message.payload, message.qos));
       log.info({ port, host: config.host, sessionTickets: config.sessionTickets, state: state.status() }, 'MQTT broker listening (mTLS)');
@@ -230,6 +248,7 @@ export function createBroker(deps: BrokerDeps) {
       stopConsuming?.();
       stopConsuming = undefined;
       await sync.stop();
+      await profiles.stop();
       const broker = aedes;
       const closed = tlsListener.stopListening();
       if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
@@ -252,6 +271,11 @@ export function createBroker(deps: BrokerDeps) {
     connectedDevices: () => aedes?.connectedClients ?? 0,
     /** True without a cluster; with one, while this node reaches the bus. */
     clusterBusConnected: () => deps.cluster?.connected() ?? true,
+    /** The version of a profile this broker enforces, and a promise of every heard profile change applied (tests). */
+    profileVersion: (name: string) => profiles.versionOf(name),
+    /** False until the profiles were loaded once (CONNECTs get CONNACK 3 meanwhile). */
+    profilesLoaded: () => profiles.loaded(),
+    profilesSettled: () => profiles.settled(),
     /** For tests and diagnostics only. */
     aedes: currentAedes,
   };

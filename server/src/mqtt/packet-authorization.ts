@@ -1,16 +1,22 @@
-// What an admitted session may do, packet by packet: PUBLISH and SUBSCRIBE only under its own prefix (topic-acl.ts),
-// nothing at all once its certificate is revoked, and wills left by a broker that died checked like a PUBLISH.
+// What an admitted session may do, packet by packet: PUBLISH and SUBSCRIBE as its profile's compiled ACL says (looked up
+// by name per packet, so a profile update applies from the next packet), nothing at all once its certificate is
+// revoked, shared subscriptions refused explicitly, and wills left by a broker that died checked like a PUBLISH.
 import type { Aedes, AedesOptions, Subscription } from 'aedes';
 import type { Logger } from 'pino';
+import type { ProfileAcls } from '@enrolld/core/acl/profile-acls.js';
+import { isSharedSubscription } from '@enrolld/core/acl/compiled-acl.js';
+import { BUILTIN_PROFILES } from '@enrolld/protocol';
 import type { RevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { leftOverWill, sessionPersistence } from './aedes-internals.js';
+import type { BrokerMetrics } from './broker-metrics.js';
 import type { ConnectionLimitsEnforcer } from './connection-limits.js';
 import type { SessionIndex } from './session-index.js';
-import { canPublish, canSubscribe } from './topic-acl.js';
 
 export interface PacketAuthorizationDeps {
   state: Pick<RevocationState, 'status' | 'isRevoked'>;
   sessions: Pick<SessionIndex, 'liveSessionOf'>;
+  acls: Pick<ProfileAcls, 'get'>;
+  metrics: Pick<BrokerMetrics, 'aclDenied'>;
   limits: Pick<ConnectionLimitsEnforcer, 'publish' | 'subscribe'>;
   /** The running broker, to drop a refused left-over will from its persistence. */
   aedes(): Aedes | undefined;
@@ -20,14 +26,16 @@ export interface PacketAuthorizationDeps {
 export function createPacketAuthorization(
   deps: PacketAuthorizationDeps,
 ): Pick<Required<AedesOptions>, 'authorizePublish' | 'authorizeSubscribe' | 'authorizeForward'> {
-  const { state, sessions, limits, log } = deps;
+  const { state, sessions, acls, metrics, limits, log } = deps;
 
   const authorizePublish: Required<AedesOptions>['authorizePublish'] = (client, packet, callback) => {
     if (client === null) {
-      // A will left in persistence by a broker that died (Aedes #769): it carries the serial stamped at CONNECT.
+      // A will left in persistence by a broker that died (Aedes #769): it carries the serial and profile stamped at
+      // CONNECT (a will stamped before profiles existed is a device's).
       const will = leftOverWill(packet);
-      const ok = will.clientId !== undefined && will.serial !== undefined &&
-        !state.isRevoked(will.serial) && state.status().known && canPublish(will.clientId, packet.topic);
+      const acl = acls.get(will.profile ?? BUILTIN_PROFILES.device)?.acl;
+      const ok = will.clientId !== undefined && will.serial !== undefined && acl !== undefined &&
+        !state.isRevoked(will.serial) && state.status().known && acl.canPublish(will.clientId, packet.topic);
       if (!ok) {
         log.info({ deviceId: will.clientId, serial: will.serial, topic: packet.topic }, 'left-over will refused');
         // Aedes deletes a will only after publishing it; drop a refused one here so it is not retried forever.
@@ -38,12 +46,14 @@ export function createPacketAuthorization(
     }
     const session = sessions.liveSessionOf(client);
     if (!session || state.isRevoked(session.identity.serial)) return callback(new Error('not authorized'));
-    if (!canPublish(session.identity.deviceId, packet.topic)) {
+    const { deviceId, profile } = session.identity;
+    if (!acls.get(profile)?.acl.canPublish(deviceId, packet.topic)) {
       // An error closes the connection (MQTT-3.3.5-2 leaves the choice to the server; aedes disconnects).
-      log.info({ deviceId: session.identity.deviceId, topic: packet.topic }, 'publish denied by ACL; closing the connection');
+      metrics.aclDenied('publish', 'acl');
+      log.info({ deviceId, profile, topic: packet.topic }, 'publish denied by the profile ACL; closing the connection');
       return callback(new Error('topic not authorized'));
     }
-    limits.publish(client, session.identity.deviceId, packet).then((verdict) => {
+    limits.publish(client, deviceId, packet).then((verdict) => {
       if (!verdict.ok) return callback(new Error(`over the broker limit: ${verdict.reason}`));
       // A publish that waited for a token is checked again: the session may have been revoked meanwhile.
       const live = sessions.liveSessionOf(client);
@@ -53,8 +63,18 @@ export function createPacketAuthorization(
 
   const authorizeSubscribe: Required<AedesOptions>['authorizeSubscribe'] = (client, sub: Subscription, callback) => {
     const session = sessions.liveSessionOf(client);
-    if (!session || !canSubscribe(session.identity.deviceId, sub.topic)) {
+    if (!session) return callback(null, null);
+    const { deviceId, profile } = session.identity;
+    if (isSharedSubscription(sub.topic)) {
+      // aedes 1.x has no shared subscriptions: refused explicitly, never treated as a plain topic.
+      metrics.aclDenied('subscribe', 'shared-subscription');
+      log.info({ deviceId, profile, filter: sub.topic }, 'shared subscription refused (not supported); SUBACK 0x80');
+      return callback(null, null);
+    }
+    if (!acls.get(profile)?.acl.canSubscribe(deviceId, sub.topic)) {
       // Negate (SUBACK 0x80, MQTT-3.9.3); aedes then sends no retained messages for it (Aedes #719/#720).
+      metrics.aclDenied('subscribe', 'acl');
+      log.info({ deviceId, profile, filter: sub.topic }, 'subscribe denied by the profile ACL; SUBACK 0x80');
       return callback(null, null);
     }
     callback(null, limits.subscribe(client, sub.topic) ? sub : null);

@@ -12,7 +12,8 @@
 // this module only reads fields and applies the device profile; it never trusts a certificate the handshake did not.
 import { X509Certificate, createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { deviceIdFromUri, isValidDeviceId } from '@enrolld/protocol';
+import { BUILTIN_PROFILES, identityFromUri, isValidDeviceId } from '@enrolld/protocol';
+import type { IdentityKind } from '@enrolld/protocol';
 import { readCertificateIdentity, KeyUsageBit } from '@enrolld/core/ca/certificate-reader.js';
 import type { CertificateIdentity } from '@enrolld/core/ca/certificate-reader.js';
 import { DerError, readTlv, TAG_SEQUENCE } from '@enrolld/core/ca/der.js';
@@ -20,7 +21,13 @@ import { oidHex } from '@enrolld/core/ca/oids.js';
 import { normalizeSerial } from '@enrolld/core/revocation/serial.js';
 
 export interface PeerIdentity {
+  /** Device or service, from the SAN URI the CA wrote from the record. */
+  kind: IdentityKind;
+  /** The identity's id: a device id or a service name. */
   deviceId: string;
+  /** The profile named in the certificate (certificates issued before profiles existed are `device`). */
+  profile: string;
+  profileVersion: number;
   /** Canonical serial: lowercase minimal DER hex (@enrolld/protocol canonicalSerial). */
   serial: string;
   notBefore: number;
@@ -92,13 +99,23 @@ export function identityFromCertificate(der: Buffer, issuer?: IssuerPin): PeerId
   if (!f.extendedKeyUsage?.includes(CLIENT_AUTH)) return { ok: false, reason: 'EKU lacks clientAuth' }; // RFC 5280 §4.2.1.12
   if (f.keyUsage === undefined || (f.keyUsage & KeyUsageBit.digitalSignature) === 0) return { ok: false, reason: 'KU lacks digitalSignature' }; // §4.2.1.3
   const cn = f.commonNames.length === 1 ? f.commonNames[0] : undefined;
-  if (!isValidDeviceId(cn)) return { ok: false, reason: 'subject CN is not one valid device id' };
-  const sanId = f.sanUris.length === 1 ? deviceIdFromUri(f.sanUris[0]!) : undefined;
-  if (sanId === undefined) return { ok: false, reason: 'SAN must hold exactly one urn:enrolld:device URI' };
-  if (sanId !== cn) return { ok: false, reason: 'subject CN and SAN URI name different devices' };
+  if (!isValidDeviceId(cn)) return { ok: false, reason: 'subject CN is not one valid id' };
+  const san = f.sanUris.length === 1 ? identityFromUri(f.sanUris[0]!) : undefined;
+  if (san === undefined) return { ok: false, reason: 'SAN must hold exactly one urn:enrolld:device or urn:enrolld:service URI' };
+  if (san.id !== cn) return { ok: false, reason: 'subject CN and SAN URI name different identities' };
+  if (!f.profile && san.kind !== 'device') return { ok: false, reason: 'a service certificate must name its profile' };
+  const profile = f.profile ?? { name: BUILTIN_PROFILES.device, version: 1 };
   return {
     ok: true,
-    identity: { deviceId: cn, serial: normalizeSerial(f.serialHex), notBefore: f.notBefore.getTime(), notAfter: f.notAfter.getTime() },
+    identity: {
+      kind: san.kind,
+      deviceId: cn,
+      profile: profile.name,
+      profileVersion: profile.version,
+      serial: normalizeSerial(f.serialHex),
+      notBefore: f.notBefore.getTime(),
+      notAfter: f.notAfter.getTime(),
+    },
   };
 }
 

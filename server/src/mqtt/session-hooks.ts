@@ -3,6 +3,7 @@
 // its errors are only logged.
 import type { Aedes, Client, PublishPacket, Subscription } from 'aedes';
 import type { Logger } from 'pino';
+import type { ConnectRefusal } from './admission.js';
 import type { SessionIndex } from './session-index.js';
 
 /** A live device session, as hooks see it: the identity the broker verified at CONNECT. */
@@ -21,6 +22,8 @@ export interface BrokerHooks {
   onPublish?(session: DeviceSessionRef, topic: string, payload: Buffer): void;
   /** SUBSCRIBE filters the ACL granted. */
   onSubscribed?(session: DeviceSessionRef, filters: string[]): void;
+  /** A CONNECT was refused (CONNACK 3 or 5, or 2/4 for a mismatched client id or username). */
+  onRefused?(refusal: ConnectRefusal): void;
 }
 
 /** Runs `hooks` on the session events of `aedes`. */

@@ -1,5 +1,5 @@
-// The admitted device sessions of this broker: what each client was admitted as, and which clients use a certificate
-// serial, so a revocation finds the sessions to cut without a scan. A client leaves the serial index when its socket
+// The admitted sessions of this broker (devices and services): what each client was admitted as, and which clients use
+// a certificate serial or a profile, so a revocation or a profile change finds its sessions without a scan. A client leaves the serial index when its socket
 // closes; the identity stays attached to the client object until it is collected.
 import type { Client } from 'aedes';
 import type { PeerIdentity } from './peer-identity.js';
@@ -18,6 +18,8 @@ export interface SessionIndex {
   liveSessionOf(client: Client | null): SessionInfo | undefined;
   /** The clients whose certificate has this serial. */
   clientsOf(serial: string): Client[];
+  /** The live clients whose certificate names this profile. */
+  clientsOfProfile(profile: string): Client[];
   /** Any client with this serial, in any notation, whose socket has not closed yet. */
   hasSession(serial: string): boolean;
 }
@@ -25,6 +27,21 @@ export interface SessionIndex {
 export function createSessionIndex(): SessionIndex {
   const sessions = new WeakMap<Client, SessionInfo>();
   const bySerial = new Map<string, Set<Client>>();
+  const byProfile = new Map<string, Set<Client>>();
+
+  function index(map: Map<string, Set<Client>>, key: string, client: Client): void {
+    let clients = map.get(key);
+    if (!clients) {
+      clients = new Set();
+      map.set(key, clients);
+    }
+    clients.add(client);
+  }
+  function unindex(map: Map<string, Set<Client>>, key: string, client: Client): void {
+    const clients = map.get(key);
+    clients?.delete(client);
+    if (clients && clients.size === 0) map.delete(key);
+  }
 
   function sessionOf(client: Client | null): SessionInfo | undefined {
     return client ? sessions.get(client) : undefined;
@@ -33,16 +50,11 @@ export function createSessionIndex(): SessionIndex {
   return {
     admit(client, identity) {
       sessions.set(client, { identity, revoked: false });
-      let clients = bySerial.get(identity.serial);
-      if (!clients) {
-        clients = new Set();
-        bySerial.set(identity.serial, clients);
-      }
-      clients.add(client);
+      index(bySerial, identity.serial, client);
+      index(byProfile, identity.profile, client);
       client.conn.once('close', () => {
-        const current = bySerial.get(identity.serial);
-        current?.delete(client);
-        if (current && current.size === 0) bySerial.delete(identity.serial);
+        unindex(bySerial, identity.serial, client);
+        unindex(byProfile, identity.profile, client);
       });
     },
     sessionOf,
@@ -52,6 +64,9 @@ export function createSessionIndex(): SessionIndex {
     },
     clientsOf(serial) {
       return [...(bySerial.get(serial) ?? [])];
+    },
+    clientsOfProfile(profile) {
+      return [...(byProfile.get(profile) ?? [])];
     },
     hasSession(serial) {
       return (bySerial.get(serial)?.size ?? 0) > 0;

@@ -3,8 +3,8 @@
 // The certificate-row helpers are shared with the renewal fake (fakes/renewal.ts), as the tables are in Postgres.
 import { randomUUID } from 'node:crypto';
 import { isCanonicalSerial, REVOCATION_REASONS } from '@enrolld/protocol';
-import type { DeviceToken } from '@enrolld/protocol';
-import type { BeginEnrollment, BeginEnrollmentResult, CertificateHistory, CertificateIntent, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
+import type { DeviceToken, IdentityKind } from '@enrolld/protocol';
+import type { BeginEnrollment, BeginEnrollmentResult, CertificateHistory, CertificateIntent, CreateTokensResult, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
 import type { TokenDeviceLookup } from '@enrolld/core/renewal/ports.js';
 import type { CertificateRow, MemoryTables } from './memory-tables.js';
 
@@ -12,8 +12,10 @@ export const issuedCertificate = (row: CertificateRow): IssuedCertificate => ({ 
 
 export const intentOf = (row: CertificateRow): CertificateIntent => ({
   serial: row.serial,
+  kind: row.kind,
   deviceId: row.deviceId,
   profile: row.profile,
+  profileVersion: row.profileVersion,
   notBefore: row.notBefore,
   notAfter: row.notAfter,
   publicKeySha256: row.publicKeySha256,
@@ -29,8 +31,10 @@ export function recordIntent(tables: MemoryTables, intent: CertificateIntent, li
   if (tables.certificates.has(intent.serial)) throw new Error(`serial ${intent.serial} exists`);
   tables.certificates.set(intent.serial, {
     serial: intent.serial,
+    kind: intent.kind,
     deviceId: intent.deviceId,
     profile: intent.profile,
+    profileVersion: intent.profileVersion,
     tokenId: links.tokenId,
     predecessorSerial: links.predecessorSerial,
     publicKeySha256: intent.publicKeySha256,
@@ -60,12 +64,21 @@ export function completeCertificate(tables: MemoryTables, serial: string, der: B
 
 export function createMemoryTokenStore(tables: MemoryTables): TokenStore & TokenDeviceLookup {
   return {
-    async createTokens(tokens: NewToken[]): Promise<void> {
+    async createTokens(tokens: NewToken[]): Promise<CreateTokensResult> {
       const now = tables.clock.now();
+      const first = tokens[0];
+      if (!first) return { outcome: 'created' };
+      if (tables.profiles.get(first.profile)?.kind !== first.kind) return { outcome: 'unknown-profile' };
+      const mismatched = tokens.filter((t) => { const kind = tables.devices.get(t.deviceId)?.kind; return kind !== undefined && kind !== t.kind; });
+      if (mismatched.length > 0) return { outcome: 'kind-mismatch', ids: mismatched.map((t) => t.deviceId).sort() };
       for (const t of tokens) {
-        if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { profile: t.profile, createdAt: now });
+        if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { kind: t.kind, profile: t.profile, createdAt: now });
         tables.tokens.set(t.tokenHash.toString('hex'), { id: randomUUID(), deviceId: t.deviceId, profile: t.profile, expiresAt: t.expiresAt, usedAt: null, csrSha256: null });
       }
+      return { outcome: 'created' };
+    },
+    async identityKinds(ids: string[]): Promise<Map<string, IdentityKind>> {
+      return new Map(ids.flatMap((id) => { const kind = tables.devices.get(id)?.kind; return kind ? [[id, kind] as const] : []; }));
     },
     async certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>> {
       const now = tables.clock.now().getTime();
@@ -97,7 +110,13 @@ export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentSto
       if (!token) return { outcome: 'rejected', reason: 'unknown' };
       if (!token.usedAt && token.expiresAt > now) {
         // Built before anything is written: a throw leaves the token unspent.
-        const intent = input.buildIntent({ tokenId: token.id, deviceId: token.deviceId, profile: token.profile });
+        const intent = input.buildIntent({
+          tokenId: token.id,
+          kind: tables.devices.get(token.deviceId)!.kind,
+          deviceId: token.deviceId,
+          profile: token.profile,
+          profileTerms: tables.profiles.get(token.profile),
+        });
         recordIntent(tables, { ...intent, csrSha256: input.csrSha256 }, { tokenId: token.id, predecessorSerial: intent.predecessorSerial ?? null });
         token.usedAt = now;
         token.csrSha256 = input.csrSha256;

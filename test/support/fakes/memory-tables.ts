@@ -1,6 +1,9 @@
 // The rows the in-memory store fakes share, shaped like the Postgres tables of db/migrations: a certificate made by
 // the enrollment fake is what the revocation fake revokes. Time comes from the injected clock (Postgres uses now()).
+import type { IdentityKind } from '@enrolld/protocol';
 import type { Clock } from '@enrolld/core/clock.js';
+import type { ProfileTerms } from '@enrolld/core/profiles/ports.js';
+import { BUILTIN_PROFILE_SPECS } from '@enrolld/core/acl/builtin-profiles.js';
 
 export interface TokenRow {
   id: string;
@@ -13,8 +16,10 @@ export interface TokenRow {
 
 export interface CertificateRow {
   serial: string;
+  kind: IdentityKind;
   deviceId: string;
   profile: string;
+  profileVersion: number;
   tokenId: string | null;
   predecessorSerial: string | null;
   publicKeySha256: Buffer;
@@ -32,7 +37,9 @@ export interface CertificateRow {
 
 export interface MemoryTables {
   clock: Clock;
-  devices: Map<string, { profile: string; createdAt: Date }>;
+  devices: Map<string, { kind: IdentityKind; profile: string; createdAt: Date }>;
+  /** The current version of each live profile (profiles); the built-ins at version 1, as the migration stores them. */
+  profiles: Map<string, ProfileTerms>;
   /** Keyed by the token hash in hex. */
   tokens: Map<string, TokenRow>;
   certificates: Map<string, CertificateRow>;
@@ -48,6 +55,7 @@ export function createMemoryTables(clock: Clock): MemoryTables {
   return {
     clock,
     devices: new Map(),
+    profiles: new Map(BUILTIN_PROFILE_SPECS.map((spec) => [spec.name, { name: spec.name, version: 1, kind: spec.kind }])),
     tokens: new Map(),
     certificates: new Map(),
     rotationHints: new Set(),

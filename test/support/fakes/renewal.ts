@@ -16,9 +16,11 @@ import type {
 import { completeCertificate, intentOf, issuedCertificate, recordIntent } from './enrollment.js';
 import type { CertificateRow, MemoryTables } from './memory-tables.js';
 
-const asRenewalCertificate = (row: CertificateRow): RenewalCertificate => ({
+const asRenewalCertificate = (row: CertificateRow, tables: MemoryTables): RenewalCertificate => ({
   serial: row.serial,
+  kind: row.kind,
   deviceId: row.deviceId,
+  profileTerms: tables.profiles.get(row.profile),
   profile: row.profile,
   der: row.der,
   notBefore: row.notBefore,
@@ -59,13 +61,13 @@ export function createMemoryRenewalStore(tables: MemoryTables): RenewalStore & R
     async beginRenewal(input: BeginRenewal): Promise<BeginRenewalResult> {
       const predecessor = tables.certificates.get(input.predecessorSerial);
       if (!predecessor) return { outcome: 'not-found' };
-      input.authorize(asRenewalCertificate(predecessor));
+      input.authorize(asRenewalCertificate(predecessor, tables));
       if (predecessor.revokedAt) return { outcome: 'revoked', reasonCode: predecessor.revocationReason ?? 0, revokedAt: predecessor.revokedAt };
       const successor = successorOf(predecessor.serial);
       if (successor) return answerForSuccessor(successor, input);
       const reused = rows().find((c) => c.publicKeySha256.equals(input.publicKeySha256));
       if (reused) return { outcome: 'key-reused', serial: reused.serial };
-      const intent = input.buildIntent(asRenewalCertificate(predecessor));
+      const intent = input.buildIntent(asRenewalCertificate(predecessor, tables));
       recordIntent(tables, intent, { tokenId: null, predecessorSerial: predecessor.serial });
       return { outcome: 'begun', intent: { ...intent, predecessorSerial: predecessor.serial } };
     },

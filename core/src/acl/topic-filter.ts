@@ -1,0 +1,160 @@
+// MQTT topic filters as the ACL compiler stores them (MQTT 3.1.1 §4.7): one entry per level, each a literal, `+`, `#`
+// or the placeholder `{id}` (the identity's own id). Parsed once per rule when a profile loads. A PUBLISH topic is
+// scanned once for its level boundaries, and each rule compares levels in place: no split, no string built per packet.
+
+export const LevelKind = { Literal: 0, Plus: 1, Hash: 2, Id: 3 } as const;
+export type LevelKind = (typeof LevelKind)[keyof typeof LevelKind];
+
+export interface CompiledFilter {
+  readonly kinds: readonly LevelKind[];
+  /** The literal of each Literal level; '' elsewhere. */
+  readonly texts: readonly string[];
+}
+
+export const ID_PLACEHOLDER = '{id}';
+const DOLLAR = 0x24;
+
+/** What is wrong with a rule's filter, or undefined when it compiles. */
+export function filterProblem(filter: string): string | undefined {
+  if (filter.length === 0) return 'the filter is empty';
+  if (filter.includes('\u0000')) return 'the filter holds NUL (MQTT-1.5.3-2)';
+  const levels = filter.split('/');
+  if (levels[0] === '$share') return 'shared subscriptions ($share/…) are not supported';
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!;
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return `"#" must be alone in the last level (MQTT-4.7.1-2)`;
+    if (level.includes('+') && level !== '+') return `"+" must be alone in its level (MQTT-4.7.1-3)`;
+    const open = level.indexOf('{');
+    if (open >= 0 || level.includes('}')) {
+      const placeholder = /\{([^}]*)\}/.exec(level)?.[1];
+      if (placeholder !== undefined && placeholder !== 'id') return `unknown placeholder {${placeholder}} (only {id} exists)`;
+      if (level !== ID_PLACEHOLDER) return 'the placeholder {id} must fill a whole level';
+    }
+  }
+  return undefined;
+}
+
+/** Compiles a filter that filterProblem() accepted. */
+export function compileFilter(filter: string): CompiledFilter {
+  const kinds: LevelKind[] = [];
+  const texts: string[] = [];
+  for (const level of filter.split('/')) {
+    if (level === '+') kinds.push(LevelKind.Plus);
+    else if (level === '#') kinds.push(LevelKind.Hash);
+    else if (level === ID_PLACEHOLDER) kinds.push(LevelKind.Id);
+    else kinds.push(LevelKind.Literal);
+    texts.push(kinds.at(-1) === LevelKind.Literal ? level : '');
+  }
+  return { kinds, texts };
+}
+
+/** MQTT-4.7.1: `#` only last and alone in its level, `+` alone in its level, not empty, no NUL (MQTT-1.5.3-2). */
+export function isWellFormedFilter(filter: string): boolean {
+  if (filter.length === 0 || filter.includes('\u0000')) return false;
+  const levels = filter.split('/');
+  for (let i = 0; i < levels.length; i++) {
+    const level = levels[i]!;
+    if (level.includes('#') && (level !== '#' || i !== levels.length - 1)) return false;
+    if (level.includes('+') && level !== '+') return false;
+  }
+  return true;
+}
+
+/**
+ * Where each level of a topic ends (the index of its `/`, or the topic's length for the last), into `ends`; returns the
+ * number of levels. Computed once per PUBLISH and shared by every rule, so a rule costs no scan of its own.
+ */
+export function topicLevelEnds(topic: string, ends: number[]): number {
+  let count = 0;
+  for (let pos = 0; ; ) {
+    const slash = topic.indexOf('/', pos);
+    if (slash === -1) {
+      ends[count++] = topic.length;
+      return count;
+    }
+    ends[count++] = slash;
+    pos = slash + 1;
+  }
+}
+
+/**
+ * Whether a topic whose levels end at `ends[0…count)` matches the compiled filter with `{id}` = `id` (MQTT-4.7.1,
+ * MQTT-4.7.2-1). A filter without `#` matches only topics of its own number of levels, which rejects most rules at once.
+ */
+export function matchesTopicLevels(f: CompiledFilter, id: string, topic: string, ends: readonly number[], count: number): boolean {
+  const { kinds, texts } = f;
+  const n = kinds.length;
+  const hash = kinds[n - 1] === LevelKind.Hash;
+  if (hash ? count < n - 1 : count !== n) return false;
+  // A filter starting with a wildcard does not match topics starting with `$` (MQTT-4.7.2-1).
+  if (topic.charCodeAt(0) === DOLLAR && kinds[0] !== LevelKind.Literal) return false;
+  for (let i = 0, start = 0; i < n; i++) {
+    const kind = kinds[i]!;
+    if (kind === LevelKind.Hash) return true; // the rest, including none: `a/#` matches `a` (MQTT-4.7.1-2)
+    const end = ends[i]!;
+    if (kind === LevelKind.Literal) {
+      const text = texts[i]!;
+      if (end - start !== text.length || !topic.startsWith(text, start)) return false;
+    } else if (kind === LevelKind.Id) {
+      if (end - start !== id.length || !topic.startsWith(id, start)) return false;
+    }
+    start = end + 1;
+  }
+  return true;
+}
+
+/** Whether `topic` (a topic name) matches the compiled filter with `{id}` = `id`. */
+export function matchesTopic(f: CompiledFilter, id: string, topic: string): boolean {
+  const ends: number[] = [];
+  return matchesTopicLevels(f, id, topic, ends, topicLevelEnds(topic, ends));
+}
+
+const startsWithDollar = (level: string): boolean => level.charCodeAt(0) === DOLLAR;
+
+/** Whether every topic matching the subscription `levels` (a well-formed filter, split) also matches `f`. */
+export function coversFilter(f: CompiledFilter, id: string, levels: readonly string[]): boolean {
+  const { kinds, texts } = f;
+  for (let i = 0; ; i++) {
+    if (i === kinds.length) return i === levels.length;
+    const kind = kinds[i]!;
+    if (kind === LevelKind.Hash) return !(i === 0 && levels.length > 0 && startsWithDollar(levels[0]!));
+    if (i === levels.length) return false;
+    const level = levels[i]!;
+    // `#` reaches any number of further levels, none included, except at the first level where a topic has at least one:
+    // only `#` covers it, or `+/#` at the first level.
+    if (level === '#') return i === 0 && kind === LevelKind.Plus && kinds.length === 2 && kinds[1] === LevelKind.Hash;
+    if (kind === LevelKind.Plus) {
+      if (i === 0 && startsWithDollar(level)) return false;
+    } else if (kind === LevelKind.Literal) {
+      if (level !== texts[i]) return false;
+    } else if (level !== id) {
+      return false;
+    }
+  }
+}
+
+/** Whether some topic matches both the subscription `levels` (a well-formed filter, split) and `f`. */
+export function overlapsFilter(f: CompiledFilter, id: string, levels: readonly string[]): boolean {
+  const { kinds, texts } = f;
+  for (let i = 0; ; i++) {
+    const filterEnded = i === kinds.length;
+    const levelsEnded = i === levels.length;
+    if (filterEnded && levelsEnded) return true;
+    if (levelsEnded) return kinds[i] === LevelKind.Hash;
+    if (filterEnded) return levels[i] === '#';
+    const kind = kinds[i]!;
+    const level = levels[i]!;
+    // At the first level a wildcard matches no `$` topic (MQTT-4.7.2-1); an id never starts with `$`.
+    if (level === '#') return !(i === 0 && kind === LevelKind.Literal && startsWithDollar(texts[i]!));
+    if (kind === LevelKind.Hash) return !(i === 0 && level !== '+' && startsWithDollar(level));
+    if (level === '+') {
+      if (i === 0 && kind === LevelKind.Literal && startsWithDollar(texts[i]!)) return false;
+    } else if (kind === LevelKind.Plus) {
+      if (i === 0 && startsWithDollar(level)) return false;
+    } else if (kind === LevelKind.Literal) {
+      if (level !== texts[i]) return false;
+    } else if (level !== id) {
+      return false;
+    }
+  }
+}

@@ -1,0 +1,100 @@
+// The fleet search and aggregates (core/src/fleet/ports.ts). One fixed statement per read; optional filters are
+// switched on by their parameters, so a page costs an index walk by id from the keyset position.
+import type pg from 'pg';
+import type { CertificateStatus, DeviceSummary } from '@enrolld/protocol';
+import type { FleetQuery, FleetStore } from '@enrolld/core/fleet/ports.js';
+
+interface Row {
+  id: string;
+  profile: string;
+  created_at: Date;
+  current_serial: string | null;
+  not_after: Date | null;
+  status: CertificateStatus;
+}
+
+// A device's state is its newest issued certificate's (as db/src/device-store.ts); a device with none is pending.
+// `id >= prefix` bounds the index walk from below: every id that starts with the prefix sorts at or after it.
+const SEARCH = `
+  SELECT d.id, d.profile, d.created_at, cur.serial AS current_serial, cur.not_after, COALESCE(cur.status, 'pending') AS status
+    FROM devices d
+    LEFT JOIN LATERAL (
+      SELECT c.serial, c.not_after,
+             CASE WHEN c.revoked_at IS NOT NULL THEN 'revoked' WHEN c.not_after < now() THEN 'expired' ELSE 'active' END AS status
+        FROM certificates c WHERE c.device_id = d.id AND c.der IS NOT NULL
+       ORDER BY c.issued_at DESC LIMIT 1
+    ) cur ON true
+   WHERE ($1::text IS NULL OR d.id > $1)
+     AND ($2::text IS NULL OR (d.id >= $2 AND starts_with(d.id, $2)))
+     AND ($3::text IS NULL OR d.profile = $3)
+     AND ($4::text[] IS NULL OR d.id = ANY($4))
+     AND ($5::text IS NULL OR COALESCE(cur.status, 'pending') = $5)
+     AND ($6::int IS NULL OR (cur.status = 'active' AND cur.not_after <= now() + make_interval(days => $6)))
+   ORDER BY d.id LIMIT $7`;
+
+export function createPgFleetStore(pool: pg.Pool): FleetStore {
+  return {
+    async search(q: FleetQuery) {
+      const { rows } = await pool.query<Row>(SEARCH, [
+        q.after ?? null,
+        q.prefix ?? null,
+        q.profile ?? null,
+        q.deviceIds ?? null,
+        q.status ?? null,
+        q.expiresWithinDays ?? null,
+        q.limit,
+      ]);
+      return rows.map(
+        (r): DeviceSummary => ({
+          id: r.id,
+          profile: r.profile,
+          createdAt: r.created_at.toISOString(),
+          status: r.status,
+          currentSerial: r.current_serial,
+          notAfter: r.not_after?.toISOString() ?? null,
+        }),
+      );
+    },
+
+    async expiring(windowsSeconds) {
+      const { rows } = await pool.query<{ within: number; expiring: string; without_successor: string }>(
+        `SELECT w.within,
+                count(c.serial) FILTER (WHERE c.not_after <= now() + make_interval(secs => w.within)) AS expiring,
+                count(c.serial) FILTER (WHERE c.not_after <= now() + make_interval(secs => w.within) AND NOT EXISTS (
+                  SELECT 1 FROM certificates s WHERE s.predecessor_serial = c.serial AND s.der IS NOT NULL)) AS without_successor
+           FROM unnest($1::int[]) AS w(within)
+           LEFT JOIN certificates c ON c.revoked_at IS NULL AND c.der IS NOT NULL AND c.not_after > now()
+                                   AND c.not_after <= now() + make_interval(secs => w.within)
+          GROUP BY w.within ORDER BY w.within`,
+        [windowsSeconds],
+      );
+      return rows.map((r) => ({ withinSeconds: r.within, expiring: Number(r.expiring), withoutSuccessor: Number(r.without_successor) }));
+    },
+
+    async expiringPerDay(days) {
+      const { rows } = await pool.query<{ day: string; count: string }>(
+        `SELECT to_char(date_trunc('day', not_after AT TIME ZONE 'UTC'), 'YYYY-MM-DD') AS day, count(*) AS count
+           FROM certificates
+          WHERE revoked_at IS NULL AND der IS NOT NULL AND not_after > now()
+            AND not_after < date_trunc('day', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' + make_interval(days => $1)
+          GROUP BY 1 ORDER BY 1`,
+        [days],
+      );
+      return rows.map((r) => ({ day: r.day, count: Number(r.count) }));
+    },
+
+    async profilesOf(deviceIds) {
+      if (deviceIds.length === 0) return [];
+      const { rows } = await pool.query<{ profile: string; count: string }>(
+        'SELECT profile, count(*) AS count FROM devices WHERE id = ANY($1::text[]) GROUP BY profile ORDER BY profile',
+        [deviceIds],
+      );
+      return rows.map((r) => ({ profile: r.profile, count: Number(r.count) }));
+    },
+
+    async latestCrlTimes() {
+      const { rows } = await pool.query<{ this_update: Date; next_update: Date }>('SELECT this_update, next_update FROM crls ORDER BY crl_number DESC LIMIT 1');
+      return rows[0] ? { thisUpdate: rows[0].this_update, nextUpdate: rows[0].next_update } : undefined;
+    },
+  };
+}

@@ -1,0 +1,76 @@
+// The shipped alert rules and Grafana dashboard only name metrics that exist: every metric they reference is on
+// /metrics of a running `enrolld up`, with the label values they select; and the rules pass `promtool check rules`.
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { routes } from '@enrolld/protocol';
+import { httpsRequest } from '../support/http.js';
+import { REPO_ROOT } from '../support/processes.js';
+import { enrollDevice } from '../support/renew-support.js';
+import { startTestServer, uniqueDeviceId, type TestServer } from '../support/server-harness.js';
+
+const run = promisify(execFile);
+const RULES = path.join(REPO_ROOT, 'deploy/prometheus/alerts.yml');
+const DASHBOARD = path.join(REPO_ROOT, 'deploy/grafana/enrolld.json');
+
+/** Metric names in PromQL, with the label matchers written next to them. */
+function referenced(promql: string): Array<{ name: string; labels: Record<string, string> }> {
+  const found: Array<{ name: string; labels: Record<string, string> }> = [];
+  for (const m of promql.matchAll(/\b(enrolld_[a-z0-9_]+)(\{([^}]*)\})?/g)) {
+    const labels: Record<string, string> = {};
+    for (const l of (m[3] ?? '').matchAll(/([a-z_]+)\s*=\s*"([^"]*)"/g)) labels[l[1]!] = l[2]!;
+    found.push({ name: m[1]!, labels });
+  }
+  return found;
+}
+
+describe('alert rules and dashboard', () => {
+  let server: TestServer;
+  let exposition: string;
+
+  beforeAll(async () => {
+    server = await startTestServer();
+    await enrollDevice(server, uniqueDeviceId('mon'));
+    exposition = (await httpsRequest(server.apiUrl + routes.metrics, server.rootPem)).text;
+  });
+  afterAll(async () => {
+    await server?.stop();
+  });
+
+  async function expressions(): Promise<string[]> {
+    const rules = await readFile(RULES, 'utf8');
+    const ruleExprs = [...rules.matchAll(/^\s*expr:\s*(.+)$/gm)].map((m) => m[1]!);
+    const dashboard = JSON.parse(await readFile(DASHBOARD, 'utf8')) as { panels: Array<{ targets: Array<{ expr: string }> }> };
+    return [...ruleExprs, ...dashboard.panels.flatMap((p) => p.targets.map((t) => t.expr))];
+  }
+
+  it('`promtool check rules` accepts deploy/prometheus/alerts.yml', async () => {
+    const { stdout } = await run('promtool', ['check', 'rules', RULES]);
+    expect(stdout).toMatch(/SUCCESS: \d+ rules found/);
+  });
+
+  it('every metric the rules and the dashboard reference is on /metrics', async () => {
+    const refs = (await expressions()).flatMap(referenced);
+    expect(refs.length).toBeGreaterThan(15);
+    const families = new Set([...exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => m[1]!));
+    const missing = refs.filter((r) => !families.has(r.name.replace(/_(bucket|sum|count)$/, '')) && !families.has(r.name));
+    expect(missing.map((r) => r.name)).toEqual([]);
+  });
+
+  it('the fleet gauges carry the windows the rules select, with values from the database', async () => {
+    for (const within of ['1d', '7d', '30d']) {
+      expect(exposition).toMatch(new RegExp(`^enrolld_certificates_expiring\\{within="${within}"\\} \\d+$`, 'm'));
+      expect(exposition).toMatch(new RegExp(`^enrolld_certificates_expiring_without_successor\\{within="${within}"\\} \\d+$`, 'm'));
+    }
+    // The test server issues 30-day certificates: the one enrolled is expiring within 30 days, not within 7.
+    const value = (within: string) => Number(new RegExp(`^enrolld_certificates_expiring\\{within="${within}"\\} (\\d+)$`, 'm').exec(exposition)![1]);
+    expect(value('30d')).toBeGreaterThanOrEqual(1);
+    expect(value('7d')).toBe(0);
+    const age = Number(/^enrolld_crl_age_seconds (\S+)$/m.exec(exposition)![1]);
+    const validity = Number(/^enrolld_crl_validity_seconds (\S+)$/m.exec(exposition)![1]);
+    expect(age).toBeGreaterThanOrEqual(0);
+    expect(validity).toBe(7 * 86_400);
+  });
+});
