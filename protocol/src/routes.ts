@@ -5,6 +5,7 @@ export const routes = {
   ca: '/v1/ca',
   crl: '/v1/crl',
   healthz: '/healthz',
+  readyz: '/readyz',
   metrics: '/metrics',
   adminTokens: '/v1/admin/tokens',
   adminDevices: '/v1/admin/devices',

@@ -2,7 +2,7 @@
 // (`enrolld revoke`), and an API replica (`enrolld api`) on the same database and home: the cut must cross processes
 // through Postgres NOTIFY (docs/architecture.md §4, §7).
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -12,51 +12,11 @@ import { routes, type EnrollResponse } from '@enrolld/protocol';
 import { makeCsr, randomDeviceId } from '../support/csr-factory.js';
 import { postJson } from '../support/http.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
-import { freePort, REPO_ROOT, spawnEnrolld, ENROLLD_BIN, type EnrolldProcess } from '../support/processes.js';
+import { freePort, REPO_ROOT, spawnBroker, spawnEnrolld, ENROLLD_BIN, type BrokerProcess, type EnrolldProcess } from '../support/processes.js';
 import { raceTimeout, report } from '../support/broker-harness.js';
 import { refusalOf } from '../support/refusal.js';
 
 const run = promisify(execFile);
-
-interface BrokerProcess {
-  child: ChildProcess;
-  output(): string;
-  stop(): Promise<number | null>;
-}
-
-async function spawnBroker(env: Record<string, string>, timeoutMs = 60_000): Promise<BrokerProcess> {
-  const child = spawn(process.execPath, [ENROLLD_BIN, 'broker'], {
-    cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let out = '';
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`broker not listening in ${timeoutMs} ms:\n${out}`)), timeoutMs);
-    child.stdout!.on('data', (c: Buffer) => {
-      out += c.toString();
-      if (out.includes('"MQTT broker listening (mTLS)"')) {
-        clearTimeout(timer);
-        resolve();
-      }
-    });
-    child.stderr!.on('data', (c: Buffer) => (out += c.toString()));
-    void exited.then((code) => {
-      clearTimeout(timer);
-      reject(new Error(`broker exited (${code}):\n${out}`));
-    });
-  });
-  return {
-    child,
-    output: () => out,
-    async stop() {
-      if (child.exitCode !== null) return child.exitCode;
-      child.kill('SIGTERM');
-      return exited;
-    },
-  };
-}
 
 describe('broker in its own process, revocation through the API process', () => {
   let db: TestDatabase;

@@ -1,5 +1,5 @@
 // `enrolld up` supervises its embedded Postgres: after a SIGKILL it restarts it with backoff and enrollment and
-// /healthz come back; when the restarts keep failing it exits non-zero so an outer supervisor can act.
+// /readyz come back; when the restarts keep failing it exits non-zero so an outer supervisor can act.
 import { afterEach, describe, expect, it } from '@jest/globals';
 import { appendFile, mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -56,7 +56,7 @@ describe('embedded Postgres supervision under `enrolld up`', () => {
     running = undefined;
   });
 
-  it('restarts a SIGKILLed Postgres: 503 + Retry-After meanwhile, then /healthz and enrollment come back', async () => {
+  it('restarts a SIGKILLed Postgres: 503 + Retry-After meanwhile, then /readyz and enrollment come back', async () => {
     running = await startUp({ EMBEDDED_PG_RESTART_DELAY: '500ms' });
     const { apiUrl, rootPem, adminToken, enrolld } = running;
     const deviceId = 'supervised-0001';
@@ -68,7 +68,7 @@ describe('embedded Postgres supervision under `enrolld up`', () => {
     const killedAt = performance.now();
     process.kill(pid, 'SIGKILL');
 
-    // Every answer until /healthz is back, by route and status.
+    // Every answer until /readyz is back, by route and status.
     const seen: Record<string, number> = {};
     const note = (name: string, status: number) => (seen[`${name} ${status}`] = (seen[`${name} ${status}`] ?? 0) + 1);
     let retryAfter: string | undefined;
@@ -79,13 +79,13 @@ describe('embedded Postgres supervision under `enrolld up`', () => {
         note('enroll', enroll.status);
         const admin = await httpsRequest(apiUrl + routes.adminDevices, rootPem, { headers: { authorization: `Bearer ${adminToken}` } });
         note('admin', admin.status);
-        const health = await httpsRequest(apiUrl + routes.healthz, rootPem);
-        note('healthz', health.status);
+        const health = await httpsRequest(apiUrl + routes.readyz, rootPem);
+        note('readyz', health.status);
         if (admin.status === 503) retryAfter ??= String(admin.headers['retry-after']);
         return health.status === 200;
       },
       60_000,
-      '/healthz after the embedded Postgres was killed',
+      '/readyz after the embedded Postgres was killed',
       50,
     );
     const backMs = Math.round(performance.now() - killedAt);

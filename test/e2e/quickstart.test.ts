@@ -81,7 +81,7 @@ describe('README quick start: `enrolld up` on embedded Postgres, then openssl + 
 
   it('the container healthcheck script says healthy', async () => {
     const { stdout } = await run(process.execPath, [path.join(REPO_ROOT, 'server/scripts/healthcheck.mjs')], { env: { ...process.env, ENROLLD_HOME: home, HTTPS_PORT: String(port) } });
-    expect(stdout).toBe('healthz 200\n');
+    expect(stdout).toBe('readyz 200\n');
   });
 
   it('prints where the root CA and admin token are, with 0600 keys', async () => {

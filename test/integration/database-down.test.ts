@@ -37,8 +37,11 @@ describe('FLT-01: Postgres down before the request', () => {
     expect(res.status).toBe(503);
     expect(res.headers['retry-after']).toBe('5');
     expect(res.json().type).toBe(problemType('unavailable'));
-    const health = await httpsRequest(server.apiUrl + routes.healthz, server.rootPem);
-    expect(health.status).toBe(503);
+    // Not ready (drained by a load balancer), but alive (not restarted).
+    const ready = await httpsRequest(server.apiUrl + routes.readyz, server.rootPem);
+    expect(ready.status).toBe(503);
+    expect(ready.json().checks.database).toBe(false);
+    expect((await httpsRequest(server.apiUrl + routes.healthz, server.rootPem)).status).toBe(200);
 
     // Checked directly, not through the cut proxy.
     const token_ = await server.db.pool.query('SELECT used_at FROM bootstrap_tokens WHERE device_id = $1', [deviceId]);

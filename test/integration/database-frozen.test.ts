@@ -43,7 +43,7 @@ describe('FLT: Postgres frozen (SIGSTOP) under `enrolld up`', () => {
       }),
     );
     // Warm connections in both pools, so the freeze meets open connections (query timeout) as well as new ones (checkout).
-    await Promise.all(Array.from({ length: 6 }, () => httpsRequest(server.apiUrl + routes.healthz, server.rootPem)));
+    await Promise.all(Array.from({ length: 6 }, () => httpsRequest(server.apiUrl + routes.readyz, server.rootPem)));
     await postJson(server.apiUrl + routes.adminRevokeDevice('nobody-yet'), server.rootPem, {}, auth);
 
     const frozen = await pg.freeze();
@@ -56,7 +56,7 @@ describe('FLT: Postgres frozen (SIGSTOP) under `enrolld up`', () => {
     };
     const answers = await Promise.all([
       ...devices.map((d, i) => timed(`enroll ${i}`, () => postJson(server.apiUrl + routes.enroll, server.rootPem, { token: d.token, csr: d.csr }))),
-      timed('healthz', () => httpsRequest(server.apiUrl + routes.healthz, server.rootPem)),
+      timed('readyz', () => httpsRequest(server.apiUrl + routes.readyz, server.rootPem)),
       timed('admin devices', () => httpsRequest(server.apiUrl + routes.adminDevices, server.rootPem, { headers: auth })),
       timed('admin tokens', () => postJson(server.apiUrl + routes.adminTokens, server.rootPem, { deviceId: uniqueDeviceId() }, auth)),
       timed('revoke', () => postJson(server.apiUrl + routes.adminRevokeDevice(devices[0]!.deviceId), server.rootPem, {}, auth)),
@@ -67,7 +67,7 @@ describe('FLT: Postgres frozen (SIGSTOP) under `enrolld up`', () => {
 
     for (const { name, res, ms } of answers) {
       expect({ name, status: res.status }).toEqual({ name, status: 503 });
-      if (name !== 'healthz') {
+      if (name !== 'readyz') {
         expect(res.json().type).toBe(problemType('unavailable'));
         expect(Number(res.headers['retry-after'])).toBeGreaterThan(0);
       }
@@ -82,7 +82,7 @@ describe('FLT: Postgres frozen (SIGSTOP) under `enrolld up`', () => {
     expect(frozenMetrics.text).toMatch(/^enrolld_database_up 0$/m);
 
     pg.thaw();
-    await waitFor(async () => (await httpsRequest(server.apiUrl + routes.healthz, server.rootPem)).status === 200, 20_000, 'healthz after SIGCONT', 100);
+    await waitFor(async () => (await httpsRequest(server.apiUrl + routes.readyz, server.rootPem)).status === 200, 20_000, 'readyz after SIGCONT', 100);
     for (const d of devices) {
       const res = await postJson(server.apiUrl + routes.enroll, server.rootPem, { token: d.token, csr: d.csr });
       expect(res.status).toBe(201);

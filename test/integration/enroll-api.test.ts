@@ -166,7 +166,8 @@ describe('POST /v1/enroll over HTTPS on Postgres', () => {
     const ca = await httpsRequest(server.apiUrl + routes.ca, server.rootPem);
     expect(ca.status).toBe(200);
     expect(ca.text).toBe(server.chainPem);
-    expect((await httpsRequest(server.apiUrl + routes.healthz, server.rootPem)).json()).toEqual({ status: 'ok' });
+    expect((await httpsRequest(server.apiUrl + routes.healthz, server.rootPem)).json()).toEqual({ status: 'alive' });
+    expect((await httpsRequest(server.apiUrl + routes.readyz, server.rootPem)).json()).toEqual({ status: 'ready', checks: { database: true, revocationState: true, clusterBus: true } });
     const metrics = await httpsRequest(server.apiUrl + routes.metrics, server.rootPem);
     expect(metrics.text).toMatch(/enrolld_enrollments_total\{outcome="issued"\} [1-9]/);
     expect(metrics.text).toMatch(/enrolld_enrollment_duration_seconds_bucket/);

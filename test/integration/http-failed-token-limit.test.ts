@@ -150,7 +150,7 @@ describe('the client address in log lines, and X-Forwarded-For only from trusted
       } as unknown as HttpUseCases,
       chainPem: '',
       popLinking: 'off',
-      checkHealth: async () => undefined,
+      checkReadiness: async () => ({}),
       trustedProxies,
       failedTokenLimit: { limit: 3, windowMs: 60_000 },
       consoleSessionTtlMs: 60_000,

@@ -20,6 +20,7 @@ interface RouteUnderTest {
 // Every route createHttpApp serves; the first test checks this table against the app's own router.
 const ROUTES: RouteUnderTest[] = [
   { method: 'GET', path: routes.healthz },
+  { method: 'GET', path: routes.readyz },
   { method: 'GET', path: routes.metrics },
   { method: 'POST', path: routes.enroll, body: 'application/json' },
   { method: 'GET', path: routes.ca },
@@ -104,7 +105,7 @@ describe('hostile HTTP input on every route', () => {
       useCases: {} as HttpUseCases,
       chainPem: server.chainPem,
       popLinking: 'if-present',
-      checkHealth: async () => undefined,
+      checkReadiness: async () => ({}),
       consoleSessionTtlMs: 60_000,
     });
     expect(declaredRoutes(app)).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());

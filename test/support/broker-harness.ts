@@ -5,6 +5,7 @@
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import type pg from 'pg';
+import { Redis } from 'ioredis';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import { pino, type Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -15,7 +16,27 @@ import { mergeRevocationFeeds } from '@enrolld/core/events/merge-feeds.js';
 import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
 import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
 import { createBroker, defaultBrokerConfig, type BrokerConfig, type LimitsFor } from '../../server/src/mqtt/broker.js';
+import { createClusterBus } from '../../server/src/mqtt/cluster-bus.js';
 import type { DeviceCert, TestPki } from './test-pki.js';
+
+export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+/** A cluster prefix no other test (or engineer) shares: channels and keys of one test stay apart on a shared Redis. */
+export function clusterPrefixFor(name: string): string {
+  return `test:${name}:${randomBytes(4).toString('hex')}:`;
+}
+
+/** Deletes what a test cluster left in Redis (sessions, retained messages, wills) under its prefix. */
+export async function dropClusterKeys(prefix: string, redisUrl = TEST_REDIS_URL): Promise<void> {
+  const redis = new Redis(redisUrl, { maxRetriesPerRequest: 1 });
+  try {
+    for await (const keys of redis.scanStream({ match: `${prefix}*`, count: 500 }) as AsyncIterable<string[]>) {
+      if (keys.length > 0) await redis.del(...keys);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
 
 export interface TestBroker {
   broker: ReturnType<typeof createBroker>;
@@ -30,10 +51,11 @@ export async function startTestBroker(
   databaseUrl: string,
   pool: pg.Pool,
   pki: TestPki,
-  overrides: Partial<BrokerConfig> & { persistence?: unknown; logger?: Logger; limitsFor?: LimitsFor } = {},
+  overrides: Partial<BrokerConfig> & { persistence?: unknown; logger?: Logger; limitsFor?: LimitsFor; cluster?: { prefix: string; redisUrl?: string } } = {},
 ): Promise<TestBroker> {
-  const { persistence, logger, limitsFor, ...config } = overrides;
+  const { persistence, logger, limitsFor, cluster, ...config } = overrides;
   const registry = new Registry();
+  const log = logger ?? pino({ level: process.env.BROKER_TEST_LOG ?? 'silent' });
   const revocations = createLocalRevocationFeed();
   const broker = createBroker({
     config: { ...defaultBrokerConfig, host: '127.0.0.1', port: 0, resyncIntervalMs: 1000, maxStalenessMs: 10_000, ...config },
@@ -47,10 +69,11 @@ export async function startTestBroker(
     feed: mergeRevocationFeeds(createPgRegistryListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }), revocations),
     profiles: { source: createPgProfileStore(pool), feed: createPgProfileListener({ connectionString: databaseUrl, reconnectDelayMs: 200 }) },
     clock: systemClock,
-    logger: logger ?? pino({ level: process.env.BROKER_TEST_LOG ?? 'silent' }),
+    logger: log,
     registry,
     limitsFor,
     ...(persistence ? { persistence } : {}),
+    ...(cluster ? { cluster: createClusterBus({ redisUrl: cluster.redisUrl ?? TEST_REDIS_URL, prefix: cluster.prefix, logger: log, registry }) } : {}),
   });
   const { port } = await broker.start();
   return { broker, port, registry, revocations, stop: () => broker.stop() };

@@ -101,7 +101,7 @@ describe('Dockerfile, checked without Docker', () => {
   it('docker-compose has a healthcheck for every service, and enrolld waits for healthy dependencies', () => {
     const compose = read('docker-compose.yml');
     const services = [...compose.matchAll(/^ {2}([a-z][\w-]*):\n/gm)].map((m) => m[1]!);
-    expect(services).toEqual(['postgres', 'redis', 'enrolld']);
+    expect(services).toEqual(['postgres', 'redis', 'enrolld', 'api-1', 'api-2', 'broker-1', 'broker-2', 'haproxy']);
     for (const service of services) {
       const start = compose.indexOf(`  ${service}:\n`);
       const next = services.map((s) => compose.indexOf(`  ${s}:\n`)).filter((i) => i > start).concat(compose.indexOf('\nvolumes:'))[0]!;

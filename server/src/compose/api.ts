@@ -20,6 +20,8 @@ export interface ApiRoleDeps {
   database: Database;
   pki: PkiHome;
   useCases: UseCases;
+  /** Readiness beyond the database, from parts sharing this process (the broker's revocation state and cluster bus). */
+  readiness?: Record<string, () => boolean> | undefined;
 }
 
 export interface ApiRole {
@@ -40,8 +42,9 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
     useCases,
     chainPem: deps.pki.chainPem,
     popLinking: config.rotation.estPopLinking,
-    checkHealth: async () => {
-      await deps.database.pool.query('SELECT 1');
+    checkReadiness: async () => {
+      const database = await deps.database.pool.query('SELECT 1').then(() => true, () => false);
+      return { database, ...Object.fromEntries(Object.entries(deps.readiness ?? {}).map(([name, check]) => [name, check()])) };
     },
     classifyError: classifyInfrastructureError,
     consoleSessionTtlMs: config.consoleSessionTtlMs,

@@ -11,6 +11,7 @@ import type { Config } from '../config.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createRegistry } from '../metrics.js';
 import { createBroker, defaultBrokerConfig, type Broker, type BrokerHooks } from '../mqtt/broker.js';
+import { createClusterBus } from '../mqtt/cluster-bus.js';
 import { createRenewalTopic } from '../mqtt/renewal-topic.js';
 import { buildOnDatabase, type Database } from './database.js';
 import { readBrokerMaterial, type BrokerMaterial } from './pki-home.js';
@@ -41,6 +42,7 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
       maxStalenessMs: config.broker.maxStalenessMs,
       sessionTickets: config.broker.sessionTickets,
       connectTimeoutMs: config.broker.connectTimeoutMs,
+      heartbeatIntervalMs: config.broker.heartbeatIntervalMs,
       handshakeTimeoutMs: config.broker.handshakeTimeoutMs,
       maxPendingPerAddress: config.broker.maxPendingPerAddress,
       maxPending: config.broker.maxPending,
@@ -63,6 +65,10 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
     },
     outbound: deps.outbound,
     hooks: deps.hooks,
+    cluster:
+      config.broker.cluster.mode === 'redis'
+        ? createClusterBus({ redisUrl: config.redisUrl, prefix: config.broker.cluster.prefix, logger: deps.logger, registry: deps.registry })
+        : undefined,
     clock: systemClock,
     logger: deps.logger,
     registry: deps.registry,

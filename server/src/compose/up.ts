@@ -50,7 +50,6 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
     const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca: pki.ca, logger, registry, revocationEvents: localRevocations, issuanceEvents: localIssuance });
     await ensureFirstAdmin(config, useCases, logger);
 
-    const api = buildApiRole({ config, logger, registry, database, pki, useCases });
     const rotation = buildBrokerRotation({ logger, registry, database, useCases, outbound, stopping: signal });
     const broker = buildBrokerRole({
       config,
@@ -62,6 +61,10 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       outbound,
       hooks: [rotation.hooks, fleetEventHooks(useCases.fleetEvents)],
       stopping: signal,
+    });
+    const api = buildApiRole({
+      config, logger, registry, database, pki, useCases,
+      readiness: { revocationState: () => broker.revocationStatus().known, clusterBus: () => broker.clusterBusConnected() },
     });
     const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
     const producer = worker ? undefined : buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });

@@ -48,8 +48,8 @@ export interface HttpAppDeps {
   chainPem: string;
   /** RFC 7030 §3.5 linking policy for EST. */
   popLinking: PopLinkingPolicy;
-  /** Resolves when the service can do its job (database reachable); rejects otherwise. */
-  checkHealth: () => Promise<void>;
+  /** Each thing the service needs to do its job (database, revocation state, cluster bus): true when it is there. */
+  checkReadiness: () => Promise<Record<string, boolean>>;
   classifyError?: (error: unknown) => EnrollError | undefined;
   /** Idle lifetime of a console sign-in (CONSOLE_SESSION_TTL). */
   consoleSessionTtlMs: number;
@@ -69,13 +69,15 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.set('trust proxy', deps.trustedProxies?.length ? [...deps.trustedProxies] : false);
   app.use(requestContext(deps.logger));
 
-  app.get(routes.healthz, async (_req, res) => {
-    try {
-      await deps.checkHealth();
-      res.json({ status: 'ok' });
-    } catch {
-      res.status(503).json({ status: 'unavailable' });
-    }
+  // Alive: the process answers. Restart it when this fails, never because a dependency is down.
+  app.get(routes.healthz, (_req, res) => {
+    res.json({ status: 'alive' });
+  });
+  // Ready: send traffic here. 503 names what is missing, so a load balancer drains this replica until it is back.
+  app.get(routes.readyz, async (_req, res) => {
+    const checks = await deps.checkReadiness();
+    const ready = Object.values(checks).every(Boolean);
+    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
   });
   app.get(routes.metrics, async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());

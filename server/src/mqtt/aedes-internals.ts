@@ -28,6 +28,14 @@ export function createQuietAedes(options: AedesOptions): Aedes {
   return new QuietAedes(options);
 }
 
+/**
+ * A broker of a cluster: stock aedes, whose `$SYS/<id>/new/clients` publish is what closes the same client id on the
+ * other nodes (MQTT-3.1.4-2 across the cluster).
+ */
+export function createClusterAedes(options: AedesOptions): Aedes {
+  return new Aedes(options);
+}
+
 interface ClientWill {
   /** Set from CONNECT before authenticate runs; copied to `will` once the session is registered. */
   _will: PublishPacket | null;

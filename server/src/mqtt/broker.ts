@@ -26,8 +26,9 @@ import type { RevocationStore } from '@enrolld/core/revocation/ports.js';
 import { createRevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { createRevocationSync } from '@enrolld/core/revocation/revocation-sync.js';
 import { createAdmission } from './admission.js';
-import { createQuietAedes } from './aedes-internals.js';
+import { createClusterAedes, createQuietAedes } from './aedes-internals.js';
 import { createBrokerMetrics } from './broker-metrics.js';
+import type { ClusterBus } from './cluster-bus.js';
 import { createConnectionLimits } from './connection-limits.js';
 import { defaultConnectionLimits, type ConnectionLimits, type LimitsFor } from './limits.js';
 import { createPacketAuthorization } from './packet-authorization.js';
@@ -97,6 +98,8 @@ export interface BrokerDeps {
   limitsFor?: LimitsFor | undefined;
   /** Aedes persistence; in-memory when absent. */
   persistence?: AedesOptions['persistence'];
+  /** The Redis bus shared with the other nodes of a cluster (emitter and persistence); single-node when absent. */
+  cluster?: ClusterBus | undefined;
 }
 
 export const defaultBrokerConfig: BrokerConfig = {
@@ -209,7 +212,7 @@ export function createBroker(deps: BrokerDeps) {
     async start(): Promise<{ port: number }> {
       if (started) throw new Error('broker already started');
       started = true;
-      const broker = createQuietAedes({
+      const options: AedesOptions = {
         ...admission,
         ...authorization,
         heartbeatInterval: config.heartbeatIntervalMs,
@@ -218,7 +221,10 @@ export function createBroker(deps: BrokerDeps) {
         // The inbound QoS 2 window is a per-identity limit (connection-limits.ts), checked before aedes' own.
         maxInflightInbound: 0,
         ...(deps.persistence ? { persistence: deps.persistence } : {}),
-      });
+      };
+      // A node joins its cluster with a working bus: aedes' setup reads the shared subscriptions from it.
+      if (deps.cluster) await deps.cluster.ready();
+      const broker = deps.cluster ? createClusterAedes({ ...options, ...deps.cluster.aedesOptions() }) : createQuietAedes(options);
       aedes = broker;
       await broker.listen();
       // Aedes emits 'error' for failures outside any client (e.g. a refused left-over will in its will sweep); without a
@@ -248,6 +254,7 @@ export function createBroker(deps: BrokerDeps) {
       if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
       tlsListener.destroySockets();
       await closed;
+      await deps.cluster?.close();
       aedes = undefined;
     },
 
@@ -262,6 +269,8 @@ export function createBroker(deps: BrokerDeps) {
     /** Devices the admission registry holds. */
     registeredDevices: () => registry.size(),
     connectedDevices: () => aedes?.connectedClients ?? 0,
+    /** True without a cluster; with one, while this node reaches the bus. */
+    clusterBusConnected: () => deps.cluster?.connected() ?? true,
     /** The version of a profile this broker enforces, and a promise of every heard profile change applied (tests). */
     profileVersion: (name: string) => profiles.versionOf(name),
     /** False until the profiles were loaded once (CONNECTs get CONNACK 3 meanwhile). */

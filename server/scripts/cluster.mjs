@@ -1,0 +1,73 @@
+// `npm run cluster`: the scale-out topology as local processes, without Docker: 2 API replicas and 2 brokers of one
+// Redis cluster over one Postgres. The first API creates the CA in ENROLLD_HOME (once); the others start after it is ready.
+// Env: DATABASE_URL (required), REDIS_URL, ENROLLD_HOME (default ./.enrolld-cluster), CLUSTER_HTTPS_PORTS (8443,8444),
+// CLUSTER_MQTTS_PORTS (8883,8884). Ctrl-C stops every process (each gets SIGINT, its orderly stop); any process that exits
+// takes the others down.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const bin = path.join(root, 'server', 'bin', 'enrolld.js');
+if (!process.env.DATABASE_URL) {
+  process.stderr.write('npm run cluster: set DATABASE_URL (one Postgres for every process), e.g. postgres://postgres@127.0.0.1:5432/enrolld\n');
+  process.exit(2);
+}
+const home = path.resolve(process.env.ENROLLD_HOME ?? '.enrolld-cluster');
+const ports = (name, fallback) => (process.env[name] ?? fallback).split(',').map((p) => Number(p.trim()));
+const httpsPorts = ports('CLUSTER_HTTPS_PORTS', '8443,8444');
+const mqttsPorts = ports('CLUSTER_MQTTS_PORTS', '8883,8884');
+const base = { ...process.env, ENROLLD_HOME: home, BROKER_CLUSTER: 'redis' };
+
+const children = [];
+let stopping = false;
+function start(name, role, env) {
+  const child = spawn(process.execPath, [bin, role], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.on('data', (chunk) => {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) process.stdout.write(`${name.padEnd(8)} ${line}\n`);
+    });
+  }
+  child.on('exit', (code, signal) => {
+    process.stdout.write(`${name.padEnd(8)} exited (${signal ?? code})\n`);
+    if (!stopping) stop(1);
+  });
+  children.push(child);
+  return child;
+}
+
+function stop(code) {
+  stopping = true;
+  for (const child of children) if (child.exitCode === null) child.kill('SIGINT');
+  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined))).then(() => process.exit(code));
+}
+process.on('SIGINT', () => stop(0));
+process.on('SIGTERM', () => stop(0));
+
+/** Resolves when the API on `port` answers /readyz with 200 (trusting the CA it created). */
+async function ready(port) {
+  for (;;) {
+    const status = await new Promise((resolve) => {
+      let ca;
+      try {
+        ca = readFileSync(path.join(home, 'ca', 'root.pem'));
+      } catch {
+        return resolve(0);
+      }
+      https.get({ host: 'localhost', port, path: '/readyz', ca, timeout: 2000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).on('error', () => resolve(0));
+    });
+    if (status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+start('api-1', 'api', { HTTPS_PORT: String(httpsPorts[0]) });
+await ready(httpsPorts[0]);
+httpsPorts.slice(1).forEach((port, i) => start(`api-${i + 2}`, 'api', { HTTPS_PORT: String(port) }));
+mqttsPorts.forEach((port, i) => start(`broker-${i + 1}`, 'broker', { MQTTS_PORT: String(port) }));
+process.stdout.write(`cluster: API on https://localhost:{${httpsPorts.join(',')}}, brokers on mqtts://localhost:{${mqttsPorts.join(',')}}, ENROLLD_HOME=${home}\n`);
