@@ -12,8 +12,9 @@ const CERT_STATUS = `CASE WHEN c.revoked_at IS NOT NULL THEN 'revoked'
                           WHEN c.not_after < now() THEN 'expired'
                           ELSE 'active' END`;
 
-// A device's state is its newest issued certificate's; a device with none yet is pending.
-const DEVICE_SELECT = `
+// A device's state is its newest issued certificate's; a device with none yet is pending. The fleet search reads
+// devices through the same statement (fleet-store.ts).
+export const DEVICE_SELECT = `
   SELECT d.id, d.profile, d.created_at, cur.serial AS current_serial, cur.not_after,
          COALESCE(cur.status, 'pending') AS status
     FROM devices d
@@ -23,7 +24,7 @@ const DEVICE_SELECT = `
        ORDER BY c.issued_at DESC LIMIT 1
     ) cur ON true`;
 
-interface DeviceRow {
+export interface DeviceRow {
   id: string;
   profile: string;
   created_at: Date;
@@ -32,7 +33,7 @@ interface DeviceRow {
   status: CertificateStatus;
 }
 
-const toSummary = (r: DeviceRow): DeviceSummary => ({
+export const toSummary = (r: DeviceRow): DeviceSummary => ({
   id: r.id,
   profile: r.profile,
   createdAt: r.created_at.toISOString(),

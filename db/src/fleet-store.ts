@@ -1,29 +1,11 @@
 // The fleet search and aggregates (core/src/fleet/ports.ts). One fixed statement per read; optional filters are
 // switched on by their parameters, so a page costs an index walk by id from the keyset position.
 import type pg from 'pg';
-import type { CertificateStatus, DeviceSummary } from '@enrolld/protocol';
 import type { FleetQuery, FleetStore } from '@enrolld/core/fleet/ports.js';
+import { DEVICE_SELECT, toSummary, type DeviceRow } from './device-store.js';
 
-interface Row {
-  id: string;
-  profile: string;
-  created_at: Date;
-  current_serial: string | null;
-  not_after: Date | null;
-  status: CertificateStatus;
-}
-
-// A device's state is its newest issued certificate's (as db/src/device-store.ts); a device with none is pending.
 // `id >= prefix` bounds the index walk from below: every id that starts with the prefix sorts at or after it.
-const SEARCH = `
-  SELECT d.id, d.profile, d.created_at, cur.serial AS current_serial, cur.not_after, COALESCE(cur.status, 'pending') AS status
-    FROM devices d
-    LEFT JOIN LATERAL (
-      SELECT c.serial, c.not_after,
-             CASE WHEN c.revoked_at IS NOT NULL THEN 'revoked' WHEN c.not_after < now() THEN 'expired' ELSE 'active' END AS status
-        FROM certificates c WHERE c.device_id = d.id AND c.der IS NOT NULL
-       ORDER BY c.issued_at DESC LIMIT 1
-    ) cur ON true
+const SEARCH = `${DEVICE_SELECT}
    WHERE ($1::text IS NULL OR d.id > $1)
      AND ($2::text IS NULL OR (d.id >= $2 AND starts_with(d.id, $2)))
      AND ($3::text IS NULL OR d.profile = $3)
@@ -35,7 +17,7 @@ const SEARCH = `
 export function createPgFleetStore(pool: pg.Pool): FleetStore {
   return {
     async search(q: FleetQuery) {
-      const { rows } = await pool.query<Row>(SEARCH, [
+      const { rows } = await pool.query<DeviceRow>(SEARCH, [
         q.after ?? null,
         q.prefix ?? null,
         q.profile ?? null,
@@ -44,16 +26,7 @@ export function createPgFleetStore(pool: pg.Pool): FleetStore {
         q.expiresWithinDays ?? null,
         q.limit,
       ]);
-      return rows.map(
-        (r): DeviceSummary => ({
-          id: r.id,
-          profile: r.profile,
-          createdAt: r.created_at.toISOString(),
-          status: r.status,
-          currentSerial: r.current_serial,
-          notAfter: r.not_after?.toISOString() ?? null,
-        }),
-      );
+      return rows.map(toSummary);
     },
 
     async expiring(windowsSeconds) {
