@@ -1,8 +1,8 @@
 import type { EnrollResponse } from '@enrolld/protocol';
 import type { IssuedCertificateEvent } from './admission/ports.js';
 import { assertCsrNamesIdentity, parseCsrAsync } from './ca/index.js';
-import type { IssuingCa } from './ca/types.js';
 import type { Clock } from './clock.js';
+import type { IssuingCas } from './environments/ports.js';
 import { EnrollError } from './errors.js';
 import { buildIntent, issuedResponse, signAndRecord } from './issuance.js';
 import type { EnrollmentStore, IssuedCertificate } from './ports.js';
@@ -19,7 +19,8 @@ export interface EnrollmentPolicy {
 
 export interface EnrollmentDeps {
   store: EnrollmentStore;
-  ca: IssuingCa;
+  /** Each environment's issuing CA: the token's environment decides which one signs. */
+  cas: Pick<IssuingCas, 'forIssuance'>;
   clock: Clock;
   policy: EnrollmentPolicy;
   /** Observes outcomes for metrics; never sees the token. */
@@ -37,6 +38,8 @@ export interface EnrollResult {
 
 export interface EnrollContext {
   requestId?: string | undefined;
+  /** The environment the request was addressed to (an EST label): a token of another one is refused before it is spent. */
+  environment?: string | undefined;
 }
 
 
@@ -45,7 +48,7 @@ export interface EnrollContext {
  * The order follows Boulder's issuance cycle: nothing is signed before its row is committed (I1).
  */
 export function createEnrollment(deps: EnrollmentDeps) {
-  const { store, ca, clock, policy } = deps;
+  const { store, cas, clock, policy } = deps;
 
 
   return {
@@ -61,14 +64,20 @@ export function createEnrollment(deps: EnrollmentDeps) {
           csrSha256: csr.sha256,
           retryWindowSeconds: policy.retryWindowSeconds,
           inFlightSeconds: policy.inFlightSeconds,
-          buildIntent: (grant) => {
+          buildIntent: async (grant) => {
+            if (context.environment !== undefined && context.environment !== grant.environment) {
+              throw new EnrollError('bad-request', `this bootstrap token enrolls in environment "${grant.environment}", not "${context.environment}"`);
+            }
             assertCsrNamesIdentity(csr, grant.kind, grant.deviceId);
-            return buildIntent(ca, clock, policy, { kind: grant.kind, deviceId: grant.deviceId, profile: grant.profileTerms, profileName: grant.profile }, csr);
+            const ca = await cas.forIssuance(grant.environment);
+            const subject = { kind: grant.kind, deviceId: grant.deviceId, environment: grant.environment, profile: grant.profileTerms, profileName: grant.profile };
+            return buildIntent(ca, clock, policy, subject, csr);
           },
         });
         switch (begun.outcome) {
           case 'begun':
           case 'resume': {
+            const ca = await cas.forIssuance(begun.intent.environment);
             const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed: begun.outcome === 'resume' });
             deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime() });
             finish('issued');
@@ -76,7 +85,7 @@ export function createEnrollment(deps: EnrollmentDeps) {
           }
           case 'replay':
             finish('replayed');
-            return { response: issuedResponse(begun.certificate, ca.chainPem), replayed: true };
+            return { response: issuedResponse(begun.certificate, (await cas.forIssuance(begun.certificate.environment)).chainPem), replayed: true };
           case 'in-progress':
             throw new EnrollError('conflict', 'this enrollment is still being processed; retry shortly', {
               retryAfterSeconds: 1,

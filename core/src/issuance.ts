@@ -19,6 +19,8 @@ export interface IntentSubject {
   /** The kind of the identity's record; a profile of another kind is refused. */
   kind: IdentityKind;
   deviceId: string;
+  /** Whose issuing CA `ca` is: the certificate is recorded in that environment. */
+  environment: string;
   /** The profile's current version, or undefined when the name no longer exists. */
   profile: ProfileTerms | undefined;
   profileName: string;
@@ -50,6 +52,7 @@ export function buildIntent(ca: IssuingCa, clock: Clock, policy: IssuancePolicy,
     serial: serialHex(serial),
     kind: subject.kind,
     deviceId: subject.deviceId,
+    environment: subject.environment,
     profile: profile.name,
     profileVersion: profile.version,
     notBefore,

@@ -6,6 +6,8 @@ import type { ProfileTerms } from './profiles/ports.js';
 export interface NewToken {
   kind: IdentityKind;
   deviceId: string;
+  /** The environment the identity enrolls in (absent: `default`); one environment per batch. */
+  environment?: string | undefined;
   tokenHash: Buffer;
   expiresAt: Date;
   profile: string;
@@ -26,6 +28,8 @@ export interface TokenGrant {
   /** The kind of the identity's record. */
   kind: IdentityKind;
   deviceId: string;
+  /** The identity's environment: its issuing CA signs the certificate. */
+  environment: string;
   profile: string;
   /** The current version of the token's profile; undefined when it no longer exists. */
   profileTerms: ProfileTerms | undefined;
@@ -36,6 +40,8 @@ export interface CertificateIntent {
   serial: string;
   kind: IdentityKind;
   deviceId: string;
+  /** Whose issuing CA signs it: the identity's environment. */
+  environment: string;
   profile: string;
   profileVersion: number;
   notBefore: Date;
@@ -49,6 +55,7 @@ export interface CertificateIntent {
 export interface IssuedCertificate {
   serial: string;
   deviceId: string;
+  environment: string;
   der: Buffer;
   notBefore: Date;
   notAfter: Date;
@@ -75,8 +82,8 @@ export interface BeginEnrollment {
   retryWindowSeconds: number;
   /** A pending intent younger than this belongs to a request still in flight. */
   inFlightSeconds: number;
-  /** Called inside the consuming transaction, once the token is known to be good. */
-  buildIntent: (grant: TokenGrant) => CertificateIntent;
+  /** Called once the token is known to be good, before it is spent: a throw leaves it unspent. */
+  buildIntent: (grant: TokenGrant) => CertificateIntent | Promise<CertificateIntent>;
 }
 
 export interface EnrollmentStore {
@@ -90,16 +97,20 @@ export type CreateTokensResult =
   | { outcome: 'created' }
   /** Identities whose record has another kind: a device never becomes a service, nor the other way round. */
   | { outcome: 'kind-mismatch'; ids: string[] }
+  /** Identities recorded in another environment: an identity keeps the environment of its first token. */
+  | { outcome: 'environment-mismatch'; ids: string[] }
   /** The profile was deleted meanwhile. */
-  | { outcome: 'unknown-profile' };
+  | { outcome: 'unknown-profile' }
+  /** The environment was deleted meanwhile. */
+  | { outcome: 'unknown-environment' };
 
 export interface TokenStore {
   /** Creates identity rows as needed and the tokens, all or nothing, while the tokens' profile is live. */
   createTokens(tokens: NewToken[], actor: string): Promise<CreateTokensResult>;
   /** The certificate history of those ids that have certificates. */
   certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>>;
-  /** The kind of those ids that have a record. */
-  identityKinds(ids: string[]): Promise<Map<string, IdentityKind>>;
+  /** The kind and environment of those ids that have a record. */
+  identities(ids: string[]): Promise<Map<string, { kind: IdentityKind; environment: string }>>;
   /** Every token of a device, newest first; undefined for an unknown device. */
   tokensOf(deviceId: string): Promise<DeviceToken[] | undefined>;
 }
@@ -110,6 +121,8 @@ export interface AdminCredentialStore {
 
 export interface DeviceQuery {
   limit: number;
+  /** Only identities of this environment. */
+  environment?: string | undefined;
   after?: string | undefined;
   status?: CertificateStatus | undefined;
   prefix?: string | undefined;

@@ -1,5 +1,5 @@
 import type { CreatedToken, CreateTokenRequest, IdentityKind, TokenIssue } from '@enrolld/protocol';
-import { isValidDeviceId } from '@enrolld/protocol';
+import { DEFAULT_ENVIRONMENT, isValidDeviceId } from '@enrolld/protocol';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
 import type { CertificateHistory, NewToken, TokenStore } from './ports.js';
@@ -11,6 +11,8 @@ export interface TokenIssuerDeps {
   clock: Clock;
   defaultTtlSeconds: number;
   profiles: Pick<ProfileService, 'resolve'>;
+  /** 400 for an environment that does not exist (or was deleted). */
+  environments: { require(name: string): Promise<unknown> };
 }
 
 /** Device ids for a production batch: `<prefix>0001 … <prefix>1000`, zero-padded so they sort in order. */
@@ -56,18 +58,30 @@ function kindMismatch(ids: string[], kind: IdentityKind): EnrollError {
   return new EnrollError('bad-request', `${someOf(ids)}: already ${kind === 'device' ? 'a service' : 'a device'}; an identity keeps its kind`);
 }
 
+function environmentMismatch(ids: string[], environment: string): EnrollError {
+  return new EnrollError('bad-request', `${someOf(ids)}: recorded in another environment than "${environment}"; an identity keeps the environment of its first token`, {
+    extensions: { ids: ids.slice(0, 100) },
+  });
+}
+
 export function createTokenIssuer(deps: TokenIssuerDeps) {
   return {
     /**
-     * Creates one token per identity; the raw tokens exist only in the return value. The token's profile must exist and
-     * be of the identity's kind, and an existing identity keeps its kind.
+     * Creates one token per identity; the raw tokens exist only in the return value. The environment must exist, the
+     * token's profile must exist in it and be of the identity's kind, and an existing identity keeps its kind and its
+     * environment.
      */
     async create(request: CreateTokenRequest, actor: string): Promise<CreatedToken[]> {
       const kind = 'service' in request ? 'service' : 'device';
+      const environment = request.environment ?? DEFAULT_ENVIRONMENT;
       const deviceIds = 'service' in request ? [request.service] : 'deviceId' in request ? [request.deviceId] : batchDeviceIds(request.prefix, request.count);
-      const profile = await deps.profiles.resolve(request.profile, kind);
-      const otherKind = [...(await deps.store.identityKinds(deviceIds))].filter(([, k]) => k !== kind).map(([id]) => id);
+      await deps.environments.require(environment);
+      const profile = await deps.profiles.resolve(request.profile, kind, environment);
+      const known = [...(await deps.store.identities(deviceIds))];
+      const otherKind = known.filter(([, identity]) => identity.kind !== kind).map(([id]) => id);
       if (otherKind.length > 0) throw kindMismatch(otherKind, kind);
+      const otherEnvironment = known.filter(([, identity]) => identity.environment !== environment).map(([id]) => id);
+      if (otherEnvironment.length > 0) throw environmentMismatch(otherEnvironment, environment);
       const issues = issuesFor(deviceIds, await deps.store.certificateHistory(deviceIds), request);
       const expiresAt = new Date(deps.clock.now().getTime() + (request.ttlSeconds ?? deps.defaultTtlSeconds) * 1000);
       const created = deviceIds.map((deviceId, i) => ({ deviceId, token: newBootstrapToken(), issuedAs: issues[i]! }));
@@ -77,12 +91,15 @@ export function createTokenIssuer(deps: TokenIssuerDeps) {
         tokenHash: hashSecret(token),
         expiresAt,
         profile: profile.name,
+        environment,
         issuedAs,
       }));
       const result = await deps.store.createTokens(records, actor);
-      // The store checks again in its transaction: an identity of the other kind created meanwhile.
+      // The store checks again in its transaction: an identity of the other kind or environment created meanwhile.
       if (result.outcome === 'kind-mismatch') throw kindMismatch(result.ids, kind);
+      if (result.outcome === 'environment-mismatch') throw environmentMismatch(result.ids, environment);
       if (result.outcome === 'unknown-profile') throw new EnrollError('conflict', `profile "${profile.name}" was deleted meanwhile`);
+      if (result.outcome === 'unknown-environment') throw new EnrollError('conflict', `environment "${environment}" was deleted meanwhile`);
       return created.map(({ deviceId, token, issuedAs }) => ({ deviceId, token, expiresAt: expiresAt.toISOString(), issuedAs }));
     },
     /** A device's tokens and what became of them (`enrolld token show`); undefined for an unknown device. */

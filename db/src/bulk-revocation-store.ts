@@ -5,10 +5,11 @@ import type { BulkRevocationJob, BulkRevocationStore, BulkSelector, BulkTarget }
 import { inTransaction } from './transaction.js';
 
 // Unrevoked certificates matching every filter given. Without a status only unexpired ones; a serial list alone also
-// takes expired ones (the admin named them). starts_with, not LIKE: '_' is a device id character and a LIKE wildcard.
+// takes expired ones (the admin named them). A profile name is matched in the environment given, or in any. starts_with, not LIKE: '_' is a device id character and a LIKE wildcard.
 const SELECTED = `
   SELECT c.serial, c.device_id FROM certificates c JOIN devices d ON d.id = c.device_id
    WHERE c.revoked_at IS NULL
+     AND ($7::text IS NULL OR c.environment = $7)
      AND ($1::text IS NULL OR starts_with(c.device_id, $1))
      AND ($2::text IS NULL OR d.profile = $2)
      AND ($3::timestamptz IS NULL OR c.issued_at < $3)
@@ -28,6 +29,7 @@ const selectorParams = (s: BulkSelector) => [
   s.issuedAfter ?? null,
   s.serials ?? null,
   s.status ?? null,
+  s.environment ?? null,
 ];
 
 interface JobRow {
@@ -65,7 +67,7 @@ export function createPgBulkRevocationStore(pool: pg.Pool): BulkRevocationStore 
     async preview(selector, sampleSize) {
       const { rows } = await pool.query<{ serial: string; device_id: string; position: string; count: string }>(
         `SELECT s.serial, s.device_id, row_number() OVER (ORDER BY s.device_id, s.serial) AS position, count(*) OVER () AS count
-           FROM (${SELECTED}) s ORDER BY s.device_id, s.serial LIMIT $7`,
+           FROM (${SELECTED}) s ORDER BY s.device_id, s.serial LIMIT $8`,
         [...selectorParams(selector), sampleSize],
       );
       if (rows.length === 0) return { count: 0, sample: [] };
@@ -84,10 +86,10 @@ export function createPgBulkRevocationStore(pool: pg.Pool): BulkRevocationStore 
         const { rows } = await client.query<JobRow>(
           `WITH targets AS (
              INSERT INTO bulk_revocation_targets (job_id, position, serial, device_id)
-             SELECT $7, row_number() OVER (ORDER BY s.device_id, s.serial), s.serial, s.device_id FROM (${SELECTED}) s
+             SELECT $8, row_number() OVER (ORDER BY s.device_id, s.serial), s.serial, s.device_id FROM (${SELECTED}) s
              RETURNING 1
            )
-           UPDATE bulk_revocations SET total = (SELECT count(*) FROM targets) WHERE id = $7 RETURNING ${JOB_COLUMNS}`,
+           UPDATE bulk_revocations SET total = (SELECT count(*) FROM targets) WHERE id = $8 RETURNING ${JOB_COLUMNS}`,
           [...selectorParams(job.selector), job.id],
         );
         const created = toJob(rows[0]!);

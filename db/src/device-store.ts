@@ -15,7 +15,7 @@ const CERT_STATUS = `CASE WHEN c.revoked_at IS NOT NULL THEN 'revoked'
 // A device's state is its newest issued certificate's; a device with none yet is pending. The fleet search reads
 // devices through the same statement (fleet-store.ts).
 export const DEVICE_SELECT = `
-  SELECT d.id, d.profile, d.created_at, cur.serial AS current_serial, cur.not_after,
+  SELECT d.id, d.environment, d.profile, d.created_at, cur.serial AS current_serial, cur.not_after,
          COALESCE(cur.status, 'pending') AS status
     FROM devices d
     LEFT JOIN LATERAL (
@@ -26,6 +26,7 @@ export const DEVICE_SELECT = `
 
 export interface DeviceRow {
   id: string;
+  environment: string;
   profile: string;
   created_at: Date;
   current_serial: string | null;
@@ -35,6 +36,7 @@ export interface DeviceRow {
 
 export const toSummary = (r: DeviceRow): DeviceSummary => ({
   id: r.id,
+  environment: r.environment,
   profile: r.profile,
   createdAt: r.created_at.toISOString(),
   status: r.status,
@@ -48,9 +50,9 @@ export function createPgDeviceStore(pool: pg.Pool): DeviceStore {
       const { rows } = await pool.query<DeviceRow>(
         `SELECT * FROM (${DEVICE_SELECT}) s
           WHERE ($1::text IS NULL OR s.id > $1) AND ($2::text IS NULL OR s.status = $2)
-            AND ($3::text IS NULL OR starts_with(s.id, $3))
+            AND ($3::text IS NULL OR starts_with(s.id, $3)) AND ($5::text IS NULL OR s.environment = $5)
           ORDER BY s.id LIMIT $4`,
-        [query.after ?? null, query.status ?? null, query.prefix ?? null, query.limit],
+        [query.after ?? null, query.status ?? null, query.prefix ?? null, query.limit, query.environment ?? null],
       );
       return rows.map(toSummary);
     },

@@ -7,6 +7,7 @@ interface CertificateRow {
   serial: string;
   identity_kind: IdentityKind;
   device_id: string;
+  environment: string;
   profile: string;
   profile_version: number;
   not_before: Date;
@@ -29,17 +30,17 @@ const SPEND_TOKEN_AND_RECORD_INTENT = `
     RETURNING id)
   INSERT INTO certificates
     (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after,
-     identity_kind, profile_version)
-  SELECT $3, $4, $5, spent.id, $6, $7, $2, $8, $9, $10, $11, $12 FROM spent
+     identity_kind, profile_version, environment)
+  SELECT $3, $4, $5, spent.id, $6, $7, $2, $8, $9, $10, $11, $12, $13 FROM spent
   RETURNING serial`;
 
-/** A live token with its identity's kind and the current version of its profile (none when it was deleted). */
+/** A live token with its identity's kind and environment and the current version of its profile there (none when deleted). */
 const LIVE_TOKEN = `
-  SELECT t.id, t.device_id, t.profile, d.kind, p.version AS profile_version, p.document AS profile_document
+  SELECT t.id, t.device_id, t.profile, d.kind, d.environment, p.version AS profile_version, p.document AS profile_document
     FROM bootstrap_tokens t
     JOIN devices d ON d.id = t.device_id
     LEFT JOIN LATERAL (SELECT version, document FROM profiles
-                        WHERE name = t.profile AND deleted_at IS NULL ORDER BY version DESC LIMIT 1) p ON true
+                        WHERE environment = d.environment AND name = t.profile AND deleted_at IS NULL ORDER BY version DESC LIMIT 1) p ON true
    WHERE t.token_hash = $1 AND t.used_at IS NULL AND t.expires_at > now()`;
 
 /** The terms of a profile row read with its document. */
@@ -52,32 +53,33 @@ export function profileTermsOf(name: string, version: number | null, document: P
 const STORE_SIGNED = `
   WITH done AS (
     UPDATE certificates SET der = $2, issued_at = now() WHERE serial = $1 AND der IS NULL
-    RETURNING device_id, der, not_before, not_after),
+    RETURNING device_id, environment, der, not_before, not_after),
   audit AS (
     INSERT INTO audit_events (action, actor, device_id, serial, request_id)
     SELECT 'certificate.issued', 'enrollment', device_id, $1, $3 FROM done)
-  SELECT device_id, der, not_before, not_after FROM done`;
+  SELECT device_id, environment, der, not_before, not_after FROM done`;
 
 export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
   return {
     async begin(input: BeginEnrollment): Promise<BeginEnrollmentResult> {
       // Clock: the database's, for every expiry decision (TOK-03).
       const live = await pool.query<{
-        id: string; device_id: string; profile: string; kind: IdentityKind; profile_version: number | null; profile_document: ProfileSpec | null;
+        id: string; device_id: string; profile: string; kind: IdentityKind; environment: string; profile_version: number | null; profile_document: ProfileSpec | null;
       }>(LIVE_TOKEN, [input.tokenHash]);
       const token = live.rows[0];
       if (token) {
         // May throw (e.g. the CSR names another identity): nothing has been written, the token stays unspent.
-        const intent = input.buildIntent({
+        const intent = await input.buildIntent({
           tokenId: token.id,
           kind: token.kind,
           deviceId: token.device_id,
+          environment: token.environment,
           profile: token.profile,
           profileTerms: profileTermsOf(token.profile, token.profile_version, token.profile_document),
         });
         const recorded = await pool.query(SPEND_TOKEN_AND_RECORD_INTENT, [
           token.id, input.csrSha256, intent.serial, intent.deviceId, intent.profile, intent.predecessorSerial ?? null,
-          intent.publicKeySha256, intent.tbsDer, intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion,
+          intent.publicKeySha256, intent.tbsDer, intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion, intent.environment,
         ]);
         if (recorded.rowCount === 1) return { outcome: 'begun', intent };
         // Another request spent it between the SELECT and the UPDATE: answer as for any spent token.
@@ -87,13 +89,13 @@ export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
 
     /** Idempotent: the first signature stored for a serial wins, later calls return it. */
     async complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificate> {
-      type Row = { device_id: string; der: Buffer; not_before: Date; not_after: Date };
+      type Row = { device_id: string; environment: string; der: Buffer; not_before: Date; not_after: Date };
       let row = (await pool.query<Row>(STORE_SIGNED, [serial, der, requestId ?? null])).rows[0];
       if (!row) {
-        row = (await pool.query<Row>('SELECT device_id, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL', [serial])).rows[0];
+        row = (await pool.query<Row>('SELECT device_id, environment, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL', [serial])).rows[0];
         if (!row) throw new Error(`certificate ${serial} has no intent row`);
       }
-      return { serial, deviceId: row.device_id, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
+      return { serial, deviceId: row.device_id, environment: row.environment, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
     },
   };
 }
@@ -120,8 +122,8 @@ async function classifySpentToken(pool: pg.Pool, input: BeginEnrollment): Promis
 
   const cert = (
     await pool.query<CertificateRow>(
-      `SELECT serial, identity_kind, device_id, profile, profile_version, not_before, not_after, public_key_sha256, csr_sha256, tbs_der, der,
-              predecessor_serial, extract(epoch FROM now() - created_at)::float8 AS age_seconds
+      `SELECT serial, identity_kind, device_id, environment, profile, profile_version, not_before, not_after, public_key_sha256, csr_sha256,
+              tbs_der, der, predecessor_serial, extract(epoch FROM now() - created_at)::float8 AS age_seconds
          FROM certificates WHERE token_id = $1`,
       [token.id],
     )
@@ -130,7 +132,7 @@ async function classifySpentToken(pool: pg.Pool, input: BeginEnrollment): Promis
   if (cert.der) {
     return {
       outcome: 'replay',
-      certificate: { serial: cert.serial, deviceId: cert.device_id, der: cert.der, notBefore: cert.not_before, notAfter: cert.not_after },
+      certificate: { serial: cert.serial, deviceId: cert.device_id, environment: cert.environment, der: cert.der, notBefore: cert.not_before, notAfter: cert.not_after },
     };
   }
   if (cert.age_seconds < input.inFlightSeconds) return { outcome: 'in-progress' };
@@ -140,6 +142,7 @@ async function classifySpentToken(pool: pg.Pool, input: BeginEnrollment): Promis
       serial: cert.serial,
       kind: cert.identity_kind,
       deviceId: cert.device_id,
+      environment: cert.environment,
       profile: cert.profile,
       profileVersion: cert.profile_version,
       notBefore: cert.not_before,

@@ -12,6 +12,7 @@ const SEARCH = `${DEVICE_SELECT}
      AND ($4::text[] IS NULL OR d.id = ANY($4))
      AND ($5::text IS NULL OR COALESCE(cur.status, 'pending') = $5)
      AND ($6::int IS NULL OR (cur.status = 'active' AND cur.not_after <= now() + make_interval(days => $6)))
+     AND ($8::text IS NULL OR d.environment = $8)
    ORDER BY d.id LIMIT $7`;
 
 export function createPgFleetStore(pool: pg.Pool): FleetStore {
@@ -25,6 +26,7 @@ export function createPgFleetStore(pool: pg.Pool): FleetStore {
         q.status ?? null,
         q.expiresWithinDays ?? null,
         q.limit,
+        q.environment ?? null,
       ]);
       return rows.map(toSummary);
     },

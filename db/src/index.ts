@@ -18,3 +18,4 @@ export { createPgAuditStore } from './audit-store.js';
 export { AUDIT_CHAIN_LOCK_KEY } from './transaction.js';
 export { createPgBulkRevocationStore } from './bulk-revocation-store.js';
 export { createPgFleetStore } from './fleet-store.js';
+export { createPgEnvironmentStore } from './environment-store.js';

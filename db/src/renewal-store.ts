@@ -28,6 +28,7 @@ interface CertRow {
   serial: string;
   identity_kind: IdentityKind;
   device_id: string;
+  environment: string;
   profile: string;
   profile_version: number;
   /** The profile's current version and document (LOCK_PREDECESSOR only). */
@@ -45,9 +46,9 @@ interface CertRow {
   age_seconds?: number;
 }
 
-const PRED_COLUMNS = `p.serial, p.identity_kind, p.device_id, p.profile, p.profile_version, p.der, p.not_before, p.not_after, p.public_key_sha256, p.csr_sha256,
+const PRED_COLUMNS = `p.serial, p.identity_kind, p.device_id, p.environment, p.profile, p.profile_version, p.der, p.not_before, p.not_after, p.public_key_sha256, p.csr_sha256,
   p.tbs_der, p.revoked_at, p.revocation_reason, p.predecessor_serial`;
-const SUCCESSOR_COLUMNS = `s.serial AS s_serial, s.identity_kind AS s_identity_kind, s.device_id AS s_device_id, s.profile AS s_profile,
+const SUCCESSOR_COLUMNS = `s.serial AS s_serial, s.identity_kind AS s_identity_kind, s.device_id AS s_device_id, s.environment AS s_environment, s.profile AS s_profile,
   s.profile_version AS s_profile_version, s.der AS s_der,
   s.not_before AS s_not_before, s.not_after AS s_not_after, s.public_key_sha256 AS s_public_key_sha256,
   s.csr_sha256 AS s_csr_sha256, s.tbs_der AS s_tbs_der, s.predecessor_serial AS s_predecessor_serial,
@@ -57,6 +58,7 @@ interface SuccessorColumns {
   s_serial: string | null;
   s_identity_kind: IdentityKind;
   s_device_id: string;
+  s_environment: string;
   s_profile: string;
   s_profile_version: number;
   s_der: Buffer | null;
@@ -74,6 +76,7 @@ function successorOf(row: SuccessorColumns): CertRow {
     serial: row.s_serial!,
     identity_kind: row.s_identity_kind,
     device_id: row.s_device_id,
+    environment: row.s_environment,
     profile: row.s_profile,
     profile_version: row.s_profile_version,
     der: row.s_der,
@@ -94,6 +97,7 @@ function toCertificate(row: CertRow): RenewalCertificate {
     serial: row.serial,
     kind: row.identity_kind,
     deviceId: row.device_id,
+    environment: row.environment,
     profile: row.profile,
     profileTerms: profileTermsOf(row.profile, row.current_profile_version ?? null, row.current_profile_document ?? null),
     der: row.der,
@@ -111,6 +115,7 @@ function toIntent(row: CertRow): CertificateIntent {
     serial: row.serial,
     kind: row.identity_kind,
     deviceId: row.device_id,
+    environment: row.environment,
     profile: row.profile,
     profileVersion: row.profile_version,
     notBefore: row.not_before,
@@ -126,8 +131,8 @@ function toIntent(row: CertRow): CertificateIntent {
 const INSERT_INTENT = `
   INSERT INTO certificates
     (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after,
-     identity_kind, profile_version)
-  VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11)
+     identity_kind, profile_version, environment)
+  VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $12)
   ON CONFLICT (predecessor_serial) WHERE predecessor_serial IS NOT NULL DO NOTHING
   RETURNING serial`;
 
@@ -139,7 +144,7 @@ const LOCK_PREDECESSOR = `
     FROM certificates p
     LEFT JOIN certificates s ON s.predecessor_serial = p.serial
     LEFT JOIN LATERAL (SELECT version, document FROM profiles
-                        WHERE name = p.profile AND deleted_at IS NULL ORDER BY version DESC LIMIT 1) cp ON true
+                        WHERE environment = p.environment AND name = p.profile AND deleted_at IS NULL ORDER BY version DESC LIMIT 1) cp ON true
    WHERE p.serial = $1
      FOR UPDATE OF p`;
 
@@ -174,7 +179,10 @@ function answerForSuccessor(successor: CertRow, input: BeginRenewal): BeginRenew
   if (successor.der) {
     return {
       outcome: 'replay',
-      certificate: { serial: successor.serial, deviceId: successor.device_id, der: successor.der, notBefore: successor.not_before, notAfter: successor.not_after },
+      certificate: {
+        serial: successor.serial, deviceId: successor.device_id, environment: successor.environment, der: successor.der,
+        notBefore: successor.not_before, notAfter: successor.not_after,
+      },
     };
   }
   if ((successor.age_seconds ?? 0) < input.inFlightSeconds) return { outcome: 'in-progress' };
@@ -205,10 +213,10 @@ export function createPgRenewalStore(pool: pg.Pool): RenewalStore & RotationStor
         if (row.revoked_at !== null) return { outcome: 'revoked', reasonCode: row.revocation_reason ?? 0, revokedAt: row.revoked_at };
         if (row.s_serial !== null) return answerForSuccessor(successorOf(row), input);
         if (row.reused_serial !== null) return { outcome: 'key-reused', serial: row.reused_serial };
-        const intent = input.buildIntent(predecessor);
+        const intent = await input.buildIntent(predecessor);
         const inserted = await client.query(INSERT_INTENT, [
           intent.serial, intent.deviceId, intent.profile, row.serial, intent.publicKeySha256, intent.csrSha256, intent.tbsDer,
-          intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion,
+          intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion, intent.environment,
         ]);
         if (inserted.rowCount === 0) {
           const successor = (await client.query<SuccessorColumns>(READ_SUCCESSOR, [row.serial])).rows[0];
@@ -225,10 +233,10 @@ export function createPgRenewalStore(pool: pg.Pool): RenewalStore & RotationStor
      * the NOTIFY that announces the successor to other processes (delivered on commit).
      */
     async complete(serial: string, der: Buffer, requestId?: string) {
-      const { rows } = await pool.query<{ device_id: string; der: Buffer; not_before: Date; not_after: Date }>(
+      const { rows } = await pool.query<{ device_id: string; environment: string; der: Buffer; not_before: Date; not_after: Date }>(
         `WITH upd AS (
            UPDATE certificates SET der = $2, issued_at = now() WHERE serial = $1 AND der IS NULL
-           RETURNING serial, device_id, der, not_before, not_after, predecessor_serial, issued_at
+           RETURNING serial, device_id, environment, der, not_before, not_after, predecessor_serial, issued_at
          ), audit AS (
            INSERT INTO audit_events (action, actor, device_id, serial, request_id, detail)
            SELECT 'certificate.renewed', 'renewal', device_id, serial, $3, jsonb_build_object('predecessorSerial', predecessor_serial) FROM upd
@@ -237,14 +245,14 @@ export function createPgRenewalStore(pool: pg.Pool): RenewalStore & RotationStor
                                                  'issuedAtMs', floor(extract(epoch FROM issued_at) * 1000))::text)
              FROM upd WHERE predecessor_serial IS NOT NULL
          )
-         SELECT device_id, der, not_before, not_after FROM upd WHERE (SELECT count(*) FROM announce) >= 0
+         SELECT device_id, environment, der, not_before, not_after FROM upd WHERE (SELECT count(*) FROM announce) >= 0
          UNION ALL
-         SELECT device_id, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL AND NOT EXISTS (SELECT 1 FROM upd)`,
+         SELECT device_id, environment, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL AND NOT EXISTS (SELECT 1 FROM upd)`,
         [serial, der, requestId ?? null, RENEWAL_CHANNEL],
       );
       const row = rows[0];
       if (!row) throw new Error(`certificate ${serial} has no intent row`);
-      return { serial, deviceId: row.device_id, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
+      return { serial, deviceId: row.device_id, environment: row.environment, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
     },
 
     async pendingSupersessions(limit: number): Promise<PendingSupersession[]> {

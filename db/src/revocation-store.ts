@@ -13,14 +13,16 @@ import type {
   RevokedCertificate,
   StoredCrl,
 } from '@enrolld/core/revocation/ports.js';
+import { DEFAULT_ENVIRONMENT } from '@enrolld/protocol';
 import { createPgListener } from './pg-listener.js';
 import { inTransaction } from './transaction.js';
 
-const REVOKED_COLUMNS = `serial, device_id, revocation_seq, revocation_reason, revoked_at`;
+const REVOKED_COLUMNS = `serial, device_id, environment, revocation_seq, revocation_reason, revoked_at`;
 
 interface RevokedRow {
   serial: string;
   device_id: string;
+  environment: string;
   revocation_seq: string;
   revocation_reason: number;
   revoked_at: Date;
@@ -30,6 +32,7 @@ function toRecord(row: RevokedRow): RevokedCertificate {
   return {
     serial: row.serial,
     deviceId: row.device_id,
+    environment: row.environment,
     seq: Number(row.revocation_seq),
     reasonCode: row.revocation_reason,
     revokedAt: row.revoked_at,
@@ -136,7 +139,7 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
         (client) =>
           client.query<RevokedRow & { last_seq: string | null }>(
             `WITH last AS (SELECT max(revocation_seq) AS last_seq FROM certificates)
-             SELECT c.serial, c.device_id, c.revocation_seq, c.revocation_reason, c.revoked_at, last.last_seq
+             SELECT c.serial, c.device_id, c.environment, c.revocation_seq, c.revocation_reason, c.revoked_at, last.last_seq
              FROM last LEFT JOIN certificates c ON c.revoked_at IS NOT NULL AND c.not_after > now() - interval '1 day'
              ORDER BY c.revocation_seq`,
           ),
@@ -147,29 +150,32 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
       return { revoked, lastSeq };
     },
 
-    async lastSeq(): Promise<number> {
-      const { rows } = await pool.query<{ last: string | null }>('SELECT max(revocation_seq) AS last FROM certificates');
+    async lastSeq(environment = DEFAULT_ENVIRONMENT): Promise<number> {
+      const { rows } = await pool.query<{ last: string | null }>('SELECT max(revocation_seq) AS last FROM certificates WHERE environment = $1', [environment]);
       return Number(rows[0]?.last ?? 0);
     },
 
     async regenerateCrl(
       build: (input: CrlBuildInput) => Buffer | Promise<Buffer>,
       validity: { thisUpdate: Date; nextUpdate: Date },
+      environment = DEFAULT_ENVIRONMENT,
     ): Promise<StoredCrl> {
       return inTransaction(pool, 'revocation', async (client) => {
         // RFC 5280 §3.3: an entry is removed only after it appeared on one CRL issued beyond its certificate's validity.
         // So: every revocation the previous CRL did not cover (listed at least once, even when already expired), and
         // every one whose notAfter the previous CRL had not yet passed. Under the revocation lock the previous CRL is
-        // the newest one, and the one after it drops what it listed past notAfter.
+        // the newest one, and the one after it drops what it listed past notAfter. Each environment's issuing CA has
+        // its own CRL, listing only its own certificates (RFC 5280 §5).
         const entries = await client.query<{ serial: string; revoked_at: Date; revocation_reason: number; revocation_seq: string }>(
-          `WITH previous AS (SELECT this_update, covers_seq FROM crls ORDER BY crl_number DESC LIMIT 1)
+          `WITH previous AS (SELECT this_update, covers_seq FROM crls WHERE environment = $1 ORDER BY crl_number DESC LIMIT 1)
            SELECT serial, revoked_at, revocation_reason, revocation_seq FROM certificates
-           WHERE revoked_at IS NOT NULL
+           WHERE revoked_at IS NOT NULL AND environment = $1
              AND (revocation_seq > COALESCE((SELECT covers_seq FROM previous), 0)
                   OR not_after >= COALESCE((SELECT this_update FROM previous), '-infinity'))
            ORDER BY revocation_seq`,
+          [environment],
         );
-        const covers = await client.query<{ last: string | null }>('SELECT max(revocation_seq) AS last FROM certificates');
+        const covers = await client.query<{ last: string | null }>('SELECT max(revocation_seq) AS last FROM certificates WHERE environment = $1', [environment]);
         const coversSeq = Number(covers.rows[0]?.last ?? 0);
         const number = await client.query<{ n: string }>(`SELECT nextval('crl_number_seq') AS n`);
         const crlNumber = BigInt(number.rows[0]!.n);
@@ -179,16 +185,17 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
           coversSeq,
         });
         await client.query(
-          'INSERT INTO crls (crl_number, der, this_update, next_update, covers_seq) VALUES ($1, $2, $3, $4, $5)',
-          [crlNumber.toString(), der, validity.thisUpdate, validity.nextUpdate, coversSeq],
+          'INSERT INTO crls (crl_number, der, this_update, next_update, covers_seq, environment) VALUES ($1, $2, $3, $4, $5, $6)',
+          [crlNumber.toString(), der, validity.thisUpdate, validity.nextUpdate, coversSeq, environment],
         );
         return { crlNumber, der, thisUpdate: validity.thisUpdate, nextUpdate: validity.nextUpdate, coversSeq };
       }, { bulk: true });
     },
 
-    async latestCrl(): Promise<StoredCrl | undefined> {
+    async latestCrl(environment = DEFAULT_ENVIRONMENT): Promise<StoredCrl | undefined> {
       const { rows } = await pool.query<{ crl_number: string; der: Buffer; this_update: Date; next_update: Date; covers_seq: string }>(
-        'SELECT crl_number, der, this_update, next_update, covers_seq FROM crls ORDER BY crl_number DESC LIMIT 1',
+        'SELECT crl_number, der, this_update, next_update, covers_seq FROM crls WHERE environment = $1 ORDER BY crl_number DESC LIMIT 1',
+        [environment],
       );
       const row = rows[0];
       if (!row) return undefined;

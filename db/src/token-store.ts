@@ -1,12 +1,14 @@
 import type pg from 'pg';
-import { REVOCATION_REASONS, type DeviceToken, type IdentityKind } from '@enrolld/protocol';
+import { DEFAULT_ENVIRONMENT, REVOCATION_REASONS, type DeviceToken, type IdentityKind } from '@enrolld/protocol';
 import type { CertificateHistory, CreateTokensResult, NewToken, TokenStore } from '@enrolld/core/ports.js';
 import { inTransaction } from './transaction.js';
 import { lockProfileName } from './profile-store.js';
+import { lockLiveEnvironment } from './environment-store.js';
 
-class KindMismatch extends Error {
-  constructor(readonly ids: string[]) {
-    super('identities of another kind');
+/** Thrown to roll a batch back: identities recorded with another kind or in another environment. */
+class IdentityMismatch extends Error {
+  constructor(readonly outcome: 'kind-mismatch' | 'environment-mismatch', readonly ids: string[]) {
+    super(`identities of another ${outcome === 'kind-mismatch' ? 'kind' : 'environment'}`);
   }
 }
 
@@ -19,42 +21,52 @@ export function createPgTokenStore(pool: pg.Pool): TokenStore {
     async createTokens(tokens: NewToken[], actor: string): Promise<CreateTokensResult> {
       if (tokens.length === 0) return { outcome: 'created' };
       const { kind, profile } = tokens[0]!;
+      const environment = tokens[0]!.environment ?? DEFAULT_ENVIRONMENT;
       const issues = tokens.map((t) => t.issuedAs ?? 'new');
+      const ids = tokens.map((t) => t.deviceId);
       return inTransaction<CreateTokensResult>(pool, 'none', async (client) => {
+        // An environment delete takes this lock exclusively and counts unspent tokens: it never misses these.
+        if (!(await lockLiveEnvironment(client, environment))) return { outcome: 'unknown-environment' };
         // A profile delete takes the same lock and counts unspent tokens: it never misses these.
-        await lockProfileName(client, profile);
-        const live = await client.query('SELECT 1 FROM profiles WHERE name = $1 AND kind = $2 AND deleted_at IS NULL LIMIT 1', [profile, kind]);
+        await lockProfileName(client, profile, environment);
+        const live = await client.query('SELECT 1 FROM profiles WHERE environment = $1 AND name = $2 AND kind = $3 AND deleted_at IS NULL LIMIT 1', [
+          environment, profile, kind,
+        ]);
         if (live.rowCount === 0) return { outcome: 'unknown-profile' };
         await client.query(
-          `INSERT INTO devices (id, profile, kind) SELECT d, p, $3 FROM unnest($1::text[], $2::text[]) AS t(d, p) ON CONFLICT (id) DO NOTHING`,
-          [tokens.map((t) => t.deviceId), tokens.map((t) => t.profile), kind],
+          `INSERT INTO devices (id, profile, kind, environment) SELECT d, p, $3, $4 FROM unnest($1::text[], $2::text[]) AS t(d, p) ON CONFLICT (id) DO NOTHING`,
+          [ids, tokens.map((t) => t.profile), kind, environment],
         );
-        const mismatched = await client.query<{ id: string }>('SELECT id FROM devices WHERE id = ANY($1::text[]) AND kind <> $2 ORDER BY id', [
-          tokens.map((t) => t.deviceId), kind,
-        ]);
+        const mismatched = await client.query<{ id: string; kind: IdentityKind; environment: string }>(
+          'SELECT id, kind, environment FROM devices WHERE id = ANY($1::text[]) AND (kind <> $2 OR environment <> $3) ORDER BY id',
+          [ids, kind, environment],
+        );
         // Thrown to roll the batch back: nothing of it stays.
-        if (mismatched.rows.length > 0) throw new KindMismatch(mismatched.rows.map((r) => r.id));
+        const otherKind = mismatched.rows.filter((r) => r.kind !== kind).map((r) => r.id);
+        if (otherKind.length > 0) throw new IdentityMismatch('kind-mismatch', otherKind);
+        if (mismatched.rows.length > 0) throw new IdentityMismatch('environment-mismatch', mismatched.rows.map((r) => r.id));
         await client.query(
-          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by, issued_as)
-           SELECT h, d, p, e, $5, i FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $6::text[]) AS t(h, d, p, e, i)`,
-          [tokens.map((t) => t.tokenHash), tokens.map((t) => t.deviceId), tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor, issues],
+          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by, issued_as, environment)
+           SELECT h, d, p, e, $5, i, $7 FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $6::text[]) AS t(h, d, p, e, i)`,
+          [tokens.map((t) => t.tokenHash), ids, tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor, issues, environment],
         );
         await client.query(
           `INSERT INTO audit_events (action, actor, device_id, detail)
-           SELECT 'token.created', $1, d, jsonb_build_object('expiresAt', e, 'issuedAs', i, 'profile', $5::text)
+           SELECT 'token.created', $1, d,
+                  jsonb_strip_nulls(jsonb_build_object('expiresAt', e, 'issuedAs', i, 'profile', $5::text, 'environment', NULLIF($6::text, 'default')))
              FROM unnest($2::text[], $3::timestamptz[], $4::text[]) AS t(d, e, i)`,
-          [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt), issues, profile],
+          [actor, ids, tokens.map((t) => t.expiresAt), issues, profile, environment],
         );
         return { outcome: 'created' };
       }, { bulk: true }).catch((error: unknown) => {
-        if (error instanceof KindMismatch) return { outcome: 'kind-mismatch', ids: error.ids };
+        if (error instanceof IdentityMismatch) return { outcome: error.outcome, ids: error.ids };
         throw error;
       });
     },
 
-    async identityKinds(ids: string[]): Promise<Map<string, IdentityKind>> {
-      const { rows } = await pool.query<{ id: string; kind: IdentityKind }>('SELECT id, kind FROM devices WHERE id = ANY($1::text[])', [ids]);
-      return new Map(rows.map((r) => [r.id, r.kind]));
+    async identities(ids: string[]): Promise<Map<string, { kind: IdentityKind; environment: string }>> {
+      const { rows } = await pool.query<{ id: string; kind: IdentityKind; environment: string }>('SELECT id, kind, environment FROM devices WHERE id = ANY($1::text[])', [ids]);
+      return new Map(rows.map((r) => [r.id, { kind: r.kind, environment: r.environment }]));
     },
 
     async certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>> {

@@ -1,4 +1,5 @@
 export * from './device-id.js';
+export * from './environments.js';
 export * from './problems.js';
 export * from './reasons.js';
 export * from './routes.js';

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN, IDENTITY_KINDS } from './device-id.js';
+import { environmentNameSchema } from './environments.js';
 
 // Certificate profiles (docs/architecture.md §5): a named, versioned record that fixes an identity's kind, its
 // certificate lifetime and renewal window, the key types it may certify, and its topic ACL, an ordered list of rules
@@ -58,5 +59,7 @@ export const createServiceRequestSchema = z.object({
   csr: z.string().min(1),
   /** A service whose certificate is live gets another one only with `replace`, as a device's token does. */
   replace: z.boolean().optional(),
+  /** The environment the service belongs to (absent → `default`). */
+  environment: environmentNameSchema.optional(),
 }).strict();
 export type CreateServiceRequest = z.infer<typeof createServiceRequestSchema>;

@@ -24,11 +24,16 @@ export const routes = {
   adminBulkRevocations: '/v1/admin/revocations',
   adminBulkRevocation: (id: string) => `/v1/admin/revocations/${encodeURIComponent(id)}`,
   adminAuditVerify: '/v1/admin/audit/verify',
+  adminEnvironments: '/v1/admin/environments',
+  adminEnvironment: (name: string) => `/v1/admin/environments/${encodeURIComponent(name)}`,
   est: {
     cacerts: '/.well-known/est/cacerts',
     simpleenroll: '/.well-known/est/simpleenroll',
     simplereenroll: '/.well-known/est/simplereenroll',
     csrattrs: '/.well-known/est/csrattrs',
+    /** RFC 7030 §3.2.2: an optional label after `est/` names the environment (`/.well-known/est/dev/cacerts`). */
+    labelled: (label: string, operation: 'cacerts' | 'simpleenroll' | 'simplereenroll' | 'csrattrs') =>
+      `/.well-known/est/${encodeURIComponent(label)}/${operation}`,
   },
 } as const;
 

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { DEVICE_ID_PATTERN } from './device-id.js';
+import { environmentNameSchema } from './environments.js';
 import { REVOCATION_REASON_NAMES } from './reasons.js';
 import { isCanonicalSerial } from './serial.js';
 
@@ -47,12 +48,16 @@ const reissueConsent = {
   afterCompromise: z.boolean().optional(),
 };
 
+/** The environment a token enrolls in (absent → `default`); an identity stays in the environment of its first token. */
+const tokenEnvironment = { environment: environmentNameSchema.optional() };
+
 export const createTokenRequestSchema = z.union([
   z.object({
     deviceId: deviceIdSchema,
     profile: tokenProfileSchema,
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
     ...reissueConsent,
+    ...tokenEnvironment,
   }).strict(),
   z.object({
     prefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,50}$/, 'prefix must be a valid device id start of at most 51 chars'),
@@ -60,6 +65,7 @@ export const createTokenRequestSchema = z.union([
     profile: tokenProfileSchema,
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
     ...reissueConsent,
+    ...tokenEnvironment,
   }).strict(),
   /** A token for a service identity: it enrolls as urn:enrolld:service:<name> and never as a device. */
   z.object({
@@ -67,6 +73,7 @@ export const createTokenRequestSchema = z.union([
     profile: tokenProfileSchema,
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
     ...reissueConsent,
+    ...tokenEnvironment,
   }).strict(),
 ]);
 export type CreateTokenRequest = z.infer<typeof createTokenRequestSchema>;
@@ -115,12 +122,16 @@ export const deviceListQuerySchema = z
     after: z.string().max(63).optional(),
     status: certificateStatusSchema.optional(),
     prefix: z.string().max(63).optional(),
+    /** Only devices of this environment (absent: every environment). */
+    env: environmentNameSchema.optional(),
   })
   .strict();
 export type DeviceListQuery = z.infer<typeof deviceListQuerySchema>;
 
 export const deviceSummarySchema = z.object({
   id: z.string(),
+  /** The environment the identity belongs to: its certificates are issued by that environment's CA. */
+  environment: z.string(),
   profile: z.string(),
   createdAt: z.string(),
   status: certificateStatusSchema,
@@ -218,6 +229,8 @@ export const bulkSelectorSchema = z
       .max(100_000)
       .optional(),
     status: z.enum(['active', 'pending', 'expired']).optional(),
+    /** Only certificates of this environment (a profile name means that environment's profile). */
+    environment: environmentNameSchema.optional(),
   })
   .strict()
   .refine((s) => Object.values(s).some((v) => v !== undefined), 'a selector needs at least one field');
@@ -267,6 +280,8 @@ export const fleetQuerySchema = z
     profile: z.string().max(100).optional(),
     expiresWithinDays: z.coerce.number().int().min(0).max(3650).optional(),
     connected: z.enum(['true', 'false']).optional(),
+    /** Only devices of this environment (absent: every environment). */
+    env: environmentNameSchema.optional(),
   })
   .strict();
 export type FleetQueryParams = z.infer<typeof fleetQuerySchema>;

@@ -2,6 +2,7 @@
 import { registerAuditCommands } from './cli/audit-command.js';
 import { registerCompletionCommand } from './cli/completion-command.js';
 import { registerDevicesCommands } from './cli/devices-command.js';
+import { registerEnvCommands } from './cli/env-command.js';
 import { createProgram, runProgram } from './cli/program.js';
 import { registerRevokeCommand } from './cli/revoke-command.js';
 import { registerServerCommands } from './cli/server-commands.js';
@@ -24,6 +25,7 @@ registerDevicesCommands(program);
 registerRevokeCommand(program);
 registerProfileCommands(program);
 registerServiceCommands(program);
+registerEnvCommands(program);
 registerAuditCommands(program);
 registerCompletionCommand(program);
 

@@ -1,6 +1,7 @@
 import { isIP } from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
+import { DEFAULT_ENVIRONMENT, DEVICE_ID_PATTERN } from '@enrolld/protocol';
 import type { ConnectionLimits } from './mqtt/limits.js';
 
 // All configuration is read here, once, from the environment; validated with every problem reported at once;
@@ -81,6 +82,8 @@ const port = (fallback: number) => z.coerce.number().int().min(0).max(65_535).de
 
 const envSchema = z.object({
   ENROLLD_HOME: z.string().min(1).default('./.enrolld'),
+  /** The environment a broker serves: it trusts only that environment's issuing CA (docs/architecture.md §5). */
+  ENROLLD_ENV: z.string().regex(DEVICE_ID_PATTERN, 'must be an environment name (^[a-z0-9][a-z0-9._-]{0,62}$)').default(DEFAULT_ENVIRONMENT),
   LISTEN_HOST: z.string().min(1).default('0.0.0.0'),
   HTTPS_PORT: port(8443),
   MQTTS_PORT: port(8883),
@@ -203,6 +206,8 @@ const envSchema = z.object({
 
 export interface Config {
   home: string;
+  /** ENROLLD_ENV: the environment the broker of this process serves. */
+  environment: string;
   paths: { caDir: string; rootCert: string; adminTokenFile: string };
   listenHost: string;
   httpsPort: number;
@@ -285,6 +290,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
   const home = path.resolve(e.ENROLLD_HOME);
   return Object.freeze({
     home,
+    environment: e.ENROLLD_ENV,
     paths: Object.freeze({
       caDir: path.join(home, 'ca'),
       rootCert: path.join(home, 'ca', 'root.pem'),

@@ -16,12 +16,17 @@ export interface IntentOptions {
   publicKeySha256?: Buffer;
 }
 
-export function intentFor(grant: Pick<TokenGrant, 'kind' | 'deviceId' | 'profile'> & { profileTerms?: TokenGrant['profileTerms'] }, csrSha256: Buffer, options: IntentOptions = {}): CertificateIntent {
+export function intentFor(
+  grant: Pick<TokenGrant, 'kind' | 'deviceId' | 'profile'> & { environment?: string; profileTerms?: TokenGrant['profileTerms'] },
+  csrSha256: Buffer,
+  options: IntentOptions = {},
+): CertificateIntent {
   const notBefore = new Date(Date.now() - 60_000);
   return {
     serial: newSerial(),
     kind: grant.kind,
     deviceId: grant.deviceId,
+    environment: grant.environment ?? 'default',
     profile: grant.profile,
     profileVersion: grant.profileTerms?.version ?? 1,
     notBefore,

@@ -148,7 +148,6 @@ describe('the client address in log lines, and X-Forwarded-For only from trusted
           throw new EnrollError('unauthorized', 'admin credential required', { logDetail: 'unknown' });
         },
       } as unknown as HttpUseCases,
-      chainPem: '',
       popLinking: 'off',
       checkReadiness: async () => ({}),
       trustedProxies,

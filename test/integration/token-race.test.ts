@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { createPgEnrollmentStore, createPgProfileStore, createPgTokenStore, createPool } from '@enrolld/db';
+import { createPgEnrollmentStore, createPgEnvironmentStore, createPgProfileStore, createPgTokenStore, createPool } from '@enrolld/db';
 import type pg from 'pg';
 import { createCaMaterial, createIssuingCa } from '@enrolld/core/ca/index.js';
 import { createPrivateKey } from 'node:crypto';
@@ -8,9 +8,11 @@ import { createEnrollment, type Enrollment } from '@enrolld/core/enroll.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import { createTokenIssuer } from '@enrolld/core/tokens.js';
 import { createProfileService } from '@enrolld/core/profiles/profile-service.js';
+import { createEnvironmentService } from '@enrolld/core/environments/environment-service.js';
 import { makeCsr } from '../support/csr-factory.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { uniqueDeviceId } from '../support/server-harness.js';
+import { noEnvironmentCreation, singleEnvironmentCas } from '../support/fakes/environments.js';
 
 const CONCURRENT = 100;
 const ROUNDS = Number(process.env.TOK02_ROUNDS ?? 100);
@@ -29,7 +31,7 @@ describe('TOK-02: one token, 100 concurrent uses, two API replicas with separate
     replicas = replicaPools.map((pool) =>
       createEnrollment({
         store: createPgEnrollmentStore(pool),
-        ca,
+        cas: singleEnvironmentCas(ca),
         clock: systemClock,
         policy: { certificateLifetimeSeconds: 86_400, backdateSeconds: 60, retryWindowSeconds: 3600, inFlightSeconds: 10 },
       }),
@@ -43,7 +45,7 @@ describe('TOK-02: one token, 100 concurrent uses, two API replicas with separate
   });
 
   it(`has exactly one winner in each of ${ROUNDS} rounds`, async () => {
-    const tokens = createTokenIssuer({ store: createPgTokenStore(db.pool), clock: systemClock, defaultTtlSeconds: 3600, profiles: createProfileService({ store: createPgProfileStore(db.pool) }) });
+    const tokens = createTokenIssuer({ store: createPgTokenStore(db.pool), clock: systemClock, defaultTtlSeconds: 3600, profiles: createProfileService({ store: createPgProfileStore(db.pool) }), environments: createEnvironmentService({ store: createPgEnvironmentStore(db.pool), caFactory: noEnvironmentCreation }) });
     const roundsWithOtherThanOneWinner: number[] = [];
     const loserKinds = new Map<string, number>();
     const loserLatencies: number[] = [];

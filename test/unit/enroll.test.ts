@@ -10,6 +10,7 @@ import { createTestIssuingCa, makeCsr, randomDeviceId } from '../support/csr-fac
 import { createManualClock } from '../support/fakes/clock.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
+import { singleEnvironmentCas } from '../support/fakes/environments.js';
 
 let ca: DeviceIssuingCa;
 beforeAll(async () => {
@@ -22,7 +23,7 @@ async function setup() {
   const clock = createManualClock();
   const tables = createMemoryTables(clock);
   const outcomes: string[] = [];
-  const enrollment = createEnrollment({ store: createMemoryEnrollmentStore(tables), ca, clock, policy, onOutcome: (o) => outcomes.push(o) });
+  const enrollment = createEnrollment({ store: createMemoryEnrollmentStore(tables), cas: singleEnvironmentCas(ca), clock, policy, onOutcome: (o) => outcomes.push(o) });
   const deviceId = randomDeviceId('unit');
   const token = `token-${deviceId}`;
   await createMemoryTokenStore(tables).createTokens([{ kind: 'device', deviceId, tokenHash: hashSecret(token), expiresAt: new Date(clock.now().getTime() + 3600_000), profile: 'device' }], 'unit');

@@ -16,6 +16,7 @@ import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/
 import { createMemoryTables, type MemoryTables } from '../support/fakes/memory-tables.js';
 import { createMemoryRenewalStore } from '../support/fakes/renewal.js';
 import { createMemoryRevocationStore } from '../support/fakes/revocation.js';
+import { singleEnvironmentCas } from '../support/fakes/environments.js';
 
 let ca: DeviceIssuingCa;
 let foreignCa: DeviceIssuingCa;
@@ -40,7 +41,7 @@ async function enrolled(tables: MemoryTables, issuer: DeviceIssuingCa) {
   await createMemoryTokenStore(tables).createTokens([{ kind: 'device', deviceId, tokenHash: hashSecret(token), expiresAt: new Date(tables.clock.now().getTime() + 3600_000), profile: 'device' }], 'unit');
   const csr = await makeCsr({ cn: deviceId });
   const policy = { certificateLifetimeSeconds: LIFETIME_SECONDS, backdateSeconds: 60, retryWindowSeconds: 600, inFlightSeconds: 30 };
-  const { response } = await createEnrollment({ store: createMemoryEnrollmentStore(tables), ca: issuer, clock: tables.clock, policy }).enroll({ token, csr: csr.pem });
+  const { response } = await createEnrollment({ store: createMemoryEnrollmentStore(tables), cas: singleEnvironmentCas(issuer), clock: tables.clock, policy }).enroll({ token, csr: csr.pem });
   const der = new X509Certificate(response.certificate).raw;
   return { deviceId, serial: response.serial, der, privateKey: csr.privateKey, credential: { kind: 'certificate', der } as RenewalCredential };
 }
@@ -52,7 +53,7 @@ async function setup(expired: ExpiredRenewalPolicy = { mode: 'refuse', graceSeco
   const outcomes: string[] = [];
   const renewal = createRenewal({
     store: createMemoryRenewalStore(tables),
-    ca,
+    cas: singleEnvironmentCas(ca),
     clock,
     policy: { ...basePolicy, expired },
     onRenewed: (r) => renewed.push(r),

@@ -9,7 +9,7 @@ import { createRevocationState } from '@enrolld/core/revocation/revocation-state
 import { createRevocationSync, type RevokedNotice } from '@enrolld/core/revocation/revocation-sync.js';
 
 const revokedAt = new Date('2030-01-02T03:04:05.678Z');
-const cert = (serial: string, seq: number): RevokedCertificate => ({ serial, deviceId: `dev-${seq}`, seq, reasonCode: 1, revokedAt });
+const cert = (serial: string, seq: number): RevokedCertificate => ({ serial, deviceId: `dev-${seq}`, environment: 'default', seq, reasonCode: 1, revokedAt });
 const crl = (crlNumber: bigint): StoredCrl => ({ crlNumber, der: Buffer.alloc(0), thisUpdate: revokedAt, nextUpdate: revokedAt, coversSeq: 0 });
 
 function recorder() {

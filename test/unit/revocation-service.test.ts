@@ -36,9 +36,9 @@ function setup(options: { signer?: CrlSigner } = {}) {
   const service = createRevocationService({
     store,
     signer: {
-      signCrl: (spec) => {
+      signCrl: (spec, environment) => {
         log.push(`sign #${spec.crlNumber}`);
-        return (options.signer ?? ca).signCrl(spec);
+        return (options.signer ?? ca).signCrl(spec, environment);
       },
     },
     clock,

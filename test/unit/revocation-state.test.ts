@@ -49,9 +49,9 @@ describe('revocation state', () => {
 
   it('a load adds what it brings and forgets nothing already known', () => {
     const { state } = setup();
-    state.load({ revoked: [{ serial: '1a01', deviceId: 'd1', seq: 1, reasonCode: 1, revokedAt: new Date() }], lastSeq: 1 });
+    state.load({ revoked: [{ serial: '1a01', deviceId: 'd1', environment: 'default', seq: 1, reasonCode: 1, revokedAt: new Date() }], lastSeq: 1 });
     state.apply([{ serial: '1a02', seq: 2 }], { advanceSeq: true });
-    const fresh = state.load({ revoked: [{ serial: '1a03', deviceId: 'd3', seq: 3, reasonCode: 1, revokedAt: new Date() }], lastSeq: 3 });
+    const fresh = state.load({ revoked: [{ serial: '1a03', deviceId: 'd3', environment: 'default', seq: 3, reasonCode: 1, revokedAt: new Date() }], lastSeq: 3 });
     expect(fresh).toEqual(['1a03']);
     expect(['1a01', '1a02', '1a03'].map((s) => state.isRevoked(s))).toEqual([true, true, true]);
     expect(state.lastSeq()).toBe(3);

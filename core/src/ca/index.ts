@@ -1,7 +1,7 @@
 // Public API of the CA and the issuance hot path. The issuing CA's private key stays inside signer.ts.
 export type { CrlEntry, CrlSpec, DeviceCertificateSpec, IssuingCa, ParsedCsr } from './types.js';
-export { createCaMaterial, issueServerCertificate } from './ca-material.js';
-export type { CaMaterial, CreateCaMaterialOptions, IssueServerCertificateOptions, ServerCertificateMaterial } from './ca-material.js';
+export { createCaMaterial, createIssuingCaMaterial, createRootCaMaterial, issueServerCertificate } from './ca-material.js';
+export type { CaKeyPair, CaMaterial, CreateCaMaterialOptions, IssuingCaOptions, IssueServerCertificateOptions, RootCaOptions, ServerCertificateMaterial } from './ca-material.js';
 export { createIssuingCa, signServerCertificateWithKey } from './issuing-ca.js';
 export type { CreateIssuingCaOptions, DeviceIssuingCa } from './issuing-ca.js';
 export type { ServerCertificateRequest } from './server-certificate.js';

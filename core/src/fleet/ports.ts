@@ -1,5 +1,5 @@
 // What the fleet console and the fleet metrics read (docs/architecture.md §9b): a keyset search over devices and a few
-// aggregates. Filters are all optional and combine with AND, so a new one (environment) is one more field.
+// aggregates. Filters are all optional and combine with AND, so a new one is one more field.
 import type { CertificateStatus, DeviceSummary } from '@enrolld/protocol';
 
 export interface FleetQuery {
@@ -13,6 +13,8 @@ export interface FleetQuery {
   expiresWithinDays?: number | undefined;
   /** Only these devices (the ones connected now, from the broker). */
   deviceIds?: string[] | undefined;
+  /** Only identities of this environment. */
+  environment?: string | undefined;
 }
 
 export interface ExpiringCount {

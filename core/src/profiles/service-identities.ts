@@ -10,7 +10,7 @@ import type { createTokenIssuer } from '../tokens.js';
 export function createServiceIdentities(deps: { tokens: ReturnType<typeof createTokenIssuer>; enrollment: Pick<Enrollment, 'enroll'> }) {
   return {
     async create(request: CreateServiceRequest, actor: string, context: { requestId?: string | undefined } = {}): Promise<EnrollResponse> {
-      const [created] = await deps.tokens.create({ service: request.name, profile: request.profile, ttlSeconds: 60, replace: request.replace }, actor);
+      const [created] = await deps.tokens.create({ service: request.name, profile: request.profile, ttlSeconds: 60, replace: request.replace, environment: request.environment }, actor);
       const result = await deps.enrollment.enroll({ token: created!.token, csr: request.csr }, context);
       return result.response;
     },

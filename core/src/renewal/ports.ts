@@ -10,8 +10,9 @@ export interface RenewalCertificate {
   serial: string;
   kind: IdentityKind;
   deviceId: string;
+  environment: string;
   profile: string;
-  /** The current version of the certificate's profile, when read for a renewal; undefined if it no longer exists. */
+  /** The current version of the certificate's profile (in its environment), when read for a renewal; undefined if it no longer exists. */
   profileTerms?: ProfileTerms | undefined;
   /** Null while the row is only an intent (never signed, or signing failed). */
   der: Buffer | null;
@@ -52,7 +53,7 @@ export interface BeginRenewal {
    */
   authorize: (predecessor: RenewalCertificate) => void;
   /** Called when a new successor is to be recorded. */
-  buildIntent: (predecessor: RenewalCertificate) => CertificateIntent;
+  buildIntent: (predecessor: RenewalCertificate) => CertificateIntent | Promise<CertificateIntent>;
 }
 
 /** A successor whose predecessor is still unrevoked: the predecessor is superseded on first use or after the grace. */

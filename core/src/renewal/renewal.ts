@@ -11,8 +11,8 @@
 import { X509Certificate } from 'node:crypto';
 import { routes, type EnrollResponse } from '@enrolld/protocol';
 import { assertCsrNamesIdentity, parseCsrAsync } from '../ca/index.js';
-import type { IssuingCa } from '../ca/types.js';
 import type { Clock } from '../clock.js';
+import type { IssuingCas } from '../environments/ports.js';
 import { toPem } from '../ca/der.js';
 import type { IssuedCertificateEvent } from '../admission/ports.js';
 import { buildIntent, issuedResponse, signAndRecord } from '../issuance.js';
@@ -47,7 +47,8 @@ export interface RenewalPolicy {
 
 export interface RenewalDeps {
   store: RenewalStore;
-  ca: IssuingCa;
+  /** Each environment's issuing CA: a renewal is signed by the CA of the current certificate's environment. */
+  cas: Pick<IssuingCas, 'forIssuance' | 'issuerOf'>;
   clock: Clock;
   policy: RenewalPolicy;
   /** A new successor was issued (not for replays): the in-process lineage learns it at once. */
@@ -65,6 +66,8 @@ export interface RenewInput {
   channelBinding?: ChannelBinding | undefined;
   /** Apply the PoP-linking policy (EST). */
   popLinking?: boolean;
+  /** The environment the request was addressed to (an EST label): a certificate of another one is refused. */
+  environment?: string | undefined;
 }
 
 export interface RenewContext {
@@ -81,16 +84,22 @@ export interface RenewResult {
 const NO_CERT = 'renewal is authenticated by the current certificate: present it as the TLS client certificate (RFC 7030 §3.3.2)';
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
-export function createRenewal(deps: RenewalDeps) {
-  const { store, ca, clock, policy } = deps;
-  const issuer = new X509Certificate(ca.certificateDer);
+interface Claim {
+  serial: string;
+  deviceId?: string;
+  der?: Buffer;
+  /** The environment whose issuing CA signed the presented certificate. */
+  environment?: string;
+}
 
+export function createRenewal(deps: RenewalDeps) {
+  const { store, cas, clock, policy } = deps;
 
   /**
-   * What the credential claims, checked without the store: for a TLS client certificate, that this CA signed it
-   * (ROT-06: a certificate from another CA, however well-formed, proves nothing here).
+   * What the credential claims, checked without the store: for a TLS client certificate, that one of our issuing CAs
+   * signed it (ROT-06: a certificate from another CA, however well-formed, proves nothing here).
    */
-  function claimOf(credential: RenewalCredential): { serial: string; deviceId?: string; der?: Buffer } {
+  async function claimOf(credential: RenewalCredential): Promise<Claim> {
     if (credential.kind === 'session') return { serial: credential.serial, deviceId: credential.deviceId };
     if (!credential.der || credential.der.length === 0) throw new EnrollError('unauthorized', NO_CERT);
     let cert: X509Certificate;
@@ -99,19 +108,26 @@ export function createRenewal(deps: RenewalDeps) {
     } catch {
       throw new EnrollError('unauthorized', 'the client certificate could not be parsed');
     }
-    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
+    const environment = await cas.issuerOf(cert);
+    if (environment === undefined) {
       throw new EnrollError('unauthorized', 'the client certificate was not issued by this CA; renew with the certificate this server issued');
     }
-    return { serial: normalizeSerial(cert.serialNumber), der: credential.der };
+    return { serial: normalizeSerial(cert.serialNumber), der: credential.der, environment };
   }
 
-  /** The stored row must be the claimed certificate: issued, byte for byte the one presented, of the session's device. */
-  function assertAuthentic(claim: { serial: string; deviceId?: string; der?: Buffer }, stored: RenewalCertificate): void {
+  /**
+   * The stored row must be the claimed certificate: issued, byte for byte the one presented (so by the issuing CA of
+   * its environment), of the session's device.
+   */
+  function assertAuthentic(claim: Claim, stored: RenewalCertificate): void {
     const issued = stored.der !== null;
     const sameDer = claim.der === undefined || (stored.der !== null && stored.der.equals(claim.der));
     const sameDevice = claim.deviceId === undefined || claim.deviceId === stored.deviceId;
-    if (!issued || !sameDer || !sameDevice) {
-      throw new EnrollError('unauthorized', 'the client certificate is not on record', { logDetail: `serial ${claim.serial}: issued=${issued} sameDer=${sameDer} sameDevice=${sameDevice}` });
+    const sameEnvironment = claim.environment === undefined || claim.environment === stored.environment;
+    if (!issued || !sameDer || !sameDevice || !sameEnvironment) {
+      throw new EnrollError('unauthorized', 'the client certificate is not on record', {
+        logDetail: `serial ${claim.serial}: issued=${issued} sameDer=${sameDer} sameDevice=${sameDevice} sameEnvironment=${sameEnvironment}`,
+      });
     }
   }
 
@@ -137,7 +153,7 @@ export function createRenewal(deps: RenewalDeps) {
   }
 
   async function renewOnce(input: RenewInput, context: RenewContext): Promise<RenewResult> {
-    const claim = claimOf(input.credential);
+    const claim = await claimOf(input.credential);
     const csr = await parseCsrAsync(input.csr);
     if (input.popLinking) checkPopLinking(policy.popLinking, csr.der, input.channelBinding);
 
@@ -147,6 +163,9 @@ export function createRenewal(deps: RenewalDeps) {
     const authorize = (current: RenewalCertificate): void => {
       assertAuthentic(claim, current);
       serial = current.serial;
+      if (input.environment !== undefined && input.environment !== current.environment) {
+        throw new EnrollError('bad-request', `certificate ${current.serial} belongs to environment "${current.environment}", not "${input.environment}"`);
+      }
       assertEligible(current, clock.now());
       // RFC 7030 §4.2.2: the identity stays the same; the CSR may leave its names empty or name exactly this identity.
       assertCsrNamesIdentity(csr, current.kind, current.deviceId);
@@ -171,12 +190,13 @@ export function createRenewal(deps: RenewalDeps) {
         publicKeySha256: csr.publicKeySha256,
         inFlightSeconds: policy.inFlightSeconds,
         authorize,
-        // The successor keeps the lineage's kind and profile (at its current version): a renewal never changes what an
-        // identity is.
-        buildIntent: (locked) =>
-          buildIntent(ca, clock, policy, {
+        // The successor keeps the lineage's kind, environment and profile (at its current version): a renewal never
+        // changes what an identity is, and the same issuing CA signs it.
+        buildIntent: async (locked) =>
+          buildIntent(await cas.forIssuance(locked.environment), clock, policy, {
             kind: locked.kind,
             deviceId: locked.deviceId,
+            environment: locked.environment,
             profile: locked.profileTerms,
             profileName: locked.profile,
             predecessorSerial: locked.serial,
@@ -186,14 +206,17 @@ export function createRenewal(deps: RenewalDeps) {
         case 'begun':
         case 'resume': {
           const resumed = begun.outcome === 'resume';
+          const ca = await cas.forIssuance(begun.intent.environment);
           const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed });
           const predecessorSerial = begun.intent.predecessorSerial ?? serial;
           deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime(), predecessorSerial });
           deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial, deviceId: cert.deviceId, issuedAt: clock.now() });
           return { response: issuedResponse(cert, ca.chainPem), replayed: resumed, predecessorSerial, certificateDer: cert.der };
         }
-        case 'replay':
-          return { response: issuedResponse(begun.certificate, ca.chainPem), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
+        case 'replay': {
+          const chainPem = (await cas.forIssuance(begun.certificate.environment)).chainPem;
+          return { response: issuedResponse(begun.certificate, chainPem), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
+        }
         case 'in-progress':
           // Same CSR as a request that is signing right now: wait for it, so every such request gets the same
           // certificate (ROT-05 "all get the same cert") instead of a 409.

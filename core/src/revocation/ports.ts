@@ -7,6 +7,8 @@ export interface RevokedCertificate {
   /** Canonical form (@enrolld/protocol serial.ts), as stored: compare as a plain string. */
   serial: string;
   deviceId: string;
+  /** The environment whose issuing CA signed it, and whose CRL lists it. */
+  environment: string;
   /** Monotonic revocation sequence, handed out in commit order (db/migrations/002_revocation.sql). */
   seq: number;
   /** RFC 5280 §5.3.1 CRLReason code. */
@@ -70,14 +72,17 @@ export interface RevocationStore {
   revokedSince(seq: number, limit?: number): Promise<RevokedCertificate[]>;
   /** What a broker loads at start before it admits anyone. */
   snapshot(): Promise<RevocationSnapshot>;
-  lastSeq(): Promise<number>;
+  /** The highest revocation seq of one environment's certificates (default `default`), 0 when there is none. */
+  lastSeq(environment?: string): Promise<number>;
   /**
-   * Signs and stores a new CRL under a lock, so CRL numbers rise in the same order as the entries they cover.
-   * `build` gets the entries and the number and returns the signed DER. An entry stays until it has appeared on one
-   * CRL whose thisUpdate is at or past its certificate's notAfter, and is dropped from the CRLs after that (RFC 5280 §3.3).
+   * Signs and stores a new CRL of one environment (default `default`) under a lock, so CRL numbers rise in the same
+   * order as the entries they cover. `build` gets the entries (that environment's revocations) and the number and
+   * returns the signed DER. An entry stays until it has appeared on one CRL whose thisUpdate is at or past its
+   * certificate's notAfter, and is dropped from the CRLs after that (RFC 5280 §3.3).
    */
-  regenerateCrl(build: (input: CrlBuildInput) => Buffer | Promise<Buffer>, validity: { thisUpdate: Date; nextUpdate: Date }): Promise<StoredCrl>;
-  latestCrl(): Promise<StoredCrl | undefined>;
+  regenerateCrl(build: (input: CrlBuildInput) => Buffer | Promise<Buffer>, validity: { thisUpdate: Date; nextUpdate: Date }, environment?: string): Promise<StoredCrl>;
+  /** The newest CRL of one environment (default `default`). */
+  latestCrl(environment?: string): Promise<StoredCrl | undefined>;
 }
 
 /** A revocation as it arrives on the fan-out channel (Postgres NOTIFY); `atMs` is the commit-time stamp. */
@@ -102,9 +107,12 @@ export interface RevocationFeed {
   stop(): Promise<void>;
 }
 
-/** The part of IssuingCa the revocation use case needs (types.ts); a Promise is accepted for signers that are async. */
+/**
+ * The part of IssuingCa the revocation use case needs (types.ts), told whose CRL it signs (a CRL per issuing CA); a
+ * Promise is accepted for signers that are async. One IssuingCa is a signer for an installation of one environment.
+ */
 export interface CrlSigner {
-  signCrl(spec: CrlSpec): Buffer | Promise<Buffer>;
+  signCrl(spec: CrlSpec, environment: string): Buffer | Promise<Buffer>;
 }
 
 /**
@@ -117,6 +125,7 @@ export interface RevocationPublisher {
 
 /** What a bulk revocation takes (the wire selector, dates parsed): unrevoked certificates matching every field given. */
 export interface BulkSelector {
+  environment?: string | undefined;
   prefix?: string | undefined;
   profile?: string | undefined;
   issuedBefore?: Date | undefined;

@@ -2,15 +2,16 @@
 // commit) → tell in-process brokers at once → ask for a CRL rebuild, coalesced (crl-publisher.ts), so a burst of
 // revocations costs one CRL per CRL_MIN_INTERVAL, not one each. Brokers in other processes learn the revocation from
 // the NOTIFY and the seq resync, and the CRL from its own NOTIFY.
-import { REVOCATION_REASONS, isRevocationReason, isValidDeviceId, type RevocationReason } from '@enrolld/protocol';
+import { DEFAULT_ENVIRONMENT, REVOCATION_REASONS, isRevocationReason, isValidDeviceId, type RevocationReason } from '@enrolld/protocol';
 import type { Clock } from '../clock.js';
 import { EnrollError } from '../errors.js';
-import { createCrlRebuildScheduler, systemTimers, type Timers } from './crl-publisher.js';
+import { createCrlRebuildScheduler, systemTimers, type CrlRebuildScheduler, type Timers } from './crl-publisher.js';
 import type { CrlSigner, RevocationPublisher, RevocationStore, RevokedCertificate, StoredCrl } from './ports.js';
 import { isSerialHex } from './serial.js';
 
 export interface RevocationServiceDeps {
   store: RevocationStore;
+  /** Signs each environment's CRL with that environment's issuing CA (RFC 5280 §5: a CRL per issuer). */
   signer: CrlSigner;
   clock: Clock;
   /** Timers for the coalesced CRL rebuilds; the system's unless a test drives them. */
@@ -60,33 +61,43 @@ export function reasonCode(reason: string): number {
 export function createRevocationService(deps: RevocationServiceDeps) {
   const { store, signer, clock } = deps;
 
-  async function regenerateCrl(): Promise<StoredCrl> {
+  async function regenerateCrl(environment: string): Promise<StoredCrl> {
     const thisUpdate = new Date(Math.floor(clock.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + deps.crlValidityMs);
     return store.regenerateCrl(
-      ({ entries, crlNumber }) => signer.signCrl({ entries, crlNumber, thisUpdate, nextUpdate }),
+      ({ entries, crlNumber }) => signer.signCrl({ entries, crlNumber, thisUpdate, nextUpdate }, environment),
       { thisUpdate, nextUpdate },
+      environment,
     );
   }
 
-  const rebuilds = createCrlRebuildScheduler({
-    rebuild: regenerateCrl,
-    clock,
-    timers: deps.timers ?? systemTimers,
-    minIntervalMs: deps.crlMinIntervalMs,
-    onRebuilt(crl) {
-      deps.onCrlRebuilt?.(crl);
-      deps.publisher?.revoked([], crl);
-    },
-    // The rows are committed and NOTIFY is out: brokers refuse the serial at CONNECT and cut it live. Only the CRL
-    // lags until a later rebuild succeeds.
-    onError: (error) => deps.onCrlError?.(error),
-  });
+  /** One coalescing scheduler per environment: each issuing CA's CRL is rebuilt when its own revocations move. */
+  const schedulers = new Map<string, CrlRebuildScheduler>();
+  function rebuildsOf(environment: string): CrlRebuildScheduler {
+    let rebuilds = schedulers.get(environment);
+    if (!rebuilds) {
+      rebuilds = createCrlRebuildScheduler({
+        rebuild: () => regenerateCrl(environment),
+        clock,
+        timers: deps.timers ?? systemTimers,
+        minIntervalMs: deps.crlMinIntervalMs,
+        onRebuilt(crl) {
+          deps.onCrlRebuilt?.(crl);
+          deps.publisher?.revoked([], crl);
+        },
+        // The rows are committed and NOTIFY is out: brokers refuse the serial at CONNECT and cut it live. Only the CRL
+        // lags until a later rebuild succeeds.
+        onError: (error) => deps.onCrlError?.(error),
+      });
+      schedulers.set(environment, rebuilds);
+    }
+    return rebuilds;
+  }
 
   /** Published before any CRL work: the live cut must not wait for a signature. */
   function afterCommit(revoked: RevokedCertificate[]): void {
     deps.publisher?.revoked(revoked, undefined);
-    rebuilds.schedule();
+    for (const environment of new Set(revoked.map((r) => r.environment))) rebuildsOf(environment).schedule();
   }
 
   function finish(reason: RevocationReason, result: Awaited<ReturnType<RevocationStore['revokeDevice']>>, notFound: string): RevokeResult {
@@ -101,16 +112,16 @@ export function createRevocationService(deps: RevocationServiceDeps) {
   }
 
   /**
-   * The stored CRL when it covers every committed revocation and has used up less than half its validity; otherwise
-   * the next coalesced rebuild, which covers everything committed before this call.
+   * The environment's stored CRL when it covers every revocation committed in it and has used up less than half its
+   * validity; otherwise the next coalesced rebuild, which covers everything committed before this call.
    */
-  async function ensureCrlCurrent(): Promise<StoredCrl> {
-    const [latest, lastSeq] = await Promise.all([store.latestCrl(), store.lastSeq()]);
+  async function ensureCrlCurrent(environment: string = DEFAULT_ENVIRONMENT): Promise<StoredCrl> {
+    const [latest, lastSeq] = await Promise.all([store.latestCrl(environment), store.lastSeq(environment)]);
     const now = clock.now().getTime();
     if (latest && latest.coversSeq >= lastSeq && now < latest.thisUpdate.getTime() + deps.crlValidityMs / 2 && now < latest.nextUpdate.getTime()) {
       return latest;
     }
-    return rebuilds.request();
+    return rebuildsOf(environment).request();
   }
 
   return {
@@ -143,9 +154,9 @@ export function createRevocationService(deps: RevocationServiceDeps) {
 
     ensureCrlCurrent,
 
-    /** The CRL to serve at GET /v1/crl: the stored one, or the next rebuild when it is stale or missing. */
-    async currentCrl(): Promise<StoredCrl> {
-      return ensureCrlCurrent();
+    /** The environment's CRL to serve at GET /v1/crl: the stored one, or the next rebuild when it is stale or missing. */
+    async currentCrl(environment: string = DEFAULT_ENVIRONMENT): Promise<StoredCrl> {
+      return ensureCrlCurrent(environment);
     },
   };
 }

@@ -3,6 +3,7 @@ import { CERTIFICATE_STATUSES, deviceDetailSchema, deviceListResponseSchema, rou
 import type { DeviceSummary } from '@enrolld/protocol';
 import type { CliContext } from './context.js';
 import { createCliContext } from './context.js';
+import { envOption } from './env-command.js';
 import { note, table } from './output.js';
 import { examples } from './program.js';
 import { UsageError } from './usage-error.js';
@@ -11,6 +12,7 @@ export interface ListDevicesOptions {
   status?: string | undefined;
   prefix?: string | undefined;
   limit?: number | undefined;
+  env?: string | undefined;
   json: boolean;
 }
 
@@ -31,10 +33,11 @@ export function registerDevicesCommands(program: Command): void {
     .description('list devices in id order, with their status and current certificate (a count by status goes to stderr)')
     .addOption(new Option('--status <status>', 'only devices in this status (default: every status)').choices(CERTIFICATE_STATUSES))
     .option('--prefix <prefix>', 'only device ids that start with this (default: every id)')
+    .option('--env <name>', 'only devices of this environment (default: every environment)', envOption)
     .option('--limit <n>', 'print at most this many devices (default: all of them)', positiveInteger)
     .option('--json', 'print JSON instead of a table', false)
     .action((options: ListDevicesOptions) => listDevices(options, createCliContext()));
-  examples(list, 'enrolld devices list --limit 20', 'enrolld devices list --status revoked --prefix sensor- --json | jq length');
+  examples(list, 'enrolld devices list --limit 20', 'enrolld devices list --status revoked --prefix sensor- --json | jq length', 'enrolld devices list --env dev');
   const show = devices
     .command('show')
     .description('one device with its certificate history (serials, states, revocation reasons, predecessors)')
@@ -55,6 +58,7 @@ export async function listDevices(options: ListDevicesOptions, ctx: CliContext):
       if (after) query.set('after', after);
       if (options.status) query.set('status', options.status);
       if (options.prefix) query.set('prefix', options.prefix);
+      if (options.env) query.set('env', options.env);
       const page = await api.call(deviceListResponseSchema, 'GET', `${routes.adminDevices}?${query}`);
       all.push(...page.devices);
       after = page.next;
@@ -67,7 +71,7 @@ export async function listDevices(options: ListDevicesOptions, ctx: CliContext):
     }
     const byStatus = new Map<string, number>();
     for (const d of all) byStatus.set(d.status, (byStatus.get(d.status) ?? 0) + 1);
-    process.stdout.write(table(['device', 'status', 'current serial', 'not after'], all.map((d) => [d.id, d.status, d.currentSerial, d.notAfter])) + '\n');
+    process.stdout.write(table(['device', 'environment', 'status', 'current serial', 'not after'], all.map((d) => [d.id, d.environment, d.status, d.currentSerial, d.notAfter])) + '\n');
     const more = after ? ` (more exist; --limit ${options.limit} stopped the list)` : '';
     note(`${all.length} devices: ${[...byStatus].map(([s, n]) => `${n} ${s}`).join(', ') || 'none'}${more}`);
   } finally {
@@ -84,7 +88,7 @@ export async function showDevice(deviceId: string, options: { json: boolean }, c
       process.stdout.write(JSON.stringify(device, null, 2) + '\n');
       return;
     }
-    process.stdout.write(`${device.id}  ${device.status}  (profile ${device.profile}, since ${device.createdAt})\n`);
+    process.stdout.write(`${device.id}  ${device.status}  (environment ${device.environment}, profile ${device.profile}, since ${device.createdAt})\n`);
     process.stdout.write(
       table(
         ['serial', 'status', 'not before', 'not after', 'revoked', 'reason', 'predecessor'],

@@ -14,6 +14,7 @@ Environment (README "Configuration" has them all):
   ENROLLD_HOME  ./.enrolld               CA, server TLS, admin token, embedded Postgres data
   HTTPS_PORT    8443                     API port          MQTTS_PORT  8883   MQTT over mutual TLS
   DATABASE_URL  unset (embedded Postgres for \`enrolld up\`)
+  ENROLLD_ENV   default                  the environment the broker serves (it trusts only that one's issuing CA)
   ENROLLD_URL   https://localhost:HTTPS_PORT   where the admin commands find the API
   NO_COLOR      set to any value for plain output (pipes are always plain)`;
 

@@ -6,6 +6,7 @@ import { enrollResponseSchema, isValidDeviceId, routes } from '@enrolld/protocol
 import type { CreateServiceRequest } from '@enrolld/protocol';
 import type { CliContext } from './context.js';
 import { createCliContext } from './context.js';
+import { envOption } from './env-command.js';
 import { note } from './output.js';
 import { examples } from './program.js';
 import { serviceCsr } from './service-csr.js';
@@ -19,6 +20,7 @@ export interface CreateServiceOptions {
   out: string;
   csr?: string | undefined;
   replace: boolean;
+  env?: string | undefined;
 }
 
 export function registerServiceCommands(program: Command): void {
@@ -32,6 +34,7 @@ export function registerServiceCommands(program: Command): void {
     .requiredOption('--out <dir>', 'the directory to write the files to, created if missing (default: none; required)')
     .option('--csr <file>', 'sign this PEM or DER CSR instead of making a key (default: a new EC P-256 key)')
     .option('--replace', 'issue a new certificate for a service whose certificate is still live', false)
+    .option('--env <name>', 'the environment the service belongs to; it keeps it (default: `default`)', envOption)
     .action((name: string, options: CreateServiceOptions) => createService(name, options, createCliContext()));
   examples(create, 'enrolld service create ingest --out ./certs', 'enrolld service create dashboard --profile readonly --out ./certs --csr dashboard.csr');
 }
@@ -54,7 +57,7 @@ export async function createService(name: string, options: CreateServiceOptions,
   }
   const api = await ctx.adminApi();
   try {
-    const request: CreateServiceRequest = { name, profile: options.profile, csr, ...(options.replace ? { replace: true } : {}) };
+    const request: CreateServiceRequest = { name, profile: options.profile, csr, ...(options.replace ? { replace: true } : {}), environment: options.env };
     const issued = await api.call(enrollResponseSchema, 'POST', routes.adminServices, request);
     await mkdir(options.out, { recursive: true });
     if (keyPem !== undefined) await writeFile(join(options.out, `${name}.key`), keyPem, { mode: 0o600 });

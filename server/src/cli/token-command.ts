@@ -6,6 +6,7 @@ import {
 } from '@enrolld/protocol';
 import type { CliContext } from './context.js';
 import { createCliContext } from './context.js';
+import { envOption } from './env-command.js';
 import { note, startProgress, table } from './output.js';
 import { examples } from './program.js';
 import { UsageError } from './usage-error.js';
@@ -20,6 +21,7 @@ export interface CreateTokenOptions {
   replace: boolean;
   afterCompromise: boolean;
   out?: string | undefined;
+  env?: string | undefined;
 }
 
 export function registerTokenCommands(program: Command): void {
@@ -33,7 +35,8 @@ export function registerTokenCommands(program: Command): void {
     .option('--count <n>', 'batch: how many tokens, 1 to 100000 (default: none)')
     .option('--ttl <duration>', 'how long the token is valid, with a unit: 90s, 15m, 24h, 7d (default: the server\'s TOKEN_TTL, 24h)')
     .option('--service <name>', 'a token for a service identity instead of a device: it enrolls only as urn:enrolld:service:<name> (default: none)')
-    .option('--profile <name>', 'the certificate profile, of the token\'s kind (default: the built-in `device`, or `service` with --service)')
+    .option('--profile <name>', 'the certificate profile, of the token\'s kind, in its environment (default: the built-in `device`, or `service` with --service)')
+    .option('--env <name>', 'the environment the identity enrolls in; an enrolled identity keeps its environment (default: `default`)', envOption)
     .option('--replace', 'allow ids that have a live certificate (re-issue); without it they are refused', false)
     .option('--after-compromise', 'allow ids whose certificates were revoked for keyCompromise; recorded with the token', false)
     .option('--out <file>', 'write the token or CSV to this new file, mode 0600 (default: stdout; a file it is redirected to is made 0600 too)')
@@ -44,6 +47,7 @@ export function registerTokenCommands(program: Command): void {
     'enrolld token create --prefix sensor- --count 1000 --ttl 7d --profile silver --out tokens.csv',
     'enrolld token create --device sensor-0001 --replace   # a new token for an enrolled device',
     'enrolld token create --service ingest',
+    'enrolld token create --device sensor-dev-01 --env dev',
   );
   const show = token
     .command('show')
@@ -91,8 +95,8 @@ export async function createTokens(options: CreateTokenOptions, ctx: CliContext)
     const api = await ctx.adminApi();
     try {
       const request: CreateTokenRequest = options.device !== undefined
-        ? { deviceId: id, profile, ttlSeconds, ...consent(options) }
-        : { service: id, profile, ttlSeconds, ...consent(options) };
+        ? { deviceId: id, profile, ttlSeconds, ...consent(options), environment: options.env }
+        : { service: id, profile, ttlSeconds, ...consent(options), environment: options.env };
       const [created] = await api.call(createTokensResponseSchema, 'POST', routes.adminTokens, request);
       await emit(`${created!.token}\n`, options.out); // only the token, for scripts
       note(`token for ${created!.deviceId} (${created!.issuedAs}), expires ${created!.expiresAt}`);
@@ -108,7 +112,7 @@ export async function createTokens(options: CreateTokenOptions, ctx: CliContext)
   const progress = startProgress(`creating ${count} tokens`);
   try {
     // One request, one transaction on the server: the batch exists whole or not at all.
-    const request: CreateTokenRequest = { prefix: options.prefix, count, profile, ttlSeconds, ...consent(options) };
+    const request: CreateTokenRequest = { prefix: options.prefix, count, profile, ttlSeconds, ...consent(options), environment: options.env };
     const csv = await api.text('POST', routes.adminTokens, request, 'text/csv');
     await emit(csv, options.out);
     progress.stop(`created ${count} tokens for ${options.prefix}…: ${issueCounts(csv)}`);

@@ -2,6 +2,7 @@
 // it alone (replicas over one Postgres); `enrolld up` runs it beside the broker and the worker.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
+import { chainOf } from '@enrolld/core/environments/environment-service.js';
 import type { Config } from '../config.js';
 import { createHttpApp } from '../http/app.js';
 import { startHttpsServer, type RunningHttpsServer } from '../http/https-server.js';
@@ -9,6 +10,7 @@ import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createDatabaseUpGauge, createFleetMetrics, createRegistry } from '../metrics.js';
 import { ensureAdminToken } from './admin-token.js';
 import { buildOnDatabase, type Database } from './database.js';
+import { prepareEnvironments } from './environments.js';
 import { loadPki, pkiPaths, type PkiHome } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
 import { buildJobProducer } from './worker.js';
@@ -40,7 +42,6 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
     logger,
     registry: deps.registry,
     useCases,
-    chainPem: deps.pki.chainPem,
     popLinking: config.rotation.estPopLinking,
     checkReadiness: async () => {
       const database = await deps.database.pool.query('SELECT 1').then(() => true, () => false);
@@ -55,17 +56,25 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
   let crlTimer: NodeJS.Timeout | undefined;
   return {
     async listen() {
-      const crl = await useCases.revocation.ensureCrlCurrent();
-      logger.info({ crlNumber: crl.crlNumber.toString(), nextUpdate: crl.nextUpdate.toISOString() }, 'CRL current');
+      // One CRL per environment's issuing CA, each kept current on its own.
+      const environments = await useCases.environments.list();
+      for (const { name } of environments) {
+        const crl = await useCases.revocation.ensureCrlCurrent(name);
+        logger.info({ environment: name, crlNumber: crl.crlNumber.toString(), nextUpdate: crl.nextUpdate.toISOString() }, 'CRL current');
+      }
       crlTimer = setInterval(() => {
-        useCases.revocation.ensureCrlCurrent().catch((error: unknown) => logger.error({ err: error }, 'CRL refresh failed'));
+        useCases.environments
+          .list()
+          .then((live) => Promise.all(live.map(({ name }) => useCases.revocation.ensureCrlCurrent(name))))
+          .catch((error: unknown) => logger.error({ err: error }, 'CRL refresh failed'));
       }, config.revocation.crlRefreshCheckMs);
       crlTimer.unref();
       https = await startHttpsServer({
         app,
         certPem: deps.pki.serverCertPem,
         keyPem: deps.pki.serverKeyPem,
-        clientCaPem: deps.pki.chainPem,
+        // Only the CAs a client certificate is asked for (mTLS renewal); the renewal use case decides what it accepts.
+        clientCaPem: environments.map(chainOf).join(''),
         host: config.listenHost,
         port: config.httpsPort,
       });
@@ -105,9 +114,10 @@ export async function buildApi(config: Readonly<Config>, logger: Logger, signal?
   const options = { config, logger, applicationName: 'enrolld-api', poolMax: config.dbPoolMax, allowEmbedded: false, signal };
   return buildOnDatabase(options, async (database) => {
     const pki = await prepareApiPki(config, logger);
+    const environments = await prepareEnvironments(config, logger, database.pool, pki, { recordDefault: true });
     const registry = createRegistry();
     // No broker in this process: revocations reach brokers through NOTIFY and the sequence resync.
-    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca: pki.ca, logger, registry });
+    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ...environments, logger, registry });
     await ensureFirstAdmin(config, useCases, logger);
     const api = buildApiRole({ config, logger, registry, database, pki, useCases });
     // Bulk revocations started here are queued for an `enrolld worker`.

@@ -3,8 +3,10 @@
 // renewal over MQTT, hints to live sessions, and supersede on a successor's first CONNECT.
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
+import { createPgEnvironmentStore, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
+import { DEFAULT_ENVIRONMENT } from '@enrolld/protocol';
 import type { RegistryFeed } from '@enrolld/core/admission/ports.js';
+import { profileSourceIn } from '@enrolld/core/profiles/ports.js';
 import { systemClock } from '@enrolld/core/clock.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
 import type { Config } from '../config.js';
@@ -58,10 +60,14 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
     // burst of renewals cannot starve them.
     store: { ...createPgRevocationStore(deps.database.revocationPool), ...createPgRegistryStore(deps.database.revocationPool) },
     feed: deps.feed,
-    // Profile changes reach every broker, this process's included, by NOTIFY on their own LISTEN connection.
+    // Profile changes reach every broker, this process's included, by NOTIFY on their own LISTEN connection. A broker
+    // reads its own environment's profiles: the profile a certificate names is looked up there.
     profiles: {
-      source: createPgProfileStore(deps.database.revocationPool),
-      feed: quietOnShutdown(createPgProfileListener({ connectionString: deps.database.url, applicationName: 'enrolld-broker-profiles' }), deps.stopping),
+      source: profileSourceIn(createPgProfileStore(deps.database.revocationPool), config.environment),
+      feed: quietOnShutdown(
+        createPgProfileListener({ connectionString: deps.database.url, environment: config.environment, applicationName: 'enrolld-broker-profiles' }),
+        deps.stopping,
+      ),
     },
     outbound: deps.outbound,
     hooks: deps.hooks,
@@ -73,6 +79,19 @@ export function buildBrokerRole(deps: BrokerRoleDeps): Broker {
     logger: deps.logger,
     registry: deps.registry,
   });
+}
+
+/**
+ * What the broker of ENROLLD_ENV presents and trusts. `default` reads its home as before; another environment must be
+ * live in Postgres, which holds the chain it trusts: any other name stops the start with a message naming it.
+ */
+export async function brokerMaterialFor(config: Readonly<Config>, database: Database): Promise<BrokerMaterial> {
+  if (config.environment === DEFAULT_ENVIRONMENT) return readBrokerMaterial(config.home);
+  const environment = await createPgEnvironmentStore(database.revocationPool).get(config.environment);
+  if (!environment || environment.deletedAt) {
+    throw new Error(`ENROLLD_ENV=${config.environment}: there is no environment "${config.environment}"${environment ? ' (it was deleted)' : ''}; \`enrolld env list\` shows the environments`);
+  }
+  return readBrokerMaterial(config.home, { name: environment.name, chain: environment });
 }
 
 /** The Postgres NOTIFY feed of revocations and issuance, on its own connection. */
@@ -171,7 +190,7 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
   // The broker may start before the API or while Postgres is down: it fails closed until the revocation state loads.
   const options = { config, logger, applicationName: 'enrolld-broker', poolMax: config.roleDbPoolMax, allowEmbedded: false, waitForMigrations: false };
   return buildOnDatabase(options, async (database) => {
-    const material = await readBrokerMaterial(config.home);
+    const material = await brokerMaterialFor(config, database);
     const registry = createRegistry();
     const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database) });
     return { broker, listen: () => broker.start(), stop: () => broker.stop() };

@@ -12,9 +12,9 @@ import { createRegistry } from '../metrics.js';
 import type { Broker } from '../mqtt/broker.js';
 import type { JobRuntime } from '../jobs/job-runtime.js';
 import { buildApiRole, ensureFirstAdmin, prepareApiPki } from './api.js';
-import { buildBrokerRole, buildBrokerRotation, fleetEventHooks, quietOnShutdown, registryNotifyFeed } from './broker.js';
+import { brokerMaterialFor, buildBrokerRole, buildBrokerRotation, fleetEventHooks, quietOnShutdown, registryNotifyFeed } from './broker.js';
 import { openDatabase } from './database.js';
-import { readBrokerMaterial } from './pki-home.js';
+import { prepareEnvironments } from './environments.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
 import { buildJobProducer, buildWorkerRole } from './worker.js';
 
@@ -44,10 +44,13 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
   const database = await openDatabase({ config, logger, applicationName: 'enrolld-api', poolMax: config.dbPoolMax, allowEmbedded: true, signal, registry });
   try {
     const pki = await prepareApiPki(config, logger);
+    const environments = await prepareEnvironments(config, logger, database.pool, pki, { recordDefault: true });
     const localRevocations = createLocalRevocationFeed();
     const localIssuance = createLocalIssuanceFeed();
     const outbound = createOutboundRelay();
-    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca: pki.ca, logger, registry, revocationEvents: localRevocations, issuanceEvents: localIssuance });
+    const useCases = buildUseCases({
+      config, pool: database.pool, revocationPool: database.revocationPool, ...environments, logger, registry, revocationEvents: localRevocations, issuanceEvents: localIssuance,
+    });
     await ensureFirstAdmin(config, useCases, logger);
 
     const rotation = buildBrokerRotation({ logger, registry, database, useCases, outbound, stopping: signal });
@@ -56,7 +59,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       logger,
       registry,
       database,
-      material: await readBrokerMaterial(config.home),
+      material: await brokerMaterialFor(config, database),
       feed: mergeRevocationFeeds(quietOnShutdown(registryNotifyFeed(database), signal), localRevocations, localIssuance),
       outbound,
       hooks: [rotation.hooks, fleetEventHooks(useCases.fleetEvents)],

@@ -1,15 +1,16 @@
-// The use cases every role shares, built once per process over one pool and one issuing CA. Roles take what they
+// The use cases every role shares, built once per process over one pool and the environments' issuing CAs. Roles take what they
 // serve: the API all of them, the worker revocation + lineage + sweep, the broker in `enrolld up` renewal + lineage
 // (renewal over MQTT, supersede on first connect). See docs/architecture.md, "Composition".
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { createPgAdminCredentialStore, createPgAuditStore, createPgBulkRevocationStore, createPgFleetStore, createPgDeviceStore, createPgEnrollmentStore, createPgProfileStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import { createPgAdminCredentialStore, createPgAuditStore, createPgBulkRevocationStore, createPgEnvironmentStore, createPgFleetStore, createPgDeviceStore, createPgEnrollmentStore, createPgProfileStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
 import type { IssuancePublisher } from '@enrolld/core/admission/ports.js';
-import type { IssuingCa } from '@enrolld/core/ca/types.js';
 import { systemClock, type Clock } from '@enrolld/core/clock.js';
 import { createEnrollment } from '@enrolld/core/enroll.js';
+import { createEnvironmentService } from '@enrolld/core/environments/environment-service.js';
+import type { EnvironmentCaFactory, IssuingCas } from '@enrolld/core/environments/ports.js';
 import { createEstEnrollment } from '@enrolld/core/renewal/est-enrollment.js';
 import { createLineage } from '@enrolld/core/renewal/lineage.js';
 import { createRenewal } from '@enrolld/core/renewal/renewal.js';
@@ -40,7 +41,10 @@ export interface UseCaseDeps {
   pool: pg.Pool;
   /** Revocation's own pool (compose/database.ts). */
   revocationPool: pg.Pool;
-  ca: IssuingCa;
+  /** Each environment's issuing CA (compose/pki-home.ts). */
+  cas: IssuingCas;
+  /** Makes a new environment's CA in this process's home (the API; other roles never create one). */
+  caFactory: EnvironmentCaFactory;
   logger: Logger;
   registry: Registry;
   /** Told after each revocation commits and after each CRL rebuild: the in-process source a broker in the same process consumes. */
@@ -51,7 +55,7 @@ export interface UseCaseDeps {
 }
 
 export function buildUseCases(deps: UseCaseDeps) {
-  const { config, pool, ca, logger } = deps;
+  const { config, pool, cas, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const metrics = createUseCaseMetrics(deps.registry);
   // Live events and presence for the console; the broker hooks of `enrolld up` publish connections and refusals here.
@@ -61,11 +65,12 @@ export function buildUseCases(deps: UseCaseDeps) {
   const deviceStore = createPgDeviceStore(pool);
   const adminCredentials = createPgAdminCredentialStore(pool);
   const profiles = createProfileService({ store: createPgProfileStore(pool) });
-  const tokens = createTokenIssuer({ store: createPgTokenStore(pool), clock: deps.clock ?? systemClock, defaultTtlSeconds: config.tokenTtlSeconds, profiles });
+  const environments = createEnvironmentService({ store: createPgEnvironmentStore(pool), caFactory: deps.caFactory });
+  const tokens = createTokenIssuer({ store: createPgTokenStore(pool), clock: deps.clock ?? systemClock, defaultTtlSeconds: config.tokenTtlSeconds, profiles, environments });
 
   const enrollment = createEnrollment({
     store: createPgEnrollmentStore(pool),
-    ca,
+    cas,
     clock,
     policy: {
       certificateLifetimeSeconds: config.certificateLifetimeSeconds,
@@ -85,7 +90,8 @@ export function buildUseCases(deps: UseCaseDeps) {
 
   const revocation = createRevocationService({
     store: createPgRevocationStore(deps.revocationPool),
-    signer: ca,
+    // Each environment's CRL is signed by its own issuing CA (a deleted environment's too, while its revocations matter).
+    signer: { signCrl: async (spec, environment) => (await cas.forCrl(environment)).signCrl(spec) },
     clock,
     crlValidityMs: config.revocation.crlValidityMs,
     crlMinIntervalMs: config.revocation.crlMinIntervalMs,
@@ -128,7 +134,7 @@ export function buildUseCases(deps: UseCaseDeps) {
 
   const renewal = createRenewal({
     store: renewalStore,
-    ca,
+    cas,
     clock,
     policy: {
       certificateLifetimeSeconds: config.certificateLifetimeSeconds,
@@ -154,6 +160,7 @@ export function buildUseCases(deps: UseCaseDeps) {
     estEnrollment: createEstEnrollment({ enrollment, tokens: renewalStore, popLinking: config.rotation.estPopLinking }),
     tokens,
     profiles,
+    environments,
     services: createServiceIdentities({ tokens, enrollment }),
     devices: deviceStore,
     adminCredentials,

@@ -11,7 +11,8 @@ import { createJobRuntime, type JobRuntime, type JobRuntimeOptions } from '../jo
 import { createRotationProcessor } from '../jobs/rotation-jobs.js';
 import { createRegistry } from '../metrics.js';
 import { buildOnDatabase } from './database.js';
-import { readIssuingCa } from './pki-home.js';
+import { prepareEnvironments } from './environments.js';
+import { readHomeCa } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
 
 /** Finished jobs are kept this long, so a hint's job id stays taken while the sweep could still find its serial. */
@@ -111,9 +112,10 @@ export interface BuiltWorker {
 export async function buildWorker(config: Readonly<Config>, logger: Logger, signal?: AbortSignal): Promise<BuiltWorker> {
   const options = { config, logger, applicationName: 'enrolld-worker', poolMax: config.roleDbPoolMax, allowEmbedded: false, signal };
   return buildOnDatabase(options, async (database) => {
-    const ca = await readIssuingCa(config.home);
+    // A supersession rebuilds the CRL of its certificate's environment: the worker reads every environment's issuing CA.
+    const environments = await prepareEnvironments(config, logger, database.pool, await readHomeCa(config.home), { recordDefault: false });
     const registry = createRegistry();
-    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ca, logger, registry });
+    const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ...environments, logger, registry });
     const worker = buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases });
     return { jobs: worker.jobs, jobsPrefix: jobRuntimeOptions(config, database.url).prefix, listen: () => worker.listen(), stop: () => worker.stop() };
   });

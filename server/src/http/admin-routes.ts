@@ -42,7 +42,8 @@ export function adminRoutes(deps: AdminRoutesDeps): Router {
   router.get(routes.adminDevices, async (req, res) => {
     const query = deviceListQuerySchema.safeParse(req.query);
     if (!query.success) throw badRequest(query.error);
-    const devices = await deps.devices.list(query.data);
+    const { env, ...filters } = query.data;
+    const devices = await deps.devices.list({ ...filters, environment: env });
     const last = devices.at(-1);
     const page: DeviceListResponse = { devices, next: devices.length === query.data.limit && last ? last.id : null };
     res.json(page);

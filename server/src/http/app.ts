@@ -6,6 +6,7 @@ import { routes } from '@enrolld/protocol';
 import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
 import type { AuditTrail } from '@enrolld/core/audit/ports.js';
 import type { EnrollError } from '@enrolld/core/errors.js';
+import type { EnvironmentService } from '@enrolld/core/environments/environment-service.js';
 import type { PopLinkingPolicy } from '@enrolld/core/renewal/pop-linking.js';
 import { requireAdmin } from './admin-auth.js';
 import { adminRoutes, type AdminRoutesDeps } from './admin-routes.js';
@@ -15,6 +16,7 @@ import { consoleRoutes } from './console/console-routes.js';
 import { createConsoleSessions } from './console/console-sessions.js';
 import { fleetRoutes, type FleetRoutesDeps } from './fleet-routes.js';
 import { enrollRoutes, type EnrollRoutesDeps } from './enroll-routes.js';
+import { environmentRoutes, knownEnvironmentQuery, type EnvironmentRoutesDeps } from './environment-routes.js';
 import { estRoutes, type EstRoutesDeps } from './est/est-routes.js';
 import { createFailedTokenLimiter, limitFailedTokenAttempts } from './failed-token-limit.js';
 import { notFound, problemHandler } from './problem.js';
@@ -38,14 +40,13 @@ export interface HttpUseCases {
   fleet: FleetRoutesDeps['fleet'];
   fleetEvents: FleetRoutesDeps['events'];
   audit: AuditRoutesDeps['audit'] & Pick<AuditTrail, 'append'>;
+  environments: EnvironmentRoutesDeps['environments'] & EnrollRoutesDeps['environments'] & EstRoutesDeps['environments'] & Pick<EnvironmentService, 'require'>;
 }
 
 export interface HttpAppDeps {
   logger: Logger;
   registry: Registry;
   useCases: HttpUseCases;
-  /** Issuing CA then root, PEM: served at /v1/ca and in EST cacerts. */
-  chainPem: string;
   /** RFC 7030 §3.5 linking policy for EST. */
   popLinking: PopLinkingPolicy;
   /** Each thing the service needs to do its job (database, revocation state, cluster bus): true when it is there. */
@@ -88,24 +89,26 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   // The enrollment token is in the body (a request without one is a 400, never a 401); the others are in Authorization.
   const hasAuthorization = (req: express.Request) => req.get('authorization') !== undefined;
   app.use(routes.enroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'enroll', () => true));
-  app.use(routes.est.simpleenroll, limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'est', hasAuthorization));
+  app.use([routes.est.simpleenroll, '/.well-known/est/:label/simpleenroll'], limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'est', hasAuthorization));
   app.use('/v1/admin', limitFailedTokenAttempts(failedTokens, failedTokenMetrics, 'admin', hasAuthorization));
 
-  app.use(enrollRoutes({ enrollment: useCases.enrollment, chainPem: deps.chainPem }));
-  app.use(crlRoutes({ revocation: useCases.revocation }));
+  app.use(enrollRoutes({ enrollment: useCases.enrollment, environments: useCases.environments }));
+  app.use(crlRoutes({ revocation: useCases.revocation, environments: useCases.environments }));
   app.use(renewRoutes({ renewal: useCases.renewal }));
-  app.use(estRoutes({ renewal: useCases.renewal, enrollment: useCases.estEnrollment, chainPem: deps.chainPem, popLinking: deps.popLinking, logger: deps.logger }));
+  app.use(estRoutes({ renewal: useCases.renewal, enrollment: useCases.estEnrollment, environments: useCases.environments, popLinking: deps.popLinking, logger: deps.logger }));
 
   const consoleSessions = createConsoleSessions(deps.consoleSessionTtlMs);
   app.use(consoleRoutes({ sessions: consoleSessions, authenticateAdmin: useCases.authenticateAdmin, audit: useCases.audit, sessionTtlMs: deps.consoleSessionTtlMs }));
 
   app.use('/v1/admin', requireAdmin(useCases.authenticateAdmin, consoleSessions));
+  app.use('/v1/admin', knownEnvironmentQuery(useCases.environments));
   app.use(adminRoutes({ tokens: useCases.tokens, devices: useCases.devices }));
   app.use(revocationAdminRoutes({ revocation: useCases.revocation }));
   app.use(profileRoutes({ profiles: useCases.profiles, services: useCases.services }));
   app.use(auditRoutes({ audit: useCases.audit }));
-  app.use(bulkRevocationRoutes({ bulkRevocation: useCases.bulkRevocation }));
+  app.use(bulkRevocationRoutes({ bulkRevocation: useCases.bulkRevocation, environments: useCases.environments }));
   app.use(fleetRoutes({ fleet: useCases.fleet, devices: useCases.devices, audit: useCases.audit, events: useCases.fleetEvents }));
+  app.use(environmentRoutes({ environments: useCases.environments }));
 
   app.use(notFound);
   app.use(problemHandler({ logger: deps.logger, classifyError: deps.classifyError }));

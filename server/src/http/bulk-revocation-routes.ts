@@ -3,6 +3,7 @@
 import express, { Router } from 'express';
 import { bulkRevocationRequestSchema, routes, type BulkDryRunResponse, type BulkRevocationJobBody } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
+import type { EnvironmentService } from '@enrolld/core/environments/environment-service.js';
 import type { BulkRevocation } from '@enrolld/core/revocation/bulk-revocation.js';
 import type { BulkRevocationJob } from '@enrolld/core/revocation/ports.js';
 import { adminOf } from './admin-auth.js';
@@ -10,6 +11,8 @@ import { requireContentType } from './request-context.js';
 
 export interface BulkRevocationRoutesDeps {
   bulkRevocation: Pick<BulkRevocation, 'dryRun' | 'start' | 'get' | 'list'>;
+  /** A selector's environment must exist (400 otherwise). */
+  environments: Pick<EnvironmentService, 'require'>;
 }
 
 export const bulkJobBody = (job: BulkRevocationJob): BulkRevocationJobBody => ({
@@ -29,6 +32,7 @@ export function bulkRevocationRoutes(deps: BulkRevocationRoutesDeps): Router {
     const body = bulkRevocationRequestSchema.safeParse(req.body);
     if (!body.success) throw new EnrollError('bad-request', body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
     const { selector, reason, dryRun } = body.data;
+    if (selector.environment !== undefined) await deps.environments.require(selector.environment);
     if (dryRun) {
       const preview = await deps.bulkRevocation.dryRun(selector);
       res.json({ dryRun: true, count: preview.count, sample: preview.sample.map(({ deviceId, serial }) => ({ deviceId, serial })) } satisfies BulkDryRunResponse);

@@ -8,6 +8,7 @@ import { EnrollError } from '@enrolld/core/errors.js';
 import type { ProfileService } from '@enrolld/core/profiles/profile-service.js';
 import type { ServiceIdentities } from '@enrolld/core/profiles/service-identities.js';
 import { adminOf } from './admin-auth.js';
+import { environmentQuery } from './environment-routes.js';
 import { requireContentType } from './request-context.js';
 
 export interface ProfileRoutesDeps {
@@ -25,24 +26,24 @@ function nameParam(value: unknown): string {
   return name.data;
 }
 
-/** Routes mounted behind requireAdmin. */
+/** Routes mounted behind requireAdmin. Each works in the environment `?env=` names (`default` when absent; knownEnvironmentQuery checked it). */
 export function profileRoutes(deps: ProfileRoutesDeps): Router {
   const router = Router();
   const json = [requireContentType('application/json'), express.json({ limit: '64kb' })];
 
-  router.get(routes.adminProfiles, async (_req, res) => {
-    res.json({ profiles: await deps.profiles.list() } satisfies ProfileListResponse);
+  router.get(routes.adminProfiles, async (req, res) => {
+    res.json({ profiles: await deps.profiles.list(environmentQuery(req.query)) } satisfies ProfileListResponse);
   });
 
   router.post(routes.adminProfiles, ...json, async (req, res) => {
     const spec = profileSpecSchema.safeParse(req.body);
     if (!spec.success) throw badRequest(spec.error);
-    const profile = await deps.profiles.create(spec.data, adminOf(res.locals).name);
+    const profile = await deps.profiles.create(spec.data, adminOf(res.locals).name, environmentQuery(req.query));
     res.status(201).location(routes.adminProfile(profile.name)).json(profile satisfies Profile);
   });
 
   router.get(`${routes.adminProfiles}/:name`, async (req, res) => {
-    res.json((await deps.profiles.get(nameParam(req.params.name))) satisfies Profile);
+    res.json((await deps.profiles.get(nameParam(req.params.name), environmentQuery(req.query))) satisfies Profile);
   });
 
   router.put(`${routes.adminProfiles}/:name`, ...json, async (req, res) => {
@@ -50,11 +51,11 @@ export function profileRoutes(deps: ProfileRoutesDeps): Router {
     const spec = profileSpecSchema.safeParse(req.body);
     if (!spec.success) throw badRequest(spec.error);
     if (spec.data.name !== name) throw new EnrollError('bad-request', `the body names profile "${spec.data.name}", the path "${name}"`);
-    res.json((await deps.profiles.update(spec.data, adminOf(res.locals).name)) satisfies Profile);
+    res.json((await deps.profiles.update(spec.data, adminOf(res.locals).name, environmentQuery(req.query))) satisfies Profile);
   });
 
   router.delete(`${routes.adminProfiles}/:name`, async (req, res) => {
-    await deps.profiles.delete(nameParam(req.params.name), adminOf(res.locals).name);
+    await deps.profiles.delete(nameParam(req.params.name), adminOf(res.locals).name, environmentQuery(req.query));
     res.status(204).end();
   });
 

@@ -2,11 +2,17 @@
 import express, { Router, type Request, type RequestHandler } from 'express';
 import { canonicalSerial, deviceIdSchema, revokeRequestSchema, routes, type RevokeResponse } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
+import type { EnvironmentService } from '@enrolld/core/environments/environment-service.js';
 import type { RevocationService, RevokeResult } from '@enrolld/core/revocation/revocation-service.js';
 import { adminOf } from './admin-auth.js';
+import { environmentQuery } from './environment-routes.js';
 
 export interface RevocationRoutesDeps {
   revocation: Pick<RevocationService, 'revokeDevice' | 'revokeCertificate' | 'currentCrl'>;
+}
+
+export interface CrlRoutesDeps extends RevocationRoutesDeps {
+  environments: Pick<EnvironmentService, 'published'>;
 }
 
 /** The body is optional (reason defaults to `unspecified`); when there is one it must be JSON. */
@@ -87,14 +93,17 @@ function notModified(req: Request, etag: string, lastModified: Date): boolean {
 }
 
 /**
- * Public: anyone may fetch the CRL (RFC 5280 §5; served as application/pkix-crl, RFC 2585 §4.2). The CRL number names
- * one signed CRL, so it is a strong validator. A relying party may use a CRL until its nextUpdate, so a cache may keep it
- * that long (RFC 9111 §5.2.2.1); newer revocations are enforced by the brokers from the registry, not from this copy.
+ * Public: anyone may fetch the CRL (RFC 5280 §5; served as application/pkix-crl, RFC 2585 §4.2) of one environment's
+ * issuing CA (`?env=`, default `default`; a deleted environment's too, while relying parties may still need it). The
+ * CRL number names one signed CRL, so it is a strong validator. A relying party may use a CRL until its nextUpdate, so
+ * a cache may keep it that long (RFC 9111 §5.2.2.1); newer revocations are enforced by the brokers from the registry,
+ * not from this copy.
  */
-export function crlRoutes(deps: RevocationRoutesDeps): Router {
+export function crlRoutes(deps: CrlRoutesDeps): Router {
   const router = Router();
   router.get(routes.crl, async (req, res) => {
-    const crl = await deps.revocation.currentCrl();
+    const environment = await deps.environments.published(environmentQuery(req.query));
+    const crl = await deps.revocation.currentCrl(environment.name);
     const etag = `"${crl.crlNumber.toString()}"`;
     const maxAgeSeconds = Math.max(0, Math.floor((crl.nextUpdate.getTime() - Date.now()) / 1000));
     res.setHeader('ETag', etag);

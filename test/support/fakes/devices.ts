@@ -25,6 +25,7 @@ export function createMemoryDeviceStore(tables: MemoryTables): DeviceStore {
     }
     return {
       id,
+      environment: device.environment,
       profile: device.profile,
       createdAt: device.createdAt.toISOString(),
       status: current ? statusOf(current, now) : 'pending',
@@ -38,6 +39,7 @@ export function createMemoryDeviceStore(tables: MemoryTables): DeviceStore {
       const now = tables.clock.now();
       return [...tables.devices.keys()]
         .filter((id) => (query.after === undefined || id > query.after) && (query.prefix === undefined || id.startsWith(query.prefix)))
+        .filter((id) => query.environment === undefined || tables.devices.get(id)!.environment === query.environment)
         .sort()
         .map((id) => summary(id, now))
         .filter((s) => query.status === undefined || s.status === query.status)

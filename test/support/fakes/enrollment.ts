@@ -2,18 +2,21 @@
 // same outcomes as db/src/enrollment-store.ts and token-store.ts, checked by test/contract/enrollment.contract.ts.
 // The certificate-row helpers are shared with the renewal fake (fakes/renewal.ts), as the tables are in Postgres.
 import { randomUUID } from 'node:crypto';
-import { isCanonicalSerial, REVOCATION_REASONS } from '@enrolld/protocol';
+import { DEFAULT_ENVIRONMENT, isCanonicalSerial, REVOCATION_REASONS } from '@enrolld/protocol';
 import type { DeviceToken, IdentityKind } from '@enrolld/protocol';
 import type { BeginEnrollment, BeginEnrollmentResult, CertificateHistory, CertificateIntent, CreateTokensResult, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
 import type { TokenDeviceLookup } from '@enrolld/core/renewal/ports.js';
 import type { CertificateRow, MemoryTables } from './memory-tables.js';
 
-export const issuedCertificate = (row: CertificateRow): IssuedCertificate => ({ serial: row.serial, deviceId: row.deviceId, der: row.der!, notBefore: row.notBefore, notAfter: row.notAfter });
+export const issuedCertificate = (row: CertificateRow): IssuedCertificate => ({
+  serial: row.serial, deviceId: row.deviceId, environment: row.environment, der: row.der!, notBefore: row.notBefore, notAfter: row.notAfter,
+});
 
 export const intentOf = (row: CertificateRow): CertificateIntent => ({
   serial: row.serial,
   kind: row.kind,
   deviceId: row.deviceId,
+  environment: row.environment,
   profile: row.profile,
   profileVersion: row.profileVersion,
   notBefore: row.notBefore,
@@ -29,10 +32,13 @@ export function recordIntent(tables: MemoryTables, intent: CertificateIntent, li
   // The certificates table accepts only the canonical serial form (db/migrations/004_canonical_serials.sql).
   if (!isCanonicalSerial(intent.serial)) throw new Error(`serial ${intent.serial} is not canonical`);
   if (tables.certificates.has(intent.serial)) throw new Error(`serial ${intent.serial} exists`);
+  // The composite key of 011_environments.sql: a certificate is in its device's environment.
+  if (tables.devices.get(intent.deviceId)?.environment !== intent.environment) throw new Error(`${intent.deviceId} is not in environment ${intent.environment}`);
   tables.certificates.set(intent.serial, {
     serial: intent.serial,
     kind: intent.kind,
     deviceId: intent.deviceId,
+    environment: intent.environment,
     profile: intent.profile,
     profileVersion: intent.profileVersion,
     tokenId: links.tokenId,
@@ -68,17 +74,20 @@ export function createMemoryTokenStore(tables: MemoryTables): TokenStore & Token
       const now = tables.clock.now();
       const first = tokens[0];
       if (!first) return { outcome: 'created' };
+      const environment = first.environment ?? DEFAULT_ENVIRONMENT;
       if (tables.profiles.get(first.profile)?.kind !== first.kind) return { outcome: 'unknown-profile' };
       const mismatched = tokens.filter((t) => { const kind = tables.devices.get(t.deviceId)?.kind; return kind !== undefined && kind !== t.kind; });
       if (mismatched.length > 0) return { outcome: 'kind-mismatch', ids: mismatched.map((t) => t.deviceId).sort() };
+      const elsewhere = tokens.filter((t) => { const known = tables.devices.get(t.deviceId)?.environment; return known !== undefined && known !== environment; });
+      if (elsewhere.length > 0) return { outcome: 'environment-mismatch', ids: elsewhere.map((t) => t.deviceId).sort() };
       for (const t of tokens) {
-        if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { kind: t.kind, profile: t.profile, createdAt: now });
+        if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { kind: t.kind, environment, profile: t.profile, createdAt: now });
         tables.tokens.set(t.tokenHash.toString('hex'), { id: randomUUID(), deviceId: t.deviceId, profile: t.profile, expiresAt: t.expiresAt, usedAt: null, csrSha256: null });
       }
       return { outcome: 'created' };
     },
-    async identityKinds(ids: string[]): Promise<Map<string, IdentityKind>> {
-      return new Map(ids.flatMap((id) => { const kind = tables.devices.get(id)?.kind; return kind ? [[id, kind] as const] : []; }));
+    async identities(ids: string[]): Promise<Map<string, { kind: IdentityKind; environment: string }>> {
+      return new Map(ids.flatMap((id) => { const device = tables.devices.get(id); return device ? [[id, { kind: device.kind, environment: device.environment }] as const] : []; }));
     },
     async certificateHistory(deviceIds: string[]): Promise<Map<string, CertificateHistory>> {
       const now = tables.clock.now().getTime();
@@ -105,23 +114,28 @@ export function createMemoryTokenStore(tables: MemoryTables): TokenStore & Token
 export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentStore {
   return {
     async begin(input: BeginEnrollment): Promise<BeginEnrollmentResult> {
-      const now = tables.clock.now();
       const token = tables.tokens.get(input.tokenHash.toString('hex'));
       if (!token) return { outcome: 'rejected', reason: 'unknown' };
-      if (!token.usedAt && token.expiresAt > now) {
+      if (!token.usedAt && token.expiresAt > tables.clock.now()) {
         // Built before anything is written: a throw leaves the token unspent.
-        const intent = input.buildIntent({
+        const device = tables.devices.get(token.deviceId)!;
+        const intent = await input.buildIntent({
           tokenId: token.id,
-          kind: tables.devices.get(token.deviceId)!.kind,
+          kind: device.kind,
           deviceId: token.deviceId,
+          environment: device.environment,
           profile: token.profile,
           profileTerms: tables.profiles.get(token.profile),
         });
-        recordIntent(tables, { ...intent, csrSha256: input.csrSha256 }, { tokenId: token.id, predecessorSerial: intent.predecessorSerial ?? null });
-        token.usedAt = now;
-        token.csrSha256 = input.csrSha256;
-        return { outcome: 'begun', intent };
+        // As the conditional UPDATE in Postgres: only the first request to get here after its intent was built spends it.
+        if (!token.usedAt) {
+          recordIntent(tables, { ...intent, csrSha256: input.csrSha256 }, { tokenId: token.id, predecessorSerial: intent.predecessorSerial ?? null });
+          token.usedAt = tables.clock.now();
+          token.csrSha256 = input.csrSha256;
+          return { outcome: 'begun', intent };
+        }
       }
+      const now = tables.clock.now();
       if (!token.usedAt) return { outcome: 'rejected', reason: 'expired' };
       if (token.usedAt.getTime() <= now.getTime() - input.retryWindowSeconds * 1000) return { outcome: 'rejected', reason: 'used' };
       if (!token.csrSha256?.equals(input.csrSha256)) return { outcome: 'csr-mismatch', deviceId: token.deviceId };

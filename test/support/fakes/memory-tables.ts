@@ -18,6 +18,7 @@ export interface CertificateRow {
   serial: string;
   kind: IdentityKind;
   deviceId: string;
+  environment: string;
   profile: string;
   profileVersion: number;
   tokenId: string | null;
@@ -37,8 +38,11 @@ export interface CertificateRow {
 
 export interface MemoryTables {
   clock: Clock;
-  devices: Map<string, { kind: IdentityKind; profile: string; createdAt: Date }>;
-  /** The current version of each live profile (profiles); the built-ins at version 1, as the migration stores them. */
+  devices: Map<string, { kind: IdentityKind; environment: string; profile: string; createdAt: Date }>;
+  /**
+   * The current version of each live profile (profiles); the built-ins at version 1, as the migration stores them. The
+   * fakes keep one set of profiles for every environment (Postgres keeps them per environment).
+   */
   profiles: Map<string, ProfileTerms>;
   /** Keyed by the token hash in hex. */
   tokens: Map<string, TokenRow>;

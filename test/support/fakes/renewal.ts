@@ -1,7 +1,7 @@
 // In-memory RenewalStore and RotationStore (core/src/renewal/ports.ts) over the shared tables: the same outcomes as
 // db/src/renewal-store.ts, checked by test/contract/renewal.contract.ts. One successor per certificate is what the
-// unique index on predecessor_serial makes it in Postgres (db/migrations/003_rotation.sql); here each call runs
-// without an await between its check and its write, so concurrent calls cannot interleave there.
+// unique index on predecessor_serial makes it in Postgres (db/migrations/003_rotation.sql); here the successor is
+// looked up again after the intent was built (an await), right before it is recorded, as the index would refuse it.
 import type { IssuedCertificate } from '@enrolld/core/ports.js';
 import type {
   BeginRenewal,
@@ -20,6 +20,7 @@ const asRenewalCertificate = (row: CertificateRow, tables: MemoryTables): Renewa
   serial: row.serial,
   kind: row.kind,
   deviceId: row.deviceId,
+  environment: row.environment,
   profileTerms: tables.profiles.get(row.profile),
   profile: row.profile,
   der: row.der,
@@ -67,7 +68,9 @@ export function createMemoryRenewalStore(tables: MemoryTables): RenewalStore & R
       if (successor) return answerForSuccessor(successor, input);
       const reused = rows().find((c) => c.publicKeySha256.equals(input.publicKeySha256));
       if (reused) return { outcome: 'key-reused', serial: reused.serial };
-      const intent = input.buildIntent(asRenewalCertificate(predecessor, tables));
+      const intent = await input.buildIntent(asRenewalCertificate(predecessor, tables));
+      const raced = successorOf(predecessor.serial);
+      if (raced) return answerForSuccessor(raced, input);
       recordIntent(tables, intent, { tokenId: null, predecessorSerial: predecessor.serial });
       return { outcome: 'begun', intent: { ...intent, predecessorSerial: predecessor.serial } };
     },

@@ -1,5 +1,6 @@
 // In-memory RevocationStore (core/src/revocation/ports.ts) over the shared tables: the same outcomes as
 // db/src/revocation-store.ts, checked by test/contract/revocation.contract.ts.
+import { DEFAULT_ENVIRONMENT } from '@enrolld/protocol';
 import type {
   CrlBuildInput,
   RevocationCommand,
@@ -15,13 +16,16 @@ const ONE_DAY_MS = 24 * 3600_000;
 const record = (row: CertificateRow): RevokedCertificate => ({
   serial: row.serial,
   deviceId: row.deviceId,
+  environment: row.environment,
   seq: row.revocationSeq!,
   reasonCode: row.revocationReason!,
   revokedAt: row.revokedAt!,
 });
 
 export function createMemoryRevocationStore(tables: MemoryTables): RevocationStore {
-  const crls: StoredCrl[] = [];
+  /** The stored CRLs of each environment, oldest first; numbers come from one sequence, as crl_number_seq does. */
+  const crls = new Map<string, StoredCrl[]>();
+  const crlsOf = (environment: string) => crls.get(environment) ?? crls.set(environment, []).get(environment)!;
 
   function revoke(rows: CertificateRow[], command: RevocationCommand): RevokedCertificate[] {
     const now = tables.clock.now();
@@ -66,26 +70,27 @@ export function createMemoryRevocationStore(tables: MemoryTables): RevocationSto
       return { revoked: revokedRows().filter((c) => c.notAfter.getTime() > horizon).map(record), lastSeq: tables.lastRevocationSeq };
     },
 
-    async lastSeq() {
-      return tables.lastRevocationSeq;
+    async lastSeq(environment = DEFAULT_ENVIRONMENT) {
+      return revokedRows().filter((c) => c.environment === environment).at(-1)?.revocationSeq ?? 0;
     },
 
-    async regenerateCrl(build: (input: CrlBuildInput) => Buffer | Promise<Buffer>, validity) {
+    async regenerateCrl(build: (input: CrlBuildInput) => Buffer | Promise<Buffer>, validity, environment = DEFAULT_ENVIRONMENT) {
       // RFC 5280 §3.3, as db/src/revocation-store.ts: listed until one CRL issued at or past notAfter has listed it.
-      const previous = crls.at(-1);
-      const entries = revokedRows()
+      const previous = crlsOf(environment).at(-1);
+      const revoked = revokedRows().filter((c) => c.environment === environment);
+      const entries = revoked
         .filter((c) => !previous || c.revocationSeq! > previous.coversSeq || c.notAfter >= previous.thisUpdate)
         .map((c) => ({ serial: c.serial, revokedAt: c.revokedAt!, reasonCode: c.revocationReason! }));
       const crlNumber = ++tables.lastCrlNumber;
-      const coversSeq = tables.lastRevocationSeq;
+      const coversSeq = revoked.at(-1)?.revocationSeq ?? 0;
       const der = await build({ entries, crlNumber, coversSeq });
       const crl = { crlNumber, der, thisUpdate: validity.thisUpdate, nextUpdate: validity.nextUpdate, coversSeq };
-      crls.push(crl);
+      crlsOf(environment).push(crl);
       return crl;
     },
 
-    async latestCrl() {
-      return crls.at(-1);
+    async latestCrl(environment = DEFAULT_ENVIRONMENT) {
+      return crlsOf(environment).at(-1);
     },
   };
 }

@@ -4,11 +4,15 @@
 //   POST /.well-known/est/simpleenroll    ← application/pkcs10, Basic (device id : token) or Bearer   §4.2.1
 //   POST /.well-known/est/simplereenroll  ← application/pkcs10, TLS client certificate (the current)  §4.2.2
 //   GET  /.well-known/est/csrattrs        → application/csrattrs                                         §4.5
+// Each operation also takes an environment as its label (RFC 7030 §3.2.2: /.well-known/est/<env>/cacerts). Without
+// one, cacerts is the `default` environment's chain and enrollment follows the token (re-enrollment the certificate);
+// with one, a token or a certificate of another environment is refused before anything is spent or signed.
 // Every reply is sent whole with Content-Length: strongSwan rejects chunked replies (docs/architecture.md).
 import type { TLSSocket } from 'node:tls';
-import express, { Router, type ErrorRequestHandler, type Request, type Response } from 'express';
+import express, { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
-import { MAX_ENROLL_BODY_BYTES, routes } from '@enrolld/protocol';
+import { DEFAULT_ENVIRONMENT, environmentNameSchema, MAX_ENROLL_BODY_BYTES, routes } from '@enrolld/protocol';
+import { chainOf, type EnvironmentService } from '@enrolld/core/environments/environment-service.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { EstEnrollment } from '@enrolld/core/renewal/est-enrollment.js';
 import type { PopLinkingPolicy } from '@enrolld/core/renewal/pop-linking.js';
@@ -24,8 +28,8 @@ import { base64Body, certsOnly, certsOnlyWithPkijs } from './pkcs7.js';
 export interface EstRoutesDeps {
   renewal: Pick<Renewal, 'renew'>;
   enrollment: Pick<EstEnrollment, 'simpleEnroll'>;
-  /** Issuing CA then root, PEM. */
-  chainPem: string;
+  /** Each environment's chain (issuing CA then root) for cacerts, and the labels a request may name. */
+  environments: Pick<EnvironmentService, 'published' | 'require'>;
   popLinking: PopLinkingPolicy;
   logger: Logger;
 }
@@ -50,32 +54,61 @@ function csrBody(req: Request): Buffer {
   return body;
 }
 
+/** The environment an EST label names (RFC 7030 §3.2.2); undefined for the unlabelled paths. */
+function labelOf(req: Request): string | undefined {
+  const label = req.params.label;
+  if (label === undefined) return undefined;
+  const name = environmentNameSchema.safeParse(label);
+  if (!name.success) throw new EnrollError('bad-request', `the EST label "${label}" is not an environment name (^[a-z0-9][a-z0-9._-]{0,62}$)`);
+  return name.data;
+}
+
+/** Each operation at its RFC 7030 path and under an environment label. */
+const both = (operation: 'cacerts' | 'simpleenroll' | 'simplereenroll' | 'csrattrs') => [routes.est[operation], `/.well-known/est/:label/${operation}`] as const;
+
 export function estRoutes(deps: EstRoutesDeps): Router {
   const router = Router();
-  // Built once, off the hot path: the chain does not change while the process runs.
-  const cacerts = certsOnlyWithPkijs(pemBlocks(deps.chainPem));
+  // Each environment's certs-only reply is built once per issuing CA, off the hot path.
+  const cacerts = new Map<string, Buffer>();
   const csrattrs = csrAttrsDer({ requireChallengePassword: deps.popLinking === 'required' });
   const pkcs10 = [
     requireContentType('application/pkcs10'),
     express.raw({ type: () => true, limit: MAX_ENROLL_BODY_BYTES }),
   ];
+  /** A label must name a live environment; the request is then held to it. */
+  const requiredLabel = async (req: Request): Promise<string | undefined> => {
+    const label = labelOf(req);
+    if (label !== undefined) await deps.environments.require(label);
+    return label;
+  };
 
-  router.get(routes.est.cacerts, (_req, res) => sendBase64(res, 200, 'application/pkcs7-mime', cacerts));
+  const cacertsReply: RequestHandler = async (req, res) => {
+    const environment = await deps.environments.published(labelOf(req) ?? DEFAULT_ENVIRONMENT);
+    const chain = chainOf(environment);
+    let reply = cacerts.get(chain);
+    if (!reply) cacerts.set(chain, (reply = certsOnlyWithPkijs(pemBlocks(chain))));
+    sendBase64(res, 200, 'application/pkcs7-mime', reply);
+  };
 
-  router.get(routes.est.csrattrs, (_req, res) => sendBase64(res, 200, 'application/csrattrs', csrattrs));
+  const csrattrsReply: RequestHandler = async (req, res) => {
+    await requiredLabel(req);
+    sendBase64(res, 200, 'application/csrattrs', csrattrs);
+  };
 
-  router.post(routes.est.simpleenroll, ...pkcs10, async (req, res) => {
+  const simpleEnroll: RequestHandler = async (req, res) => {
+    const environment = await requiredLabel(req);
     const { user, token } = parseAuthorization(req.get('authorization'));
     const { response } = await deps.enrollment.simpleEnroll(
       { user, token, csr: csrBody(req), channelBinding: channelBindingOf(req.socket as TLSSocket) },
-      { requestId: res.locals.requestId as string },
+      { requestId: res.locals.requestId as string, environment },
     );
     res.locals.deviceId = response.deviceId;
     // RFC 7030 §4.2.3: certs-only holding only the issued certificate.
     sendBase64(res, 200, PKCS7_CERTS_ONLY, certsOnly(pemBlocks(response.certificate)));
-  });
+  };
 
-  router.post(routes.est.simplereenroll, ...pkcs10, async (req, res) => {
+  const simpleReenroll: RequestHandler = async (req, res) => {
+    const environment = await requiredLabel(req);
     const result = await deps.renewal.renew(
       {
         credential: { kind: 'certificate', der: peerCertificateDer(req) },
@@ -83,12 +116,18 @@ export function estRoutes(deps: EstRoutesDeps): Router {
         transport: 'est',
         channelBinding: channelBindingOf(req.socket as TLSSocket),
         popLinking: true,
+        environment,
       },
       { requestId: res.locals.requestId as string },
     );
     res.locals.deviceId = result.response.deviceId;
     sendBase64(res, 200, PKCS7_CERTS_ONLY, certsOnly([result.certificateDer]));
-  });
+  };
+
+  for (const path of both('cacerts')) router.get(path, cacertsReply);
+  for (const path of both('csrattrs')) router.get(path, csrattrsReply);
+  for (const path of both('simpleenroll')) router.post(path, ...pkcs10, simpleEnroll);
+  for (const path of both('simplereenroll')) router.post(path, ...pkcs10, simpleReenroll);
 
   // RFC 7030 status use where it differs from the API's problem mapping; the rest goes on to the app's handler.
   const estErrors: ErrorRequestHandler = (error, req, res, next) => {
