@@ -19,6 +19,7 @@ export type RefusalReason =
   | 'unknown-profile'
   | 'profiles-not-loaded'
   | 'tls-handshake'
+  | 'other-issuer'
   | 'handshake-timeout'
   | 'pending-per-address'
   | 'pending-total';

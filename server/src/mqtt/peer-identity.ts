@@ -76,6 +76,27 @@ export function issuerPinOf(certificate: Buffer | string): IssuerPin {
 
 const CLIENT_AUTH = oidHex('kpClientAuth');
 
+/** Why a certificate does not name the pinned issuing CA (by name, and by key id when both carry one), if it does not. */
+function otherIssuer(f: Pick<CertificateIdentity, 'issuerDer' | 'authorityKeyIdentifier'>, issuer: IssuerPin): string | undefined {
+  if (!f.issuerDer.equals(issuer.subjectDer)) return 'not issued by the issuing CA';
+  if (issuer.keyId && f.authorityKeyIdentifier && !f.authorityKeyIdentifier.equals(issuer.keyId)) return 'not issued by the issuing CA key';
+  return undefined;
+}
+
+/**
+ * Whether a certificate whose chain OpenSSL verified was issued by the pinned issuing CA. The verified chain ends at a
+ * root we trust, and every CA under it is ours with a name and key of its own, so the issuer's name and key id in the
+ * certificate tell which of them signed it: another environment's issuing CA under the same root is told apart here.
+ */
+export function issuedByPin(der: Buffer, issuer: IssuerPin): boolean {
+  try {
+    return otherIssuer(readCertificateIdentity(der), issuer) === undefined;
+  } catch (error) {
+    if (error instanceof DerError) return false;
+    throw error;
+  }
+}
+
 /**
  * Applies the device profile to a certificate the TLS layer accepted (docs/architecture.md): issued by our issuing
  * CA (the TLS layer trusts the root, so this pins the one issuing CA by name and key id), not a CA, EKU clientAuth,
@@ -89,12 +110,8 @@ export function identityFromCertificate(der: Buffer, issuer?: IssuerPin): PeerId
     if (error instanceof DerError) return { ok: false, reason: `unparseable certificate: ${error.message}` };
     throw error;
   }
-  if (issuer) {
-    if (!f.issuerDer.equals(issuer.subjectDer)) return { ok: false, reason: 'not issued by the issuing CA' };
-    if (issuer.keyId && f.authorityKeyIdentifier && !f.authorityKeyIdentifier.equals(issuer.keyId)) {
-      return { ok: false, reason: 'not issued by the issuing CA key' };
-    }
-  }
+  const foreign = issuer ? otherIssuer(f, issuer) : undefined;
+  if (foreign !== undefined) return { ok: false, reason: foreign };
   if (f.isCa) return { ok: false, reason: 'a CA certificate is not a device' };
   if (!f.extendedKeyUsage?.includes(CLIENT_AUTH)) return { ok: false, reason: 'EKU lacks clientAuth' }; // RFC 5280 §4.2.1.12
   if (f.keyUsage === undefined || (f.keyUsage & KeyUsageBit.digitalSignature) === 0) return { ok: false, reason: 'KU lacks digitalSignature' }; // §4.2.1.3
@@ -124,6 +141,19 @@ export interface PeerIdentityReader {
   size(): number;
 }
 
+/**
+ * The client certificate DER of a TLS socket: from its session (a few µs, present for resumed sessions too), or the
+ * slow, sure getPeerCertificate() when the session does not hold it (not a TLS socket we know, or an OpenSSL that
+ * encodes sessions differently).
+ */
+export function peerCertificateOf(socket: TLSSocket): Buffer | undefined {
+  const session = typeof socket.getSession === 'function' ? socket.getSession() : undefined;
+  const der = session ? peerCertificateFromSession(session) : undefined;
+  if (der) return der;
+  const raw = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false)?.raw : undefined;
+  return raw && raw.length > 0 ? raw : undefined;
+}
+
 /** Identity reader with a bounded cache keyed by certificate hash (insertion-order eviction). */
 export function createPeerIdentityReader(options: { issuer?: Buffer | string | undefined; maxEntries?: number } = {}): PeerIdentityReader {
   const maxEntries = options.maxEntries ?? 50_000;
@@ -131,15 +161,8 @@ export function createPeerIdentityReader(options: { issuer?: Buffer | string | u
   const cache = new Map<string, PeerIdentityResult>();
   return {
     read(socket) {
-      let der: Buffer | undefined;
-      const session = typeof socket.getSession === 'function' ? socket.getSession() : undefined;
-      if (session) der = peerCertificateFromSession(session);
-      if (!der) {
-        // Not a TLS socket we know (or an OpenSSL that encodes sessions differently): take the slow, sure path.
-        const raw = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate(false)?.raw : undefined;
-        if (!raw || raw.length === 0) return { ok: false, reason: 'no client certificate' };
-        der = raw;
-      }
+      const der = peerCertificateOf(socket);
+      if (!der) return { ok: false, reason: 'no client certificate' };
       const key = createHash('sha256').update(der).digest('base64');
       const hit = cache.get(key);
       if (hit) return hit;

@@ -5,6 +5,11 @@
 // A client certificate that fails verification is destroyed right after the handshake, except for one outside its
 // validity period that our issuing CA did sign: that one reaches CONNECT, which answers CONNACK 5 `expired` instead
 // of a bare close the device cannot tell from a network fault.
+// The broker serves one environment and trusts only its issuing CA: a certificate that verifies to the root but was
+// issued by another environment's issuing CA under it (sent with its intermediate, or not) is destroyed at the same
+// point. Node 20's tls.createServer does not pass `allowPartialTrustChain` on to its secure context (only
+// tls.createSecureContext takes it), so the context keeps the whole chain and the issuer is pinned here, by the name
+// and key id the verified certificate carries (peer-identity.ts).
 // Sockets that are not yet admitted at CONNECT are bounded: a TLS handshake that does not finish within the handshake
 // timeout is destroyed (Node only reports it), and accepted sockets still waiting for their admission are capped per
 // source address and in total, so half-open connections cannot take the file descriptors real devices need. Once TLS
@@ -14,6 +19,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from './broker-metrics.js';
+import { issuedByPin, issuerPinOf, peerCertificateOf } from './peer-identity.js';
 
 export interface BrokerTls {
   /** Server key and certificate chain (PEM). */
@@ -21,7 +27,7 @@ export interface BrokerTls {
   cert: string | Buffer;
   /** Our chain only (issuing CA and root, PEM); never the system roots. */
   ca: string | Buffer;
-  /** The issuing CA certificate (PEM or DER): device certificates must be issued by exactly this CA. */
+  /** The issuing CA certificate (PEM or DER) of the broker's environment: device certificates must be issued by exactly this CA. */
   issuingCertificate: string | Buffer;
 }
 
@@ -63,6 +69,7 @@ export function createTlsListener(material: BrokerTls, options: TlsListenerOptio
   const pending = new Map<string, string>();
   const pendingPerAddress = new Map<string, number>();
   const issuing = new X509Certificate(material.issuingCertificate);
+  const pin = issuerPinOf(material.issuingCertificate);
   let server: tls.Server | undefined;
 
   /**
@@ -75,7 +82,13 @@ export function createTlsListener(material: BrokerTls, options: TlsListenerOptio
   }
 
   function accept(socket: tls.TLSSocket): boolean {
-    if (socket.authorized) return true;
+    if (socket.authorized) {
+      const der = peerCertificateOf(socket);
+      if (der !== undefined && issuedByPin(der, pin)) return true;
+      metrics.refused('other-issuer');
+      log.info({ peer: socket.remoteAddress }, 'TLS client certificate of another issuing CA (another environment) refused');
+      return false;
+    }
     const error = String(socket.authorizationError ?? 'no client certificate');
     if (VALIDITY_ERRORS.has(error) && signedByIssuingCa(socket)) return true;
     metrics.refused('tls-handshake');
