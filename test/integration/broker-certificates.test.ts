@@ -58,7 +58,8 @@ describe('broker certificate validation', () => {
     const fromOther = await pki.deviceFrom(otherIssuing, id);
     const selfSignedRoot = await createRootCa(id); // CN = device id, self-signed
     const selfSigned = await pki.deviceFrom(selfSignedRoot, id);
-    // A second intermediate under OUR root: the TLS layer trusts it (it chains to the root), the CONNECT check must not.
+    // A second intermediate under OUR root (another environment's issuing CA): it chains to the root, and the listener's
+    // issuer pin closes it right after the handshake.
     const sibling = await createIntermediateCa(pki.root, `sibling ${id}`);
     const fromSibling = await pki.deviceFrom(sibling, id);
     const ours = await pki.device(id);
@@ -77,6 +78,7 @@ describe('broker certificate validation', () => {
     const notRefused = Object.entries(foreign).filter(([, v]) => v !== 'tls-closed' && v !== 'connack 5').map(([k]) => k);
     report('BRK-02', notRefused.length === 0 && ownLeafOnly === 'connack 0', { notRefused: notRefused.length, outcomes });
     expect(notRefused).toEqual([]);
+    expect(outcomes.siblingIssuingCa).toBe('tls-closed');
     // Control: a device may send only its leaf; the broker holds the issuing CA.
     expect(ownLeafOnly).toBe('connack 0');
   });
