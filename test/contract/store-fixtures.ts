@@ -45,10 +45,11 @@ export function intentFor(
 export async function enrollCertificate(
   stores: { tokens: TokenStore; enrollment: EnrollmentStore },
   deviceId: string,
-  options: { lifetimeMs?: number; signed?: boolean; profile?: string } = {},
+  options: { lifetimeMs?: number; signed?: boolean; profile?: string; environment?: string } = {},
 ): Promise<CertificateIntent> {
   const tokenHash = newTokenHash();
-  await stores.tokens.createTokens([{ kind: 'device', deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? 'device' }], 'contract');
+  const token = { kind: 'device' as const, deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? 'device', environment: options.environment };
+  await stores.tokens.createTokens([token], 'contract');
   const csr = randomBytes(32);
   const begun = await stores.enrollment.begin({ tokenHash, csrSha256: csr, retryWindowSeconds: 60, inFlightSeconds: 0, buildIntent: (g) => intentFor(g, csr, options) });
   if (begun.outcome !== 'begun') throw new Error(`expected begun, got ${begun.outcome}`);

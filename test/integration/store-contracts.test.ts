@@ -6,6 +6,7 @@ import {
   createPgAdminCredentialStore,
   createPgDeviceStore,
   createPgEnrollmentStore,
+  createPgEnvironmentStore,
   createPgRenewalStore,
   createPgRevocationStore,
   createPgTokenStore,
@@ -13,11 +14,13 @@ import {
 import { describeAdminCredentialStoreContract } from '../contract/admin-credentials.contract.js';
 import { describeDeviceStoreContract } from '../contract/devices.contract.js';
 import { describeEnrollmentStoreContract } from '../contract/enrollment.contract.js';
+import { describeEnvironmentStoreContract } from '../contract/environments.contract.js';
 import { describeRenewalStoreContract } from '../contract/renewal.contract.js';
 import { describeRevocationStoreContract } from '../contract/revocation.contract.js';
 import { createMemoryAdminCredentialStore } from '../support/fakes/admin-credentials.js';
 import { createMemoryDeviceStore } from '../support/fakes/devices.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
+import { createMemoryEnvironmentStore } from '../support/fakes/environments-store.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
 import { createMemoryRenewalStore } from '../support/fakes/renewal.js';
 import { createMemoryRevocationStore } from '../support/fakes/revocation.js';
@@ -42,6 +45,7 @@ function memoryStores() {
     renewal: createMemoryRenewalStore(tables),
     devices: createMemoryDeviceStore(tables),
     admins: createMemoryAdminCredentialStore(tables),
+    environments: createMemoryEnvironmentStore(tables),
   };
 }
 
@@ -55,6 +59,7 @@ function postgresStores() {
     renewal,
     devices: createPgDeviceStore(db.pool),
     admins: createPgAdminCredentialStore(db.pool),
+    environments: createPgEnvironmentStore(db.pool),
   };
 }
 
@@ -64,4 +69,5 @@ for (const [name, stores] of [['in-memory fake', memoryStores], ['Postgres', pos
   describeRenewalStoreContract(name, stores);
   describeDeviceStoreContract(name, stores);
   describeAdminCredentialStoreContract(name, () => stores().admins);
+  describeEnvironmentStoreContract(name, stores);
 }

@@ -53,10 +53,10 @@ function setup(options: { signer?: CrlSigner } = {}) {
     },
     onCrlError: (error) => crlErrors.push(error),
   });
-  const device = async (count = 1) => {
+  const device = async (count = 1, environment?: string) => {
     const deviceId = randomDeviceId('revoke');
     const serials: string[] = [];
-    for (let i = 0; i < count; i++) serials.push((await enrollCertificate(stores, deviceId)).serial);
+    for (let i = 0; i < count; i++) serials.push((await enrollCertificate(stores, deviceId, { environment })).serial);
     return { deviceId, serials };
   };
   return { clock, timers, tables, store, service, published, crlErrors, device, log };
@@ -255,5 +255,34 @@ describe('revocation service', () => {
     expect(caughtUp.crlNumber).toBeGreaterThan(halfLife.crlNumber);
     expect(caughtUp.coversSeq).toBe(await store.lastSeq());
     expect(await service.currentCrl()).toEqual(caughtUp);
+  });
+
+  it('a CRL per environment: a revocation rebuilds its own environment\'s CRL, signed for it, coalesced apart from the others', async () => {
+    const signedFor: string[] = [];
+    const { service, device, store, timers, tables } = setup({ signer: { signCrl: (spec, environment) => (signedFor.push(environment), ca.signCrl(spec)) } });
+    tables.environments.set('dev', { name: 'dev', ownRoot: false, issuingCertificatePem: 'issuing', rootCertificatePem: 'root', createdAt: new Date(), createdBy: 'unit', deletedAt: null });
+    const defaultCrl = await service.ensureCrlCurrent('default');
+    const devCrl = await service.ensureCrlCurrent('dev');
+    expect(signedFor).toEqual(['default', 'dev']);
+
+    const inDev = [await device(1, 'dev'), await device(1, 'dev'), await device(1, 'dev')];
+    for (const d of inDev) await service.revokeDevice(d.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    // Three revocations inside one interval: one rebuild, of the dev CRL only.
+    expect(signedFor).toEqual(['default', 'dev', 'dev']);
+    const rebuilt = await store.latestCrl('dev');
+    expect(rebuilt!.crlNumber).toBeGreaterThan(devCrl.crlNumber);
+    expect(rebuilt!.coversSeq).toBe(await store.lastSeq('dev'));
+    // `default` had no revocation: its CRL is still current and is not signed again.
+    expect(await service.ensureCrlCurrent('default')).toEqual(defaultCrl);
+    expect(await service.currentCrl('dev')).toEqual(rebuilt);
+    expect(signedFor).toHaveLength(3);
+
+    const inDefault = await device();
+    await service.revokeDevice(inDefault.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    expect(signedFor).toEqual(['default', 'dev', 'dev', 'default']);
+    expect((await store.latestCrl('default'))!.coversSeq).toBe(await store.lastSeq('default'));
+    expect(await store.latestCrl('dev')).toEqual(rebuilt);
   });
 });

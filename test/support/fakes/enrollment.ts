@@ -75,6 +75,7 @@ export function createMemoryTokenStore(tables: MemoryTables): TokenStore & Token
       const first = tokens[0];
       if (!first) return { outcome: 'created' };
       const environment = first.environment ?? DEFAULT_ENVIRONMENT;
+      if (tables.environments.get(environment)?.deletedAt !== null) return { outcome: 'unknown-environment' };
       if (tables.profiles.get(first.profile)?.kind !== first.kind) return { outcome: 'unknown-profile' };
       const mismatched = tokens.filter((t) => { const kind = tables.devices.get(t.deviceId)?.kind; return kind !== undefined && kind !== t.kind; });
       if (mismatched.length > 0) return { outcome: 'kind-mismatch', ids: mismatched.map((t) => t.deviceId).sort() };

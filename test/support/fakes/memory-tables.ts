@@ -3,6 +3,7 @@
 import type { IdentityKind } from '@enrolld/protocol';
 import type { Clock } from '@enrolld/core/clock.js';
 import type { ProfileTerms } from '@enrolld/core/profiles/ports.js';
+import type { EnvironmentRecord } from '@enrolld/core/environments/ports.js';
 import { BUILTIN_PROFILE_SPECS } from '@enrolld/core/acl/builtin-profiles.js';
 
 export interface TokenRow {
@@ -38,6 +39,8 @@ export interface CertificateRow {
 
 export interface MemoryTables {
   clock: Clock;
+  /** environments: `default` from the start, with no chain until one is recorded (as the migration leaves it). */
+  environments: Map<string, Omit<EnvironmentRecord, 'issuingCertificatePem' | 'rootCertificatePem'> & { issuingCertificatePem: string | null; rootCertificatePem: string | null }>;
   devices: Map<string, { kind: IdentityKind; environment: string; profile: string; createdAt: Date }>;
   /**
    * The current version of each live profile (profiles); the built-ins at version 1, as the migration stores them. The
@@ -58,6 +61,9 @@ export interface MemoryTables {
 export function createMemoryTables(clock: Clock): MemoryTables {
   return {
     clock,
+    environments: new Map([
+      ['default', { name: 'default', ownRoot: false, issuingCertificatePem: null, rootCertificatePem: null, createdAt: clock.now(), createdBy: 'migration', deletedAt: null }],
+    ]),
     devices: new Map(),
     profiles: new Map(BUILTIN_PROFILE_SPECS.map((spec) => [spec.name, { name: spec.name, version: 1, kind: spec.kind }])),
     tokens: new Map(),
