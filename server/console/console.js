@@ -98,7 +98,8 @@ function EventsPage() {
 // ---- fleet -------------------------------------------------------------------------------------------------------
 
 function FleetPage() {
-  const [filters, setFilters] = useState({ prefix: '', status: '', profile: '', expiresWithinDays: '', connected: false });
+  const [filters, setFilters] = useState({ prefix: '', env: '', status: '', profile: '', expiresWithinDays: '', connected: false });
+  const [environments, setEnvironments] = useState([]);
   const [page, setPage] = useState(undefined);
   const [cursors, setCursors] = useState([]);
   const [error, setError] = useState('');
@@ -106,7 +107,7 @@ function FleetPage() {
 
   async function load(after) {
     const q = new URLSearchParams({ limit: '50' });
-    for (const key of ['prefix', 'status', 'profile', 'expiresWithinDays']) if (filters[key]) q.set(key, filters[key]);
+    for (const key of ['prefix', 'env', 'status', 'profile', 'expiresWithinDays']) if (filters[key]) q.set(key, filters[key]);
     if (filters.connected) q.set('connected', 'true');
     if (after) q.set('after', after);
     const started = performance.now();
@@ -120,6 +121,7 @@ function FleetPage() {
   }
   useEffect(() => {
     void load();
+    api('/v1/admin/environments').then((list) => setEnvironments(list.environments.map((e) => e.name)), (e) => setError(e.message));
   }, []);
   const set = (key) => (ev) => setFilters({ ...filters, [key]: ev.target.type === 'checkbox' ? ev.target.checked : ev.target.value });
 
@@ -127,6 +129,9 @@ function FleetPage() {
     <h2>Fleet</h2>
     <form class="filters" id="fleet-search" onSubmit=${(ev) => { ev.preventDefault(); setCursors([]); void load(); }}>
       <label>Id prefix <input name="prefix" value=${filters.prefix} onInput=${set('prefix')} /></label>
+      <label>Environment <select name="env" value=${filters.env} onChange=${set('env')}>
+        <option value="">any</option>${environments.map((name) => html`<option value=${name}>${name}</option>`)}
+      </select></label>
       <label>Status <select name="status" value=${filters.status} onChange=${set('status')}>
         <option value="">any</option>${STATUSES.map((s) => html`<option value=${s}>${s}</option>`)}
       </select></label>
@@ -137,9 +142,10 @@ function FleetPage() {
     </form>
     ${error ? html`<p class="error">${error}</p>` : ''}
     ${page ? html`<table class="devices" id="fleet-table">
-      <thead><tr><th>Device</th><th>Status</th><th>Profile</th><th>Connected</th><th>Current serial</th><th>Not after</th></tr></thead>
+      <thead><tr><th>Device</th><th>Environment</th><th>Status</th><th>Profile</th><th>Connected</th><th>Current serial</th><th>Not after</th></tr></thead>
       <tbody>${page.devices.map((d) => html`<tr>
         <td><a href=${`#/device/${encodeURIComponent(d.id)}`}>${d.id}</a></td>
+        <td>${d.environment}</td>
         <td><span class=${`status status-${d.status}`}>${d.status}</span></td>
         <td>${d.profile}</td>
         <td>${d.connected ? html`<span class="badge-on">connected</span>` : d.lastSeen ? `seen ${fmt(d.lastSeen)}` : '—'}</td>
@@ -213,6 +219,7 @@ function DevicePage({ id }) {
     <h2 id="device-id">${device.id}</h2>
     <dl class="facts">
       <dt>Status</dt><dd><span class=${`status status-${device.status}`} id="device-status">${device.status}</span></dd>
+      <dt>Environment</dt><dd>${device.environment}</dd>
       <dt>Profile</dt><dd>${device.profile}</dd>
       <dt>Connected now</dt><dd id="device-connected">${device.connected ? 'yes' : 'no'}</dd>
       <dt>Last seen</dt><dd>${fmt(device.lastSeen)}</dd>

@@ -10,6 +10,7 @@ import { CREATED_TOKEN_CSV_COLUMNS } from '@enrolld/protocol';
 import { REPO_ROOT } from '../support/processes.js';
 import { connectWith, mustConnect } from '../support/renew-mqtt.js';
 import { enrollDevice, type DeviceCreds } from '../support/renew-support.js';
+import { createEnvironment, enrollIn } from '../support/environments.js';
 import { startTestServer, uniqueDeviceId, type TestServer } from '../support/server-harness.js';
 
 // The browser globals the page functions below use (the test project compiles without the DOM library).
@@ -27,7 +28,9 @@ describe('console in chromium', () => {
   let page: Page;
   const problems: string[] = [];
   const prefix = `${uniqueDeviceId('plant')}-`;
+  const staging = `staging-${prefix.slice(-7, -1)}`;
   let devices: DeviceCreds[];
+  let stagingDevice: DeviceCreds;
 
   beforeAll(async () => {
     await mkdir(SHOTS, { recursive: true });
@@ -35,6 +38,9 @@ describe('console in chromium', () => {
     devices = [];
     for (let i = 0; i < 3; i++) devices.push(await enrollDevice(server, `${prefix}${i}`));
     await server.db.pool.query('UPDATE devices SET profile = $1 WHERE id = $2', [PLANTED_PROFILE, devices[1]!.deviceId]);
+    // An environment the fleet page offers as a filter, with one device of its own.
+    await createEnvironment(server, staging);
+    stagingDevice = await enrollIn(server, staging, uniqueDeviceId('stage'));
     browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage'] });
     const context = await browser.newContext({ ignoreHTTPSErrors: true, acceptDownloads: true, viewport: { width: 1280, height: 900 } });
     page = await context.newPage();
@@ -79,6 +85,16 @@ describe('console in chromium', () => {
     await page.waitForFunction((p) => document.querySelectorAll('#fleet-table tbody tr').length === 3 && document.querySelector('#fleet-table tbody td a')?.textContent?.startsWith(p), prefix);
     expect(await page.locator('#fleet-table').textContent()).toContain(PLANTED_PROFILE);
     await shot('2-fleet');
+    // The environment filter: only the staging environment's device; back to any environment, the three again.
+    await page.fill('#fleet-search input[name=prefix]', '');
+    await page.selectOption('#fleet-search select[name=env]', staging);
+    await page.click('#fleet-search button[type=submit]');
+    await page.waitForFunction((id) => document.querySelectorAll('#fleet-table tbody tr').length === 1 && document.querySelector('#fleet-table tbody td a')?.textContent === id, stagingDevice.deviceId);
+    await shot('2-fleet-environment');
+    await page.fill('#fleet-search input[name=prefix]', prefix);
+    await page.selectOption('#fleet-search select[name=env]', '');
+    await page.click('#fleet-search button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#fleet-table tbody tr').length === 3);
 
     // The device page of a connected device.
     const victim = devices[0]!;
