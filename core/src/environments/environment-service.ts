@@ -12,12 +12,29 @@ export function chainOf(environment: Pick<EnvironmentRecord, 'issuingCertificate
   return environment.issuingCertificatePem + environment.rootCertificatePem;
 }
 
-export function createEnvironmentService(deps: { store: EnvironmentStore; caFactory: EnvironmentCaFactory }) {
+export interface EnvironmentServiceDeps {
+  store: EnvironmentStore;
+  caFactory: EnvironmentCaFactory;
+  /** The chain of `default` as this process holds it (its home's CA): served without a database round trip. */
+  defaultChainPem?: string | undefined;
+}
+
+export function createEnvironmentService(deps: EnvironmentServiceDeps) {
   const { store } = deps;
 
   async function unknown(name: string): Promise<EnrollError> {
     const names = (await store.list()).map((e) => e.name);
     return new EnrollError('bad-request', `unknown environment "${name}"; existing environments: ${names.join(', ')}`, { extensions: { environments: names } });
+  }
+
+  /**
+   * An environment a request reads published material of (its CA chain, its CRL): live, or deleted while relying
+   * parties may still need its CRL. 400 when the name was never created.
+   */
+  async function published(name: string): Promise<EnvironmentRecord> {
+    const environment = await store.get(name);
+    if (!environment) throw await unknown(name);
+    return environment;
   }
 
   return {
@@ -38,14 +55,15 @@ export function createEnvironmentService(deps: { store: EnvironmentStore; caFact
       if (!environment || environment.deletedAt) throw await unknown(name);
     },
 
+    published,
+
     /**
-     * An environment a request reads published material of (its CA chain, its CRL): live, or deleted while relying
-     * parties may still need its CRL. 400 when the name was never created.
+     * The chain (issuing CA then root, PEM) of an environment whose material is published: `default`'s from memory,
+     * so GET /v1/ca and EST cacerts keep answering while Postgres does not; another's as recorded.
      */
-    async published(name: string): Promise<EnvironmentRecord> {
-      const environment = await store.get(name);
-      if (!environment) throw await unknown(name);
-      return environment;
+    async chain(name: string): Promise<string> {
+      if (name === DEFAULT_ENVIRONMENT && deps.defaultChainPem !== undefined) return deps.defaultChainPem;
+      return chainOf(await published(name));
     },
 
     async create(input: { name: string; ownRoot: boolean }, command: EnvironmentCommand): Promise<EnvironmentRecord> {

@@ -18,7 +18,7 @@ export async function prepareEnvironments(
   pool: pg.Pool,
   pki: Pick<PkiHome, 'ca' | 'issuingCertPem' | 'rootCertPem'>,
   options: { recordDefault: boolean },
-): Promise<{ cas: IssuingCas; caFactory: EnvironmentCaFactory }> {
+): Promise<{ cas: IssuingCas; caFactory: EnvironmentCaFactory; defaultChainPem: string }> {
   const store = createPgEnvironmentStore(pool);
   if (options.recordDefault) {
     const recorded = await store.recordDefaultChain({ issuingCertificatePem: pki.issuingCertPem, rootCertificatePem: pki.rootCertPem });
@@ -34,6 +34,7 @@ export async function prepareEnvironments(
   return {
     cas: createIssuingCas(config.home, { defaultCa: pki.ca, environments: store }),
     caFactory: createEnvironmentCaFactory(config.home, { serverNames: config.serverNames }),
+    defaultChainPem: pki.issuingCertPem + pki.rootCertPem,
   };
 }
 

@@ -45,6 +45,8 @@ export interface UseCaseDeps {
   cas: IssuingCas;
   /** Makes a new environment's CA in this process's home (the API; other roles never create one). */
   caFactory: EnvironmentCaFactory;
+  /** The chain of `default` (the home's CA), served without a database round trip. */
+  defaultChainPem: string;
   logger: Logger;
   registry: Registry;
   /** Told after each revocation commits and after each CRL rebuild: the in-process source a broker in the same process consumes. */
@@ -65,7 +67,7 @@ export function buildUseCases(deps: UseCaseDeps) {
   const deviceStore = createPgDeviceStore(pool);
   const adminCredentials = createPgAdminCredentialStore(pool);
   const profiles = createProfileService({ store: createPgProfileStore(pool) });
-  const environments = createEnvironmentService({ store: createPgEnvironmentStore(pool), caFactory: deps.caFactory });
+  const environments = createEnvironmentService({ store: createPgEnvironmentStore(pool), caFactory: deps.caFactory, defaultChainPem: deps.defaultChainPem });
   const tokens = createTokenIssuer({ store: createPgTokenStore(pool), clock: deps.clock ?? systemClock, defaultTtlSeconds: config.tokenTtlSeconds, profiles, environments });
 
   const enrollment = createEnrollment({

@@ -40,7 +40,7 @@ export interface HttpUseCases {
   fleet: FleetRoutesDeps['fleet'];
   fleetEvents: FleetRoutesDeps['events'];
   audit: AuditRoutesDeps['audit'] & Pick<AuditTrail, 'append'>;
-  environments: EnvironmentRoutesDeps['environments'] & EnrollRoutesDeps['environments'] & EstRoutesDeps['environments'] & Pick<EnvironmentService, 'require'>;
+  environments: EnvironmentRoutesDeps['environments'] & EnrollRoutesDeps['environments'] & EstRoutesDeps['environments'] & Pick<EnvironmentService, 'require' | 'published'>;
 }
 
 export interface HttpAppDeps {

@@ -1,14 +1,14 @@
 import express, { Router } from 'express';
 import { enrollRequestSchema, MAX_ENROLL_BODY_BYTES, routes, type EnrollResponse } from '@enrolld/protocol';
 import type { Enrollment } from '@enrolld/core/enroll.js';
-import { chainOf, type EnvironmentService } from '@enrolld/core/environments/environment-service.js';
+import type { EnvironmentService } from '@enrolld/core/environments/environment-service.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import { environmentQuery } from './environment-routes.js';
 import { requireContentType } from './request-context.js';
 
 export interface EnrollRoutesDeps {
   enrollment: Enrollment;
-  environments: Pick<EnvironmentService, 'published'>;
+  environments: Pick<EnvironmentService, 'chain'>;
 }
 
 export function enrollRoutes(deps: EnrollRoutesDeps): Router {
@@ -34,8 +34,7 @@ export function enrollRoutes(deps: EnrollRoutesDeps): Router {
 
   // The chain of one environment (`?env=`, default `default`): what its devices trust and send with their certificate.
   router.get(routes.ca, async (req, res) => {
-    const environment = await deps.environments.published(environmentQuery(req.query));
-    res.type('application/pem-certificate-chain').send(chainOf(environment));
+    res.type('application/pem-certificate-chain').send(await deps.environments.chain(environmentQuery(req.query)));
   });
 
   return router;

@@ -12,7 +12,7 @@ import type { TLSSocket } from 'node:tls';
 import express, { Router, type ErrorRequestHandler, type Request, type RequestHandler, type Response } from 'express';
 import type { Logger } from 'pino';
 import { DEFAULT_ENVIRONMENT, environmentNameSchema, MAX_ENROLL_BODY_BYTES, routes } from '@enrolld/protocol';
-import { chainOf, type EnvironmentService } from '@enrolld/core/environments/environment-service.js';
+import type { EnvironmentService } from '@enrolld/core/environments/environment-service.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { EstEnrollment } from '@enrolld/core/renewal/est-enrollment.js';
 import type { PopLinkingPolicy } from '@enrolld/core/renewal/pop-linking.js';
@@ -29,7 +29,7 @@ export interface EstRoutesDeps {
   renewal: Pick<Renewal, 'renew'>;
   enrollment: Pick<EstEnrollment, 'simpleEnroll'>;
   /** Each environment's chain (issuing CA then root) for cacerts, and the labels a request may name. */
-  environments: Pick<EnvironmentService, 'published' | 'require'>;
+  environments: Pick<EnvironmentService, 'chain' | 'require'>;
   popLinking: PopLinkingPolicy;
   logger: Logger;
 }
@@ -83,8 +83,7 @@ export function estRoutes(deps: EstRoutesDeps): Router {
   };
 
   const cacertsReply: RequestHandler = async (req, res) => {
-    const environment = await deps.environments.published(labelOf(req) ?? DEFAULT_ENVIRONMENT);
-    const chain = chainOf(environment);
+    const chain = await deps.environments.chain(labelOf(req) ?? DEFAULT_ENVIRONMENT);
     let reply = cacerts.get(chain);
     if (!reply) cacerts.set(chain, (reply = certsOnlyWithPkijs(pemBlocks(chain))));
     sendBase64(res, 200, 'application/pkcs7-mime', reply);
