@@ -171,8 +171,12 @@ const envSchema = z.object({
   BROKER_CONNECT_TIMEOUT: fineDuration('10s'),
   /** `redis`: brokers share messages, sessions, retained messages and wills over REDIS_URL (docs/architecture.md §6). */
   BROKER_CLUSTER: z.enum(['none', 'redis']).default('none'),
-  /** Prefix of the cluster's Redis channels and keys: brokers with the same prefix form one cluster. */
-  BROKER_CLUSTER_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).default('enrolld:mqtt:'),
+  /**
+   * Prefix of the cluster's Redis channels and keys: brokers with the same prefix form one cluster. Default
+   * `enrolld:mqtt:`, and `enrolld:mqtt:<env>:` for another ENROLLD_ENV, so brokers of two environments never share
+   * messages or sessions.
+   */
+  BROKER_CLUSTER_PREFIX: z.string().regex(/^[A-Za-z0-9_.:-]{1,64}$/).optional(),
   /** Aedes heartbeat; a node silent for 3 heartbeats is dead and its devices' wills are published. Default 60s, 5s in a cluster. */
   BROKER_HEARTBEAT_INTERVAL: durationIn(undefined, { wholeSeconds: false }).optional(),
   /** Time a TCP connection to the MQTT port may take to finish its TLS handshake; then it is closed. */
@@ -330,7 +334,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       maxStalenessMs: Math.round(e.BROKER_MAX_STALENESS * 1000),
       sessionTickets: e.BROKER_SESSION_TICKETS === 'on',
       connectTimeoutMs: Math.round(e.BROKER_CONNECT_TIMEOUT * 1000),
-      cluster: Object.freeze({ mode: e.BROKER_CLUSTER, prefix: e.BROKER_CLUSTER_PREFIX }),
+      cluster: Object.freeze({
+        mode: e.BROKER_CLUSTER,
+        prefix: e.BROKER_CLUSTER_PREFIX ?? (e.ENROLLD_ENV === DEFAULT_ENVIRONMENT ? 'enrolld:mqtt:' : `enrolld:mqtt:${e.ENROLLD_ENV}:`),
+      }),
       heartbeatIntervalMs: Math.round((e.BROKER_HEARTBEAT_INTERVAL ?? (e.BROKER_CLUSTER === 'redis' ? 5 : 60)) * 1000),
       handshakeTimeoutMs: Math.round(e.BROKER_HANDSHAKE_TIMEOUT * 1000),
       maxPendingPerAddress: e.BROKER_MAX_PENDING_PER_ADDRESS,

@@ -44,6 +44,13 @@ describe('configuration', () => {
     for (const name of ['HTTPS_PORT', 'CERT_LIFETIME', 'LOG_LEVEL', 'DATABASE_URL']) expect(problems).toContain(name);
   });
 
+  it('ENROLLD_ENV: `default` unless set, an environment name, and the cluster prefix of another environment is its own', () => {
+    expect(loadConfig({})).toMatchObject({ environment: 'default', broker: { cluster: { prefix: 'enrolld:mqtt:' } } });
+    expect(loadConfig({ ENROLLD_ENV: 'dev' })).toMatchObject({ environment: 'dev', broker: { cluster: { prefix: 'enrolld:mqtt:dev:' } } });
+    expect(loadConfig({ ENROLLD_ENV: 'dev', BROKER_CLUSTER_PREFIX: 'site-a:' }).broker.cluster.prefix).toBe('site-a:');
+    expect(() => loadConfig({ ENROLLD_ENV: 'Dev!' })).toThrow(/ENROLLD_ENV: must be an environment name/);
+  });
+
   it('refuses a lifetime that the backdate would use up', () => {
     expect(() => loadConfig({ CERT_LIFETIME: '2m', CERT_BACKDATE: '5m' })).toThrow(/CERT_LIFETIME: must be longer than CERT_BACKDATE/);
     expect(loadConfig({ CERT_LIFETIME: '2m', CERT_BACKDATE: '5s' }).certificateLifetimeSeconds).toBe(120);
