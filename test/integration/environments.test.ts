@@ -276,6 +276,7 @@ describe('environments', () => {
     });
   });
 
+  // Each case runs the CLI a few times (about a second per process on an idle 2-core machine): a longer timeout.
   describe('the CLI', () => {
     /** Runs the compiled `enrolld` against the test server; resolves with its exit code and output. */
     function enrolld(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -311,7 +312,7 @@ describe('environments', () => {
       expect(refused).toMatchObject({ code: 1, stderr: expect.stringContaining('1 live certificate(s)') });
       expect((await adminPost(server, routes.adminRevokeDevice(deviceId), { reason: 'unspecified' })).status).toBe(200);
       expect(await enrolld('env', 'delete', name)).toMatchObject({ code: 0, stderr: expect.stringContaining(`environment ${name} deleted`) });
-    });
+    }, 180_000);
 
     it('bad input: a bad name is a usage error (exit 2); an unknown environment or `default` fails naming it (exit 1)', async () => {
       expect(await enrolld('env', 'create', 'Bad!')).toMatchObject({ code: 2, stderr: expect.stringContaining('"Bad!" is not a valid environment name') });
@@ -320,6 +321,6 @@ describe('environments', () => {
       expect(await enrolld('devices', 'list', '--env', 'nowhere')).toMatchObject({ code: 1, stderr: expect.stringContaining('unknown environment "nowhere"') });
       expect(await enrolld('env', 'delete', 'default')).toMatchObject({ code: 1, stderr: expect.stringContaining('"default" cannot be deleted') });
       expect(await enrolld('env', 'show', 'nowhere')).toMatchObject({ code: 1, stderr: expect.stringContaining('no environment "nowhere"') });
-    });
+    }, 180_000);
   });
 });
