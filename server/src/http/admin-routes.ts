@@ -29,7 +29,7 @@ export function adminRoutes(deps: AdminRoutesDeps): Router {
   router.post(routes.adminTokens, requireContentType('application/json'), express.json({ limit: '16kb' }), async (req, res) => {
     const body = createTokenRequestSchema.safeParse(req.body);
     if (!body.success) throw badRequest(body.error);
-    const created = await deps.tokens.create(body.data, adminOf(res.locals).name);
+    const created = await deps.tokens.create(body.data, adminOf(res.locals).actor);
     res.setHeader('Cache-Control', 'no-store');
     if (req.accepts(['application/json', 'text/csv']) === 'text/csv') {
       const lines = [CREATED_TOKEN_CSV_COLUMNS.join(','), ...created.map((t) => CREATED_TOKEN_CSV_COLUMNS.map((column) => csvCell(t[column])).join(','))];

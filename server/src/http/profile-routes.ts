@@ -37,7 +37,7 @@ export function profileRoutes(deps: ProfileRoutesDeps): Router {
   router.post(routes.adminProfiles, ...json, async (req, res) => {
     const spec = profileSpecSchema.safeParse(req.body);
     if (!spec.success) throw badRequest(spec.error);
-    const profile = await deps.profiles.create(spec.data, adminOf(res.locals).name);
+    const profile = await deps.profiles.create(spec.data, adminOf(res.locals).actor);
     res.status(201).location(routes.adminProfile(profile.name)).json(profile satisfies Profile);
   });
 
@@ -50,18 +50,18 @@ export function profileRoutes(deps: ProfileRoutesDeps): Router {
     const spec = profileSpecSchema.safeParse(req.body);
     if (!spec.success) throw badRequest(spec.error);
     if (spec.data.name !== name) throw new EnrollError('bad-request', `the body names profile "${spec.data.name}", the path "${name}"`);
-    res.json((await deps.profiles.update(spec.data, adminOf(res.locals).name)) satisfies Profile);
+    res.json((await deps.profiles.update(spec.data, adminOf(res.locals).actor)) satisfies Profile);
   });
 
   router.delete(`${routes.adminProfiles}/:name`, async (req, res) => {
-    await deps.profiles.delete(nameParam(req.params.name), adminOf(res.locals).name);
+    await deps.profiles.delete(nameParam(req.params.name), adminOf(res.locals).actor);
     res.status(204).end();
   });
 
   router.post(routes.adminServices, ...json, async (req, res) => {
     const body = createServiceRequestSchema.safeParse(req.body);
     if (!body.success) throw badRequest(body.error);
-    const issued = await deps.services.create(body.data, adminOf(res.locals).name, { requestId: res.locals.requestId as string | undefined });
+    const issued = await deps.services.create(body.data, adminOf(res.locals).actor, { requestId: res.locals.requestId as string | undefined });
     res.setHeader('Cache-Control', 'no-store');
     res.status(201).json(issued satisfies EnrollResponse);
   });
