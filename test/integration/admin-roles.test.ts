@@ -4,12 +4,9 @@
 import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import pino from 'pino';
-import { Registry } from 'prom-client';
 import { ADMIN_ROLES, adminRouteRoles, problemType, roleAllows, type AdminRole } from '@enrolld/protocol';
-import { createHttpApp, type HttpUseCases } from '../../server/src/http/app.js';
 import { createAdmin, type AdminCaller } from '../support/admin-certs.js';
-import { declaredRoutes } from '../support/app-routes.js';
+import { declaredRoutes, routesOnlyApp } from '../support/app-routes.js';
 import type { DeviceCreds } from '../support/renew-support.js';
 import { startTestServer, type TestServer } from '../support/server-harness.js';
 
@@ -84,15 +81,7 @@ describe('admin role matrix', () => {
   });
 
   it('every /v1/admin route the app declares has a role in adminRouteRoles, and every line there is a route of the app', () => {
-    const app = createHttpApp({
-      logger: pino({ level: 'silent' }),
-      registry: new Registry(),
-      useCases: {} as HttpUseCases,
-      chainPem: server.chainPem,
-      popLinking: 'if-present',
-      checkReadiness: async () => ({}),
-      consoleSessionTtlMs: 60_000,
-    });
+    const app = routesOnlyApp(server.chainPem);
     const adminRoutes = declaredRoutes(app).filter((r) => r.split(' ')[1]!.startsWith('/v1/admin/'));
     expect(adminRoutes).toEqual(Object.keys(adminRouteRoles).sort());
   });

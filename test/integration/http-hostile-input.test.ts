@@ -1,11 +1,8 @@
 // Client input that must never reach a 5xx, swept over EVERY route of the app: a body whose Content-Encoding does not
 // decode (gzip, deflate, br), malformed percent-encoding in a path parameter, and an empty body where JSON is expected.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import pino from 'pino';
-import { Registry } from 'prom-client';
 import { problemType, routes } from '@enrolld/protocol';
-import { createHttpApp, type HttpUseCases } from '../../server/src/http/app.js';
-import { declaredRoutes } from '../support/app-routes.js';
+import { declaredRoutes, routesOnlyApp } from '../support/app-routes.js';
 import { httpsRequest, type RawResponse } from '../support/http.js';
 import { startTestServer, type TestServer } from '../support/server-harness.js';
 
@@ -83,15 +80,7 @@ describe('hostile HTTP input on every route', () => {
   });
 
   it('the sweep covers every route the app declares', () => {
-    const app = createHttpApp({
-      logger: pino({ level: 'silent' }),
-      registry: new Registry(),
-      useCases: {} as HttpUseCases,
-      chainPem: server.chainPem,
-      popLinking: 'if-present',
-      checkReadiness: async () => ({}),
-      consoleSessionTtlMs: 60_000,
-    });
+    const app = routesOnlyApp(server.chainPem);
     expect(declaredRoutes(app)).toEqual(ROUTES.map((r) => `${r.method} ${r.path}`).sort());
   });
 

@@ -1,6 +1,9 @@
 // The routes an express app declares, read from its router (nested routers included): what the route sweeps of the
 // tests are checked against, so a new route cannot be missed.
 import type { Express } from 'express';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { createHttpApp, type HttpUseCases } from '../../server/src/http/app.js';
 
 interface Layer {
   route?: { path: string; methods: Record<string, boolean> };
@@ -21,4 +24,17 @@ export function declaredRoutes(app: Express): string[] {
   };
   walk((app as unknown as { router: { stack: Layer[] } }).router.stack);
   return found.sort();
+}
+
+/** The app with no use cases behind it: enough to read its routes. */
+export function routesOnlyApp(chainPem: string): Express {
+  return createHttpApp({
+    logger: pino({ level: 'silent' }),
+    registry: new Registry(),
+    useCases: {} as HttpUseCases,
+    chainPem,
+    popLinking: 'if-present',
+    checkReadiness: async () => ({}),
+    consoleSessionTtlMs: 60_000,
+  });
 }

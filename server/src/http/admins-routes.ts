@@ -3,26 +3,17 @@
 import express, { Router } from 'express';
 import { adminNameSchema, createAdminRequestSchema, routes, setAdminRoleRequestSchema } from '@enrolld/protocol';
 import type { AdminListResponse, CreateAdminResponse, RevokeResponse, WhoamiResponse } from '@enrolld/protocol';
-import type { z } from 'zod';
 import type { AdminService } from '@enrolld/core/admins/admin-service.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import { adminOf } from './admin-auth.js';
-import { requireContentType } from './request-context.js';
+import { badRequest, nameParam, requireContentType } from './request-context.js';
 import { optionalJsonBody, parseReason } from './revocation-routes.js';
 
 export interface AdminsRoutesDeps {
   admins: Pick<AdminService, 'create' | 'list' | 'setRole' | 'revoke'>;
 }
 
-function badRequest(error: z.ZodError): EnrollError {
-  return new EnrollError('bad-request', error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-}
-
-function nameParam(value: unknown): string {
-  const name = adminNameSchema.safeParse(value);
-  if (!name.success) throw new EnrollError('bad-request', `"${String(value)}" is not a valid admin name`);
-  return name.data;
-}
+const adminName = (value: unknown) => nameParam(adminNameSchema, value, 'admin');
 
 /** Routes mounted behind requireAdmin. */
 export function adminsRoutes(deps: AdminsRoutesDeps): Router {
@@ -55,7 +46,7 @@ export function adminsRoutes(deps: AdminsRoutesDeps): Router {
   });
 
   router.put(`${routes.adminAdmins}/:name/role`, ...json, async (req, res) => {
-    const name = nameParam(req.params.name);
+    const name = adminName(req.params.name);
     const body = setAdminRoleRequestSchema.safeParse(req.body);
     if (!body.success) throw badRequest(body.error);
     await deps.admins.setRole(name, body.data.role, adminOf(res.locals).actor);
@@ -63,7 +54,7 @@ export function adminsRoutes(deps: AdminsRoutesDeps): Router {
   });
 
   router.post(`${routes.adminAdmins}/:name/revoke`, optionalJsonBody, express.json({ limit: '4kb' }), async (req, res) => {
-    const name = nameParam(req.params.name);
+    const name = adminName(req.params.name);
     const result = await deps.admins.revoke(name, parseReason(req.body), adminOf(res.locals).actor, { requestId: res.locals.requestId as string | undefined });
     res.json(result satisfies RevokeResponse);
   });

@@ -3,27 +3,18 @@
 import express, { Router } from 'express';
 import { createServiceRequestSchema, profileNameSchema, profileSpecSchema, routes } from '@enrolld/protocol';
 import type { EnrollResponse, Profile, ProfileListResponse } from '@enrolld/protocol';
-import type { z } from 'zod';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { ProfileService } from '@enrolld/core/profiles/profile-service.js';
 import type { ServiceIdentities } from '@enrolld/core/profiles/service-identities.js';
 import { adminOf } from './admin-auth.js';
-import { requireContentType } from './request-context.js';
+import { badRequest, nameParam, requireContentType } from './request-context.js';
 
 export interface ProfileRoutesDeps {
   profiles: Pick<ProfileService, 'list' | 'get' | 'create' | 'update' | 'delete'>;
   services: ServiceIdentities;
 }
 
-function badRequest(error: z.ZodError): EnrollError {
-  return new EnrollError('bad-request', error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
-}
-
-function nameParam(value: unknown): string {
-  const name = profileNameSchema.safeParse(value);
-  if (!name.success) throw new EnrollError('bad-request', `"${String(value)}" is not a valid profile name`);
-  return name.data;
-}
+const profileName = (value: unknown) => nameParam(profileNameSchema, value, 'profile');
 
 /** Routes mounted behind requireAdmin. */
 export function profileRoutes(deps: ProfileRoutesDeps): Router {
@@ -42,11 +33,11 @@ export function profileRoutes(deps: ProfileRoutesDeps): Router {
   });
 
   router.get(`${routes.adminProfiles}/:name`, async (req, res) => {
-    res.json((await deps.profiles.get(nameParam(req.params.name))) satisfies Profile);
+    res.json((await deps.profiles.get(profileName(req.params.name))) satisfies Profile);
   });
 
   router.put(`${routes.adminProfiles}/:name`, ...json, async (req, res) => {
-    const name = nameParam(req.params.name);
+    const name = profileName(req.params.name);
     const spec = profileSpecSchema.safeParse(req.body);
     if (!spec.success) throw badRequest(spec.error);
     if (spec.data.name !== name) throw new EnrollError('bad-request', `the body names profile "${spec.data.name}", the path "${name}"`);
@@ -54,7 +45,7 @@ export function profileRoutes(deps: ProfileRoutesDeps): Router {
   });
 
   router.delete(`${routes.adminProfiles}/:name`, async (req, res) => {
-    await deps.profiles.delete(nameParam(req.params.name), adminOf(res.locals).actor);
+    await deps.profiles.delete(profileName(req.params.name), adminOf(res.locals).actor);
     res.status(204).end();
   });
 
