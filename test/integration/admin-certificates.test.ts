@@ -8,7 +8,7 @@ import { adminRequest, createAdmin, type AdminCaller } from '../support/admin-ce
 import { makeCsr } from '../support/csr-factory.js';
 import { httpsRequest, postJson, type RawResponse } from '../support/http.js';
 import { connectWith } from '../support/renew-mqtt.js';
-import { credsFrom, enrollDevice, issueFromServerCa } from '../support/renew-support.js';
+import { credsFrom, enrollDevice, issueFromServerCa, renewRest } from '../support/renew-support.js';
 import { startTestServer, uniqueDeviceId, type TestServer } from '../support/server-harness.js';
 import { createTestPki } from '../support/test-pki.js';
 
@@ -88,6 +88,16 @@ describe('admins by certificate', () => {
     const again = await createAdmin(server, bob.deviceId, 'viewer', { cert: owner });
     expect((await as({ cert: again }, 'GET', routes.adminWhoami)).status).toBe(200);
     expectProblem(await as({ cert: bob }, 'GET', routes.adminWhoami), 401, 'unauthorized');
+  });
+
+  it('an admin renews its certificate over POST /v1/renew like a service; the successor carries the same role', async () => {
+    const erin = await createAdmin(server, uniqueDeviceId('erin'), 'operator');
+    const csr = await makeCsr({ cn: erin.deviceId });
+    const renewed = await renewRest(server, erin, csr.pem);
+    expect(renewed.status).toBe(201);
+    const successor = credsFrom(renewed.json(), csr.privateKey);
+    expect(successor.serial).not.toBe(erin.serial);
+    expect((await as({ cert: successor }, 'GET', routes.adminWhoami)).json<WhoamiResponse>()).toMatchObject({ actor: `cert:${erin.deviceId}`, role: 'operator' });
   });
 
   it('a state-changing request another site started is refused even with an admin certificate; the same origin is not', async () => {
