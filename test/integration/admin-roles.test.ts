@@ -100,4 +100,10 @@ describe('admin role matrix', () => {
       if (want === 403) expect(problem).toMatchObject({ requiredRole: route.role, role: credential });
     }
   });
+
+  it('the guard reads a path as express routes it: another spelling of a route gets that route\'s role', async () => {
+    expect((await call(server, callerOf('viewer'), 'GET', '/V1/ADMIN/Devices/')).status).toBe(200);
+    const refused = await call(server, callerOf('operator'), 'POST', '/v1/admin/PROFILES/');
+    expect({ status: refused.status, requiredRole: JSON.parse(refused.body).requiredRole }).toEqual({ status: 403, requiredRole: 'owner' });
+  });
 });
