@@ -32,10 +32,11 @@ function someOf(ids: string[]): string {
  * How each id is issued, or a conflict naming the ids that need the admin's consent: a live certificate needs `replace`,
  * a device whose certificates were revoked for keyCompromise needs `afterCompromise`.
  */
-function issuesFor(deviceIds: string[], history: Map<string, CertificateHistory>, request: Pick<TokenTerms, 'replace' | 'afterCompromise'>): TokenIssue[] {
+function issuesFor(kind: IdentityKind, deviceIds: string[], history: Map<string, CertificateHistory>, request: Pick<TokenTerms, 'replace' | 'afterCompromise'>): TokenIssue[] {
   const live = deviceIds.filter((id) => history.get(id)?.live);
   if (live.length > 0 && !request.replace) {
-    throw new EnrollError('conflict', `${live.length} device(s) already have a live certificate (${someOf(live)}); to re-issue them, set replace (enrolld token create --replace)`, {
+    const command = kind === 'device' ? 'enrolld token create' : `enrolld ${kind} create`;
+    throw new EnrollError('conflict', `${live.length} ${kind}(s) already have a live certificate (${someOf(live)}); to re-issue them, set replace (${command} --replace)`, {
       extensions: { liveDevices: live.slice(0, 100) },
     });
   }
@@ -79,7 +80,7 @@ export function createTokenIssuer(deps: TokenIssuerDeps) {
       const kinds = new Set(otherKind.map(([, k]) => k));
       throw kindMismatch(otherKind.map(([id]) => id), kind, kinds.size === 1 ? [...kinds][0] : undefined);
     }
-    const issues = issuesFor(deviceIds, await deps.store.certificateHistory(deviceIds), terms);
+    const issues = issuesFor(kind, deviceIds, await deps.store.certificateHistory(deviceIds), terms);
     const expiresAt = new Date(deps.clock.now().getTime() + (terms.ttlSeconds ?? deps.defaultTtlSeconds) * 1000);
     const created = deviceIds.map((deviceId, i) => ({ deviceId, token: newBootstrapToken(), issuedAs: issues[i]! }));
     const records: NewToken[] = created.map(({ deviceId, token, issuedAs }) => ({

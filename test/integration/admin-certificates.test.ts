@@ -39,6 +39,19 @@ describe('admins by certificate', () => {
     expect(me).toMatchObject({ role: 'owner', credential: 'bearer', actor: expect.stringMatching(/^bearer:admin-[0-9a-f]{8}$/) });
   });
 
+  it('an admin whose certificate is live gets another only with replace (409 says how); a name of a device is refused (400)', async () => {
+    const name = uniqueDeviceId('twice');
+    await createAdmin(server, name, 'viewer');
+    const again = await as(bearer(), 'POST', routes.adminAdmins, { name, role: 'owner', csr: (await makeCsr({ cn: name })).pem });
+    expectProblem(again, 409, 'conflict');
+    expect(again.json().detail).toMatch(/1 admin\(s\) already have a live certificate .*enrolld admin create --replace/);
+    const replaced = await as(bearer(), 'POST', routes.adminAdmins, { name, role: 'owner', csr: (await makeCsr({ cn: name })).pem, replace: true });
+    expect(replaced.json()).toMatchObject({ deviceId: name, role: 'owner' });
+    const device = await enrollDevice(server, uniqueDeviceId('taken'));
+    const taken = await as(bearer(), 'POST', routes.adminAdmins, { name: device.deviceId, role: 'viewer', csr: (await makeCsr({ cn: device.deviceId })).pem });
+    expect({ status: taken.status, detail: taken.json().detail }).toEqual({ status: 400, detail: `${device.deviceId}: already a device; an identity keeps its kind` });
+  });
+
   it('a device or a service certificate is someone, but not an admin: 403 problem+json', async () => {
     const device = await enrollDevice(server, uniqueDeviceId('dev'));
     expectProblem(await as({ cert: device }, 'GET', routes.adminDevices), 403, 'forbidden');
