@@ -40,6 +40,8 @@ export interface EnrollContext {
   requestId?: string | undefined;
   /** The environment the request was addressed to (an EST label): a token of another one is refused before it is spent. */
   environment?: string | undefined;
+  /** The admin who spends the token on a caller's CSR (service and admin certificates); the audit row names them. */
+  actor?: string | undefined;
 }
 
 
@@ -78,7 +80,7 @@ export function createEnrollment(deps: EnrollmentDeps) {
           case 'begun':
           case 'resume': {
             const ca = await cas.forIssuance(begun.intent.environment);
-            const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed: begun.outcome === 'resume' });
+            const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, actor: context.actor, resumed: begun.outcome === 'resume' });
             deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime() });
             finish('issued');
             return { response: issuedResponse(cert, ca.chainPem), replayed: begun.outcome === 'resume' };

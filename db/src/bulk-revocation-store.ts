@@ -5,10 +5,12 @@ import type { BulkRevocationJob, BulkRevocationStore, BulkSelector, BulkTarget }
 import { inTransaction } from './transaction.js';
 
 // Unrevoked certificates matching every filter given. Without a status only unexpired ones; a serial list alone also
-// takes expired ones (the admin named them). A profile name is matched in the environment given, or in any. starts_with, not LIKE: '_' is a device id character and a LIKE wildcard.
+// takes expired ones (the admin named them). A profile name is matched in the environment given, or in any. starts_with,
+// not LIKE: '_' is a device id character and a LIKE wildcard.
+// Admins' certificates are never taken: `enrolld admin revoke` revokes them (an operator must not lock an owner out).
 const SELECTED = `
   SELECT c.serial, c.device_id FROM certificates c JOIN devices d ON d.id = c.device_id
-   WHERE c.revoked_at IS NULL
+   WHERE c.revoked_at IS NULL AND d.kind <> 'admin'
      AND ($7::text IS NULL OR c.environment = $7)
      AND ($1::text IS NULL OR starts_with(c.device_id, $1))
      AND ($2::text IS NULL OR d.profile = $2)

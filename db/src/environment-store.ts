@@ -72,10 +72,11 @@ export function createPgEnvironmentStore(pool: pg.Pool): EnvironmentStore {
            RETURNING ${COLUMNS}`,
           [input.name, input.ownRoot, chain.issuingCertificatePem, chain.rootCertificatePem, input.actor],
         );
-        // The built-in profiles exist in every environment, as shipped (their rows in `default` are never updated).
+        // The built-in device and service profiles exist in every environment, as shipped (their rows in `default` are
+        // never updated). Admins are identities of `default` only, so their profile stays there.
         await client.query(
           `INSERT INTO profiles (environment, name, version, kind, document, builtin, created_by)
-           SELECT $1, name, version, kind, document, true, $2 FROM profiles WHERE environment = 'default' AND builtin`,
+           SELECT $1, name, version, kind, document, true, $2 FROM profiles WHERE environment = 'default' AND builtin AND kind <> 'admin'`,
           [input.name, input.actor],
         );
         await client.query(

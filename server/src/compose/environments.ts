@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import { createPgEnvironmentStore } from '@enrolld/db';
+import type { IssuingCa } from '@enrolld/core/ca/types.js';
 import type { EnvironmentCaFactory, IssuingCas } from '@enrolld/core/environments/ports.js';
 import type { Config } from '../config.js';
 import { createEnvironmentCaFactory, createIssuingCas, pkiPaths, renewEnvironmentServerCertificates, type PkiHome } from './pki-home.js';
@@ -18,7 +19,7 @@ export async function prepareEnvironments(
   pool: pg.Pool,
   pki: Pick<PkiHome, 'ca' | 'issuingCertPem' | 'rootCertPem'>,
   options: { recordDefault: boolean },
-): Promise<{ cas: IssuingCas; caFactory: EnvironmentCaFactory; defaultChainPem: string }> {
+): Promise<{ cas: IssuingCas; caFactory: EnvironmentCaFactory; defaultCa: IssuingCa }> {
   const store = createPgEnvironmentStore(pool);
   if (options.recordDefault) {
     const recorded = await store.recordDefaultChain({ issuingCertificatePem: pki.issuingCertPem, rootCertificatePem: pki.rootCertPem });
@@ -34,7 +35,7 @@ export async function prepareEnvironments(
   return {
     cas: createIssuingCas(config.home, { defaultCa: pki.ca, environments: store }),
     caFactory: createEnvironmentCaFactory(config.home, { serverNames: config.serverNames }),
-    defaultChainPem: pki.issuingCertPem + pki.rootCertPem,
+    defaultCa: pki.ca,
   };
 }
 

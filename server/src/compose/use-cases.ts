@@ -4,9 +4,14 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { createPgAdminCredentialStore, createPgAuditStore, createPgBulkRevocationStore, createPgEnvironmentStore, createPgFleetStore, createPgDeviceStore, createPgEnrollmentStore, createPgProfileStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import {
+  createPgAdminCredentialStore, createPgAdminStore, createPgAuditStore, createPgBulkRevocationStore, createPgEnvironmentStore, createPgFleetStore, createPgDeviceStore,
+  createPgEnrollmentStore, createPgProfileStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore,
+} from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
+import { createAdminService } from '@enrolld/core/admins/admin-service.js';
 import type { IssuancePublisher } from '@enrolld/core/admission/ports.js';
+import type { IssuingCa } from '@enrolld/core/ca/types.js';
 import { systemClock, type Clock } from '@enrolld/core/clock.js';
 import { createEnrollment } from '@enrolld/core/enroll.js';
 import { createEnvironmentService } from '@enrolld/core/environments/environment-service.js';
@@ -45,8 +50,8 @@ export interface UseCaseDeps {
   cas: IssuingCas;
   /** Makes a new environment's CA in this process's home (the API; other roles never create one). */
   caFactory: EnvironmentCaFactory;
-  /** The chain of `default` (the home's CA), served without a database round trip. */
-  defaultChainPem: string;
+  /** The issuing CA of `default` (the home's): its chain is served without a database round trip, and admins' certificates are its. */
+  defaultCa: IssuingCa;
   logger: Logger;
   registry: Registry;
   /** Told after each revocation commits and after each CRL rebuild: the in-process source a broker in the same process consumes. */
@@ -66,8 +71,9 @@ export function buildUseCases(deps: UseCaseDeps) {
   const renewalStore = createPgRenewalStore(pool);
   const deviceStore = createPgDeviceStore(pool);
   const adminCredentials = createPgAdminCredentialStore(pool);
+  const adminStore = createPgAdminStore(pool);
   const profiles = createProfileService({ store: createPgProfileStore(pool) });
-  const environments = createEnvironmentService({ store: createPgEnvironmentStore(pool), caFactory: deps.caFactory, defaultChainPem: deps.defaultChainPem });
+  const environments = createEnvironmentService({ store: createPgEnvironmentStore(pool), caFactory: deps.caFactory, defaultChainPem: deps.defaultCa.chainPem });
   const tokens = createTokenIssuer({ store: createPgTokenStore(pool), clock: deps.clock ?? systemClock, defaultTtlSeconds: config.tokenTtlSeconds, profiles, environments });
 
   const enrollment = createEnrollment({
@@ -166,7 +172,10 @@ export function buildUseCases(deps: UseCaseDeps) {
     services: createServiceIdentities({ tokens, enrollment }),
     devices: deviceStore,
     adminCredentials,
-    authenticateAdmin: createAdminAuthenticator(adminCredentials),
+    authenticateAdmin: createAdminAuthenticator({
+      credentials: adminCredentials, admins: adminStore, issuingCaDer: deps.defaultCa.certificateDer, clock, bearerEnabled: config.adminBearer,
+    }),
+    admins: createAdminService({ tokens, enrollment, store: adminStore, revocation, bearerEnabled: config.adminBearer }),
     audit: createPgAuditStore(pool),
     fleet: createPgFleetStore(pool),
     fleetEvents,

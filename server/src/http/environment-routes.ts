@@ -8,7 +8,7 @@ import { chainOf, type EnvironmentService } from '@enrolld/core/environments/env
 import type { EnvironmentRecord } from '@enrolld/core/environments/ports.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import { adminOf } from './admin-auth.js';
-import { requireContentType } from './request-context.js';
+import { badRequest, nameParam, requireContentType } from './request-context.js';
 
 export interface EnvironmentRoutesDeps {
   environments: Pick<EnvironmentService, 'list' | 'get' | 'create' | 'delete'>;
@@ -29,11 +29,7 @@ export function environmentBody(environment: EnvironmentRecord): EnvironmentBody
   };
 }
 
-function nameParam(value: unknown): string {
-  const name = environmentNameSchema.safeParse(value);
-  if (!name.success) throw new EnrollError('bad-request', `"${String(value)}" is not a valid environment name (^[a-z0-9][a-z0-9._-]{0,62}$)`);
-  return name.data;
-}
+const environmentName = (value: unknown) => nameParam(environmentNameSchema, value, 'environment');
 
 /** The environment a public route's `?env=` names (`default` when absent); 400 for a name the identity rule refuses. */
 export function environmentQuery(query: unknown): string {
@@ -65,20 +61,20 @@ export function environmentRoutes(deps: EnvironmentRoutesDeps): Router {
 
   router.post(routes.adminEnvironments, requireContentType('application/json'), express.json({ limit: '4kb' }), async (req, res) => {
     const body = createEnvironmentRequestSchema.safeParse(req.body);
-    if (!body.success) throw new EnrollError('bad-request', body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    if (!body.success) throw badRequest(body.error);
     const created = await deps.environments.create(
       { name: body.data.name, ownRoot: body.data.ownRoot ?? false },
-      { actor: adminOf(res.locals).name, requestId: res.locals.requestId as string | undefined },
+      { actor: adminOf(res.locals).actor, requestId: res.locals.requestId as string | undefined },
     );
     res.status(201).location(routes.adminEnvironment(created.name)).json(environmentBody(created) satisfies EnvironmentBody);
   });
 
   router.get(`${routes.adminEnvironments}/:name`, async (req, res) => {
-    res.json(environmentBody(await deps.environments.get(nameParam(req.params.name))) satisfies EnvironmentBody);
+    res.json(environmentBody(await deps.environments.get(environmentName(req.params.name))) satisfies EnvironmentBody);
   });
 
   router.delete(`${routes.adminEnvironments}/:name`, async (req, res) => {
-    await deps.environments.delete(nameParam(req.params.name), { actor: adminOf(res.locals).name, requestId: res.locals.requestId as string | undefined });
+    await deps.environments.delete(environmentName(req.params.name), { actor: adminOf(res.locals).actor, requestId: res.locals.requestId as string | undefined });
     res.status(204).end();
   });
 
