@@ -77,7 +77,7 @@ describe('environments', () => {
       const { rows } = await server.db.pool.query<{ issuing_certificate: string }>('SELECT issuing_certificate FROM environments WHERE name = $1', [name]);
       expect(new X509Certificate(rows[0]!.issuing_certificate).raw.equals(issuing.raw)).toBe(true);
       const audit = (await adminGet(server, `${routes.adminAudit}?action=environment.created`)).json<AuditListResponse>();
-      expect(audit.events.find((e) => e.detail.name === name)).toMatchObject({ actor: expect.stringMatching(/^admin-/), detail: { name, ownRoot: false } });
+      expect(audit.events.find((e) => e.detail.name === name)).toMatchObject({ actor: expect.stringMatching(/^bearer:admin-/), detail: { name, ownRoot: false } });
       // Shown, listed, and its chain served to devices.
       expect((await adminGet(server, routes.adminEnvironment(name))).json()).toEqual(body);
       const listed = environmentListResponseSchema.parse((await adminGet(server, routes.adminEnvironments)).json());
@@ -149,7 +149,7 @@ describe('environments', () => {
       const listed = environmentListResponseSchema.parse((await adminGet(server, routes.adminEnvironments)).json());
       expect(listed.environments.map((e) => e.name)).not.toContain(name);
       const audit = (await adminGet(server, `${routes.adminAudit}?action=environment.deleted`)).json<AuditListResponse>();
-      expect(audit.events.find((e) => e.detail.name === name)).toMatchObject({ actor: expect.stringMatching(/^admin-/) });
+      expect(audit.events.find((e) => e.detail.name === name)).toMatchObject({ actor: expect.stringMatching(/^bearer:admin-/) });
       expect(problem(await adminPost(server, routes.adminTokens, { deviceId: uniqueDeviceId('late'), environment: name }))).toMatchObject({ status: 400 });
       expect(problem(await adminPost(server, routes.adminEnvironments, { name }))).toMatchObject({ status: 409, detail: expect.stringContaining('was deleted') });
       // Relying parties still get its CRL, listing the revocation.
