@@ -71,13 +71,17 @@ export function fleetRoutes(deps: FleetRoutesDeps): Router {
     if (Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined) {
       throw new EnrollError('bad-request', 'an event stream request carries no body');
     }
+    // The client may have gone while the admin check ran (or its connection broke on a malformed request): its close
+    // has been emitted already, and a stream started now would never be ended.
+    if (req.socket.destroyed) return;
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     res.write(': enrolld fleet events\n\n');
     const unsubscribe = deps.events.subscribe((event) => {
       res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
     });
     const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), SSE_HEARTBEAT_MS);
-    req.on('close', () => {
+    // The response's close: its connection ended (an event stream never finishes on its own).
+    res.once('close', () => {
       clearInterval(heartbeat);
       unsubscribe();
     });
