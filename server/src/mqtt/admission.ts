@@ -14,6 +14,8 @@ import type { Clock } from '@enrolld/core/clock.js';
 import type { RevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { stampWillSerial, willUnderAuthentication } from './aedes-internals.js';
 import type { BrokerMetrics, RefusalReason } from './broker-metrics.js';
+import type { ConnectRateLimit } from './connect-rate.js';
+import type { LimitsFor } from './limits.js';
 import type { PeerIdentity, PeerIdentityReader } from './peer-identity.js';
 import type { SessionExpiry } from './session-expiry.js';
 import type { SessionIndex } from './session-index.js';
@@ -31,6 +33,9 @@ export interface AdmissionDeps {
   /** False until the profiles were loaded once: every CONNECT gets CONNACK 3 meanwhile, as with an unknown state. */
   profilesLoaded(): boolean;
   expiry: SessionExpiry;
+  /** CONNECTs per identity; each identity's rate comes from its limits. */
+  connectRate: Pick<ConnectRateLimit, 'check'>;
+  limitsFor: LimitsFor;
   /** Runs for each admitted session, after the index and the expiry know it (the listener and the limits). */
   admitted(client: Client, identity: PeerIdentity): void;
   metrics: BrokerMetrics;
@@ -76,8 +81,8 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
 
   function refuse(client: Client, done: Done, code: number, reason: RefusalReason, fields: object, message: string): void {
     metrics.refused(reason);
-    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable' || reason === 'profiles-not-loaded') {
-      // One line per second at most: a reconnect storm during an outage must not flood the log.
+    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable' || reason === 'profiles-not-loaded' || reason === 'connect-rate') {
+      // One line per second at most: a reconnect storm (an outage, a device in a loop) must not flood the log.
       const now = Date.now();
       if (now - lastUnknownLogAt >= 1000) {
         lastUnknownLogAt = now;
@@ -143,6 +148,13 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     if (!read.ok) return refuse(client, done, CONNACK.notAuthorized, 'no-identity', { why: read.reason }, 'refusing CONNECT: no device identity in the client certificate');
     const identity = read.identity;
     const fields = { deviceId: identity.deviceId, serial: identity.serial };
+    // Before anything else this identity's CONNECT costs (connect-rate.ts). The refusal is held until a token is due.
+    const rate = deps.connectRate.check(identity.deviceId, deps.limitsFor(identity));
+    if (!rate.ok) {
+      const timer = setTimeout(() => refuse(client, done, CONNACK.serverUnavailable, 'connect-rate', fields, 'refusing CONNECT: over the identity\'s CONNECT rate'), rate.delayMs);
+      client.conn.once('close', () => clearTimeout(timer));
+      return;
+    }
     // The clientId must equal the identity from the certificate. An empty clientId was replaced by aedes with
     // "aedes_<uuid>", so it fails here too. MQTT-3.1.3-9: refuse with code 2 (identifier rejected).
     if (client.id !== identity.deviceId) {

@@ -21,7 +21,8 @@ export type RefusalReason =
   | 'tls-handshake'
   | 'handshake-timeout'
   | 'pending-per-address'
-  | 'pending-total';
+  | 'pending-total'
+  | 'connect-rate';
 
 /** Why a PUBLISH or SUBSCRIBE was refused: the profile's ACL, or a shared subscription (unsupported). */
 export type AclDenialReason = 'acl' | 'shared-subscription';
@@ -39,6 +40,10 @@ export interface BrokerMetrics {
   limited(reason: LimitReason): void;
   /** A publish waited for a token of its connection's bucket. */
   publishDelayed(): void;
+  /** A message to a device waited in its session queue (its outbound window was full). */
+  outboundQueued(): void;
+  /** A QoS 0 message to a device was dropped because its session queue was full. */
+  outboundDropped(): void;
 }
 
 export interface BrokerGauges {
@@ -66,13 +71,23 @@ export function createBrokerMetrics(registry: Registry, gauges: BrokerGauges): B
   });
   const limitRefusals = new Counter({
     name: 'enrolld_broker_limit_refusals_total',
-    help: 'Device packets refused by a per-identity broker limit, by reason (the connection is closed, or SUBACK 0x80)',
+    help: 'Device packets refused by a per-identity broker limit, by reason (the connection is closed, or SUBACK 0x80); outbound-queue: the session queue was full of QoS 1/2 messages',
     labelNames: ['reason'] as const,
     registers: [registry],
   });
   const delayed = new Counter({
     name: 'enrolld_broker_publishes_delayed_total',
     help: 'Device PUBLISH packets that waited for a token of their connection\'s rate limit',
+    registers: [registry],
+  });
+  const queued = new Counter({
+    name: 'enrolld_broker_outbound_queued_total',
+    help: 'Messages to devices that waited in the session queue because the outbound window (QoS 1/2 awaiting acknowledgement) was full',
+    registers: [registry],
+  });
+  const dropped = new Counter({
+    name: 'enrolld_broker_outbound_dropped_total',
+    help: 'QoS 0 messages to devices dropped because the session queue was full',
     registers: [registry],
   });
   const refusals = new Counter({
@@ -118,6 +133,12 @@ export function createBrokerMetrics(registry: Registry, gauges: BrokerGauges): B
     },
     publishDelayed() {
       delayed.inc();
+    },
+    outboundQueued() {
+      queued.inc();
+    },
+    outboundDropped() {
+      dropped.inc();
     },
     refused(reason) {
       refusals.inc({ reason });

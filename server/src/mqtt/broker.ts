@@ -14,6 +14,7 @@
 // This file builds those parts from deps given up front and runs them; it holds no policy of its own.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -29,6 +30,7 @@ import { createAdmission } from './admission.js';
 import { createClusterAedes, createQuietAedes } from './aedes-internals.js';
 import { createBrokerMetrics } from './broker-metrics.js';
 import type { ClusterBus } from './cluster-bus.js';
+import { createConnectRateLimit } from './connect-rate.js';
 import { createConnectionLimits } from './connection-limits.js';
 import { defaultConnectionLimits, type ConnectionLimits, type LimitsFor } from './limits.js';
 import { createPacketAuthorization } from './packet-authorization.js';
@@ -146,10 +148,13 @@ export function createBroker(deps: BrokerDeps) {
     },
     { log, metrics },
   );
+  const limitsFor = deps.limitsFor ?? (() => config.limits);
   const limits = createConnectionLimits({
-    limitsFor: deps.limitsFor ?? (() => config.limits),
+    limitsFor,
     defaults: config.limits,
     aedes: currentAedes,
+    // Called per message once the broker runs, after `authorization` below exists.
+    mayForward: (client, packet) => Boolean(authorization.authorizeForward(client, packet as Parameters<typeof authorization.authorizeForward>[1])),
     metrics,
     log,
   });
@@ -164,6 +169,8 @@ export function createBroker(deps: BrokerDeps) {
     identities,
     sessions,
     expiry: createSessionExpiry({ clock, metrics, log }),
+    connectRate: createConnectRateLimit(),
+    limitsFor,
     admitted: (client, identity) => {
       tlsListener.admitted(client.conn as Socket);
       limits.admitted(client, identity);
@@ -199,6 +206,19 @@ export function createBroker(deps: BrokerDeps) {
 
   let started = false;
   let stopConsuming: (() => void) | undefined;
+
+  /**
+   * One connection from the listener, after its TLS handshake was accepted: aedes takes it and the limits watch its
+   * bytes. A fuzz harness hands in-process streams to this same function (test/fuzz/targets/mqtt.ts).
+   */
+  function handleConnection(socket: Duplex): void {
+    const broker = aedes;
+    if (!broker || broker.closed) {
+      socket.destroy();
+      return;
+    }
+    limits.attach(broker.handle(socket));
+  }
 
   /** A server-originated PUBLISH (not retained) to whoever subscribed; authorizeForward still applies. */
   function publish(topic: string, payload: Buffer | string, qos: 0 | 1 = 1): Promise<void> {
@@ -236,7 +256,7 @@ export function createBroker(deps: BrokerDeps) {
       // The first sync runs before we listen, so the first CONNECT already meets the loaded registry and profiles.
       await sync.start();
       await profiles.start();
-      const port = await tlsListener.listen((socket) => limits.attach(broker.handle(socket)));
+      const port = await tlsListener.listen(handleConnection);
       stopConsuming = deps.outbound?.consume((message) => publish(message.topic, message.payload, message.qos));
       log.info({ port, host: config.host, sessionTickets: config.sessionTickets, state: state.status() }, 'MQTT broker listening (mTLS)');
       return { port };
@@ -260,6 +280,7 @@ export function createBroker(deps: BrokerDeps) {
 
     /** The port actually bound (after start). */
     port: () => tlsListener.port(),
+    handleConnection,
     publish,
     /** True when a live (unrevoked) session uses the certificate with this serial. */
     hasSession: (serial: string) => sessions.hasSession(serial),
