@@ -127,6 +127,10 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
       const fields = { deviceId: identity.deviceId, serial: identity.serial, profile: identity.profile, topic: will.topic };
       return refuse(client, done, CONNACK.notAuthorized, 'will-denied', fields, 'refusing CONNECT: the profile ACL does not allow the will topic');
     }
+    // aedes authenticates a macrotask after it parsed CONNECT (and a registry lookup takes a round trip): a connection
+    // that closed meanwhile is not admitted. Its close has been handled, so a session indexed now would never be removed
+    // (the serial would count as connected, and the expiry timer would hold the client until notAfter).
+    if (client.closed || client.conn.destroyed) return done(authError(CONNACK.serverUnavailable, 'connection closed during admission'), false);
     deps.sessions.admit(client, identity);
     deps.expiry.watch(client, identity);
     deps.admitted(client, identity);
