@@ -55,7 +55,7 @@ const STORE_SIGNED = `
     RETURNING device_id, der, not_before, not_after),
   audit AS (
     INSERT INTO audit_events (action, actor, device_id, serial, request_id)
-    SELECT 'certificate.issued', 'enrollment', device_id, $1, $3 FROM done)
+    SELECT 'certificate.issued', $4, device_id, $1, $3 FROM done)
   SELECT device_id, der, not_before, not_after FROM done`;
 
 export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
@@ -86,9 +86,9 @@ export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
     },
 
     /** Idempotent: the first signature stored for a serial wins, later calls return it. */
-    async complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificate> {
+    async complete(serial: string, der: Buffer, requestId?: string, actor = 'enrollment'): Promise<IssuedCertificate> {
       type Row = { device_id: string; der: Buffer; not_before: Date; not_after: Date };
-      let row = (await pool.query<Row>(STORE_SIGNED, [serial, der, requestId ?? null])).rows[0];
+      let row = (await pool.query<Row>(STORE_SIGNED, [serial, der, requestId ?? null, actor])).rows[0];
       if (!row) {
         row = (await pool.query<Row>('SELECT device_id, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL', [serial])).rows[0];
         if (!row) throw new Error(`certificate ${serial} has no intent row`);

@@ -2,7 +2,7 @@
 // certificate as the TLS client certificate, and mint certificates from the server's own issuing CA with chosen
 // validity (expired, not yet valid) for ROT-03.
 import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { routes, type EnrollResponse } from '@enrolld/protocol';
+import { routes, type EnrollResponse, type IdentityKind } from '@enrolld/protocol';
 import { newSerial, serialHex } from '@enrolld/core/ca/index.js';
 import { readIssuingCa } from '../../server/src/compose/pki-home.js';
 import { makeCsr } from './csr-factory.js';
@@ -64,20 +64,21 @@ export function renewEst(server: TestServer, creds: Pick<DeviceCreds, 'clientCha
  * A certificate from the server's own issuing CA with the given validity, recorded in the database as enrollment
  * would (so it is "ours" in every respect but its dates).
  */
-export async function issueFromServerCa(server: TestServer, deviceId: string, validity: { notBefore: Date; notAfter: Date }): Promise<DeviceCreds> {
+export async function issueFromServerCa(server: TestServer, deviceId: string, validity: { notBefore: Date; notAfter: Date }, kind: IdentityKind = 'device'): Promise<DeviceCreds> {
   const ca = await readIssuingCa(server.home);
   const csr = await makeCsr({ cn: deviceId });
   const serial = newSerial();
   const whole = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
   validity = { notBefore: whole(validity.notBefore), notAfter: whole(validity.notAfter) };
   const spkiDer = createPublicKey(csr.privateKey).export({ format: 'der', type: 'spki' });
-  const tbs = ca.buildDeviceTbs({ kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId, serial, spkiDer, notBefore: validity.notBefore, notAfter: validity.notAfter });
+  // The built-in profile of the kind, at version 1.
+  const tbs = ca.buildDeviceTbs({ kind, profile: { name: kind, version: 1 }, deviceId, serial, spkiDer, notBefore: validity.notBefore, notAfter: validity.notAfter });
   const der = ca.signCertificate(tbs);
-  await server.db.pool.query('INSERT INTO devices (id) VALUES ($1) ON CONFLICT DO NOTHING', [deviceId]);
+  await server.db.pool.query('INSERT INTO devices (id, kind, profile) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING', [deviceId, kind]);
   await server.db.pool.query(
-    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())`,
-    [serialHex(serial), deviceId, createHash('sha256').update(spkiDer).digest(), createHash('sha256').update(csr.der).digest(), tbs, der, validity.notBefore, validity.notAfter],
+    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at, identity_kind, profile)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9, $9)`,
+    [serialHex(serial), deviceId, createHash('sha256').update(spkiDer).digest(), createHash('sha256').update(csr.der).digest(), tbs, der, validity.notBefore, validity.notAfter, kind],
   );
   const certPem = new X509Certificate(der).toString();
   return credsFrom(

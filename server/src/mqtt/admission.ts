@@ -2,7 +2,8 @@
 // Refusals are CONNACK return codes (MQTT 3.1.1 §3.2.2.3), counted by reason, and the state is fail closed: while
 // revocation is unknown nobody is admitted. A certificate is admitted only if the registry holds it as its device's
 // current certificate or that one's predecessor (docs/architecture.md §7); every other certificate of ours gets
-// CONNACK 5 with its reason (revoked, superseded, expired, not-current, unknown) and the connection is closed.
+// CONNACK 5 with its reason (revoked, superseded, expired, not-current, unknown, not-a-broker-identity for an admin
+// certificate) and the connection is closed.
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { AedesOptions, AuthenticateError, Client } from 'aedes';
@@ -67,6 +68,7 @@ const REFUSAL_MESSAGES: Record<string, string> = {
   'not-current': 'not-current certificate refused',
   unknown: 'unknown certificate refused',
   'unknown-profile': 'certificate of an unknown profile refused',
+  'not-a-broker-identity': 'admin certificate refused at the broker',
 };
 
 function authError(returnCode: number, message: string): AuthenticateError {
@@ -151,6 +153,8 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     const read = identities.read(socket);
     if (!read.ok) return refuse(client, done, CONNACK.notAuthorized, 'no-identity', { why: read.reason }, 'refusing CONNECT: no device identity in the client certificate');
     const identity = read.identity;
+    // An admin certificate is for the admin API only: it names no device or service, whatever else it carries.
+    if (identity.kind === 'admin') return refuseCertificate(client, done, 'not-a-broker-identity', identity);
     const fields = { deviceId: identity.deviceId, serial: identity.serial };
     // Before anything else this identity's CONNECT costs (connect-rate.ts). The refusal is held until a token is due.
     const rate = deps.connectRate.check(identity.deviceId, deps.limitsFor(identity));

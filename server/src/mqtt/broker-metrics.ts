@@ -17,6 +17,7 @@ export type RefusalReason =
   | 'registry-lookup-unavailable'
   | 'will-denied'
   | 'unknown-profile'
+  | 'not-a-broker-identity'
   | 'profiles-not-loaded'
   | 'tls-handshake'
   | 'handshake-timeout'
