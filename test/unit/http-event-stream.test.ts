@@ -9,23 +9,30 @@ import { afterEach, describe, expect, it } from '@jest/globals';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { routes } from '@enrolld/protocol';
+import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
 import { createFleetEvents, type FleetEvents } from '@enrolld/core/fleet/live-events.js';
 import { createHttpApp, type HttpUseCases } from '../../server/src/http/app.js';
 import { waitFor } from '../support/wait-for.js';
 
-/** An admin check that, when held, waits until the test lets it through. */
+const OWNER: AdminPrincipal = { actor: 'bearer:test', role: 'owner', credential: 'bearer', name: 'test' };
+
+/** An admin check of bearer tokens that, when held, waits until the test lets it through. */
 function gatedAdminCheck() {
   let held: { asked(): void; opened: Promise<void> } | undefined;
   return {
-    authenticate: (async () => {
-      const gate = held;
-      held = undefined;
-      if (gate) {
-        gate.asked();
-        await gate.opened;
-      }
-      return { name: 'admin' };
-    }) as HttpUseCases['authenticateAdmin'],
+    authenticate: {
+      bearerEnabled: true,
+      async bearer() {
+        const gate = held;
+        held = undefined;
+        if (gate) {
+          gate.asked();
+          await gate.opened;
+        }
+        return OWNER;
+      },
+      certificate: () => Promise.reject(new Error('no admin certificates here')),
+    } satisfies HttpUseCases['authenticateAdmin'],
     /** Holds the next check: `asked` resolves when it runs, `open()` lets it through. */
     holdNext(): { asked: Promise<void>; open(): void } {
       let asked!: () => void;
@@ -80,7 +87,7 @@ describe('live-events stream and its connection', () => {
   }
 
   it('a stream that was open stops listening when its client goes', async () => {
-    const port = await start(async () => ({ name: 'admin' }));
+    const port = await start(gatedAdminCheck().authenticate);
     const { request, received } = await openStream(port);
     expect(events.subscriberCount()).toBe(1);
     events.publish({ type: 'enrolled', deviceId: 'dev-1', serial: '01', at: events.now() });
