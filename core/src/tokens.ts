@@ -71,12 +71,14 @@ export function createTokenIssuer(deps: TokenIssuerDeps) {
       const issues = issuesFor(deviceIds, await deps.store.certificateHistory(deviceIds), request);
       const expiresAt = new Date(deps.clock.now().getTime() + (request.ttlSeconds ?? deps.defaultTtlSeconds) * 1000);
       const created = deviceIds.map((deviceId, i) => ({ deviceId, token: newBootstrapToken(), issuedAs: issues[i]! }));
+      const group = 'service' in request ? undefined : request.group;
       const records: NewToken[] = created.map(({ deviceId, token, issuedAs }) => ({
         kind,
         deviceId,
         tokenHash: hashSecret(token),
         expiresAt,
         profile: profile.name,
+        group,
         issuedAs,
       }));
       const result = await deps.store.createTokens(records, actor);

@@ -6,6 +6,7 @@ import {
   createPgAdminCredentialStore,
   createPgDeviceStore,
   createPgEnrollmentStore,
+  createPgProfileStore,
   createPgRenewalStore,
   createPgRevocationStore,
   createPgTokenStore,
@@ -19,6 +20,7 @@ import { createMemoryAdminCredentialStore } from '../support/fakes/admin-credent
 import { createMemoryDeviceStore } from '../support/fakes/devices.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
+import { createMemoryProfileWrites } from '../support/fakes/profiles.js';
 import { createMemoryRenewalStore } from '../support/fakes/renewal.js';
 import { createMemoryRevocationStore } from '../support/fakes/revocation.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
@@ -40,6 +42,7 @@ function memoryStores() {
     enrollment: createMemoryEnrollmentStore(tables),
     revocation: createMemoryRevocationStore(tables),
     renewal: createMemoryRenewalStore(tables),
+    profiles: createMemoryProfileWrites(tables),
     devices: createMemoryDeviceStore(tables),
     admins: createMemoryAdminCredentialStore(tables),
   };
@@ -53,6 +56,7 @@ function postgresStores() {
     enrollment: createPgEnrollmentStore(db.pool),
     revocation: createPgRevocationStore(db.pool),
     renewal,
+    profiles: createPgProfileStore(db.pool),
     devices: createPgDeviceStore(db.pool),
     admins: createPgAdminCredentialStore(db.pool),
   };

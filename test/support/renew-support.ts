@@ -7,7 +7,7 @@ import { newSerial, serialHex } from '@enrolld/core/ca/index.js';
 import { readIssuingCa } from '../../server/src/compose/pki-home.js';
 import { makeCsr } from './csr-factory.js';
 import { httpsRequest, postJson, type RawResponse } from './http.js';
-import type { TestServer } from './server-harness.js';
+import type { TestServer, TokenOptions } from './server-harness.js';
 
 export interface DeviceCreds {
   deviceId: string;
@@ -18,6 +18,8 @@ export interface DeviceCreds {
   /** Leaf then issuing CA: what a real device presents. */
   clientChainPem: string;
   notAfter: Date;
+  /** When the server says the renewal window opens (the answer's renewAfter). */
+  renewAfter: Date;
 }
 
 export function credsFrom(response: EnrollResponse, privateKey: KeyObject): DeviceCreds {
@@ -30,12 +32,13 @@ export function credsFrom(response: EnrollResponse, privateKey: KeyObject): Devi
     certPem: response.certificate,
     clientChainPem: response.certificate + issuing,
     notAfter: new Date(response.notAfter),
+    renewAfter: new Date(response.renewAfter),
   };
 }
 
 /** Token + CSR + POST /v1/enroll, as a device does. */
-export async function enrollDevice(server: TestServer, deviceId: string, consent?: { replace?: boolean }): Promise<DeviceCreds> {
-  const token = await server.createToken(deviceId, undefined, consent);
+export async function enrollDevice(server: TestServer, deviceId: string, options?: TokenOptions): Promise<DeviceCreds> {
+  const token = await server.createToken(deviceId, undefined, options);
   const csr = await makeCsr({ cn: deviceId });
   const res = await postJson(server.apiUrl + routes.enroll, server.rootPem, { token, csr: csr.pem });
   if (res.status !== 201) throw new Error(`enroll failed: ${res.status} ${res.text}`);
@@ -81,7 +84,7 @@ export async function issueFromServerCa(server: TestServer, deviceId: string, va
   );
   const certPem = new X509Certificate(der).toString();
   return credsFrom(
-    { deviceId, serial: serialHex(serial), certificate: certPem, chain: ca.chainPem, notAfter: validity.notAfter.toISOString() },
+    { deviceId, serial: serialHex(serial), certificate: certPem, chain: ca.chainPem, notAfter: validity.notAfter.toISOString(), renewAfter: validity.notAfter.toISOString() },
     csr.privateKey,
   );
 }

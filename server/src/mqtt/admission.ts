@@ -118,7 +118,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // The will goes through the same topic ACL as a PUBLISH (GHSA-4cmx-hrq9-c23p). Refusing it here tells the device
     // at once, instead of silently dropping the will when the session dies.
     const will = willUnderAuthentication(client);
-    if (will && !profile.acl.canPublish(identity.deviceId, will.topic)) {
+    if (will && !profile.acl.canPublish(identity.deviceId, will.topic, identity.group)) {
       const fields = { deviceId: identity.deviceId, serial: identity.serial, profile: identity.profile, topic: will.topic };
       return refuse(client, done, CONNACK.notAuthorized, 'will-denied', fields, 'refusing CONNECT: the profile ACL does not allow the will topic');
     }
@@ -178,7 +178,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // can still be checked against revocation (packet-authorization.ts, client === null).
     if (packet.will) {
       const read = identities.read(client.conn as tls.TLSSocket);
-      if (read.ok) stampWillSerial(packet.will, read.identity.serial, read.identity.profile);
+      if (read.ok) stampWillSerial(packet.will, read.identity.serial, read.identity.profile, read.identity.group);
     }
     callback(null, true);
   };

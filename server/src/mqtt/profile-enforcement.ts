@@ -41,8 +41,8 @@ export function createProfileEnforcement(deps: ProfileEnforcementDeps) {
   async function reevaluateClient(aedes: Aedes, client: Client, change: ProfileChange): Promise<void> {
     const session = sessions.liveSessionOf(client);
     if (!session) return;
-    const id = session.identity.deviceId;
-    const lost = subscribedFilters(client).filter((filter) => !change.current?.acl.canSubscribe(id, filter));
+    const { deviceId: id, group } = session.identity;
+    const lost = subscribedFilters(client).filter((filter) => !change.current?.acl.canSubscribe(id, filter, group));
     if (lost.length === 0) return;
     try {
       await dropSubscriptions(aedes, client, lost);
