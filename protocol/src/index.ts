@@ -6,3 +6,4 @@ export * from './schemas.js';
 export * from './serial.js';
 export * from './topics.js';
 export * from './profiles.js';
+export * from './issues.js';

@@ -64,23 +64,31 @@ export function renewEst(server: TestServer, creds: Pick<DeviceCreds, 'clientCha
 }
 
 /**
- * A certificate from the server's own issuing CA with the given validity, recorded in the database as enrollment
- * would (so it is "ours" in every respect but its dates).
+ * A certificate from the server's own issuing CA with the given validity (and profile: the built-in `device` unless
+ * given), recorded in the database as enrollment would (so it is "ours" in every respect but its dates).
  */
-export async function issueFromServerCa(server: TestServer, deviceId: string, validity: { notBefore: Date; notAfter: Date }): Promise<DeviceCreds> {
+export async function issueFromServerCa(
+  server: TestServer,
+  deviceId: string,
+  validity: { notBefore: Date; notAfter: Date },
+  profile: { name: string; version: number } = { name: 'device', version: 1 },
+): Promise<DeviceCreds> {
   const ca = await readIssuingCa(server.home);
   const csr = await makeCsr({ cn: deviceId });
   const serial = newSerial();
   const whole = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
   validity = { notBefore: whole(validity.notBefore), notAfter: whole(validity.notAfter) };
   const spkiDer = createPublicKey(csr.privateKey).export({ format: 'der', type: 'spki' });
-  const tbs = ca.buildDeviceTbs({ kind: 'device' as const, profile: { name: 'device', version: 1 }, deviceId, serial, spkiDer, notBefore: validity.notBefore, notAfter: validity.notAfter });
+  const tbs = ca.buildDeviceTbs({ kind: 'device' as const, profile, deviceId, serial, spkiDer, notBefore: validity.notBefore, notAfter: validity.notAfter });
   const der = ca.signCertificate(tbs);
   await server.db.pool.query('INSERT INTO devices (id) VALUES ($1) ON CONFLICT DO NOTHING', [deviceId]);
   await server.db.pool.query(
-    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now())`,
-    [serialHex(serial), deviceId, createHash('sha256').update(spkiDer).digest(), createHash('sha256').update(csr.der).digest(), tbs, der, validity.notBefore, validity.notAfter],
+    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at, profile, profile_version)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9, $10)`,
+    [
+      serialHex(serial), deviceId, createHash('sha256').update(spkiDer).digest(), createHash('sha256').update(csr.der).digest(), tbs, der,
+      validity.notBefore, validity.notAfter, profile.name, profile.version,
+    ],
   );
   const certPem = new X509Certificate(der).toString();
   return credsFrom(

@@ -1,5 +1,5 @@
 import express, { Router } from 'express';
-import { CREATED_TOKEN_CSV_COLUMNS, createTokenRequestSchema, deviceIdSchema, deviceListQuerySchema, routes } from '@enrolld/protocol';
+import { CREATED_TOKEN_CSV_COLUMNS, createTokenRequestSchema, describeIssues, deviceIdSchema, deviceListQuerySchema, routes } from '@enrolld/protocol';
 import type { CreateTokensResponse, DeviceDetail, DeviceListResponse, DeviceTokensResponse } from '@enrolld/protocol';
 import type { z } from 'zod';
 import { EnrollError } from '@enrolld/core/errors.js';
@@ -14,7 +14,7 @@ export interface AdminRoutesDeps {
 }
 
 function badRequest(error: z.ZodError): EnrollError {
-  return new EnrollError('bad-request', error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  return new EnrollError('bad-request', describeIssues(error));
 }
 
 function csvCell(value: string): string {

@@ -1,7 +1,7 @@
 // Profiles and service identities over the admin API (docs/architecture.md §5): list, show, create, update and
 // delete profiles; create a service and sign its CSR.
 import express, { Router } from 'express';
-import { createServiceRequestSchema, profileNameSchema, profileSpecSchema, routes } from '@enrolld/protocol';
+import { createServiceRequestSchema, describeIssues, profileNameSchema, profileSpecSchema, routes } from '@enrolld/protocol';
 import type { EnrollResponse, Profile, ProfileListResponse } from '@enrolld/protocol';
 import type { z } from 'zod';
 import { EnrollError } from '@enrolld/core/errors.js';
@@ -16,7 +16,7 @@ export interface ProfileRoutesDeps {
 }
 
 function badRequest(error: z.ZodError): EnrollError {
-  return new EnrollError('bad-request', error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  return new EnrollError('bad-request', describeIssues(error));
 }
 
 function nameParam(value: unknown): string {
