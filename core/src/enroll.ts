@@ -39,6 +39,8 @@ export interface EnrollResult {
 
 export interface EnrollContext {
   requestId?: string | undefined;
+  /** The admin who spends the token on a caller's CSR (service and admin certificates); the audit row names them. */
+  actor?: string | undefined;
 }
 
 
@@ -71,7 +73,7 @@ export function createEnrollment(deps: EnrollmentDeps) {
         switch (begun.outcome) {
           case 'begun':
           case 'resume': {
-            const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, resumed: begun.outcome === 'resume' });
+            const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, actor: context.actor, resumed: begun.outcome === 'resume' });
             deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime() });
             finish('issued');
             return { response: issuedResponse(cert, ca.chainPem, policy), replayed: begun.outcome === 'resume' };

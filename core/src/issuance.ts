@@ -86,10 +86,10 @@ function specOf(intent: CertificateIntent, csr: ParsedCsr): DeviceCertificateSpe
  */
 export async function signAndRecord(
   ca: IssuingCa,
-  complete: (serial: string, der: Buffer, requestId?: string) => Promise<IssuedCertificate>,
+  complete: (serial: string, der: Buffer, requestId?: string, actor?: string) => Promise<IssuedCertificate>,
   intent: CertificateIntent,
   csr: ParsedCsr,
-  options: { requestId?: string | undefined; resumed?: boolean } = {},
+  options: { requestId?: string | undefined; actor?: string | undefined; resumed?: boolean } = {},
 ): Promise<IssuedCertificate> {
   const spec = specOf(intent, csr);
   let tbs = intent.tbsDer;
@@ -101,7 +101,7 @@ export async function signAndRecord(
   }
   const der = ca.signCertificate(tbs);
   ca.checkIssued(der, spec); // a deviation aborts before anything is returned; the intent row stays revocable
-  return complete(intent.serial, der, options.requestId);
+  return complete(intent.serial, der, options.requestId, options.actor);
 }
 
 /**

@@ -90,8 +90,11 @@ export interface BeginEnrollment {
 export interface EnrollmentStore {
   /** Consumes the token and records the intent in one transaction (UPDATE … WHERE used_at IS NULL RETURNING). */
   begin(input: BeginEnrollment): Promise<BeginEnrollmentResult>;
-  /** Stores the signed certificate; idempotent, returns what is stored if it was completed already. */
-  complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificate>;
+  /**
+   * Stores the signed certificate; idempotent, returns what is stored if it was completed already. `actor` names who
+   * asked in the audit row: the admin who made a service or an admin certificate, `enrollment` for a device's own request.
+   */
+  complete(serial: string, der: Buffer, requestId?: string, actor?: string): Promise<IssuedCertificate>;
 }
 
 export type CreateTokensResult =

@@ -32,10 +32,11 @@ function someOf(ids: string[]): string {
  * How each id is issued, or a conflict naming the ids that need the admin's consent: a live certificate needs `replace`,
  * a device whose certificates were revoked for keyCompromise needs `afterCompromise`.
  */
-function issuesFor(deviceIds: string[], history: Map<string, CertificateHistory>, request: CreateTokenRequest): TokenIssue[] {
+function issuesFor(kind: IdentityKind, deviceIds: string[], history: Map<string, CertificateHistory>, request: Pick<TokenTerms, 'replace' | 'afterCompromise'>): TokenIssue[] {
   const live = deviceIds.filter((id) => history.get(id)?.live);
   if (live.length > 0 && !request.replace) {
-    throw new EnrollError('conflict', `${live.length} device(s) already have a live certificate (${someOf(live)}); to re-issue them, set replace (enrolld token create --replace)`, {
+    const command = kind === 'device' ? 'enrolld token create' : `enrolld ${kind} create`;
+    throw new EnrollError('conflict', `${live.length} ${kind}(s) already have a live certificate (${someOf(live)}); to re-issue them, set replace (${command} --replace)`, {
       extensions: { liveDevices: live.slice(0, 100) },
     });
   }
@@ -52,41 +53,62 @@ function issuesFor(deviceIds: string[], history: Map<string, CertificateHistory>
   });
 }
 
-function kindMismatch(ids: string[], kind: IdentityKind): EnrollError {
-  return new EnrollError('bad-request', `${someOf(ids)}: already ${kind === 'device' ? 'a service' : 'a device'}; an identity keeps its kind`);
+const A_KIND: Record<IdentityKind, string> = { device: 'a device', service: 'a service', admin: 'an admin' };
+
+/** `existing`: the kind the ids have, when one kind is known for all of them. */
+function kindMismatch(ids: string[], kind: IdentityKind, existing?: IdentityKind): EnrollError {
+  return new EnrollError('bad-request', `${someOf(ids)}: already ${existing ? A_KIND[existing] : `not ${A_KIND[kind]}`}; an identity keeps its kind`);
+}
+
+/** What a token is made for beyond its identities: the profile (absent → the built-in one of the kind), its lifetime, consent. */
+export interface TokenTerms {
+  profile?: string | undefined;
+  ttlSeconds?: number | undefined;
+  replace?: boolean | undefined;
+  afterCompromise?: boolean | undefined;
+  /** The device group the certificate carries (the ACL's `{group}`); device tokens only. */
+  group?: string | undefined;
 }
 
 export function createTokenIssuer(deps: TokenIssuerDeps) {
+  /**
+   * Creates one token per identity of `kind`; the raw tokens exist only in the return value. The token's profile must
+   * exist and be of that kind, and an existing identity keeps its kind.
+   */
+  async function issue(kind: IdentityKind, deviceIds: string[], terms: TokenTerms, actor: string): Promise<CreatedToken[]> {
+    const profile = await deps.profiles.resolve(terms.profile, kind);
+    const otherKind = [...(await deps.store.identityKinds(deviceIds))].filter(([, k]) => k !== kind);
+    if (otherKind.length > 0) {
+      const kinds = new Set(otherKind.map(([, k]) => k));
+      throw kindMismatch(otherKind.map(([id]) => id), kind, kinds.size === 1 ? [...kinds][0] : undefined);
+    }
+    const issues = issuesFor(kind, deviceIds, await deps.store.certificateHistory(deviceIds), terms);
+    const expiresAt = new Date(deps.clock.now().getTime() + (terms.ttlSeconds ?? deps.defaultTtlSeconds) * 1000);
+    const created = deviceIds.map((deviceId, i) => ({ deviceId, token: newBootstrapToken(), issuedAs: issues[i]! }));
+    const records: NewToken[] = created.map(({ deviceId, token, issuedAs }) => ({
+      kind,
+      deviceId,
+      tokenHash: hashSecret(token),
+      expiresAt,
+      profile: profile.name,
+      group: terms.group,
+      issuedAs,
+    }));
+    const result = await deps.store.createTokens(records, actor);
+    // The store checks again in its transaction: an identity of the other kind created meanwhile.
+    if (result.outcome === 'kind-mismatch') throw kindMismatch(result.ids, kind);
+    if (result.outcome === 'unknown-profile') throw new EnrollError('conflict', `profile "${profile.name}" was deleted meanwhile`);
+    return created.map(({ deviceId, token, issuedAs }) => ({ deviceId, token, expiresAt: expiresAt.toISOString(), issuedAs }));
+  }
+
   return {
-    /**
-     * Creates one token per identity; the raw tokens exist only in the return value. The token's profile must exist and
-     * be of the identity's kind, and an existing identity keeps its kind.
-     */
+    /** POST /v1/admin/tokens: a device, a batch of devices, or a service. Admin identities are made by the admin use cases only. */
     async create(request: CreateTokenRequest, actor: string): Promise<CreatedToken[]> {
       const kind = 'service' in request ? 'service' : 'device';
       const deviceIds = 'service' in request ? [request.service] : 'deviceId' in request ? [request.deviceId] : batchDeviceIds(request.prefix, request.count);
-      const profile = await deps.profiles.resolve(request.profile, kind);
-      const otherKind = [...(await deps.store.identityKinds(deviceIds))].filter(([, k]) => k !== kind).map(([id]) => id);
-      if (otherKind.length > 0) throw kindMismatch(otherKind, kind);
-      const issues = issuesFor(deviceIds, await deps.store.certificateHistory(deviceIds), request);
-      const expiresAt = new Date(deps.clock.now().getTime() + (request.ttlSeconds ?? deps.defaultTtlSeconds) * 1000);
-      const created = deviceIds.map((deviceId, i) => ({ deviceId, token: newBootstrapToken(), issuedAs: issues[i]! }));
-      const group = 'service' in request ? undefined : request.group;
-      const records: NewToken[] = created.map(({ deviceId, token, issuedAs }) => ({
-        kind,
-        deviceId,
-        tokenHash: hashSecret(token),
-        expiresAt,
-        profile: profile.name,
-        group,
-        issuedAs,
-      }));
-      const result = await deps.store.createTokens(records, actor);
-      // The store checks again in its transaction: an identity of the other kind created meanwhile.
-      if (result.outcome === 'kind-mismatch') throw kindMismatch(result.ids, kind);
-      if (result.outcome === 'unknown-profile') throw new EnrollError('conflict', `profile "${profile.name}" was deleted meanwhile`);
-      return created.map(({ deviceId, token, issuedAs }) => ({ deviceId, token, expiresAt: expiresAt.toISOString(), issuedAs }));
+      return issue(kind, deviceIds, request, actor);
     },
+    issue,
     /** A device's tokens and what became of them (`enrolld token show`); undefined for an unknown device. */
     history(deviceId: string) {
       return deps.store.tokensOf(deviceId);

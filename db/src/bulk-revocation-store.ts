@@ -6,9 +6,10 @@ import { inTransaction } from './transaction.js';
 
 // Unrevoked certificates matching every filter given. Without a status only unexpired ones; a serial list alone also
 // takes expired ones (the admin named them). starts_with, not LIKE: '_' is a device id character and a LIKE wildcard.
+// Admins' certificates are never taken: `enrolld admin revoke` revokes them (an operator must not lock an owner out).
 const SELECTED = `
   SELECT c.serial, c.device_id FROM certificates c JOIN devices d ON d.id = c.device_id
-   WHERE c.revoked_at IS NULL
+   WHERE c.revoked_at IS NULL AND d.kind <> 'admin'
      AND ($1::text IS NULL OR starts_with(c.device_id, $1))
      AND ($2::text IS NULL OR d.profile = $2)
      AND ($3::timestamptz IS NULL OR c.issued_at < $3)

@@ -13,11 +13,12 @@ const CERT_STATUS = `CASE WHEN c.revoked_at IS NOT NULL THEN 'revoked'
                           ELSE 'active' END`;
 
 // A device's state is its newest issued certificate's; a device with none yet is pending. The fleet search reads
-// devices through the same statement (fleet-store.ts).
+// devices through the same statement (fleet-store.ts). Admins are identities of the same table but not of the fleet:
+// `enrolld admin list` shows them.
 export const DEVICE_SELECT = `
   SELECT d.id, d.profile, d.device_group, d.created_at, cur.serial AS current_serial, cur.not_after,
          COALESCE(cur.status, 'pending') AS status
-    FROM devices d
+    FROM (SELECT * FROM devices WHERE kind <> 'admin') d
     LEFT JOIN LATERAL (
       SELECT c.serial, c.not_after, ${CERT_STATUS} AS status
         FROM certificates c WHERE c.device_id = d.id AND c.der IS NOT NULL

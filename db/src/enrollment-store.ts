@@ -92,7 +92,7 @@ const STORE_SIGNED = `
     RETURNING device_id, der, not_before, not_after, profile, profile_version),
   audit AS (
     INSERT INTO audit_events (action, actor, device_id, serial, request_id)
-    SELECT 'certificate.issued', 'enrollment', device_id, $1, $3 FROM done)
+    SELECT 'certificate.issued', $4, device_id, $1, $3 FROM done)
   SELECT ${issuedColumnsOf('done')} FROM done`;
 
 export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
@@ -125,8 +125,8 @@ export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
     },
 
     /** Idempotent: the first signature stored for a serial wins, later calls return it. */
-    async complete(serial: string, der: Buffer, requestId?: string): Promise<IssuedCertificate> {
-      let row = (await pool.query<IssuedRow>(STORE_SIGNED, [serial, der, requestId ?? null])).rows[0];
+    async complete(serial: string, der: Buffer, requestId?: string, actor = 'enrollment'): Promise<IssuedCertificate> {
+      let row = (await pool.query<IssuedRow>(STORE_SIGNED, [serial, der, requestId ?? null, actor])).rows[0];
       if (!row) {
         row = (await pool.query<IssuedRow>(`SELECT ${issuedColumnsOf('c')} FROM certificates c WHERE c.serial = $1 AND c.der IS NOT NULL`, [serial])).rows[0];
         if (!row) throw new Error(`certificate ${serial} has no intent row`);

@@ -6,6 +6,7 @@ export type { EmbeddedPostgresExit, EmbeddedPostgresHandle, EmbeddedPostgresOpti
 export { createPgEnrollmentStore } from './enrollment-store.js';
 export { createPgTokenStore } from './token-store.js';
 export { createPgAdminCredentialStore } from './admin-credential-store.js';
+export { createPgAdminStore } from './admin-store.js';
 export { createPgDeviceStore } from './device-store.js';
 export { createPgRevocationStore, createPgRevocationListener } from './revocation-store.js';
 export type { RevocationListenerOptions } from './revocation-store.js';

@@ -36,6 +36,10 @@ function toRecord(row: RevokedRow): RevokedCertificate {
   };
 }
 
+/** The kinds a revoke by device id or serial may reach (RevocationCommand.identities). */
+const KINDS_IN_SCOPE = { fleet: ['device', 'service'], admins: ['admin'] } as const;
+const kindsOf = (command: RevocationCommand) => KINDS_IN_SCOPE[command.identities ?? 'fleet'];
+
 export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
   async function audit(client: pg.ClientBase, revoked: RevokedCertificate[], command: RevocationCommand, scope: string): Promise<void> {
     if (revoked.length === 0) return;
@@ -60,7 +64,7 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
   return {
     async revokeDevice(deviceId: string, command: RevocationCommand): Promise<RevocationOutcome> {
       return inTransaction(pool, 'revocation', async (client) => {
-        const device = await client.query('SELECT 1 FROM devices WHERE id = $1', [deviceId]);
+        const device = await client.query('SELECT 1 FROM devices WHERE id = $1 AND kind = ANY($2::text[])', [deviceId, kindsOf(command)]);
         if (device.rowCount === 0) return { outcome: 'not-found' } as const;
         // One UPDATE … WHERE revoked_at IS NULL: a concurrent revoke re-evaluates the predicate after our commit and
         // finds nothing left, so each certificate is revoked exactly once. Pending intents (der IS NULL) are included:
@@ -80,7 +84,10 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
 
     async revokeCertificate(serial: string, command: RevocationCommand): Promise<RevocationOutcome> {
       return inTransaction(pool, 'revocation', async (client) => {
-        const found = await client.query<{ device_id: string }>('SELECT device_id FROM certificates WHERE serial = $1', [serial]);
+        const found = await client.query<{ device_id: string }>(
+          'SELECT device_id FROM certificates WHERE serial = $1 AND identity_kind = ANY($2::text[])',
+          [serial, kindsOf(command)],
+        );
         const cert = found.rows[0];
         if (!cert) return { outcome: 'not-found' } as const;
         // An expired certificate is revoked too when asked by serial: the admin named it explicitly.

@@ -12,6 +12,9 @@ export const MIGRATION_LOCK_KEY = 7_160_002_331;
  */
 export const AUDIT_CHAIN_LOCK_KEY = 7_160_002_340;
 
+/** Serialises role changes and revocations of admins, so two owners cannot demote or revoke each other past the last one. */
+export const ADMINS_LOCK_KEY = 7_160_002_352;
+
 /**
  * What a transaction takes before any row lock:
  *  - 'revocation': the revocation lock, exclusively. One writer at a time hands out revocation seqs and CRL numbers

@@ -1,12 +1,13 @@
 // The one identity rule (docs/architecture.md §5). Every certificate names one identity of one kind: a device
-// (`urn:enrolld:device:<id>`) or a backend service (`urn:enrolld:service:<name>`). Ids and service names follow the
-// same pattern and share one namespace, so an id names exactly one identity, whose kind the server's record fixes.
+// (`urn:enrolld:device:<id>`), a backend service (`urn:enrolld:service:<name>`) or an admin of the admin API
+// (`urn:enrolld:admin:<name>`). Ids and names follow the same pattern and share one namespace, so an id names exactly
+// one identity, whose kind the server's record fixes.
 // It is used at token creation, in the CA profile and in the broker ACL, so that an id that is valid anywhere is
 // valid everywhere. Excluding `+ # /` and NUL keeps ids safe as MQTT topic levels and client ids (Mosquitto
 // CVE-2017-7650); 63 chars stays under RFC 5280 ub-common-name (64).
 export const DEVICE_ID_PATTERN = /^[a-z0-9][a-z0-9._-]{0,62}$/;
 
-export const IDENTITY_KINDS = ['device', 'service'] as const;
+export const IDENTITY_KINDS = ['device', 'service', 'admin'] as const;
 export type IdentityKind = (typeof IDENTITY_KINDS)[number];
 
 export interface Identity {
@@ -29,7 +30,7 @@ export function isValidGroup(value: unknown): value is string {
 }
 
 export function isIdentityKind(value: unknown): value is IdentityKind {
-  return value === 'device' || value === 'service';
+  return value === 'device' || value === 'service' || value === 'admin';
 }
 
 /** The SAN URI of an identity: `urn:enrolld:<kind>:<id>`. */

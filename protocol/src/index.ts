@@ -7,3 +7,4 @@ export * from './serial.js';
 export * from './topics.js';
 export * from './profiles.js';
 export * from './issues.js';
+export * from './admins.js';

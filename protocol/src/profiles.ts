@@ -14,8 +14,11 @@ export const profileNameSchema = z.string().regex(DEVICE_ID_PATTERN, 'profile na
 export const KEY_TYPES = ['ec-p256', 'ec-p384', 'rsa'] as const;
 export type KeyType = (typeof KEY_TYPES)[number];
 
-/** The profiles every installation has; they cannot be changed or deleted. */
-export const BUILTIN_PROFILES = { device: 'device', service: 'service' } as const;
+/**
+ * The profiles every installation has; they cannot be changed or deleted. `admin` is the only profile of admin
+ * certificates (its ACL is empty: the broker refuses admin certificates at CONNECT).
+ */
+export const BUILTIN_PROFILES = { device: 'device', service: 'service', admin: 'admin' } as const;
 
 export const aclRuleSchema = z.object({
   effect: z.enum(['allow', 'deny']),

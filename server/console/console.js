@@ -441,7 +441,7 @@ function route() {
   return { page: page || 'fleet', arg: decodeURIComponent(rest.join('/')) };
 }
 
-function App({ admin }) {
+function App({ admin, role }) {
   const [where, setWhere] = useState(route());
   const events = useLiveEvents();
   useEffect(() => {
@@ -454,7 +454,7 @@ function App({ admin }) {
   return html`<header class="top">
       <h1>enrolld</h1>
       <nav>${nav.map(([id, label]) => html`<a href=${`#/${id}`} class=${where.page === id ? 'on' : ''} id=${`nav-${id}`}>${label}${id === 'events' && alarms > 0 ? html` <span class="count-alarm">${alarms}</span>` : ''}</a>`)}</nav>
-      <form method="post" action="/console/sign-out" class="signout"><span class="muted">${admin}</span> <button type="submit">Sign out</button></form>
+      <form method="post" action="/console/sign-out" class="signout"><span class="muted" id="signed-in-as">${admin} · ${role}</span> <button type="submit">Sign out</button></form>
     </header>
     <main>
       ${where.page === 'fleet' ? html`<${FleetPage} />` : ''}
@@ -471,10 +471,10 @@ const session = await fetch('/console/session', { credentials: 'same-origin' });
 if (session.status !== 200) {
   location.assign('/console/sign-in');
 } else {
-  const { admin, csrf: token } = await session.json();
+  const { admin, role, csrf: token } = await session.json();
   csrf = token;
   startLiveEvents();
   const root = document.getElementById('app');
   root.textContent = ''; // the server's "Loading…" placeholder
-  render(html`<${App} admin=${admin} />`, root);
+  render(html`<${App} admin=${admin} role=${role} />`, root);
 }

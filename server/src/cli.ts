@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+import { registerAdminCommands } from './cli/admin-command.js';
 import { registerAuditCommands } from './cli/audit-command.js';
 import { registerCompletionCommand } from './cli/completion-command.js';
 import { registerDevicesCommands } from './cli/devices-command.js';
@@ -24,6 +25,7 @@ registerDevicesCommands(program);
 registerRevokeCommand(program);
 registerProfileCommands(program);
 registerServiceCommands(program);
+registerAdminCommands(program);
 registerAuditCommands(program);
 registerCompletionCommand(program);
 

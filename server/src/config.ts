@@ -156,6 +156,8 @@ const envSchema = z.object({
   CRL_MIN_INTERVAL: fineDuration('1s'),
   /** A console sign-in ends after this long without a request. */
   CONSOLE_SESSION_TTL: duration('8h'),
+  /** `off`: admin bearer tokens are refused; admins authenticate with admin client certificates only. */
+  ADMIN_BEARER: z.enum(['on', 'off']).default('on'),
   /** Certificates a bulk revocation job revokes per statement. */
   BULK_REVOKE_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
   /** How often each broker resyncs by revocation sequence: the bound on how long a lost NOTIFY goes unnoticed. */
@@ -203,7 +205,8 @@ const envSchema = z.object({
 
 export interface Config {
   home: string;
-  paths: { caDir: string; rootCert: string; adminTokenFile: string };
+  /** adminCert/adminKey: the admin client certificate the CLI presents when it finds both (README, "Admins"). */
+  paths: { caDir: string; rootCert: string; adminTokenFile: string; adminCert: string; adminKey: string };
   listenHost: string;
   httpsPort: number;
   mqttsPort: number;
@@ -217,6 +220,8 @@ export interface Config {
   http: { trustedProxies: string[]; failedTokenLimit: { limit: number; windowMs: number } };
   redisUrl: string;
   consoleSessionTtlMs: number;
+  /** ADMIN_BEARER=on: the admin API takes bearer tokens (as owner) beside admin certificates. */
+  adminBearer: boolean;
   serverNames: string[];
   certificateLifetimeSeconds: number;
   backdateSeconds: number;
@@ -289,6 +294,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       caDir: path.join(home, 'ca'),
       rootCert: path.join(home, 'ca', 'root.pem'),
       adminTokenFile: path.join(home, 'admin-token'),
+      adminCert: path.join(home, 'admin.pem'),
+      adminKey: path.join(home, 'admin.key'),
     }),
     listenHost: e.LISTEN_HOST,
     httpsPort: e.HTTPS_PORT,
@@ -306,6 +313,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     }),
     redisUrl: e.REDIS_URL,
     consoleSessionTtlMs: e.CONSOLE_SESSION_TTL * 1000,
+    adminBearer: e.ADMIN_BEARER === 'on',
     serverNames: Object.freeze([...e.SERVER_NAMES]) as string[],
     certificateLifetimeSeconds: e.CERT_LIFETIME,
     backdateSeconds: e.CERT_BACKDATE,

@@ -37,7 +37,7 @@ async function inPool<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[
 
 const mint = (server: TestServer, prefix: string, notAfter: number, profile?: { name: string; version: number }) =>
   inPool(Array.from({ length: DEVICES }, (_, i) => `${prefix}-${i}`), (id) =>
-    issueFromServerCa(server, id, { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(notAfter) }, profile));
+    issueFromServerCa(server, id, { notBefore: new Date(Date.now() - 60_000), notAfter: new Date(notAfter) }, 'device', profile));
 
 const connectAll = (server: TestServer, devices: DeviceCreds[]) => inPool(devices, (creds) => mustConnect(server.running.mqttsPort, server.rootPem, creds));
 

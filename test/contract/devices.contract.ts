@@ -45,6 +45,15 @@ export function describeDeviceStoreContract(name: string, makeStores: () => Devi
       expect(listed.every((d) => d.profile === 'device' && !Number.isNaN(Date.parse(d.createdAt)))).toBe(true);
     });
 
+    it('admins are not of the fleet: a prefix that holds an admin lists only the devices, and get does not find it', async () => {
+      const { devices, prefix, ids, ...stores } = await fleet();
+      const adminId = `${prefix}admin`;
+      await enrollCertificate(stores, adminId, { kind: 'admin' });
+      expect((await devices.list({ limit: 10, prefix })).map((d) => d.id)).toEqual([ids.active, ids.expired, ids.pending, ids.revoked]);
+      expect(await devices.get(adminId)).toBeUndefined();
+      expect(await devices.get(ids.active)).toBeDefined();
+    });
+
     it('filters by status and pages by id with after and limit', async () => {
       const { devices, prefix, ids } = await fleet();
       expect((await devices.list({ limit: 10, prefix, status: 'revoked' })).map((d) => d.id)).toEqual([ids.revoked]);

@@ -39,6 +39,19 @@ export function describeRevocationStoreContract(name: string, makeStores: () => 
       expect(await revocation.revokeCertificate(newSerial(), command())).toEqual({ outcome: 'not-found' });
     });
 
+    it('a revoke reaches only its identities: the fleet never an admin, the admin scope never a device', async () => {
+      const stores = makeStores();
+      const admin = newDeviceId('contract-admin');
+      const adminCert = await enrollCertificate(stores, admin, { kind: 'admin' });
+      const fleet = await device(1, {}, stores);
+      expect(await stores.revocation.revokeDevice(admin, command())).toEqual({ outcome: 'not-found' });
+      expect(await stores.revocation.revokeCertificate(adminCert.serial, command())).toEqual({ outcome: 'not-found' });
+      expect(await stores.revocation.revokeDevice(fleet.deviceId, { ...command(), identities: 'admins' })).toEqual({ outcome: 'not-found' });
+      expect(await stores.revocation.revokeCertificate(fleet.serials[0]!, { ...command(), identities: 'admins' })).toEqual({ outcome: 'not-found' });
+      expect(await stores.revocation.revokeDevice(admin, { ...command(), identities: 'admins' })).toMatchObject({ outcome: 'revoked', revoked: [{ serial: adminCert.serial }] });
+      expect(await stores.revocation.revokeDevice(fleet.deviceId, command())).toMatchObject({ outcome: 'revoked', revoked: [{ serial: fleet.serials[0] }] });
+    });
+
     it('revokes one certificate by serial and leaves the others of the device alone', async () => {
       const { revocation, deviceId, serials } = await device(2);
       const one = await revocation.revokeCertificate(serials[0]!, command(SUPERSEDED));

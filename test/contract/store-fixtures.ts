@@ -2,6 +2,7 @@
 // DER content octets, here 16 octets with a first octet 0x10–0x1f), an intent the stores can record, and a
 // certificate made through the enrollment ports, as in production.
 import { createHash, randomBytes } from 'node:crypto';
+import type { IdentityKind } from '@enrolld/protocol';
 import type { CertificateIntent, EnrollmentStore, TokenGrant, TokenStore } from '@enrolld/core/ports.js';
 
 let counter = 0;
@@ -39,17 +40,18 @@ export function intentFor(
 }
 
 /**
- * A certificate of `deviceId` made with a token of its own (the device row is created with the first token);
- * signed unless `signed` is false. notBefore is 60 s back, so a `lifetimeMs` under that gives an expired one.
+ * A certificate of `deviceId` made with a token of its own (the identity row, of `kind`, default device, is created with
+ * the first token; the profile defaults to the built-in one of the kind); signed unless `signed` is false. notBefore is 60 s back, so a `lifetimeMs` under that gives an expired one.
  */
 export async function enrollCertificate(
   stores: { tokens: TokenStore; enrollment: EnrollmentStore },
   deviceId: string,
-  options: { lifetimeMs?: number; signed?: boolean; profile?: string; group?: string } = {},
+  options: { lifetimeMs?: number; signed?: boolean; profile?: string; kind?: IdentityKind; group?: string } = {},
 ): Promise<CertificateIntent> {
   const tokenHash = newTokenHash();
+  const kind = options.kind ?? 'device';
   await stores.tokens.createTokens(
-    [{ kind: 'device', deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? 'device', group: options.group }],
+    [{ kind, deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? kind, group: options.group }],
     'contract',
   );
   const csr = randomBytes(32);

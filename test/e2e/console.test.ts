@@ -1,15 +1,18 @@
 // The web console in a real browser (Debian's chromium through playwright-core; no browser download): sign in →
 // search → open a device → revoke it → see the live event and the session cut → a revoked certificate's reconnect
 // stands out → bulk dry run → tokens CSV once → charts → audit. User strings planted with HTML (a revocation comment,
-// a profile name) are shown as text. One screenshot per page goes to test-artifacts/console/.
+// a profile name) are shown as text. Then a browser with an admin client certificate signs in by it, without a token,
+// until the admin is revoked. One screenshot per page goes to test-artifacts/console/.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { CREATED_TOKEN_CSV_COLUMNS } from '@enrolld/protocol';
+import { CREATED_TOKEN_CSV_COLUMNS, routes, type AuditListResponse } from '@enrolld/protocol';
+import { createAdmin } from '../support/admin-certs.js';
 import { REPO_ROOT } from '../support/processes.js';
 import { connectWith, mustConnect } from '../support/renew-mqtt.js';
 import { enrollDevice, type DeviceCreds } from '../support/renew-support.js';
+import { httpsRequest } from '../support/http.js';
 import { startTestServer, uniqueDeviceId, type TestServer } from '../support/server-harness.js';
 
 // The browser globals the page functions below use (the test project compiles without the DOM library).
@@ -161,4 +164,43 @@ describe('console in chromium', () => {
     const { rows } = await server.db.pool.query('SELECT count(*)::int AS n FROM certificates WHERE device_id = $1 AND revoked_at IS NULL', [devices[2]!.deviceId]);
     expect(rows[0].n).toBe(1);
   });
+
+  it('a browser with an admin client certificate signs in by it, without a token, until the admin is revoked', async () => {
+    const admin = await createAdmin(server, uniqueDeviceId('console-admin'), 'operator');
+    const context = await browser.newContext({
+      ignoreHTTPSErrors: true,
+      viewport: { width: 1280, height: 900 },
+      clientCertificates: [{ origin: new URL(server.apiUrl).origin, cert: Buffer.from(admin.clientChainPem), key: Buffer.from(admin.keyPem) }],
+    });
+    const certPage = await context.newPage();
+    const errors: string[] = [];
+    certPage.on('pageerror', (e) => errors.push(`pageerror: ${e.message}`));
+    try {
+      // Opening the console signs in: no sign-in page on the way, the header names the admin and its role.
+      await certPage.goto(`${server.apiUrl}/console/`);
+      expect(certPage.url()).toBe(`${server.apiUrl}/console/`);
+      await certPage.waitForSelector('#fleet-search');
+      await expect(certPage.textContent('#signed-in-as')).resolves.toBe(`cert:${admin.deviceId} · operator`);
+      const session = (await context.cookies()).find((c) => c.name === '__Host-enrolld-console');
+      expect(session).toMatchObject({ httpOnly: true, secure: true, sameSite: 'Strict' });
+      await certPage.screenshot({ path: path.join(SHOTS, '10-signed-in-by-certificate.png'), fullPage: true });
+      const signIns = await httpsRequest(`${server.apiUrl}${routes.adminAudit}?action=console.signed-in&actor=cert:${admin.deviceId}`, server.rootPem, { headers: { authorization: `Bearer ${server.adminToken}` } });
+      expect(signIns.json<AuditListResponse>().events.map((e) => e.detail)).toEqual([{ credential: 'certificate' }]);
+
+      // Signed out, the sign-in page offers the certificate (and the token form) instead of signing in again at once.
+      await Promise.all([certPage.waitForURL('**/console/sign-in'), certPage.click('.signout button[type=submit]')]);
+      await expect(certPage.textContent('#certificate-sign-in')).resolves.toContain(`Continue as cert:${admin.deviceId}`);
+
+      // Revoked, the certificate signs in no more, and the page says why.
+      const revoked = await httpsRequest(server.apiUrl + routes.adminAdminRevoke(admin.deviceId), server.rootPem, { method: 'POST', headers: { authorization: `Bearer ${server.adminToken}` } });
+      expect(revoked.status).toBe(200);
+      await certPage.goto(`${server.apiUrl}/console/`);
+      expect(certPage.url()).toBe(`${server.apiUrl}/console/sign-in`);
+      await expect(certPage.textContent('#certificate-refused')).resolves.toContain('is revoked');
+      await certPage.screenshot({ path: path.join(SHOTS, '11-certificate-revoked.png'), fullPage: true });
+      expect(errors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
 });

@@ -62,13 +62,13 @@ describe('a service certificate with mosquitto_sub', () => {
     const created = await enrolld(['profile', 'create', path.join(REPO_ROOT, 'examples', 'profiles', 'bronze.yaml')]);
     expect(created).toMatchObject({ code: 0, stderr: expect.stringContaining('profile bronze is at version 1') });
     const listed = await enrolld(['profile', 'list', '--json']);
-    expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((p) => p.name).sort()).toEqual(['bronze', 'device', 'service']);
+    expect((JSON.parse(listed.stdout) as Array<{ name: string }>).map((p) => p.name).sort()).toEqual(['admin', 'bronze', 'device', 'service']);
     const token = await enrolld(['token', 'create', '--device', uniqueDeviceId('bronze'), '--profile', 'bronze']);
     expect(token.code).toBe(0);
     expect(token.stdout.trim()).toMatch(/^ebt_/);
     const unknown = await enrolld(['token', 'create', '--device', uniqueDeviceId(), '--profile', 'platinum']);
     expect(unknown.code).toBe(1);
-    expect(unknown.stderr).toMatch(/unknown profile "platinum"; existing profiles: bronze, device, service/);
+    expect(unknown.stderr).toMatch(/unknown profile "platinum"; existing profiles: admin, bronze, device, service/);
     const bad = path.join(work, 'bad.yaml');
     await writeFile(bad, 'name: wide\nkind: device\nacl:\n  - { effect: allow, action: subscribe, filter: "devices/+/telemetry" }\n');
     const refused = await enrolld(['profile', 'create', bad]);

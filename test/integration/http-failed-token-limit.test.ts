@@ -144,8 +144,10 @@ describe('the client address in log lines, and X-Forwarded-For only from trusted
       logger: createLogger('info', stream),
       registry: new Registry(),
       useCases: {
-        authenticateAdmin: async () => {
-          throw new EnrollError('unauthorized', 'admin credential required', { logDetail: 'unknown' });
+        authenticateAdmin: {
+          bearer: async () => {
+            throw new EnrollError('unauthorized', 'admin credential required', { logDetail: 'unknown' });
+          },
         },
       } as unknown as HttpUseCases,
       chainPem: '',

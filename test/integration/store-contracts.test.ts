@@ -4,6 +4,7 @@ import { afterAll, beforeAll } from '@jest/globals';
 import { systemClock } from '@enrolld/core/clock.js';
 import {
   createPgAdminCredentialStore,
+  createPgAdminStore,
   createPgDeviceStore,
   createPgEnrollmentStore,
   createPgProfileStore,
@@ -12,11 +13,13 @@ import {
   createPgTokenStore,
 } from '@enrolld/db';
 import { describeAdminCredentialStoreContract } from '../contract/admin-credentials.contract.js';
+import { describeAdminStoreContract } from '../contract/admins.contract.js';
 import { describeDeviceStoreContract } from '../contract/devices.contract.js';
 import { describeEnrollmentStoreContract } from '../contract/enrollment.contract.js';
 import { describeRenewalStoreContract } from '../contract/renewal.contract.js';
 import { describeRevocationStoreContract } from '../contract/revocation.contract.js';
 import { createMemoryAdminCredentialStore } from '../support/fakes/admin-credentials.js';
+import { createMemoryAdminStore } from '../support/fakes/admins.js';
 import { createMemoryDeviceStore } from '../support/fakes/devices.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
@@ -45,6 +48,7 @@ function memoryStores() {
     profiles: createMemoryProfileWrites(tables),
     devices: createMemoryDeviceStore(tables),
     admins: createMemoryAdminCredentialStore(tables),
+    adminRecords: createMemoryAdminStore(tables),
   };
 }
 
@@ -59,6 +63,7 @@ function postgresStores() {
     profiles: createPgProfileStore(db.pool),
     devices: createPgDeviceStore(db.pool),
     admins: createPgAdminCredentialStore(db.pool),
+    adminRecords: createPgAdminStore(db.pool),
   };
 }
 
@@ -68,4 +73,8 @@ for (const [name, stores] of [['in-memory fake', memoryStores], ['Postgres', pos
   describeRenewalStoreContract(name, stores);
   describeDeviceStoreContract(name, stores);
   describeAdminCredentialStoreContract(name, () => stores().admins);
+  describeAdminStoreContract(name, () => {
+    const all = stores();
+    return { ...all, admins: all.adminRecords };
+  });
 }

@@ -2,7 +2,7 @@
 // certificate as the TLS client certificate, and mint certificates from the server's own issuing CA with chosen
 // validity (expired, not yet valid) for ROT-03.
 import { X509Certificate, createHash, createPublicKey, type KeyObject } from 'node:crypto';
-import { routes, type EnrollResponse } from '@enrolld/protocol';
+import { routes, type EnrollResponse, type IdentityKind } from '@enrolld/protocol';
 import { newSerial, serialHex } from '@enrolld/core/ca/index.js';
 import { readIssuingCa } from '../../server/src/compose/pki-home.js';
 import { makeCsr } from './csr-factory.js';
@@ -64,14 +64,15 @@ export function renewEst(server: TestServer, creds: Pick<DeviceCreds, 'clientCha
 }
 
 /**
- * A certificate from the server's own issuing CA with the given validity (and profile: the built-in `device` unless
- * given), recorded in the database as enrollment would (so it is "ours" in every respect but its dates).
+ * A certificate from the server's own issuing CA with the given validity, of `kind` under `profile` (the built-in one of
+ * the kind unless given), recorded in the database as enrollment would (so it is "ours" in every respect but its dates).
  */
 export async function issueFromServerCa(
   server: TestServer,
   deviceId: string,
   validity: { notBefore: Date; notAfter: Date },
-  profile: { name: string; version: number } = { name: 'device', version: 1 },
+  kind: IdentityKind = 'device',
+  profile: { name: string; version: number } = { name: kind, version: 1 },
 ): Promise<DeviceCreds> {
   const ca = await readIssuingCa(server.home);
   const csr = await makeCsr({ cn: deviceId });
@@ -79,15 +80,15 @@ export async function issueFromServerCa(
   const whole = (d: Date) => new Date(Math.floor(d.getTime() / 1000) * 1000);
   validity = { notBefore: whole(validity.notBefore), notAfter: whole(validity.notAfter) };
   const spkiDer = createPublicKey(csr.privateKey).export({ format: 'der', type: 'spki' });
-  const tbs = ca.buildDeviceTbs({ kind: 'device' as const, profile, deviceId, serial, spkiDer, notBefore: validity.notBefore, notAfter: validity.notAfter });
+  const tbs = ca.buildDeviceTbs({ kind, profile, deviceId, serial, spkiDer, notBefore: validity.notBefore, notAfter: validity.notAfter });
   const der = ca.signCertificate(tbs);
-  await server.db.pool.query('INSERT INTO devices (id) VALUES ($1) ON CONFLICT DO NOTHING', [deviceId]);
+  await server.db.pool.query('INSERT INTO devices (id, kind, profile) VALUES ($1, $2, $2) ON CONFLICT DO NOTHING', [deviceId, kind]);
   await server.db.pool.query(
-    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at, profile, profile_version)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9, $10)`,
+    `INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at, identity_kind, profile, profile_version)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, now(), $9, $10, $11)`,
     [
       serialHex(serial), deviceId, createHash('sha256').update(spkiDer).digest(), createHash('sha256').update(csr.der).digest(), tbs, der,
-      validity.notBefore, validity.notAfter, profile.name, profile.version,
+      validity.notBefore, validity.notAfter, kind, profile.name, profile.version,
     ],
   );
   const certPem = new X509Certificate(der).toString();

@@ -23,6 +23,8 @@ export interface TestServer {
    * `group` go into the certificate it enrolls.
    */
   createToken(deviceId: string, ttlSeconds?: number, options?: TokenOptions): Promise<string>;
+  /** Stops the composition but keeps the database and ENROLLD_HOME, for a restart (`restartOf`). */
+  halt(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -36,12 +38,14 @@ export interface TestServerOptions {
   env?: Record<string, string>;
   /** Point the server at this URL instead of the test database directly (e.g. through a TcpProxy). */
   databaseUrl?: (db: TestDatabase) => Promise<string> | string;
+  /** Start on the database and ENROLLD_HOME of a halted server instead of fresh ones (a restart with other settings). */
+  restartOf?: Pick<TestServer, 'db' | 'home'>;
 }
 
 /** The real composition (`enrolld up`) on its own database, a temp ENROLLD_HOME and port 0. */
 export async function startTestServer(options: TestServerOptions = {}): Promise<TestServer> {
-  const db = await createTestDatabase();
-  const home = await mkdtemp(path.join(tmpdir(), 'enrolld-test-'));
+  const db = options.restartOf?.db ?? (await createTestDatabase());
+  const home = options.restartOf?.home ?? (await mkdtemp(path.join(tmpdir(), 'enrolld-test-')));
   const databaseUrl = options.databaseUrl ? await options.databaseUrl(db) : db.url;
   const config = loadConfig({
     ENROLLD_HOME: home,
@@ -77,6 +81,7 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
       if (res.status !== 201) throw new Error(`token create failed: ${res.status} ${res.text}`);
       return res.json<CreatedToken[]>()[0]!.token;
     },
+    halt: () => running.stop(),
     async stop() {
       await running.stop();
       await db.drop();

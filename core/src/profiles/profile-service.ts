@@ -25,6 +25,11 @@ export function createProfileService(deps: { store: ProfileStore }) {
     if (isBuiltinProfile(name)) throw new EnrollError('forbidden', `the built-in profile "${name}" cannot be changed or deleted`);
   }
 
+  /** Admin certificates carry no rights of their own (the role is in the admin record): one built-in profile is enough. */
+  function refuseAdminKind(spec: ProfileSpec): void {
+    if (spec.kind === 'admin') throw new EnrollError('bad-request', 'admin certificates are issued under the built-in "admin" profile only; a profile is for devices or services');
+  }
+
   return {
     list: () => store.list(),
 
@@ -36,6 +41,7 @@ export function createProfileService(deps: { store: ProfileStore }) {
 
     async create(spec: ProfileSpec, actor: string): Promise<Profile> {
       refuseBuiltin(spec.name);
+      refuseAdminKind(spec);
       validate(spec);
       const result = await store.create(spec, actor);
       if (result.outcome !== 'stored') throw new EnrollError('conflict', `profile "${spec.name}" exists; update it instead`);
@@ -44,6 +50,7 @@ export function createProfileService(deps: { store: ProfileStore }) {
 
     async update(spec: ProfileSpec, actor: string): Promise<Profile> {
       refuseBuiltin(spec.name);
+      refuseAdminKind(spec);
       validate(spec);
       const current = await store.get(spec.name);
       if (!current) throw new EnrollError('not-found', `no profile "${spec.name}"`);

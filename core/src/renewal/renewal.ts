@@ -11,6 +11,7 @@
 import { X509Certificate } from 'node:crypto';
 import { routes, type EnrollResponse } from '@enrolld/protocol';
 import { assertCsrNamesIdentity, parseCsrAsync } from '../ca/index.js';
+import { verifyIssuedBy } from '../ca/issued-by.js';
 import type { IssuingCa } from '../ca/types.js';
 import type { Clock } from '../clock.js';
 import { toPem } from '../ca/der.js';
@@ -95,16 +96,13 @@ export function createRenewal(deps: RenewalDeps) {
   function claimOf(credential: RenewalCredential): { serial: string; deviceId?: string; der?: Buffer } {
     if (credential.kind === 'session') return { serial: credential.serial, deviceId: credential.deviceId };
     if (!credential.der || credential.der.length === 0) throw new EnrollError('unauthorized', NO_CERT);
-    let cert: X509Certificate;
-    try {
-      cert = new X509Certificate(credential.der);
-    } catch {
-      throw new EnrollError('unauthorized', 'the client certificate could not be parsed');
+    const verified = verifyIssuedBy(credential.der, issuer);
+    if (!verified.ok) {
+      throw new EnrollError('unauthorized', verified.reason === 'unparseable'
+        ? 'the client certificate could not be parsed'
+        : 'the client certificate was not issued by this CA; renew with the certificate this server issued');
     }
-    if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) {
-      throw new EnrollError('unauthorized', 'the client certificate was not issued by this CA; renew with the certificate this server issued');
-    }
-    return { serial: normalizeSerial(cert.serialNumber), der: credential.der };
+    return { serial: normalizeSerial(verified.certificate.serialNumber), der: credential.der };
   }
 
   /** The stored row must be the claimed certificate: issued, byte for byte the one presented, of the session's device. */

@@ -22,7 +22,14 @@ export interface RevocationCommand {
   requestId?: string | undefined;
   /** The admin's words, kept in the audit rows. */
   comment?: string | undefined;
+  /**
+   * Which identities a revoke by device id or serial may reach: `fleet` (devices and services, the default) or
+   * `admins`. Another kind is not found: the fleet routes never revoke an admin, `enrolld admin revoke` only admins.
+   */
+  identities?: RevocationScope | undefined;
 }
+
+export type RevocationScope = 'fleet' | 'admins';
 
 export type RevocationOutcome =
   /** At least one certificate went from valid to revoked in this call. */

@@ -6,7 +6,7 @@ import { REVOCATION_REASONS, isRevocationReason, isValidDeviceId, type Revocatio
 import type { Clock } from '../clock.js';
 import { EnrollError } from '../errors.js';
 import { createCrlRebuildScheduler, systemTimers, type Timers } from './crl-publisher.js';
-import type { CrlSigner, RevocationPublisher, RevocationStore, RevokedCertificate, StoredCrl } from './ports.js';
+import type { CrlSigner, RevocationPublisher, RevocationScope, RevocationStore, RevokedCertificate, StoredCrl } from './ports.js';
 import { isSerialHex } from './serial.js';
 
 export interface RevocationServiceDeps {
@@ -31,6 +31,8 @@ export interface RevokeInput {
   actor: string;
   requestId?: string | undefined;
   comment?: string | undefined;
+  /** `fleet` unless the admin use cases revoke an admin's certificates. */
+  identities?: RevocationScope | undefined;
 }
 
 /**
@@ -117,14 +119,14 @@ export function createRevocationService(deps: RevocationServiceDeps) {
     async revokeDevice(deviceId: string, input: RevokeInput): Promise<RevokeResult> {
       if (!isValidDeviceId(deviceId)) throw new EnrollError('bad-request', 'device id must match ^[a-z0-9][a-z0-9._-]{0,62}$');
       const code = reasonCode(input.reason);
-      const result = await store.revokeDevice(deviceId, { reasonCode: code, actor: input.actor, requestId: input.requestId, comment: input.comment });
+      const result = await store.revokeDevice(deviceId, { reasonCode: code, actor: input.actor, requestId: input.requestId, comment: input.comment, identities: input.identities });
       return finish(input.reason as RevocationReason, result, `no device ${deviceId}`);
     },
 
     async revokeCertificate(serial: string, input: RevokeInput): Promise<RevokeResult> {
       checkSerial(serial);
       const code = reasonCode(input.reason);
-      const result = await store.revokeCertificate(serial, { reasonCode: code, actor: input.actor, requestId: input.requestId, comment: input.comment });
+      const result = await store.revokeCertificate(serial, { reasonCode: code, actor: input.actor, requestId: input.requestId, comment: input.comment, identities: input.identities });
       return finish(input.reason as RevocationReason, result, `no certificate with serial ${serial}`);
     },
 

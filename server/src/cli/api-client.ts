@@ -3,10 +3,15 @@ import https from 'node:https';
 import { problemSchema, type Problem } from '@enrolld/protocol';
 import type { z } from 'zod';
 
-export interface ApiClientOptions {
+/** How the admin commands authenticate: a bearer token, or an admin client certificate on the TLS connection. */
+export interface AdminCredential {
+  adminToken?: string | undefined;
+  clientCertificate?: { certPem: string; keyPem: string } | undefined;
+}
+
+export interface ApiClientOptions extends AdminCredential {
   baseUrl: string;
   caPem: string;
-  adminToken?: string | undefined;
 }
 
 export class ApiError extends Error {
@@ -28,7 +33,8 @@ export interface ApiResponse {
 
 /** A small HTTPS client for the admin API that trusts only our root CA. */
 export function createApiClient(options: ApiClientOptions) {
-  const agent = new https.Agent({ ca: options.caPem, keepAlive: true });
+  const certificate = options.clientCertificate;
+  const agent = new https.Agent({ ca: options.caPem, keepAlive: true, ...(certificate ? { cert: certificate.certPem, key: certificate.keyPem } : {}) });
   async function request(method: string, path: string, body?: unknown, accept = 'application/json'): Promise<ApiResponse> {
     const url = new URL(path, options.baseUrl);
     const payload = body === undefined ? undefined : Buffer.from(JSON.stringify(body));
@@ -86,6 +92,6 @@ export async function readAdminToken(file: string): Promise<string> {
   try {
     return (await readFile(file, 'utf8')).trim();
   } catch {
-    throw new Error(`cannot read the admin token at ${file} (run \`enrolld up\` once, or set ENROLLD_HOME)`);
+    throw new Error(`cannot read the admin token at ${file} (run \`enrolld up\` once, set ENROLLD_HOME, or give an admin certificate: --cert/--key or ENROLLD_HOME/admin.pem and admin.key)`);
   }
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.js';
 import { ApiError } from './api-client.js';
+import { setAdminCertificateFlags, type AdminCertificateFlags } from './context.js';
 import { note } from './output.js';
 import { UsageError } from './usage-error.js';
 
@@ -10,6 +11,8 @@ import { UsageError } from './usage-error.js';
 // description, every option its default, and at least one example (`examples()`); `--help` never runs an action.
 
 const ENVIRONMENT_HELP = `
+Admin commands authenticate with --cert/--key, else ENROLLD_HOME/admin.pem and admin.key, else ENROLLD_HOME/admin-token.
+
 Environment (README "Configuration" has them all):
   ENROLLD_HOME  ./.enrolld               CA, server TLS, admin token, embedded Postgres data
   HTTPS_PORT    8443                     API port          MQTTS_PORT  8883   MQTT over mutual TLS
@@ -33,7 +36,11 @@ export function createProgram(): Command {
     .showHelpAfterError(true)
     .showSuggestionAfterError(true)
     .configureOutput({ outputError: (text, write) => write(text) })
-    .exitOverride();
+    .exitOverride()
+    // Program options are read before and after a subcommand: `enrolld devices list --cert a.pem --key a.key` works.
+    .option('--cert <file>', 'admin client certificate (PEM) the admin commands present (default: ENROLLD_HOME/admin.pem if present, else the admin token)')
+    .option('--key <file>', 'the private key of --cert (PEM) (default: ENROLLD_HOME/admin.key)');
+  program.hook('preAction', (root) => setAdminCertificateFlags(root.opts<AdminCertificateFlags>()));
   program.addHelpText('after', ENVIRONMENT_HELP);
   examples(program, 'enrolld up', 'enrolld token create --device sensor-0001 --ttl 15m', 'enrolld devices list --limit 20');
   return program;

@@ -14,7 +14,7 @@ export interface RevokeOptions {
 }
 
 /** RFC 5280 §5.3.1 reasons an admin may give; holds and removals are not offered, revocation is permanent. */
-const OFFERED_REASONS = REVOCATION_REASON_NAMES.filter((r) => r !== 'removeFromCRL' && r !== 'certificateHold');
+export const OFFERED_REASONS = REVOCATION_REASON_NAMES.filter((r) => r !== 'removeFromCRL' && r !== 'certificateHold');
 
 export function registerRevokeCommand(program: Command): void {
   const revoke = program

@@ -112,7 +112,7 @@ export function upCommand(config: Readonly<Config>): Promise<void> {
     API          ${endpoints.apiUrl}
     MQTT         ${mqttUrl}   (devices connect with their certificate)
     root CA      ${config.paths.rootCert}   (devices trust this)
-    admin token  ${config.paths.adminTokenFile}   (the CLI reads it)${database}
+    admin token  ${config.paths.adminTokenFile}   ${config.adminBearer ? '(the CLI reads it)' : '(refused: ADMIN_BEARER=off; admins use certificates)'}${database}
   Ctrl-C stops it.`;
       },
     };

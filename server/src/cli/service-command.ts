@@ -1,18 +1,15 @@
-import { generateKeyPairSync } from 'node:crypto';
-import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
 import type { Command } from 'commander';
 import { enrollResponseSchema, isValidDeviceId, routes } from '@enrolld/protocol';
 import type { CreateServiceRequest } from '@enrolld/protocol';
 import type { CliContext } from './context.js';
 import { createCliContext } from './context.js';
+import { identityFiles, writeIdentityCertificate } from './identity-files.js';
 import { note } from './output.js';
 import { examples } from './program.js';
-import { serviceCsr } from './service-csr.js';
 import { UsageError } from './usage-error.js';
 
-// `enrolld service create`: a backend service identity (urn:enrolld:service:<name>) and its certificate. The key is
-// made here and never leaves this machine; with --csr the caller keeps its own key and only the certificate is written.
+// `enrolld service create`: a backend service identity (urn:enrolld:service:<name>) and its certificate, written as
+// identity-files.ts does for admins too.
 
 export interface CreateServiceOptions {
   profile?: string | undefined;
@@ -38,29 +35,9 @@ export function registerServiceCommands(program: Command): void {
 
 export async function createService(name: string, options: CreateServiceOptions, ctx: CliContext): Promise<void> {
   if (!isValidDeviceId(name)) throw new UsageError(`"${name}" is not a valid service name (^[a-z0-9][a-z0-9._-]{0,62}$)`);
-  let csr: string;
-  let keyPem: string | undefined;
-  if (options.csr !== undefined) {
-    try {
-      const bytes = await readFile(options.csr);
-      csr = bytes.includes('-----BEGIN') ? bytes.toString('utf8') : bytes.toString('base64');
-    } catch (error) {
-      throw new UsageError(`cannot read --csr ${options.csr}: ${(error as Error).message}`);
-    }
-  } else {
-    const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-    csr = serviceCsr(name, publicKey, privateKey).toString('base64');
-    keyPem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
-  }
-  const api = await ctx.adminApi();
-  try {
+  const issued = await writeIdentityCertificate(name, options, ctx, (api, csr) => {
     const request: CreateServiceRequest = { name, profile: options.profile, csr, ...(options.replace ? { replace: true } : {}) };
-    const issued = await api.call(enrollResponseSchema, 'POST', routes.adminServices, request);
-    await mkdir(options.out, { recursive: true });
-    if (keyPem !== undefined) await writeFile(join(options.out, `${name}.key`), keyPem, { mode: 0o600 });
-    await writeFile(join(options.out, `${name}.pem`), issued.certificate + issued.chain);
-    note(`service ${name}: certificate ${issued.serial}, valid until ${issued.notAfter}, written to ${join(options.out, `${name}.pem`)}`);
-  } finally {
-    api.close();
-  }
+    return api.call(enrollResponseSchema, 'POST', routes.adminServices, request);
+  });
+  note(`service ${name}: certificate ${issued.serial}, valid until ${issued.notAfter}, written to ${identityFiles(options.out, name).pem}`);
 }

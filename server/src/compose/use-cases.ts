@@ -4,8 +4,9 @@
 import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
-import { createPgAdminCredentialStore, createPgAuditStore, createPgBulkRevocationStore, createPgFleetStore, createPgDeviceStore, createPgEnrollmentStore, createPgProfileStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
+import { createPgAdminCredentialStore, createPgAdminStore, createPgAuditStore, createPgBulkRevocationStore, createPgFleetStore, createPgDeviceStore, createPgEnrollmentStore, createPgProfileStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore } from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
+import { createAdminService } from '@enrolld/core/admins/admin-service.js';
 import type { IssuancePublisher } from '@enrolld/core/admission/ports.js';
 import type { IssuingCa } from '@enrolld/core/ca/types.js';
 import { systemClock, type Clock } from '@enrolld/core/clock.js';
@@ -60,6 +61,7 @@ export function buildUseCases(deps: UseCaseDeps) {
   const renewalStore = createPgRenewalStore(pool);
   const deviceStore = createPgDeviceStore(pool);
   const adminCredentials = createPgAdminCredentialStore(pool);
+  const adminStore = createPgAdminStore(pool);
   const profiles = createProfileService({ store: createPgProfileStore(pool) });
   const tokens = createTokenIssuer({ store: createPgTokenStore(pool), clock: deps.clock ?? systemClock, defaultTtlSeconds: config.tokenTtlSeconds, profiles });
 
@@ -159,7 +161,10 @@ export function buildUseCases(deps: UseCaseDeps) {
     services: createServiceIdentities({ tokens, enrollment }),
     devices: deviceStore,
     adminCredentials,
-    authenticateAdmin: createAdminAuthenticator(adminCredentials),
+    authenticateAdmin: createAdminAuthenticator({
+      credentials: adminCredentials, admins: adminStore, issuingCaDer: ca.certificateDer, clock, bearerEnabled: config.adminBearer,
+    }),
+    admins: createAdminService({ tokens, enrollment, store: adminStore, revocation, bearerEnabled: config.adminBearer }),
     audit: createPgAuditStore(pool),
     fleet: createPgFleetStore(pool),
     fleetEvents,

@@ -1,20 +1,15 @@
 import express, { Router } from 'express';
-import { CREATED_TOKEN_CSV_COLUMNS, createTokenRequestSchema, describeIssues, deviceIdSchema, deviceListQuerySchema, routes } from '@enrolld/protocol';
+import { CREATED_TOKEN_CSV_COLUMNS, createTokenRequestSchema, deviceIdSchema, deviceListQuerySchema, routes } from '@enrolld/protocol';
 import type { CreateTokensResponse, DeviceDetail, DeviceListResponse, DeviceTokensResponse } from '@enrolld/protocol';
-import type { z } from 'zod';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { DeviceStore } from '@enrolld/core/ports.js';
 import type { createTokenIssuer } from '@enrolld/core/tokens.js';
 import { adminOf } from './admin-auth.js';
-import { requireContentType } from './request-context.js';
+import { badRequest, requireContentType } from './request-context.js';
 
 export interface AdminRoutesDeps {
   tokens: ReturnType<typeof createTokenIssuer>;
   devices: DeviceStore;
-}
-
-function badRequest(error: z.ZodError): EnrollError {
-  return new EnrollError('bad-request', describeIssues(error));
 }
 
 function csvCell(value: string): string {
@@ -29,7 +24,7 @@ export function adminRoutes(deps: AdminRoutesDeps): Router {
   router.post(routes.adminTokens, requireContentType('application/json'), express.json({ limit: '16kb' }), async (req, res) => {
     const body = createTokenRequestSchema.safeParse(req.body);
     if (!body.success) throw badRequest(body.error);
-    const created = await deps.tokens.create(body.data, adminOf(res.locals).name);
+    const created = await deps.tokens.create(body.data, adminOf(res.locals).actor);
     res.setHeader('Cache-Control', 'no-store');
     if (req.accepts(['application/json', 'text/csv']) === 'text/csv') {
       const lines = [CREATED_TOKEN_CSV_COLUMNS.join(','), ...created.map((t) => CREATED_TOKEN_CSV_COLUMNS.map((column) => csvCell(t[column])).join(','))];

@@ -3,12 +3,13 @@ import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { createFailedTokenMetrics } from '../metrics.js';
 import { routes } from '@enrolld/protocol';
-import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
+import type { AdminAuthenticator } from '@enrolld/core/admin-auth.js';
 import type { AuditTrail } from '@enrolld/core/audit/ports.js';
 import type { EnrollError } from '@enrolld/core/errors.js';
 import type { PopLinkingPolicy } from '@enrolld/core/renewal/pop-linking.js';
 import { requireAdmin } from './admin-auth.js';
 import { adminRoutes, type AdminRoutesDeps } from './admin-routes.js';
+import { adminsRoutes, type AdminsRoutesDeps } from './admins-routes.js';
 import { auditRoutes, type AuditRoutesDeps } from './audit-routes.js';
 import { bulkRevocationRoutes, type BulkRevocationRoutesDeps } from './bulk-revocation-routes.js';
 import { consoleRoutes } from './console/console-routes.js';
@@ -31,7 +32,8 @@ export interface HttpUseCases {
   revocation: RevocationRoutesDeps['revocation'];
   tokens: AdminRoutesDeps['tokens'];
   devices: AdminRoutesDeps['devices'];
-  authenticateAdmin: (bearer: string | undefined) => Promise<AdminPrincipal>;
+  authenticateAdmin: Pick<AdminAuthenticator, 'bearer' | 'certificate' | 'bearerEnabled'>;
+  admins: AdminsRoutesDeps['admins'];
   profiles: ProfileRoutesDeps['profiles'];
   services: ProfileRoutesDeps['services'];
   bulkRevocation: BulkRevocationRoutesDeps['bulkRevocation'];
@@ -106,6 +108,7 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.use(auditRoutes({ audit: useCases.audit }));
   app.use(bulkRevocationRoutes({ bulkRevocation: useCases.bulkRevocation }));
   app.use(fleetRoutes({ fleet: useCases.fleet, devices: useCases.devices, audit: useCases.audit, events: useCases.fleetEvents }));
+  app.use(adminsRoutes({ admins: useCases.admins }));
 
   app.use(notFound);
   app.use(problemHandler({ logger: deps.logger, classifyError: deps.classifyError }));

@@ -34,7 +34,7 @@ export function bulkRevocationRoutes(deps: BulkRevocationRoutesDeps): Router {
       res.json({ dryRun: true, count: preview.count, sample: preview.sample.map(({ deviceId, serial }) => ({ deviceId, serial })) } satisfies BulkDryRunResponse);
       return;
     }
-    const job = await deps.bulkRevocation.start({ selector, reason, actor: adminOf(res.locals).name, requestId: res.locals.requestId as string | undefined });
+    const job = await deps.bulkRevocation.start({ selector, reason, actor: adminOf(res.locals).actor, requestId: res.locals.requestId as string | undefined });
     res.status(202).location(routes.adminBulkRevocation(job.id)).json(bulkJobBody(job));
   });
 

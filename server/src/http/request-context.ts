@@ -1,6 +1,8 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import type { z } from 'zod';
+import { describeIssues } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -35,4 +37,16 @@ export function requireContentType(...types: string[]): RequestHandler {
     const given = req.get('content-type') ?? 'none';
     next(new EnrollError('unsupported-media-type', `Content-Type must be ${types.join(' or ')}, not ${given}`));
   };
+}
+
+/** A body or query the route's schema refused: 400 naming each offending member. */
+export function badRequest(error: z.ZodError): EnrollError {
+  return new EnrollError('bad-request', describeIssues(error));
+}
+
+/** A name in the path (a profile's, an admin's), checked by its schema: 400 naming what it should have been. */
+export function nameParam(schema: z.ZodType<string>, value: unknown, what: string): string {
+  const name = schema.safeParse(value);
+  if (!name.success) throw new EnrollError('bad-request', `"${String(value)}" is not a valid ${what} name`);
+  return name.data;
 }

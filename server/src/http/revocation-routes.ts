@@ -10,7 +10,7 @@ export interface RevocationRoutesDeps {
 }
 
 /** The body is optional (reason defaults to `unspecified`); when there is one it must be JSON. */
-const optionalJsonBody: RequestHandler = (req, _res, next) => {
+export const optionalJsonBody: RequestHandler = (req, _res, next) => {
   const length = Number(req.get('content-length') ?? 0);
   const hasBody = length > 0 || req.get('transfer-encoding') !== undefined;
   if (hasBody && !req.is('application/json')) {
@@ -20,7 +20,7 @@ const optionalJsonBody: RequestHandler = (req, _res, next) => {
   next();
 };
 
-function parseReason(body: unknown): { reason: string; comment?: string | undefined } {
+export function parseReason(body: unknown): { reason: string; comment?: string | undefined } {
   const parsed = revokeRequestSchema.safeParse(body ?? {});
   if (!parsed.success) {
     throw new EnrollError('bad-request', describeIssues(parsed.error));
@@ -50,7 +50,7 @@ export function revocationAdminRoutes(deps: RevocationRoutesDeps): Router {
     const result = await deps.revocation.revokeDevice(id.data, {
       reason,
       comment,
-      actor: adminOf(res.locals).name,
+      actor: adminOf(res.locals).actor,
       requestId: res.locals.requestId as string | undefined,
     });
     res.status(200).json(answer(result));
@@ -64,7 +64,7 @@ export function revocationAdminRoutes(deps: RevocationRoutesDeps): Router {
     const result = await deps.revocation.revokeCertificate(serial, {
       reason,
       comment,
-      actor: adminOf(res.locals).name,
+      actor: adminOf(res.locals).actor,
       requestId: res.locals.requestId as string | undefined,
     });
     res.status(200).json(answer(result));

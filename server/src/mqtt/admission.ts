@@ -3,7 +3,7 @@
 // revocation is unknown nobody is admitted. A certificate is admitted only if the registry holds it as its device's
 // current certificate or that one's predecessor (docs/architecture.md §7), and only inside its profile's access window;
 // every other certificate of ours gets CONNACK 5 with its reason (revoked, superseded, expired, not-current, unknown,
-// unknown-profile, outside-window) and the connection is closed.
+// unknown-profile, outside-window, not-a-broker-identity for an admin certificate) and the connection is closed.
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { AedesOptions, AuthenticateError, Client } from 'aedes';
@@ -64,6 +64,7 @@ const REFUSAL_MESSAGES: Record<string, string> = {
   unknown: 'unknown certificate refused',
   'unknown-profile': 'certificate of an unknown profile refused',
   'outside-window': 'connection outside its profile\'s access window refused',
+  'not-a-broker-identity': 'admin certificate refused at the broker',
 };
 
 function authError(returnCode: number, message: string): AuthenticateError {
@@ -146,6 +147,8 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     const read = identities.read(socket);
     if (!read.ok) return refuse(client, done, CONNACK.notAuthorized, 'no-identity', { why: read.reason }, 'refusing CONNECT: no device identity in the client certificate');
     const identity = read.identity;
+    // An admin certificate is for the admin API only: it names no device or service, whatever else it carries.
+    if (identity.kind === 'admin') return refuseCertificate(client, done, 'not-a-broker-identity', identity);
     const fields = { deviceId: identity.deviceId, serial: identity.serial };
     // The clientId must equal the identity from the certificate. An empty clientId was replaced by aedes with
     // "aedes_<uuid>", so it fails here too. MQTT-3.1.3-9: refuse with code 2 (identifier rejected).

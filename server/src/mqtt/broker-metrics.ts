@@ -19,6 +19,7 @@ export type RefusalReason =
   | 'will-denied'
   | 'unknown-profile'
   | 'outside-window'
+  | 'not-a-broker-identity'
   | 'profiles-not-loaded'
   | 'tls-handshake'
   | 'handshake-timeout'

@@ -21,7 +21,7 @@ import { oidHex } from '@enrolld/core/ca/oids.js';
 import { normalizeSerial } from '@enrolld/core/revocation/serial.js';
 
 export interface PeerIdentity {
-  /** Device or service, from the SAN URI the CA wrote from the record. */
+  /** Device, service or admin, from the SAN URI the CA wrote from the record (admission refuses admins). */
   kind: IdentityKind;
   /** The identity's id: a device id or a service name. */
   deviceId: string;
@@ -103,9 +103,9 @@ export function identityFromCertificate(der: Buffer, issuer?: IssuerPin): PeerId
   const cn = f.commonNames.length === 1 ? f.commonNames[0] : undefined;
   if (!isValidDeviceId(cn)) return { ok: false, reason: 'subject CN is not one valid id' };
   const san = f.sanUris.length === 1 ? identityFromUri(f.sanUris[0]!) : undefined;
-  if (san === undefined) return { ok: false, reason: 'SAN must hold exactly one urn:enrolld:device or urn:enrolld:service URI' };
+  if (san === undefined) return { ok: false, reason: 'SAN must hold exactly one urn:enrolld:<device|service|admin>:<id> URI' };
   if (san.id !== cn) return { ok: false, reason: 'subject CN and SAN URI name different identities' };
-  if (!f.profile && san.kind !== 'device') return { ok: false, reason: 'a service certificate must name its profile' };
+  if (!f.profile && san.kind !== 'device') return { ok: false, reason: `a ${san.kind} certificate must name its profile` };
   const profile = f.profile ?? { name: BUILTIN_PROFILES.device, version: 1 };
   if (profile.group !== undefined && !isValidGroup(profile.group)) return { ok: false, reason: 'the certificate names an invalid group' };
   return {

@@ -38,6 +38,7 @@ export function createMemoryDeviceStore(tables: MemoryTables): DeviceStore {
     async list(query: DeviceQuery): Promise<DeviceSummary[]> {
       const now = tables.clock.now();
       return [...tables.devices.keys()]
+        .filter((id) => tables.devices.get(id)!.kind !== 'admin')
         .filter((id) => (query.after === undefined || id > query.after) && (query.prefix === undefined || id.startsWith(query.prefix)))
         .sort()
         .map((id) => summary(id, now))
@@ -46,7 +47,9 @@ export function createMemoryDeviceStore(tables: MemoryTables): DeviceStore {
     },
 
     async get(deviceId: string): Promise<DeviceDetail | undefined> {
-      if (!tables.devices.has(deviceId)) return undefined;
+      // Admins are identities of the same table but not of the fleet (db/src/device-store.ts).
+      const kind = tables.devices.get(deviceId)?.kind;
+      if (kind === undefined || kind === 'admin') return undefined;
       const now = tables.clock.now();
       const certificates = [...tables.certificates.values()]
         .filter((c) => c.deviceId === deviceId)

@@ -1,6 +1,6 @@
 // The rows the in-memory store fakes share, shaped like the Postgres tables of db/migrations: a certificate made by
 // the enrollment fake is what the revocation fake revokes. Time comes from the injected clock (Postgres uses now()).
-import type { IdentityKind } from '@enrolld/protocol';
+import type { AdminRole, IdentityKind } from '@enrolld/protocol';
 import type { Clock } from '@enrolld/core/clock.js';
 import type { ProfileTerms } from '@enrolld/core/profiles/ports.js';
 import { BUILTIN_PROFILE_SPECS } from '@enrolld/core/acl/builtin-profiles.js';
@@ -37,6 +37,15 @@ export interface CertificateRow {
   revocationSeq: number | null;
 }
 
+export interface AdminRow {
+  role: AdminRole;
+  createdAt: Date;
+  createdBy: string;
+  updatedAt: Date;
+  updatedBy: string;
+  revokedAt: Date | null;
+}
+
 export interface MemoryTables {
   clock: Clock;
   devices: Map<string, { kind: IdentityKind; profile: string; group: string | null; createdAt: Date }>;
@@ -51,6 +60,8 @@ export interface MemoryTables {
   rotationHints: Set<string>;
   /** admin_credentials: name → token hash; both are unique. */
   adminCredentials: Map<string, Buffer>;
+  /** admins: name → record (db/migrations/012_admins.sql). */
+  admins: Map<string, AdminRow>;
   lastRevocationSeq: number;
   lastCrlNumber: bigint;
 }
@@ -68,6 +79,7 @@ export function createMemoryTables(clock: Clock): MemoryTables {
     certificates: new Map(),
     rotationHints: new Set(),
     adminCredentials: new Map(),
+    admins: new Map(),
     lastRevocationSeq: 0,
     lastCrlNumber: 0n,
   };

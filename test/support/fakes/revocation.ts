@@ -20,6 +20,9 @@ const record = (row: CertificateRow): RevokedCertificate => ({
   revokedAt: row.revokedAt!,
 });
 
+/** The kinds a revoke by device id or serial may reach, as db/src/revocation-store.ts. */
+const inScope = (kind: string, command: RevocationCommand) => ((command.identities ?? 'fleet') === 'admins' ? kind === 'admin' : kind !== 'admin');
+
 export function createMemoryRevocationStore(tables: MemoryTables): RevocationStore {
   const crls: StoredCrl[] = [];
 
@@ -37,7 +40,8 @@ export function createMemoryRevocationStore(tables: MemoryTables): RevocationSto
 
   return {
     async revokeDevice(deviceId, command): Promise<RevocationOutcome> {
-      if (!tables.devices.has(deviceId)) return { outcome: 'not-found' };
+      const device = tables.devices.get(deviceId);
+      if (!device || !inScope(device.kind, command)) return { outcome: 'not-found' };
       const now = tables.clock.now();
       const live = [...tables.certificates.values()].filter((c) => c.deviceId === deviceId && !c.revokedAt && c.notAfter > now);
       const revoked = revoke(live, command);
@@ -46,7 +50,7 @@ export function createMemoryRevocationStore(tables: MemoryTables): RevocationSto
 
     async revokeCertificate(serial, command): Promise<RevocationOutcome> {
       const cert = tables.certificates.get(serial);
-      if (!cert) return { outcome: 'not-found' };
+      if (!cert || !inScope(cert.kind, command)) return { outcome: 'not-found' };
       // An expired certificate is revoked too when named by serial.
       const revoked = cert.revokedAt ? [] : revoke([cert], command);
       return revoked.length === 0 ? { outcome: 'already-revoked', deviceId: cert.deviceId, revoked: [] } : { outcome: 'revoked', deviceId: cert.deviceId, revoked };

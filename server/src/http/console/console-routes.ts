@@ -1,19 +1,21 @@
 // The web console at /console (docs/architecture.md §9b): a sign-in form, the app shell, its script and style files,
 // and the vendored libraries (preact + htm, uPlot) served from node_modules. The app itself talks to the admin API
-// (/v1/admin/…) with the session cookie; requireAdmin accepts it and asks for the CSRF token on writes.
+// (/v1/admin/…) with the session cookie; requireAdmin accepts it and asks for the CSRF token on writes. A browser that
+// presents an admin client certificate is signed in by it when it opens the console, without a token.
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import express, { Router, type Response } from 'express';
-import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
+import express, { Router, type Request, type Response } from 'express';
+import type { AdminAuthenticator, AdminPrincipal } from '@enrolld/core/admin-auth.js';
 import type { AuditTrail } from '@enrolld/core/audit/ports.js';
 import { isEnrollError } from '@enrolld/core/errors.js';
-import { CONSOLE_CSP, shellPage, signInPage } from './pages.js';
+import { peerCertificateDer } from '../renew-routes.js';
+import { CONSOLE_CSP, shellPage, signInPage, type CertificateSignIn } from './pages.js';
 import { cookieValue, SESSION_COOKIE, type ConsoleSessions } from './console-sessions.js';
 
 export interface ConsoleRoutesDeps {
   sessions: ConsoleSessions;
-  authenticateAdmin: (bearer: string | undefined) => Promise<AdminPrincipal>;
+  authenticateAdmin: Pick<AdminAuthenticator, 'bearer' | 'certificate' | 'bearerEnabled'>;
   audit: Pick<AuditTrail, 'append'>;
   sessionTtlMs: number;
 }
@@ -38,28 +40,54 @@ function securityHeaders(res: Response): void {
 
 export function consoleRoutes(deps: ConsoleRoutesDeps): Router {
   const router = Router();
+  // Read per request: the routes are built before anything is asked of the authenticator.
+  const bearerEnabled = () => deps.authenticateAdmin.bearerEnabled;
   router.use('/console', (_req, res, next) => {
     securityHeaders(res);
     next();
   });
 
+  /** What the connection's client certificate makes of a sign-in: none, an admin, or a refusal the page explains. */
+  async function certificateSignIn(req: Request): Promise<{ principal?: AdminPrincipal; shown: CertificateSignIn }> {
+    const der = peerCertificateDer(req);
+    if (!der) return { shown: undefined };
+    try {
+      const principal = await deps.authenticateAdmin.certificate(der);
+      return { principal, shown: { actor: principal.actor } };
+    } catch (error) {
+      if (!isEnrollError(error) || (error.kind !== 'unauthorized' && error.kind !== 'forbidden')) throw error;
+      return { shown: { refused: error.detail } };
+    }
+  }
+
+  async function startSession(res: Response, principal: AdminPrincipal): Promise<void> {
+    const { id } = deps.sessions.create(principal);
+    await deps.audit.append({ action: 'console.signed-in', actor: principal.actor, requestId: res.locals.requestId as string | undefined, detail: { credential: principal.credential } });
+    res.cookie(SESSION_COOKIE, id, { httpOnly: true, secure: true, sameSite: 'strict', path: '/', maxAge: deps.sessionTtlMs });
+  }
+
   // Express matches /console and /console/ alike; the shell's relative asset paths want the slash.
-  router.get('/console/', (req, res) => {
+  router.get('/console/', async (req, res) => {
     if (!req.originalUrl.split('?')[0]!.endsWith('/')) {
       res.redirect(303, '/console/');
       return;
     }
-    if (!deps.sessions.get(cookieValue(req.get('cookie'), SESSION_COOKIE))) {
-      res.redirect(303, '/console/sign-in');
-      return;
-    }
     res.setHeader('Cache-Control', 'no-store');
+    if (!deps.sessions.get(cookieValue(req.get('cookie'), SESSION_COOKIE))) {
+      // Opening the console with an admin certificate signs in by it; anything else goes to the sign-in page.
+      const { principal } = await certificateSignIn(req);
+      if (!principal) {
+        res.redirect(303, '/console/sign-in');
+        return;
+      }
+      await startSession(res, principal);
+    }
     res.type('html').send(shellPage());
   });
 
-  router.get('/console/sign-in', (_req, res) => {
+  router.get('/console/sign-in', async (req, res) => {
     res.setHeader('Cache-Control', 'no-store');
-    res.type('html').send(signInPage());
+    res.type('html').send(signInPage({ bearer: bearerEnabled(), certificate: (await certificateSignIn(req)).shown }));
   });
 
   router.post('/console/sign-in', express.urlencoded({ extended: false, limit: '2kb' }), async (req, res) => {
@@ -67,15 +95,14 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): Router {
     const token = typeof req.body?.token === 'string' ? (req.body.token as string).trim() : '';
     let admin: AdminPrincipal;
     try {
-      admin = await deps.authenticateAdmin(token || undefined);
+      admin = await deps.authenticateAdmin.bearer(token || undefined);
     } catch (error) {
       if (!isEnrollError(error) || error.kind !== 'unauthorized') throw error;
-      res.status(401).type('html').send(signInPage('That is not an admin token. Check ENROLLD_HOME/admin-token and try again.'));
+      const message = bearerEnabled() ? 'That is not an admin token. Check ENROLLD_HOME/admin-token and try again.' : error.detail;
+      res.status(401).type('html').send(signInPage({ bearer: bearerEnabled(), certificate: (await certificateSignIn(req)).shown, message }));
       return;
     }
-    const { id } = deps.sessions.create(admin.name);
-    await deps.audit.append({ action: 'console.signed-in', actor: admin.name, requestId: res.locals.requestId as string | undefined });
-    res.cookie(SESSION_COOKIE, id, { httpOnly: true, secure: true, sameSite: 'strict', path: '/', maxAge: deps.sessionTtlMs });
+    await startSession(res, admin);
     res.redirect(303, '/console/');
   });
 
@@ -93,7 +120,7 @@ export function consoleRoutes(deps: ConsoleRoutesDeps): Router {
       res.status(401).json({ signedIn: false });
       return;
     }
-    res.json({ signedIn: true, admin: session.admin, csrf: session.csrf });
+    res.json({ signedIn: true, admin: session.principal.actor, role: session.principal.role, csrf: session.csrf });
   });
 
   router.get('/console/assets/vendor/:file', (req, res, next) => {

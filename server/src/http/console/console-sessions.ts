@@ -2,9 +2,11 @@
 // a URL), a CSRF token per session that every state-changing request must echo in a header, and an idle expiry. Kept in
 // the API process's memory: a restart signs everyone out, and each API replica has its own.
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AdminPrincipal } from '@enrolld/core/admin-auth.js';
 
 export interface ConsoleSession {
-  admin: string;
+  /** Who signed in, and how: a bearer session keeps its principal, a certificate session is checked again per request. */
+  principal: AdminPrincipal;
   csrf: string;
   expiresAt: number;
 }
@@ -19,13 +21,13 @@ export function createConsoleSessions(ttlMs: number, now: () => number = Date.no
   // Keyed by the hash of the id, so a heap dump does not hand out live sessions.
   const sessions = new Map<string, ConsoleSession>();
   return {
-    create(admin: string): { id: string; session: ConsoleSession } {
+    create(principal: AdminPrincipal): { id: string; session: ConsoleSession } {
       if (sessions.size >= MAX_SESSIONS) {
         for (const [key, s] of sessions) if (s.expiresAt <= now()) sessions.delete(key);
         if (sessions.size >= MAX_SESSIONS) sessions.delete(sessions.keys().next().value!);
       }
       const id = randomBytes(32).toString('base64url');
-      const session = { admin, csrf: randomBytes(24).toString('base64url'), expiresAt: now() + ttlMs };
+      const session = { principal, csrf: randomBytes(24).toString('base64url'), expiresAt: now() + ttlMs };
       sessions.set(keyOf(id), session);
       return { id, session };
     },

@@ -40,18 +40,31 @@ ${body}
 `;
 }
 
-export function signInPage(message?: string): string {
-  return layout(
-    'Sign in',
-    `<main class="signin">
-<h1>enrolld console</h1>
-<form method="post" action="/console/sign-in">
+/** What the browser's client certificate makes of a sign-in: the admin it signs in as, or why it was refused. */
+export type CertificateSignIn = { actor: string } | { refused: string } | undefined;
+
+export function signInPage(options: { bearer: boolean; certificate?: CertificateSignIn; message?: string | undefined }): string {
+  const { certificate, message } = options;
+  const byCertificate = certificate === undefined
+    ? '<p class="hint">With an admin client certificate in your browser, opening the console signs you in by it.</p>'
+    : 'actor' in certificate
+      ? `<p id="certificate-sign-in"><a href="/console/">Continue as ${escapeHtml(certificate.actor)}</a> (your admin certificate)</p>`
+      : `<p class="error" role="alert" id="certificate-refused">Your client certificate was refused: ${escapeHtml(certificate.refused)}</p>`;
+  const byToken = options.bearer
+    ? `<form method="post" action="/console/sign-in">
 <label for="token">Admin token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>
 ${message ? `<p class="error" role="alert">${escapeHtml(message)}</p>` : ''}
 <button type="submit">Sign in</button>
 </form>
-<p class="hint">The first admin token is in <code>ENROLLD_HOME/admin-token</code>. It is sent once; the console keeps a session cookie, never the token.</p>
+<p class="hint">The first admin token is in <code>ENROLLD_HOME/admin-token</code>. It is sent once; the console keeps a session cookie, never the token.</p>`
+    : `${message ? `<p class="error" role="alert">${escapeHtml(message)}</p>` : ''}<p class="hint">Admin tokens are turned off on this server (ADMIN_BEARER=off): sign in with an admin certificate.</p>`;
+  return layout(
+    'Sign in',
+    `<main class="signin">
+<h1>enrolld console</h1>
+${byCertificate}
+${byToken}
 </main>`,
   );
 }
