@@ -11,6 +11,8 @@ import { hashSecret } from './secrets.js';
 export interface EnrollmentPolicy {
   certificateLifetimeSeconds: number;
   backdateSeconds: number;
+  /** RENEWAL_WINDOW: the answer's renewAfter for a certificate whose profile sets no window. */
+  renewalWindowFraction: number;
   /** How long a spent token still answers a retry with the same CSR (TOK-07). */
   retryWindowSeconds: number;
   /** A pending intent younger than this belongs to a request still signing. */
@@ -65,7 +67,7 @@ export function createEnrollment(deps: EnrollmentDeps) {
           inFlightSeconds: policy.inFlightSeconds,
           buildIntent: (grant) => {
             assertCsrNamesIdentity(csr, grant.kind, grant.deviceId);
-            return buildIntent(ca, clock, policy, { kind: grant.kind, deviceId: grant.deviceId, profile: grant.profileTerms, profileName: grant.profile }, csr);
+            return buildIntent(ca, clock, policy, { kind: grant.kind, deviceId: grant.deviceId, profile: grant.profileTerms, profileName: grant.profile, group: grant.group }, csr);
           },
         });
         switch (begun.outcome) {
@@ -74,11 +76,11 @@ export function createEnrollment(deps: EnrollmentDeps) {
             const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, actor: context.actor, resumed: begun.outcome === 'resume' });
             deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime() });
             finish('issued');
-            return { response: issuedResponse(cert, ca.chainPem), replayed: begun.outcome === 'resume' };
+            return { response: issuedResponse(cert, ca.chainPem, policy), replayed: begun.outcome === 'resume' };
           }
           case 'replay':
             finish('replayed');
-            return { response: issuedResponse(begun.certificate, ca.chainPem), replayed: true };
+            return { response: issuedResponse(begun.certificate, ca.chainPem, policy), replayed: true };
           case 'in-progress':
             throw new EnrollError('conflict', 'this enrollment is still being processed; retry shortly', {
               retryAfterSeconds: 1,

@@ -66,6 +66,8 @@ export interface TokenTerms {
   ttlSeconds?: number | undefined;
   replace?: boolean | undefined;
   afterCompromise?: boolean | undefined;
+  /** The device group the certificate carries (the ACL's `{group}`); device tokens only. */
+  group?: string | undefined;
 }
 
 export function createTokenIssuer(deps: TokenIssuerDeps) {
@@ -89,6 +91,7 @@ export function createTokenIssuer(deps: TokenIssuerDeps) {
       tokenHash: hashSecret(token),
       expiresAt,
       profile: profile.name,
+      group: terms.group,
       issuedAs,
     }));
     const result = await deps.store.createTokens(records, actor);

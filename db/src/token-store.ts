@@ -35,15 +35,17 @@ export function createPgTokenStore(pool: pg.Pool): TokenStore {
         // Thrown to roll the batch back: nothing of it stays.
         if (mismatched.rows.length > 0) throw new KindMismatch(mismatched.rows.map((r) => r.id));
         await client.query(
-          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by, issued_as)
-           SELECT h, d, p, e, $5, i FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $6::text[]) AS t(h, d, p, e, i)`,
-          [tokens.map((t) => t.tokenHash), tokens.map((t) => t.deviceId), tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor, issues],
+          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by, issued_as, device_group)
+           SELECT h, d, p, e, $5, i, g
+             FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $6::text[], $7::text[]) AS t(h, d, p, e, i, g)`,
+          [tokens.map((t) => t.tokenHash), tokens.map((t) => t.deviceId), tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor, issues,
+            tokens.map((t) => t.group ?? null)],
         );
         await client.query(
           `INSERT INTO audit_events (action, actor, device_id, detail)
-           SELECT 'token.created', $1, d, jsonb_build_object('expiresAt', e, 'issuedAs', i, 'profile', $5::text)
-             FROM unnest($2::text[], $3::timestamptz[], $4::text[]) AS t(d, e, i)`,
-          [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt), issues, profile],
+           SELECT 'token.created', $1, d, jsonb_strip_nulls(jsonb_build_object('expiresAt', e, 'issuedAs', i, 'profile', $5::text, 'group', g))
+             FROM unnest($2::text[], $3::timestamptz[], $4::text[], $6::text[]) AS t(d, e, i, g)`,
+          [actor, tokens.map((t) => t.deviceId), tokens.map((t) => t.expiresAt), issues, profile, tokens.map((t) => t.group ?? null)],
         );
         return { outcome: 'created' };
       }, { bulk: true }).catch((error: unknown) => {

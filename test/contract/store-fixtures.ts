@@ -17,7 +17,11 @@ export interface IntentOptions {
   publicKeySha256?: Buffer;
 }
 
-export function intentFor(grant: Pick<TokenGrant, 'kind' | 'deviceId' | 'profile'> & { profileTerms?: TokenGrant['profileTerms'] }, csrSha256: Buffer, options: IntentOptions = {}): CertificateIntent {
+export function intentFor(
+  grant: Pick<TokenGrant, 'kind' | 'deviceId' | 'profile'> & { profileTerms?: TokenGrant['profileTerms']; group?: string | undefined },
+  csrSha256: Buffer,
+  options: IntentOptions = {},
+): CertificateIntent {
   const notBefore = new Date(Date.now() - 60_000);
   return {
     serial: newSerial(),
@@ -25,6 +29,7 @@ export function intentFor(grant: Pick<TokenGrant, 'kind' | 'deviceId' | 'profile
     deviceId: grant.deviceId,
     profile: grant.profile,
     profileVersion: grant.profileTerms?.version ?? 1,
+    group: grant.group,
     notBefore,
     notAfter: new Date(notBefore.getTime() + (options.lifetimeMs ?? 3600_000)),
     publicKeySha256: options.publicKeySha256 ?? randomBytes(32),
@@ -41,11 +46,14 @@ export function intentFor(grant: Pick<TokenGrant, 'kind' | 'deviceId' | 'profile
 export async function enrollCertificate(
   stores: { tokens: TokenStore; enrollment: EnrollmentStore },
   deviceId: string,
-  options: { lifetimeMs?: number; signed?: boolean; profile?: string; kind?: IdentityKind } = {},
+  options: { lifetimeMs?: number; signed?: boolean; profile?: string; kind?: IdentityKind; group?: string } = {},
 ): Promise<CertificateIntent> {
   const tokenHash = newTokenHash();
   const kind = options.kind ?? 'device';
-  await stores.tokens.createTokens([{ kind, deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? kind }], 'contract');
+  await stores.tokens.createTokens(
+    [{ kind, deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? kind, group: options.group }],
+    'contract',
+  );
   const csr = randomBytes(32);
   const begun = await stores.enrollment.begin({ tokenHash, csrSha256: csr, retryWindowSeconds: 60, inFlightSeconds: 0, buildIntent: (g) => intentFor(g, csr, options) });
   if (begun.outcome !== 'begun') throw new Error(`expected begun, got ${begun.outcome}`);

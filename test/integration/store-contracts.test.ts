@@ -7,6 +7,7 @@ import {
   createPgAdminStore,
   createPgDeviceStore,
   createPgEnrollmentStore,
+  createPgProfileStore,
   createPgRenewalStore,
   createPgRevocationStore,
   createPgTokenStore,
@@ -22,6 +23,7 @@ import { createMemoryAdminStore } from '../support/fakes/admins.js';
 import { createMemoryDeviceStore } from '../support/fakes/devices.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
+import { createMemoryProfileWrites } from '../support/fakes/profiles.js';
 import { createMemoryRenewalStore } from '../support/fakes/renewal.js';
 import { createMemoryRevocationStore } from '../support/fakes/revocation.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
@@ -43,6 +45,7 @@ function memoryStores() {
     enrollment: createMemoryEnrollmentStore(tables),
     revocation: createMemoryRevocationStore(tables),
     renewal: createMemoryRenewalStore(tables),
+    profiles: createMemoryProfileWrites(tables),
     devices: createMemoryDeviceStore(tables),
     admins: createMemoryAdminCredentialStore(tables),
     adminRecords: createMemoryAdminStore(tables),
@@ -57,6 +60,7 @@ function postgresStores() {
     enrollment: createPgEnrollmentStore(db.pool),
     revocation: createPgRevocationStore(db.pool),
     renewal,
+    profiles: createPgProfileStore(db.pool),
     devices: createPgDeviceStore(db.pool),
     admins: createPgAdminCredentialStore(db.pool),
     adminRecords: createPgAdminStore(db.pool),

@@ -37,6 +37,8 @@ export type RenewalCredential =
 export interface RenewalPolicy {
   certificateLifetimeSeconds: number;
   backdateSeconds: number;
+  /** RENEWAL_WINDOW: the answer's renewAfter for a certificate whose profile sets no window. */
+  renewalWindowFraction: number;
   /** A pending successor intent younger than this belongs to a request still signing it. */
   inFlightSeconds: number;
   /** How long a request with the same CSR waits for a concurrent one to finish signing before it answers 409. */
@@ -169,14 +171,15 @@ export function createRenewal(deps: RenewalDeps) {
         publicKeySha256: csr.publicKeySha256,
         inFlightSeconds: policy.inFlightSeconds,
         authorize,
-        // The successor keeps the lineage's kind and profile (at its current version): a renewal never changes what an
-        // identity is.
+        // The successor keeps the lineage's kind, profile (at its current version) and group: a renewal never changes
+        // what an identity is, and nothing the CSR asks for is read.
         buildIntent: (locked) =>
           buildIntent(ca, clock, policy, {
             kind: locked.kind,
             deviceId: locked.deviceId,
             profile: locked.profileTerms,
             profileName: locked.profile,
+            group: locked.group,
             predecessorSerial: locked.serial,
           }, csr),
       });
@@ -188,10 +191,10 @@ export function createRenewal(deps: RenewalDeps) {
           const predecessorSerial = begun.intent.predecessorSerial ?? serial;
           deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime(), predecessorSerial });
           deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial, deviceId: cert.deviceId, issuedAt: clock.now() });
-          return { response: issuedResponse(cert, ca.chainPem), replayed: resumed, predecessorSerial, certificateDer: cert.der };
+          return { response: issuedResponse(cert, ca.chainPem, policy), replayed: resumed, predecessorSerial, certificateDer: cert.der };
         }
         case 'replay':
-          return { response: issuedResponse(begun.certificate, ca.chainPem), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
+          return { response: issuedResponse(begun.certificate, ca.chainPem, policy), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
         case 'in-progress':
           // Same CSR as a request that is signing right now: wait for it, so every such request gets the same
           // certificate (ROT-05 "all get the same cert") instead of a 409.

@@ -1,7 +1,7 @@
 // The fleet over HTTP, for the console and scripts (docs/architecture.md §9b): the keyset search with presence, one
 // device with its lineage, presence and audit events, the chart series, and live events over SSE.
 import { Router } from 'express';
-import { deviceIdSchema, fleetQuerySchema, routes, type FleetCharts, type FleetDeviceDetail, type FleetPage } from '@enrolld/protocol';
+import { describeIssues, deviceIdSchema, fleetQuerySchema, routes, type FleetCharts, type FleetDeviceDetail, type FleetPage } from '@enrolld/protocol';
 import type { AuditTrail } from '@enrolld/core/audit/ports.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { FleetEvents } from '@enrolld/core/fleet/live-events.js';
@@ -27,7 +27,7 @@ export function fleetRoutes(deps: FleetRoutesDeps): Router {
 
   router.get(routes.adminFleet, async (req, res) => {
     const parsed = fleetQuerySchema.safeParse(req.query);
-    if (!parsed.success) throw new EnrollError('bad-request', parsed.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '));
+    if (!parsed.success) throw new EnrollError('bad-request', describeIssues(parsed.error, 'query'));
     const q = parsed.data;
     const connectedIds = q.connected === 'true' ? deps.events.connectedIds() : undefined;
     const devices = connectedIds?.length === 0 ? [] : await deps.fleet.search({ ...q, deviceIds: connectedIds });

@@ -1,9 +1,9 @@
 // Who gets an MQTT session: the checks of CONNECT, after the TLS handshake verified the chain (tls-listener.ts).
 // Refusals are CONNACK return codes (MQTT 3.1.1 §3.2.2.3), counted by reason, and the state is fail closed: while
 // revocation is unknown nobody is admitted. A certificate is admitted only if the registry holds it as its device's
-// current certificate or that one's predecessor (docs/architecture.md §7); every other certificate of ours gets
-// CONNACK 5 with its reason (revoked, superseded, expired, not-current, unknown, not-a-broker-identity for an admin
-// certificate) and the connection is closed.
+// current certificate or that one's predecessor (docs/architecture.md §7), and only inside its profile's access window;
+// every other certificate of ours gets CONNACK 5 with its reason (revoked, superseded, expired, not-current, unknown,
+// unknown-profile, outside-window, not-a-broker-identity for an admin certificate) and the connection is closed.
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { AedesOptions, AuthenticateError, Client } from 'aedes';
@@ -68,6 +68,7 @@ const REFUSAL_MESSAGES: Record<string, string> = {
   'not-current': 'not-current certificate refused',
   unknown: 'unknown certificate refused',
   'unknown-profile': 'certificate of an unknown profile refused',
+  'outside-window': 'connection outside its profile\'s access window refused',
   'not-a-broker-identity': 'admin certificate refused at the broker',
 };
 
@@ -122,10 +123,12 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // The profile named in the certificate, at its current version, and of the certificate's kind.
     const profile = deps.acls.get(identity.profile);
     if (!profile || profile.kind !== identity.kind) return refuseCertificate(client, done, 'unknown-profile', identity);
+    // The profile's access window (docs/architecture.md §6): outside it, CONNACK 5 like any other certificate refusal.
+    if (profile.access && !profile.access.stateAt(clock.now().getTime()).open) return refuseCertificate(client, done, 'outside-window', identity);
     // The will goes through the same topic ACL as a PUBLISH (GHSA-4cmx-hrq9-c23p). Refusing it here tells the device
     // at once, instead of silently dropping the will when the session dies.
     const will = willUnderAuthentication(client);
-    if (will && !profile.acl.canPublish(identity.deviceId, will.topic)) {
+    if (will && !profile.acl.canPublish(identity.deviceId, will.topic, identity.group)) {
       const fields = { deviceId: identity.deviceId, serial: identity.serial, profile: identity.profile, topic: will.topic };
       return refuse(client, done, CONNACK.notAuthorized, 'will-denied', fields, 'refusing CONNECT: the profile ACL does not allow the will topic');
     }
@@ -198,7 +201,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // can still be checked against revocation (packet-authorization.ts, client === null).
     if (packet.will) {
       const read = identities.read(client.conn as tls.TLSSocket);
-      if (read.ok) stampWillSerial(packet.will, read.identity.serial, read.identity.profile);
+      if (read.ok) stampWillSerial(packet.will, read.identity.serial, read.identity.profile, read.identity.group);
     }
     callback(null, true);
   };

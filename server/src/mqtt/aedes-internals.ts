@@ -55,29 +55,35 @@ export function dropClientWill(client: Client): void {
   internals._will = null;
 }
 
-/** The fields a will packet carries through persistence to name the certificate (and its profile) of the session that set it. */
+/** The fields a will packet carries through persistence to name the certificate (its profile, its group) of the session that set it. */
 const WILL_SERIAL = 'enrolldSerial';
 const WILL_PROFILE = 'enrolldProfile';
+const WILL_GROUP = 'enrolldGroup';
 
 /** Stamps a will before aedes stores it (putWill keeps the packet object with its extra fields). */
-export function stampWillSerial(will: object, serial: string, profile?: string): void {
+export function stampWillSerial(will: object, serial: string, profile?: string, group?: string): void {
   (will as Record<string, unknown>)[WILL_SERIAL] = serial;
   if (profile !== undefined) (will as Record<string, unknown>)[WILL_PROFILE] = profile;
+  if (group !== undefined) (will as Record<string, unknown>)[WILL_GROUP] = group;
 }
 
 /**
  * A will that aedes' sweep publishes with client === null (left by a broker that died, Aedes #769): putWill added
  * the clientId, and our stamp gives the serial. Either is absent when the packet is not such a will.
  */
-export function leftOverWill(packet: PublishPacket): { clientId: string | undefined; serial: string | undefined; profile?: string | undefined } {
+export function leftOverWill(packet: PublishPacket): {
+  clientId: string | undefined; serial: string | undefined; profile?: string | undefined; group?: string | undefined;
+} {
   const fields = packet as unknown as Record<string, unknown>;
   const clientId = fields.clientId;
   const serial = fields[WILL_SERIAL];
   const profile = fields[WILL_PROFILE];
+  const group = fields[WILL_GROUP];
   return {
     clientId: typeof clientId === 'string' ? clientId : undefined,
     serial: typeof serial === 'string' ? serial : undefined,
     ...(typeof profile === 'string' ? { profile } : {}),
+    ...(typeof group === 'string' ? { group } : {}),
   };
 }
 

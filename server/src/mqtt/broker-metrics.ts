@@ -1,5 +1,6 @@
 // Broker metrics on the registry the composition root owns: connected devices, refusals by reason, sessions closed at
-// their certificate's notAfter, and the time from a revocation commit to the cut of a live session.
+// their certificate's notAfter or when their access window closed, and the time from a revocation commit to the cut of
+// a live session.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { LimitReason } from './limits.js';
 
@@ -17,6 +18,7 @@ export type RefusalReason =
   | 'registry-lookup-unavailable'
   | 'will-denied'
   | 'unknown-profile'
+  | 'outside-window'
   | 'not-a-broker-identity'
   | 'profiles-not-loaded'
   | 'tls-handshake'
@@ -34,6 +36,8 @@ export interface BrokerMetrics {
   enforced(seconds: number): void;
   /** A live session was closed because its certificate passed notAfter. */
   sessionExpired(): void;
+  /** A live session was closed because its profile's access window closed (at its end, or by a profile update). */
+  sessionOutsideWindow(): void;
   aclDenied(action: 'publish' | 'subscribe', reason: AclDenialReason): void;
   /** Subscriptions removed from live sessions because their profile no longer grants them. */
   subscriptionsRemoved(count: number): void;
@@ -108,6 +112,11 @@ export function createBrokerMetrics(registry: Registry, gauges: BrokerGauges): B
     help: 'Live device sessions closed by this broker when their certificate passed notAfter',
     registers: [registry],
   });
+  const outsideWindow = new Counter({
+    name: 'enrolld_broker_sessions_outside_window_total',
+    help: 'Live sessions closed by this broker because their profile\'s access window closed (at its end or by a profile update)',
+    registers: [registry],
+  });
   const aclDenials = new Counter({
     name: 'enrolld_broker_acl_denials_total',
     help: 'PUBLISH and SUBSCRIBE packets refused by the profile ACL or as shared subscriptions, by action and reason',
@@ -128,6 +137,9 @@ export function createBrokerMetrics(registry: Registry, gauges: BrokerGauges): B
     },
     sessionExpired() {
       expired.inc();
+    },
+    sessionOutsideWindow() {
+      outsideWindow.inc();
     },
     limited(reason) {
       limitRefusals.inc({ reason });

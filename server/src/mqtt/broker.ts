@@ -6,8 +6,8 @@
 //     predecessor, and it is not revoked; every other certificate gets CONNACK 5 with its reason. A resumed TLS
 //     session passes here too, and so does a CONNECT to another broker process (admission.ts).
 //  3. Live sessions: a revocation from the feed (Postgres NOTIFY, the in-process push) or the seq resync destroys
-//     the sockets of that serial at once (revocation-cut.ts); a session ends at its certificate's notAfter
-//     (session-expiry.ts).
+//     the sockets of that serial at once (revocation-cut.ts); a session ends at its certificate's notAfter or when its
+//     profile's access window closes (session-expiry.ts).
 //  4. Residue: the will is dropped and, unless the reason is `superseded`, the device's session state and retained
 //     messages are purged (revocation-cut.ts).
 //  5. Fail closed: while the state is unknown (never loaded, or stale) every device CONNECT gets CONNACK 3.
@@ -35,7 +35,7 @@ import { createConnectionLimits } from './connection-limits.js';
 import { defaultConnectionLimits, type ConnectionLimits, type LimitsFor } from './limits.js';
 import { createPacketAuthorization } from './packet-authorization.js';
 import { createProfileEnforcement } from './profile-enforcement.js';
-import type { ProfileFeed, ProfileSource } from '@enrolld/core/acl/profile-acls.js';
+import { createProfileAcls, type ProfileFeed, type ProfileSource } from '@enrolld/core/acl/profile-acls.js';
 import { createPeerIdentityReader } from './peer-identity.js';
 import { createRevocationCut } from './revocation-cut.js';
 import { createSessionExpiry } from './session-expiry.js';
@@ -159,16 +159,20 @@ export function createBroker(deps: BrokerDeps) {
     log,
   });
   const registry = createAdmissionRegistry({ revocationOf: (serial) => state.revocationOf(serial) });
-  const profiles = createProfileEnforcement({ ...deps.profiles, sessions, aedes: currentAedes, metrics, log });
+  // One catalog of compiled profiles: loaded and kept current by the enforcement, read by admission, the packet checks
+  // and the session timers (which close a session when its profile's access window does).
+  const acls = createProfileAcls();
+  const expiry = createSessionExpiry({ clock, metrics, log, accessOf: (profile) => acls.get(profile)?.access });
+  const profiles = createProfileEnforcement({ ...deps.profiles, acls, expiry, sessions, aedes: currentAedes, metrics, log });
   const admission = createAdmission({
-    acls: profiles.acls,
+    acls,
     profilesLoaded: () => profiles.loaded(),
     state,
     registry,
     lookup: createRegistryLookup({ store: deps.store, registry, clock }),
     identities,
     sessions,
-    expiry: createSessionExpiry({ clock, metrics, log }),
+    expiry,
     connectRate: createConnectRateLimit(),
     limitsFor,
     admitted: (client, identity) => {
@@ -188,7 +192,7 @@ export function createBroker(deps: BrokerDeps) {
       }
     },
   });
-  const authorization = createPacketAuthorization({ state, sessions, acls: profiles.acls, metrics, limits, aedes: currentAedes, log });
+  const authorization = createPacketAuthorization({ state, sessions, acls, metrics, limits, aedes: currentAedes, log });
   const cut = createRevocationCut({ sessions, aedes: currentAedes, metrics, log, retainedPurged: (deviceId) => limits.retainedPurged(deviceId) });
   const sync = createRevocationSync({
     store: deps.store,

@@ -26,6 +26,7 @@ export function createMemoryDeviceStore(tables: MemoryTables): DeviceStore {
     return {
       id,
       profile: device.profile,
+      group: device.group,
       createdAt: device.createdAt.toISOString(),
       status: current ? statusOf(current, now) : 'pending',
       currentSerial: current?.serial ?? null,

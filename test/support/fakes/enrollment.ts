@@ -6,9 +6,16 @@ import { isCanonicalSerial, REVOCATION_REASONS } from '@enrolld/protocol';
 import type { DeviceToken, IdentityKind } from '@enrolld/protocol';
 import type { BeginEnrollment, BeginEnrollmentResult, CertificateHistory, CertificateIntent, CreateTokensResult, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
 import type { TokenDeviceLookup } from '@enrolld/core/renewal/ports.js';
-import type { CertificateRow, MemoryTables } from './memory-tables.js';
+import { profileVersionKey, type CertificateRow, type MemoryTables } from './memory-tables.js';
 
-export const issuedCertificate = (row: CertificateRow): IssuedCertificate => ({ serial: row.serial, deviceId: row.deviceId, der: row.der!, notBefore: row.notBefore, notAfter: row.notAfter });
+export const issuedCertificate = (row: CertificateRow, tables: MemoryTables): IssuedCertificate => ({
+  serial: row.serial,
+  deviceId: row.deviceId,
+  der: row.der!,
+  notBefore: row.notBefore,
+  notAfter: row.notAfter,
+  renewalWindowFraction: tables.profileVersions.get(profileVersionKey(row.profile, row.profileVersion))?.renewalWindowFraction,
+});
 
 export const intentOf = (row: CertificateRow): CertificateIntent => ({
   serial: row.serial,
@@ -16,6 +23,7 @@ export const intentOf = (row: CertificateRow): CertificateIntent => ({
   deviceId: row.deviceId,
   profile: row.profile,
   profileVersion: row.profileVersion,
+  group: row.group ?? undefined,
   notBefore: row.notBefore,
   notAfter: row.notAfter,
   publicKeySha256: row.publicKeySha256,
@@ -35,6 +43,7 @@ export function recordIntent(tables: MemoryTables, intent: CertificateIntent, li
     deviceId: intent.deviceId,
     profile: intent.profile,
     profileVersion: intent.profileVersion,
+    group: intent.group ?? null,
     tokenId: links.tokenId,
     predecessorSerial: links.predecessorSerial,
     publicKeySha256: intent.publicKeySha256,
@@ -59,7 +68,7 @@ export function completeCertificate(tables: MemoryTables, serial: string, der: B
     cert.der = der;
     cert.issuedAt = tables.clock.now();
   }
-  return issuedCertificate(cert);
+  return issuedCertificate(cert, tables);
 }
 
 export function createMemoryTokenStore(tables: MemoryTables): TokenStore & TokenDeviceLookup {
@@ -72,8 +81,10 @@ export function createMemoryTokenStore(tables: MemoryTables): TokenStore & Token
       const mismatched = tokens.filter((t) => { const kind = tables.devices.get(t.deviceId)?.kind; return kind !== undefined && kind !== t.kind; });
       if (mismatched.length > 0) return { outcome: 'kind-mismatch', ids: mismatched.map((t) => t.deviceId).sort() };
       for (const t of tokens) {
-        if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { kind: t.kind, profile: t.profile, createdAt: now });
-        tables.tokens.set(t.tokenHash.toString('hex'), { id: randomUUID(), deviceId: t.deviceId, profile: t.profile, expiresAt: t.expiresAt, usedAt: null, csrSha256: null });
+        if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { kind: t.kind, profile: t.profile, group: null, createdAt: now });
+        tables.tokens.set(t.tokenHash.toString('hex'), {
+          id: randomUUID(), deviceId: t.deviceId, profile: t.profile, group: t.group ?? null, expiresAt: t.expiresAt, usedAt: null, csrSha256: null,
+        });
       }
       return { outcome: 'created' };
     },
@@ -116,8 +127,10 @@ export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentSto
           deviceId: token.deviceId,
           profile: token.profile,
           profileTerms: tables.profiles.get(token.profile),
+          group: token.group ?? undefined,
         });
         recordIntent(tables, { ...intent, csrSha256: input.csrSha256 }, { tokenId: token.id, predecessorSerial: intent.predecessorSerial ?? null });
+        tables.devices.get(token.deviceId)!.group = intent.group ?? null;
         token.usedAt = now;
         token.csrSha256 = input.csrSha256;
         return { outcome: 'begun', intent };
@@ -127,7 +140,7 @@ export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentSto
       if (!token.csrSha256?.equals(input.csrSha256)) return { outcome: 'csr-mismatch', deviceId: token.deviceId };
       const cert = [...tables.certificates.values()].find((c) => c.tokenId === token.id);
       if (!cert) return { outcome: 'rejected', reason: 'used' };
-      if (cert.der) return { outcome: 'replay', certificate: issuedCertificate(cert) };
+      if (cert.der) return { outcome: 'replay', certificate: issuedCertificate(cert, tables) };
       if (now.getTime() - cert.createdAt.getTime() < input.inFlightSeconds * 1000) return { outcome: 'in-progress' };
       return { outcome: 'resume', intent: intentOf(cert) };
     },

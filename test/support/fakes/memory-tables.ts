@@ -9,6 +9,7 @@ export interface TokenRow {
   id: string;
   deviceId: string;
   profile: string;
+  group: string | null;
   expiresAt: Date;
   usedAt: Date | null;
   csrSha256: Buffer | null;
@@ -20,6 +21,7 @@ export interface CertificateRow {
   deviceId: string;
   profile: string;
   profileVersion: number;
+  group: string | null;
   tokenId: string | null;
   predecessorSerial: string | null;
   publicKeySha256: Buffer;
@@ -46,9 +48,11 @@ export interface AdminRow {
 
 export interface MemoryTables {
   clock: Clock;
-  devices: Map<string, { kind: IdentityKind; profile: string; createdAt: Date }>;
+  devices: Map<string, { kind: IdentityKind; profile: string; group: string | null; createdAt: Date }>;
   /** The current version of each live profile (profiles); the built-ins at version 1, as the migration stores them. */
   profiles: Map<string, ProfileTerms>;
+  /** Every version ever stored, deleted ones included (profiles rows), by profileVersionKey(). */
+  profileVersions: Map<string, ProfileTerms>;
   /** Keyed by the token hash in hex. */
   tokens: Map<string, TokenRow>;
   certificates: Map<string, CertificateRow>;
@@ -62,11 +66,15 @@ export interface MemoryTables {
   lastCrlNumber: bigint;
 }
 
+export const profileVersionKey = (name: string, version: number): string => `${name}@${version}`;
+
 export function createMemoryTables(clock: Clock): MemoryTables {
+  const builtins = BUILTIN_PROFILE_SPECS.map((spec): ProfileTerms => ({ name: spec.name, version: 1, kind: spec.kind }));
   return {
     clock,
     devices: new Map(),
-    profiles: new Map(BUILTIN_PROFILE_SPECS.map((spec) => [spec.name, { name: spec.name, version: 1, kind: spec.kind }])),
+    profiles: new Map(builtins.map((terms) => [terms.name, terms])),
+    profileVersions: new Map(builtins.map((terms) => [profileVersionKey(terms.name, terms.version), terms])),
     tokens: new Map(),
     certificates: new Map(),
     rotationHints: new Set(),
