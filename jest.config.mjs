@@ -18,7 +18,4 @@ export default {
     { ...shared, displayName: 'fuzz', testMatch: ['<rootDir>/test/fuzz/**/*.test.ts'] },
   ],
   testTimeout: 60000,
-  // A GET of the live-events stream that carries an undecodable gzip body (the hostile-input sweep) leaves a handle
-  // in the test process that has not been found yet; without this, jest would wait for it forever after a green run.
-  forceExit: true,
 };

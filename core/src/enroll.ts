@@ -11,6 +11,8 @@ import { hashSecret } from './secrets.js';
 export interface EnrollmentPolicy {
   certificateLifetimeSeconds: number;
   backdateSeconds: number;
+  /** RENEWAL_WINDOW: the answer's renewAfter for a certificate whose profile sets no window. */
+  renewalWindowFraction: number;
   /** How long a spent token still answers a retry with the same CSR (TOK-07). */
   retryWindowSeconds: number;
   /** A pending intent younger than this belongs to a request still signing. */
@@ -72,7 +74,9 @@ export function createEnrollment(deps: EnrollmentDeps) {
             }
             assertCsrNamesIdentity(csr, grant.kind, grant.deviceId);
             const ca = await cas.forIssuance(grant.environment);
-            const subject = { kind: grant.kind, deviceId: grant.deviceId, environment: grant.environment, profile: grant.profileTerms, profileName: grant.profile };
+            const subject = {
+              kind: grant.kind, deviceId: grant.deviceId, environment: grant.environment, profile: grant.profileTerms, profileName: grant.profile, group: grant.group,
+            };
             return buildIntent(ca, clock, policy, subject, csr);
           },
         });
@@ -83,11 +87,11 @@ export function createEnrollment(deps: EnrollmentDeps) {
             const cert = await signAndRecord(ca, store.complete, begun.intent, csr, { requestId: context.requestId, actor: context.actor, resumed: begun.outcome === 'resume' });
             deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime() });
             finish('issued');
-            return { response: issuedResponse(cert, ca.chainPem), replayed: begun.outcome === 'resume' };
+            return { response: issuedResponse(cert, ca.chainPem, policy), replayed: begun.outcome === 'resume' };
           }
           case 'replay':
             finish('replayed');
-            return { response: issuedResponse(begun.certificate, (await cas.forIssuance(begun.certificate.environment)).chainPem), replayed: true };
+            return { response: issuedResponse(begun.certificate, (await cas.forIssuance(begun.certificate.environment)).chainPem, policy), replayed: true };
           case 'in-progress':
             throw new EnrollError('conflict', 'this enrollment is still being processed; retry shortly', {
               retryAfterSeconds: 1,

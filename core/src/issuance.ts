@@ -1,6 +1,6 @@
 import { deviceValidity, newSerial, serialHex } from './ca/index.js';
 import { toPem } from './ca/der.js';
-import type { DeviceCertificateSpec, IssuingCa, ParsedCsr } from './ca/types.js';
+import type { CertificateProfileRef, DeviceCertificateSpec, IssuingCa, ParsedCsr } from './ca/types.js';
 import type { Clock } from './clock.js';
 import { EnrollError } from './errors.js';
 import type { EnrollResponse, IdentityKind, KeyType } from '@enrolld/protocol';
@@ -13,6 +13,8 @@ import type { ProfileTerms } from './profiles/ports.js';
 export interface IssuancePolicy {
   certificateLifetimeSeconds: number;
   backdateSeconds: number;
+  /** The renewal window of certificates whose profile sets none (RENEWAL_WINDOW): the last fraction of the lifetime. */
+  renewalWindowFraction: number;
 }
 
 export interface IntentSubject {
@@ -24,6 +26,8 @@ export interface IntentSubject {
   /** The profile's current version, or undefined when the name no longer exists. */
   profile: ProfileTerms | undefined;
   profileName: string;
+  /** The device group, from the token or (renewal) the predecessor's record; never from the CSR. */
+  group: string | undefined;
   predecessorSerial?: string | undefined;
 }
 
@@ -47,7 +51,7 @@ export function buildIntent(ca: IssuingCa, clock: Clock, policy: IssuancePolicy,
   const serial = newSerial();
   const lifetime = profile.lifetimeSeconds ?? policy.certificateLifetimeSeconds;
   const { notBefore, notAfter } = deviceValidity(clock.now(), lifetime, policy.backdateSeconds, ca);
-  const ref = { name: profile.name, version: profile.version };
+  const ref = profileRef(profile.name, profile.version, subject.group);
   return {
     serial: serialHex(serial),
     kind: subject.kind,
@@ -55,6 +59,7 @@ export function buildIntent(ca: IssuingCa, clock: Clock, policy: IssuancePolicy,
     environment: subject.environment,
     profile: profile.name,
     profileVersion: profile.version,
+    group: subject.group,
     notBefore,
     notAfter,
     publicKeySha256: csr.publicKeySha256,
@@ -64,11 +69,16 @@ export function buildIntent(ca: IssuingCa, clock: Clock, policy: IssuancePolicy,
   };
 }
 
+/** The enrolldProfile content: the group only when there is one, so a certificate without one reads as before groups. */
+function profileRef(name: string, version: number, group: string | undefined): CertificateProfileRef {
+  return group === undefined ? { name, version } : { name, version, group };
+}
+
 function specOf(intent: CertificateIntent, csr: ParsedCsr): DeviceCertificateSpec {
   return {
     kind: intent.kind,
     deviceId: intent.deviceId,
-    profile: { name: intent.profile, version: intent.profileVersion },
+    profile: profileRef(intent.profile, intent.profileVersion, intent.group),
     serial: Buffer.from(intent.serial, 'hex'), spkiDer: csr.spkiDer, notBefore: intent.notBefore, notAfter: intent.notAfter };
 }
 
@@ -97,7 +107,23 @@ export async function signAndRecord(
   return complete(intent.serial, der, options.requestId, options.actor);
 }
 
+/**
+ * When a certificate's renewal window opens: the last `fraction` of its lifetime, the fraction of its profile version
+ * or else the default. The rotation sweep hints by the same window (db/src/renewal-store.ts renewalCandidates).
+ */
+export function renewalWindowStart(cert: Pick<IssuedCertificate, 'notBefore' | 'notAfter' | 'renewalWindowFraction'>, defaultFraction: number): Date {
+  const lifetime = cert.notAfter.getTime() - cert.notBefore.getTime();
+  return new Date(cert.notAfter.getTime() - Math.round(lifetime * (cert.renewalWindowFraction ?? defaultFraction)));
+}
+
 /** The answer to an enrollment or a renewal, on every transport (docs/architecture.md §10). */
-export function issuedResponse(cert: IssuedCertificate, chainPem: string): EnrollResponse {
-  return { deviceId: cert.deviceId, serial: cert.serial, certificate: toPem('CERTIFICATE', cert.der), chain: chainPem, notAfter: cert.notAfter.toISOString() };
+export function issuedResponse(cert: IssuedCertificate, chainPem: string, policy: Pick<IssuancePolicy, 'renewalWindowFraction'>): EnrollResponse {
+  return {
+    deviceId: cert.deviceId,
+    serial: cert.serial,
+    certificate: toPem('CERTIFICATE', cert.der),
+    chain: chainPem,
+    notAfter: cert.notAfter.toISOString(),
+    renewAfter: renewalWindowStart(cert, policy.renewalWindowFraction).toISOString(),
+  };
 }

@@ -11,6 +11,8 @@ export interface NewToken {
   tokenHash: Buffer;
   expiresAt: Date;
   profile: string;
+  /** The device group the certificate it enrolls carries (the ACL's `{group}`); absent: none. */
+  group?: string | undefined;
   /** Recorded with the token (default `new`); `after-compromise` marks the enrollment it leads to. */
   issuedAs?: TokenIssue;
 }
@@ -33,6 +35,8 @@ export interface TokenGrant {
   profile: string;
   /** The current version of the token's profile; undefined when it no longer exists. */
   profileTerms: ProfileTerms | undefined;
+  /** The token's device group; undefined when it names none. */
+  group: string | undefined;
 }
 
 /** The certificate as recorded before it is signed (Boulder issuance order). */
@@ -44,6 +48,8 @@ export interface CertificateIntent {
   environment: string;
   profile: string;
   profileVersion: number;
+  /** The device group written into the certificate's enrolldProfile extension; undefined when it has none. */
+  group?: string | undefined;
   notBefore: Date;
   notAfter: Date;
   publicKeySha256: Buffer;
@@ -59,6 +65,8 @@ export interface IssuedCertificate {
   der: Buffer;
   notBefore: Date;
   notAfter: Date;
+  /** The renewalWindowFraction of the profile version the certificate was issued under; undefined when it sets none. */
+  renewalWindowFraction: number | undefined;
 }
 
 export type TokenRejection = 'unknown' | 'used' | 'expired';

@@ -70,6 +70,8 @@ export interface TokenTerms {
   afterCompromise?: boolean | undefined;
   /** The environment the identities enroll in (absent → `default`). */
   environment?: string | undefined;
+  /** The device group the certificate carries (the ACL's `{group}`); device tokens only. */
+  group?: string | undefined;
 }
 
 function environmentMismatch(ids: string[], environment: string): EnrollError {
@@ -105,6 +107,7 @@ export function createTokenIssuer(deps: TokenIssuerDeps) {
       expiresAt,
       profile: profile.name,
       environment,
+      group: terms.group,
       issuedAs,
     }));
     const result = await deps.store.createTokens(records, actor);

@@ -10,6 +10,7 @@ interface CertificateRow {
   environment: string;
   profile: string;
   profile_version: number;
+  device_group: string | null;
   not_before: Date;
   not_after: Date;
   public_key_sha256: Buffer;
@@ -18,25 +19,29 @@ interface CertificateRow {
   der: Buffer | null;
   predecessor_serial: string | null;
   age_seconds: number;
+  renewal_window_fraction: number | null;
 }
 
 // Burns the token and records the intent in ONE statement (one round trip, one commit). The conditional
 // UPDATE is the only arbiter between racers: Postgres re-evaluates its WHERE on the row a concurrent winner
 // just wrote, so exactly one request gets the row (READ COMMITTED, PostgreSQL "Transaction Isolation" §13.2.1).
+// The device takes the token's group with it (the group of its last enrollment).
 const SPEND_TOKEN_AND_RECORD_INTENT = `
   WITH spent AS (
     UPDATE bootstrap_tokens SET used_at = now(), csr_sha256 = $2
      WHERE id = $1 AND used_at IS NULL AND expires_at > now()
-    RETURNING id)
+    RETURNING id),
+  grouped AS (
+    UPDATE devices SET device_group = $13 FROM spent WHERE devices.id = $4)
   INSERT INTO certificates
     (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after,
-     identity_kind, profile_version, environment)
-  SELECT $3, $4, $5, spent.id, $6, $7, $2, $8, $9, $10, $11, $12, $13 FROM spent
+     identity_kind, profile_version, device_group, environment)
+  SELECT $3, $4, $5, spent.id, $6, $7, $2, $8, $9, $10, $11, $12, $13, $14 FROM spent
   RETURNING serial`;
 
 /** A live token with its identity's kind and environment and the current version of its profile there (none when deleted). */
 const LIVE_TOKEN = `
-  SELECT t.id, t.device_id, t.profile, d.kind, d.environment, p.version AS profile_version, p.document AS profile_document
+  SELECT t.id, t.device_id, t.profile, t.device_group, d.kind, d.environment, p.version AS profile_version, p.document AS profile_document
     FROM bootstrap_tokens t
     JOIN devices d ON d.id = t.device_id
     LEFT JOIN LATERAL (SELECT version, document FROM profiles
@@ -46,25 +51,61 @@ const LIVE_TOKEN = `
 /** The terms of a profile row read with its document. */
 export function profileTermsOf(name: string, version: number | null, document: ProfileSpec | null): ProfileTerms | undefined {
   if (version === null || document === null) return undefined;
-  return { name, version, kind: document.kind, lifetimeSeconds: document.lifetimeSeconds, keyTypes: document.keyTypes };
+  const { kind, lifetimeSeconds, keyTypes, renewalWindowFraction } = document;
+  return { name, version, kind, lifetimeSeconds, keyTypes, renewalWindowFraction };
 }
+
+/**
+ * The renewalWindowFraction of the profile version the certificate row `alias` was issued under, in its environment (a
+ * later version does not move it; a version row stays when its profile is deleted); NULL when that version sets none.
+ */
+export const windowFractionOf = (alias: string): string =>
+  `(SELECT (pv.document->>'renewalWindowFraction')::float8 FROM profiles pv
+     WHERE pv.environment = ${alias}.environment AND pv.name = ${alias}.profile AND pv.version = ${alias}.profile_version)`;
+
+/** An issued certificate as the stores read it back (columns named as in certificates). */
+export interface IssuedRow {
+  device_id: string;
+  environment: string;
+  der: Buffer;
+  not_before: Date;
+  not_after: Date;
+  renewal_window_fraction: number | null;
+}
+
+export function issuedCertificateOf(serial: string, row: IssuedRow): IssuedCertificate {
+  return {
+    serial,
+    deviceId: row.device_id,
+    environment: row.environment,
+    der: row.der,
+    notBefore: row.not_before,
+    notAfter: row.not_after,
+    renewalWindowFraction: row.renewal_window_fraction ?? undefined,
+  };
+}
+
+/** The columns of IssuedRow from the certificate row `alias`. */
+export const issuedColumnsOf = (alias: string): string =>
+  `${alias}.device_id, ${alias}.environment, ${alias}.der, ${alias}.not_before, ${alias}.not_after, ${windowFractionOf(alias)} AS renewal_window_fraction`;
 
 // Stores the signature and its audit row in one statement; a second call for the same serial changes nothing.
 const STORE_SIGNED = `
   WITH done AS (
     UPDATE certificates SET der = $2, issued_at = now() WHERE serial = $1 AND der IS NULL
-    RETURNING device_id, environment, der, not_before, not_after),
+    RETURNING device_id, environment, der, not_before, not_after, profile, profile_version),
   audit AS (
     INSERT INTO audit_events (action, actor, device_id, serial, request_id)
     SELECT 'certificate.issued', $4, device_id, $1, $3 FROM done)
-  SELECT device_id, environment, der, not_before, not_after FROM done`;
+  SELECT ${issuedColumnsOf('done')} FROM done`;
 
 export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
   return {
     async begin(input: BeginEnrollment): Promise<BeginEnrollmentResult> {
       // Clock: the database's, for every expiry decision (TOK-03).
       const live = await pool.query<{
-        id: string; device_id: string; profile: string; kind: IdentityKind; environment: string; profile_version: number | null; profile_document: ProfileSpec | null;
+        id: string; device_id: string; profile: string; device_group: string | null; kind: IdentityKind; environment: string;
+        profile_version: number | null; profile_document: ProfileSpec | null;
       }>(LIVE_TOKEN, [input.tokenHash]);
       const token = live.rows[0];
       if (token) {
@@ -76,10 +117,12 @@ export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
           environment: token.environment,
           profile: token.profile,
           profileTerms: profileTermsOf(token.profile, token.profile_version, token.profile_document),
+          group: token.device_group ?? undefined,
         });
         const recorded = await pool.query(SPEND_TOKEN_AND_RECORD_INTENT, [
           token.id, input.csrSha256, intent.serial, intent.deviceId, intent.profile, intent.predecessorSerial ?? null,
-          intent.publicKeySha256, intent.tbsDer, intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion, intent.environment,
+          intent.publicKeySha256, intent.tbsDer, intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion, intent.group ?? null,
+          intent.environment,
         ]);
         if (recorded.rowCount === 1) return { outcome: 'begun', intent };
         // Another request spent it between the SELECT and the UPDATE: answer as for any spent token.
@@ -89,13 +132,12 @@ export function createPgEnrollmentStore(pool: pg.Pool): EnrollmentStore {
 
     /** Idempotent: the first signature stored for a serial wins, later calls return it. */
     async complete(serial: string, der: Buffer, requestId?: string, actor = 'enrollment'): Promise<IssuedCertificate> {
-      type Row = { device_id: string; environment: string; der: Buffer; not_before: Date; not_after: Date };
-      let row = (await pool.query<Row>(STORE_SIGNED, [serial, der, requestId ?? null, actor])).rows[0];
+      let row = (await pool.query<IssuedRow>(STORE_SIGNED, [serial, der, requestId ?? null, actor])).rows[0];
       if (!row) {
-        row = (await pool.query<Row>('SELECT device_id, environment, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL', [serial])).rows[0];
+        row = (await pool.query<IssuedRow>(`SELECT ${issuedColumnsOf('c')} FROM certificates c WHERE c.serial = $1 AND c.der IS NOT NULL`, [serial])).rows[0];
         if (!row) throw new Error(`certificate ${serial} has no intent row`);
       }
-      return { serial, deviceId: row.device_id, environment: row.environment, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
+      return issuedCertificateOf(serial, row);
     },
   };
 }
@@ -122,19 +164,14 @@ async function classifySpentToken(pool: pg.Pool, input: BeginEnrollment): Promis
 
   const cert = (
     await pool.query<CertificateRow>(
-      `SELECT serial, identity_kind, device_id, environment, profile, profile_version, not_before, not_after, public_key_sha256, csr_sha256,
-              tbs_der, der, predecessor_serial, extract(epoch FROM now() - created_at)::float8 AS age_seconds
-         FROM certificates WHERE token_id = $1`,
+      `SELECT c.serial, c.identity_kind, c.profile, c.profile_version, c.device_group, c.public_key_sha256, c.csr_sha256, c.tbs_der,
+              c.predecessor_serial, extract(epoch FROM now() - c.created_at)::float8 AS age_seconds, ${issuedColumnsOf('c')}
+         FROM certificates c WHERE c.token_id = $1`,
       [token.id],
     )
   ).rows[0];
   if (!cert) return { outcome: 'rejected', reason: 'used' };
-  if (cert.der) {
-    return {
-      outcome: 'replay',
-      certificate: { serial: cert.serial, deviceId: cert.device_id, environment: cert.environment, der: cert.der, notBefore: cert.not_before, notAfter: cert.not_after },
-    };
-  }
+  if (cert.der) return { outcome: 'replay', certificate: issuedCertificateOf(cert.serial, { ...cert, der: cert.der }) };
   if (cert.age_seconds < input.inFlightSeconds) return { outcome: 'in-progress' };
   return {
     outcome: 'resume',
@@ -145,6 +182,7 @@ async function classifySpentToken(pool: pg.Pool, input: BeginEnrollment): Promis
       environment: cert.environment,
       profile: cert.profile,
       profileVersion: cert.profile_version,
+      group: cert.device_group ?? undefined,
       notBefore: cert.not_before,
       notAfter: cert.not_after,
       publicKeySha256: cert.public_key_sha256,

@@ -18,7 +18,7 @@ import type {
 } from '@enrolld/core/renewal/ports.js';
 import { createPgListener } from './pg-listener.js';
 import type { IdentityKind, ProfileSpec } from '@enrolld/protocol';
-import { profileTermsOf } from './enrollment-store.js';
+import { issuedCertificateOf, issuedColumnsOf, profileTermsOf, windowFractionOf, type IssuedRow } from './enrollment-store.js';
 import { inTransaction } from './transaction.js';
 
 export const ROTATION_HINT_CHANNEL = 'enrolld_rotation_hint';
@@ -31,6 +31,7 @@ interface CertRow {
   environment: string;
   profile: string;
   profile_version: number;
+  device_group: string | null;
   /** The profile's current version and document (LOCK_PREDECESSOR only). */
   current_profile_version?: number | null;
   current_profile_document?: ProfileSpec | null;
@@ -44,15 +45,16 @@ interface CertRow {
   revocation_reason: number | null;
   predecessor_serial: string | null;
   age_seconds?: number;
+  renewal_window_fraction?: number | null;
 }
 
-const PRED_COLUMNS = `p.serial, p.identity_kind, p.device_id, p.environment, p.profile, p.profile_version, p.der, p.not_before, p.not_after, p.public_key_sha256, p.csr_sha256,
-  p.tbs_der, p.revoked_at, p.revocation_reason, p.predecessor_serial`;
+const PRED_COLUMNS = `p.serial, p.identity_kind, p.device_id, p.environment, p.profile, p.profile_version, p.device_group, p.der, p.not_before,
+  p.not_after, p.public_key_sha256, p.csr_sha256, p.tbs_der, p.revoked_at, p.revocation_reason, p.predecessor_serial`;
 const SUCCESSOR_COLUMNS = `s.serial AS s_serial, s.identity_kind AS s_identity_kind, s.device_id AS s_device_id, s.environment AS s_environment, s.profile AS s_profile,
-  s.profile_version AS s_profile_version, s.der AS s_der,
+  s.profile_version AS s_profile_version, s.device_group AS s_device_group, s.der AS s_der,
   s.not_before AS s_not_before, s.not_after AS s_not_after, s.public_key_sha256 AS s_public_key_sha256,
   s.csr_sha256 AS s_csr_sha256, s.tbs_der AS s_tbs_der, s.predecessor_serial AS s_predecessor_serial,
-  extract(epoch FROM now() - s.created_at)::float8 AS s_age_seconds`;
+  extract(epoch FROM now() - s.created_at)::float8 AS s_age_seconds, ${windowFractionOf('s')} AS s_renewal_window_fraction`;
 
 interface SuccessorColumns {
   s_serial: string | null;
@@ -61,6 +63,7 @@ interface SuccessorColumns {
   s_environment: string;
   s_profile: string;
   s_profile_version: number;
+  s_device_group: string | null;
   s_der: Buffer | null;
   s_not_before: Date;
   s_not_after: Date;
@@ -69,6 +72,7 @@ interface SuccessorColumns {
   s_tbs_der: Buffer;
   s_predecessor_serial: string | null;
   s_age_seconds: number;
+  s_renewal_window_fraction: number | null;
 }
 
 function successorOf(row: SuccessorColumns): CertRow {
@@ -79,6 +83,7 @@ function successorOf(row: SuccessorColumns): CertRow {
     environment: row.s_environment,
     profile: row.s_profile,
     profile_version: row.s_profile_version,
+    device_group: row.s_device_group,
     der: row.s_der,
     not_before: row.s_not_before,
     not_after: row.s_not_after,
@@ -89,6 +94,7 @@ function successorOf(row: SuccessorColumns): CertRow {
     revocation_reason: null,
     predecessor_serial: row.s_predecessor_serial,
     age_seconds: row.s_age_seconds,
+    renewal_window_fraction: row.s_renewal_window_fraction,
   };
 }
 
@@ -100,6 +106,7 @@ function toCertificate(row: CertRow): RenewalCertificate {
     environment: row.environment,
     profile: row.profile,
     profileTerms: profileTermsOf(row.profile, row.current_profile_version ?? null, row.current_profile_document ?? null),
+    group: row.device_group ?? undefined,
     der: row.der,
     notBefore: row.not_before,
     notAfter: row.not_after,
@@ -118,6 +125,7 @@ function toIntent(row: CertRow): CertificateIntent {
     environment: row.environment,
     profile: row.profile,
     profileVersion: row.profile_version,
+    group: row.device_group ?? undefined,
     notBefore: row.not_before,
     notAfter: row.not_after,
     publicKeySha256: row.public_key_sha256,
@@ -131,8 +139,8 @@ function toIntent(row: CertRow): CertificateIntent {
 const INSERT_INTENT = `
   INSERT INTO certificates
     (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after,
-     identity_kind, profile_version, environment)
-  VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+     identity_kind, profile_version, device_group, environment)
+  VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
   ON CONFLICT (predecessor_serial) WHERE predecessor_serial IS NOT NULL DO NOTHING
   RETURNING serial`;
 
@@ -177,13 +185,7 @@ const PENDING_SELECT = `
 function answerForSuccessor(successor: CertRow, input: BeginRenewal): BeginRenewalResult {
   if (!successor.csr_sha256.equals(input.csrSha256)) return { outcome: 'successor-exists', successorSerial: successor.serial };
   if (successor.der) {
-    return {
-      outcome: 'replay',
-      certificate: {
-        serial: successor.serial, deviceId: successor.device_id, environment: successor.environment, der: successor.der,
-        notBefore: successor.not_before, notAfter: successor.not_after,
-      },
-    };
+    return { outcome: 'replay', certificate: issuedCertificateOf(successor.serial, { ...successor, der: successor.der, renewal_window_fraction: successor.renewal_window_fraction ?? null }) };
   }
   if ((successor.age_seconds ?? 0) < input.inFlightSeconds) return { outcome: 'in-progress' };
   return { outcome: 'resume', intent: toIntent(successor) };
@@ -216,7 +218,7 @@ export function createPgRenewalStore(pool: pg.Pool): RenewalStore & RotationStor
         const intent = await input.buildIntent(predecessor);
         const inserted = await client.query(INSERT_INTENT, [
           intent.serial, intent.deviceId, intent.profile, row.serial, intent.publicKeySha256, intent.csrSha256, intent.tbsDer,
-          intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion, intent.environment,
+          intent.notBefore, intent.notAfter, intent.kind, intent.profileVersion, intent.group ?? null, intent.environment,
         ]);
         if (inserted.rowCount === 0) {
           const successor = (await client.query<SuccessorColumns>(READ_SUCCESSOR, [row.serial])).rows[0];
@@ -233,10 +235,10 @@ export function createPgRenewalStore(pool: pg.Pool): RenewalStore & RotationStor
      * the NOTIFY that announces the successor to other processes (delivered on commit).
      */
     async complete(serial: string, der: Buffer, requestId?: string) {
-      const { rows } = await pool.query<{ device_id: string; environment: string; der: Buffer; not_before: Date; not_after: Date }>(
+      const { rows } = await pool.query<IssuedRow>(
         `WITH upd AS (
            UPDATE certificates SET der = $2, issued_at = now() WHERE serial = $1 AND der IS NULL
-           RETURNING serial, device_id, environment, der, not_before, not_after, predecessor_serial, issued_at
+           RETURNING serial, device_id, environment, der, not_before, not_after, predecessor_serial, issued_at, profile, profile_version
          ), audit AS (
            INSERT INTO audit_events (action, actor, device_id, serial, request_id, detail)
            SELECT 'certificate.renewed', 'renewal', device_id, serial, $3, jsonb_build_object('predecessorSerial', predecessor_serial) FROM upd
@@ -245,14 +247,14 @@ export function createPgRenewalStore(pool: pg.Pool): RenewalStore & RotationStor
                                                  'issuedAtMs', floor(extract(epoch FROM issued_at) * 1000))::text)
              FROM upd WHERE predecessor_serial IS NOT NULL
          )
-         SELECT device_id, environment, der, not_before, not_after FROM upd WHERE (SELECT count(*) FROM announce) >= 0
+         SELECT ${issuedColumnsOf('upd')} FROM upd WHERE (SELECT count(*) FROM announce) >= 0
          UNION ALL
-         SELECT device_id, environment, der, not_before, not_after FROM certificates WHERE serial = $1 AND der IS NOT NULL AND NOT EXISTS (SELECT 1 FROM upd)`,
+         SELECT ${issuedColumnsOf('c')} FROM certificates c WHERE c.serial = $1 AND c.der IS NOT NULL AND NOT EXISTS (SELECT 1 FROM upd)`,
         [serial, der, requestId ?? null, RENEWAL_CHANNEL],
       );
       const row = rows[0];
       if (!row) throw new Error(`certificate ${serial} has no intent row`);
-      return { serial, deviceId: row.device_id, environment: row.environment, der: row.der, notBefore: row.not_before, notAfter: row.not_after };
+      return issuedCertificateOf(serial, row);
     },
 
     async pendingSupersessions(limit: number): Promise<PendingSupersession[]> {
@@ -283,17 +285,18 @@ export function createPgRenewalStore(pool: pg.Pool): RenewalStore & RotationStor
 
     // ───────────── rotation sweep ─────────────
 
-    async renewalCandidates(windowFraction: number, limit: number): Promise<RenewalCandidate[]> {
+    async renewalCandidates(defaultWindowFraction: number, limit: number): Promise<RenewalCandidate[]> {
+      // The window of the profile version written into the certificate, joined on (profile, profile_version).
       const { rows } = await pool.query<{ serial: string; device_id: string; not_before: Date; not_after: Date }>(
         `SELECT c.serial, c.device_id, c.not_before, c.not_after
            FROM certificates c
           WHERE c.der IS NOT NULL AND c.revoked_at IS NULL AND c.not_after > now()
-            AND now() >= c.not_after - (c.not_after - c.not_before) * $1::float8
+            AND now() >= c.not_after - (c.not_after - c.not_before) * COALESCE(${windowFractionOf('c')}, $1::float8)
             AND NOT EXISTS (SELECT 1 FROM certificates s WHERE s.predecessor_serial = c.serial)
             AND NOT EXISTS (SELECT 1 FROM rotation_hints h WHERE h.serial = c.serial)
           ORDER BY c.not_after
           LIMIT $2`,
-        [windowFraction, limit],
+        [defaultWindowFraction, limit],
       );
       return rows.map((r) => ({ serial: r.serial, deviceId: r.device_id, notBefore: r.not_before, notAfter: r.not_after }));
     },

@@ -21,6 +21,14 @@ export function isValidDeviceId(value: unknown): value is string {
   return typeof value === 'string' && DEVICE_ID_PATTERN.test(value);
 }
 
+/**
+ * A device group (`enrolld token create --group`): it goes into the certificate and fills the ACL placeholder
+ * `{group}`, a whole topic level, so it follows the identity rule for the same reasons.
+ */
+export function isValidGroup(value: unknown): value is string {
+  return isValidDeviceId(value);
+}
+
 export function isIdentityKind(value: unknown): value is IdentityKind {
   return value === 'device' || value === 'service' || value === 'admin';
 }

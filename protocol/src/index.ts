@@ -7,4 +7,5 @@ export * from './schemas.js';
 export * from './serial.js';
 export * from './topics.js';
 export * from './profiles.js';
+export * from './issues.js';
 export * from './admins.js';

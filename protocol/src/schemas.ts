@@ -9,6 +9,9 @@ import { isCanonicalSerial } from './serial.js';
 
 export const deviceIdSchema = z.string().regex(DEVICE_ID_PATTERN, 'device id must match ^[a-z0-9][a-z0-9._-]{0,62}$');
 
+/** A device group (device-id.ts isValidGroup): the certificate carries it, the ACL placeholder `{group}` reads it. */
+export const groupSchema = z.string().regex(DEVICE_ID_PATTERN, 'group must match ^[a-z0-9][a-z0-9._-]{0,62}$');
+
 export const enrollRequestSchema = z.object({
   token: z.string().min(1).max(256),
   csr: z.string().min(1),
@@ -28,6 +31,8 @@ export const enrollResponseSchema = z.object({
   certificate: z.string(),
   chain: z.string(),
   notAfter: z.string(),
+  /** When the renewal window opens: the last renewalWindowFraction of the lifetime (the profile's, else RENEWAL_WINDOW). */
+  renewAfter: z.string(),
 });
 export type EnrollResponse = z.infer<typeof enrollResponseSchema>;
 export const renewResponseSchema = enrollResponseSchema;
@@ -55,6 +60,7 @@ export const createTokenRequestSchema = z.union([
   z.object({
     deviceId: deviceIdSchema,
     profile: tokenProfileSchema,
+    group: groupSchema.optional(),
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
     ...reissueConsent,
     ...tokenEnvironment,
@@ -63,6 +69,7 @@ export const createTokenRequestSchema = z.union([
     prefix: z.string().regex(/^[a-z0-9][a-z0-9._-]{0,50}$/, 'prefix must be a valid device id start of at most 51 chars'),
     count: z.number().int().min(1).max(100_000),
     profile: tokenProfileSchema,
+    group: groupSchema.optional(),
     ttlSeconds: z.number().int().positive().max(MAX_TTL_SECONDS).optional(),
     ...reissueConsent,
     ...tokenEnvironment,
@@ -133,6 +140,8 @@ export const deviceSummarySchema = z.object({
   /** The environment the identity belongs to: its certificates are issued by that environment's CA. */
   environment: z.string(),
   profile: z.string(),
+  /** The group of the device's last enrollment (its token's); null when it has none. */
+  group: z.string().nullable(),
   createdAt: z.string(),
   status: certificateStatusSchema,
   currentSerial: serialSchema.nullable(),

@@ -194,6 +194,11 @@ const envSchema = z.object({
   BROKER_PUBLISH_RATE: z.coerce.number().gt(0).default(100),
   BROKER_PUBLISH_BURST: count(200),
   BROKER_MAX_INFLIGHT: count(100),
+  // MQTT packet ids are 16 bits (MQTT-2.3.1): the window can never hold more messages than there are ids.
+  BROKER_MAX_OUTBOUND_INFLIGHT: count(32).pipe(z.number().max(65535)),
+  BROKER_MAX_QUEUED_MESSAGES: count(1000, 0),
+  BROKER_CONNECT_RATE: z.coerce.number().gt(0).default(1),
+  BROKER_CONNECT_BURST: count(10),
   /** Connections in the pool of a process that runs only the broker or only the worker. */
   ROLE_DB_POOL_MAX: z.coerce.number().int().min(1).max(100).default(4),
 }).superRefine((e, ctx) => {
@@ -358,6 +363,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
         publishRatePerSecond: e.BROKER_PUBLISH_RATE,
         publishBurst: e.BROKER_PUBLISH_BURST,
         maxInflight: e.BROKER_MAX_INFLIGHT,
+        maxOutboundInflight: e.BROKER_MAX_OUTBOUND_INFLIGHT,
+        maxQueuedMessages: e.BROKER_MAX_QUEUED_MESSAGES,
+        connectRatePerSecond: e.BROKER_CONNECT_RATE,
+        connectBurst: e.BROKER_CONNECT_BURST,
       }),
     }),
     rotation: Object.freeze({

@@ -1,7 +1,7 @@
 // The EnrollmentStore, TokenStore and TokenDeviceLookup contract (core/src/ports.ts, core/src/renewal/ports.ts): one
 // suite, run against every implementation, so the fakes the unit tests use behave like Postgres.
 import { describe, expect, it } from '@jest/globals';
-import type { BeginEnrollment, EnrollmentStore, TokenStore } from '@enrolld/core/ports.js';
+import type { BeginEnrollment, EnrollmentStore, TokenGrant, TokenStore } from '@enrolld/core/ports.js';
 import type { TokenDeviceLookup } from '@enrolld/core/renewal/ports.js';
 import { intentFor, newDeviceId, newTokenHash, sha256 } from './store-fixtures.js';
 
@@ -13,11 +13,14 @@ export interface EnrollmentPorts {
 
 export function describeEnrollmentStoreContract(name: string, makeStores: () => EnrollmentPorts): void {
   describe(`${name}: enrollment store contract`, () => {
-    async function token(options: { expiresInMs?: number } = {}) {
+    async function token(options: { expiresInMs?: number; group?: string } = {}) {
       const ports = makeStores();
       const deviceId = newDeviceId('contract');
       const tokenHash = newTokenHash();
-      await ports.tokens.createTokens([{ kind: 'device', deviceId, tokenHash, expiresAt: new Date(Date.now() + (options.expiresInMs ?? 3600_000)), profile: 'device' }], 'contract');
+      await ports.tokens.createTokens(
+        [{ kind: 'device', deviceId, tokenHash, expiresAt: new Date(Date.now() + (options.expiresInMs ?? 3600_000)), profile: 'device', group: options.group }],
+        'contract',
+      );
       return { ...ports, deviceId, tokenHash };
     }
     const begin = (tokenHash: Buffer, csrSha256: Buffer, overrides: Partial<BeginEnrollment> = {}): BeginEnrollment => ({
@@ -79,6 +82,21 @@ export function describeEnrollmentStoreContract(name: string, makeStores: () => 
       expect(await enrollment.begin(begin(tokenHash, csr, { inFlightSeconds: 3600 }))).toEqual({ outcome: 'in-progress' });
       const resumed = await enrollment.begin(begin(tokenHash, csr, { inFlightSeconds: 0 }));
       expect(resumed).toEqual({ outcome: 'resume', intent: first.intent });
+    });
+
+    it('the token\'s group reaches the grant and is recorded with the intent (a resume brings it back); none is undefined', async () => {
+      const grouped = await token({ group: 'line-7' });
+      const grants: TokenGrant[] = [];
+      const csr = sha256('csr');
+      const first = await grouped.enrollment.begin(begin(grouped.tokenHash, csr, { buildIntent: (g) => (grants.push(g), intentFor(g, csr)) }));
+      if (first.outcome !== 'begun') throw new Error(`expected begun, got ${first.outcome}`);
+      expect(grants.map((g) => g.group)).toEqual(['line-7']);
+      expect(first.intent.group).toBe('line-7');
+      expect(await grouped.enrollment.begin(begin(grouped.tokenHash, csr))).toEqual({ outcome: 'resume', intent: first.intent });
+
+      const plain = await token();
+      await plain.enrollment.begin(begin(plain.tokenHash, csr, { buildIntent: (g) => (grants.push(g), intentFor(g, csr)) }));
+      expect(grants[1]!.group).toBeUndefined();
     });
 
     it('complete is idempotent: the first signature stored wins', async () => {

@@ -5,11 +5,16 @@
 import { describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import type { BeginRenewal, RenewalCertificate, RenewalStore, RotationStore } from '@enrolld/core/renewal/ports.js';
+import type { ProfileStore } from '@enrolld/core/profiles/ports.js';
 import type { RevocationStore } from '@enrolld/core/revocation/ports.js';
 import type { EnrollmentPorts } from './enrollment.contract.js';
 import { enrollCertificate, intentFor, newDeviceId, newSerial } from './store-fixtures.js';
 
-export type RenewalPorts = EnrollmentPorts & { revocation: RevocationStore; renewal: RenewalStore & RotationStore };
+export type RenewalPorts = EnrollmentPorts & {
+  revocation: RevocationStore;
+  renewal: RenewalStore & RotationStore;
+  profiles: Pick<ProfileStore, 'create' | 'update'>;
+};
 
 const KEY_COMPROMISE = 1; // RFC 5280 §5.3.1
 const LARGE = 100_000; // the Postgres suites share one database: read everything, then look at this test's rows
@@ -36,7 +41,7 @@ async function renewed(renewal: RenewalStore, predecessorSerial: string, overrid
 
 export function describeRenewalStoreContract(name: string, makeStores: () => RenewalPorts): void {
   describe(`${name}: renewal store contract`, () => {
-    async function issued(options: { lifetimeMs?: number } = {}, stores = makeStores()) {
+    async function issued(options: { lifetimeMs?: number; group?: string } = {}, stores = makeStores()) {
       const deviceId = newDeviceId('contract-renew');
       const current = await enrollCertificate(stores, deviceId, options);
       return { ...stores, deviceId, current };
@@ -76,6 +81,18 @@ export function describeRenewalStoreContract(name: string, makeStores: () => Ren
         predecessorSerial: null,
       });
       expect(await renewal.descendants(current.serial)).toEqual([]);
+    });
+
+    it('the predecessor brings the group recorded at enrollment; the successor\'s intent records the one it is built with', async () => {
+      const { renewal, current } = await issued({ group: 'line-7' });
+      let seen: RenewalCertificate | undefined;
+      const begun = await renewal.beginRenewal(request(current.serial, { authorize: (p) => void (seen = p), buildIntent: (p) => ({ ...intentFor(p, randomBytes(32)), group: p.group }) }));
+      if (begun.outcome !== 'begun') throw new Error(`expected begun, got ${begun.outcome}`);
+      expect(seen?.group).toBe('line-7');
+      expect(begun.intent.group).toBe('line-7');
+      // Recorded: a request with the same CSR that finds the intent unsigned resumes it with the group.
+      const resumed = await renewal.beginRenewal(request(current.serial, { csrSha256: begun.intent.csrSha256, publicKeySha256: begun.intent.publicKeySha256 }));
+      expect(resumed).toMatchObject({ outcome: 'resume', intent: { serial: begun.intent.serial, group: 'line-7' } });
     });
 
     it('records the successor naming its predecessor; the same CSR replays it, another CSR names it', async () => {
@@ -168,7 +185,7 @@ export function describeRenewalStoreContract(name: string, makeStores: () => Ren
   });
 
   describe(`${name}: rotation store contract`, () => {
-    const device = (stores: RenewalPorts, options: { lifetimeMs?: number; signed?: boolean } = {}) => enrollCertificate(stores, newDeviceId('contract-rot'), options);
+    const device = (stores: RenewalPorts, options: { lifetimeMs?: number; signed?: boolean; profile?: string } = {}) => enrollCertificate(stores, newDeviceId('contract-rot'), options);
     const candidates = async (rotation: RotationStore, fraction: number) => (await rotation.renewalCandidates(fraction, LARGE)).map((c) => c.serial);
 
     it('candidates are live certificates inside the last windowFraction of their lifetime, soonest expiry first', async () => {
@@ -187,6 +204,38 @@ export function describeRenewalStoreContract(name: string, makeStores: () => Ren
       expect(mine(await candidates(stores.renewal, 0.3))).toEqual([]);
       const found = (await stores.renewal.renewalCandidates(0.99, LARGE)).find((c) => c.serial === short.serial);
       expect(found).toEqual({ serial: short.serial, deviceId: short.deviceId, notBefore: short.notBefore, notAfter: short.notAfter });
+    });
+
+    it('each certificate\'s window is the renewalWindowFraction of the profile version it was issued under, else the default', async () => {
+      const stores = makeStores();
+      const narrow = newDeviceId('narrow');
+      const wide = newDeviceId('wide');
+      await stores.profiles.create({ name: narrow, kind: 'device', renewalWindowFraction: 0.1, acl: [] }, 'contract');
+      await stores.profiles.create({ name: wide, kind: 'device', renewalWindowFraction: 0.9, acl: [] }, 'contract');
+      // 2 min certificates with notBefore 60 s back: half of each lifetime is left.
+      const underNarrow = await device(stores, { lifetimeMs: 120_000, profile: narrow });
+      const underWide = await device(stores, { lifetimeMs: 120_000, profile: wide });
+      const underDefault = await device(stores, { lifetimeMs: 120_000 });
+      const mine = async (defaultFraction: number) =>
+        (await candidates(stores.renewal, defaultFraction)).filter((s) => [underNarrow, underWide, underDefault].some((c) => c.serial === s)).sort();
+
+      // The stored certificate answers with its version's fraction (none for the built-in profile), renewed ones too.
+      expect((await stores.enrollment.complete(underNarrow.serial, Buffer.from('again'))).renewalWindowFraction).toBe(0.1);
+      expect((await stores.enrollment.complete(underDefault.serial, Buffer.from('again'))).renewalWindowFraction).toBeUndefined();
+      expect((await stores.enrollment.complete(underWide.serial, Buffer.from('again'))).renewalWindowFraction).toBe(0.9);
+
+      expect(await mine(0.3)).toEqual([underWide.serial]);
+      expect(await mine(0.6)).toEqual([underWide.serial, underDefault.serial].sort());
+      expect(await mine(0.99)).not.toContain(underNarrow.serial);
+
+      // A new version moves the window of certificates issued under it, not of those issued under the old one.
+      await stores.profiles.update({ name: narrow, kind: 'device', renewalWindowFraction: 0.9, acl: [] }, 'contract');
+      const underNarrowV2 = await device(stores, { lifetimeMs: 120_000, profile: narrow });
+      const found = await candidates(stores.renewal, 0.3);
+      expect(found).toContain(underNarrowV2.serial);
+      expect(found).not.toContain(underNarrow.serial);
+      // A renewal takes the profile's current version, and its window.
+      expect((await renewed(stores.renewal, underNarrow.serial)).renewalWindowFraction).toBe(0.9);
     });
 
     it('a hint is claimed once; a hinted or renewed certificate is no candidate any more', async () => {

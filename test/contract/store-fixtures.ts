@@ -18,7 +18,7 @@ export interface IntentOptions {
 }
 
 export function intentFor(
-  grant: Pick<TokenGrant, 'kind' | 'deviceId' | 'profile'> & { environment?: string; profileTerms?: TokenGrant['profileTerms'] },
+  grant: Pick<TokenGrant, 'kind' | 'deviceId' | 'profile'> & { environment?: string; profileTerms?: TokenGrant['profileTerms']; group?: string | undefined },
   csrSha256: Buffer,
   options: IntentOptions = {},
 ): CertificateIntent {
@@ -30,6 +30,7 @@ export function intentFor(
     environment: grant.environment ?? 'default',
     profile: grant.profile,
     profileVersion: grant.profileTerms?.version ?? 1,
+    group: grant.group,
     notBefore,
     notAfter: new Date(notBefore.getTime() + (options.lifetimeMs ?? 3600_000)),
     publicKeySha256: options.publicKeySha256 ?? randomBytes(32),
@@ -46,12 +47,14 @@ export function intentFor(
 export async function enrollCertificate(
   stores: { tokens: TokenStore; enrollment: EnrollmentStore },
   deviceId: string,
-  options: { lifetimeMs?: number; signed?: boolean; profile?: string; kind?: IdentityKind; environment?: string } = {},
+  options: { lifetimeMs?: number; signed?: boolean; profile?: string; kind?: IdentityKind; group?: string; environment?: string } = {},
 ): Promise<CertificateIntent> {
   const tokenHash = newTokenHash();
   const kind = options.kind ?? 'device';
-  const token = { kind, deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? kind, environment: options.environment };
-  await stores.tokens.createTokens([token], 'contract');
+  await stores.tokens.createTokens(
+    [{ kind, deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? kind, group: options.group, environment: options.environment }],
+    'contract',
+  );
   const csr = randomBytes(32);
   const begun = await stores.enrollment.begin({ tokenHash, csrSha256: csr, retryWindowSeconds: 60, inFlightSeconds: 0, buildIntent: (g) => intentFor(g, csr, options) });
   if (begun.outcome !== 'begun') throw new Error(`expected begun, got ${begun.outcome}`);

@@ -137,6 +137,8 @@ describe('every enrolld command and subcommand answers --help with help and noth
       [['revoke'], 'give a device id (enrolld revoke sensor-0001) or --serial HEX'],
       [['revoke', 'sensor-0001', '--serial', '0a'], 'give a device id or --serial, not both'],
       [['token', 'create', '--device', 'sensor-0001', '--ttl', '15'], '--ttl "15" has no unit: write 15s, 15m, 15h or 15d'],
+      [['token', 'create', '--device', 'sensor-0001', '--group', 'Line/7'], '"Line/7" is not a valid group'],
+      [['token', 'create', '--service', 'ingest', '--group', 'line-7'], '--group is for device tokens; a service has no group'],
       [['devices', 'list', '--limit', '0'], "option '--limit <n>' argument '0' is invalid"],
     ];
     for (const [args, message] of cases) {

@@ -100,7 +100,8 @@ export async function fuzz(target: FuzzTarget, options: { runs: number; seconds?
       // A time budget ends the run early without failing it; `runs` says how far it got.
       ...(options.seconds !== undefined ? { interruptAfterTimeLimit: options.seconds * 1000 } : {}),
     });
-    await session.healthy?.();
+    // A failed run reports its failure; the target's health after it is beside the point.
+    if (!details.failed) await session.healthy?.();
     const seconds = (performance.now() - started) / 1000;
     const result: FuzzResult = {
       target: target.name,

@@ -10,7 +10,10 @@ import { makeCsr } from '../support/csr-factory.js';
 import { httpsRequest } from '../support/http.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { createTestPki, deviceIdFor, type TestPki } from '../support/test-pki.js';
-import { connectDevice, deviceCreds, insertDevice, probe, report, startTestBroker, type TestBroker } from '../support/broker-harness.js';
+import { connectDevice, connectPacket, deviceCreds, insertDevice, probe, report, startTestBroker, type TestBroker } from '../support/broker-harness.js';
+import { brokerTlsSessionOf, connectInProcess } from '../support/in-process-mqtt.js';
+import { rawConnect } from '../support/raw-mqtt.js';
+import { waitFor } from '../support/wait-for.js';
 import { refusalOf } from '../support/refusal.js';
 import { connectWith, mustConnect } from '../support/renew-mqtt.js';
 import { credsFrom, enrollDevice, issueFromServerCa, renewRest } from '../support/renew-support.js';
@@ -78,6 +81,26 @@ describe('admission from the registry (broker alone)', () => {
     const device = await pki.device(deviceIdFor('unrecorded'));
     expect(refusalOf(await probe(broker.port, deviceCreds(pki, device), device.deviceId))).toBe('connack 5');
     expect(await refusals(broker)).toMatch(/reason="unknown"} 1/);
+  });
+
+  it('a connection that closes while its CONNECT is checked leaves no session behind', async () => {
+    // aedes authenticates a macrotask after it parses CONNECT: bytes, then the close, on an in-process connection
+    // (the broker's own connection handler, with the device's real TLS session) put the close in that gap every time.
+    const device = await pki.device(deviceIdFor('gone'));
+    await insertDevice(db.pool, device);
+    await broker.broker.resync();
+    const tlsSession = await brokerTlsSessionOf(broker.broker, broker.port, pki, device);
+    await waitFor(() => !broker.broker.hasSession(device.serial), 5000, 'the TLS connection to be let go');
+    const { device: gone, brokerClosed } = connectInProcess(broker.broker, tlsSession);
+    gone.write(connectPacket(device.deviceId), () => gone.destroy());
+    await brokerClosed;
+    // The same device then connects and leaves for real: once that session is gone, nothing of the first may be left.
+    const later = await rawConnect(broker.port, pki, device);
+    expect(broker.broker.hasSession(device.serial)).toBe(true);
+    later.send({ cmd: 'disconnect' });
+    await later.closed;
+    await waitFor(() => broker.broker.connectedDevices() === 0, 5000, 'the second session to be let go');
+    expect(broker.broker.hasSession(device.serial)).toBe(false);
   });
 
   it('a live session is closed at its certificate\'s notAfter, and the certificate is then refused as expired', async () => {

@@ -1,16 +1,22 @@
 // Tiers on the broker with real TLS and MQTT clients (docs/architecture.md §5, §6): devices enrolled under the example
 // profiles bronze, silver and gold (examples/profiles/*.yaml) and a service under the built-in `service` profile, each
-// allowed exactly what its certificate's profile says; `$share/…` refused with SUBACK 0x80 and counted; a live profile
+// allowed exactly what its certificate's profile says; gold devices of two groups each read only their own group's
+// fleet topics ({group}), and a renewal keeps the group; `$share/…` refused with SUBACK 0x80 and counted; a live profile
 // update removes the subscriptions it no longer grants and checks later publishes against the new rules, without a
 // reconnect.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import path from 'node:path';
-import { routes, type EnrollResponse, type ProfileSpec } from '@enrolld/protocol';
+import { routes, type DeviceDetail, type EnrollResponse, type ProfileSpec } from '@enrolld/protocol';
+import { readCertificateIdentity } from '@enrolld/core/ca/certificate-reader.js';
+import { fromPem } from '@enrolld/core/ca/der.js';
+import { profileExtensionValue } from '@enrolld/core/ca/device-profile.js';
+import { OID } from '@enrolld/core/ca/oids.js';
+import { extension } from '@enrolld/core/ca/x509-encoding.js';
 import { readProfileFile } from '../../server/src/cli/profile-command.js';
-import { makeCsr } from '../support/csr-factory.js';
+import { buildCsr, makeCsr } from '../support/csr-factory.js';
 import { httpsRequest, postJson } from '../support/http.js';
 import { REPO_ROOT } from '../support/processes.js';
-import { credsFrom, type DeviceCreds } from '../support/renew-support.js';
+import { credsFrom, renewRest, type DeviceCreds } from '../support/renew-support.js';
 import { mustConnect, type DeviceSession } from '../support/renew-mqtt.js';
 import { startTestServer, uniqueDeviceId, type TestServer } from '../support/server-harness.js';
 import { waitFor, waitForValue } from '../support/wait-for.js';
@@ -29,9 +35,9 @@ describe('profiles on the broker', () => {
   const sessions: DeviceSession[] = [];
   const tier: Record<string, ProfileSpec> = {};
 
-  async function enroll(profile: string): Promise<DeviceCreds> {
+  async function enroll(profile: string, group?: string): Promise<DeviceCreds> {
     const deviceId = uniqueDeviceId(profile);
-    const created = await postJson(server.apiUrl + routes.adminTokens, server.rootPem, { deviceId, profile }, auth());
+    const created = await postJson(server.apiUrl + routes.adminTokens, server.rootPem, { deviceId, profile, group }, auth());
     const token = created.json<Array<{ token: string }>>()[0]!.token;
     const csr = await makeCsr({ cn: deviceId });
     const res = await postJson(server.apiUrl + routes.enroll, server.rootPem, { token, csr: csr.pem });
@@ -68,7 +74,7 @@ describe('profiles on the broker', () => {
     await server.stop();
   });
 
-  it('each tier may do what its certificate level says: bronze telemetry only, silver commands and retained state, gold the fleet topics', async () => {
+  it('each tier may do what its certificate level says: bronze telemetry only, silver commands and retained state, gold its whole namespace (no fleet topic without a group)', async () => {
     const ingest = await online(await service(uniqueDeviceId('ingest')), ['devices/+/telemetry', 'devices/+/commands/ack']);
     const bronze = await online(await enroll('bronze'));
     const silver = await online(await enroll('silver'));
@@ -92,8 +98,9 @@ describe('profiles on the broker', () => {
     await waitFor(() => silver.messages.some((m) => m.topic === `devices/${s}/state` && m.payload.toString() === 'on'), 5000, 'retained state');
     expect(await subackCodes(silver, 'fleet/#')).toEqual([128]);
 
-    // gold: the fleet topics too; still nobody else's namespace.
-    expect(await subackCodes(gold, 'fleet/#')).toEqual([1]);
+    // gold without a group: no fleet topic at all ({group} matches nothing); still nobody else's namespace.
+    expect(await subackCodes(gold, 'fleet/#')).toEqual([128]);
+    expect(await subackCodes(gold, `devices/${g}/config`)).toEqual([1]);
     expect(await subackCodes(gold, `devices/${s}/state`)).toEqual([128]);
 
     // The service reads every device but cannot publish telemetry for one: the connection is closed.
@@ -101,6 +108,41 @@ describe('profiles on the broker', () => {
     const closed = ingest.closed;
     ingest.client.publish(`devices/${b}/telemetry`, 'forged', { qos: 0 });
     await closed;
+  });
+
+  it('gold devices of two groups each receive their own group\'s fleet topic and are refused the other\'s (SUBACK 0x80); a renewal keeps the group', async () => {
+    const announcerProfile = uniqueDeviceId('announcer');
+    const spec = { name: announcerProfile, kind: 'service', acl: [{ effect: 'allow', action: 'publish', filter: 'fleet/#' }] };
+    expect((await postJson(server.apiUrl + routes.adminProfiles, server.rootPem, spec, auth())).status).toBe(201);
+    const announcer = await online(await service(uniqueDeviceId('announcer'), announcerProfile));
+    const line7Creds = await enroll('gold', 'line-7');
+    const line7 = await online(line7Creds);
+    const line8 = await online(await enroll('gold', 'line-8'));
+
+    expect(await subackCodes(line7, 'fleet/line-7/#')).toEqual([1]);
+    expect(await subackCodes(line8, 'fleet/line-8/#')).toEqual([1]);
+    expect(await subackCodes(line7, 'fleet/line-8/#')).toEqual([128]);
+    expect(await subackCodes(line8, 'fleet/line-7/#')).toEqual([128]);
+    expect(await subackCodes(line7, 'fleet/+/news')).toEqual([128]);
+
+    // One publisher, in order: each device's own announcement arrives after the other group's was sent, so its absence
+    // there is seen after the marker.
+    await announcer.client.publishAsync('fleet/line-8/news', 'for line-8 (first)', { qos: 1 });
+    await announcer.client.publishAsync('fleet/line-7/news', 'for line-7', { qos: 1 });
+    await announcer.client.publishAsync('fleet/line-8/news', 'for line-8', { qos: 1 });
+    await waitFor(() => line7.messages.some((m) => m.payload.toString() === 'for line-7'), 5000, 'line-7\'s announcement at line-7');
+    await waitFor(() => line8.messages.some((m) => m.payload.toString() === 'for line-8'), 5000, 'line-8\'s announcement at line-8');
+    expect(line7.messages.filter((m) => m.topic.startsWith('fleet/')).map((m) => m.payload.toString())).toEqual(['for line-7']);
+    expect(line8.messages.filter((m) => m.topic.startsWith('fleet/')).map((m) => m.payload.toString())).toEqual(['for line-8 (first)', 'for line-8']);
+
+    // The device record and the certificate name the group; a renewal keeps it even when the CSR asks for another.
+    const detail = await httpsRequest(server.apiUrl + routes.adminDevice(line7Creds.deviceId), server.rootPem, { headers: auth() });
+    expect(detail.json<DeviceDetail>().group).toBe('line-7');
+    const asks = buildCsr({ cn: line7Creds.deviceId, extensions: [extension(OID.enrolldProfile, false, profileExtensionValue({ name: 'gold', version: 1, group: 'line-8' }))] });
+    const renewed = await renewRest(server, line7Creds, asks.pem);
+    expect(renewed.status).toBe(201);
+    const successor = readCertificateIdentity(fromPem(renewed.json<EnrollResponse>().certificate, 'CERTIFICATE'));
+    expect(successor.profile).toEqual({ name: 'gold', version: 1, group: 'line-7' });
   });
 
   it('$share/… is refused with SUBACK 0x80 for a service as for a device, and counted', async () => {

@@ -1,5 +1,6 @@
 // Client input that must never reach a 5xx, swept over EVERY route of the app: a body whose Content-Encoding does not
 // decode (gzip, deflate, br), malformed percent-encoding in a path parameter, and an empty body where JSON is expected.
+import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { problemType, routes } from '@enrolld/protocol';
 import { declaredRoutes, routesOnlyApp } from '../support/app-routes.js';
@@ -102,10 +103,29 @@ describe('hostile HTTP input on every route', () => {
       if (route.body) {
         expectProblem(res, 400, 'bad-request');
         expect(res.json().detail).toMatch(/Content-Encoding/);
+      } else if (route.path === routes.adminEvents) {
+        // An event stream request carries no body: refused before any stream starts.
+        expectProblem(res, 400, 'bad-request');
       } else {
         expect(res.status).toBeLessThan(500);
       }
     });
+  });
+
+  it('a body sent without Content-Length or Transfer-Encoding is not HTTP: 400 problem+json from the server, the connection closed', async () => {
+    // RFC 9112 §6.3: with neither header a request has no body, so these bytes are read as the next request line.
+    const socket = tls.connect({ host: '127.0.0.1', port: Number(new URL(server.apiUrl).port), ca: server.rootPem, servername: 'localhost' });
+    const chunks: Buffer[] = [];
+    socket.on('data', (chunk: Buffer) => chunks.push(chunk));
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+    socket.write(`GET ${routes.adminEvents} HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer ${server.adminToken}\r\nContent-Encoding: gzip\r\n\r\nthese bytes are not compressed`);
+    await closed;
+    const answer = Buffer.concat(chunks).toString('utf8');
+    const [head = '', body = ''] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 400 /);
+    expect(head).toMatch(/content-type: application\/problem\+json/i);
+    expect(JSON.parse(body)).toMatchObject({ type: problemType('bad-request'), status: 400, requestId: expect.any(String) });
   });
 
   it('a truncated gzip body (a valid header, no end) is a 400 too', async () => {

@@ -7,7 +7,7 @@
 //  - Redis down at start: enrollment and revocation work, startup does not wait, and the sweep resumes when Redis is back.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { pino } from 'pino';
@@ -140,6 +140,33 @@ describe('rotation sweep on the real composition', () => {
     expect(metrics).toMatch(/enrolld_job_queue_jobs\{queue="rotation",state="completed"\}/);
     await session.end();
     await late.end();
+  });
+
+  it('a certificate is due by the renewalWindowFraction of its profile version; RENEWAL_WINDOW only where the profile sets none', async () => {
+    const auth = { authorization: `Bearer ${server.adminToken}` };
+    // The server's 1 h certificates, backdated 5 min, have 11/12 of their lifetime left: inside a 0.95 window (and
+    // RENEWAL_WINDOW's 0.99), outside a 0.05 one.
+    for (const [name, renewalWindowFraction] of [['window-narrow', 0.05], ['window-wide', 0.95]] as const) {
+      const spec = { name, kind: 'device', renewalWindowFraction, acl: [{ effect: 'allow', action: 'subscribe', filter: 'devices/{id}/#' }] };
+      expect((await postJson(server.apiUrl + routes.adminProfiles, server.rootPem, spec, auth)).status).toBe(201);
+    }
+    const narrow = await enrollDevice(server, uniqueDeviceId('narrow'), { profile: 'window-narrow' });
+    const wide = await enrollDevice(server, uniqueDeviceId('wide'), { profile: 'window-wide' });
+    const plain = await enrollDevice(server, uniqueDeviceId('plain'));
+    // Each answer tells the device when its window opens, by the same fraction.
+    for (const [creds, fraction] of [[narrow, 0.05], [wide, 0.95], [plain, 0.99]] as const) {
+      const cert = new X509Certificate(creds.certPem);
+      const [notBefore, notAfter] = [Date.parse(cert.validFrom), Date.parse(cert.validTo)];
+      expect(creds.renewAfter.getTime()).toBe(notAfter - Math.round((notAfter - notBefore) * fraction));
+    }
+    const jobs = await readyJobs(server);
+
+    await jobs.sweepNow();
+    const hinted = async () =>
+      (await server.db.pool.query<{ serial: string }>('SELECT serial FROM rotation_hints WHERE serial = ANY($1)', [[narrow.serial, wide.serial, plain.serial]])).rows.map((r) => r.serial);
+    await waitFor(async () => (await hinted()).length >= 2, 15_000, 'the hints of the wide and the plain certificate');
+    await waitFor(() => hintsDrained(rotationQueue), 15_000, 'the hint jobs to run', 50);
+    expect((await hinted()).sort()).toEqual([wide.serial, plain.serial].sort());
   });
 });
 

@@ -57,8 +57,9 @@ describe('profiles and services', () => {
 
   it.each([
     ['a malformed filter', { effect: 'allow', action: 'subscribe', filter: 'devices/{id}/a#' }, /acl\[1\] .*"#" must be alone/],
-    ['an unknown placeholder', { effect: 'allow', action: 'subscribe', filter: 'groups/{group}/#' }, /acl\[1\] .*unknown placeholder \{group\}/],
+    ['an unknown placeholder', { effect: 'allow', action: 'subscribe', filter: 'groups/{grp}/#' }, /acl\[1\] .*unknown placeholder \{grp\}/],
     ["another device's namespace", { effect: 'allow', action: 'subscribe', filter: 'devices/+/telemetry' }, /acl\[1\] .*another device's namespace/],
+    ["another device's namespace through {group}", { effect: 'allow', action: 'subscribe', filter: 'devices/{group}/#' }, /acl\[1\] .*another device's namespace/],
   ] as const)('400 names the offending rule: %s', async (_name, rule, detail) => {
     const spec = { name: uniqueName('bad'), kind: 'device', acl: [{ effect: 'allow', action: 'publish', filter: 'devices/{id}/t' }, rule] };
     const res = await admin('POST', routes.adminProfiles, spec);
@@ -121,6 +122,20 @@ describe('profiles and services', () => {
     expect(res.json()).toMatchObject({ type: problemType('bad-key'), detail: expect.stringContaining('ec-p256') });
     const { rows } = await server.db.pool.query('SELECT used_at FROM bootstrap_tokens WHERE device_id = $1', [deviceId]);
     expect(rows).toEqual([{ used_at: null }]);
+  });
+
+  it('a token\'s group follows the identity rule (400 naming the field otherwise), is for device tokens only, and is audited', async () => {
+    const bad = await postJson(server.apiUrl + routes.adminTokens, server.rootPem, { deviceId: uniqueDeviceId(), group: 'Line 7' }, auth());
+    expect(bad.status).toBe(400);
+    expect(bad.json().detail).toMatch(/group: group must match/);
+    const batch = await postJson(server.apiUrl + routes.adminTokens, server.rootPem, { prefix: uniqueName('b'), count: 2, group: 'fleet/#' }, auth());
+    expect(batch.status).toBe(400);
+    const service = await postJson(server.apiUrl + routes.adminTokens, server.rootPem, { service: uniqueName('s'), group: 'line-7' }, auth());
+    expect(service.status).toBe(400);
+    const deviceId = uniqueDeviceId('grouped');
+    expect((await postJson(server.apiUrl + routes.adminTokens, server.rootPem, { deviceId, group: 'line-7' }, auth())).status).toBe(201);
+    const { rows } = await server.db.pool.query(`SELECT detail FROM audit_events WHERE device_id = $1 AND action = 'token.created'`, [deviceId]);
+    expect(rows).toEqual([{ detail: expect.objectContaining({ group: 'line-7' }) }]);
   });
 
   it('an unknown profile at token creation is 400 listing the existing profiles; a profile of the other kind is 400', async () => {

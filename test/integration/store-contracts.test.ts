@@ -8,6 +8,7 @@ import {
   createPgDeviceStore,
   createPgEnrollmentStore,
   createPgEnvironmentStore,
+  createPgProfileStore,
   createPgRenewalStore,
   createPgRevocationStore,
   createPgTokenStore,
@@ -25,6 +26,7 @@ import { createMemoryDeviceStore } from '../support/fakes/devices.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryEnvironmentStore } from '../support/fakes/environments-store.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
+import { createMemoryProfileWrites } from '../support/fakes/profiles.js';
 import { createMemoryRenewalStore } from '../support/fakes/renewal.js';
 import { createMemoryRevocationStore } from '../support/fakes/revocation.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
@@ -46,6 +48,7 @@ function memoryStores() {
     enrollment: createMemoryEnrollmentStore(tables),
     revocation: createMemoryRevocationStore(tables),
     renewal: createMemoryRenewalStore(tables),
+    profiles: createMemoryProfileWrites(tables),
     devices: createMemoryDeviceStore(tables),
     admins: createMemoryAdminCredentialStore(tables),
     adminRecords: createMemoryAdminStore(tables),
@@ -61,6 +64,7 @@ function postgresStores() {
     enrollment: createPgEnrollmentStore(db.pool),
     revocation: createPgRevocationStore(db.pool),
     renewal,
+    profiles: createPgProfileStore(db.pool),
     devices: createPgDeviceStore(db.pool),
     admins: createPgAdminCredentialStore(db.pool),
     adminRecords: createPgAdminStore(db.pool),

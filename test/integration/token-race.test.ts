@@ -33,7 +33,7 @@ describe('TOK-02: one token, 100 concurrent uses, two API replicas with separate
         store: createPgEnrollmentStore(pool),
         cas: singleEnvironmentCas(ca),
         clock: systemClock,
-        policy: { certificateLifetimeSeconds: 86_400, backdateSeconds: 60, retryWindowSeconds: 3600, inFlightSeconds: 10 },
+        policy: { certificateLifetimeSeconds: 86_400, backdateSeconds: 60, renewalWindowFraction: 1 / 3, retryWindowSeconds: 3600, inFlightSeconds: 10 },
       }),
     );
     // Empty-subject CSRs are valid for any device, so the same 100 serve every round.

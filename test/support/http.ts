@@ -21,7 +21,7 @@ export function httpsRequest(url: string, caPem: string, request: RawRequest = {
   return new Promise((resolve, reject) => {
     const req = https.request(
       url,
-      { method: request.method ?? 'GET', headers: request.headers, ca: caPem, cert: request.cert, key: request.key, agent: false },
+      { method: request.method ?? 'GET', headers: framed(request), ca: caPem, cert: request.cert, key: request.key, agent: false },
       (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
@@ -35,6 +35,18 @@ export function httpsRequest(url: string, caPem: string, request: RawRequest = {
     req.on('error', reject);
     req.end(request.body);
   });
+}
+
+/**
+ * The request's headers with its body framed. Node's client frames a GET, DELETE or OPTIONS body with neither
+ * Content-Length nor Transfer-Encoding, so the server reads those bytes as the start of the next request (RFC 9112 §6.3).
+ */
+function framed(request: RawRequest): Record<string, string | number> | undefined {
+  const headers = request.headers;
+  if (request.body === undefined) return headers;
+  const names = Object.keys(headers ?? {}).map((name) => name.toLowerCase());
+  if (names.includes('content-length') || names.includes('transfer-encoding')) return headers;
+  return { ...headers, 'content-length': Buffer.byteLength(request.body) };
 }
 
 export function postJson(url: string, caPem: string, body: unknown, headers: Record<string, string> = {}): Promise<RawResponse> {

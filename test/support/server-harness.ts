@@ -18,11 +18,20 @@ export interface TestServer {
   chainPem: string;
   adminToken: string;
   db: TestDatabase;
-  /** A bootstrap token; `replace` consents to re-issuing an id that already has a live certificate. */
-  createToken(deviceId: string, ttlSeconds?: number, consent?: { replace?: boolean }): Promise<string>;
+  /**
+   * A bootstrap token; `replace` consents to re-issuing an id that already has a live certificate; `profile` and
+   * `group` go into the certificate it enrolls.
+   */
+  createToken(deviceId: string, ttlSeconds?: number, options?: TokenOptions): Promise<string>;
   /** Stops the composition but keeps the database and ENROLLD_HOME, for a restart (`restartOf`). */
   halt(): Promise<void>;
   stop(): Promise<void>;
+}
+
+export interface TokenOptions {
+  replace?: boolean;
+  profile?: string;
+  group?: string;
 }
 
 export interface TestServerOptions {
@@ -67,8 +76,8 @@ export async function startTestServer(options: TestServerOptions = {}): Promise<
     chainPem,
     adminToken,
     db,
-    async createToken(deviceId, ttlSeconds, consent) {
-      const res = await postJson(running.apiUrl + routes.adminTokens, rootPem, { deviceId, ttlSeconds, ...consent }, { authorization: `Bearer ${adminToken}` });
+    async createToken(deviceId, ttlSeconds, options) {
+      const res = await postJson(running.apiUrl + routes.adminTokens, rootPem, { deviceId, ttlSeconds, ...options }, { authorization: `Bearer ${adminToken}` });
       if (res.status !== 201) throw new Error(`token create failed: ${res.status} ${res.text}`);
       return res.json<CreatedToken[]>()[0]!.token;
     },

@@ -286,7 +286,11 @@ export class FakeStack {
   }
 
   private enrollShape(r: CertRecord): object {
-    return { deviceId: r.deviceId, serial: r.serial, certificate: r.pem, chain: this.interPem + this.rootPem, notAfter: new NodeX509(r.pem).validTo };
+    const cert = new NodeX509(r.pem);
+    const [notBefore, notAfter] = [Date.parse(cert.validFrom), Date.parse(cert.validTo)];
+    // RENEWAL_WINDOW's default: the last third of the lifetime.
+    const renewAfter = new Date(notAfter - (notAfter - notBefore) / 3).toISOString();
+    return { deviceId: r.deviceId, serial: r.serial, certificate: r.pem, chain: this.interPem + this.rootPem, notAfter: cert.validTo, renewAfter };
   }
 
   private currentCert(req: IncomingMessage): CertRecord {

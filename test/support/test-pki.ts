@@ -58,7 +58,7 @@ export interface LeafOptions {
   isCa?: boolean;
   unknownCriticalExtension?: boolean;
   /** The enrolldProfile extension (docs/architecture.md §5); absent: a certificate of the built-in `device` profile. */
-  profile?: { name: string; version: number };
+  profile?: { name: string; version: number; group?: string };
   serial?: string;
   keys?: webcrypto.CryptoKeyPair;
 }

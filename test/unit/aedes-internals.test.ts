@@ -10,14 +10,21 @@ import mqtt, { type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import {
   AEDES_VERSION_RELIED_ON,
+  assignMessageId,
   createQuietAedes,
+  deliverClaimed,
+  deliveredQoS,
   dropClientWill,
   inboundAwaitingRelease,
   inspectIncomingBytes,
+  isFirstDelivery,
   leftOverWill,
+  observeIncomingPackets,
   sessionPersistence,
   stampWillSerial,
   willUnderAuthentication,
+  wrapDeliveries,
+  type Deliver,
 } from '../../server/src/mqtt/aedes-internals.js';
 import { waitFor } from '../support/wait-for.js';
 
@@ -184,6 +191,60 @@ describe('aedes internals', () => {
     await pubcomp;
     expect([...inboundAwaitingRelease(client)]).toEqual([]);
     socket.destroy();
+  });
+
+  it('deliveries go through wrapped deliver0/deliverQoS with aedes\' dedupe, take the message id given, and acknowledgements are observed', async () => {
+    const broker = await started(createQuietAedes({}));
+    const calls: Array<{ kind: string; topic: string; first: boolean; qos: number }> = [];
+    const acks: Array<{ cmd: string; messageId?: number }> = [];
+    const held: Array<{ client: Client; packet: PublishPacket; deliver: Deliver }> = [];
+    let holdTopic = '';
+    const assigned: Array<{ topic: string; next: number; id: number }> = [];
+    const server = net.createServer((socket) => {
+      const client = broker.handle(socket);
+      wrapDeliveries(client, (original, kind): Deliver => (packet, done) => {
+        calls.push({ kind, topic: packet.topic, first: isFirstDelivery(client, packet, false), qos: deliveredQoS(client, packet) });
+        if (packet.topic === holdTopic && isFirstDelivery(client, packet, true)) {
+          held.push({ client, packet, deliver: original });
+          return done();
+        }
+        // Taken ids are skipped: the one aedes would take next is "in flight".
+        const next = (client as unknown as { _nextId: number })._nextId;
+        if (kind === 'qos') assigned.push({ topic: packet.topic, next, id: assignMessageId(client, packet, (id) => id === next) });
+        original(packet, done);
+      });
+      observeIncomingPackets(client, (packet) => acks.push(packet));
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    cleanups.push(() => new Promise<void>((resolve) => server.close(() => resolve())));
+    const device = await connect((server.address() as AddressInfo).port, 'dev-7');
+    const received: mqttPacket.IPublishPacket[] = [];
+    device.on('message', (_topic, _payload, packet) => received.push(packet));
+    // Two filters that both match: aedes delivers once (its dedupe), and an exact-topic QoS 0 filter lowers the QoS.
+    await device.subscribeAsync({ 'a/+': { qos: 1 }, 'a/#': { qos: 1 }, 'b/x': { qos: 0 }, 'b/#': { qos: 1 } });
+    const publish = (topic: string) => new Promise<void>((resolve) => broker.publish({ cmd: 'publish', topic, payload: Buffer.from(topic), qos: 1, retain: false, dup: false } as PublishPacket, () => resolve()));
+    await publish('a/1');
+    await waitFor(() => received.length === 1 && acks.some((a) => a.cmd === 'puback'), 5000, 'the delivery and its PUBACK');
+    expect(calls.filter((c) => c.topic === 'a/1').map((c) => [c.kind, c.first])).toEqual([['qos', true], ['qos', false]]);
+    const delivered = received[0]!;
+    expect(acks.find((a) => a.cmd === 'puback')?.messageId).toBe(delivered.messageId);
+    const first = assigned.find((a) => a.topic === 'a/1')!;
+    expect([delivered.messageId, first.id]).toEqual([first.id, first.next >= 65535 ? 1 : first.next + 1]);
+    await publish('b/x');
+    await waitFor(() => received.length === 2, 5000, 'the second delivery');
+    expect(calls.filter((c) => c.topic === 'b/x').map((c) => c.qos).sort()).toEqual([0, 0]);
+    // A delivery claimed and held back: aedes drops its duplicate, and lets the held one through once, later.
+    holdTopic = 'a/2';
+    await publish('a/2');
+    await waitFor(() => calls.filter((c) => c.topic === 'a/2').length === 2, 5000, 'both deliveries of a/2');
+    expect(held).toHaveLength(1);
+    const [{ client, packet, deliver }] = held as [(typeof held)[number]];
+    deliverClaimed(client, packet, () => deliver(packet, () => undefined));
+    await waitFor(() => received.some((p) => p.topic === 'a/2'), 5000, 'the held delivery');
+    await publish('a/3');
+    await waitFor(() => received.some((p) => p.topic === 'a/3'), 5000, 'a later delivery');
+    expect(received.filter((p) => p.topic === 'a/2')).toHaveLength(1);
+    device.end(true);
   });
 
   describe('default persistence', () => {

@@ -47,7 +47,16 @@ describe('peer identity from the certificate DER', () => {
     const service = await pki.device('ingest', { sanUris: ['urn:enrolld:service:ingest'], profile: { name: 'readonly', version: 7 } });
     expect(identityFromCertificate(service.der, pin)).toMatchObject({ ok: true, identity: { kind: 'service', deviceId: 'ingest', profile: 'readonly', profileVersion: 7 } });
     const gold = await pki.device('sensor-9', { profile: { name: 'gold', version: 2 } });
-    expect(identityFromCertificate(gold.der, pin)).toMatchObject({ ok: true, identity: { kind: 'device', profile: 'gold', profileVersion: 2 } });
+    expect(identityFromCertificate(gold.der, pin)).toMatchObject({ ok: true, identity: { kind: 'device', profile: 'gold', profileVersion: 2, group: undefined } });
+  });
+
+  it('reads the device group from the enrolldProfile extension, and refuses a certificate naming a group outside the identity rule', async () => {
+    const pki = await createTestPki();
+    const pin = issuerPinOf(pki.issuing.certPem);
+    const grouped = await pki.device('press-1', { profile: { name: 'gold', version: 2, group: 'line-7' } });
+    expect(identityFromCertificate(grouped.der, pin)).toMatchObject({ ok: true, identity: { deviceId: 'press-1', profile: 'gold', group: 'line-7' } });
+    const bad = await pki.device('press-2', { profile: { name: 'gold', version: 2, group: 'line/#' } });
+    expect(identityFromCertificate(bad.der, pin)).toEqual({ ok: false, reason: 'the certificate names an invalid group' });
   });
 
   it('finds nothing in bytes that are not a session', () => {

@@ -7,8 +7,10 @@ import * as x509 from '@peculiar/x509';
 import { deviceUri } from '@enrolld/protocol';
 import { generateSerial, KeyUsageBit, parseCsr, readCertificate, readCertificateIdentity } from '@enrolld/core/ca/index.js';
 import type { CaMaterial, DeviceCertificateSpec, DeviceIssuingCa } from '@enrolld/core/ca/index.js';
-import { DerError, derExplicit, derSequence, fromPem, readChildren, readTlv } from '@enrolld/core/ca/der.js';
-import { oidHex } from '@enrolld/core/ca/oids.js';
+import { DerError, derExplicit, derInteger, derNull, derSequence, derUtf8String, fromPem, readChildren, readTlv } from '@enrolld/core/ca/der.js';
+import { profileExtensionValue } from '@enrolld/core/ca/device-profile.js';
+import { OID, oidHex } from '@enrolld/core/ca/oids.js';
+import { extension } from '@enrolld/core/ca/x509-encoding.js';
 import { createTestIssuingCa, makeCsr } from '../support/csr-factory.js';
 import { createTestPki, deviceIdFor } from '../support/test-pki.js';
 
@@ -132,6 +134,50 @@ describe('certificate reader on the certificates the CA issues', () => {
       undefined,
       ca.keyIdentifier.toString('hex'),
     ]);
+  });
+});
+
+/** The certificate with its enrolldProfile extension's value replaced (unsigned: the reader checks no signature). */
+function withProfileValue(der: Buffer, value: Buffer): Buffer {
+  const [tbs, alg, sig] = readChildren(der, readTlv(der, 0, der.length)).map((t) => der.subarray(t.start, t.end));
+  const fields = readChildren(tbs!, readTlv(tbs!, 0, tbs!.length)).map((t) => tbs!.subarray(t.start, t.end));
+  const c = readCertificate(der);
+  const exts = c.extensions.map((e) => der.subarray(e.oid.start - 2, e.value.end));
+  const profileOid = Buffer.from(oidHex('enrolldProfile'), 'hex');
+  const replaced = exts.map((e) => (e.includes(profileOid) ? extension(OID.enrolldProfile, false, value) : e));
+  return derSequence(derSequence(...fields.slice(0, 7), derExplicit(3, derSequence(...replaced))), alg!, sig!);
+}
+
+describe('the enrolldProfile extension: name, version and an optional group', () => {
+  it('a certificate of a device with a group names it; OpenSSL and @peculiar/x509 read the certificate; the lint passes', async () => {
+    const csr = parseCsr((await makeCsr({ cn: 'press-1' })).pem);
+    const { notBefore, notAfter } = ca.deviceValidity(new Date(), 3600, 60);
+    const spec: DeviceCertificateSpec = {
+      kind: 'device', deviceId: 'press-1', profile: { name: 'gold', version: 3, group: 'line-7' }, serial: generateSerial(), spkiDer: csr.spkiDer, notBefore, notAfter,
+    };
+    const der = ca.signCertificate(ca.buildDeviceTbs(spec));
+    expect(readCertificateIdentity(der).profile).toEqual({ name: 'gold', version: 3, group: 'line-7' });
+    expect(new X509Certificate(der).subject).toBe('CN=press-1');
+    expect(new x509.X509Certificate(der).getExtension(OID.enrolldProfile)?.critical).toBe(false);
+    expect(() => ca.checkIssued(der, spec)).not.toThrow();
+    // The lint compares the group too: a spec without it, or with another one, fails.
+    expect(() => ca.checkIssued(der, { ...spec, profile: { name: 'gold', version: 3 } })).toThrow(/name the spec profile, version and group/);
+    expect(() => ca.checkIssued(der, { ...spec, profile: { name: 'gold', version: 3, group: 'line-8' } })).toThrow(/name the spec profile, version and group/);
+    expect(() => ca.checkIssued(device.der, { ...device.spec, profile: { ...device.spec.profile, group: 'line-7' } })).toThrow(/name the spec profile, version and group/);
+  });
+
+  it('without a group it is the two-field encoding of certificates issued before groups, which still reads', () => {
+    expect(profileExtensionValue({ name: 'device', version: 1 })).toEqual(derSequence(derUtf8String('device'), derInteger(1)));
+    expect(readCertificateIdentity(device.der).profile).toEqual({ name: 'device', version: 1 });
+    expect(readCertificateIdentity(withProfileValue(device.der, derSequence(derUtf8String('silver'), derInteger(2)))).profile).toEqual({ name: 'silver', version: 2 });
+  });
+
+  it.each([
+    ['a group that is not a UTF8String', derSequence(derUtf8String('gold'), derInteger(1), derNull()), /enrolldProfile group: expected tag 0xc/],
+    ['bytes after the group', derSequence(derUtf8String('gold'), derInteger(1), derUtf8String('line-7'), derUtf8String('x')), /bytes after the enrolldProfile group/],
+    ['no version', derSequence(derUtf8String('gold')), /truncated|enrolldProfile version/],
+  ])('%s is DerError', (_name, value, message) => {
+    expect(thrown(() => readCertificateIdentity(withProfileValue(device.der, value)))).toEqual({ type: 'DerError', message: expect.stringMatching(message) });
   });
 });
 

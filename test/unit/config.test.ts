@@ -26,6 +26,18 @@ describe('configuration', () => {
     expect(() => loadConfig({ BROKER_MAX_PACKET_SIZE: '10', BROKER_MAX_PENDING: '0', BROKER_PUBLISH_RATE: '0' })).toThrow(ConfigError);
   });
 
+  it('reads the outbound window, the session queue and the CONNECT rate; the window cannot exceed the 16-bit packet ids', () => {
+    expect(loadConfig({ BROKER_MAX_OUTBOUND_INFLIGHT: '8', BROKER_MAX_QUEUED_MESSAGES: '0', BROKER_CONNECT_RATE: '0.2', BROKER_CONNECT_BURST: '4' }).broker.limits).toMatchObject({
+      maxOutboundInflight: 8,
+      maxQueuedMessages: 0,
+      connectRatePerSecond: 0.2,
+      connectBurst: 4,
+    });
+    for (const bad of [{ BROKER_MAX_OUTBOUND_INFLIGHT: '0' }, { BROKER_MAX_OUTBOUND_INFLIGHT: '65536' }, { BROKER_MAX_QUEUED_MESSAGES: '-1' }, { BROKER_CONNECT_RATE: '0' }, { BROKER_CONNECT_BURST: '0' }]) {
+      expect(() => loadConfig(bad)).toThrow(ConfigError);
+    }
+  });
+
   it('has sane defaults and is frozen', () => {
     const config = loadConfig({});
     expect(config).toMatchObject({ httpsPort: 8443, mqttsPort: 8883, certificateLifetimeSeconds: 30 * 86_400, tokenTtlSeconds: 86_400, databaseUrl: undefined });

@@ -11,13 +11,14 @@ import { createManualClock } from '../support/fakes/clock.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
 import { singleEnvironmentCas } from '../support/fakes/environments.js';
+import { createMemoryProfileWrites } from '../support/fakes/profiles.js';
 
 let ca: DeviceIssuingCa;
 beforeAll(async () => {
   ({ ca } = await createTestIssuingCa({ serverNames: ['enrolld.test'] }));
 });
 
-const policy = { certificateLifetimeSeconds: 3600, backdateSeconds: 60, retryWindowSeconds: 600, inFlightSeconds: 30 };
+const policy = { certificateLifetimeSeconds: 3600, backdateSeconds: 60, renewalWindowFraction: 1 / 3, retryWindowSeconds: 600, inFlightSeconds: 30 };
 
 async function setup() {
   const clock = createManualClock();
@@ -43,6 +44,24 @@ describe('enroll', () => {
     expect(tables.certificates.get(response.serial)?.der).not.toBeNull();
     expect([...tables.tokens.values()][0]?.usedAt).not.toBeNull();
     expect(outcomes).toEqual(['issued']);
+  });
+
+  it('the answer says when renewal is due: the last renewalWindowFraction of the lifetime, the profile\'s or else the default', async () => {
+    const { enrollment, deviceId, token, tables } = await setup();
+    const span = (r: { certificate: string }) => {
+      const cert = new X509Certificate(r.certificate);
+      return [Date.parse(cert.validFrom), Date.parse(cert.validTo)] as const;
+    };
+    const plain = (await enrollment.enroll({ token, csr: (await makeCsr({ cn: deviceId })).pem })).response;
+    const [notBefore, notAfter] = span(plain);
+    expect(Date.parse(plain.renewAfter)).toBe(notAfter - Math.round((notAfter - notBefore) / 3));
+
+    await createMemoryProfileWrites(tables).create({ name: 'quarter', kind: 'device', renewalWindowFraction: 0.25, acl: [] }, 'unit');
+    const quarterId = randomDeviceId('quarter');
+    await createMemoryTokenStore(tables).createTokens([{ kind: 'device', deviceId: quarterId, tokenHash: hashSecret(`t-${quarterId}`), expiresAt: new Date(tables.clock.now().getTime() + 3600_000), profile: 'quarter' }], 'unit');
+    const quarter = (await enrollment.enroll({ token: `t-${quarterId}`, csr: (await makeCsr({ cn: quarterId })).pem })).response;
+    const [qBefore, qAfter] = span(quarter);
+    expect(Date.parse(quarter.renewAfter)).toBe(qAfter - Math.round((qAfter - qBefore) * 0.25));
   });
 
   it('a retry with the same CSR gets the same certificate; another CSR is a conflict; after the window the token is used', async () => {

@@ -29,6 +29,7 @@ const LIFETIME_SECONDS = 3600;
 const basePolicy = {
   certificateLifetimeSeconds: LIFETIME_SECONDS,
   backdateSeconds: 60,
+  renewalWindowFraction: 1 / 3,
   inFlightSeconds: 30,
   waitForInFlightMs: 0,
   popLinking: 'off' as const,
@@ -40,7 +41,7 @@ async function enrolled(tables: MemoryTables, issuer: DeviceIssuingCa) {
   const token = `token-${deviceId}`;
   await createMemoryTokenStore(tables).createTokens([{ kind: 'device', deviceId, tokenHash: hashSecret(token), expiresAt: new Date(tables.clock.now().getTime() + 3600_000), profile: 'device' }], 'unit');
   const csr = await makeCsr({ cn: deviceId });
-  const policy = { certificateLifetimeSeconds: LIFETIME_SECONDS, backdateSeconds: 60, retryWindowSeconds: 600, inFlightSeconds: 30 };
+  const policy = { certificateLifetimeSeconds: LIFETIME_SECONDS, backdateSeconds: 60, renewalWindowFraction: 1 / 3, retryWindowSeconds: 600, inFlightSeconds: 30 };
   const { response } = await createEnrollment({ store: createMemoryEnrollmentStore(tables), cas: singleEnvironmentCas(issuer), clock: tables.clock, policy }).enroll({ token, csr: csr.pem });
   const der = new X509Certificate(response.certificate).raw;
   return { deviceId, serial: response.serial, der, privateKey: csr.privateKey, credential: { kind: 'certificate', der } as RenewalCredential };

@@ -14,9 +14,13 @@ interface CompiledRule {
   filter: CompiledFilter;
 }
 
+/**
+ * `id` fills `{id}` and `group` fills `{group}`; a rule with `{group}` matches nothing when `group` is undefined (an
+ * identity without a group), so it neither allows nor denies.
+ */
 export interface CompiledAcl {
-  canPublish(id: string, topic: string): boolean;
-  canSubscribe(id: string, filter: string): boolean;
+  canPublish(id: string, topic: string, group?: string): boolean;
+  canSubscribe(id: string, filter: string, group?: string): boolean;
 }
 
 export interface AclRuleProblem {
@@ -35,7 +39,7 @@ export function isSharedSubscription(filter: string): boolean {
 /**
  * Every rule a profile of this kind may not hold: a filter that is malformed or uses an unknown placeholder, and for
  * device profiles an allow rule that would reach another device's namespace (`devices/<other>/…`) because its
- * second level is not `{id}`.
+ * second level is not `{id}` (`{group}` there is refused too: a group is shared by many devices).
  */
 export function aclProblems(kind: IdentityKind, rules: readonly AclRule[]): AclRuleProblem[] {
   const problems: AclRuleProblem[] = [];
@@ -49,7 +53,8 @@ export function aclProblems(kind: IdentityKind, rules: readonly AclRule[]): AclR
 function reachesOtherDevice(filter: string): string | undefined {
   const { kinds, texts } = compileFilter(filter);
   const first = kinds[0]!;
-  const mayBeDevices = first === LevelKind.Hash || first === LevelKind.Plus || (first === LevelKind.Literal && texts[0] === DEVICE_TOPIC_LEVEL);
+  // A placeholder may stand for `devices` too: ids and groups follow the same rule, and `devices` is a valid one.
+  const mayBeDevices = first !== LevelKind.Literal || texts[0] === DEVICE_TOPIC_LEVEL;
   if (!mayBeDevices) return undefined;
   if (first === LevelKind.Hash || (kinds.length > 1 && kinds[1] !== LevelKind.Id)) {
     return `a device rule would reach another device's namespace; use ${DEVICE_TOPIC_LEVEL}/{id}/…`;
@@ -67,20 +72,20 @@ export function compileAcl(rules: readonly AclRule[]): CompiledAcl {
     (rule.action === 'publish' ? publish : subscribe).push({ allow: rule.effect === 'allow', filter: compileFilter(rule.filter) });
   }
   return {
-    canPublish(id, topic) {
+    canPublish(id, topic, group) {
       // MQTT-3.3.2-2: no wildcards in a topic name; `$` topics are the server's (MQTT-4.7.2).
       if (topic.length === 0 || topic.charCodeAt(0) === 0x24 || topic.includes('+') || topic.includes('#') || topic.includes('\u0000')) {
         return false;
       }
       const count = topicLevelEnds(topic, levelEnds);
-      for (const rule of publish) if (matchesTopicLevels(rule.filter, id, topic, levelEnds, count)) return rule.allow;
+      for (const rule of publish) if (matchesTopicLevels(rule.filter, id, topic, levelEnds, count, group)) return rule.allow;
       return false;
     },
-    canSubscribe(id, filter) {
+    canSubscribe(id, filter, group) {
       if (!isWellFormedFilter(filter) || isSharedSubscription(filter)) return false;
       const levels = filter.split('/');
       for (const rule of subscribe) {
-        if (rule.allow ? coversFilter(rule.filter, id, levels) : overlapsFilter(rule.filter, id, levels)) return rule.allow;
+        if (rule.allow ? coversFilter(rule.filter, id, levels, group) : overlapsFilter(rule.filter, id, levels, group)) return rule.allow;
       }
       return false;
     },

@@ -1,16 +1,20 @@
 import type { IdentityKind, Profile } from '@enrolld/protocol';
+import { compileAccessWindow, type AccessWindow } from './access-window.js';
 import { aclProblems, compileAcl, type CompiledAcl } from './compiled-acl.js';
 
-// What a broker knows of the profiles (docs/architecture.md §6): each profile's current version with its ACL compiled
-// once when it loads. Sessions look their profile up by name per packet, so a new version applies to every session
-// that uses it from its next packet on. A profile that does not validate (it never should: the API validates before
-// it stores) is left out, so its certificates are refused at CONNECT rather than given rules nobody checked.
+// What a broker knows of the profiles (docs/architecture.md §6): each profile's current version with its ACL and its
+// access window compiled once when it loads. Sessions look their profile up by name per packet, so a new version
+// applies to every session that uses it from its next packet on. A profile that does not validate (it never should:
+// the API validates before it stores; a time zone this runtime's ICU lacks is the one way in) is left out, so its
+// certificates are refused at CONNECT rather than given rules nobody checked.
 
 export interface ProfileAcl {
   name: string;
   version: number;
   kind: IdentityKind;
   acl: CompiledAcl;
+  /** When its identities may be connected; undefined: at any time. */
+  access: AccessWindow | undefined;
 }
 
 export interface ProfileChange {
@@ -24,7 +28,13 @@ export function createProfileAcls() {
 
   function compiled(profile: Profile): ProfileAcl | undefined {
     if (aclProblems(profile.kind, profile.acl).length > 0) return undefined;
-    return { name: profile.name, version: profile.version, kind: profile.kind, acl: compileAcl(profile.acl) };
+    let access: AccessWindow | undefined;
+    try {
+      access = profile.access === undefined ? undefined : compileAccessWindow(profile.access);
+    } catch {
+      return undefined;
+    }
+    return { name: profile.name, version: profile.version, kind: profile.kind, acl: compileAcl(profile.acl), access };
   }
 
   /** Applies one profile's current record (undefined: deleted). Returns the change, or undefined when there is none. */

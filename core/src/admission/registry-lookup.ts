@@ -5,6 +5,7 @@
 // token bucket for the process, one lookup in flight per device, and a cooldown per serial after a lookup that did
 // not make it admissible.
 import type { Clock } from '../clock.js';
+import { fullBucket, tryTake } from '../token-bucket.js';
 import type { RegistryStore } from './ports.js';
 import type { AdmissionRegistry } from './registry.js';
 
@@ -43,16 +44,7 @@ export function createRegistryLookup(deps: {
   const inFlight = new Map<string, Promise<boolean>>();
   /** serial → when a lookup last left it unadmissible (insertion order = age) */
   const recent = new Map<string, number>();
-  let tokens = options.burst;
-  let refilledAt = deps.clock.now().getTime();
-
-  function takeToken(now: number): boolean {
-    tokens = Math.min(options.burst, tokens + ((now - refilledAt) / 1000) * options.ratePerSecond);
-    refilledAt = now;
-    if (tokens < 1) return false;
-    tokens -= 1;
-    return true;
-  }
+  const bucket = fullBucket(options, deps.clock.now().getTime());
 
   function remember(serial: string, now: number): void {
     recent.delete(serial);
@@ -83,7 +75,7 @@ export function createRegistryLookup(deps: {
       const now = deps.clock.now().getTime();
       const seen = recent.get(serial);
       if (seen !== undefined && now - seen < options.cooldownMs) return 'recent';
-      if (!inFlight.has(deviceId) && !takeToken(now)) return 'unavailable';
+      if (!inFlight.has(deviceId) && !tryTake(bucket, options, now)) return 'unavailable';
       if (!(await load(deviceId))) return 'unavailable';
       if (deps.registry.admit(serial, deviceId, deps.clock.now().getTime()).ok) recent.delete(serial);
       else remember(serial, now);

@@ -69,8 +69,8 @@ function lint(der: Buffer, spec: DeviceCertificateSpec, issuer: IssuerFacts): vo
       if (seenProfile) fail('duplicate extension');
       seenProfile = true;
       const profile = profileOf(der, ext);
-      if (critical || profile.name !== spec.profile.name || profile.version !== spec.profile.version) {
-        fail('enrolldProfile must be non-critical and name the spec profile and version');
+      if (critical || profile.name !== spec.profile.name || profile.version !== spec.profile.version || profile.group !== spec.profile.group) {
+        fail('enrolldProfile must be non-critical and name the spec profile, version and group');
       }
       continue;
     }

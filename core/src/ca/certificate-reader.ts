@@ -215,19 +215,26 @@ export function isProfileExtension(der: Buffer, ext: CertificateExtension): bool
   return ext.oid.end - ext.oid.valueStart === PROFILE_OID.length && PROFILE_OID.compare(der, ext.oid.valueStart, ext.oid.end) === 0;
 }
 
-/** enrolldProfile ::= SEQUENCE { name UTF8String, version INTEGER (1..2^31-1) }. Throws DerError when malformed. */
+/**
+ * enrolldProfile ::= SEQUENCE { name UTF8String, version INTEGER (1..2^31-1), group UTF8String OPTIONAL }. Certificates
+ * issued before groups existed end after the version and read with no group. Throws DerError when malformed.
+ */
 export function profileOf(der: Buffer, ext: CertificateExtension): CertificateProfileRef {
   const seq = readTlv(der, ext.value.valueStart, ext.value.end);
   if (seq.tag !== TAG_SEQUENCE || seq.end !== ext.value.end) throw new DerError('enrolldProfile is not a SEQUENCE');
   const name = expectTlv(der, seq.valueStart, seq.end, TAG_UTF8_STRING, 'enrolldProfile name');
   const version = expectTlv(der, name.end, seq.end, TAG_INTEGER, 'enrolldProfile version');
-  if (version.end !== seq.end) throw new DerError('bytes after the enrolldProfile version');
   checkIntegerContent(der, version.valueStart, version.end);
   const length = version.end - version.valueStart;
   if (length > 4 || (der[version.valueStart]! & 0x80) !== 0) throw new DerError('enrolldProfile version out of range');
   const value = der.readUIntBE(version.valueStart, length);
   if (value === 0) throw new DerError('enrolldProfile version out of range');
-  return { name: der.toString('utf8', name.valueStart, name.end), version: value };
+  const profile: CertificateProfileRef = { name: der.toString('utf8', name.valueStart, name.end), version: value };
+  if (version.end === seq.end) return profile;
+  const group = expectTlv(der, version.end, seq.end, TAG_UTF8_STRING, 'enrolldProfile group');
+  if (group.end !== seq.end) throw new DerError('bytes after the enrolldProfile group');
+  profile.group = der.toString('utf8', group.valueStart, group.end);
+  return profile;
 }
 
 // Content octets of the OIDs read here: id-at-commonName 2.5.4.3 and the id-ce arc 2.5.29 (RFC 5280 App. A).

@@ -1,4 +1,4 @@
-import { identityUri, isIdentityKind, isValidDeviceId } from '@enrolld/protocol';
+import { identityUri, isIdentityKind, isValidDeviceId, isValidGroup } from '@enrolld/protocol';
 import { derInteger, derOid, derSequence, derUtf8String, headerLength, TAG_INTEGER, TAG_OCTET_STRING, TAG_SEQUENCE, timeLength, writeHeader, writeTime } from './der.js';
 import type { IssuerFacts } from './issuer.js';
 import { spkiKeyBits } from './key-policy.js';
@@ -34,13 +34,20 @@ const SKI_EXTENSION_LENGTH = 2 + OID_SKI.length + 2 + 2 + 20;
 export const DEVICE_EXTENSION_COUNT = 7;
 const MAX_PROFILE_VERSION = 0x7fffffff;
 
-/** enrolldProfile ::= SEQUENCE { name UTF8String, version INTEGER } (docs/architecture.md §5), non-critical. */
+/**
+ * enrolldProfile ::= SEQUENCE { name UTF8String, version INTEGER, group UTF8String OPTIONAL } (docs/architecture.md §5),
+ * non-critical. The group is left out when there is none, so such a certificate has the encoding of one issued before
+ * groups existed.
+ */
 export function profileExtensionValue(profile: CertificateProfileRef): Buffer {
-  return derSequence(derUtf8String(profile.name), derInteger(profile.version));
+  const fields = [derUtf8String(profile.name), derInteger(profile.version)];
+  if (profile.group !== undefined) fields.push(derUtf8String(profile.group));
+  return derSequence(...fields);
 }
 
 function isValidProfileRef(profile: CertificateProfileRef | undefined): boolean {
-  return profile !== undefined && isValidDeviceId(profile.name) && Number.isInteger(profile.version) && profile.version > 0 && profile.version <= MAX_PROFILE_VERSION;
+  return profile !== undefined && isValidDeviceId(profile.name) && Number.isInteger(profile.version) && profile.version > 0 &&
+    profile.version <= MAX_PROFILE_VERSION && (profile.group === undefined || isValidGroup(profile.group));
 }
 
 export interface DeviceProfile {
@@ -63,7 +70,7 @@ export function createDeviceProfile(issuer: IssuerFacts): DeviceProfile {
   function validateSpec(spec: DeviceCertificateSpec): void {
     if (!isValidDeviceId(spec.deviceId)) throw internalError('device certificate spec: invalid device id');
     if (!isIdentityKind(spec.kind)) throw internalError('device certificate spec: invalid identity kind');
-    if (!isValidProfileRef(spec.profile)) throw internalError('device certificate spec: invalid profile name or version');
+    if (!isValidProfileRef(spec.profile)) throw internalError('device certificate spec: invalid profile name, version or group');
     if (!Buffer.isBuffer(spec.serial) || !isValidSerial(spec.serial)) {
       throw internalError('device certificate spec: serial must be a positive minimal DER INTEGER of ≤ 20 octets (RFC 5280 §4.1.2.2)');
     }

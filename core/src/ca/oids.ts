@@ -60,8 +60,8 @@ export const OID = {
   kpClientAuth: '1.3.6.1.5.5.7.3.2',
   // enrolld's certificate profile extension (docs/architecture.md §5), in a private enterprise arc. Every arc stays
   // below 2^31: Go's crypto/x509 refuses a certificate whose extension OID has a larger arc, and asn1js misreads
-  // one, so a registration-free 2.25.<UUID> OID (128-bit arc) would break common clients. The enterprise number is
-  // a placeholder until enrolld registers its own with IANA; only this constant changes then.
+  // one, so a registration-free 2.25.<UUID> OID (128-bit arc) would break common clients. 99999 is a placeholder, not
+  // our number: it must be replaced by an IANA-registered PEN before 1.0, readers first (docs/architecture.md §5).
   enrolldProfile: '1.3.6.1.4.1.99999.1.1',
 } as const;
 

@@ -1,10 +1,12 @@
 import type { KeyObject } from 'node:crypto';
 import type { IdentityKind } from '@enrolld/protocol';
 
-/** The profile name and version a certificate carries. */
+/** What a certificate's enrolldProfile extension carries: the profile name and version, and the device group if any. */
 export interface CertificateProfileRef {
   name: string;
   version: number;
+  /** The device group (the ACL's `{group}`); absent in certificates of identities without one, and in older ones. */
+  group?: string | undefined;
 }
 
 /** A CSR that parsed, whose signature verified and whose key passed the key policy. */

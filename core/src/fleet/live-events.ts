@@ -65,6 +65,8 @@ export function createFleetEvents(options: FleetEventsOptions = {}) {
       listeners.add(listener);
       return () => listeners.delete(listener);
     },
+    /** Live subscribers (open event streams). */
+    subscriberCount: () => listeners.size,
     isConnected: (deviceId: string) => sessions.has(deviceId),
     lastSeen: (deviceId: string) => lastSeen.get(deviceId),
     connectedIds: () => [...sessions.keys()],

@@ -9,6 +9,8 @@ export interface ProfileTerms {
   kind: IdentityKind;
   lifetimeSeconds?: number | undefined;
   keyTypes?: readonly KeyType[] | undefined;
+  /** The share of the lifetime, counted back from notAfter, in which renewal is due; absent → RENEWAL_WINDOW. */
+  renewalWindowFraction?: number | undefined;
 }
 
 export type ProfileWriteResult = { outcome: 'stored'; profile: Profile } | { outcome: 'exists' } | { outcome: 'missing' };
@@ -35,6 +37,13 @@ export function profileSourceIn(store: Pick<ProfileStore, 'list' | 'get'>, envir
   return { list: () => store.list(environment), get: (name) => store.get(name, environment) };
 }
 
-export function termsOf(profile: Pick<Profile, 'name' | 'version' | 'kind' | 'lifetimeSeconds' | 'keyTypes'>): ProfileTerms {
-  return { name: profile.name, version: profile.version, kind: profile.kind, lifetimeSeconds: profile.lifetimeSeconds, keyTypes: profile.keyTypes };
+export function termsOf(profile: Pick<Profile, 'name' | 'version' | 'kind' | 'lifetimeSeconds' | 'keyTypes' | 'renewalWindowFraction'>): ProfileTerms {
+  return {
+    name: profile.name,
+    version: profile.version,
+    kind: profile.kind,
+    lifetimeSeconds: profile.lifetimeSeconds,
+    keyTypes: profile.keyTypes,
+    renewalWindowFraction: profile.renewalWindowFraction,
+  };
 }

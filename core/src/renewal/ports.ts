@@ -14,6 +14,8 @@ export interface RenewalCertificate {
   profile: string;
   /** The current version of the certificate's profile (in its environment), when read for a renewal; undefined if it no longer exists. */
   profileTerms?: ProfileTerms | undefined;
+  /** The device group recorded with the certificate (and written into it); undefined when it has none. */
+  group: string | undefined;
   /** Null while the row is only an intent (never signed, or signing failed). */
   der: Buffer | null;
   notBefore: Date;
@@ -97,10 +99,11 @@ export interface RotationHint {
 
 export interface RotationStore {
   /**
-   * Live certificates (issued, unrevoked, unexpired, without a successor, not hinted yet) that have entered the last
-   * `windowFraction` of their lifetime, oldest notAfter first.
+   * Live certificates (issued, unrevoked, unexpired, without a successor, not hinted yet) that have entered their
+   * renewal window, oldest notAfter first. The window is the last `renewalWindowFraction` of the lifetime that the
+   * profile version the certificate was issued under sets, or `defaultWindowFraction` where it sets none.
    */
-  renewalCandidates(windowFraction: number, limit: number): Promise<RenewalCandidate[]>;
+  renewalCandidates(defaultWindowFraction: number, limit: number): Promise<RenewalCandidate[]>;
   /**
    * Records the hint for this serial and queues its notification in one transaction; returns the hint when this
    * call won, undefined when it was sent already (or the certificate is no longer live).

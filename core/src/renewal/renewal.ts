@@ -36,6 +36,8 @@ export type RenewalCredential =
 export interface RenewalPolicy {
   certificateLifetimeSeconds: number;
   backdateSeconds: number;
+  /** RENEWAL_WINDOW: the answer's renewAfter for a certificate whose profile sets no window. */
+  renewalWindowFraction: number;
   /** A pending successor intent younger than this belongs to a request still signing it. */
   inFlightSeconds: number;
   /** How long a request with the same CSR waits for a concurrent one to finish signing before it answers 409. */
@@ -190,8 +192,8 @@ export function createRenewal(deps: RenewalDeps) {
         publicKeySha256: csr.publicKeySha256,
         inFlightSeconds: policy.inFlightSeconds,
         authorize,
-        // The successor keeps the lineage's kind, environment and profile (at its current version): a renewal never
-        // changes what an identity is, and the same issuing CA signs it.
+        // The successor keeps the lineage's kind, environment, profile (at its current version) and group: a renewal never
+        // changes what an identity is, the same issuing CA signs it, and nothing the CSR asks for is read.
         buildIntent: async (locked) =>
           buildIntent(await cas.forIssuance(locked.environment), clock, policy, {
             kind: locked.kind,
@@ -199,6 +201,7 @@ export function createRenewal(deps: RenewalDeps) {
             environment: locked.environment,
             profile: locked.profileTerms,
             profileName: locked.profile,
+            group: locked.group,
             predecessorSerial: locked.serial,
           }, csr),
       });
@@ -211,11 +214,11 @@ export function createRenewal(deps: RenewalDeps) {
           const predecessorSerial = begun.intent.predecessorSerial ?? serial;
           deps.onIssued?.({ serial: cert.serial, deviceId: cert.deviceId, notAfterMs: cert.notAfter.getTime(), predecessorSerial });
           deps.onRenewed?.({ successorSerial: cert.serial, predecessorSerial, deviceId: cert.deviceId, issuedAt: clock.now() });
-          return { response: issuedResponse(cert, ca.chainPem), replayed: resumed, predecessorSerial, certificateDer: cert.der };
+          return { response: issuedResponse(cert, ca.chainPem, policy), replayed: resumed, predecessorSerial, certificateDer: cert.der };
         }
         case 'replay': {
           const chainPem = (await cas.forIssuance(begun.certificate.environment)).chainPem;
-          return { response: issuedResponse(begun.certificate, chainPem), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
+          return { response: issuedResponse(begun.certificate, chainPem, policy), replayed: true, predecessorSerial: serial, certificateDer: begun.certificate.der };
         }
         case 'in-progress':
           // Same CSR as a request that is signing right now: wait for it, so every such request gets the same

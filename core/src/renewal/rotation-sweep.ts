@@ -4,7 +4,10 @@
 import type { RenewalCandidate, RotationHint, RotationStore } from './ports.js';
 
 export interface RotationSweepPolicy {
-  /** The renewal window: the last `windowFraction` of a certificate's lifetime (default 1/3). */
+  /**
+   * The renewal window of a certificate whose profile version sets no `renewalWindowFraction`: the last
+   * `windowFraction` of its lifetime (RENEWAL_WINDOW, default 1/3).
+   */
   windowFraction: number;
   /** Hints are spread over up to this long … */
   jitterMaxMs: number;

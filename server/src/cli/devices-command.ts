@@ -88,7 +88,8 @@ export async function showDevice(deviceId: string, options: { json: boolean }, c
       process.stdout.write(JSON.stringify(device, null, 2) + '\n');
       return;
     }
-    process.stdout.write(`${device.id}  ${device.status}  (environment ${device.environment}, profile ${device.profile}, since ${device.createdAt})\n`);
+    const group = device.group === null ? '' : `, group ${device.group}`;
+    process.stdout.write(`${device.id}  ${device.status}  (environment ${device.environment}, profile ${device.profile}${group}, since ${device.createdAt})\n`);
     process.stdout.write(
       table(
         ['serial', 'status', 'not before', 'not after', 'revoked', 'reason', 'predecessor'],

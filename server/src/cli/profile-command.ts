@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { parse as parseYaml } from 'yaml';
-import { profileListResponseSchema, profileSchema, profileSpecSchema, routes } from '@enrolld/protocol';
+import { describeIssues, profileListResponseSchema, profileSchema, profileSpecSchema, routes } from '@enrolld/protocol';
 import type { Profile, ProfileSpec } from '@enrolld/protocol';
 import type { CliContext } from './context.js';
 import { createCliContext } from './context.js';
@@ -39,13 +39,13 @@ export function registerProfileCommands(program: Command): void {
   const create = profile
     .command('create')
     .description('create a profile (version 1) from a JSON or YAML file')
-    .argument('<file>', 'the profile: name, kind, acl, and optionally lifetimeSeconds, renewalWindowFraction, keyTypes, description')
+    .argument('<file>', 'the profile: name, kind, acl, and optionally lifetimeSeconds, renewalWindowFraction, keyTypes, access (when it may be connected), description')
     .option('--env <name>', ENV_HELP, envOption)
     .action((file: string, options: { env?: string }) => writeProfile('create', file, createCliContext(), options.env));
   examples(create, 'enrolld profile create bronze.yaml', 'enrolld profile create bronze.yaml --env dev');
   const update = profile
     .command('update')
-    .description('store the next version of a profile; connected clients using it get the new ACL at once')
+    .description('store the next version of a profile; connected clients using it get the new ACL and access window at once')
     .argument('<file>', 'the whole profile, as for create (its kind cannot change)')
     .option('--env <name>', ENV_HELP, envOption)
     .action((file: string, options: { env?: string }) => writeProfile('update', file, createCliContext(), options.env));
@@ -74,7 +74,7 @@ export async function readProfileFile(file: string): Promise<ProfileSpec> {
     throw new UsageError(`${file} is neither JSON nor YAML: ${(error as Error).message.split('\n')[0]}`);
   }
   const spec = profileSpecSchema.safeParse(document);
-  if (!spec.success) throw new UsageError(`${file}: ${spec.error.issues.map((i) => `${i.path.join('.') || 'profile'}: ${i.message}`).join('; ')}`);
+  if (!spec.success) throw new UsageError(`${file}: ${describeIssues(spec.error, 'profile')}`);
   return spec.data;
 }
 

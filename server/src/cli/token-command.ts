@@ -2,7 +2,7 @@ import { fchmodSync, fstatSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import {
-  createTokensResponseSchema, deviceTokensResponseSchema, isValidDeviceId, routes, TOKEN_ISSUES, type CreateTokenRequest,
+  createTokensResponseSchema, deviceTokensResponseSchema, isValidDeviceId, isValidGroup, routes, TOKEN_ISSUES, type CreateTokenRequest,
 } from '@enrolld/protocol';
 import type { CliContext } from './context.js';
 import { createCliContext } from './context.js';
@@ -18,6 +18,7 @@ export interface CreateTokenOptions {
   ttl?: string | undefined;
   service?: string | undefined;
   profile?: string | undefined;
+  group?: string | undefined;
   replace: boolean;
   afterCompromise: boolean;
   out?: string | undefined;
@@ -36,6 +37,7 @@ export function registerTokenCommands(program: Command): void {
     .option('--ttl <duration>', 'how long the token is valid, with a unit: 90s, 15m, 24h, 7d (default: the server\'s TOKEN_TTL, 24h)')
     .option('--service <name>', 'a token for a service identity instead of a device: it enrolls only as urn:enrolld:service:<name> (default: none)')
     .option('--profile <name>', 'the certificate profile, of the token\'s kind, in its environment (default: the built-in `device`, or `service` with --service)')
+    .option('--group <name>', 'device tokens: the device group, ^[a-z0-9][a-z0-9._-]{0,62}$, written into the certificate; the profile ACL\'s {group} stands for it (default: none)')
     .option('--env <name>', 'the environment the identity enrolls in; an enrolled identity keeps its environment (default: `default`)', envOption)
     .option('--replace', 'allow ids that have a live certificate (re-issue); without it they are refused', false)
     .option('--after-compromise', 'allow ids whose certificates were revoked for keyCompromise; recorded with the token', false)
@@ -45,6 +47,7 @@ export function registerTokenCommands(program: Command): void {
     create,
     'enrolld token create --device sensor-0001 --ttl 15m',
     'enrolld token create --prefix sensor- --count 1000 --ttl 7d --profile silver --out tokens.csv',
+    'enrolld token create --device press-0001 --profile gold --group line-7   # gold reads fleet/line-7/…',
     'enrolld token create --device sensor-0001 --replace   # a new token for an enrolled device',
     'enrolld token create --service ingest',
     'enrolld token create --device sensor-dev-01 --env dev',
@@ -85,7 +88,11 @@ export function parseTtl(text: string): number {
 
 export async function createTokens(options: CreateTokenOptions, ctx: CliContext): Promise<void> {
   const ttlSeconds = options.ttl === undefined ? undefined : parseTtl(options.ttl);
-  const profile = options.profile;
+  const { profile, group } = options;
+  if (group !== undefined) {
+    if (options.service !== undefined) throw new UsageError('--group is for device tokens; a service has no group');
+    if (!isValidGroup(group)) throw new UsageError(`"${group}" is not a valid group (^[a-z0-9][a-z0-9._-]{0,62}$)`);
+  }
   if (options.device !== undefined || options.service !== undefined) {
     if (options.prefix !== undefined || options.count !== undefined || (options.device !== undefined && options.service !== undefined)) {
       throw new UsageError('use one of --device, --service or --prefix/--count');
@@ -95,7 +102,7 @@ export async function createTokens(options: CreateTokenOptions, ctx: CliContext)
     const api = await ctx.adminApi();
     try {
       const request: CreateTokenRequest = options.device !== undefined
-        ? { deviceId: id, profile, ttlSeconds, ...consent(options), environment: options.env }
+        ? { deviceId: id, profile, group, ttlSeconds, ...consent(options), environment: options.env }
         : { service: id, profile, ttlSeconds, ...consent(options), environment: options.env };
       const [created] = await api.call(createTokensResponseSchema, 'POST', routes.adminTokens, request);
       await emit(`${created!.token}\n`, options.out); // only the token, for scripts
@@ -112,7 +119,7 @@ export async function createTokens(options: CreateTokenOptions, ctx: CliContext)
   const progress = startProgress(`creating ${count} tokens`);
   try {
     // One request, one transaction on the server: the batch exists whole or not at all.
-    const request: CreateTokenRequest = { prefix: options.prefix, count, profile, ttlSeconds, ...consent(options), environment: options.env };
+    const request: CreateTokenRequest = { prefix: options.prefix, count, profile, group, ttlSeconds, ...consent(options), environment: options.env };
     const csv = await api.text('POST', routes.adminTokens, request, 'text/csv');
     await emit(csv, options.out);
     progress.stop(`created ${count} tokens for ${options.prefix}…: ${issueCounts(csv)}`);

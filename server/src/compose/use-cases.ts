@@ -83,6 +83,7 @@ export function buildUseCases(deps: UseCaseDeps) {
     policy: {
       certificateLifetimeSeconds: config.certificateLifetimeSeconds,
       backdateSeconds: config.backdateSeconds,
+      renewalWindowFraction: config.rotation.renewalWindowFraction,
       retryWindowSeconds: config.enrollRetryWindowSeconds,
       inFlightSeconds: IN_FLIGHT_SECONDS,
     },
@@ -147,6 +148,7 @@ export function buildUseCases(deps: UseCaseDeps) {
     policy: {
       certificateLifetimeSeconds: config.certificateLifetimeSeconds,
       backdateSeconds: config.backdateSeconds,
+      renewalWindowFraction: config.rotation.renewalWindowFraction,
       inFlightSeconds: IN_FLIGHT_SECONDS,
       waitForInFlightMs: WAIT_FOR_IN_FLIGHT_MS,
       expired: config.rotation.expired,

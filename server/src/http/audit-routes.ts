@@ -1,6 +1,6 @@
 // The audit trail over HTTP (docs/architecture.md §9a): read with filters and keyset paging, and verify the hash chain.
 import { Router } from 'express';
-import { auditQuerySchema, routes, type AuditListResponse, type AuditVerificationBody } from '@enrolld/protocol';
+import { auditQuerySchema, describeIssues, routes, type AuditListResponse, type AuditVerificationBody } from '@enrolld/protocol';
 import type { AuditEvent, AuditTrail } from '@enrolld/core/audit/ports.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 
@@ -16,7 +16,7 @@ export function auditRoutes(deps: AuditRoutesDeps): Router {
 
   router.get(routes.adminAudit, async (req, res) => {
     const query = auditQuerySchema.safeParse(req.query);
-    if (!query.success) throw new EnrollError('bad-request', query.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '));
+    if (!query.success) throw new EnrollError('bad-request', describeIssues(query.error, 'query'));
     const events = await deps.audit.list(query.data);
     const last = events.at(-1);
     const page: AuditListResponse = { events: events.map(auditEventBody), next: events.length === query.data.limit && last && last.seq > 1 ? last.seq : null };

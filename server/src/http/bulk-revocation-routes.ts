@@ -1,7 +1,7 @@
 // Bulk revocation over HTTP (docs/architecture.md §7a): a dry run answers the count and a sample; otherwise a job is
 // recorded with its frozen targets and queued, and its progress is read back by id.
 import express, { Router } from 'express';
-import { bulkRevocationRequestSchema, routes, type BulkDryRunResponse, type BulkRevocationJobBody } from '@enrolld/protocol';
+import { bulkRevocationRequestSchema, describeIssues, routes, type BulkDryRunResponse, type BulkRevocationJobBody } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { EnvironmentService } from '@enrolld/core/environments/environment-service.js';
 import type { BulkRevocation } from '@enrolld/core/revocation/bulk-revocation.js';
@@ -30,7 +30,7 @@ export function bulkRevocationRoutes(deps: BulkRevocationRoutesDeps): Router {
 
   router.post(routes.adminBulkRevocations, requireContentType('application/json'), express.json({ limit: '5mb' }), async (req, res) => {
     const body = bulkRevocationRequestSchema.safeParse(req.body);
-    if (!body.success) throw new EnrollError('bad-request', body.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    if (!body.success) throw new EnrollError('bad-request', describeIssues(body.error));
     const { selector, reason, dryRun } = body.data;
     if (selector.environment !== undefined) await deps.environments.require(selector.environment);
     if (dryRun) {

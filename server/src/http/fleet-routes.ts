@@ -1,7 +1,7 @@
 // The fleet over HTTP, for the console and scripts (docs/architecture.md §9b): the keyset search with presence, one
 // device with its lineage, presence and audit events, the chart series, and live events over SSE.
 import { Router } from 'express';
-import { deviceIdSchema, fleetQuerySchema, routes, type FleetCharts, type FleetDeviceDetail, type FleetPage } from '@enrolld/protocol';
+import { describeIssues, deviceIdSchema, fleetQuerySchema, routes, type FleetCharts, type FleetDeviceDetail, type FleetPage } from '@enrolld/protocol';
 import type { AuditTrail } from '@enrolld/core/audit/ports.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { FleetEvents } from '@enrolld/core/fleet/live-events.js';
@@ -27,7 +27,7 @@ export function fleetRoutes(deps: FleetRoutesDeps): Router {
 
   router.get(routes.adminFleet, async (req, res) => {
     const parsed = fleetQuerySchema.safeParse(req.query);
-    if (!parsed.success) throw new EnrollError('bad-request', parsed.error.issues.map((i) => `${i.path.join('.') || 'query'}: ${i.message}`).join('; '));
+    if (!parsed.success) throw new EnrollError('bad-request', describeIssues(parsed.error, 'query'));
     const q = parsed.data;
     const connectedIds = q.connected === 'true' ? deps.events.connectedIds() : undefined;
     const devices = connectedIds?.length === 0 ? [] : await deps.fleet.search({ ...q, environment: q.env, deviceIds: connectedIds });
@@ -71,13 +71,17 @@ export function fleetRoutes(deps: FleetRoutesDeps): Router {
     if (Number(req.get('content-length') ?? 0) > 0 || req.get('transfer-encoding') !== undefined) {
       throw new EnrollError('bad-request', 'an event stream request carries no body');
     }
+    // The client may have gone while the admin check ran (or its connection broke on a malformed request): its close
+    // has been emitted already, and a stream started now would never be ended.
+    if (req.socket.destroyed) return;
     res.writeHead(200, { 'Content-Type': 'text/event-stream', 'Cache-Control': 'no-store', Connection: 'keep-alive', 'X-Accel-Buffering': 'no' });
     res.write(': enrolld fleet events\n\n');
     const unsubscribe = deps.events.subscribe((event) => {
       res.write(`event: ${event.type}\ndata: ${JSON.stringify(event)}\n\n`);
     });
     const heartbeat = setInterval(() => res.write(': heartbeat\n\n'), SSE_HEARTBEAT_MS);
-    req.on('close', () => {
+    // The response's close: its connection ended (an event stream never finishes on its own).
+    res.once('close', () => {
       clearInterval(heartbeat);
       unsubscribe();
     });

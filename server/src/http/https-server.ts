@@ -1,6 +1,8 @@
+import { randomUUID } from 'node:crypto';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import type { RequestListener } from 'node:http';
+import { problemDocument } from '@enrolld/protocol';
 
 export interface HttpsServerOptions {
   app: RequestListener;
@@ -32,6 +34,7 @@ export async function startHttpsServer(options: HttpsServerOptions): Promise<Run
     },
     options.app,
   );
+  server.on('clientError', answerClientError);
   server.keepAliveTimeout = 5_000;
   server.headersTimeout = 10_000;
   server.requestTimeout = 30_000;
@@ -51,4 +54,35 @@ export async function startHttpsServer(options: HttpsServerOptions): Promise<Run
         server.closeAllConnections();
       }),
   };
+}
+
+/**
+ * Node's own answer to bytes its HTTP parser cannot read (before express sees a request), with the status Node would
+ * use; a 400 carries a problem document like every other client fault (RFC 9457). Example: a request body sent
+ * without Content-Length or Transfer-Encoding is read as the start of the next request, which is not HTTP.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  // Node's rule: answer unless a response on this connection has already sent its headers (the socket's attached
+  // ServerResponse is the undocumented `_httpMessage` Node's default handler reads too).
+  const inFlight = (socket as Socket & { _httpMessage?: { headersSent?: boolean } | null })._httpMessage;
+  if (socket.writable && !inFlight?.headersSent) {
+    socket.write(clientErrorResponse(error.code));
+  }
+  socket.destroy(error);
+}
+
+function clientErrorResponse(code: string | undefined): string {
+  switch (code) {
+    case 'HPE_HEADER_OVERFLOW':
+      return 'HTTP/1.1 431 Request Header Fields Too Large\r\nConnection: close\r\n\r\n';
+    case 'HPE_CHUNK_EXTENSIONS_OVERFLOW':
+      return 'HTTP/1.1 413 Payload Too Large\r\nConnection: close\r\n\r\n';
+    case 'ERR_HTTP_REQUEST_TIMEOUT':
+      return 'HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n';
+    default: {
+      const requestId = randomUUID();
+      const body = JSON.stringify(problemDocument('bad-request', 'the request is not valid HTTP/1.1 (RFC 9112)', { requestId }));
+      return `HTTP/1.1 400 Bad Request\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nX-Request-Id: ${requestId}\r\nConnection: close\r\n\r\n${body}`;
+    }
+  }
 }

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { z } from 'zod';
+import { describeIssues } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
 
 const SAFE_REQUEST_ID = /^[A-Za-z0-9._-]{1,64}$/;
@@ -40,7 +41,7 @@ export function requireContentType(...types: string[]): RequestHandler {
 
 /** A body or query the route's schema refused: 400 naming each offending member. */
 export function badRequest(error: z.ZodError): EnrollError {
-  return new EnrollError('bad-request', error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+  return new EnrollError('bad-request', describeIssues(error));
 }
 
 /** A name in the path (a profile's, an admin's), checked by its schema: 400 naming what it should have been. */

@@ -1,6 +1,6 @@
 // Revocation over HTTP (docs/architecture.md): the admin revoke endpoints and the public CRL (RFC 5280 §5).
 import express, { Router, type Request, type RequestHandler } from 'express';
-import { canonicalSerial, deviceIdSchema, revokeRequestSchema, routes, type RevokeResponse } from '@enrolld/protocol';
+import { canonicalSerial, describeIssues, deviceIdSchema, revokeRequestSchema, routes, type RevokeResponse } from '@enrolld/protocol';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { EnvironmentService } from '@enrolld/core/environments/environment-service.js';
 import type { RevocationService, RevokeResult } from '@enrolld/core/revocation/revocation-service.js';
@@ -29,7 +29,7 @@ export const optionalJsonBody: RequestHandler = (req, _res, next) => {
 export function parseReason(body: unknown): { reason: string; comment?: string | undefined } {
   const parsed = revokeRequestSchema.safeParse(body ?? {});
   if (!parsed.success) {
-    throw new EnrollError('bad-request', parsed.error.issues.map((i) => `${i.path.join('.') || 'body'}: ${i.message}`).join('; '));
+    throw new EnrollError('bad-request', describeIssues(parsed.error));
   }
   return parsed.data;
 }

@@ -1,9 +1,9 @@
 // Who gets an MQTT session: the checks of CONNECT, after the TLS handshake verified the chain (tls-listener.ts).
 // Refusals are CONNACK return codes (MQTT 3.1.1 §3.2.2.3), counted by reason, and the state is fail closed: while
 // revocation is unknown nobody is admitted. A certificate is admitted only if the registry holds it as its device's
-// current certificate or that one's predecessor (docs/architecture.md §7); every other certificate of ours gets
-// CONNACK 5 with its reason (revoked, superseded, expired, not-current, unknown, not-a-broker-identity for an admin
-// certificate) and the connection is closed.
+// current certificate or that one's predecessor (docs/architecture.md §7), and only inside its profile's access window;
+// every other certificate of ours gets CONNACK 5 with its reason (revoked, superseded, expired, not-current, unknown,
+// unknown-profile, outside-window, not-a-broker-identity for an admin certificate) and the connection is closed.
 import type { Socket } from 'node:net';
 import type tls from 'node:tls';
 import type { AedesOptions, AuthenticateError, Client } from 'aedes';
@@ -15,6 +15,8 @@ import type { Clock } from '@enrolld/core/clock.js';
 import type { RevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { stampWillSerial, willUnderAuthentication } from './aedes-internals.js';
 import type { BrokerMetrics, RefusalReason } from './broker-metrics.js';
+import type { ConnectRateLimit } from './connect-rate.js';
+import type { LimitsFor } from './limits.js';
 import type { PeerIdentity, PeerIdentityReader } from './peer-identity.js';
 import type { SessionExpiry } from './session-expiry.js';
 import type { SessionIndex } from './session-index.js';
@@ -32,6 +34,9 @@ export interface AdmissionDeps {
   /** False until the profiles were loaded once: every CONNECT gets CONNACK 3 meanwhile, as with an unknown state. */
   profilesLoaded(): boolean;
   expiry: SessionExpiry;
+  /** CONNECTs per identity; each identity's rate comes from its limits. */
+  connectRate: Pick<ConnectRateLimit, 'check'>;
+  limitsFor: LimitsFor;
   /** Runs for each admitted session, after the index and the expiry know it (the listener and the limits). */
   admitted(client: Client, identity: PeerIdentity): void;
   metrics: BrokerMetrics;
@@ -63,6 +68,7 @@ const REFUSAL_MESSAGES: Record<string, string> = {
   'not-current': 'not-current certificate refused',
   unknown: 'unknown certificate refused',
   'unknown-profile': 'certificate of an unknown profile refused',
+  'outside-window': 'connection outside its profile\'s access window refused',
   'not-a-broker-identity': 'admin certificate refused at the broker',
 };
 
@@ -78,8 +84,8 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
 
   function refuse(client: Client, done: Done, code: number, reason: RefusalReason, fields: object, message: string): void {
     metrics.refused(reason);
-    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable' || reason === 'profiles-not-loaded') {
-      // One line per second at most: a reconnect storm during an outage must not flood the log.
+    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable' || reason === 'profiles-not-loaded' || reason === 'connect-rate') {
+      // One line per second at most: a reconnect storm (an outage, a device in a loop) must not flood the log.
       const now = Date.now();
       if (now - lastUnknownLogAt >= 1000) {
         lastUnknownLogAt = now;
@@ -117,13 +123,19 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // The profile named in the certificate, at its current version, and of the certificate's kind.
     const profile = deps.acls.get(identity.profile);
     if (!profile || profile.kind !== identity.kind) return refuseCertificate(client, done, 'unknown-profile', identity);
+    // The profile's access window (docs/architecture.md §6): outside it, CONNACK 5 like any other certificate refusal.
+    if (profile.access && !profile.access.stateAt(clock.now().getTime()).open) return refuseCertificate(client, done, 'outside-window', identity);
     // The will goes through the same topic ACL as a PUBLISH (GHSA-4cmx-hrq9-c23p). Refusing it here tells the device
     // at once, instead of silently dropping the will when the session dies.
     const will = willUnderAuthentication(client);
-    if (will && !profile.acl.canPublish(identity.deviceId, will.topic)) {
+    if (will && !profile.acl.canPublish(identity.deviceId, will.topic, identity.group)) {
       const fields = { deviceId: identity.deviceId, serial: identity.serial, profile: identity.profile, topic: will.topic };
       return refuse(client, done, CONNACK.notAuthorized, 'will-denied', fields, 'refusing CONNECT: the profile ACL does not allow the will topic');
     }
+    // aedes authenticates a macrotask after it parsed CONNECT (and a registry lookup takes a round trip): a connection
+    // that closed meanwhile is not admitted. Its close has been handled, so a session indexed now would never be removed
+    // (the serial would count as connected, and the expiry timer would hold the client until notAfter).
+    if (client.closed || client.conn.destroyed) return done(authError(CONNACK.serverUnavailable, 'connection closed during admission'), false);
     deps.sessions.admit(client, identity);
     deps.expiry.watch(client, identity);
     deps.admitted(client, identity);
@@ -147,6 +159,13 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // An admin certificate is for the admin API only: it names no device or service, whatever else it carries.
     if (identity.kind === 'admin') return refuseCertificate(client, done, 'not-a-broker-identity', identity);
     const fields = { deviceId: identity.deviceId, serial: identity.serial };
+    // Before anything else this identity's CONNECT costs (connect-rate.ts). The refusal is held until a token is due.
+    const rate = deps.connectRate.check(identity.deviceId, deps.limitsFor(identity));
+    if (!rate.ok) {
+      const timer = setTimeout(() => refuse(client, done, CONNACK.serverUnavailable, 'connect-rate', fields, 'refusing CONNECT: over the identity\'s CONNECT rate'), rate.delayMs);
+      client.conn.once('close', () => clearTimeout(timer));
+      return;
+    }
     // The clientId must equal the identity from the certificate. An empty clientId was replaced by aedes with
     // "aedes_<uuid>", so it fails here too. MQTT-3.1.3-9: refuse with code 2 (identifier rejected).
     if (client.id !== identity.deviceId) {
@@ -182,7 +201,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // can still be checked against revocation (packet-authorization.ts, client === null).
     if (packet.will) {
       const read = identities.read(client.conn as tls.TLSSocket);
-      if (read.ok) stampWillSerial(packet.will, read.identity.serial, read.identity.profile);
+      if (read.ok) stampWillSerial(packet.will, read.identity.serial, read.identity.profile, read.identity.group);
     }
     callback(null, true);
   };

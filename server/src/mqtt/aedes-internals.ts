@@ -55,29 +55,35 @@ export function dropClientWill(client: Client): void {
   internals._will = null;
 }
 
-/** The fields a will packet carries through persistence to name the certificate (and its profile) of the session that set it. */
+/** The fields a will packet carries through persistence to name the certificate (its profile, its group) of the session that set it. */
 const WILL_SERIAL = 'enrolldSerial';
 const WILL_PROFILE = 'enrolldProfile';
+const WILL_GROUP = 'enrolldGroup';
 
 /** Stamps a will before aedes stores it (putWill keeps the packet object with its extra fields). */
-export function stampWillSerial(will: object, serial: string, profile?: string): void {
+export function stampWillSerial(will: object, serial: string, profile?: string, group?: string): void {
   (will as Record<string, unknown>)[WILL_SERIAL] = serial;
   if (profile !== undefined) (will as Record<string, unknown>)[WILL_PROFILE] = profile;
+  if (group !== undefined) (will as Record<string, unknown>)[WILL_GROUP] = group;
 }
 
 /**
  * A will that aedes' sweep publishes with client === null (left by a broker that died, Aedes #769): putWill added
  * the clientId, and our stamp gives the serial. Either is absent when the packet is not such a will.
  */
-export function leftOverWill(packet: PublishPacket): { clientId: string | undefined; serial: string | undefined; profile?: string | undefined } {
+export function leftOverWill(packet: PublishPacket): {
+  clientId: string | undefined; serial: string | undefined; profile?: string | undefined; group?: string | undefined;
+} {
   const fields = packet as unknown as Record<string, unknown>;
   const clientId = fields.clientId;
   const serial = fields[WILL_SERIAL];
   const profile = fields[WILL_PROFILE];
+  const group = fields[WILL_GROUP];
   return {
     clientId: typeof clientId === 'string' ? clientId : undefined,
     serial: typeof serial === 'string' ? serial : undefined,
     ...(typeof profile === 'string' ? { profile } : {}),
+    ...(typeof group === 'string' ? { group } : {}),
   };
 }
 
@@ -129,4 +135,88 @@ export function inspectIncomingBytes(client: Client, admit: (chunk: Buffer) => b
 /** Message ids of the inbound QoS 2 PUBLISH aedes stored for this client and still awaits PUBREL for. */
 export function inboundAwaitingRelease(client: Client): ReadonlySet<number> {
   return (client as unknown as { _inboundInflight: Set<number> })._inboundInflight;
+}
+
+/** One of aedes' per-client delivery functions: `deliver0` (QoS 0) or `deliverQoS` (QoS 1 and 2). */
+export type Deliver = (packet: PublishPacket, done: () => void) => void;
+
+interface ClientDelivery {
+  deliver0: Deliver;
+  deliverQoS: Deliver;
+  /** brokerId → the highest brokerCounter delivered to this client (lib/client.js `dedupe`). */
+  duplicates: Record<string, number>;
+  /** The next message id aedes' QoSPacket takes when a packet has none. */
+  _nextId: number;
+  subscriptions: Record<string, { qos?: number } | undefined>;
+  _parser: { on(event: 'packet', listener: (packet: { cmd: string; messageId?: number }) => void): unknown };
+}
+
+const delivery = (client: Client) => client as unknown as ClientDelivery;
+
+/**
+ * Puts `wrap` in front of the client's two delivery functions. aedes' SUBSCRIBE handler (and its retained replay)
+ * reads them when a subscription is made, so this must run before the client subscribes: when aedes takes the socket.
+ */
+export function wrapDeliveries(client: Client, wrap: (original: Deliver, kind: 'qos0' | 'qos') => Deliver): void {
+  const fields = delivery(client);
+  fields.deliver0 = wrap(fields.deliver0, 'qos0');
+  fields.deliverQoS = wrap(fields.deliverQoS, 'qos');
+}
+
+/** Every packet the client's parser reads, as aedes gets it (aedes handles it first). */
+export function observeIncomingPackets(client: Client, observer: (packet: { cmd: string; messageId?: number }) => void): void {
+  delivery(client)._parser.on('packet', observer);
+}
+
+/**
+ * The QoS `deliverQoS` sends a packet at: the packet's, lowered to that of a subscription whose filter is the topic
+ * itself (lib/client.js deliverQoS).
+ */
+export function deliveredQoS(client: Client, packet: PublishPacket): 0 | 1 | 2 {
+  const subscription = delivery(client).subscriptions[packet.topic];
+  const qos = subscription && (subscription.qos ?? 0) < packet.qos ? (subscription.qos ?? 0) : packet.qos;
+  return qos as 0 | 1 | 2;
+}
+
+/**
+ * True when aedes would deliver this packet to the client (lib/client.js `dedupe`: one packet that matches several
+ * of a client's subscriptions is delivered once, the first time). `claim` records it as delivered, as aedes does.
+ */
+export function isFirstDelivery(client: Client, packet: PublishPacket, claim: boolean): boolean {
+  const { brokerId, brokerCounter } = packet as PublishPacket & { brokerId?: string; brokerCounter?: number };
+  if (!brokerId) return true;
+  const duplicates = delivery(client).duplicates;
+  const first = (duplicates[brokerId] ?? 0) < (brokerCounter ?? 0);
+  if (first && claim) duplicates[brokerId] = brokerCounter ?? 0;
+  return first;
+}
+
+/**
+ * Runs `deliver` for a packet claimed earlier (isFirstDelivery with claim) and held back since: aedes' dedupe lets it
+ * through once more, and keeps the highest counter it had seen.
+ */
+export function deliverClaimed(client: Client, packet: PublishPacket, deliver: () => void): void {
+  const { brokerId, brokerCounter } = packet as PublishPacket & { brokerId?: string; brokerCounter?: number };
+  if (!brokerId) return deliver();
+  const duplicates = delivery(client).duplicates;
+  const seen = duplicates[brokerId] ?? 0;
+  duplicates[brokerId] = (brokerCounter ?? 0) - 1;
+  try {
+    deliver();
+  } finally {
+    duplicates[brokerId] = Math.max(seen, duplicates[brokerId] ?? 0);
+  }
+}
+
+/**
+ * Gives a QoS 1/2 packet its message id from aedes' own sequence (which QoSPacket then keeps), skipping ids still in
+ * flight: MQTT-2.3.1-2 wants an unused id, and aedes alone would reuse one after 65535 sends.
+ */
+export function assignMessageId(client: Client, packet: PublishPacket, inUse: (id: number) => boolean): number {
+  const fields = delivery(client);
+  let id = fields._nextId;
+  for (let tries = 0; tries < 65535 && inUse(id); tries++) id = id >= 65535 ? 1 : id + 1;
+  fields._nextId = id >= 65535 ? 1 : id + 1;
+  packet.messageId = id;
+  return id;
 }

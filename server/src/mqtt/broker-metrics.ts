@@ -1,5 +1,6 @@
 // Broker metrics on the registry the composition root owns: connected devices, refusals by reason, sessions closed at
-// their certificate's notAfter, and the time from a revocation commit to the cut of a live session.
+// their certificate's notAfter or when their access window closed, and the time from a revocation commit to the cut of
+// a live session.
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client';
 import type { LimitReason } from './limits.js';
 
@@ -17,13 +18,15 @@ export type RefusalReason =
   | 'registry-lookup-unavailable'
   | 'will-denied'
   | 'unknown-profile'
+  | 'outside-window'
   | 'not-a-broker-identity'
   | 'profiles-not-loaded'
   | 'tls-handshake'
   | 'other-issuer'
   | 'handshake-timeout'
   | 'pending-per-address'
-  | 'pending-total';
+  | 'pending-total'
+  | 'connect-rate';
 
 /** Why a PUBLISH or SUBSCRIBE was refused: the profile's ACL, or a shared subscription (unsupported). */
 export type AclDenialReason = 'acl' | 'shared-subscription';
@@ -34,6 +37,8 @@ export interface BrokerMetrics {
   enforced(seconds: number): void;
   /** A live session was closed because its certificate passed notAfter. */
   sessionExpired(): void;
+  /** A live session was closed because its profile's access window closed (at its end, or by a profile update). */
+  sessionOutsideWindow(): void;
   aclDenied(action: 'publish' | 'subscribe', reason: AclDenialReason): void;
   /** Subscriptions removed from live sessions because their profile no longer grants them. */
   subscriptionsRemoved(count: number): void;
@@ -41,6 +46,10 @@ export interface BrokerMetrics {
   limited(reason: LimitReason): void;
   /** A publish waited for a token of its connection's bucket. */
   publishDelayed(): void;
+  /** A message to a device waited in its session queue (its outbound window was full). */
+  outboundQueued(): void;
+  /** A QoS 0 message to a device was dropped because its session queue was full. */
+  outboundDropped(): void;
 }
 
 export interface BrokerGauges {
@@ -68,13 +77,23 @@ export function createBrokerMetrics(registry: Registry, gauges: BrokerGauges): B
   });
   const limitRefusals = new Counter({
     name: 'enrolld_broker_limit_refusals_total',
-    help: 'Device packets refused by a per-identity broker limit, by reason (the connection is closed, or SUBACK 0x80)',
+    help: 'Device packets refused by a per-identity broker limit, by reason (the connection is closed, or SUBACK 0x80); outbound-queue: the session queue was full of QoS 1/2 messages',
     labelNames: ['reason'] as const,
     registers: [registry],
   });
   const delayed = new Counter({
     name: 'enrolld_broker_publishes_delayed_total',
     help: 'Device PUBLISH packets that waited for a token of their connection\'s rate limit',
+    registers: [registry],
+  });
+  const queued = new Counter({
+    name: 'enrolld_broker_outbound_queued_total',
+    help: 'Messages to devices that waited in the session queue because the outbound window (QoS 1/2 awaiting acknowledgement) was full',
+    registers: [registry],
+  });
+  const dropped = new Counter({
+    name: 'enrolld_broker_outbound_dropped_total',
+    help: 'QoS 0 messages to devices dropped because the session queue was full',
     registers: [registry],
   });
   const refusals = new Counter({
@@ -92,6 +111,11 @@ export function createBrokerMetrics(registry: Registry, gauges: BrokerGauges): B
   const expired = new Counter({
     name: 'enrolld_broker_sessions_expired_total',
     help: 'Live device sessions closed by this broker when their certificate passed notAfter',
+    registers: [registry],
+  });
+  const outsideWindow = new Counter({
+    name: 'enrolld_broker_sessions_outside_window_total',
+    help: 'Live sessions closed by this broker because their profile\'s access window closed (at its end or by a profile update)',
     registers: [registry],
   });
   const aclDenials = new Counter({
@@ -115,11 +139,20 @@ export function createBrokerMetrics(registry: Registry, gauges: BrokerGauges): B
     sessionExpired() {
       expired.inc();
     },
+    sessionOutsideWindow() {
+      outsideWindow.inc();
+    },
     limited(reason) {
       limitRefusals.inc({ reason });
     },
     publishDelayed() {
       delayed.inc();
+    },
+    outboundQueued() {
+      queued.inc();
+    },
+    outboundDropped() {
+      dropped.inc();
     },
     refused(reason) {
       refusals.inc({ reason });

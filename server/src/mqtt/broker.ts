@@ -6,14 +6,15 @@
 //     predecessor, and it is not revoked; every other certificate gets CONNACK 5 with its reason. A resumed TLS
 //     session passes here too, and so does a CONNECT to another broker process (admission.ts).
 //  3. Live sessions: a revocation from the feed (Postgres NOTIFY, the in-process push) or the seq resync destroys
-//     the sockets of that serial at once (revocation-cut.ts); a session ends at its certificate's notAfter
-//     (session-expiry.ts).
+//     the sockets of that serial at once (revocation-cut.ts); a session ends at its certificate's notAfter or when its
+//     profile's access window closes (session-expiry.ts).
 //  4. Residue: the will is dropped and, unless the reason is `superseded`, the device's session state and retained
 //     messages are purged (revocation-cut.ts).
 //  5. Fail closed: while the state is unknown (never loaded, or stale) every device CONNECT gets CONNACK 3.
 // This file builds those parts from deps given up front and runs them; it holds no policy of its own.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
 import type { Aedes, AedesOptions, Client, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
@@ -29,11 +30,12 @@ import { createAdmission } from './admission.js';
 import { createClusterAedes, createQuietAedes } from './aedes-internals.js';
 import { createBrokerMetrics } from './broker-metrics.js';
 import type { ClusterBus } from './cluster-bus.js';
+import { createConnectRateLimit } from './connect-rate.js';
 import { createConnectionLimits } from './connection-limits.js';
 import { defaultConnectionLimits, type ConnectionLimits, type LimitsFor } from './limits.js';
 import { createPacketAuthorization } from './packet-authorization.js';
 import { createProfileEnforcement } from './profile-enforcement.js';
-import type { ProfileFeed, ProfileSource } from '@enrolld/core/acl/profile-acls.js';
+import { createProfileAcls, type ProfileFeed, type ProfileSource } from '@enrolld/core/acl/profile-acls.js';
 import { createPeerIdentityReader } from './peer-identity.js';
 import { createRevocationCut } from './revocation-cut.js';
 import { createSessionExpiry } from './session-expiry.js';
@@ -146,24 +148,33 @@ export function createBroker(deps: BrokerDeps) {
     },
     { log, metrics },
   );
+  const limitsFor = deps.limitsFor ?? (() => config.limits);
   const limits = createConnectionLimits({
-    limitsFor: deps.limitsFor ?? (() => config.limits),
+    limitsFor,
     defaults: config.limits,
     aedes: currentAedes,
+    // Called per message once the broker runs, after `authorization` below exists.
+    mayForward: (client, packet) => Boolean(authorization.authorizeForward(client, packet as Parameters<typeof authorization.authorizeForward>[1])),
     metrics,
     log,
   });
   const registry = createAdmissionRegistry({ revocationOf: (serial) => state.revocationOf(serial) });
-  const profiles = createProfileEnforcement({ ...deps.profiles, sessions, aedes: currentAedes, metrics, log });
+  // One catalog of compiled profiles: loaded and kept current by the enforcement, read by admission, the packet checks
+  // and the session timers (which close a session when its profile's access window does).
+  const acls = createProfileAcls();
+  const expiry = createSessionExpiry({ clock, metrics, log, accessOf: (profile) => acls.get(profile)?.access });
+  const profiles = createProfileEnforcement({ ...deps.profiles, acls, expiry, sessions, aedes: currentAedes, metrics, log });
   const admission = createAdmission({
-    acls: profiles.acls,
+    acls,
     profilesLoaded: () => profiles.loaded(),
     state,
     registry,
     lookup: createRegistryLookup({ store: deps.store, registry, clock }),
     identities,
     sessions,
-    expiry: createSessionExpiry({ clock, metrics, log }),
+    expiry,
+    connectRate: createConnectRateLimit(),
+    limitsFor,
     admitted: (client, identity) => {
       tlsListener.admitted(client.conn as Socket);
       limits.admitted(client, identity);
@@ -181,7 +192,7 @@ export function createBroker(deps: BrokerDeps) {
       }
     },
   });
-  const authorization = createPacketAuthorization({ state, sessions, acls: profiles.acls, metrics, limits, aedes: currentAedes, log });
+  const authorization = createPacketAuthorization({ state, sessions, acls, metrics, limits, aedes: currentAedes, log });
   const cut = createRevocationCut({ sessions, aedes: currentAedes, metrics, log, retainedPurged: (deviceId) => limits.retainedPurged(deviceId) });
   const sync = createRevocationSync({
     store: deps.store,
@@ -199,6 +210,19 @@ export function createBroker(deps: BrokerDeps) {
 
   let started = false;
   let stopConsuming: (() => void) | undefined;
+
+  /**
+   * One connection from the listener, after its TLS handshake was accepted: aedes takes it and the limits watch its
+   * bytes. A fuzz harness hands in-process streams to this same function (test/fuzz/targets/mqtt.ts).
+   */
+  function handleConnection(socket: Duplex): void {
+    const broker = aedes;
+    if (!broker || broker.closed) {
+      socket.destroy();
+      return;
+    }
+    limits.attach(broker.handle(socket));
+  }
 
   /** A server-originated PUBLISH (not retained) to whoever subscribed; authorizeForward still applies. */
   function publish(topic: string, payload: Buffer | string, qos: 0 | 1 = 1): Promise<void> {
@@ -236,7 +260,7 @@ export function createBroker(deps: BrokerDeps) {
       // The first sync runs before we listen, so the first CONNECT already meets the loaded registry and profiles.
       await sync.start();
       await profiles.start();
-      const port = await tlsListener.listen((socket) => limits.attach(broker.handle(socket)));
+      const port = await tlsListener.listen(handleConnection);
       stopConsuming = deps.outbound?.consume((message) => publish(message.topic, message.payload, message.qos));
       log.info({ port, host: config.host, sessionTickets: config.sessionTickets, state: state.status() }, 'MQTT broker listening (mTLS)');
       return { port };
@@ -260,6 +284,7 @@ export function createBroker(deps: BrokerDeps) {
 
     /** The port actually bound (after start). */
     port: () => tlsListener.port(),
+    handleConnection,
     publish,
     /** True when a live (unrevoked) session uses the certificate with this serial. */
     hasSession: (serial: string) => sessions.hasSession(serial),

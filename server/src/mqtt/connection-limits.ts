@@ -5,12 +5,16 @@
 //    socket meanwhile, so TCP pushes back on the publisher); one that would wait longer than a full burst closes the
 //    connection (MQTT-3.3.5-2: a server may close on a PUBLISH it will not process);
 //  - inbound QoS 2 awaiting PUBREL, retained topics and bytes under the device's prefix: the connection is closed;
-//  - subscriptions: the filter over the limit gets SUBACK 0x80 (MQTT-3.9.3).
+//  - subscriptions: the filter over the limit gets SUBACK 0x80 (MQTT-3.9.3);
+//  - outbound QoS 1/2 awaiting the device's acknowledgement: later messages wait in a bounded session queue
+//    (outbound-window.ts).
 import type { Aedes, Client, PublishPacket } from 'aedes';
 import type { Logger } from 'pino';
+import { fullBucket, takeOrOwe, type TokenBucket } from '@enrolld/core/token-bucket.js';
 import { inboundAwaitingRelease, inspectIncomingBytes, sessionPersistence } from './aedes-internals.js';
 import type { BrokerMetrics } from './broker-metrics.js';
 import type { ConnectionLimits, LimitReason, LimitsFor } from './limits.js';
+import { createOutboundWindow, type OutboundWindowDeps } from './outbound-window.js';
 import { createPacketSizeGuard } from './packet-size-guard.js';
 import type { PeerIdentity } from './peer-identity.js';
 
@@ -18,8 +22,7 @@ interface ConnectionState {
   limits: ConnectionLimits;
   /** Set by the first refusal: the connection is closing, and packets still in its last chunk are not counted again. */
   refused: LimitReason | undefined;
-  tokens: number;
-  refilledAt: number;
+  publishes: TokenBucket;
   subscriptions: Set<string>;
 }
 
@@ -34,7 +37,9 @@ export interface ConnectionLimitsDeps {
   defaults: ConnectionLimits;
   /** The running broker, whose persistence holds the retained messages counted here. */
   aedes(): Aedes | undefined;
-  metrics: Pick<BrokerMetrics, 'limited' | 'publishDelayed'>;
+  /** Whether a message may still reach a client (aedes' authorizeForward), checked before it takes an outbound place. */
+  mayForward: OutboundWindowDeps['mayForward'];
+  metrics: Pick<BrokerMetrics, 'limited' | 'publishDelayed' | 'outboundQueued' | 'outboundDropped'>;
   log: Logger;
   now?: () => number;
 }
@@ -42,7 +47,7 @@ export interface ConnectionLimitsDeps {
 export type PublishVerdict = { ok: true } | { ok: false; reason: LimitReason };
 
 export interface ConnectionLimitsEnforcer {
-  /** Every accepted socket, as aedes takes it: the packet-size guard. */
+  /** Every accepted socket, as aedes takes it: the packet-size guard and the outbound window. */
   attach(client: Client): void;
   /** CONNECT admitted: from now on the identity's limits apply. */
   admitted(client: Client, identity: PeerIdentity): void;
@@ -55,17 +60,20 @@ export interface ConnectionLimitsEnforcer {
   retainedPurged(deviceId: string): void;
 }
 
+const publishRate = (limits: ConnectionLimits) => ({ ratePerSecond: limits.publishRatePerSecond, burst: limits.publishBurst });
+
 export function createConnectionLimits(deps: ConnectionLimitsDeps): ConnectionLimitsEnforcer {
   const { metrics, log } = deps;
   const now = deps.now ?? Date.now;
   const connections = new WeakMap<Client, ConnectionState>();
+  const outbound = createOutboundWindow({ mayForward: deps.mayForward, metrics, log });
   /** Retained topics per device; loaded from persistence on a device's first retained publish. */
   const retained = new Map<string, Promise<RetainedUsage>>();
 
   function stateOf(client: Client): ConnectionState {
     let state = connections.get(client);
     if (!state) {
-      state = { limits: deps.defaults, refused: undefined, tokens: deps.defaults.publishBurst, refilledAt: now(), subscriptions: new Set() };
+      state = { limits: deps.defaults, refused: undefined, publishes: fullBucket(publishRate(deps.defaults), now()), subscriptions: new Set() };
       connections.set(client, state);
     }
     return state;
@@ -80,21 +88,6 @@ export function createConnectionLimits(deps: ConnectionLimitsDeps): ConnectionLi
     return { ok: false, reason };
   }
 
-  /** Milliseconds until the publish may go, or undefined when it would wait longer than a full burst. */
-  function takeToken(state: ConnectionState): number | undefined {
-    const { publishRatePerSecond: rate, publishBurst: burst } = state.limits;
-    const at = now();
-    state.tokens = Math.min(burst, state.tokens + ((at - state.refilledAt) / 1000) * rate);
-    state.refilledAt = at;
-    if (state.tokens >= 1) {
-      state.tokens -= 1;
-      return 0;
-    }
-    if (state.tokens - 1 < -burst) return undefined;
-    state.tokens -= 1;
-    // The debt is paid back at `rate` per second.
-    return (-state.tokens / rate) * 1000;
-  }
 
   async function loadRetained(deviceId: string): Promise<RetainedUsage> {
     const usage: RetainedUsage = { topics: new Map(), bytes: 0 };
@@ -154,12 +147,13 @@ export function createConnectionLimits(deps: ConnectionLimitsDeps): ConnectionLi
         client.conn.destroy();
         return false;
       });
+      outbound.attach(client, () => state.limits);
     },
 
     admitted(client, identity) {
       const state = stateOf(client);
       state.limits = deps.limitsFor(identity);
-      state.tokens = Math.min(state.tokens, state.limits.publishBurst);
+      state.publishes.tokens = Math.min(state.publishes.tokens, state.limits.publishBurst);
     },
 
     async publish(client, deviceId, packet) {
@@ -172,7 +166,8 @@ export function createConnectionLimits(deps: ConnectionLimitsDeps): ConnectionLi
           return refuse(state, 'inflight', { deviceId, awaiting: awaiting.size });
         }
       }
-      const wait = takeToken(state);
+      // Milliseconds until the publish may go (its debt is paid back at the rate), undefined past a burst of debt.
+      const wait = takeOrOwe(state.publishes, publishRate(limits), now());
       if (wait === undefined) return refuse(state, 'publish-rate', { deviceId });
       if (wait > 0) {
         metrics.publishDelayed();

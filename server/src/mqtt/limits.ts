@@ -2,9 +2,10 @@
 // value of `limitsFor(identity)`, resolved once when the session is admitted, so a per-profile override only has to
 // supply another resolver (BrokerDeps.limitsFor); the settings give the defaults.
 // Defaults follow the published quotas of AWS IoT Core's message broker (payload 128 KB, 50 subscriptions per
-// connection, 100 publishes per second per connection, 100 unacknowledged in-flight messages per client) and EMQX
-// (max_awaiting_rel 100). Neither publishes a per-device retained quota; ours bounds one device's retained store to
-// a handful of maximum-size payloads.
+// connection, 100 publishes per second per connection, 100 unacknowledged in-flight messages per client, one CONNECT
+// per second per client id) and EMQX (max_awaiting_rel 100, max_inflight 32, max_mqueue_len 1000). Neither publishes
+// a per-device retained quota; ours bounds one device's retained store to a handful of maximum-size payloads. The
+// CONNECT bucket holds a burst of 10, so a device that reconnects a few times after a network fault is not refused.
 import type { PeerIdentity } from './peer-identity.js';
 
 export interface ConnectionLimits {
@@ -20,6 +21,13 @@ export interface ConnectionLimits {
   publishBurst: number;
   /** Inbound QoS 2 PUBLISH awaiting PUBREL (MQTT-4.3.3), one connection. */
   maxInflight: number;
+  /** Outbound QoS 1/2 PUBLISH awaiting the device's PUBACK or PUBCOMP, one connection (outbound-window.ts). */
+  maxOutboundInflight: number;
+  /** Messages waiting for room in that window: the connection's session queue. */
+  maxQueuedMessages: number;
+  /** Token bucket of CONNECTs per identity: refilled at `connectRatePerSecond`, holding at most `connectBurst`. */
+  connectRatePerSecond: number;
+  connectBurst: number;
 }
 
 export type LimitsFor = (identity: PeerIdentity) => ConnectionLimits;
@@ -32,7 +40,11 @@ export const defaultConnectionLimits: Readonly<ConnectionLimits> = Object.freeze
   publishRatePerSecond: 100,
   publishBurst: 200,
   maxInflight: 100,
+  maxOutboundInflight: 32,
+  maxQueuedMessages: 1000,
+  connectRatePerSecond: 1,
+  connectBurst: 10,
 });
 
 /** Why a device's packet was refused, on `enrolld_broker_limit_refusals_total{reason}`. */
-export type LimitReason = 'packet-size' | 'retained-count' | 'retained-bytes' | 'subscriptions' | 'publish-rate' | 'inflight';
+export type LimitReason = 'packet-size' | 'retained-count' | 'retained-bytes' | 'subscriptions' | 'publish-rate' | 'inflight' | 'outbound-queue';

@@ -35,7 +35,7 @@ export function createPacketAuthorization(
       const will = leftOverWill(packet);
       const acl = acls.get(will.profile ?? BUILTIN_PROFILES.device)?.acl;
       const ok = will.clientId !== undefined && will.serial !== undefined && acl !== undefined &&
-        !state.isRevoked(will.serial) && state.status().known && acl.canPublish(will.clientId, packet.topic);
+        !state.isRevoked(will.serial) && state.status().known && acl.canPublish(will.clientId, packet.topic, will.group);
       if (!ok) {
         log.info({ deviceId: will.clientId, serial: will.serial, topic: packet.topic }, 'left-over will refused');
         // Aedes deletes a will only after publishing it; drop a refused one here so it is not retried forever.
@@ -46,8 +46,8 @@ export function createPacketAuthorization(
     }
     const session = sessions.liveSessionOf(client);
     if (!session || state.isRevoked(session.identity.serial)) return callback(new Error('not authorized'));
-    const { deviceId, profile } = session.identity;
-    if (!acls.get(profile)?.acl.canPublish(deviceId, packet.topic)) {
+    const { deviceId, profile, group } = session.identity;
+    if (!acls.get(profile)?.acl.canPublish(deviceId, packet.topic, group)) {
       // An error closes the connection (MQTT-3.3.5-2 leaves the choice to the server; aedes disconnects).
       metrics.aclDenied('publish', 'acl');
       log.info({ deviceId, profile, topic: packet.topic }, 'publish denied by the profile ACL; closing the connection');
@@ -64,14 +64,14 @@ export function createPacketAuthorization(
   const authorizeSubscribe: Required<AedesOptions>['authorizeSubscribe'] = (client, sub: Subscription, callback) => {
     const session = sessions.liveSessionOf(client);
     if (!session) return callback(null, null);
-    const { deviceId, profile } = session.identity;
+    const { deviceId, profile, group } = session.identity;
     if (isSharedSubscription(sub.topic)) {
       // aedes 1.x has no shared subscriptions: refused explicitly, never treated as a plain topic.
       metrics.aclDenied('subscribe', 'shared-subscription');
       log.info({ deviceId, profile, filter: sub.topic }, 'shared subscription refused (not supported); SUBACK 0x80');
       return callback(null, null);
     }
-    if (!acls.get(profile)?.acl.canSubscribe(deviceId, sub.topic)) {
+    if (!acls.get(profile)?.acl.canSubscribe(deviceId, sub.topic, group)) {
       // Negate (SUBACK 0x80, MQTT-3.9.3); aedes then sends no retained messages for it (Aedes #719/#720).
       metrics.aclDenied('subscribe', 'acl');
       log.info({ deviceId, profile, filter: sub.topic }, 'subscribe denied by the profile ACL; SUBACK 0x80');

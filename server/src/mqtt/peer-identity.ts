@@ -12,7 +12,7 @@
 // this module only reads fields and applies the device profile; it never trusts a certificate the handshake did not.
 import { X509Certificate, createHash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
-import { BUILTIN_PROFILES, identityFromUri, isValidDeviceId } from '@enrolld/protocol';
+import { BUILTIN_PROFILES, identityFromUri, isValidDeviceId, isValidGroup } from '@enrolld/protocol';
 import type { IdentityKind } from '@enrolld/protocol';
 import { readCertificateIdentity, KeyUsageBit } from '@enrolld/core/ca/certificate-reader.js';
 import type { CertificateIdentity } from '@enrolld/core/ca/certificate-reader.js';
@@ -28,6 +28,8 @@ export interface PeerIdentity {
   /** The profile named in the certificate (certificates issued before profiles existed are `device`). */
   profile: string;
   profileVersion: number;
+  /** The device group named in the certificate (the ACL's `{group}`); undefined when it names none. */
+  group: string | undefined;
   /** Canonical serial: lowercase minimal DER hex (@enrolld/protocol canonicalSerial). */
   serial: string;
   notBefore: number;
@@ -122,6 +124,7 @@ export function identityFromCertificate(der: Buffer, issuer?: IssuerPin): PeerId
   if (san.id !== cn) return { ok: false, reason: 'subject CN and SAN URI name different identities' };
   if (!f.profile && san.kind !== 'device') return { ok: false, reason: `a ${san.kind} certificate must name its profile` };
   const profile = f.profile ?? { name: BUILTIN_PROFILES.device, version: 1 };
+  if (profile.group !== undefined && !isValidGroup(profile.group)) return { ok: false, reason: 'the certificate names an invalid group' };
   return {
     ok: true,
     identity: {
@@ -129,6 +132,7 @@ export function identityFromCertificate(der: Buffer, issuer?: IssuerPin): PeerId
       deviceId: cn,
       profile: profile.name,
       profileVersion: profile.version,
+      group: profile.group,
       serial: normalizeSerial(f.serialHex),
       notBefore: f.notBefore.getTime(),
       notAfter: f.notAfter.getTime(),

@@ -1,17 +1,23 @@
-// Profiles on the broker (docs/architecture.md §6): every profile's ACL compiled once when it loads, kept current from
-// the profile NOTIFY feed, and applied live. When a profile changes, the sessions that use it keep their connection:
-// their next packets meet the new rules, and subscriptions the new rules no longer grant are removed at once
-// (logged and counted), so nothing more is delivered on them. A feed that reconnects reloads every profile.
+// Profiles on the broker (docs/architecture.md §6): every profile's ACL and access window compiled once when it loads,
+// kept current from the profile NOTIFY feed, and applied live. When a profile changes, the sessions that use it keep
+// their connection: their next packets meet the new rules, subscriptions the new rules no longer grant are removed at
+// once (logged and counted), so nothing more is delivered on them, and their session timer is re-evaluated against
+// the new access window (closed at once if it is closed now). A feed that reconnects reloads every profile.
 import type { Aedes, Client } from 'aedes';
 import type { Logger } from 'pino';
-import { createProfileAcls, type ProfileChange, type ProfileFeed, type ProfileSource } from '@enrolld/core/acl/profile-acls.js';
+import type { ProfileAcls, ProfileChange, ProfileFeed, ProfileSource } from '@enrolld/core/acl/profile-acls.js';
 import { dropSubscriptions, subscribedFilters } from './aedes-internals.js';
 import type { BrokerMetrics } from './broker-metrics.js';
+import type { SessionExpiry } from './session-expiry.js';
 import type { SessionIndex } from './session-index.js';
 
 export interface ProfileEnforcementDeps {
   source: ProfileSource;
   feed: ProfileFeed;
+  /** The catalog this enforcement loads and keeps current (admission and the session timers read it too). */
+  acls: ProfileAcls;
+  /** The sessions' timers: a changed access window moves them. */
+  expiry: Pick<SessionExpiry, 'recheck'>;
   sessions: Pick<SessionIndex, 'clientsOfProfile' | 'liveSessionOf'>;
   aedes(): Aedes | undefined;
   metrics: Pick<BrokerMetrics, 'subscriptionsRemoved'>;
@@ -22,8 +28,7 @@ export interface ProfileEnforcementDeps {
 const RETRY_LOAD_MS = 1000;
 
 export function createProfileEnforcement(deps: ProfileEnforcementDeps) {
-  const { source, sessions, log } = deps;
-  const acls = createProfileAcls();
+  const { source, sessions, acls, log } = deps;
   let loaded = false;
   let stopped = false;
   let retryTimer: NodeJS.Timeout | undefined;
@@ -41,8 +46,10 @@ export function createProfileEnforcement(deps: ProfileEnforcementDeps) {
   async function reevaluateClient(aedes: Aedes, client: Client, change: ProfileChange): Promise<void> {
     const session = sessions.liveSessionOf(client);
     if (!session) return;
-    const id = session.identity.deviceId;
-    const lost = subscribedFilters(client).filter((filter) => !change.current?.acl.canSubscribe(id, filter));
+    deps.expiry.recheck(client);
+    if (client.conn.destroyed) return;
+    const { deviceId: id, group } = session.identity;
+    const lost = subscribedFilters(client).filter((filter) => !change.current?.acl.canSubscribe(id, filter, group));
     if (lost.length === 0) return;
     try {
       await dropSubscriptions(aedes, client, lost);
@@ -91,7 +98,6 @@ export function createProfileEnforcement(deps: ProfileEnforcementDeps) {
 
   let started = false;
   return {
-    acls,
     /** Loads every profile before the broker listens, then follows changes. */
     async start(): Promise<void> {
       await firstLoad();

@@ -1,9 +1,14 @@
-// A session ends when its certificate does (RFC 5280 §4.1.2.5, notAfter inclusive): one timer per live session, set
-// at admission and cleared when the socket closes, so the cost is O(1) per session and nothing scans.
+// A session ends when its certificate does (RFC 5280 §4.1.2.5, notAfter inclusive) or when its profile's access window
+// closes (docs/architecture.md §6): one timer per live session, set at admission for whichever comes first and
+// cleared when the socket closes, so the cost is O(1) per session and nothing scans. When it fires it decides again, so
+// a timer that fires a millisecond early, or a window that a profile update moved, is simply re-armed; a profile update
+// re-evaluates its sessions through recheck().
 import type { Socket } from 'node:net';
 import type { Client } from 'aedes';
 import type { Logger } from 'pino';
+import type { AccessWindow } from '@enrolld/core/acl/access-window.js';
 import type { Clock } from '@enrolld/core/clock.js';
+import { systemTimers, type Timers } from '@enrolld/core/revocation/crl-publisher.js';
 import type { BrokerMetrics } from './broker-metrics.js';
 import type { PeerIdentity } from './peer-identity.js';
 
@@ -11,31 +16,69 @@ import type { PeerIdentity } from './peer-identity.js';
 const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface SessionExpiry {
-  /** Closes the client's connection once `identity.notAfter` has passed. */
+  /** Closes the client's connection once `identity.notAfter` has passed or its profile's access window has closed. */
   watch(client: Client, identity: PeerIdentity): void;
+  /** Its profile changed: closes the session at once if the window is now closed, else re-arms its timer. */
+  recheck(client: Client): void;
 }
 
-export function createSessionExpiry(deps: { clock: Clock; metrics: BrokerMetrics; log: Logger }): SessionExpiry {
+export interface SessionExpiryDeps {
+  clock: Clock;
+  metrics: Pick<BrokerMetrics, 'sessionExpired' | 'sessionOutsideWindow'>;
+  log: Logger;
+  /** The access window of a profile as the broker holds it now; undefined when it has none (or is gone). */
+  accessOf(profile: string): AccessWindow | undefined;
+  /** The system's (unref'd: a watch never keeps a stopping process alive) unless a test drives them. */
+  timers?: Timers | undefined;
+}
+
+interface Watched {
+  identity: PeerIdentity;
+  timer: unknown;
+}
+
+export function createSessionExpiry(deps: SessionExpiryDeps): SessionExpiry {
   const { clock, metrics, log } = deps;
+  const timers = deps.timers ?? systemTimers;
+  const watched = new WeakMap<Client, Watched>();
+
+  function close(client: Client, identity: PeerIdentity, reason: 'expired' | 'outside-window'): void {
+    const fields = { deviceId: identity.deviceId, serial: identity.serial, profile: identity.profile, reason, peer: (client.conn as Socket).remoteAddress };
+    if (reason === 'expired') {
+      metrics.sessionExpired();
+      log.info(fields, 'certificate expired: session closed');
+    } else {
+      metrics.sessionOutsideWindow();
+      log.info(fields, 'access window closed: session closed');
+    }
+    client.conn.destroy();
+  }
+
+  /** Decides now: close, or wait for the next instant that can change the answer. */
+  function arm(client: Client, entry: Watched): void {
+    timers.clearTimeout(entry.timer);
+    entry.timer = undefined;
+    if (client.conn.destroyed) return;
+    const { identity } = entry;
+    const now = clock.now().getTime();
+    // notAfter itself is still valid: the session ends 1 ms after it.
+    if (now > identity.notAfter) return close(client, identity, 'expired');
+    const access = deps.accessOf(identity.profile)?.stateAt(now);
+    if (access && !access.open) return close(client, identity, 'outside-window');
+    const deadline = Math.min(identity.notAfter + 1, access?.changesAt ?? Number.POSITIVE_INFINITY);
+    entry.timer = timers.setTimeout(() => arm(client, entry), Math.min(deadline - now, MAX_TIMER_MS));
+  }
+
   return {
     watch(client, identity) {
-      let timer: NodeJS.Timeout | undefined;
-      const arm = (): void => {
-        // notAfter itself is still valid: the session ends 1 ms after it.
-        const remaining = identity.notAfter + 1 - clock.now().getTime();
-        if (remaining > 0) {
-          timer = setTimeout(arm, Math.min(remaining, MAX_TIMER_MS));
-          timer.unref();
-          return;
-        }
-        timer = undefined;
-        if (client.conn.destroyed) return;
-        metrics.sessionExpired();
-        log.info({ deviceId: identity.deviceId, serial: identity.serial, reason: 'expired', peer: (client.conn as Socket).remoteAddress }, 'certificate expired: session closed');
-        client.conn.destroy();
-      };
-      arm();
-      client.conn.once('close', () => clearTimeout(timer));
+      const entry: Watched = { identity, timer: undefined };
+      watched.set(client, entry);
+      client.conn.once('close', () => timers.clearTimeout(entry.timer));
+      arm(client, entry);
+    },
+    recheck(client) {
+      const entry = watched.get(client);
+      if (entry) arm(client, entry);
     },
   };
 }

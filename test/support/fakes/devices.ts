@@ -27,6 +27,7 @@ export function createMemoryDeviceStore(tables: MemoryTables): DeviceStore {
       id,
       environment: device.environment,
       profile: device.profile,
+      group: device.group,
       createdAt: device.createdAt.toISOString(),
       status: current ? statusOf(current, now) : 'pending',
       currentSerial: current?.serial ?? null,

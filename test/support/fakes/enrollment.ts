@@ -6,10 +6,16 @@ import { DEFAULT_ENVIRONMENT, isCanonicalSerial, REVOCATION_REASONS } from '@enr
 import type { DeviceToken, IdentityKind } from '@enrolld/protocol';
 import type { BeginEnrollment, BeginEnrollmentResult, CertificateHistory, CertificateIntent, CreateTokensResult, EnrollmentStore, IssuedCertificate, NewToken, TokenStore } from '@enrolld/core/ports.js';
 import type { TokenDeviceLookup } from '@enrolld/core/renewal/ports.js';
-import type { CertificateRow, MemoryTables } from './memory-tables.js';
+import { profileVersionKey, type CertificateRow, type MemoryTables } from './memory-tables.js';
 
-export const issuedCertificate = (row: CertificateRow): IssuedCertificate => ({
-  serial: row.serial, deviceId: row.deviceId, environment: row.environment, der: row.der!, notBefore: row.notBefore, notAfter: row.notAfter,
+export const issuedCertificate = (row: CertificateRow, tables: MemoryTables): IssuedCertificate => ({
+  serial: row.serial,
+  deviceId: row.deviceId,
+  environment: row.environment,
+  der: row.der!,
+  notBefore: row.notBefore,
+  notAfter: row.notAfter,
+  renewalWindowFraction: tables.profileVersions.get(profileVersionKey(row.profile, row.profileVersion))?.renewalWindowFraction,
 });
 
 export const intentOf = (row: CertificateRow): CertificateIntent => ({
@@ -19,6 +25,7 @@ export const intentOf = (row: CertificateRow): CertificateIntent => ({
   environment: row.environment,
   profile: row.profile,
   profileVersion: row.profileVersion,
+  group: row.group ?? undefined,
   notBefore: row.notBefore,
   notAfter: row.notAfter,
   publicKeySha256: row.publicKeySha256,
@@ -41,6 +48,7 @@ export function recordIntent(tables: MemoryTables, intent: CertificateIntent, li
     environment: intent.environment,
     profile: intent.profile,
     profileVersion: intent.profileVersion,
+    group: intent.group ?? null,
     tokenId: links.tokenId,
     predecessorSerial: links.predecessorSerial,
     publicKeySha256: intent.publicKeySha256,
@@ -65,7 +73,7 @@ export function completeCertificate(tables: MemoryTables, serial: string, der: B
     cert.der = der;
     cert.issuedAt = tables.clock.now();
   }
-  return issuedCertificate(cert);
+  return issuedCertificate(cert, tables);
 }
 
 export function createMemoryTokenStore(tables: MemoryTables): TokenStore & TokenDeviceLookup {
@@ -82,8 +90,10 @@ export function createMemoryTokenStore(tables: MemoryTables): TokenStore & Token
       const elsewhere = tokens.filter((t) => { const known = tables.devices.get(t.deviceId)?.environment; return known !== undefined && known !== environment; });
       if (elsewhere.length > 0) return { outcome: 'environment-mismatch', ids: elsewhere.map((t) => t.deviceId).sort() };
       for (const t of tokens) {
-        if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { kind: t.kind, environment, profile: t.profile, createdAt: now });
-        tables.tokens.set(t.tokenHash.toString('hex'), { id: randomUUID(), deviceId: t.deviceId, profile: t.profile, expiresAt: t.expiresAt, usedAt: null, csrSha256: null });
+        if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { kind: t.kind, environment, profile: t.profile, group: null, createdAt: now });
+        tables.tokens.set(t.tokenHash.toString('hex'), {
+          id: randomUUID(), deviceId: t.deviceId, profile: t.profile, group: t.group ?? null, expiresAt: t.expiresAt, usedAt: null, csrSha256: null,
+        });
       }
       return { outcome: 'created' };
     },
@@ -127,10 +137,12 @@ export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentSto
           environment: device.environment,
           profile: token.profile,
           profileTerms: tables.profiles.get(token.profile),
+          group: token.group ?? undefined,
         });
         // As the conditional UPDATE in Postgres: only the first request to get here after its intent was built spends it.
         if (!token.usedAt) {
           recordIntent(tables, { ...intent, csrSha256: input.csrSha256 }, { tokenId: token.id, predecessorSerial: intent.predecessorSerial ?? null });
+          device.group = intent.group ?? null;
           token.usedAt = tables.clock.now();
           token.csrSha256 = input.csrSha256;
           return { outcome: 'begun', intent };
@@ -142,7 +154,7 @@ export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentSto
       if (!token.csrSha256?.equals(input.csrSha256)) return { outcome: 'csr-mismatch', deviceId: token.deviceId };
       const cert = [...tables.certificates.values()].find((c) => c.tokenId === token.id);
       if (!cert) return { outcome: 'rejected', reason: 'used' };
-      if (cert.der) return { outcome: 'replay', certificate: issuedCertificate(cert) };
+      if (cert.der) return { outcome: 'replay', certificate: issuedCertificate(cert, tables) };
       if (now.getTime() - cert.createdAt.getTime() < input.inFlightSeconds * 1000) return { outcome: 'in-progress' };
       return { outcome: 'resume', intent: intentOf(cert) };
     },

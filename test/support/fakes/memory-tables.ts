@@ -10,6 +10,7 @@ export interface TokenRow {
   id: string;
   deviceId: string;
   profile: string;
+  group: string | null;
   expiresAt: Date;
   usedAt: Date | null;
   csrSha256: Buffer | null;
@@ -22,6 +23,7 @@ export interface CertificateRow {
   environment: string;
   profile: string;
   profileVersion: number;
+  group: string | null;
   tokenId: string | null;
   predecessorSerial: string | null;
   publicKeySha256: Buffer;
@@ -50,12 +52,14 @@ export interface MemoryTables {
   clock: Clock;
   /** environments: `default` from the start, with no chain until one is recorded (as the migration leaves it). */
   environments: Map<string, Omit<EnvironmentRecord, 'issuingCertificatePem' | 'rootCertificatePem'> & { issuingCertificatePem: string | null; rootCertificatePem: string | null }>;
-  devices: Map<string, { kind: IdentityKind; environment: string; profile: string; createdAt: Date }>;
+  devices: Map<string, { kind: IdentityKind; environment: string; profile: string; group: string | null; createdAt: Date }>;
   /**
    * The current version of each live profile (profiles); the built-ins at version 1, as the migration stores them. The
    * fakes keep one set of profiles for every environment (Postgres keeps them per environment).
    */
   profiles: Map<string, ProfileTerms>;
+  /** Every version ever stored, deleted ones included (profiles rows), by profileVersionKey(). */
+  profileVersions: Map<string, ProfileTerms>;
   /** Keyed by the token hash in hex. */
   tokens: Map<string, TokenRow>;
   certificates: Map<string, CertificateRow>;
@@ -69,14 +73,18 @@ export interface MemoryTables {
   lastCrlNumber: bigint;
 }
 
+export const profileVersionKey = (name: string, version: number): string => `${name}@${version}`;
+
 export function createMemoryTables(clock: Clock): MemoryTables {
+  const builtins = BUILTIN_PROFILE_SPECS.map((spec): ProfileTerms => ({ name: spec.name, version: 1, kind: spec.kind }));
   return {
     clock,
     environments: new Map([
       ['default', { name: 'default', ownRoot: false, issuingCertificatePem: null, rootCertificatePem: null, createdAt: clock.now(), createdBy: 'migration', deletedAt: null }],
     ]),
     devices: new Map(),
-    profiles: new Map(BUILTIN_PROFILE_SPECS.map((spec) => [spec.name, { name: spec.name, version: 1, kind: spec.kind }])),
+    profiles: new Map(builtins.map((terms) => [terms.name, terms])),
+    profileVersions: new Map(builtins.map((terms) => [profileVersionKey(terms.name, terms.version), terms])),
     tokens: new Map(),
     certificates: new Map(),
     rotationHints: new Set(),

@@ -14,7 +14,7 @@ import type {
   RotationStore,
 } from '@enrolld/core/renewal/ports.js';
 import { completeCertificate, intentOf, issuedCertificate, recordIntent } from './enrollment.js';
-import type { CertificateRow, MemoryTables } from './memory-tables.js';
+import { profileVersionKey, type CertificateRow, type MemoryTables } from './memory-tables.js';
 
 const asRenewalCertificate = (row: CertificateRow, tables: MemoryTables): RenewalCertificate => ({
   serial: row.serial,
@@ -23,6 +23,7 @@ const asRenewalCertificate = (row: CertificateRow, tables: MemoryTables): Renewa
   environment: row.environment,
   profileTerms: tables.profiles.get(row.profile),
   profile: row.profile,
+  group: row.group ?? undefined,
   der: row.der,
   notBefore: row.notBefore,
   notAfter: row.notAfter,
@@ -41,7 +42,7 @@ export function createMemoryRenewalStore(tables: MemoryTables): RenewalStore & R
 
   function answerForSuccessor(successor: CertificateRow, input: BeginRenewal): BeginRenewalResult {
     if (!successor.csrSha256.equals(input.csrSha256)) return { outcome: 'successor-exists', successorSerial: successor.serial };
-    if (successor.der) return { outcome: 'replay', certificate: issuedCertificate(successor) };
+    if (successor.der) return { outcome: 'replay', certificate: issuedCertificate(successor, tables) };
     if (tables.clock.now().getTime() - successor.createdAt.getTime() < input.inFlightSeconds * 1000) return { outcome: 'in-progress' };
     return { outcome: 'resume', intent: intentOf(successor) };
   }
@@ -97,11 +98,13 @@ export function createMemoryRenewalStore(tables: MemoryTables): RenewalStore & R
       return lineage;
     },
 
-    async renewalCandidates(windowFraction, limit): Promise<RenewalCandidate[]> {
+    async renewalCandidates(defaultWindowFraction, limit): Promise<RenewalCandidate[]> {
       const now = tables.clock.now();
+      // The window of the profile version written into the certificate, as the Postgres store joins it.
+      const windowOf = (c: CertificateRow) => tables.profileVersions.get(profileVersionKey(c.profile, c.profileVersion))?.renewalWindowFraction ?? defaultWindowFraction;
       return rows()
         .filter((c) => isLive(c, now) && !tables.rotationHints.has(c.serial))
-        .filter((c) => now.getTime() >= c.notAfter.getTime() - (c.notAfter.getTime() - c.notBefore.getTime()) * windowFraction)
+        .filter((c) => now.getTime() >= c.notAfter.getTime() - (c.notAfter.getTime() - c.notBefore.getTime()) * windowOf(c))
         .sort((a, b) => a.notAfter.getTime() - b.notAfter.getTime())
         .slice(0, limit)
         .map((c) => ({ serial: c.serial, deviceId: c.deviceId, notBefore: c.notBefore, notAfter: c.notAfter }));
