@@ -12,13 +12,16 @@ import { X509Certificate, randomBytes, webcrypto } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as x509 from '@peculiar/x509';
-import { routes } from '@enrolld/protocol';
+import { routes, type CreatedToken, type EnrollResponse } from '@enrolld/protocol';
 import { loadConfig } from '../../server/src/config.js';
 import { createLogger } from '../../server/src/logger.js';
 import { buildBroker, type BuiltBroker } from '../../server/src/compose/broker.js';
 import { probe, report, type ProbeOutcome } from '../support/broker-harness.js';
 import { startMosquitto, type RunningMosquitto } from '../support/broker-mosquitto.js';
-import { adminDelete, adminPost, certificatesOf, createEnvironment, enrollIn, getBytes } from '../support/environments.js';
+import { adminDelete, adminGet, adminPost, certificatesOf, createEnvironment, enrollIn, getBytes } from '../support/environments.js';
+import { makeCsr } from '../support/csr-factory.js';
+import { postJson } from '../support/http.js';
+import { credsFrom } from '../support/renew-support.js';
 import { pemOf } from '../support/test-pki.js';
 import { ENROLLD_BIN, freePort } from '../support/processes.js';
 import type { DeviceCreds } from '../support/renew-support.js';
@@ -189,6 +192,22 @@ describe('one broker per environment, each trusting only its issuing CA', () => 
       expect((await startBroker(live)).port).toBeGreaterThan(0);
       expect((await adminPost(server, routes.adminEnvironments, { name: gone })).status).toBe(409);
     });
+  });
+
+  it('a broker reads the profile a certificate names in its own environment: one made only in dev admits on dev\'s broker', async () => {
+    const dev = envs[1]!;
+    const profile = { name: `only-${dev.name}`, kind: 'device', acl: [{ effect: 'allow', action: 'publish', filter: 'devices/{id}/#' }] };
+    expect((await adminPost(server, `${routes.adminProfiles}?env=${dev.name}`, profile)).status).toBe(201);
+    const deviceId = uniqueDeviceId('devprofile');
+    const token = await adminPost(server, routes.adminTokens, { deviceId, profile: profile.name, environment: dev.name });
+    expect(token.status).toBe(201);
+    const csr = await makeCsr({ cn: deviceId });
+    const enrolled = await postJson(server.apiUrl + routes.enroll, server.rootPem, { token: token.json<CreatedToken[]>()[0]!.token, csr: csr.pem });
+    expect(enrolled.status).toBe(201);
+    const device = credsFrom(enrolled.json<EnrollResponse>(), csr.privateKey);
+    // Known in dev only: the dev broker admits it (the broker of `default` would answer CONNACK 5 unknown-profile).
+    expect(how(await probe(dev.port, { key: device.keyPem, cert: device.clientChainPem, ca: dev.chainPem }, deviceId))).toBe('connack 0');
+    expect((await adminGet(server, `${routes.adminProfiles}/${profile.name}`)).status).toBe(404);
   });
 
   it('the environment brokers present a server certificate of their own issuing CA', async () => {
