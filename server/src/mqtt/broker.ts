@@ -146,7 +146,7 @@ export function createBroker(deps: BrokerDeps) {
       maxPendingPerAddress: config.maxPendingPerAddress,
       maxPending: config.maxPending,
     },
-    { log, metrics },
+    { log, metrics, identities },
   );
   const limitsFor = deps.limitsFor ?? (() => config.limits);
   const limits = createConnectionLimits({

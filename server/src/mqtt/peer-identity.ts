@@ -5,7 +5,8 @@
 // when the client sends its chain, and any X509Certificate parse pays OpenSSL 3.0's decode (~276 µs). Instead we
 // take the peer certificate DER out of the TLS session (SSL_SESSION ASN.1, field `peer [3]`, a few µs; present for
 // resumed sessions too, which is what the CONNECT-time revocation check needs), read it with the CA's certificate
-// reader (@enrolld/core/ca/certificate-reader.ts, a few µs), and cache the result by the certificate's SHA-256.
+// reader (@enrolld/core/ca/certificate-reader.ts, a few µs), and cache the result by the certificate's SHA-256. Each socket
+// is read once: the TLS listener's issuer pin reads it after the handshake and CONNECT gets the same result.
 //
 // The TLS listener has already verified the chain and signatures (tls-listener.ts: only a certificate our issuing CA
 // signed whose sole fault is its validity period gets past it unverified in time, and admission refuses that one), so
@@ -36,7 +37,11 @@ export interface PeerIdentity {
   notAfter: number;
 }
 
-export type PeerIdentityResult = { ok: true; identity: PeerIdentity } | { ok: false; reason: string };
+/**
+ * `otherIssuer`: no certificate the pinned issuing CA issued (another name or key id, not readable as a certificate, or
+ * none at all): the TLS listener closes such a connection before any MQTT byte (tls-listener.ts).
+ */
+export type PeerIdentityResult = { ok: true; identity: PeerIdentity } | { ok: false; reason: string; otherIssuer?: true };
 
 const TAG_SESSION_PEER = 0xa3;
 
@@ -86,20 +91,6 @@ function otherIssuer(f: Pick<CertificateIdentity, 'issuerDer' | 'authorityKeyIde
 }
 
 /**
- * Whether a certificate whose chain OpenSSL verified was issued by the pinned issuing CA. The verified chain ends at a
- * root we trust, and every CA under it is ours with a name and key of its own, so the issuer's name and key id in the
- * certificate tell which of them signed it: another environment's issuing CA under the same root is told apart here.
- */
-export function issuedByPin(der: Buffer, issuer: IssuerPin): boolean {
-  try {
-    return otherIssuer(readCertificateIdentity(der), issuer) === undefined;
-  } catch (error) {
-    if (error instanceof DerError) return false;
-    throw error;
-  }
-}
-
-/**
  * Applies the device profile to a certificate the TLS layer accepted (docs/architecture.md): issued by our issuing
  * CA (the TLS layer trusts the root, so this pins the one issuing CA by name and key id), not a CA, EKU clientAuth,
  * KU digitalSignature, and CN = id = SAN URI id, exactly one of each.
@@ -109,11 +100,11 @@ export function identityFromCertificate(der: Buffer, issuer?: IssuerPin): PeerId
   try {
     f = readCertificateIdentity(der);
   } catch (error) {
-    if (error instanceof DerError) return { ok: false, reason: `unparseable certificate: ${error.message}` };
+    if (error instanceof DerError) return { ok: false, reason: `unparseable certificate: ${error.message}`, otherIssuer: true };
     throw error;
   }
   const foreign = issuer ? otherIssuer(f, issuer) : undefined;
-  if (foreign !== undefined) return { ok: false, reason: foreign };
+  if (foreign !== undefined) return { ok: false, reason: foreign, otherIssuer: true };
   if (f.isCa) return { ok: false, reason: 'a CA certificate is not a device' };
   if (!f.extendedKeyUsage?.includes(CLIENT_AUTH)) return { ok: false, reason: 'EKU lacks clientAuth' }; // RFC 5280 §4.2.1.12
   if (f.keyUsage === undefined || (f.keyUsage & KeyUsageBit.digitalSignature) === 0) return { ok: false, reason: 'KU lacks digitalSignature' }; // §4.2.1.3
@@ -141,6 +132,10 @@ export function identityFromCertificate(der: Buffer, issuer?: IssuerPin): PeerId
 }
 
 export interface PeerIdentityReader {
+  /**
+   * The identity of a socket's client certificate, read once per socket: the TLS listener reads it right after the
+   * handshake (the issuer pin) and CONNECT gets the same result without touching the certificate again.
+   */
   read(socket: TLSSocket): PeerIdentityResult;
   size(): number;
 }
@@ -163,19 +158,28 @@ export function createPeerIdentityReader(options: { issuer?: Buffer | string | u
   const maxEntries = options.maxEntries ?? 50_000;
   const issuer = options.issuer === undefined ? undefined : issuerPinOf(options.issuer);
   const cache = new Map<string, PeerIdentityResult>();
+  const bySocket = new WeakMap<TLSSocket, PeerIdentityResult>();
+  function readCertificate(socket: TLSSocket): PeerIdentityResult {
+    const der = peerCertificateOf(socket);
+    if (!der) return { ok: false, reason: 'no client certificate', otherIssuer: true };
+    const key = createHash('sha256').update(der).digest('base64');
+    const hit = cache.get(key);
+    if (hit) return hit;
+    const result = identityFromCertificate(der, issuer);
+    if (cache.size >= maxEntries) {
+      const oldest = cache.keys().next().value;
+      if (oldest !== undefined) cache.delete(oldest);
+    }
+    cache.set(key, result);
+    return result;
+  }
   return {
     read(socket) {
-      const der = peerCertificateOf(socket);
-      if (!der) return { ok: false, reason: 'no client certificate' };
-      const key = createHash('sha256').update(der).digest('base64');
-      const hit = cache.get(key);
-      if (hit) return hit;
-      const result = identityFromCertificate(der, issuer);
-      if (cache.size >= maxEntries) {
-        const oldest = cache.keys().next().value;
-        if (oldest !== undefined) cache.delete(oldest);
+      let result = bySocket.get(socket);
+      if (result === undefined) {
+        result = readCertificate(socket);
+        bySocket.set(socket, result);
       }
-      cache.set(key, result);
       return result;
     },
     size: () => cache.size,

@@ -19,7 +19,7 @@ import type { AddressInfo, Socket } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from './broker-metrics.js';
-import { issuedByPin, issuerPinOf, peerCertificateOf } from './peer-identity.js';
+import type { PeerIdentityReader } from './peer-identity.js';
 
 export interface BrokerTls {
   /** Server key and certificate chain (PEM). */
@@ -59,17 +59,34 @@ export interface TlsListener {
   pendingCount(): number;
 }
 
+/**
+ * Lets a chain end at any certificate of the trust store, not only at the self-signed root (OpenSSL's
+ * X509_V_FLAG_PARTIAL_CHAIN, what `allowPartialTrustChain` sets). The store holds the environment's issuing CA and its
+ * root, and OpenSSL looks in the store first: a device's chain stops at the issuing CA there, so a handshake checks one
+ * certificate signature (the leaf's) instead of two (the leaf's and, again, the issuing CA's by the root). A certificate
+ * of another issuing CA under the same root still verifies to the root and is refused by the issuer pin. Node 20's
+ * tls.createServer does not pass `allowPartialTrustChain` on, so the flag is set on the server's own context.
+ */
+function trustIssuingCaAsAnchor(server: tls.Server): void {
+  const context = (server as unknown as { _sharedCreds?: { context?: { setAllowPartialTrustChain?: () => void } } })._sharedCreds?.context;
+  if (typeof context?.setAllowPartialTrustChain !== 'function') throw new Error('this Node.js has no partial trust chains on a TLS server context');
+  context.setAllowPartialTrustChain();
+}
+
 /** OpenSSL verification results that only say the time is outside the validity period (RFC 5280 §4.1.2.5). */
 export const VALIDITY_ERRORS: ReadonlySet<string> = new Set(['CERT_HAS_EXPIRED', 'CERT_NOT_YET_VALID']);
 
-export function createTlsListener(material: BrokerTls, options: TlsListenerOptions, deps: { log: Logger; metrics: BrokerMetrics }): TlsListener {
-  const { log, metrics } = deps;
+/**
+ * `identities` reads each verified peer's certificate once, pinned to the issuing CA: the listener refuses another
+ * issuer's, and CONNECT finds the same identity without reading the certificate again.
+ */
+export function createTlsListener(material: BrokerTls, options: TlsListenerOptions, deps: { log: Logger; metrics: BrokerMetrics; identities: PeerIdentityReader }): TlsListener {
+  const { log, metrics, identities } = deps;
   const sockets = new Set<Socket>();
   /** Pending sockets by "address port" (the same on the raw socket and on its TLS socket), and counts per address. */
   const pending = new Map<string, string>();
   const pendingPerAddress = new Map<string, number>();
   const issuing = new X509Certificate(material.issuingCertificate);
-  const pin = issuerPinOf(material.issuingCertificate);
   let server: tls.Server | undefined;
 
   /**
@@ -83,8 +100,8 @@ export function createTlsListener(material: BrokerTls, options: TlsListenerOptio
 
   function accept(socket: tls.TLSSocket): boolean {
     if (socket.authorized) {
-      const der = peerCertificateOf(socket);
-      if (der !== undefined && issuedByPin(der, pin)) return true;
+      const read = identities.read(socket);
+      if (read.ok || read.otherIssuer !== true) return true;
       metrics.refused('other-issuer');
       log.info({ peer: socket.remoteAddress }, 'TLS client certificate of another issuing CA (another environment) refused');
       return false;
@@ -149,6 +166,7 @@ export function createTlsListener(material: BrokerTls, options: TlsListenerOptio
           else socket.destroy();
         },
       );
+      trustIssuingCaAsAnchor(srv);
       server = srv;
       srv.on('connection', (socket: Socket) => {
         if (!admitPending(socket)) {
