@@ -63,6 +63,29 @@ describe('admission from the registry (broker alone)', () => {
     expect(events).toEqual([expect.objectContaining({ msg: 'not-current certificate refused', deviceId, serial: older.serial, reason: 'not-current', peer: '127.0.0.1' })]);
   });
 
+  it('the predecessor is admitted during the overlap and refused as superseded once its successor was admitted, before any revocation', async () => {
+    // This broker runs no rotation: nothing ever revokes the predecessor, so only the end of the overlap refuses it.
+    const deviceId = deviceIdFor('overlap');
+    const predecessor = await pki.device(deviceId);
+    await insertDevice(db.pool, predecessor);
+    const successor = await pki.device(deviceId);
+    await insertDevice(db.pool, successor);
+    await db.pool.query('UPDATE certificates SET predecessor_serial = $1 WHERE serial = $2', [predecessor.serial, successor.serial]);
+    await broker.broker.resync();
+
+    const during = await probe(broker.port, deviceCreds(pki, predecessor), deviceId);
+    const successorUp = await probe(broker.port, deviceCreds(pki, successor), deviceId);
+    const after = await probe(broker.port, deviceCreds(pki, predecessor), deviceId);
+    const { rows } = await db.pool.query<{ revoked_at: Date | null }>('SELECT revoked_at FROM certificates WHERE serial = $1', [predecessor.serial]);
+    const event = logLines.find((l) => l.deviceId === deviceId && l.serial === predecessor.serial);
+    report('ADM-overlap-ends', refusalOf(during) === 'connack 0' && refusalOf(after) === 'connack 5', {
+      during: refusalOf(during), successor: refusalOf(successorUp), after: refusalOf(after), reason: event?.reason ?? null,
+    });
+    expect([refusalOf(during), refusalOf(successorUp), refusalOf(after)]).toEqual(['connack 0', 'connack 0', 'connack 5']);
+    expect(rows[0]?.revoked_at).toBeNull();
+    expect(event).toEqual(expect.objectContaining({ reason: 'superseded', serial: predecessor.serial }));
+  });
+
   it('a revoked certificate is refused with CONNACK 5 and logged as "revoked certificate attempted connection"', async () => {
     const device = await pki.device(deviceIdFor('revoked'));
     await insertDevice(db.pool, device);

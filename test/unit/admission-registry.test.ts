@@ -37,6 +37,26 @@ describe('admission registry', () => {
     expect(registry.admit('0b02', 'dev-2', NOW)).toEqual({ ok: true });
   });
 
+  it('ends the overlap when the successor is admitted: the predecessor is refused as superseded before its revocation commits', () => {
+    const { registry, revoked } = setup();
+    registry.issued({ serial: '0c01', deviceId: 'dev-3', seq: 1, notAfterMs: LATER });
+    registry.issued({ serial: '0c02', deviceId: 'dev-3', seq: 2, notAfterMs: LATER, predecessorSerial: '0c01' });
+    // a predecessor's own CONNECT changes nothing
+    registry.successorAdmitted('0c01', 'dev-3');
+    expect(registry.admit('0c01', 'dev-3', NOW)).toEqual({ ok: true });
+    registry.successorAdmitted('0c02', 'dev-3');
+    expect(registry.admit('0c01', 'dev-3', NOW)).toEqual({ ok: false, reason: 'superseded' });
+    expect(registry.admit('0c02', 'dev-3', NOW)).toEqual({ ok: true });
+    // the same events heard again (NOTIFY, resync, a snapshot) do not bring it back
+    registry.issued({ serial: '0c01', deviceId: 'dev-3', seq: 1, notAfterMs: LATER });
+    registry.load({ lastSeq: 2, certificates: [{ serial: '0c01', deviceId: 'dev-3', seq: 1, notAfterMs: LATER, revoked: false }] });
+    expect(registry.admit('0c01', 'dev-3', NOW)).toEqual({ ok: false, reason: 'superseded' });
+    // the committed supersede says the same
+    revoked.set('0c01', REVOCATION_REASONS.superseded);
+    registry.revoked('0c01', 'dev-3');
+    expect(registry.admit('0c01', 'dev-3', NOW)).toEqual({ ok: false, reason: 'superseded' });
+  });
+
   it('says why: revoked, superseded, expired', () => {
     const { registry, revoked } = setup();
     registry.issued({ serial: '0c01', deviceId: 'dev-3', seq: 1, notAfterMs: LATER });

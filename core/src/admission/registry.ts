@@ -24,12 +24,19 @@ interface Entry {
   heard: number;
   notAfterMs: number;
   predecessorSerial: string | undefined;
+  /** Its successor was admitted on this broker: refused as superseded while the revocation commits. */
+  retired?: true;
 }
 
 export interface AdmissionRegistry {
   admit(serial: string, deviceId: string, nowMs: number): RegistryDecision;
   /** A stored certificate; `advanceSeq` only for contiguous events (a resync page, or seq = lastSeq + 1). */
   issued(event: IssuedCertificateEvent, options?: { advanceSeq?: boolean }): void;
+  /**
+   * A device's current certificate was admitted at CONNECT: its predecessor is refused as `superseded` from now on,
+   * here, before the supersede that this first connect triggers commits (docs/architecture.md §8).
+   */
+  successorAdmitted(serial: string, deviceId: string): void;
   /** A revocation: the serial stops being admitted (a predecessor left behind becomes current). */
   revoked(serial: string, deviceId: string): void;
   /** Merges a full snapshot (never forgets a newer event heard meanwhile). */
@@ -85,6 +92,7 @@ export function createAdmissionRegistry(deps: AdmissionRegistryDeps): AdmissionR
       const entries = devices.get(deviceId);
       const entry = entries?.find((e) => e.serial === serial);
       if (!entry) return { ok: false, reason: entries ? 'not-current' : 'unknown' };
+      if (entry.retired) return { ok: false, reason: 'superseded' };
       // RFC 5280 §4.1.2.5: notAfter is inclusive.
       if (nowMs > entry.notAfterMs) return { ok: false, reason: 'expired' };
       return { ok: true };
@@ -92,6 +100,11 @@ export function createAdmissionRegistry(deps: AdmissionRegistryDeps): AdmissionR
     issued(event, options = {}) {
       add(event);
       if (options.advanceSeq && event.seq !== undefined && event.seq > seq) seq = event.seq;
+    },
+    successorAdmitted(serial, deviceId) {
+      const entries = devices.get(deviceId);
+      const [current, predecessor] = entries ?? [];
+      if (current?.serial === serial && predecessor !== undefined) predecessor.retired = true;
     },
     revoked(serial, deviceId) {
       const entries = devices.get(deviceId);

@@ -25,7 +25,7 @@ import type { ProfileAcls } from '@enrolld/core/acl/profile-acls.js';
 
 export interface AdmissionDeps {
   state: Pick<RevocationState, 'status'>;
-  registry: Pick<AdmissionRegistry, 'admit'>;
+  registry: Pick<AdmissionRegistry, 'admit' | 'successorAdmitted'>;
   lookup: RegistryLookup;
   identities: PeerIdentityReader;
   sessions: Pick<SessionIndex, 'admit'>;
@@ -136,6 +136,9 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // that closed meanwhile is not admitted. Its close has been handled, so a session indexed now would never be removed
     // (the serial would count as connected, and the expiry timer would hold the client until notAfter).
     if (client.closed || client.conn.destroyed) return done(authError(CONNACK.serverUnavailable, 'connection closed during admission'), false);
+    // The rotation overlap ends with this session (docs/architecture.md §8): the predecessor is refused here at once,
+    // not only when its supersede has committed.
+    registry.successorAdmitted(identity.serial, identity.deviceId);
     deps.sessions.admit(client, identity);
     deps.expiry.watch(client, identity);
     deps.admitted(client, identity);
