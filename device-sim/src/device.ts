@@ -2,7 +2,7 @@
 //   idle → enrolling → connecting → online ⇄ waiting (backoff) → … → stopped
 // Renewal runs beside the connection (timer at ~2/3 of lifetime, a server hint, a command, or forced), and
 // ends by reconnecting with the new cert. A device refused as revoked stops for good and records why.
-import { generateKeyPair } from 'node:crypto';
+import { generateKeyPairSync } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
 import { topics } from '@enrolld/protocol';
 import { backoffDelay } from './backoff.js';
@@ -100,10 +100,17 @@ export interface DeviceDeps {
 
 const openGate: DeviceGate = { enroll: async () => () => {}, connect: async () => () => {} };
 
+/**
+ * P-256 keygen on the main thread (tens of µs). The async form runs in libuv's thread pool, where each thread
+ * allocates from a malloc arena of its own: rotation waves grew those arenas, and the simulator's RSS with them,
+ * for no gain at this cost.
+ */
 function generateP256(): Promise<{ publicKey: KeyObject; privateKey: KeyObject }> {
-  return new Promise((resolve, reject) => {
-    generateKeyPair('ec', { namedCurve: 'P-256' }, (err, publicKey, privateKey) => (err ? reject(err) : resolve({ publicKey, privateKey })));
-  });
+  try {
+    return Promise.resolve(generateKeyPairSync('ec', { namedCurve: 'P-256' }));
+  } catch (err) {
+    return Promise.reject(err as Error);
+  }
 }
 
 interface PendingMqttRenew {

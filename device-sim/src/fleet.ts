@@ -8,6 +8,7 @@ import type { HttpTransport } from './http-transport.js';
 import { createLimiter } from './limiter.js';
 import type { Limiter } from './limiter.js';
 import { createMqttTransport } from './mqtt-transport.js';
+import { createCredentialContexts } from './tls-credentials.js';
 import { Recorder } from './recorder.js';
 import { mathRng, seededRng } from './rng.js';
 import type { Rng } from './rng.js';
@@ -77,9 +78,11 @@ export class Fleet {
     this.connectLimiter = createLimiter({ concurrency: opts.connectConcurrency, ratePerSecond: opts.connectRate });
     let transport = deps.transport;
     if (!transport) {
-      const http = createHttpTransport({ apiUrl: opts.apiUrl, ca: opts.ca, sendChain: opts.sendChain, maxSockets: opts.enrollConcurrency, timeoutMs: opts.httpTimeoutMs });
+      // one secure context per certificate for its MQTT connections and its renewals
+      const contexts = createCredentialContexts({ ca: opts.ca, sendChain: opts.sendChain });
+      const http = createHttpTransport({ apiUrl: opts.apiUrl, ca: opts.ca, sendChain: opts.sendChain, maxSockets: opts.enrollConcurrency, timeoutMs: opts.httpTimeoutMs, contexts });
       const mqtt = createMqttTransport({
-        brokerUrl: opts.brokerUrl, ca: opts.ca, sendChain: opts.sendChain, connectTimeoutMs: opts.mqttConnectTimeoutMs, keepaliveSeconds: opts.keepaliveSeconds,
+        brokerUrl: opts.brokerUrl, ca: opts.ca, sendChain: opts.sendChain, connectTimeoutMs: opts.mqttConnectTimeoutMs, keepaliveSeconds: opts.keepaliveSeconds, contexts,
       });
       this.http = http;
       transport = { enroll: http.enroll, renew: http.renew, connect: mqtt.connect };

@@ -5,7 +5,8 @@ import { routes } from '@enrolld/protocol';
 import type { Csr } from './csr.js';
 import { httpsCall, jsonOf, problemOf } from './https-request.js';
 import type { HttpResponse } from './https-request.js';
-import { clientCertChain, issuedFromEst, issuedFromRest } from './issued-cert.js';
+import { issuedFromEst, issuedFromRest } from './issued-cert.js';
+import { createCredentialContexts, type CredentialContexts } from './tls-credentials.js';
 import { httpError, parseRetryAfter } from './sim-error.js';
 import type { DeviceCredentials, EnrollVia, IssuedCert } from './transport.js';
 
@@ -18,6 +19,8 @@ export interface HttpTransportOptions {
   /** enrollment requests in flight share keep-alive connections */
   maxSockets: number;
   timeoutMs: number;
+  /** the secure context of each certificate, shared with the MQTT transport; one of its own when absent */
+  contexts?: CredentialContexts;
 }
 
 export interface HttpTransport {
@@ -35,6 +38,7 @@ export function createHttpTransport(opts: HttpTransportOptions): HttpTransport {
   const agent = new Agent({ keepAlive: true, maxSockets: opts.maxSockets, ca: opts.ca });
   const url = (path: string): URL => new URL(path, opts.apiUrl);
   const sni = servername(opts.apiUrl);
+  const contexts = opts.contexts ?? createCredentialContexts(opts);
 
   const ok = (res: HttpResponse, what: string, expected: number[]): HttpResponse => {
     if (!expected.includes(res.status)) {
@@ -77,8 +81,9 @@ export function createHttpTransport(opts: HttpTransportOptions): HttpTransport {
     },
 
     async renew(via, creds, csr, newKey) {
-      // Authenticated by the current cert over mTLS (RFC 7030 §3.3.2): a fresh connection, no shared agent
-      const tls = { ca: opts.ca, cert: clientCertChain(creds, opts.sendChain), key: creds.privateKey.export({ type: 'pkcs8', format: 'pem' }), ...(sni ? { servername: sni } : {}) };
+      // Authenticated by the current cert over mTLS (RFC 7030 §3.3.2): a fresh connection, no shared agent, with the
+      // certificate's own secure context (the one its MQTT connections use)
+      const tls = { secureContext: contexts(creds), ...(sni ? { servername: sni } : {}) };
       if (via === 'rest') {
         const res = await httpsCall({
           what: 'renew',

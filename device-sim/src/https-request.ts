@@ -1,6 +1,7 @@
 // A small promise wrapper over node:https: one place for timeouts, body limits and problem+json parsing.
 import { request as httpsRequest } from 'node:https';
 import type { Agent, RequestOptions } from 'node:https';
+import type { SecureContext } from 'node:tls';
 import { problemSchema, type Problem } from '@enrolld/protocol';
 import { SimError } from './sim-error.js';
 
@@ -17,7 +18,7 @@ export interface HttpCall {
   body?: string | Buffer;
   /** a keep-alive agent, or false with TLS options for a one-off mTLS connection */
   agent?: Agent | false;
-  tls?: Pick<RequestOptions, 'ca' | 'cert' | 'key' | 'servername'>;
+  tls?: Pick<RequestOptions, 'ca' | 'cert' | 'key' | 'servername'> & { secureContext?: SecureContext };
   timeoutMs?: number;
   what: string;
 }

@@ -7,6 +7,18 @@ import { splitPem, toPem } from './pem.js';
 import { SimError } from './sim-error.js';
 import type { IssuedCert } from './transport.js';
 
+/** Every device of a CA gets the same chain: one array of it, not one per certificate held (bounded: a few CAs). */
+const chains = new Map<string, string[]>();
+function sharedChain(chainPem: string[]): string[] {
+  const key = chainPem.join('');
+  let shared = chains.get(key);
+  if (!shared) {
+    shared = chainPem;
+    if (chains.size < 64) chains.set(key, shared);
+  }
+  return shared;
+}
+
 function fromLeaf(leaf: X509Certificate, chainPem: string[], deviceId: string, privateKey: KeyObject): IssuedCert {
   if (!leaf.checkPrivateKey(privateKey)) throw new SimError('bad-response-key-mismatch', 'issued certificate is not for our key', { retryable: false });
   // node prints the serial its own way: the same canonical form as the server's, so reports and hints compare equal.
@@ -16,7 +28,7 @@ function fromLeaf(leaf: X509Certificate, chainPem: string[], deviceId: string, p
     deviceId,
     serial,
     certificatePem: leaf.toString(),
-    chainPem,
+    chainPem: sharedChain(chainPem),
     notBefore: Date.parse(leaf.validFrom),
     notAfter: Date.parse(leaf.validTo),
   };
@@ -45,14 +57,4 @@ export function issuedFromEst(body: string | Buffer, deviceId: string, privateKe
   if (!leaf) throw new SimError('bad-response-key-mismatch', 'EST reply holds no certificate for our key', { retryable: false });
   const chain = certs.filter((c) => c !== leaf).map((c) => toPem('CERTIFICATE', c.raw));
   return fromLeaf(leaf, chain, deviceId, privateKey);
-}
-
-/** What a device presents over mTLS: the leaf, plus intermediates unless told to send the leaf alone. */
-export function clientCertChain(creds: IssuedCert, sendChain: boolean): string {
-  if (!sendChain) return creds.certificatePem;
-  const intermediates = creds.chainPem.filter((pem) => {
-    const c = new X509Certificate(pem);
-    return c.subject !== c.issuer; // a real device does not send the root it is anchored on
-  });
-  return [creds.certificatePem, ...intermediates].join('');
 }

@@ -1,12 +1,11 @@
 // MQTT over mTLS with MQTT.js 5: clientId = device id (docs/architecture.md), MQTT 3.1.1 (aedes speaks only 3.1.1),
 // clean sessions, and no automatic reconnect: the device state machine owns backoff.
-import { createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import { isIP } from 'node:net';
 import { connect } from 'mqtt';
 import type { IClientOptions, MqttClient } from 'mqtt';
-import { clientCertChain } from './issued-cert.js';
 import { SimError, toSimError } from './sim-error.js';
+import { createCredentialContexts, type CredentialContexts } from './tls-credentials.js';
 import type { DeviceCredentials, MqttHandlers, MqttSession } from './transport.js';
 
 export interface MqttTransportOptions {
@@ -15,6 +14,8 @@ export interface MqttTransportOptions {
   sendChain: boolean;
   connectTimeoutMs: number;
   keepaliveSeconds: number;
+  /** the secure context of each certificate, shared with the HTTP transport; one of its own when absent */
+  contexts?: CredentialContexts;
 }
 
 export interface MqttTransport {
@@ -23,20 +24,7 @@ export interface MqttTransport {
 
 export function createMqttTransport(opts: MqttTransportOptions): MqttTransport {
   // One secure context per certificate, reused across reconnects: parsing the key and chain costs more than a WeakMap lookup
-  const contexts = new WeakMap<DeviceCredentials, SecureContext>();
-  const contextFor = (creds: DeviceCredentials): SecureContext => {
-    let ctx = contexts.get(creds);
-    if (!ctx) {
-      ctx = createSecureContext({
-        ca: opts.ca,
-        cert: clientCertChain(creds, opts.sendChain),
-        key: creds.privateKey.export({ type: 'pkcs8', format: 'pem' }),
-        minVersion: 'TLSv1.2',
-      });
-      contexts.set(creds, ctx);
-    }
-    return ctx;
-  };
+  const contextFor = opts.contexts ?? createCredentialContexts(opts);
   const host = opts.brokerUrl.hostname.replace(/^\[|\]$/g, '');
   const port = Number(opts.brokerUrl.port || 8883);
 
