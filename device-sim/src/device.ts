@@ -474,9 +474,10 @@ export class Device {
     let accepted = false;
     let kind = 'accepted';
     try {
-      const session = await this.deps.transport.connect(this.id, retired, { onMessage: () => {}, onClose: () => {} });
+      const transport = this.deps.transport;
+      if (transport.probe) await transport.probe(this.id, retired);
+      else (await transport.connect(this.id, retired, { onMessage: () => {}, onClose: () => {} })).destroy();
       // accepted. Same clientId, so the broker may have taken our live session over; that one reconnects.
-      session.destroy();
       accepted = true;
     } catch (raw) {
       kind = toSimError(raw, 'probe').kind;

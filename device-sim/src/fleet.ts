@@ -85,7 +85,7 @@ export class Fleet {
         brokerUrl: opts.brokerUrl, ca: opts.ca, sendChain: opts.sendChain, connectTimeoutMs: opts.mqttConnectTimeoutMs, keepaliveSeconds: opts.keepaliveSeconds, contexts,
       });
       this.http = http;
-      transport = { enroll: http.enroll, renew: http.renew, connect: mqtt.connect };
+      transport = { enroll: http.enroll, renew: http.renew, connect: mqtt.connect, probe: mqtt.probe };
     }
     const gate = { enroll: () => this.enrollLimiter.acquire(), connect: () => this.connectLimiter.acquire() };
     const observe = (e: DeviceEventWithMeta): void => {

@@ -1,6 +1,7 @@
 // MQTT over mTLS with MQTT.js 5: clientId = device id (docs/architecture.md), MQTT 3.1.1 (aedes speaks only 3.1.1),
 // clean sessions, and no automatic reconnect: the device state machine owns backoff.
-import type { SecureContext } from 'node:tls';
+import { connect as tlsConnect } from 'node:tls';
+import type { ConnectionOptions, SecureContext } from 'node:tls';
 import { isIP } from 'node:net';
 import { connect } from 'mqtt';
 import type { IClientOptions, MqttClient } from 'mqtt';
@@ -20,7 +21,20 @@ export interface MqttTransportOptions {
 
 export interface MqttTransport {
   connect(deviceId: string, creds: DeviceCredentials, handlers: MqttHandlers): Promise<MqttSession>;
+  /** One CONNECT and its CONNACK on a bare TLS socket: resolves on CONNACK 0 (then DISCONNECT), rejects like connect. */
+  probe(deviceId: string, creds: DeviceCredentials): Promise<void>;
 }
+
+/** MQTT 3.1.1 CONNECT (§3.1): clean session, keepalive 0, the client id only (at most 63 characters here). */
+function connectPacket(clientId: string): Buffer {
+  const id = Buffer.from(clientId, 'utf8');
+  const variable = Buffer.from([0x00, 0x04, 0x4d, 0x51, 0x54, 0x54, 0x04, 0x02, 0x00, 0x00]);
+  const remaining = variable.length + 2 + id.length;
+  if (remaining > 127) throw new SimError('probe-client-id-too-long', 'client id over 115 bytes', { retryable: false });
+  return Buffer.concat([Buffer.from([0x10, remaining]), variable, Buffer.from([id.length >> 8, id.length & 0xff]), id]);
+}
+
+const DISCONNECT = Buffer.from([0xe0, 0x00]);
 
 export function createMqttTransport(opts: MqttTransportOptions): MqttTransport {
   // One secure context per certificate, reused across reconnects: parsing the key and chain costs more than a WeakMap lookup
@@ -29,6 +43,50 @@ export function createMqttTransport(opts: MqttTransportOptions): MqttTransport {
   const port = Number(opts.brokerUrl.port || 8883);
 
   return {
+    // The old-certificate probe asks one question (is this certificate still let in?) and keeps nothing: a bare socket
+    // costs a rotation wave far less than an MQTT.js client per probe.
+    probe(deviceId, creds) {
+      return new Promise<void>((resolve, reject) => {
+        let settled = false;
+        let handshakeDone = false;
+        let received = Buffer.alloc(0);
+        const socket = tlsConnect({ host, port, ...(isIP(host) === 0 ? { servername: host } : {}), secureContext: contextFor(creds), rejectUnauthorized: true, noDelay: true } as ConnectionOptions);
+        const settle = (err?: unknown): void => {
+          if (settled) return;
+          settled = true;
+          socket.setTimeout(0);
+          if (err === undefined) {
+            socket.end(DISCONNECT);
+            resolve();
+          } else {
+            socket.destroy();
+            reject(toSimError(err, 'connect'));
+          }
+        };
+        socket.setTimeout(opts.connectTimeoutMs, () => settle(new SimError('connect-timeout', `no CONNACK within ${opts.connectTimeoutMs} ms`)));
+        socket.once('secureConnect', () => {
+          handshakeDone = true;
+          socket.write(connectPacket(deviceId));
+        });
+        socket.on('data', (chunk: Buffer) => {
+          received = Buffer.concat([received, chunk]);
+          if (received.length < 4) return;
+          if (received[0] !== 0x20 || received[1] !== 0x02) return settle(new SimError('connect-bad-connack', `expected CONNACK, got ${received.subarray(0, 4).toString('hex')}`));
+          const code = received[3]!;
+          // the return code as MQTT.js reports it, so toSimError classifies both alike (5 = refused as revoked)
+          settle(code === 0 ? undefined : Object.assign(new Error(`Connection refused: ${code}`), { code }));
+        });
+        socket.on('error', (err) => settle(err));
+        socket.once('close', () =>
+          settle(
+            handshakeDone
+              ? new SimError('connect-tls-refused', 'broker closed the connection right after the TLS handshake (client certificate refused?)')
+              : new SimError('connect-closed-before-connack', 'connection closed before CONNACK'),
+          ),
+        );
+      });
+    },
+
     connect(deviceId, creds, handlers) {
       return new Promise<MqttSession>((resolve, reject) => {
         let settled = false;

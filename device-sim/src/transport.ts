@@ -41,4 +41,6 @@ export interface DeviceTransport {
   renew(via: 'rest' | 'est', creds: DeviceCredentials, csr: Csr, newKey: KeyObject): Promise<IssuedCert>;
   /** resolves after CONNACK 0; rejects with a SimError otherwise */
   connect(deviceId: string, creds: DeviceCredentials, handlers: MqttHandlers): Promise<MqttSession>;
+  /** One CONNECT with these credentials and nothing after it: resolves on CONNACK 0; `connect` serves when absent. */
+  probe?(deviceId: string, creds: DeviceCredentials): Promise<void>;
 }
