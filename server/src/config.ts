@@ -163,6 +163,8 @@ const envSchema = z.object({
   ADMIN_BEARER: z.enum(['on', 'off']).default('on'),
   /** Certificates a bulk revocation job revokes per statement. */
   BULK_REVOKE_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Bulk revocation jobs one worker runs at once, on their own queue (the rotation jobs never wait behind them). */
+  BULK_REVOKE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   /** How often each broker resyncs by revocation sequence: the bound on how long a lost NOTIFY goes unnoticed. */
   BROKER_RESYNC_INTERVAL: fineDuration('5s'),
   /** With no successful sync for this long a broker no longer knows the revocation state and refuses CONNECTs. */
@@ -254,6 +256,7 @@ export interface RevocationConfig {
   crlRefreshCheckMs: number;
   crlMinIntervalMs: number;
   bulkBatchSize: number;
+  bulkConcurrency: number;
 }
 
 export interface BrokerTunables {
@@ -341,6 +344,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       crlRefreshCheckMs: Math.round(e.CRL_REFRESH_CHECK * 1000),
       crlMinIntervalMs: Math.round(e.CRL_MIN_INTERVAL * 1000),
       bulkBatchSize: e.BULK_REVOKE_BATCH,
+      bulkConcurrency: e.BULK_REVOKE_CONCURRENCY,
     }),
     broker: Object.freeze({
       resyncIntervalMs: Math.round(e.BROKER_RESYNC_INTERVAL * 1000),
