@@ -13,6 +13,7 @@ const SEARCH = `${DEVICE_SELECT}
      AND ($5::text IS NULL OR COALESCE(cur.status, 'pending') = $5)
      AND ($6::int IS NULL OR (cur.status = 'active' AND cur.not_after <= now() + make_interval(days => $6)))
      AND ($8::text IS NULL OR d.environment = $8)
+     AND ($9::uuid IS NULL OR d.token_batch = $9)
    ORDER BY d.id LIMIT $7`;
 
 export function createPgFleetStore(pool: pg.Pool): FleetStore {
@@ -27,6 +28,7 @@ export function createPgFleetStore(pool: pg.Pool): FleetStore {
         q.expiresWithinDays ?? null,
         q.limit,
         q.environment ?? null,
+        q.tokenBatch ?? null,
       ]);
       return rows.map(toSummary);
     },

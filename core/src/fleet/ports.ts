@@ -15,6 +15,8 @@ export interface FleetQuery {
   deviceIds?: string[] | undefined;
   /** Only identities of this environment. */
   environment?: string | undefined;
+  /** Only devices whose last enrollment used a token of this batch. */
+  tokenBatch?: string | undefined;
 }
 
 export interface ExpiringCount {

@@ -30,7 +30,7 @@ export function fleetRoutes(deps: FleetRoutesDeps): Router {
     if (!parsed.success) throw new EnrollError('bad-request', describeIssues(parsed.error, 'query'));
     const q = parsed.data;
     const connectedIds = q.connected === 'true' ? deps.events.connectedIds() : undefined;
-    const devices = connectedIds?.length === 0 ? [] : await deps.fleet.search({ ...q, environment: q.env, deviceIds: connectedIds });
+    const devices = connectedIds?.length === 0 ? [] : await deps.fleet.search({ ...q, environment: q.env, tokenBatch: q.batch, deviceIds: connectedIds });
     const last = devices.at(-1);
     const page: FleetPage = {
       devices: devices
