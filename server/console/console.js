@@ -179,6 +179,8 @@ function timeline(device) {
   return entries.sort((a, b) => a.at.localeCompare(b.at));
 }
 
+const PRESENCE_REFRESH_MS = 2000;
+
 function DevicePage({ id }) {
   const [device, setDevice] = useState(undefined);
   const [error, setError] = useState('');
@@ -203,6 +205,12 @@ function DevicePage({ id }) {
   useEffect(() => {
     if (latest) void load();
   }, [latest]);
+  // Presence is cluster-wide (every broker writes it to Postgres within a fraction of a second) while live events are this
+  // process's broker's only: read it again every few seconds.
+  useEffect(() => {
+    const timer = setInterval(() => void load(), PRESENCE_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [id]);
 
   async function revoke() {
     try {
