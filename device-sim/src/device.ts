@@ -64,6 +64,11 @@ const TLS_REFUSALS = new Set(['connect-tls-refused', 'connect-econnreset']);
 export interface DeviceGate {
   enroll(): Promise<() => void>;
   connect(): Promise<() => void>;
+  /**
+   * The old-certificate probe's handshake: ahead of queued connects, so the probe measures the broker and not the
+   * simulator's own queue in a rotation wave (`connect` when absent).
+   */
+  probe?(): Promise<() => void>;
 }
 
 export type DeviceEvent =
@@ -470,7 +475,7 @@ export class Device {
   /** RFC 5280 superseded: after the change the old cert must be refused. A CONNECT with it is the test. */
   private async probeOldCert(retired: DeviceCredentials, successorAt: number, acceptedAttempts: number): Promise<void> {
     if (this.stopped) return;
-    const release = await this.gate.connect();
+    const release = await (this.gate.probe ? this.gate.probe() : this.gate.connect());
     let accepted = false;
     let kind = 'accepted';
     try {

@@ -87,7 +87,7 @@ export class Fleet {
       this.http = http;
       transport = { enroll: http.enroll, renew: http.renew, connect: mqtt.connect, probe: mqtt.probe };
     }
-    const gate = { enroll: () => this.enrollLimiter.acquire(), connect: () => this.connectLimiter.acquire() };
+    const gate = { enroll: () => this.enrollLimiter.acquire(), connect: () => this.connectLimiter.acquire(), probe: () => this.connectLimiter.acquire(true) };
     const observe = (e: DeviceEventWithMeta): void => {
       this.recorder.observe(e);
       for (const l of this.listeners) l(e);

@@ -1,8 +1,9 @@
 // Concurrency + rate limit for the costly steps (enrollment requests, mTLS handshakes at ~3 ms CPU each on both
-// ends). Waiters are served in arrival order so no device starves.
+// ends). Waiters are served in arrival order so no device starves; a `first` waiter (a measurement, such as the
+// old-certificate probe, at most one per rotation) goes before them, still within the limits.
 
 export interface Limiter {
-  acquire(): Promise<() => void>;
+  acquire(first?: boolean): Promise<() => void>;
   readonly inFlight: number;
   readonly waiting: number;
   close(): void;
@@ -48,10 +49,10 @@ export function createLimiter(opts: LimiterOptions): Limiter {
   };
 
   return {
-    acquire() {
+    acquire(first = false) {
       return new Promise((resolve) => {
         let released = false;
-        queue.push(() =>
+        queue[first ? 'unshift' : 'push'](() =>
           resolve(() => {
             if (released) return;
             released = true;
