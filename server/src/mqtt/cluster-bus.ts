@@ -6,7 +6,12 @@
 //
 // Every channel and key carries the prefix, so clusters (or tests) sharing a Redis never see each other's traffic.
 // The bus is watched through the connections we hand to both packages: a lost connection is logged once, counted, and
-// shown on `enrolld_broker_cluster_bus_up`; ioredis reconnects by itself and the bus recovers without a restart.
+// shown on `enrolld_broker_cluster_bus_up`; ioredis reconnects by itself and the bus recovers without a restart. The
+// broker refuses CONNECTs while the bus is down and until it has resynced after it (broker.ts, `onChange`).
+//
+// Closing never waits on an unreachable Redis: ioredis queues QUIT while it reconnects and mqemitter-redis waits for
+// each connection's `end`, which a connection that is reconnecting never emits. So the emitter's close is bounded
+// (`closeTimeoutMs`, at once when the bus is already down), after which every connection is disconnected.
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { AedesOptions } from 'aedes';
@@ -38,6 +43,8 @@ class RetainedAsReadable extends AsyncRedisPersistence {
 interface ClusterEmitter {
   state: NodeJS.EventEmitter;
   close(callback: () => void): void;
+  /** mqemitter's own close (the in-process half), which mqemitter-redis calls once both connections ended. */
+  _close(callback: () => void): void;
 }
 
 interface ClusterPersistence {
@@ -52,6 +59,8 @@ export interface ClusterBusOptions {
   prefix: string;
   logger: Logger;
   registry: Registry;
+  /** The longest a close waits for Redis to acknowledge QUIT before it disconnects (default 2 s). */
+  closeTimeoutMs?: number | undefined;
 }
 
 export interface ClusterBus {
@@ -61,7 +70,9 @@ export interface ClusterBus {
   connected(): boolean;
   /** Waits until the bus is connected (a node joins the cluster only with a working bus). */
   ready(): Promise<void>;
-  /** Closes the persistence; aedes closes the emitter (and its connections) itself. */
+  /** Each change of `connected()`: false when a connection of the bus was lost, true when all are ready again. */
+  onChange(listener: (connected: boolean) => void): void;
+  /** Closes the persistence and every connection, bounded; aedes closes the emitter itself (bounded as well). */
   close(): Promise<void>;
 }
 
@@ -84,6 +95,8 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
   const losses = new Counter({ name: 'enrolld_broker_cluster_bus_losses_total', help: 'Times this broker lost the cluster bus (Redis)', registers: [options.registry] });
   let wasConnected = false;
   let closing = false;
+  const listeners: Array<(connected: boolean) => void> = [];
+  const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
   const isConnected = () => connections.every((c) => c.status === 'ready');
   const watch = (): void => {
     const now = isConnected();
@@ -93,8 +106,12 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
     if (now) log.info('cluster bus connected: cross-node delivery restored');
     else {
       losses.inc();
-      log.warn({ down: connections.filter((c) => c.status !== 'ready').map((c) => c.options.connectionName) }, 'cluster bus lost: cross-node delivery, shared sessions and retained messages are degraded until Redis is back');
+      log.warn(
+        { down: connections.filter((c) => c.status !== 'ready').map((c) => c.options.connectionName) },
+        'cluster bus lost: cross-node delivery, shared sessions and retained messages are degraded, and CONNECTs are refused (CONNACK 3) until Redis is back and this node has resynced',
+      );
     }
+    for (const listener of listeners) listener(now);
   };
   for (const c of connections) {
     c.on('ready', watch);
@@ -108,6 +125,33 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
   // The emitter re-emits connection errors on its own `state` emitter, which would throw without a listener.
   mq.state.on('error', (error: Error) => log.debug({ err: error.message }, 'cluster bus emitter error'));
   const persistence = new RetainedAsReadable({ conn: store });
+  const closeEmitter = mq.close.bind(mq);
+  const emitterConnections = [sub, pub];
+  mq.close = (callback: () => void) => {
+    closing = true;
+    let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      callback();
+    };
+    const abandon = () => {
+      if (finished) return;
+      log.warn({ timeoutMs: closeTimeoutMs }, 'cluster bus did not acknowledge the close: disconnecting');
+      for (const c of emitterConnections) c.disconnect();
+      mq._close(finish);
+    };
+    if (!isConnected()) {
+      // Nothing to say goodbye to: a QUIT would wait in ioredis' offline queue for a Redis that is not there.
+      for (const c of emitterConnections) c.disconnect();
+      mq._close(finish);
+      return;
+    }
+    timer = setTimeout(abandon, closeTimeoutMs);
+    closeEmitter(finish);
+  };
 
   return {
     aedesOptions: () => ({ mq: mq as unknown as AedesOptions['mq'], persistence }),
@@ -122,9 +166,24 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
         };
         for (const c of connections) c.on('ready', check);
       }),
+    onChange(listener) {
+      listeners.push(listener);
+    },
     async close() {
+      // The persistence's destroy unsubscribes over Redis first: bounded like the emitter's close, skipped with Redis gone.
+      const connectedAtClose = isConnected();
       closing = true;
-      await persistence.destroy().catch((error: unknown) => log.debug({ err: error }, 'closing the cluster persistence'));
+      if (connectedAtClose) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          persistence.destroy().catch((error: unknown) => log.debug({ err: error }, 'closing the cluster persistence')),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, closeTimeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+      // ioredis' disconnect does not wait for Redis (and ends its reconnect timer).
       for (const c of connections) if (c.status !== 'end') c.disconnect();
     },
   };
