@@ -8,7 +8,6 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/glob
 import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import { pino } from 'pino';
-import { CONNACK } from '@enrolld/protocol';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { startTestRedisServer, type TestRedisServer } from '../support/redis-server.js';
 import { createTestPki, deviceIdFor, type DeviceCert, type TestPki } from '../support/test-pki.js';
@@ -22,6 +21,9 @@ import {
   startTestBroker,
   type TestBroker,
 } from '../support/broker-harness.js';
+import { CONNACK, routes } from '@enrolld/protocol';
+import { httpsRequest } from '../support/http.js';
+import { startTestServer } from '../support/server-harness.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** A logger that keeps every line it writes (JSON objects), for counting log lines. */
@@ -127,6 +129,28 @@ describe('broker cluster: a node that loses its Redis', () => {
       keys.disconnect();
       // A test that failed with Redis down still stops its broker (bounded) and leaves Redis up for the next one.
       await redis.restart().catch(() => undefined);
+    }
+  });
+
+  it('/readyz of `enrolld up` in a cluster: 503 with clusterBus false from the loss of Redis until the node resynced, then 200', async () => {
+    const server = await startTestServer({
+      env: { BROKER_CLUSTER: 'redis', REDIS_URL: redis.url, BROKER_CLUSTER_PREFIX: clusterPrefixFor('faults-ready').replace(/:$/, ''), JOBS: 'off' },
+    });
+    const readyz = async () => {
+      const res = await httpsRequest(server.apiUrl + routes.readyz, server.rootPem);
+      return { status: res.status, checks: res.json<{ checks: Record<string, boolean> }>().checks };
+    };
+    try {
+      expect(await readyz()).toEqual({ status: 200, checks: { database: true, revocationState: true, clusterBus: true } });
+      await redis.kill();
+      await waitFor(async () => (await readyz()).status === 503, 10_000, '/readyz to report the lost bus', 50);
+      expect(await readyz()).toEqual({ status: 503, checks: { database: true, revocationState: true, clusterBus: false } });
+      await redis.restart();
+      await waitFor(async () => (await readyz()).status === 200, 20_000, '/readyz after Redis came back', 50);
+      expect(server.running.broker.clusterReady()).toBe(true);
+    } finally {
+      await redis.restart();
+      await server.stop();
     }
   });
 

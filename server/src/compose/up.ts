@@ -67,7 +67,8 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
     });
     const api = buildApiRole({
       config, logger, registry, database, pki, useCases,
-      readiness: { revocationState: () => broker.revocationStatus().known, clusterBus: () => broker.clusterBusConnected() },
+      // Ready when the broker admits: its revocation state is current and, in a cluster, its bus is up and resynced.
+      readiness: { revocationState: () => broker.revocationStatus().known, clusterBus: () => broker.clusterReady() },
     });
     const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
     const producer = worker ? undefined : buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });
