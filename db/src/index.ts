@@ -20,3 +20,4 @@ export { AUDIT_CHAIN_LOCK_KEY } from './transaction.js';
 export { createPgBulkRevocationStore } from './bulk-revocation-store.js';
 export { createPgFleetStore } from './fleet-store.js';
 export { createPgEnvironmentStore } from './environment-store.js';
+export { createPgPresenceStore } from './presence-store.js';

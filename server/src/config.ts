@@ -163,6 +163,8 @@ const envSchema = z.object({
   ADMIN_BEARER: z.enum(['on', 'off']).default('on'),
   /** Certificates a bulk revocation job revokes per statement. */
   BULK_REVOKE_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Bulk revocation jobs one worker runs at once, on their own queue (the rotation jobs never wait behind them). */
+  BULK_REVOKE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   /** How often each broker resyncs by revocation sequence: the bound on how long a lost NOTIFY goes unnoticed. */
   BROKER_RESYNC_INTERVAL: fineDuration('5s'),
   /** With no successful sync for this long a broker no longer knows the revocation state and refuses CONNECTs. */
@@ -171,6 +173,12 @@ const envSchema = z.object({
   BROKER_SESSION_TICKETS: z.enum(['on', 'off']).default('off'),
   /** Time a TLS connection may take to send CONNECT. */
   BROKER_CONNECT_TIMEOUT: fineDuration('10s'),
+  /** Each broker writes the connections and disconnections it heard to Postgres this often, in one statement (§9b). */
+  BROKER_PRESENCE_FLUSH: fineDuration('250ms'),
+  /** Each broker refreshes its presence heartbeat this often and removes nodes whose heartbeat expired. */
+  BROKER_PRESENCE_HEARTBEAT: fineDuration('5s'),
+  /** A broker's presence rows stop counting this long after its last heartbeat (a killed broker); default 3 heartbeats. */
+  BROKER_PRESENCE_STALE_AFTER: durationIn(undefined, { wholeSeconds: false }).optional(),
   /** `redis`: brokers share messages, sessions, retained messages and wills over REDIS_URL (docs/architecture.md §6). */
   BROKER_CLUSTER: z.enum(['none', 'redis']).default('none'),
   /**
@@ -254,6 +262,7 @@ export interface RevocationConfig {
   crlRefreshCheckMs: number;
   crlMinIntervalMs: number;
   bulkBatchSize: number;
+  bulkConcurrency: number;
 }
 
 export interface BrokerTunables {
@@ -263,6 +272,8 @@ export interface BrokerTunables {
   connectTimeoutMs: number;
   cluster: { mode: 'none' | 'redis'; prefix: string };
   heartbeatIntervalMs: number;
+  /** Cluster-wide presence in Postgres (docs/architecture.md §9b). */
+  presence: { flushMs: number; heartbeatMs: number; staleAfterMs: number };
   handshakeTimeoutMs: number;
   maxPendingPerAddress: number;
   maxPending: number;
@@ -341,6 +352,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       crlRefreshCheckMs: Math.round(e.CRL_REFRESH_CHECK * 1000),
       crlMinIntervalMs: Math.round(e.CRL_MIN_INTERVAL * 1000),
       bulkBatchSize: e.BULK_REVOKE_BATCH,
+      bulkConcurrency: e.BULK_REVOKE_CONCURRENCY,
     }),
     broker: Object.freeze({
       resyncIntervalMs: Math.round(e.BROKER_RESYNC_INTERVAL * 1000),
@@ -352,6 +364,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
         prefix: e.BROKER_CLUSTER_PREFIX ?? (e.ENROLLD_ENV === DEFAULT_ENVIRONMENT ? 'enrolld:mqtt:' : `enrolld:mqtt:${e.ENROLLD_ENV}:`),
       }),
       heartbeatIntervalMs: Math.round((e.BROKER_HEARTBEAT_INTERVAL ?? (e.BROKER_CLUSTER === 'redis' ? 5 : 60)) * 1000),
+      presence: Object.freeze({
+        flushMs: Math.round(e.BROKER_PRESENCE_FLUSH * 1000),
+        heartbeatMs: Math.round(e.BROKER_PRESENCE_HEARTBEAT * 1000),
+        staleAfterMs: Math.round((e.BROKER_PRESENCE_STALE_AFTER ?? 3 * e.BROKER_PRESENCE_HEARTBEAT) * 1000),
+      }),
       handshakeTimeoutMs: Math.round(e.BROKER_HANDSHAKE_TIMEOUT * 1000),
       maxPendingPerAddress: e.BROKER_MAX_PENDING_PER_ADDRESS,
       maxPending: e.BROKER_MAX_PENDING,

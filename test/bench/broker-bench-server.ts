@@ -1,5 +1,7 @@
 // The broker under test for `npm run bench:broker`, in its own process (pinned to CPU 0 by the caller).
-//   BENCH_MODE=enrolld      our broker (createBroker) over the Postgres registry and revocation state, defaults as shipped
+//   BENCH_MODE=enrolld      our broker (createBroker) over the Postgres registry and revocation state, defaults as shipped,
+//                           with the presence writer's hooks as every shipped broker has them (BENCH_PRESENCE=off: without,
+//                           to see what presence costs a CONNECT)
 //   BENCH_MODE=stock-aedes  the usual way to put aedes behind mTLS, as a reference: Aedes defaults,
 //                           getPeerCertificate() + a revoked-serial Set in authenticate, TLS defaults (tickets on)
 // Prints {"port":N} when listening; on SIGUSR2 forces a GC (run with --expose-gc) and prints memory; exits on SIGTERM.
@@ -9,8 +11,10 @@ import tls from 'node:tls';
 import { Aedes } from 'aedes';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createPool, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
+import { createPool, createPgPresenceStore, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
 import { systemClock } from '@enrolld/core/clock.js';
+import { createPresenceWriter } from '@enrolld/core/fleet/presence.js';
+import { loadConfig } from '../../server/src/config.js';
 import { createBroker, defaultBrokerConfig } from '../../server/src/mqtt/broker.js';
 
 const dir = process.env.BENCH_DIR!;
@@ -22,19 +26,25 @@ let stop: () => Promise<void> = async () => undefined;
 if (mode === 'enrolld') {
   const databaseUrl = process.env.DATABASE_URL!;
   const pool = createPool({ connectionString: databaseUrl, max: 4 });
+  const presence = process.env.BENCH_PRESENCE === 'off'
+    ? undefined
+    : createPresenceWriter({ store: createPgPresenceStore(pool), nodeId: `bench-${process.pid}`, environment: 'default', ...loadConfig({}).broker.presence });
   const broker = createBroker({
     config: { ...defaultBrokerConfig, host: '127.0.0.1', port: 0 },
     tls: { key: read('server.key'), cert: read('server-chain.pem'), ca: read('ca-chain.pem'), issuingCertificate: read('issuing.pem') },
     store: { ...createPgRevocationStore(pool), ...createPgRegistryStore(pool) },
     feed: createPgRegistryListener({ connectionString: databaseUrl }),
     profiles: { source: createPgProfileStore(pool), feed: createPgProfileListener({ connectionString: databaseUrl }) },
+    hooks: presence ? [{ onConnected: (s) => presence.connected(s.deviceId), onDisconnected: (s) => presence.disconnected(s.deviceId) }] : [],
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     registry: new Registry(),
   });
   const { port } = await broker.start();
+  await presence?.start();
   connected = () => broker.connectedDevices();
   stop = async () => {
+    await presence?.stop();
     await broker.stop();
     await pool.end();
   };

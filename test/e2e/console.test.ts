@@ -98,6 +98,18 @@ describe('console in chromium', () => {
     await page.selectOption('#fleet-search select[name=env]', '');
     await page.click('#fleet-search button[type=submit]');
     await page.waitForFunction(() => document.querySelectorAll('#fleet-table tbody tr').length === 3);
+    // The token batch filter: each device enrolled with a token request of its own, so its batch holds only it.
+    const batchOf = async (id: string) => (await server.db.pool.query<{ token_batch: string }>('SELECT token_batch FROM devices WHERE id = $1', [id])).rows[0]!.token_batch;
+    const lastBatch = await batchOf(devices[2]!.deviceId);
+    await page.fill('#fleet-search input[name=prefix]', '');
+    await page.fill('#fleet-search input[name=batch]', lastBatch);
+    await page.click('#fleet-search button[type=submit]');
+    await page.waitForFunction((id) => document.querySelectorAll('#fleet-table tbody tr').length === 1 && document.querySelector('#fleet-table tbody td a')?.textContent === id, devices[2]!.deviceId);
+    await shot('2-fleet-batch');
+    await page.fill('#fleet-search input[name=batch]', '');
+    await page.fill('#fleet-search input[name=prefix]', prefix);
+    await page.click('#fleet-search button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#fleet-table tbody tr').length === 3);
 
     // The device page of a connected device.
     const victim = devices[0]!;
@@ -139,6 +151,12 @@ describe('console in chromium', () => {
     await page.click('#dry-run');
     await page.waitForFunction(() => document.querySelector('#dry-run-count')?.textContent === '2');
     await shot('6-bulk-dry-run');
+    // By token batch alone: the one device of that batch.
+    await page.fill('#bulk-form input[name=prefix]', '');
+    await page.fill('#bulk-form input[name=tokenBatch]', lastBatch);
+    await page.click('#dry-run');
+    await page.waitForFunction((id) => document.querySelector('#dry-run-count')?.textContent === '1' && document.querySelector('#dry-run-result td')?.textContent === id, devices[2]!.deviceId);
+    await shot('6-bulk-batch');
 
     // Tokens: one token, downloaded once as CSV.
     await page.click('#nav-tokens');

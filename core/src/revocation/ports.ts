@@ -164,6 +164,8 @@ export interface BulkSelector {
   issuedAfter?: Date | undefined;
   serials?: string[] | undefined;
   status?: 'active' | 'pending' | 'expired' | undefined;
+  /** The devices whose last enrollment used a token of this batch. */
+  tokenBatch?: string | undefined;
 }
 
 export interface BulkTarget {

@@ -34,7 +34,7 @@ export interface ApiRole {
 
 export function buildApiRole(deps: ApiRoleDeps): ApiRole {
   const { config, logger, useCases } = deps;
-  createFleetMetrics(deps.registry, { ...useCases.fleet, connectedIds: () => useCases.fleetEvents.connectedIds() });
+  createFleetMetrics(deps.registry, { ...useCases.fleet, connectedByProfile: () => useCases.presence.connectedByProfile() });
   createDatabaseUpGauge(deps.registry, async () => {
     await deps.database.pool.query('SELECT 1');
   });
@@ -69,6 +69,7 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
           .catch((error: unknown) => logger.error({ err: error }, 'CRL refresh failed'));
       }, config.revocation.crlRefreshCheckMs);
       crlTimer.unref();
+      useCases.connectedSeries.start();
       https = await startHttpsServer({
         app,
         certPem: deps.pki.serverCertPem,
@@ -83,6 +84,7 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
     async stop() {
       clearInterval(crlTimer);
       crlTimer = undefined;
+      useCases.connectedSeries.stop();
       await https?.close();
       https = undefined;
     },

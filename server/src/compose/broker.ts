@@ -1,14 +1,17 @@
 // The broker role: MQTT over mutual TLS with admission and active revocation. `enrolld broker` runs it alone (it never
 // holds a CA key: only its TLS key and the CA certificates); `enrolld up` runs it with rotation on the broker:
 // renewal over MQTT, hints to live sessions, and supersede on a successor's first CONNECT.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createPgEnvironmentStore, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
+import { createPgPresenceStore, createPgEnvironmentStore, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
 import { DEFAULT_ENVIRONMENT } from '@enrolld/protocol';
 import type { RegistryFeed } from '@enrolld/core/admission/ports.js';
 import { profileSourceIn } from '@enrolld/core/profiles/ports.js';
 import { systemClock } from '@enrolld/core/clock.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
+import { createPresenceWriter, type PresenceWriter } from '@enrolld/core/fleet/presence.js';
 import type { Config } from '../config.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createRegistry } from '../metrics.js';
@@ -181,6 +184,8 @@ export function buildBrokerRotation(deps: {
 
 export interface BuiltBroker {
   broker: Broker;
+  /** This node's presence writer (flush() and heartbeat() let tests write without waiting for the timers). */
+  presence: PresenceWriter;
   listen(): Promise<{ port: number }>;
   stop(): Promise<void>;
 }
@@ -192,12 +197,57 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
   return buildOnDatabase(options, async (database) => {
     const material = await brokerMaterialFor(config, database);
     const registry = createRegistry();
-    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database) });
-    return { broker, listen: () => broker.start(), stop: () => broker.stop() };
+    const presence = buildPresence({ config, logger, database });
+    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database), hooks: [presence.hooks] });
+    return {
+      broker,
+      presence: presence.writer,
+      async listen() {
+        const listening = await broker.start();
+        await presence.writer.start();
+        return listening;
+      },
+      async stop() {
+        await presence.writer.stop();
+        await broker.stop();
+      },
+    };
   });
 }
 
-/** Connections, disconnections and refusals of the broker in `enrolld up`, to the console's live events and presence. */
+/**
+ * This broker node's share of the cluster-wide presence (docs/architecture.md §9b): hooks that only note connections
+ * in memory, and the writer that sends them to Postgres in batches with the node's heartbeat. Start it after the broker
+ * listens and stop it before the broker stops: the node's rows go with it.
+ */
+export function buildPresence(deps: { config: Readonly<Config>; logger: Logger; database: Database }): { hooks: BrokerHooks; writer: PresenceWriter } {
+  const { presence } = deps.config.broker;
+  const log = deps.logger.child({ component: 'presence' });
+  let lastErrorLogAt = 0;
+  const writer = createPresenceWriter({
+    store: createPgPresenceStore(deps.database.pool),
+    nodeId: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
+    environment: deps.config.environment,
+    flushMs: presence.flushMs,
+    heartbeatMs: presence.heartbeatMs,
+    staleAfterMs: presence.staleAfterMs,
+    onError: (error, what) => {
+      // One line per 30 s: presence is a view, and the next write retries.
+      if (Date.now() - lastErrorLogAt < 30_000) return;
+      lastErrorLogAt = Date.now();
+      log.warn({ err: error instanceof Error ? error.message : String(error), what }, 'presence write failed; retrying');
+    },
+  });
+  return {
+    writer,
+    hooks: {
+      onConnected: (s) => writer.connected(s.deviceId),
+      onDisconnected: (s) => writer.disconnected(s.deviceId),
+    },
+  };
+}
+
+/** Connections, disconnections and refusals of the broker in `enrolld up`, to the console's live events. */
 export function fleetEventHooks(events: UseCases['fleetEvents']): BrokerHooks {
   return {
     onConnected: (s) => events.publish({ type: 'connected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),
