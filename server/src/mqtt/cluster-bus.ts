@@ -53,6 +53,8 @@ interface ClusterPersistence {
   createRetainedStream(pattern: string): AsyncIterable<unknown>;
 }
 
+const DISCONNECT_TIMEOUT_MS = 200;
+
 export interface ClusterBusOptions {
   redisUrl: string;
   /** Prefix of every pub/sub channel and key of this cluster, e.g. `enrolld:mqtt:`. */
@@ -84,11 +86,13 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
       // Commands wait for a reconnect instead of failing every publish at once; a long outage degrades delivery.
       maxRetriesPerRequest: null,
       retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+      // ioredis waits this long for a socket to close after disconnect() (2 s by default), even one Redis already dropped.
+      disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     });
   const sub = connection('sub');
   const pub = connection('pub');
   // The persistence is the only user of keys: its connection alone carries the key prefix.
-  const store = new Redis(options.redisUrl, { connectionName: 'enrolld-broker-store', keyPrefix: options.prefix, maxRetriesPerRequest: null, retryStrategy: (attempt) => Math.min(attempt * 100, 2000) });
+  const store = new Redis(options.redisUrl, { connectionName: 'enrolld-broker-store', keyPrefix: options.prefix, maxRetriesPerRequest: null, retryStrategy: (attempt) => Math.min(attempt * 100, 2000), disconnectTimeout: DISCONNECT_TIMEOUT_MS });
   const connections = [sub, pub, store];
 
   const up = new Gauge({ name: 'enrolld_broker_cluster_bus_up', help: '1 while this broker reaches the cluster bus (Redis), 0 while cross-node delivery is degraded', registers: [options.registry] });
