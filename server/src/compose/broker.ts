@@ -14,6 +14,7 @@ import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
 import { createPresenceWriter, type PresenceWriter } from '@enrolld/core/fleet/presence.js';
 import type { Config } from '../config.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
+import { createBrokerHttpServer } from '../http/broker-http.js';
 import { createRegistry } from '../metrics.js';
 import { createBroker, defaultBrokerConfig, type Broker, type BrokerHooks } from '../mqtt/broker.js';
 import { createClusterBus } from '../mqtt/cluster-bus.js';
@@ -182,11 +183,20 @@ export function buildBrokerRotation(deps: {
   };
 }
 
+/**
+ * Whether a broker admits CONNECTs: its revocation state is current and, in a cluster, its bus is up and resynced. The
+ * readiness of `enrolld up`'s /readyz and of `enrolld broker`'s (docs/architecture.md §6, "When admission fails closed").
+ */
+export function brokerReadiness(broker: Pick<Broker, 'revocationStatus' | 'clusterReady'>): Record<'revocationState' | 'clusterBus', () => boolean> {
+  return { revocationState: () => broker.revocationStatus().known, clusterBus: () => broker.clusterReady() };
+}
+
 export interface BuiltBroker {
   broker: Broker;
   /** This node's presence writer (flush() and heartbeat() let tests write without waiting for the timers). */
   presence: PresenceWriter;
-  listen(): Promise<{ port: number }>;
+  /** Starts the HTTP port (BROKER_HTTP_PORT), then MQTT; resolves once both listen. */
+  listen(): Promise<{ port: number; httpPort: number }>;
   stop(): Promise<void>;
 }
 
@@ -199,17 +209,32 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
     const registry = createRegistry();
     const presence = buildPresence({ config, logger, database });
     const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database), hooks: [presence.hooks] });
+    const ready = brokerReadiness(broker);
+    let mqttListening = false;
+    const http = createBrokerHttpServer({
+      host: config.brokerHttp.host,
+      port: config.brokerHttp.port,
+      registry,
+      // Admission also waits for the profiles and for the MQTT port itself (a cluster node listens once its bus is up).
+      checkReadiness: () => ({ mqtt: mqttListening, revocationState: ready.revocationState(), clusterBus: ready.clusterBus(), profiles: broker.profilesLoaded() }),
+    });
     return {
       broker,
       presence: presence.writer,
       async listen() {
+        // HTTP first: /healthz answers and /readyz says why not yet while MQTT waits for its cluster bus.
+        const { port: httpPort } = await http.listen();
+        logger.info({ host: config.brokerHttp.host, port: httpPort }, 'broker HTTP listening (/healthz, /readyz, /metrics)');
         const listening = await broker.start();
+        mqttListening = true;
         await presence.writer.start();
-        return listening;
+        return { ...listening, httpPort };
       },
       async stop() {
+        mqttListening = false;
         await presence.writer.stop();
         await broker.stop();
+        await http.close();
       },
     };
   });
