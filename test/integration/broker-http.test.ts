@@ -7,7 +7,7 @@ import net from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { PROBLEM_TYPE_BASE } from '@enrolld/protocol';
 import { clusterPrefixFor } from '../support/broker-harness.js';
-import { ENROLLD_BIN, freePort, spawnBroker, type BrokerProcess } from '../support/processes.js';
+import { ENROLLD_BIN, freePort, REPO_ROOT, spawnBroker, type BrokerProcess } from '../support/processes.js';
 import { startTestRedisServer, type TestRedisServer } from '../support/redis-server.js';
 import { startTestServer, type TestServer } from '../support/server-harness.js';
 import { waitForValue } from '../support/wait-for.js';
@@ -23,6 +23,16 @@ async function get(url: string, init: RequestInit = {}): Promise<Answer> {
   const res = await fetch(url, init);
   const body = await res.text();
   return { status: res.status, type: res.headers.get('content-type') ?? '', body, json: <T>() => JSON.parse(body) as T };
+}
+
+/** The container's HEALTHCHECK of a broker (`healthcheck.mjs broker`): its exit code. */
+function healthcheck(port: number): Promise<number> {
+  const env = { PATH: process.env.PATH ?? '', LISTEN_HOST: '127.0.0.1', BROKER_HTTP_PORT: String(port) };
+  return new Promise((resolve) => {
+    execFile(process.execPath, [`${REPO_ROOT}server/scripts/healthcheck.mjs`, 'broker'], { env, timeout: 30_000 }, (error) => {
+      resolve(error ? ((error as { code?: number }).code ?? 1) : 0);
+    });
+  });
 }
 
 describe('`enrolld broker` HTTP port: /healthz, /readyz, /metrics', () => {
@@ -63,6 +73,7 @@ describe('`enrolld broker` HTTP port: /healthz, /readyz, /metrics', () => {
       return r.status === 200 ? r : undefined;
     }, 20_000, 'the broker to be ready');
     expect(res.json()).toEqual({ status: 'ready', checks: { mqtt: true, revocationState: true, clusterBus: true, profiles: true } });
+    expect(await healthcheck(broker.httpPort)).toBe(0);
   });
 
   it('/readyz: 503 problem+json naming the cluster bus while Redis is down, 200 again after the node resynced, same process', async () => {
@@ -80,6 +91,7 @@ describe('`enrolld broker` HTTP port: /healthz, /readyz, /metrics', () => {
       expect(problem.detail).toContain('clusterBus');
       // Alive all the while: an orchestrator must not restart a node whose dependency is down.
       expect((await get(`${base}/healthz`)).status).toBe(200);
+      expect(await healthcheck(broker.httpPort)).toBe(1);
       expect(await get(`${base}/metrics`).then((r) => r.body)).toMatch(/^enrolld_broker_cluster_bus_up 0$/m);
     } finally {
       await redis.restart();
