@@ -81,12 +81,13 @@ function EventRow({ e }) {
     <strong>${describeEvent(e)}</strong>
     ${e.deviceId ? html`<a href=${`#/device/${encodeURIComponent(e.deviceId)}`}>${e.deviceId}</a>` : ''}
     ${e.serial ? html`<code>${e.serial}</code>` : ''}
+    ${e.count > 1 ? html`<span class="event-count" title="repeats within half a second, shown once">×${e.count}</span>` : ''}
   </li>`;
 }
 
 function EventsPage() {
   const events = useLiveEvents();
-  const alarms = events.filter((e) => e.type === 'refused' && e.reason === 'revoked').length;
+  const alarms = events.filter((e) => e.type === 'refused' && e.reason === 'revoked').reduce((n, e) => n + (e.count ?? 1), 0);
   return html`<section>
     <h2>Live events</h2>
     ${alarms > 0 ? html`<p class="banner-alarm" role="alert">${alarms} attempt(s) with a revoked certificate</p>` : ''}
