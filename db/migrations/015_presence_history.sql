@@ -7,7 +7,9 @@ ALTER TABLE device_last_seen
 -- The console's connected-devices chart, one row per time bucket for the whole cluster: every API replica tries to
 -- write the bucket it is in and the first one wins (ON CONFLICT DO NOTHING), so every replica draws the same history,
 -- and a replica started a minute ago draws the last hour too. The writer of a bucket deletes rows past the retention.
+-- sampled_at is when the count was taken (the chart's x), bucket only what makes it one per interval.
 CREATE TABLE connected_samples (
   bucket timestamptz PRIMARY KEY,
+  sampled_at timestamptz NOT NULL DEFAULT now(),
   connected integer NOT NULL CHECK (connected >= 0)
 );

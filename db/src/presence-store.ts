@@ -101,11 +101,11 @@ export function createPgPresenceStore(pool: pg.Pool): PresenceStore {
     },
 
     async connectedHistory(sinceMs) {
-      const { rows } = await pool.query<{ bucket: Date; connected: number }>(
-        `SELECT bucket, connected FROM connected_samples WHERE bucket >= now() - make_interval(secs => $1::double precision / 1000) ORDER BY bucket`,
+      const { rows } = await pool.query<{ sampled_at: Date; connected: number }>(
+        `SELECT sampled_at, connected FROM connected_samples WHERE bucket >= now() - make_interval(secs => $1::double precision / 1000) ORDER BY bucket`,
         [sinceMs],
       );
-      return rows.map((r) => ({ at: r.bucket, connected: r.connected }));
+      return rows.map((r) => ({ at: r.sampled_at, connected: r.connected }));
     },
 
     async connectedByProfile() {

@@ -79,8 +79,8 @@ describe('the console across processes', () => {
       const stored = (c: FleetCharts) => JSON.stringify(c.connected.slice(0, -1));
       return a.connected.length > 1 && stored(a) === stored(b) ? a.connected.slice(0, -1) : undefined;
     }, 20_000, 'a shared history');
-    const rows = await server.db.pool.query<{ bucket: Date; connected: number }>('SELECT bucket, connected FROM connected_samples ORDER BY bucket');
-    expect(history).toEqual(rows.rows.map((r) => ({ at: r.bucket.getTime(), connected: r.connected })));
+    const rows = await server.db.pool.query<{ bucket: Date; sampled_at: Date; connected: number }>('SELECT bucket, sampled_at, connected FROM connected_samples ORDER BY bucket');
+    expect(history).toEqual(rows.rows.map((r) => ({ at: r.sampled_at.getTime(), connected: r.connected })));
     // One row per 5 s bucket, whichever API wrote it.
     expect(rows.rows.every((r) => r.bucket.getTime() % 5000 === 0)).toBe(true);
   });

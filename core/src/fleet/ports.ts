@@ -81,7 +81,7 @@ export interface PresenceStore {
    * `retainMs`.
    */
   sampleConnected(bucketMs: number, retainMs: number): Promise<boolean>;
-  /** The samples of the last `sinceMs`, oldest first. */
+  /** The samples of the buckets of the last `sinceMs`, oldest first, each at the time its count was taken. */
   connectedHistory(sinceMs: number): Promise<Array<{ at: Date; connected: number }>>;
   /** Connected devices by their profile. */
   connectedByProfile(): Promise<Array<{ profile: string; count: number }>>;

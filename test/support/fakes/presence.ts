@@ -8,8 +8,8 @@ export function createMemoryPresenceStore(clock: Clock, profileOf: (deviceId: st
   /** `${nodeId}\n${deviceId}` → since */
   const rows = new Map<string, { nodeId: string; deviceId: string; since: Date }>();
   const lastSeen = new Map<string, Date>();
-  /** bucket start (ms) → connected */
-  const samples = new Map<number, number>();
+  /** bucket start (ms) → when sampled and the count */
+  const samples = new Map<number, { at: number; connected: number }>();
   const now = () => clock.now().getTime();
   const see = (deviceId: string, at: Date) => {
     const known = lastSeen.get(deviceId);
@@ -55,15 +55,15 @@ export function createMemoryPresenceStore(clock: Clock, profileOf: (deviceId: st
     async sampleConnected(bucketMs, retainMs) {
       const bucket = Math.floor(now() / bucketMs) * bucketMs;
       if (samples.has(bucket)) return false;
-      samples.set(bucket, connectedIds().size);
+      samples.set(bucket, { at: now(), connected: connectedIds().size });
       for (const at of samples.keys()) if (at < now() - retainMs) samples.delete(at);
       return true;
     },
     async connectedHistory(sinceMs) {
       return [...samples]
-        .filter(([at]) => at >= now() - sinceMs)
+        .filter(([bucket]) => bucket >= now() - sinceMs)
         .sort(([a], [b]) => a - b)
-        .map(([at, connected]) => ({ at: new Date(at), connected }));
+        .map(([, s]) => ({ at: new Date(s.at), connected: s.connected }));
     },
     async connectedByProfile() {
       const counts = new Map<string, number>();
