@@ -12,6 +12,9 @@ import { profileSourceIn } from '@enrolld/core/profiles/ports.js';
 import { systemClock } from '@enrolld/core/clock.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
 import { createPresenceWriter, type PresenceWriter } from '@enrolld/core/fleet/presence.js';
+import type { ClusterEvents } from '@enrolld/core/fleet/cluster-events.js';
+import { createFleetEvents } from '@enrolld/core/fleet/live-events.js';
+import { buildClusterEvents } from './cluster-events.js';
 import type { Config } from '../config.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createBrokerHttpServer } from '../http/broker-http.js';
@@ -195,6 +198,8 @@ export interface BuiltBroker {
   broker: Broker;
   /** This node's presence writer (flush() and heartbeat() let tests write without waiting for the timers). */
   presence: PresenceWriter;
+  /** This node's relay of live events to the APIs (flush() lets tests send without waiting for the timer). */
+  fleetEvents: ClusterEvents;
   /** Starts the HTTP port (BROKER_HTTP_PORT), then MQTT; resolves once both listen. */
   listen(): Promise<{ port: number; httpPort: number }>;
   stop(): Promise<void>;
@@ -208,7 +213,10 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
     const material = await brokerMaterialFor(config, database);
     const registry = createRegistry();
     const presence = buildPresence({ config, logger, database });
-    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database), hooks: [presence.hooks] });
+    // Connections and refusals go to every API's live events (sent in batches, never on the CONNECT path).
+    const fleetEvents = createFleetEvents();
+    const clusterEvents = buildClusterEvents({ database, events: fleetEvents, logger, listen: false });
+    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database), hooks: [presence.hooks, fleetEventHooks(fleetEvents)] });
     const ready = brokerReadiness(broker);
     let mqttListening = false;
     const http = createBrokerHttpServer({
@@ -221,10 +229,12 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
     return {
       broker,
       presence: presence.writer,
+      fleetEvents: clusterEvents,
       async listen() {
         // HTTP first: /healthz answers and /readyz says why not yet while MQTT waits for its cluster bus.
         const { port: httpPort } = await http.listen();
         logger.info({ host: config.brokerHttp.host, port: httpPort }, 'broker HTTP listening (/healthz, /readyz, /metrics)');
+        await clusterEvents.start();
         const listening = await broker.start();
         mqttListening = true;
         await presence.writer.start();
@@ -234,6 +244,7 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
         mqttListening = false;
         await presence.writer.stop();
         await broker.stop();
+        await clusterEvents.stop();
         await http.close();
       },
     };
@@ -272,8 +283,8 @@ export function buildPresence(deps: { config: Readonly<Config>; logger: Logger; 
   };
 }
 
-/** Connections, disconnections and refusals of the broker in `enrolld up`, to the console's live events. */
-export function fleetEventHooks(events: UseCases['fleetEvents']): BrokerHooks {
+/** Connections, disconnections and refusals of this process's broker, to the console's live events. */
+export function fleetEventHooks(events: Pick<UseCases['fleetEvents'], 'publish' | 'now'>): BrokerHooks {
   return {
     onConnected: (s) => events.publish({ type: 'connected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),
     onDisconnected: (s) => events.publish({ type: 'disconnected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),
