@@ -21,3 +21,4 @@ export { createPgBulkRevocationStore } from './bulk-revocation-store.js';
 export { createPgFleetStore } from './fleet-store.js';
 export { createPgEnvironmentStore } from './environment-store.js';
 export { createPgPresenceStore } from './presence-store.js';
+export { createPgFleetEventBus, parseFleetEventBatch, FLEET_EVENTS_CHANNEL } from './fleet-event-bus.js';

@@ -16,7 +16,7 @@ const APPLY = `
   gone AS (
     DELETE FROM device_presence WHERE node_id = $1 AND device_id = ANY($4::text[]))
   INSERT INTO device_last_seen (device_id, seen_at)
-  SELECT d, a FROM unnest($5::text[], $6::timestamptz[]) AS t(d, a)
+  SELECT d, a FROM unnest($5::text[], $6::timestamptz[]) AS t(d, a) WHERE EXISTS (SELECT 1 FROM devices WHERE id = t.d)
   ON CONFLICT (device_id) DO UPDATE SET seen_at = GREATEST(device_last_seen.seen_at, EXCLUDED.seen_at)`;
 
 // The devices of the removed nodes were last seen at their node's last heartbeat (a node that stops in order: now).
@@ -24,9 +24,27 @@ const REMOVE_NODES = (where: string, seenAt: string) => `
   WITH gone AS (DELETE FROM broker_nodes WHERE ${where} RETURNING node_id, heartbeat_at),
   seen AS (
     INSERT INTO device_last_seen (device_id, seen_at)
-    SELECT p.device_id, max(${seenAt}) FROM device_presence p JOIN gone g ON g.node_id = p.node_id GROUP BY p.device_id
+    SELECT p.device_id, max(${seenAt}) FROM device_presence p JOIN gone g ON g.node_id = p.node_id
+     WHERE EXISTS (SELECT 1 FROM devices WHERE id = p.device_id) GROUP BY p.device_id
     ON CONFLICT (device_id) DO UPDATE SET seen_at = GREATEST(device_last_seen.seen_at, EXCLUDED.seen_at))
   SELECT count(*)::int AS n FROM gone`;
+
+// Last seen references devices (015): a deleted device's connect or disconnect still in a batch is skipped, not a
+// foreign-key error that would fail the node's whole batch again and again.
+
+// The bucket is taken from the database's clock, so replicas whose clocks differ still agree on it. The count is
+// computed only when the bucket is still empty; two replicas racing on it both count, and the first insert wins.
+const SAMPLE = `
+  WITH b AS (SELECT to_timestamp(floor(extract(epoch FROM now()) * 1000 / $1) * $1 / 1000) AS bucket),
+  ins AS (
+    INSERT INTO connected_samples (bucket, connected)
+    SELECT b.bucket, (SELECT count(DISTINCT p.device_id) FROM device_presence p JOIN broker_nodes n ON n.node_id = p.node_id
+                       WHERE n.expires_at > now())
+      FROM b WHERE NOT EXISTS (SELECT 1 FROM connected_samples s WHERE s.bucket = b.bucket)
+    ON CONFLICT (bucket) DO NOTHING RETURNING bucket),
+  old AS (
+    DELETE FROM connected_samples WHERE EXISTS (SELECT 1 FROM ins) AND bucket < now() - make_interval(secs => $2::double precision / 1000))
+  SELECT count(*)::int AS n FROM ins`;
 
 export function createPgPresenceStore(pool: pg.Pool): PresenceStore {
   return {
@@ -75,6 +93,19 @@ export function createPgPresenceStore(pool: pg.Pool): PresenceStore {
         `SELECT count(DISTINCT p.device_id)::int AS n FROM device_presence p JOIN broker_nodes n ON n.node_id = p.node_id WHERE n.expires_at > now()`,
       );
       return rows[0]!.n;
+    },
+
+    async sampleConnected(bucketMs, retainMs) {
+      const { rows } = await pool.query<{ n: number }>(SAMPLE, [bucketMs, retainMs]);
+      return rows[0]!.n > 0;
+    },
+
+    async connectedHistory(sinceMs) {
+      const { rows } = await pool.query<{ sampled_at: Date; connected: number }>(
+        `SELECT sampled_at, connected FROM connected_samples WHERE bucket >= now() - make_interval(secs => $1::double precision / 1000) ORDER BY bucket`,
+        [sinceMs],
+      );
+      return rows.map((r) => ({ at: r.sampled_at, connected: r.connected }));
     },
 
     async connectedByProfile() {

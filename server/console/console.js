@@ -55,6 +55,11 @@ function useLiveEvents() {
   return live.events;
 }
 
+/** Attempts with a revoked certificate; an event another node coalesced counts its repeats. */
+function revokedAttempts(events) {
+  return events.filter((e) => e.type === 'refused' && e.reason === 'revoked').reduce((n, e) => n + (e.count ?? 1), 0);
+}
+
 function describeEvent(e) {
   switch (e.type) {
     case 'refused':
@@ -81,12 +86,13 @@ function EventRow({ e }) {
     <strong>${describeEvent(e)}</strong>
     ${e.deviceId ? html`<a href=${`#/device/${encodeURIComponent(e.deviceId)}`}>${e.deviceId}</a>` : ''}
     ${e.serial ? html`<code>${e.serial}</code>` : ''}
+    ${e.count > 1 ? html`<span class="event-count" title="repeats within half a second, shown once">×${e.count}</span>` : ''}
   </li>`;
 }
 
 function EventsPage() {
   const events = useLiveEvents();
-  const alarms = events.filter((e) => e.type === 'refused' && e.reason === 'revoked').length;
+  const alarms = revokedAttempts(events);
   return html`<section>
     <h2>Live events</h2>
     ${alarms > 0 ? html`<p class="banner-alarm" role="alert">${alarms} attempt(s) with a revoked certificate</p>` : ''}
@@ -472,7 +478,7 @@ function App({ admin, role }) {
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
   }, []);
-  const alarms = events.filter((e) => e.type === 'refused' && e.reason === 'revoked').length;
+  const alarms = revokedAttempts(events);
   const nav = [['fleet', 'Fleet'], ['tokens', 'Tokens'], ['bulk', 'Bulk revoke'], ['events', 'Live events'], ['charts', 'Charts'], ['audit', 'Audit']];
   return html`<header class="top">
       <h1>enrolld</h1>

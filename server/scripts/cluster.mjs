@@ -1,8 +1,9 @@
 // `npm run cluster`: the scale-out topology as local processes, without Docker: 2 API replicas and 2 brokers of one
 // Redis cluster over one Postgres. The first API creates the CA in ENROLLD_HOME (once); the others start after it is ready.
 // Env: DATABASE_URL (required), REDIS_URL, ENROLLD_HOME (default ./.enrolld-cluster), CLUSTER_HTTPS_PORTS (8443,8444),
-// CLUSTER_MQTTS_PORTS (8883,8884). Ctrl-C stops every process (each gets SIGINT, its orderly stop); any process that exits
-// takes the others down.
+// CLUSTER_MQTTS_PORTS (8883,8884), CLUSTER_BROKER_HTTP_PORTS (each broker's /healthz, /readyz and /metrics: 9883,9884, or
+// free ports when CLUSTER_MQTTS_PORTS is set; each broker prints its own). Ctrl-C stops every process (each gets SIGINT,
+// its orderly stop); any process that exits takes the others down.
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -19,6 +20,7 @@ const home = path.resolve(process.env.ENROLLD_HOME ?? '.enrolld-cluster');
 const ports = (name, fallback) => (process.env[name] ?? fallback).split(',').map((p) => Number(p.trim()));
 const httpsPorts = ports('CLUSTER_HTTPS_PORTS', '8443,8444');
 const mqttsPorts = ports('CLUSTER_MQTTS_PORTS', '8883,8884');
+const brokerHttpPorts = ports('CLUSTER_BROKER_HTTP_PORTS', process.env.CLUSTER_MQTTS_PORTS ? mqttsPorts.map(() => 0).join(',') : '9883,9884');
 const base = { ...process.env, ENROLLD_HOME: home, BROKER_CLUSTER: 'redis' };
 
 const children = [];
@@ -69,5 +71,8 @@ async function ready(port) {
 start('api-1', 'api', { HTTPS_PORT: String(httpsPorts[0]) });
 await ready(httpsPorts[0]);
 httpsPorts.slice(1).forEach((port, i) => start(`api-${i + 2}`, 'api', { HTTPS_PORT: String(port) }));
-mqttsPorts.forEach((port, i) => start(`broker-${i + 1}`, 'broker', { MQTTS_PORT: String(port) }));
-process.stdout.write(`cluster: API on https://localhost:{${httpsPorts.join(',')}}, brokers on mqtts://localhost:{${mqttsPorts.join(',')}}, ENROLLD_HOME=${home}\n`);
+mqttsPorts.forEach((port, i) => start(`broker-${i + 1}`, 'broker', { MQTTS_PORT: String(port), BROKER_HTTP_PORT: String(brokerHttpPorts[i] ?? 0) }));
+process.stdout.write(
+  `cluster: API on https://localhost:{${httpsPorts.join(',')}}, brokers on mqtts://localhost:{${mqttsPorts.join(',')}} ` +
+    `with /healthz, /readyz, /metrics on http://localhost:{${mqttsPorts.map((_, i) => brokerHttpPorts[i] || 'any').join(',')}}, ENROLLD_HOME=${home}\n`,
+);

@@ -87,6 +87,10 @@ const envSchema = z.object({
   LISTEN_HOST: z.string().min(1).default('0.0.0.0'),
   HTTPS_PORT: port(8443),
   MQTTS_PORT: port(8883),
+  /** `enrolld broker`'s plain-HTTP port: /healthz, /readyz and /metrics only (no admin routes, nothing secret). */
+  BROKER_HTTP_PORT: port(9883),
+  /** Where that port listens; default LISTEN_HOST (a probe or a scraper must reach it; 127.0.0.1 keeps it local). */
+  BROKER_HTTP_HOST: z.string().regex(/^[A-Za-z0-9.:%-]{1,253}$/, 'must be an IP address or a host name').optional(),
   DATABASE_URL: z.string().url().optional(),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(20),
   /** A request that waits this long for a pooled connection gets 503 with Retry-After instead of hanging. */
@@ -218,6 +222,10 @@ const envSchema = z.object({
   if (e.DB_QUERY_TIMEOUT < e.DB_STATEMENT_TIMEOUT) {
     ctx.addIssue({ code: 'custom', path: ['DB_QUERY_TIMEOUT'], message: `must be at least DB_STATEMENT_TIMEOUT (${e.DB_STATEMENT_TIMEOUT}s), so Postgres cancels a slow statement before the client gives up on it` });
   }
+  // Both ports of `enrolld broker` listen on one host unless BROKER_HTTP_HOST moves the HTTP one.
+  if (e.BROKER_HTTP_PORT !== 0 && e.BROKER_HTTP_PORT === e.MQTTS_PORT && (e.BROKER_HTTP_HOST ?? e.LISTEN_HOST) === e.LISTEN_HOST) {
+    ctx.addIssue({ code: 'custom', path: ['BROKER_HTTP_PORT'], message: `must differ from MQTTS_PORT (${e.MQTTS_PORT}): the broker listens on both` });
+  }
   if (e.BROKER_MAX_STALENESS <= e.BROKER_RESYNC_INTERVAL) {
     ctx.addIssue({ code: 'custom', path: ['BROKER_MAX_STALENESS'], message: `must be longer than BROKER_RESYNC_INTERVAL (${e.BROKER_RESYNC_INTERVAL}s), or every broker fails closed between two resyncs` });
   }
@@ -232,6 +240,8 @@ export interface Config {
   listenHost: string;
   httpsPort: number;
   mqttsPort: number;
+  /** `enrolld broker`'s health and metrics port (BROKER_HTTP_PORT) and where it listens (BROKER_HTTP_HOST, else LISTEN_HOST). */
+  brokerHttp: { host: string; port: number };
   databaseUrl: string | undefined;
   dbPoolMax: number;
   dbCheckoutTimeoutMs: number;
@@ -326,6 +336,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     listenHost: e.LISTEN_HOST,
     httpsPort: e.HTTPS_PORT,
     mqttsPort: e.MQTTS_PORT,
+    brokerHttp: Object.freeze({ host: e.BROKER_HTTP_HOST ?? e.LISTEN_HOST, port: e.BROKER_HTTP_PORT }),
     databaseUrl: e.DATABASE_URL,
     dbPoolMax: e.DB_POOL_MAX,
     dbCheckoutTimeoutMs: Math.round(e.DB_CHECKOUT_TIMEOUT * 1000),

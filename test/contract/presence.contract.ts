@@ -91,5 +91,29 @@ export function describePresenceStoreContract(name: string, makeStores: () => Pr
       await presence.removeNode(b);
       expect(await presence.connectedCount()).toBe(count0);
     });
+
+    it('the connected chart: one sample per bucket however many replicas offer it, the same history for every reader, bounded', async () => {
+      const { presence, ids, node } = await setup(1);
+      const a = node();
+      await presence.heartbeat(a, 'default', LONG);
+      await presence.apply(a, connect(ids[0]!));
+      const DAY = 86_400_000;
+      const before = await presence.connectedHistory(2 * DAY);
+      const count = await presence.connectedCount();
+      // Five replicas offer the day's sample at once: only the first write of a bucket is kept (two buckets at most,
+      // should the calls straddle midnight UTC).
+      const wrote = (await Promise.all(Array.from({ length: 5 }, () => presence.sampleConnected(DAY, 2 * DAY)))).filter(Boolean).length;
+      const after = await presence.connectedHistory(2 * DAY);
+      expect(before).toEqual([]);
+      expect(wrote).toBeGreaterThanOrEqual(1);
+      expect(wrote).toBeLessThanOrEqual(2);
+      expect(after.length - before.length).toBe(wrote);
+      expect(after.at(-1)!.connected).toBe(count);
+      expect(new Set(after.map((s) => Math.floor(s.at.getTime() / DAY))).size).toBe(after.length);
+      expect(await presence.sampleConnected(DAY, 2 * DAY)).toBe(false);
+      // Retention: the writer of a new bucket drops the samples older than retainMs.
+      await waitFor(async () => (await presence.sampleConnected(1, 1)) && (await presence.connectedHistory(2 * DAY)).length === 1, 5000, 'older samples dropped');
+      await presence.removeNode(a);
+    });
   });
 }

@@ -2,7 +2,8 @@
 // search → open a device → revoke it → see the live event and the session cut → a revoked certificate's reconnect
 // stands out → bulk dry run → tokens CSV once → charts → audit. User strings planted with HTML (a revocation comment,
 // a profile name) are shown as text. Then a browser with an admin client certificate signs in by it, without a token,
-// until the admin is revoked. One screenshot per page goes to test-artifacts/console/.
+// until the admin is revoked. A refusal another broker process sent (coalesced, with a count) counts its repeats. One
+// screenshot per page goes to test-artifacts/console/.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -143,6 +144,12 @@ describe('console in chromium', () => {
     await alarm.waitFor();
     await expect(alarm.textContent()).resolves.toContain('Revoked certificate attempted connection');
     await expect(page.locator('.banner-alarm').textContent()).resolves.toContain('revoked certificate');
+    // Another broker process's reconnect loop, as its relay sends it over Postgres (coalesced: one event, a count).
+    const fromAnotherNode = { origin: 'another-broker', events: [{ type: 'refused', deviceId: victim.deviceId, serial: victim.serial, reason: 'revoked', at: new Date().toISOString(), count: 4 }] };
+    await server.db.pool.query('SELECT pg_notify($1, $2)', ['enrolld_fleet_events', JSON.stringify(fromAnotherNode)]);
+    await page.locator(`li.event-alarm:has-text("×4")`).waitFor();
+    await expect(page.locator('.banner-alarm').textContent()).resolves.toContain('5 attempt(s)');
+    await expect(page.locator('#nav-events .count-alarm').textContent()).resolves.toBe('5');
     await shot('5-live-events');
 
     // Bulk dry run over the prefix: the two left.

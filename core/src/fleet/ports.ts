@@ -1,6 +1,7 @@
 // What the fleet console and the fleet metrics read (docs/architecture.md §9b): a keyset search over devices and a few
 // aggregates. Filters are all optional and combine with AND, so a new one is one more field.
 import type { CertificateStatus, DeviceSummary } from '@enrolld/protocol';
+import type { FleetEvent } from './live-events.js';
 
 export interface FleetQuery {
   limit: number;
@@ -74,6 +75,33 @@ export interface PresenceStore {
   presenceOf(deviceIds: string[]): Promise<Map<string, DevicePresence>>;
   /** Devices connected on at least one live node. */
   connectedCount(): Promise<number>;
+  /**
+   * The connected-devices chart, shared by every API replica: writes `connectedCount()` into the `bucketMs` bucket the
+   * store's clock is in unless some replica already did (true when this call wrote it), and drops buckets older than
+   * `retainMs`.
+   */
+  sampleConnected(bucketMs: number, retainMs: number): Promise<boolean>;
+  /** The samples of the buckets of the last `sinceMs`, oldest first, each at the time its count was taken. */
+  connectedHistory(sinceMs: number): Promise<Array<{ at: Date; connected: number }>>;
   /** Connected devices by their profile. */
   connectedByProfile(): Promise<Array<{ profile: string; count: number }>>;
+}
+
+/** Fleet events one process sends the others in one message (cluster-events.ts). */
+export interface FleetEventBatch {
+  /** The sending relay; a relay drops its own batches when the bus brings them back. */
+  origin: string;
+  events: FleetEvent[];
+}
+
+/**
+ * Carries fleet events between processes (Postgres NOTIFY in production). Best effort: a batch sent while a listener
+ * is reconnecting is not delivered to it, which live events tolerate (the console's pages read the stores).
+ */
+export interface FleetEventBus {
+  /** Sends the batches (each small enough for one message), in one round trip. */
+  send(batches: FleetEventBatch[]): Promise<void>;
+  /** Starts hearing every batch sent on the bus, own ones included. */
+  listen(onBatch: (batch: FleetEventBatch) => void): Promise<void>;
+  stop(): Promise<void>;
 }

@@ -121,19 +121,28 @@ export function createPresenceWriter(options: PresenceWriterOptions) {
 export type PresenceWriter = ReturnType<typeof createPresenceWriter>;
 
 /**
- * The connected-devices series of the console chart: `count()` (the cluster-wide count from the store) sampled every
- * `sampleMs`, at most `maxSamples` points, plus the value at the moment it is read.
+ * The connected-devices series of the console chart, kept in the store for the whole cluster: every `sampleMs` each API
+ * replica offers a sample for the current bucket and the store keeps the first (so one writer per bucket cluster-wide),
+ * keeping `retainMs`. Reading returns that shared history plus the value at the moment it is read, so a replica started
+ * a minute ago draws the same hour as the others.
  */
-export function createConnectedSeries(options: { count: () => Promise<number>; sampleMs: number; maxSamples: number; now?: () => Date }) {
+export function createConnectedSeries(options: {
+  store: Pick<PresenceStore, 'connectedCount' | 'sampleConnected' | 'connectedHistory'>;
+  sampleMs: number;
+  retainMs: number;
+  now?: () => Date;
+  onError?: (error: unknown) => void;
+}) {
   const now = options.now ?? (() => new Date());
-  const series: Array<{ at: number; connected: number }> = [];
+  const { store } = options;
   let timer: ReturnType<typeof setInterval> | undefined;
-  async function sample(): Promise<number | undefined> {
-    const connected = await options.count().catch(() => undefined);
-    if (connected === undefined) return undefined;
-    series.push({ at: now().getTime(), connected });
-    if (series.length > options.maxSamples) series.shift();
-    return connected;
+  let sampling: Promise<unknown> | undefined;
+  function sample(): Promise<unknown> {
+    sampling ??= store
+      .sampleConnected(options.sampleMs, options.retainMs)
+      .catch((error: unknown) => options.onError?.(error))
+      .finally(() => (sampling = undefined));
+    return sampling;
   }
   return {
     start(): void {
@@ -141,13 +150,20 @@ export function createConnectedSeries(options: { count: () => Promise<number>; s
       timer = setInterval(() => void sample(), options.sampleMs);
       timer.unref?.();
     },
-    stop(): void {
+    /** Offers a sample now (tests; the timer does the same). */
+    sample,
+    async stop(): Promise<void> {
       clearInterval(timer);
       timer = undefined;
+      await sampling;
     },
     async read(): Promise<Array<{ at: number; connected: number }>> {
-      const current = await options.count().catch(() => undefined);
-      return current === undefined ? [...series] : [...series, { at: now().getTime(), connected: current }];
+      const [history, current] = await Promise.all([
+        store.connectedHistory(options.retainMs).catch(() => []),
+        store.connectedCount().catch(() => undefined),
+      ]);
+      const series = history.map((h) => ({ at: h.at.getTime(), connected: h.connected }));
+      return current === undefined ? series : [...series, { at: now().getTime(), connected: current }];
     },
   };
 }

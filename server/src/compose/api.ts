@@ -9,6 +9,7 @@ import { startHttpsServer, type RunningHttpsServer } from '../http/https-server.
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createDatabaseUpGauge, createFleetMetrics, createRegistry } from '../metrics.js';
 import { ensureAdminToken } from './admin-token.js';
+import { buildClusterEvents } from './cluster-events.js';
 import { buildOnDatabase, type Database } from './database.js';
 import { prepareEnvironments } from './environments.js';
 import { loadPki, pkiPaths, type PkiHome } from './pki-home.js';
@@ -52,6 +53,8 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
     trustedProxies: config.http.trustedProxies,
     failedTokenLimit: config.http.failedTokenLimit,
   });
+  // The other processes' live events reach this API's event streams, and this process's reach theirs.
+  const clusterEvents = buildClusterEvents({ database: deps.database, events: useCases.fleetEvents, logger, listen: true });
   let https: RunningHttpsServer | undefined;
   let crlTimer: NodeJS.Timeout | undefined;
   return {
@@ -70,6 +73,7 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
       }, config.revocation.crlRefreshCheckMs);
       crlTimer.unref();
       useCases.connectedSeries.start();
+      await clusterEvents.start();
       https = await startHttpsServer({
         app,
         certPem: deps.pki.serverCertPem,
@@ -84,9 +88,10 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
     async stop() {
       clearInterval(crlTimer);
       crlTimer = undefined;
-      useCases.connectedSeries.stop();
+      await useCases.connectedSeries.stop();
       await https?.close();
       https = undefined;
+      await clusterEvents.stop();
     },
   };
 }

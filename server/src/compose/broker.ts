@@ -12,8 +12,12 @@ import { profileSourceIn } from '@enrolld/core/profiles/ports.js';
 import { systemClock } from '@enrolld/core/clock.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
 import { createPresenceWriter, type PresenceWriter } from '@enrolld/core/fleet/presence.js';
+import type { ClusterEvents } from '@enrolld/core/fleet/cluster-events.js';
+import { createFleetEvents } from '@enrolld/core/fleet/live-events.js';
+import { buildClusterEvents } from './cluster-events.js';
 import type { Config } from '../config.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
+import { createBrokerHttpServer } from '../http/broker-http.js';
 import { createRegistry } from '../metrics.js';
 import { createBroker, defaultBrokerConfig, type Broker, type BrokerHooks } from '../mqtt/broker.js';
 import { createClusterBus } from '../mqtt/cluster-bus.js';
@@ -182,11 +186,22 @@ export function buildBrokerRotation(deps: {
   };
 }
 
+/**
+ * Whether a broker admits CONNECTs: its revocation state is current and, in a cluster, its bus is up and resynced. The
+ * readiness of `enrolld up`'s /readyz and of `enrolld broker`'s (docs/architecture.md §6, "When admission fails closed").
+ */
+export function brokerReadiness(broker: Pick<Broker, 'revocationStatus' | 'clusterReady'>): Record<'revocationState' | 'clusterBus', () => boolean> {
+  return { revocationState: () => broker.revocationStatus().known, clusterBus: () => broker.clusterReady() };
+}
+
 export interface BuiltBroker {
   broker: Broker;
   /** This node's presence writer (flush() and heartbeat() let tests write without waiting for the timers). */
   presence: PresenceWriter;
-  listen(): Promise<{ port: number }>;
+  /** This node's relay of live events to the APIs (flush() lets tests send without waiting for the timer). */
+  fleetEvents: ClusterEvents;
+  /** Starts the HTTP port (BROKER_HTTP_PORT), then MQTT; resolves once both listen. */
+  listen(): Promise<{ port: number; httpPort: number }>;
   stop(): Promise<void>;
 }
 
@@ -198,18 +213,39 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
     const material = await brokerMaterialFor(config, database);
     const registry = createRegistry();
     const presence = buildPresence({ config, logger, database });
-    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database), hooks: [presence.hooks] });
+    // Connections and refusals go to every API's live events (sent in batches, never on the CONNECT path).
+    const fleetEvents = createFleetEvents();
+    const clusterEvents = buildClusterEvents({ database, events: fleetEvents, logger, listen: false });
+    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database), hooks: [presence.hooks, fleetEventHooks(fleetEvents)] });
+    const ready = brokerReadiness(broker);
+    let mqttListening = false;
+    const http = createBrokerHttpServer({
+      host: config.brokerHttp.host,
+      port: config.brokerHttp.port,
+      registry,
+      // Admission also waits for the profiles and for the MQTT port itself (a cluster node listens once its bus is up).
+      checkReadiness: () => ({ mqtt: mqttListening, revocationState: ready.revocationState(), clusterBus: ready.clusterBus(), profiles: broker.profilesLoaded() }),
+    });
     return {
       broker,
       presence: presence.writer,
+      fleetEvents: clusterEvents,
       async listen() {
+        // HTTP first: /healthz answers and /readyz says why not yet while MQTT waits for its cluster bus.
+        const { port: httpPort } = await http.listen();
+        logger.info({ host: config.brokerHttp.host, port: httpPort }, 'broker HTTP listening (/healthz, /readyz, /metrics)');
+        await clusterEvents.start();
         const listening = await broker.start();
+        mqttListening = true;
         await presence.writer.start();
-        return listening;
+        return { ...listening, httpPort };
       },
       async stop() {
+        mqttListening = false;
         await presence.writer.stop();
         await broker.stop();
+        await clusterEvents.stop();
+        await http.close();
       },
     };
   });
@@ -247,8 +283,8 @@ export function buildPresence(deps: { config: Readonly<Config>; logger: Logger; 
   };
 }
 
-/** Connections, disconnections and refusals of the broker in `enrolld up`, to the console's live events. */
-export function fleetEventHooks(events: UseCases['fleetEvents']): BrokerHooks {
+/** Connections, disconnections and refusals of this process's broker, to the console's live events. */
+export function fleetEventHooks(events: Pick<UseCases['fleetEvents'], 'publish' | 'now'>): BrokerHooks {
   return {
     onConnected: (s) => events.publish({ type: 'connected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),
     onDisconnected: (s) => events.publish({ type: 'disconnected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),

@@ -13,7 +13,7 @@ import type { Broker } from '../mqtt/broker.js';
 import type { JobRuntime } from '../jobs/job-runtime.js';
 import { buildApiRole, ensureFirstAdmin, prepareApiPki } from './api.js';
 import type { PresenceWriter } from '@enrolld/core/fleet/presence.js';
-import { brokerMaterialFor, buildBrokerRole, buildBrokerRotation, buildPresence, fleetEventHooks, quietOnShutdown, registryNotifyFeed } from './broker.js';
+import { brokerMaterialFor, brokerReadiness, buildBrokerRole, buildBrokerRotation, buildPresence, fleetEventHooks, quietOnShutdown, registryNotifyFeed } from './broker.js';
 import { openDatabase } from './database.js';
 import { prepareEnvironments } from './environments.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
@@ -71,7 +71,8 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
     });
     const api = buildApiRole({
       config, logger, registry, database, pki, useCases,
-      readiness: { revocationState: () => broker.revocationStatus().known, clusterBus: () => broker.clusterBusConnected() },
+      // Ready when the broker admits: its revocation state is current and, in a cluster, its bus is up and resynced.
+      readiness: brokerReadiness(broker),
     });
     const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
     const producer = worker ? undefined : buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });

@@ -62,9 +62,9 @@ export interface UseCaseDeps {
   clock?: Clock;
 }
 
-/** The connected-devices chart: one point per 5 s over the last hour. */
+/** The connected-devices chart: one point per 5 s over the last hour, kept in Postgres for every replica. */
 const CONNECTED_SAMPLE_MS = 5000;
-const CONNECTED_SAMPLES = 720;
+const CONNECTED_RETAIN_MS = 3_600_000;
 
 export function buildUseCases(deps: UseCaseDeps) {
   const { config, pool, cas, logger } = deps;
@@ -74,7 +74,12 @@ export function buildUseCases(deps: UseCaseDeps) {
   const fleetEvents = createFleetEvents();
   // Presence of every broker node (brokers write it, core/src/fleet/presence.ts); the chart samples its count.
   const presence = createPgPresenceStore(pool);
-  const connectedSeries = createConnectedSeries({ count: () => presence.connectedCount(), sampleMs: CONNECTED_SAMPLE_MS, maxSamples: CONNECTED_SAMPLES });
+  const connectedSeries = createConnectedSeries({
+    store: presence,
+    sampleMs: CONNECTED_SAMPLE_MS,
+    retainMs: CONNECTED_RETAIN_MS,
+    onError: (error) => logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'connected sample failed; the next one retries'),
+  });
   const reasonName = (code: number) => REVOCATION_REASON_NAMES.find((n) => REVOCATION_REASONS[n] === code) ?? String(code);
   const renewalStore = createPgRenewalStore(pool);
   const deviceStore = createPgDeviceStore(pool);

@@ -8,6 +8,8 @@ export function createMemoryPresenceStore(clock: Clock, profileOf: (deviceId: st
   /** `${nodeId}\n${deviceId}` → since */
   const rows = new Map<string, { nodeId: string; deviceId: string; since: Date }>();
   const lastSeen = new Map<string, Date>();
+  /** bucket start (ms) → when sampled and the count */
+  const samples = new Map<number, { at: number; connected: number }>();
   const now = () => clock.now().getTime();
   const see = (deviceId: string, at: Date) => {
     const known = lastSeen.get(deviceId);
@@ -49,6 +51,19 @@ export function createMemoryPresenceStore(clock: Clock, profileOf: (deviceId: st
     },
     async connectedCount() {
       return connectedIds().size;
+    },
+    async sampleConnected(bucketMs, retainMs) {
+      const bucket = Math.floor(now() / bucketMs) * bucketMs;
+      if (samples.has(bucket)) return false;
+      samples.set(bucket, { at: now(), connected: connectedIds().size });
+      for (const at of samples.keys()) if (at < now() - retainMs) samples.delete(at);
+      return true;
+    },
+    async connectedHistory(sinceMs) {
+      return [...samples]
+        .filter(([bucket]) => bucket >= now() - sinceMs)
+        .sort(([a], [b]) => a - b)
+        .map(([, s]) => ({ at: new Date(s.at), connected: s.connected }));
     },
     async connectedByProfile() {
       const counts = new Map<string, number>();
