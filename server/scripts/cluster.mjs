@@ -1,8 +1,11 @@
 // `npm run cluster`: the scale-out topology as local processes, without Docker: 2 API replicas and 2 brokers of one
 // Redis cluster over one Postgres. The first API creates the CA in ENROLLD_HOME (once); the others start after it is ready.
-// Env: DATABASE_URL (required), REDIS_URL, ENROLLD_HOME (default ./.enrolld-cluster), CLUSTER_HTTPS_PORTS (8443,8444),
-// CLUSTER_MQTTS_PORTS (8883,8884). Ctrl-C stops every process (each gets SIGINT, its orderly stop); any process that exits
-// takes the others down.
+// Env: DATABASE_URL (required), REDIS_URL, ENROLLD_HOME (default ./.enrolld-cluster), CLUSTER_HTTPS_PORTS (8443,8444: one
+// API per port), CLUSTER_MQTTS_PORTS (8883,8884: one broker per port). Ctrl-C (or SIGTERM) stops every process (each gets
+// SIGINT, its orderly stop). A process that exits takes the others down, unless CLUSTER_ON_EXIT=keep: then the rest keep
+// running (the simulator's node-kill storm SIGKILLs one broker on purpose).
+// Once every API answers /readyz and every broker listens, one line `cluster ready {json}` names each process's role,
+// pid and port, for a program that drives the cluster (device-sim `--spawn-cluster`).
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import https from 'node:https';
@@ -19,29 +22,34 @@ const home = path.resolve(process.env.ENROLLD_HOME ?? '.enrolld-cluster');
 const ports = (name, fallback) => (process.env[name] ?? fallback).split(',').map((p) => Number(p.trim()));
 const httpsPorts = ports('CLUSTER_HTTPS_PORTS', '8443,8444');
 const mqttsPorts = ports('CLUSTER_MQTTS_PORTS', '8883,8884');
+const keepOnExit = process.env.CLUSTER_ON_EXIT === 'keep';
 const base = { ...process.env, ENROLLD_HOME: home, BROKER_CLUSTER: 'redis' };
 
 const children = [];
 let stopping = false;
-function start(name, role, env) {
+function start(name, role, env, port) {
   const child = spawn(process.execPath, [bin, role], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let listening;
+  const listens = new Promise((resolve) => (listening = resolve));
   for (const stream of [child.stdout, child.stderr]) {
     stream.on('data', (chunk) => {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) process.stdout.write(`${name.padEnd(8)} ${line}\n`);
+      for (const line of chunk.toString().split('\n').filter(Boolean)) {
+        if (line.includes('"MQTT broker listening (mTLS)"')) listening();
+        process.stdout.write(`${name.padEnd(8)} ${line}\n`);
+      }
     });
   }
   child.on('exit', (code, signal) => {
     process.stdout.write(`${name.padEnd(8)} exited (${signal ?? code})\n`);
-    if (!stopping) stop(1);
+    if (!stopping && !(keepOnExit && children.some((c) => c.child.exitCode === null && c.child.signalCode === null))) stop(1);
   });
-  children.push(child);
-  return child;
+  children.push({ name, role, port, child, listens });
 }
 
 function stop(code) {
   stopping = true;
-  for (const child of children) if (child.exitCode === null) child.kill('SIGINT');
-  Promise.all(children.map((c) => (c.exitCode === null ? new Promise((r) => c.once('exit', r)) : undefined))).then(() => process.exit(code));
+  for (const { child } of children) if (child.exitCode === null && child.signalCode === null) child.kill('SIGINT');
+  Promise.all(children.map(({ child }) => (child.exitCode === null && child.signalCode === null ? new Promise((r) => child.once('exit', r)) : undefined))).then(() => process.exit(code));
 }
 process.on('SIGINT', () => stop(0));
 process.on('SIGTERM', () => stop(0));
@@ -66,8 +74,12 @@ async function ready(port) {
   }
 }
 
-start('api-1', 'api', { HTTPS_PORT: String(httpsPorts[0]) });
+start('api-1', 'api', { HTTPS_PORT: String(httpsPorts[0]) }, httpsPorts[0]);
 await ready(httpsPorts[0]);
-httpsPorts.slice(1).forEach((port, i) => start(`api-${i + 2}`, 'api', { HTTPS_PORT: String(port) }));
-mqttsPorts.forEach((port, i) => start(`broker-${i + 1}`, 'broker', { MQTTS_PORT: String(port) }));
+httpsPorts.slice(1).forEach((port, i) => start(`api-${i + 2}`, 'api', { HTTPS_PORT: String(port) }, port));
+mqttsPorts.forEach((port, i) => start(`broker-${i + 1}`, 'broker', { MQTTS_PORT: String(port) }, port));
+await Promise.all(httpsPorts.slice(1).map((port) => ready(port)));
+await Promise.all(children.filter((c) => c.role === 'broker').map((c) => c.listens));
 process.stdout.write(`cluster: API on https://localhost:{${httpsPorts.join(',')}}, brokers on mqtts://localhost:{${mqttsPorts.join(',')}}, ENROLLD_HOME=${home}\n`);
+const status = { home, processes: children.map(({ name, role, port, child }) => ({ name, role, port, pid: child.pid })) };
+process.stdout.write(`cluster ready ${JSON.stringify(status)}\n`);
