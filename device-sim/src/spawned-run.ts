@@ -60,7 +60,7 @@ export async function runWithSpawnedServer(
  * Redis cluster (`server/scripts/cluster.mjs`), devices spread over the brokers. Its hook is the node kill: SIGKILL
  * of the first broker.
  */
-export async function runWithSpawnedCluster(opts: RunOptions, cluster: ClusterProcessOptions, extras: RunExtras = {}): Promise<RunResult & { clusterLog: string }> {
+export async function runWithSpawnedCluster(opts: RunOptions, cluster: ClusterProcessOptions, extras: RunExtras = {}): Promise<RunResult & { clusterLog: string; clusterPrefix: string }> {
   const log = extras.log ?? ((m: string) => process.stderr.write(`${m}\n`));
   mkdirSync(opts.reportDir, { recursive: true });
   const proc = new ClusterProcess({ logFile: resolve(opts.reportDir, 'enrolld-cluster.log'), ...cluster });
@@ -85,7 +85,7 @@ export async function runWithSpawnedCluster(opts: RunOptions, cluster: ClusterPr
         },
       },
     );
-    return { ...result, clusterLog: proc.logFile };
+    return { ...result, clusterLog: proc.logFile, clusterPrefix: proc.prefix };
   } finally {
     log('stopping the cluster');
     await proc.dispose();
