@@ -6,11 +6,12 @@
 //    service on node 2 (same node);
 //  - QoS 0 messages per second delivered to a service on node 1: every publisher on node 1 (1 node), then the
 //    publishers split over both nodes (2 nodes), in the same run, ratio printed;
-//  - idle memory per connection at BENCH_CONNECTIONS per node: RSS growth of each broker process after a full GC
+//  - idle memory per connection at BENCH_CONNECTIONS on node 1 (node 2 the same, or what this process's open-file limit
+//    leaves: every client socket is a descriptor here): RSS growth of each broker process after a full GC
 //    (test/bench/memory-hook.cjs, preloaded), split into V8 heap, external buffers and native memory (OpenSSL, libuv,
 //    malloc), against stock aedes and Mosquitto at the same count (the harness of bench:broker).
 // Env: BENCH_CONNECTIONS (per node, default 2000), BENCH_DEVICES (publishers, 20), BENCH_SECONDS (5), BENCH_SAMPLES
-// (500), BENCH_ROUNDS (2), BENCH_PHASES (latency,throughput,memory,baselines), BENCH_HEAP_SNAPSHOT=1 (heap snapshots of
+// (500), BENCH_ROUNDS (2 measured, after one warm-up), BENCH_PHASES (latency,throughput,memory,baselines), BENCH_HEAP_SNAPSHOT=1 (heap snapshots of
 // node 1 before and after: the heap growth per connection by constructor).
 import { generateKeyPair, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
@@ -143,19 +144,25 @@ try {
   const suffix = Math.random().toString(36).slice(2, 8);
   // memory first, on brokers that have carried no traffic yet
   if (PHASES.has('memory')) {
-    log(`enrolling ${2 * CONNECTIONS} devices through the API…`);
+
     const te = performance.now();
-    const fleet = await enroll(2 * CONNECTIONS, `bench-idle-${suffix}-`);
+    // Every client socket is a file descriptor of this process: node 2 gets what the limit leaves after node 1's
+    // (the line says how many each node carried).
+    const fdLimit = Number(/Max open files\s+(\d+)/.exec(await readFile('/proc/self/limits', 'utf8'))?.[1] ?? Infinity);
+    const second = Math.max(0, Math.min(CONNECTIONS, fdLimit - CONNECTIONS - 1000));
+    if (second < CONNECTIONS) log(`open-file limit ${fdLimit}: node 2 carries ${second} connections`);
+    log(`enrolling ${CONNECTIONS + second} devices through the API…`);
+    const fleet = await enroll(CONNECTIONS + second, `bench-idle-${suffix}-`);
     log(`enrolled in ${((performance.now() - te) / 1000).toFixed(1)}s`);
     const before = [await brokerMemory(node1.pid), await brokerMemory(node2.pid)];
     const tc = performance.now();
-    const clients = (await Promise.all([idleLoad(node1.port, fleet.slice(0, CONNECTIONS), ca, cache), idleLoad(node2.port, fleet.slice(CONNECTIONS), ca, cache)]));
+    const clients = await Promise.all([idleLoad(node1.port, fleet.slice(0, CONNECTIONS), ca, cache), idleLoad(node2.port, fleet.slice(CONNECTIONS), ca, cache)]);
     const connectS = (performance.now() - tc) / 1000;
     const connected = clients.map((c) => c.length);
     line('cluster_idle_connect_all_seconds', connectS, 's', null, null, { connections: connected, nodes: 2, inFlightPerNode: 20, note: 'mTLS handshake + CONNECT, no subscription' });
     const after = [await brokerMemory(node1.pid), await brokerMemory(node2.pid)];
     const kib = (bytes: number, n: number) => bytes / 1024 / n;
-    const perNode = [0, 1].map((i) => {
+    const perNode = [0, 1].filter((i) => connected[i]! > 0).map((i) => {
       const [b, a, n] = [before[i]!, after[i]!, connected[i]!];
       return {
         rss: kib(a.rss - b.rss, n),
@@ -165,12 +172,13 @@ try {
         heapReserved: kib(a.heapTotal - a.heapUsed - (b.heapTotal - b.heapUsed), n),
       };
     });
-    const avg = (k: keyof (typeof perNode)[0]) => (perNode[0]![k] + perNode[1]![k]) / 2;
-    log(`idle: node 1 ${JSON.stringify(perNode[0])}, node 2 ${JSON.stringify(perNode[1])} KiB/conn`);
-    enrolldPerConn = avg('rss');
-    line('cluster_idle_rss_per_connection', avg('rss'), 'KiB/conn', null, null, {
+    log(`idle KiB/conn: ${perNode.map((p, i) => `node ${i + 1} ${JSON.stringify(p)}`).join(', ')}`);
+    // the figure is node 1's, which carries BENCH_CONNECTIONS; node 2's is beside it
+    const n1 = perNode[0]!;
+    enrolldPerConn = n1.rss;
+    line('cluster_idle_rss_per_connection', n1.rss, 'KiB/conn', null, null, {
       connectionsPerNode: connected, goal: 40, perNode: perNode.map((p) => +p.rss.toFixed(2)),
-      split: { v8HeapUsed: +avg('heap').toFixed(2), v8HeapReservedUnused: +avg('heapReserved').toFixed(2), external: +avg('external').toFixed(2), nativeRest: +avg('native').toFixed(2) },
+      split: { v8HeapUsed: +n1.heap.toFixed(2), v8HeapReservedUnused: +n1.heapReserved.toFixed(2), external: +n1.external.toFixed(2), nativeRest: +n1.native.toFixed(2) },
       ...(HEAP_SNAPSHOT ? { distorted: 'heap snapshots were written: their native memory stays in RSS' } : {}),
       includes: 'RSS growth of the enrolld broker process after a full GC, from 0 to N idle mTLS sessions (no subscription); nativeRest = RSS - heapTotal - external (OpenSSL SSL objects and buffers, libuv, malloc arenas)',
     });
@@ -248,15 +256,24 @@ try {
       }
       const one: number[] = [];
       const two: number[] = [];
-      for (let round = 0; round < ROUNDS; round++) {
+      // round 0 warms both layouts up and is not counted; the figure is the median of the rounds after it
+      for (let round = 0; round <= ROUNDS; round++) {
         const a = await throughput([node1.port]);
         const b = await throughput([node1.port, node2.port]);
-        log(`throughput round ${round}: 1 node ${a.perSecond.toFixed(0)} msg/s (cpu ${a.node1CpuS.toFixed(1)}s/${a.node2CpuS.toFixed(1)}s), 2 nodes ${b.perSecond.toFixed(0)} msg/s (cpu ${b.node1CpuS.toFixed(1)}s/${b.node2CpuS.toFixed(1)}s)`);
+        log(`throughput round ${round}${round === 0 ? ' (warm-up)' : ''}: 1 node ${a.perSecond.toFixed(0)} msg/s (cpu ${a.node1CpuS.toFixed(1)}s/${a.node2CpuS.toFixed(1)}s), 2 nodes ${b.perSecond.toFixed(0)} msg/s (cpu ${b.node1CpuS.toFixed(1)}s/${b.node2CpuS.toFixed(1)}s)`);
+        if (round === 0) continue;
         one.push(a.perSecond);
         two.push(b.perSecond);
       }
-      const mean = (xs: number[]) => xs.reduce((s, x) => s + x, 0) / xs.length;
-      line('cluster_two_nodes_messages_per_second', mean(two), 'msg/s', mean(one), mean(two) / mean(one), { baselineOf: 'every publisher on node 1 of the same cluster', devices: DEVICES, seconds: SECONDS, rounds: ROUNDS, listener: 'one service on node 1' });
+      const median = (xs: number[]) => {
+        const sorted = [...xs].sort((x, y) => x - y);
+        const mid = Math.floor(sorted.length / 2);
+        return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+      };
+      line('cluster_two_nodes_messages_per_second', median(two), 'msg/s', median(one), median(two) / median(one), {
+        baselineOf: 'every publisher on node 1 of the same cluster', devices: DEVICES, seconds: SECONDS, rounds: ROUNDS, of: 'median of the rounds after a warm-up',
+        perRound: { oneNode: one.map(Math.round), twoNodes: two.map(Math.round) }, listener: 'one service on node 1',
+      });
     }
     await endAll([svcA]);
   }
