@@ -13,7 +13,8 @@ RUN mkdir -p /data && chown node:node /data
 USER node
 ENV ENROLLD_HOME=/data PATH=/app/node_modules/.bin:$PATH
 VOLUME /data
-EXPOSE 8443 8883
+# 9883: `enrolld broker`'s health and metrics port (BROKER_HTTP_PORT)
+EXPOSE 8443 8883 9883
 HEALTHCHECK --interval=10s --timeout=5s --start-period=60s --retries=3 CMD ["node", "server/scripts/healthcheck.mjs"]
 # The entry point of `npm start`, without npm in between (signals reach enrolld directly; Ctrl-C/`docker stop` stop it cleanly).
 CMD ["node", "--import", "tsx", "server/src/cli.ts", "up"]

@@ -15,6 +15,8 @@ export interface NewToken {
   group?: string | undefined;
   /** Recorded with the token (default `new`); `after-compromise` marks the enrollment it leads to. */
   issuedAs?: TokenIssue;
+  /** The batch of the request that made it (a UUID); the device it enrolls records it. */
+  batchId?: string | undefined;
 }
 
 /** What a device's certificates say about making it a new token (ids with no certificate are absent). */

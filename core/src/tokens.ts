@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import type { CreatedToken, CreateTokenRequest, IdentityKind, TokenIssue } from '@enrolld/protocol';
 import { DEFAULT_ENVIRONMENT, isValidDeviceId } from '@enrolld/protocol';
 import type { Clock } from './clock.js';
@@ -99,6 +100,8 @@ export function createTokenIssuer(deps: TokenIssuerDeps) {
     if (otherEnvironment.length > 0) throw environmentMismatch(otherEnvironment, environment);
     const issues = issuesFor(kind, deviceIds, await deps.store.certificateHistory(deviceIds), terms);
     const expiresAt = new Date(deps.clock.now().getTime() + (terms.ttlSeconds ?? deps.defaultTtlSeconds) * 1000);
+    // One batch per request, single or many: `enrolld revoke --batch` and the fleet search find its devices by it.
+    const batchId = randomUUID();
     const created = deviceIds.map((deviceId, i) => ({ deviceId, token: newBootstrapToken(), issuedAs: issues[i]! }));
     const records: NewToken[] = created.map(({ deviceId, token, issuedAs }) => ({
       kind,
@@ -109,6 +112,7 @@ export function createTokenIssuer(deps: TokenIssuerDeps) {
       environment,
       group: terms.group,
       issuedAs,
+      batchId,
     }));
     const result = await deps.store.createTokens(records, actor);
     // The store checks again in its transaction: an identity of the other kind or environment created meanwhile.
@@ -116,7 +120,7 @@ export function createTokenIssuer(deps: TokenIssuerDeps) {
     if (result.outcome === 'environment-mismatch') throw environmentMismatch(result.ids, environment);
     if (result.outcome === 'unknown-profile') throw new EnrollError('conflict', `profile "${profile.name}" was deleted meanwhile`);
     if (result.outcome === 'unknown-environment') throw new EnrollError('conflict', `environment "${environment}" was deleted meanwhile`);
-    return created.map(({ deviceId, token, issuedAs }) => ({ deviceId, token, expiresAt: expiresAt.toISOString(), issuedAs }));
+    return created.map(({ deviceId, token, issuedAs }) => ({ deviceId, token, expiresAt: expiresAt.toISOString(), issuedAs, batchId }));
   }
 
   return {

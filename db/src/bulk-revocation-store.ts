@@ -4,7 +4,7 @@ import type pg from 'pg';
 import type { BulkRevocationJob, BulkRevocationStore, BulkSelector, BulkTarget } from '@enrolld/core/revocation/ports.js';
 import { inTransaction } from './transaction.js';
 
-// Unrevoked certificates matching every filter given. Without a status only unexpired ones; a serial list alone also
+// Unrevoked certificates matching every filter given (a token batch: of the devices whose last enrollment used it). Without a status only unexpired ones; a serial list alone also
 // takes expired ones (the admin named them). A profile name is matched in the environment given, or in any. starts_with,
 // not LIKE: '_' is a device id character and a LIKE wildcard.
 // Admins' certificates are never taken: `enrolld admin revoke` revokes them (an operator must not lock an owner out).
@@ -17,6 +17,7 @@ const SELECTED = `
      AND ($3::timestamptz IS NULL OR c.issued_at < $3)
      AND ($4::timestamptz IS NULL OR c.issued_at >= $4)
      AND ($5::text[] IS NULL OR c.serial = ANY($5))
+     AND ($8::uuid IS NULL OR d.token_batch = $8)
      AND CASE $6::text
            WHEN 'active' THEN c.der IS NOT NULL AND c.not_after > now()
            WHEN 'pending' THEN c.der IS NULL AND c.not_after > now()
@@ -32,6 +33,7 @@ const selectorParams = (s: BulkSelector) => [
   s.serials ?? null,
   s.status ?? null,
   s.environment ?? null,
+  s.tokenBatch ?? null,
 ];
 
 interface JobRow {
@@ -69,7 +71,7 @@ export function createPgBulkRevocationStore(pool: pg.Pool): BulkRevocationStore 
     async preview(selector, sampleSize) {
       const { rows } = await pool.query<{ serial: string; device_id: string; position: string; count: string }>(
         `SELECT s.serial, s.device_id, row_number() OVER (ORDER BY s.device_id, s.serial) AS position, count(*) OVER () AS count
-           FROM (${SELECTED}) s ORDER BY s.device_id, s.serial LIMIT $8`,
+           FROM (${SELECTED}) s ORDER BY s.device_id, s.serial LIMIT $9`,
         [...selectorParams(selector), sampleSize],
       );
       if (rows.length === 0) return { count: 0, sample: [] };
@@ -88,10 +90,10 @@ export function createPgBulkRevocationStore(pool: pg.Pool): BulkRevocationStore 
         const { rows } = await client.query<JobRow>(
           `WITH targets AS (
              INSERT INTO bulk_revocation_targets (job_id, position, serial, device_id)
-             SELECT $8, row_number() OVER (ORDER BY s.device_id, s.serial), s.serial, s.device_id FROM (${SELECTED}) s
+             SELECT $9, row_number() OVER (ORDER BY s.device_id, s.serial), s.serial, s.device_id FROM (${SELECTED}) s
              RETURNING 1
            )
-           UPDATE bulk_revocations SET total = (SELECT count(*) FROM targets) WHERE id = $8 RETURNING ${JOB_COLUMNS}`,
+           UPDATE bulk_revocations SET total = (SELECT count(*) FROM targets) WHERE id = $9 RETURNING ${JOB_COLUMNS}`,
           [...selectorParams(job.selector), job.id],
         );
         const created = toJob(rows[0]!);

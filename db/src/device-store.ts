@@ -16,7 +16,7 @@ const CERT_STATUS = `CASE WHEN c.revoked_at IS NOT NULL THEN 'revoked'
 // devices through the same statement (fleet-store.ts). Admins are identities of the same table but not of the fleet:
 // `enrolld admin list` shows them.
 export const DEVICE_SELECT = `
-  SELECT d.id, d.environment, d.profile, d.device_group, d.created_at, cur.serial AS current_serial, cur.not_after,
+  SELECT d.id, d.environment, d.profile, d.device_group, d.token_batch, d.created_at, cur.serial AS current_serial, cur.not_after,
          COALESCE(cur.status, 'pending') AS status
     FROM (SELECT * FROM devices WHERE kind <> 'admin') d
     LEFT JOIN LATERAL (
@@ -30,6 +30,7 @@ export interface DeviceRow {
   environment: string;
   profile: string;
   device_group: string | null;
+  token_batch: string | null;
   created_at: Date;
   current_serial: string | null;
   not_after: Date | null;
@@ -41,6 +42,7 @@ export const toSummary = (r: DeviceRow): DeviceSummary => ({
   environment: r.environment,
   profile: r.profile,
   group: r.device_group,
+  tokenBatch: r.token_batch,
   createdAt: r.created_at.toISOString(),
   status: r.status,
   currentSerial: r.current_serial,

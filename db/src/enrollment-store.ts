@@ -25,14 +25,14 @@ interface CertificateRow {
 // Burns the token and records the intent in ONE statement (one round trip, one commit). The conditional
 // UPDATE is the only arbiter between racers: Postgres re-evaluates its WHERE on the row a concurrent winner
 // just wrote, so exactly one request gets the row (READ COMMITTED, PostgreSQL "Transaction Isolation" §13.2.1).
-// The device takes the token's group with it (the group of its last enrollment).
+// The device takes the token's group and batch with it (those of its last enrollment).
 const SPEND_TOKEN_AND_RECORD_INTENT = `
   WITH spent AS (
     UPDATE bootstrap_tokens SET used_at = now(), csr_sha256 = $2
      WHERE id = $1 AND used_at IS NULL AND expires_at > now()
-    RETURNING id),
+    RETURNING id, batch_id),
   grouped AS (
-    UPDATE devices SET device_group = $13 FROM spent WHERE devices.id = $4)
+    UPDATE devices SET device_group = $13, token_batch = spent.batch_id FROM spent WHERE devices.id = $4)
   INSERT INTO certificates
     (serial, device_id, profile, token_id, predecessor_serial, public_key_sha256, csr_sha256, tbs_der, not_before, not_after,
      identity_kind, profile_version, device_group, environment)

@@ -1,8 +1,10 @@
 // The fleet search and aggregates (core/src/fleet/ports.ts). One fixed statement per read; optional filters are
-// switched on by their parameters, so a page costs an index walk by id from the keyset position.
+// switched on by their parameters, so a page costs an index walk by id from the keyset position. `connected` is decided
+// here, from the presence rows of live broker nodes, so a filtered page is a full page.
 import type pg from 'pg';
 import type { FleetQuery, FleetStore } from '@enrolld/core/fleet/ports.js';
 import { DEVICE_SELECT, toSummary, type DeviceRow } from './device-store.js';
+import { CONNECTED_NOW } from './presence-store.js';
 
 // `id >= prefix` bounds the index walk from below: every id that starts with the prefix sorts at or after it.
 const SEARCH = `${DEVICE_SELECT}
@@ -13,6 +15,8 @@ const SEARCH = `${DEVICE_SELECT}
      AND ($5::text IS NULL OR COALESCE(cur.status, 'pending') = $5)
      AND ($6::int IS NULL OR (cur.status = 'active' AND cur.not_after <= now() + make_interval(days => $6)))
      AND ($8::text IS NULL OR d.environment = $8)
+     AND ($9::uuid IS NULL OR d.token_batch = $9)
+     AND ($10::boolean IS NULL OR $10 = ${CONNECTED_NOW('d.id')})
    ORDER BY d.id LIMIT $7`;
 
 export function createPgFleetStore(pool: pg.Pool): FleetStore {
@@ -27,6 +31,8 @@ export function createPgFleetStore(pool: pg.Pool): FleetStore {
         q.expiresWithinDays ?? null,
         q.limit,
         q.environment ?? null,
+        q.tokenBatch ?? null,
+        q.connected ?? null,
       ]);
       return rows.map(toSummary);
     },
@@ -56,15 +62,6 @@ export function createPgFleetStore(pool: pg.Pool): FleetStore {
         [days],
       );
       return rows.map((r) => ({ day: r.day, count: Number(r.count) }));
-    },
-
-    async profilesOf(deviceIds) {
-      if (deviceIds.length === 0) return [];
-      const { rows } = await pool.query<{ profile: string; count: string }>(
-        'SELECT profile, count(*) AS count FROM devices WHERE id = ANY($1::text[]) GROUP BY profile ORDER BY profile',
-        [deviceIds],
-      );
-      return rows.map((r) => ({ profile: r.profile, count: Number(r.count) }));
     },
 
     async latestCrlTimes() {

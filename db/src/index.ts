@@ -20,3 +20,5 @@ export { AUDIT_CHAIN_LOCK_KEY } from './transaction.js';
 export { createPgBulkRevocationStore } from './bulk-revocation-store.js';
 export { createPgFleetStore } from './fleet-store.js';
 export { createPgEnvironmentStore } from './environment-store.js';
+export { createPgPresenceStore } from './presence-store.js';
+export { createPgFleetEventBus, parseFleetEventBatch, FLEET_EVENTS_CHANNEL } from './fleet-event-bus.js';

@@ -4,6 +4,7 @@
 import type pg from 'pg';
 import type {
   CrlBuildInput,
+  CrlRebuildOutcome,
   RevocationCommand,
   RevocationFeed,
   RevocationFeedHandlers,
@@ -15,7 +16,74 @@ import type {
 } from '@enrolld/core/revocation/ports.js';
 import { DEFAULT_ENVIRONMENT } from '@enrolld/protocol';
 import { createPgListener } from './pg-listener.js';
-import { inTransaction } from './transaction.js';
+import { CRL_LOCK_CLASS, inTransaction } from './transaction.js';
+
+interface CrlRow {
+  crl_number: string;
+  der: Buffer;
+  this_update: Date;
+  next_update: Date;
+  covers_seq: string;
+}
+
+const crlOf = (row: CrlRow): StoredCrl => ({
+  crlNumber: BigInt(row.crl_number),
+  der: row.der,
+  thisUpdate: row.this_update,
+  nextUpdate: row.next_update,
+  coversSeq: Number(row.covers_seq),
+});
+
+/**
+ * One CRL rebuild of an environment at a time across every process (API replicas, the worker): a transaction-scoped
+ * advisory lock keyed by the environment. Under it the newest stored CRL of the environment is the previous one.
+ */
+async function lockCrlOf(client: pg.ClientBase, environment: string): Promise<void> {
+  await client.query('SELECT pg_advisory_xact_lock($1, hashtext($2))', [CRL_LOCK_CLASS, environment]);
+}
+
+/** Signs and stores the environment's next CRL; the caller holds its CRL lock. `startedAt` is the database's time. */
+async function buildCrl(
+  client: pg.ClientBase,
+  build: (input: CrlBuildInput) => Buffer | Promise<Buffer>,
+  validity: { thisUpdate: Date; nextUpdate: Date },
+  environment: string,
+  startedAt: Date,
+): Promise<StoredCrl> {
+  // RFC 5280 §3.3: an entry is removed only after it appeared on one CRL issued beyond its certificate's validity.
+  // So: every revocation the previous CRL did not cover (listed at least once, even when already expired), and
+  // every one whose notAfter the previous CRL had not yet passed. Each environment's issuing CA has its own CRL,
+  // listing only its own certificates (RFC 5280 §5). The entries and the seq they cover come from one statement, so
+  // from one snapshot: seqs are handed out in commit order (002_revocation.sql), so a snapshot holds a prefix of them.
+  const { rows } = await client.query<{ covers: string | null; serial: string | null; revoked_at: Date; revocation_reason: number }>(
+    `SELECT (SELECT max(revocation_seq) FROM certificates WHERE environment = $1) AS covers,
+            e.serial, e.revoked_at, e.revocation_reason
+     FROM (SELECT 1) AS one
+     LEFT JOIN LATERAL (
+       WITH previous AS (SELECT this_update, covers_seq FROM crls WHERE environment = $1 ORDER BY crl_number DESC LIMIT 1)
+       SELECT serial, revoked_at, revocation_reason, revocation_seq FROM certificates
+       WHERE revoked_at IS NOT NULL AND environment = $1
+         AND (revocation_seq > COALESCE((SELECT covers_seq FROM previous), 0)
+              OR not_after >= COALESCE((SELECT this_update FROM previous), '-infinity'))
+     ) AS e ON true
+     ORDER BY e.revocation_seq`,
+    [environment],
+  );
+  const coversSeq = Number(rows[0]?.covers ?? 0);
+  const number = await client.query<{ n: string }>(`SELECT nextval('crl_number_seq') AS n`);
+  const crlNumber = BigInt(number.rows[0]!.n);
+  const der = await build({
+    entries: rows.filter((r) => r.serial !== null).map((r) => ({ serial: r.serial!, revokedAt: r.revoked_at, reasonCode: r.revocation_reason })),
+    crlNumber,
+    coversSeq,
+  });
+  // created_at is when the rebuild started on the database's clock: the interval between rebuilds is measured from it.
+  await client.query(
+    'INSERT INTO crls (crl_number, der, this_update, next_update, covers_seq, environment, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)',
+    [crlNumber.toString(), der, validity.thisUpdate, validity.nextUpdate, coversSeq, environment, startedAt],
+  );
+  return { crlNumber, der, thisUpdate: validity.thisUpdate, nextUpdate: validity.nextUpdate, coversSeq };
+}
 
 const REVOKED_COLUMNS = `serial, device_id, environment, revocation_seq, revocation_reason, revoked_at`;
 
@@ -162,40 +230,37 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
       return Number(rows[0]?.last ?? 0);
     },
 
-    async regenerateCrl(
-      build: (input: CrlBuildInput) => Buffer | Promise<Buffer>,
-      validity: { thisUpdate: Date; nextUpdate: Date },
-      environment = DEFAULT_ENVIRONMENT,
-    ): Promise<StoredCrl> {
-      return inTransaction(pool, 'revocation', async (client) => {
-        // RFC 5280 §3.3: an entry is removed only after it appeared on one CRL issued beyond its certificate's validity.
-        // So: every revocation the previous CRL did not cover (listed at least once, even when already expired), and
-        // every one whose notAfter the previous CRL had not yet passed. Under the revocation lock the previous CRL is
-        // the newest one, and the one after it drops what it listed past notAfter. Each environment's issuing CA has
-        // its own CRL, listing only its own certificates (RFC 5280 §5).
-        const entries = await client.query<{ serial: string; revoked_at: Date; revocation_reason: number; revocation_seq: string }>(
-          `WITH previous AS (SELECT this_update, covers_seq FROM crls WHERE environment = $1 ORDER BY crl_number DESC LIMIT 1)
-           SELECT serial, revoked_at, revocation_reason, revocation_seq FROM certificates
-           WHERE revoked_at IS NOT NULL AND environment = $1
-             AND (revocation_seq > COALESCE((SELECT covers_seq FROM previous), 0)
-                  OR not_after >= COALESCE((SELECT this_update FROM previous), '-infinity'))
-           ORDER BY revocation_seq`,
+    async regenerateCrl(build, validity, environment = DEFAULT_ENVIRONMENT): Promise<StoredCrl> {
+      return inTransaction(pool, 'none', async (client) => {
+        await lockCrlOf(client, environment);
+        const now = await client.query<{ now: Date }>('SELECT clock_timestamp() AS now');
+        return buildCrl(client, build, validity, environment, now.rows[0]!.now);
+      }, { bulk: true });
+    },
+
+    async rebuildCrlWhenDue(build, validity, environment, rule): Promise<CrlRebuildOutcome> {
+      return inTransaction(pool, 'none', async (client) => {
+        await lockCrlOf(client, environment);
+        // One statement, so the newest CRL and the highest seq are read from one snapshot, taken after the lock: a CRL
+        // another replica stored while this one waited is seen. The time is the database's, shared by every replica.
+        const { rows } = await client.query<CrlRow & { now: Date; last_seq: string | null; crl_number: string | null; created_at: Date | null }>(
+          `SELECT clock_timestamp() AS now,
+                  (SELECT max(revocation_seq) FROM certificates WHERE environment = $1) AS last_seq,
+                  c.crl_number, c.der, c.this_update, c.next_update, c.covers_seq, c.created_at
+           FROM (SELECT 1) AS one
+           LEFT JOIN LATERAL (SELECT * FROM crls WHERE environment = $1 ORDER BY crl_number DESC LIMIT 1) AS c ON true`,
           [environment],
         );
-        const covers = await client.query<{ last: string | null }>('SELECT max(revocation_seq) AS last FROM certificates WHERE environment = $1', [environment]);
-        const coversSeq = Number(covers.rows[0]?.last ?? 0);
-        const number = await client.query<{ n: string }>(`SELECT nextval('crl_number_seq') AS n`);
-        const crlNumber = BigInt(number.rows[0]!.n);
-        const der = await build({
-          entries: entries.rows.map((r) => ({ serial: r.serial, revokedAt: r.revoked_at, reasonCode: r.revocation_reason })),
-          crlNumber,
-          coversSeq,
-        });
-        await client.query(
-          'INSERT INTO crls (crl_number, der, this_update, next_update, covers_seq, environment) VALUES ($1, $2, $3, $4, $5, $6)',
-          [crlNumber.toString(), der, validity.thisUpdate, validity.nextUpdate, coversSeq, environment],
-        );
-        return { crlNumber, der, thisUpdate: validity.thisUpdate, nextUpdate: validity.nextUpdate, coversSeq };
+        const row = rows[0]!;
+        const now = row.now.getTime();
+        if (row.crl_number !== null && row.created_at !== null) {
+          const latest = crlOf(row as CrlRow);
+          const coversAll = latest.coversSeq >= Number(row.last_seq ?? 0);
+          if (coversAll && now < row.created_at.getTime() + rule.currentForMs && now < latest.nextUpdate.getTime()) return { outcome: 'current', crl: latest };
+          const dueAt = row.created_at.getTime() + rule.minIntervalMs;
+          if (now < dueAt) return { outcome: 'not-due', retryInMs: Math.max(1, Math.ceil(dueAt - now)) };
+        }
+        return { outcome: 'built', crl: await buildCrl(client, build, validity, environment, row.now) };
       }, { bulk: true });
     },
 
@@ -205,14 +270,7 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
         [environment],
       );
       const row = rows[0];
-      if (!row) return undefined;
-      return {
-        crlNumber: BigInt(row.crl_number),
-        der: row.der,
-        thisUpdate: row.this_update,
-        nextUpdate: row.next_update,
-        coversSeq: Number(row.covers_seq),
-      };
+      return row ? crlOf(row) : undefined;
     },
   };
 }

@@ -46,17 +46,18 @@ export function createPgTokenStore(pool: pg.Pool): TokenStore {
         if (otherKind.length > 0) throw new IdentityMismatch('kind-mismatch', otherKind);
         if (mismatched.rows.length > 0) throw new IdentityMismatch('environment-mismatch', mismatched.rows.map((r) => r.id));
         await client.query(
-          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by, issued_as, device_group, environment)
-           SELECT h, d, p, e, $5, i, g, $8
-             FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $6::text[], $7::text[]) AS t(h, d, p, e, i, g)`,
-          [tokens.map((t) => t.tokenHash), ids, tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor, issues, tokens.map((t) => t.group ?? null), environment],
+          `INSERT INTO bootstrap_tokens (token_hash, device_id, profile, expires_at, created_by, issued_as, device_group, environment, batch_id)
+           SELECT h, d, p, e, $5, i, g, $8, b
+             FROM unnest($1::bytea[], $2::text[], $3::text[], $4::timestamptz[], $6::text[], $7::text[], $9::uuid[]) AS t(h, d, p, e, i, g, b)`,
+          [tokens.map((t) => t.tokenHash), ids, tokens.map((t) => t.profile), tokens.map((t) => t.expiresAt), actor, issues, tokens.map((t) => t.group ?? null), environment,
+            tokens.map((t) => t.batchId ?? null)],
         );
         await client.query(
           `INSERT INTO audit_events (action, actor, device_id, detail)
            SELECT 'token.created', $1, d,
-                  jsonb_strip_nulls(jsonb_build_object('expiresAt', e, 'issuedAs', i, 'profile', $5::text, 'group', g, 'environment', NULLIF($7::text, 'default')))
-             FROM unnest($2::text[], $3::timestamptz[], $4::text[], $6::text[]) AS t(d, e, i, g)`,
-          [actor, ids, tokens.map((t) => t.expiresAt), issues, profile, tokens.map((t) => t.group ?? null), environment],
+                  jsonb_strip_nulls(jsonb_build_object('expiresAt', e, 'issuedAs', i, 'profile', $5::text, 'group', g, 'environment', NULLIF($7::text, 'default'), 'batch', b))
+             FROM unnest($2::text[], $3::timestamptz[], $4::text[], $6::text[], $8::uuid[]) AS t(d, e, i, g, b)`,
+          [actor, ids, tokens.map((t) => t.expiresAt), issues, profile, tokens.map((t) => t.group ?? null), environment, tokens.map((t) => t.batchId ?? null)],
         );
         return { outcome: 'created' };
       }, { bulk: true }).catch((error: unknown) => {

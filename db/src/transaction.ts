@@ -12,6 +12,12 @@ export const MIGRATION_LOCK_KEY = 7_160_002_331;
  */
 export const AUDIT_CHAIN_LOCK_KEY = 7_160_002_340;
 
+/**
+ * With an environment's name (hashtext) as the second key: one CRL rebuild of that environment at a time across every
+ * process (db/src/revocation-store.ts). The two-key form lives apart from the one-key locks above.
+ */
+export const CRL_LOCK_CLASS = 71_600_024;
+
 /** Serialises role changes and revocations of admins, so two owners cannot demote or revoke each other past the last one. */
 export const ADMINS_LOCK_KEY = 7_160_002_352;
 

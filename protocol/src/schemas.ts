@@ -89,13 +89,14 @@ export type CreateTokenRequest = z.infer<typeof createTokenRequestSchema>;
 export const TOKEN_ISSUES = ['new', 're-issued', 'after-compromise'] as const;
 export type TokenIssue = (typeof TOKEN_ISSUES)[number];
 
-export const createdTokenSchema = z.object({ deviceId: z.string(), token: z.string(), expiresAt: z.string(), issuedAs: z.enum(TOKEN_ISSUES) });
+/** `batchId`: one per request (the same on every token of a batch); the device records it when it enrolls. */
+export const createdTokenSchema = z.object({ deviceId: z.string(), token: z.string(), expiresAt: z.string(), issuedAs: z.enum(TOKEN_ISSUES), batchId: z.string().uuid() });
 export type CreatedToken = z.infer<typeof createdTokenSchema>;
 /** POST /v1/admin/tokens answers with a list, one entry for a single device, `count` entries for a batch. */
 export const createTokensResponseSchema = z.array(createdTokenSchema);
 export type CreateTokensResponse = z.infer<typeof createTokensResponseSchema>;
 /** The same answer as text/csv (RFC 4180), one header line naming these columns. */
-export const CREATED_TOKEN_CSV_COLUMNS = ['deviceId', 'token', 'expiresAt', 'issuedAs'] as const satisfies ReadonlyArray<keyof CreatedToken>;
+export const CREATED_TOKEN_CSV_COLUMNS = ['deviceId', 'token', 'expiresAt', 'issuedAs', 'batchId'] as const satisfies ReadonlyArray<keyof CreatedToken>;
 
 export const revokeRequestSchema = z.object({
   reason: z.enum(REVOCATION_REASON_NAMES as [string, ...string[]]).default('unspecified'),
@@ -142,6 +143,8 @@ export const deviceSummarySchema = z.object({
   profile: z.string(),
   /** The group of the device's last enrollment (its token's); null when it has none. */
   group: z.string().nullable(),
+  /** The token batch of the device's last enrollment; null before it enrolled (or enrolled before batches were kept). */
+  tokenBatch: z.string().nullable(),
   createdAt: z.string(),
   status: certificateStatusSchema,
   currentSerial: serialSchema.nullable(),
@@ -240,6 +243,8 @@ export const bulkSelectorSchema = z
     status: z.enum(['active', 'pending', 'expired']).optional(),
     /** Only certificates of this environment (a profile name means that environment's profile). */
     environment: environmentNameSchema.optional(),
+    /** Certificates of the devices that enrolled with a token of this batch (the `batchId` of the token answer). */
+    tokenBatch: z.string().uuid('tokenBatch must be the batchId of a token answer (a UUID)').optional(),
   })
   .strict()
   .refine((s) => Object.values(s).some((v) => v !== undefined), 'a selector needs at least one field');
@@ -291,6 +296,8 @@ export const fleetQuerySchema = z
     connected: z.enum(['true', 'false']).optional(),
     /** Only devices of this environment (absent: every environment). */
     env: environmentNameSchema.optional(),
+    /** Only devices that enrolled with a token of this batch. */
+    batch: z.string().uuid('batch must be the batchId of a token answer (a UUID)').optional(),
   })
   .strict();
 export type FleetQueryParams = z.infer<typeof fleetQuerySchema>;

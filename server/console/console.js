@@ -55,6 +55,11 @@ function useLiveEvents() {
   return live.events;
 }
 
+/** Attempts with a revoked certificate; an event another node coalesced counts its repeats. */
+function revokedAttempts(events) {
+  return events.filter((e) => e.type === 'refused' && e.reason === 'revoked').reduce((n, e) => n + (e.count ?? 1), 0);
+}
+
 function describeEvent(e) {
   switch (e.type) {
     case 'refused':
@@ -81,12 +86,13 @@ function EventRow({ e }) {
     <strong>${describeEvent(e)}</strong>
     ${e.deviceId ? html`<a href=${`#/device/${encodeURIComponent(e.deviceId)}`}>${e.deviceId}</a>` : ''}
     ${e.serial ? html`<code>${e.serial}</code>` : ''}
+    ${e.count > 1 ? html`<span class="event-count" title="repeats within half a second, shown once">×${e.count}</span>` : ''}
   </li>`;
 }
 
 function EventsPage() {
   const events = useLiveEvents();
-  const alarms = events.filter((e) => e.type === 'refused' && e.reason === 'revoked').length;
+  const alarms = revokedAttempts(events);
   return html`<section>
     <h2>Live events</h2>
     ${alarms > 0 ? html`<p class="banner-alarm" role="alert">${alarms} attempt(s) with a revoked certificate</p>` : ''}
@@ -98,7 +104,7 @@ function EventsPage() {
 // ---- fleet -------------------------------------------------------------------------------------------------------
 
 function FleetPage() {
-  const [filters, setFilters] = useState({ prefix: '', env: '', status: '', profile: '', expiresWithinDays: '', connected: false });
+  const [filters, setFilters] = useState({ prefix: '', env: '', status: '', profile: '', expiresWithinDays: '', batch: '', connected: '' });
   const [environments, setEnvironments] = useState([]);
   const [page, setPage] = useState(undefined);
   const [cursors, setCursors] = useState([]);
@@ -107,8 +113,7 @@ function FleetPage() {
 
   async function load(after) {
     const q = new URLSearchParams({ limit: '50' });
-    for (const key of ['prefix', 'env', 'status', 'profile', 'expiresWithinDays']) if (filters[key]) q.set(key, filters[key]);
-    if (filters.connected) q.set('connected', 'true');
+    for (const key of ['prefix', 'env', 'status', 'profile', 'expiresWithinDays', 'batch', 'connected']) if (filters[key]) q.set(key, filters[key].trim());
     if (after) q.set('after', after);
     const started = performance.now();
     try {
@@ -137,18 +142,22 @@ function FleetPage() {
       </select></label>
       <label>Profile <input name="profile" value=${filters.profile} onInput=${set('profile')} /></label>
       <label>Expires within (days) <input name="expiresWithinDays" type="number" min="0" value=${filters.expiresWithinDays} onInput=${set('expiresWithinDays')} /></label>
-      <label class="check"><input name="connected" type="checkbox" checked=${filters.connected} onChange=${set('connected')} /> Connected now</label>
+      <label>Token batch <input name="batch" size="36" placeholder="batch id" value=${filters.batch} onInput=${set('batch')} /></label>
+      <label>Connected now <select name="connected" value=${filters.connected} onChange=${set('connected')}>
+        <option value="">any</option><option value="true">connected</option><option value="false">not connected</option>
+      </select></label>
       <button type="submit">Search</button>
     </form>
     ${error ? html`<p class="error">${error}</p>` : ''}
     ${page ? html`<table class="devices" id="fleet-table">
-      <thead><tr><th>Device</th><th>Environment</th><th>Status</th><th>Profile</th><th>Connected</th><th>Current serial</th><th>Not after</th></tr></thead>
+      <thead><tr><th>Device</th><th>Environment</th><th>Status</th><th>Profile</th><th>Connected</th><th>Token batch</th><th>Current serial</th><th>Not after</th></tr></thead>
       <tbody>${page.devices.map((d) => html`<tr>
         <td><a href=${`#/device/${encodeURIComponent(d.id)}`}>${d.id}</a></td>
         <td>${d.environment}</td>
         <td><span class=${`status status-${d.status}`}>${d.status}</span></td>
         <td>${d.profile}</td>
         <td>${d.connected ? html`<span class="badge-on">connected</span>` : d.lastSeen ? `seen ${fmt(d.lastSeen)}` : '—'}</td>
+        <td><code title=${d.tokenBatch ?? ''}>${d.tokenBatch ? d.tokenBatch.slice(0, 8) : '—'}</code></td>
         <td><code>${d.currentSerial ?? '—'}</code></td>
         <td>${fmt(d.notAfter)}</td>
       </tr>`)}</tbody>
@@ -176,6 +185,8 @@ function timeline(device) {
   return entries.sort((a, b) => a.at.localeCompare(b.at));
 }
 
+const PRESENCE_REFRESH_MS = 2000;
+
 function DevicePage({ id }) {
   const [device, setDevice] = useState(undefined);
   const [error, setError] = useState('');
@@ -200,6 +211,12 @@ function DevicePage({ id }) {
   useEffect(() => {
     if (latest) void load();
   }, [latest]);
+  // Presence is cluster-wide (every broker writes it to Postgres within a fraction of a second) while live events are this
+  // process's broker's only: read it again every few seconds.
+  useEffect(() => {
+    const timer = setInterval(() => void load(), PRESENCE_REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [id]);
 
   async function revoke() {
     try {
@@ -221,6 +238,7 @@ function DevicePage({ id }) {
       <dt>Status</dt><dd><span class=${`status status-${device.status}`} id="device-status">${device.status}</span></dd>
       <dt>Environment</dt><dd>${device.environment}</dd>
       <dt>Profile</dt><dd>${device.profile}</dd>
+      <dt>Token batch</dt><dd><code id="device-batch">${device.tokenBatch ?? '—'}</code></dd>
       <dt>Connected now</dt><dd id="device-connected">${device.connected ? 'yes' : 'no'}</dd>
       <dt>Last seen</dt><dd>${fmt(device.lastSeen)}</dd>
       <dt>Current serial</dt><dd><code>${device.currentSerial ?? '—'}</code></dd>
@@ -274,7 +292,10 @@ function TokensPage() {
       link.current.download = mode === 'single' ? `token-${form.deviceId}.csv` : `tokens-${form.prefix}.csv`;
       link.current.click();
       setTimeout(() => URL.revokeObjectURL(url), 1000);
-      setMessage(`Created ${mode === 'single' ? 1 : form.count} token(s); the CSV was downloaded once and is not shown again.`);
+      // The batch id is the CSV's batchId column (the same on every line): `enrolld revoke --batch` takes it.
+      const [header, first] = (await csv.text()).split('\n');
+      const batch = first?.split(',')[header.split(',').indexOf('batchId')];
+      setMessage(`Created ${mode === 'single' ? 1 : form.count} token(s) in batch ${batch ?? '?'}; the CSV was downloaded once and is not shown again.`);
     } catch (e) {
       setMessage(`Failed: ${e.message}`);
     }
@@ -304,7 +325,7 @@ function TokensPage() {
 // ---- bulk revocation ---------------------------------------------------------------------------------------------
 
 function BulkPage() {
-  const [sel, setSel] = useState({ prefix: '', profile: '', status: '', issuedBefore: '', issuedAfter: '' });
+  const [sel, setSel] = useState({ prefix: '', profile: '', tokenBatch: '', status: '', issuedBefore: '', issuedAfter: '' });
   const [reason, setReason] = useState('keyCompromise');
   const [preview, setPreview] = useState(undefined);
   const [confirming, setConfirming] = useState(false);
@@ -314,7 +335,7 @@ function BulkPage() {
     setSel({ ...sel, [key]: ev.target.value });
     setPreview(undefined);
   };
-  const selector = () => Object.fromEntries(Object.entries(sel).filter(([, v]) => v !== ''));
+  const selector = () => Object.fromEntries(Object.entries(sel).map(([k, v]) => [k, v.trim()]).filter(([, v]) => v !== ''));
 
   async function dryRun(ev) {
     ev.preventDefault();
@@ -345,6 +366,7 @@ function BulkPage() {
     <form class="filters" id="bulk-form" onSubmit=${dryRun}>
       <label>Id prefix <input name="prefix" value=${sel.prefix} onInput=${set('prefix')} /></label>
       <label>Profile <input name="profile" value=${sel.profile} onInput=${set('profile')} /></label>
+      <label>Token batch <input name="tokenBatch" size="36" placeholder="batch id" value=${sel.tokenBatch} onInput=${set('tokenBatch')} /></label>
       <label>Status <select name="status" value=${sel.status} onChange=${set('status')}>
         <option value="">unexpired</option>${['active', 'pending', 'expired'].map((s) => html`<option value=${s}>${s}</option>`)}
       </select></label>
@@ -456,7 +478,7 @@ function App({ admin, role }) {
     addEventListener('hashchange', onHash);
     return () => removeEventListener('hashchange', onHash);
   }, []);
-  const alarms = events.filter((e) => e.type === 'refused' && e.reason === 'revoked').length;
+  const alarms = revokedAttempts(events);
   const nav = [['fleet', 'Fleet'], ['tokens', 'Tokens'], ['bulk', 'Bulk revoke'], ['events', 'Live events'], ['charts', 'Charts'], ['audit', 'Audit']];
   return html`<header class="top">
       <h1>enrolld</h1>

@@ -87,6 +87,10 @@ const envSchema = z.object({
   LISTEN_HOST: z.string().min(1).default('0.0.0.0'),
   HTTPS_PORT: port(8443),
   MQTTS_PORT: port(8883),
+  /** `enrolld broker`'s plain-HTTP port: /healthz, /readyz and /metrics only (no admin routes, nothing secret). */
+  BROKER_HTTP_PORT: port(9883),
+  /** Where that port listens; default LISTEN_HOST (a probe or a scraper must reach it; 127.0.0.1 keeps it local). */
+  BROKER_HTTP_HOST: z.string().regex(/^[A-Za-z0-9.:%-]{1,253}$/, 'must be an IP address or a host name').optional(),
   DATABASE_URL: z.string().url().optional(),
   DB_POOL_MAX: z.coerce.number().int().min(1).max(500).default(20),
   /** A request that waits this long for a pooled connection gets 503 with Retry-After instead of hanging. */
@@ -163,6 +167,8 @@ const envSchema = z.object({
   ADMIN_BEARER: z.enum(['on', 'off']).default('on'),
   /** Certificates a bulk revocation job revokes per statement. */
   BULK_REVOKE_BATCH: z.coerce.number().int().min(1).max(10_000).default(500),
+  /** Bulk revocation jobs one worker runs at once, on their own queue (the rotation jobs never wait behind them). */
+  BULK_REVOKE_CONCURRENCY: z.coerce.number().int().min(1).max(64).default(1),
   /** How often each broker resyncs by revocation sequence: the bound on how long a lost NOTIFY goes unnoticed. */
   BROKER_RESYNC_INTERVAL: fineDuration('5s'),
   /** With no successful sync for this long a broker no longer knows the revocation state and refuses CONNECTs. */
@@ -171,6 +177,12 @@ const envSchema = z.object({
   BROKER_SESSION_TICKETS: z.enum(['on', 'off']).default('off'),
   /** Time a TLS connection may take to send CONNECT. */
   BROKER_CONNECT_TIMEOUT: fineDuration('10s'),
+  /** Each broker writes the connections and disconnections it heard to Postgres this often, in one statement (§9b). */
+  BROKER_PRESENCE_FLUSH: fineDuration('250ms'),
+  /** Each broker refreshes its presence heartbeat this often and removes nodes whose heartbeat expired. */
+  BROKER_PRESENCE_HEARTBEAT: fineDuration('5s'),
+  /** A broker's presence rows stop counting this long after its last heartbeat (a killed broker); default 3 heartbeats. */
+  BROKER_PRESENCE_STALE_AFTER: durationIn(undefined, { wholeSeconds: false }).optional(),
   /** `redis`: brokers share messages, sessions, retained messages and wills over REDIS_URL (docs/architecture.md §6). */
   BROKER_CLUSTER: z.enum(['none', 'redis']).default('none'),
   /**
@@ -210,6 +222,10 @@ const envSchema = z.object({
   if (e.DB_QUERY_TIMEOUT < e.DB_STATEMENT_TIMEOUT) {
     ctx.addIssue({ code: 'custom', path: ['DB_QUERY_TIMEOUT'], message: `must be at least DB_STATEMENT_TIMEOUT (${e.DB_STATEMENT_TIMEOUT}s), so Postgres cancels a slow statement before the client gives up on it` });
   }
+  // Both ports of `enrolld broker` listen on one host unless BROKER_HTTP_HOST moves the HTTP one.
+  if (e.BROKER_HTTP_PORT !== 0 && e.BROKER_HTTP_PORT === e.MQTTS_PORT && (e.BROKER_HTTP_HOST ?? e.LISTEN_HOST) === e.LISTEN_HOST) {
+    ctx.addIssue({ code: 'custom', path: ['BROKER_HTTP_PORT'], message: `must differ from MQTTS_PORT (${e.MQTTS_PORT}): the broker listens on both` });
+  }
   if (e.BROKER_MAX_STALENESS <= e.BROKER_RESYNC_INTERVAL) {
     ctx.addIssue({ code: 'custom', path: ['BROKER_MAX_STALENESS'], message: `must be longer than BROKER_RESYNC_INTERVAL (${e.BROKER_RESYNC_INTERVAL}s), or every broker fails closed between two resyncs` });
   }
@@ -224,6 +240,8 @@ export interface Config {
   listenHost: string;
   httpsPort: number;
   mqttsPort: number;
+  /** `enrolld broker`'s health and metrics port (BROKER_HTTP_PORT) and where it listens (BROKER_HTTP_HOST, else LISTEN_HOST). */
+  brokerHttp: { host: string; port: number };
   databaseUrl: string | undefined;
   dbPoolMax: number;
   dbCheckoutTimeoutMs: number;
@@ -254,6 +272,7 @@ export interface RevocationConfig {
   crlRefreshCheckMs: number;
   crlMinIntervalMs: number;
   bulkBatchSize: number;
+  bulkConcurrency: number;
 }
 
 export interface BrokerTunables {
@@ -263,6 +282,8 @@ export interface BrokerTunables {
   connectTimeoutMs: number;
   cluster: { mode: 'none' | 'redis'; prefix: string };
   heartbeatIntervalMs: number;
+  /** Cluster-wide presence in Postgres (docs/architecture.md §9b). */
+  presence: { flushMs: number; heartbeatMs: number; staleAfterMs: number };
   handshakeTimeoutMs: number;
   maxPendingPerAddress: number;
   maxPending: number;
@@ -315,6 +336,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
     listenHost: e.LISTEN_HOST,
     httpsPort: e.HTTPS_PORT,
     mqttsPort: e.MQTTS_PORT,
+    brokerHttp: Object.freeze({ host: e.BROKER_HTTP_HOST ?? e.LISTEN_HOST, port: e.BROKER_HTTP_PORT }),
     databaseUrl: e.DATABASE_URL,
     dbPoolMax: e.DB_POOL_MAX,
     dbCheckoutTimeoutMs: Math.round(e.DB_CHECKOUT_TIMEOUT * 1000),
@@ -341,6 +363,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
       crlRefreshCheckMs: Math.round(e.CRL_REFRESH_CHECK * 1000),
       crlMinIntervalMs: Math.round(e.CRL_MIN_INTERVAL * 1000),
       bulkBatchSize: e.BULK_REVOKE_BATCH,
+      bulkConcurrency: e.BULK_REVOKE_CONCURRENCY,
     }),
     broker: Object.freeze({
       resyncIntervalMs: Math.round(e.BROKER_RESYNC_INTERVAL * 1000),
@@ -352,6 +375,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Readonly<Confi
         prefix: e.BROKER_CLUSTER_PREFIX ?? (e.ENROLLD_ENV === DEFAULT_ENVIRONMENT ? 'enrolld:mqtt:' : `enrolld:mqtt:${e.ENROLLD_ENV}:`),
       }),
       heartbeatIntervalMs: Math.round((e.BROKER_HEARTBEAT_INTERVAL ?? (e.BROKER_CLUSTER === 'redis' ? 5 : 60)) * 1000),
+      presence: Object.freeze({
+        flushMs: Math.round(e.BROKER_PRESENCE_FLUSH * 1000),
+        heartbeatMs: Math.round(e.BROKER_PRESENCE_HEARTBEAT * 1000),
+        staleAfterMs: Math.round((e.BROKER_PRESENCE_STALE_AFTER ?? 3 * e.BROKER_PRESENCE_HEARTBEAT) * 1000),
+      }),
       handshakeTimeoutMs: Math.round(e.BROKER_HANDSHAKE_TIMEOUT * 1000),
       maxPendingPerAddress: e.BROKER_MAX_PENDING_PER_ADDRESS,
       maxPending: e.BROKER_MAX_PENDING,

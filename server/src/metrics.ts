@@ -72,9 +72,8 @@ export const EXPIRY_WINDOWS = { '1d': 86_400, '7d': 7 * 86_400, '30d': 30 * 86_4
 export interface FleetMetricsSource {
   expiring(windowsSeconds: number[]): Promise<Array<{ withinSeconds: number; expiring: number; withoutSuccessor: number }>>;
   latestCrlTimes(): Promise<{ thisUpdate: Date; nextUpdate: Date } | undefined>;
-  profilesOf(deviceIds: string[]): Promise<Array<{ profile: string; count: number }>>;
-  /** Devices with a live session on the broker of this process (none without one). */
-  connectedIds(): string[];
+  /** Devices connected on any live broker node, by profile (the presence store). */
+  connectedByProfile(): Promise<Array<{ profile: string; count: number }>>;
 }
 
 /**
@@ -110,11 +109,11 @@ export function createFleetMetrics(registry: Registry, source: FleetMetricsSourc
   });
   new Gauge({
     name: 'enrolld_connected_devices_by_profile',
-    help: 'Devices with a live session on the broker of this process, by device profile',
+    help: 'Devices with a live session on any broker node (heartbeat not expired), by device profile',
     labelNames: ['profile'] as const,
     registers: [registry],
     async collect() {
-      const counts = await source.profilesOf(source.connectedIds()).catch(() => undefined);
+      const counts = await source.connectedByProfile().catch(() => undefined);
       if (!counts) return;
       this.reset();
       for (const c of counts) this.set({ profile: c.profile }, c.count);

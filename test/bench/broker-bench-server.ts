@@ -1,5 +1,8 @@
 // The broker under test for `npm run bench:broker`, in its own process (pinned to CPU 0 by the caller).
-//   BENCH_MODE=enrolld      our broker (createBroker) over the Postgres registry and revocation state, defaults as shipped
+//   BENCH_MODE=enrolld      our broker (createBroker) over the Postgres registry and revocation state, defaults as shipped,
+//                           with the presence writer's hooks as every shipped broker has them (BENCH_PRESENCE=off: without,
+//                           to see what presence costs a CONNECT), and the live-events relay's hooks (connections and
+//                           refusals sent in batches over NOTIFY; BENCH_FLEET_EVENTS=off: without)
 //   BENCH_MODE=stock-aedes  the usual way to put aedes behind mTLS, as a reference: Aedes defaults,
 //                           getPeerCertificate() + a revoked-serial Set in authenticate, TLS defaults (tickets on)
 // Prints {"port":N} when listening; on SIGUSR2 forces a GC (run with --expose-gc) and prints memory; exits on SIGTERM.
@@ -9,8 +12,12 @@ import tls from 'node:tls';
 import { Aedes } from 'aedes';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
-import { createPool, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
+import { createPool, createPgFleetEventBus, createPgPresenceStore, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore } from '@enrolld/db';
 import { systemClock } from '@enrolld/core/clock.js';
+import { createPresenceWriter } from '@enrolld/core/fleet/presence.js';
+import { createClusterEvents } from '@enrolld/core/fleet/cluster-events.js';
+import { createFleetEvents } from '@enrolld/core/fleet/live-events.js';
+import { loadConfig } from '../../server/src/config.js';
 import { createBroker, defaultBrokerConfig } from '../../server/src/mqtt/broker.js';
 
 const dir = process.env.BENCH_DIR!;
@@ -22,20 +29,42 @@ let stop: () => Promise<void> = async () => undefined;
 if (mode === 'enrolld') {
   const databaseUrl = process.env.DATABASE_URL!;
   const pool = createPool({ connectionString: databaseUrl, max: 4 });
+  const presence = process.env.BENCH_PRESENCE === 'off'
+    ? undefined
+    : createPresenceWriter({ store: createPgPresenceStore(pool), nodeId: `bench-${process.pid}`, environment: 'default', ...loadConfig({}).broker.presence });
+  const fleetEvents = process.env.BENCH_FLEET_EVENTS === 'off' ? undefined : createFleetEvents();
+  const relay = fleetEvents && createClusterEvents({
+    bus: createPgFleetEventBus({ pool, connectionString: databaseUrl }), events: fleetEvents, origin: `bench-${process.pid}`, flushMs: 500, maxPerFlush: 400, listen: false,
+  });
+  const hooks = [
+    ...(presence ? [{ onConnected: (s: { deviceId: string }) => presence.connected(s.deviceId), onDisconnected: (s: { deviceId: string }) => presence.disconnected(s.deviceId) }] : []),
+    ...(fleetEvents
+      ? [{
+          onConnected: (s: { deviceId: string; serial: string }) => fleetEvents.publish({ type: 'connected', deviceId: s.deviceId, serial: s.serial, at: fleetEvents.now() }),
+          onDisconnected: (s: { deviceId: string; serial: string }) => fleetEvents.publish({ type: 'disconnected', deviceId: s.deviceId, serial: s.serial, at: fleetEvents.now() }),
+          onRefused: (r: { deviceId: string | null; serial: string | null; reason: string }) => fleetEvents.publish({ type: 'refused', deviceId: r.deviceId, serial: r.serial, reason: r.reason, at: fleetEvents.now() }),
+        }]
+      : []),
+  ];
   const broker = createBroker({
     config: { ...defaultBrokerConfig, host: '127.0.0.1', port: 0 },
     tls: { key: read('server.key'), cert: read('server-chain.pem'), ca: read('ca-chain.pem'), issuingCertificate: read('issuing.pem') },
     store: { ...createPgRevocationStore(pool), ...createPgRegistryStore(pool) },
     feed: createPgRegistryListener({ connectionString: databaseUrl }),
     profiles: { source: createPgProfileStore(pool), feed: createPgProfileListener({ connectionString: databaseUrl }) },
+    hooks,
     clock: systemClock,
     logger: pino({ level: 'silent' }),
     registry: new Registry(),
   });
   const { port } = await broker.start();
+  await presence?.start();
+  await relay?.start();
   connected = () => broker.connectedDevices();
   stop = async () => {
+    await presence?.stop();
     await broker.stop();
+    await relay?.stop();
     await pool.end();
   };
   process.stdout.write(`${JSON.stringify({ port })}\n`);

@@ -1,10 +1,12 @@
 // `npm run bench:console`: the fleet administration figures, one JSON line each {"metric","value","unit","baseline","ratio"},
 // every baseline measured in the same run (ratio > 1 is better than the baseline).
-//   bulk    BENCH_DEVICES (10,000) devices enrolled over HTTP and connected to a real `enrolld up` process over mTLS; one
-//           bulk revocation of all of them: time from the POST until every socket is closed, and CRL rebuilds it cost.
+//   bulk    BENCH_DEVICES (10,000) devices enrolled over HTTP (one token batch) and connected to a real `enrolld up`
+//           process over mTLS; one bulk revocation of all of them by their token batch: time from the POST until every socket is closed, and CRL rebuilds it cost.
 //           Baseline: single revocations (POST /v1/admin/devices/:id/revoke, one after the other) of BENCH_SINGLE devices.
 //   fleet   BENCH_FLEET (100,000) devices: the fleet page (GET /v1/admin/fleet, 50 rows) first page and a deep page by
-//           keyset. Baseline for the deep page: the same search paged by OFFSET.
+//           keyset. Baseline for the deep page: the same search paged by OFFSET. Then connected=true / connected=false
+//           (presence rows of one live broker node for 10% of the devices, and for 100 of them), first and deep pages;
+//           baseline: the unfiltered page at the same position.
 //   audit   BENCH_AUDIT_ROWS (1,000,000) audit rows appended through the chain trigger, then GET /v1/admin/audit/verify.
 //           Baseline: reading the same rows without checking them.
 // BENCH_PHASES=bulk,fleet,audit picks phases.
@@ -92,7 +94,7 @@ interface Connected {
 }
 
 /** Enrolls `count` devices named prefix0000… over HTTP (token batch, one CSR each) and holds one raw MQTT session each. */
-async function enrollAndConnect(s: Server, prefix: string, count: number): Promise<Connected[]> {
+async function enrollAndConnect(s: Server, prefix: string, count: number): Promise<Connected[] & { batchId: string }> {
   const tokens = (await postJson(s.apiUrl + routes.adminTokens, s.rootPem, { prefix, count, ttlSeconds: 3600 }, s.auth)).json<CreatedToken[]>();
   const issuing = s.chainPem.split(/(?<=-----END CERTIFICATE-----\n?)/)[0]!;
   const out: Connected[] = [];
@@ -112,7 +114,7 @@ async function enrollAndConnect(s: Server, prefix: string, count: number): Promi
       }
     }),
   );
-  return out;
+  return Object.assign(out, { batchId: tokens[0]!.batchId });
 }
 
 /** MQTT 3.1.1 CONNECT, clean session, keepalive 0 (§3.1.2.10: none), so an idle session stays until it is cut. */
@@ -160,7 +162,7 @@ async function bulkPhase(): Promise<void> {
     if (dropped > 0) throw new Error(`${dropped} sessions closed before the revocation`);
     note(`${devices.length} connected; bulk revocation…`);
     const t1 = performance.now();
-    const started = await postJson(s.apiUrl + routes.adminBulkRevocations, s.rootPem, { selector: { prefix: 'line-7-' }, reason: 'keyCompromise' }, s.auth);
+    const started = await postJson(s.apiUrl + routes.adminBulkRevocations, s.rootPem, { selector: { tokenBatch: devices.batchId }, reason: 'keyCompromise' }, s.auth);
     const job = started.json<BulkRevocationJobBody>();
     if (job.total !== DEVICES) throw new Error(`bulk job took ${job.total} targets`);
     const closedAt = await Promise.all(devices.map((d) => d.closed));
@@ -179,7 +181,7 @@ async function bulkPhase(): Promise<void> {
     const bulkPerDeviceMs = allCut / DEVICES;
     const cuts = closedAt.map((t) => t - t1).sort((a, b) => a - b);
     line('bulk_revoke_all_cut', allCut / 1000, 's', (singlePerDeviceMs * DEVICES) / 1000, singlePerDeviceMs / bulkPerDeviceMs, {
-      devices: DEVICES, connected: devices.length, revoked: done.revoked, jobSeconds: +(jobMs / 1000).toFixed(2), p50CutS: +(percentile(cuts, 0.5) / 1000).toFixed(2),
+      devices: DEVICES, connected: devices.length, selector: 'tokenBatch', revoked: done.revoked, jobSeconds: +(jobMs / 1000).toFixed(2), p50CutS: +(percentile(cuts, 0.5) / 1000).toFixed(2),
       baselineIs: `${SINGLE} single revokes in a row, ${singlePerDeviceMs.toFixed(1)} ms each, scaled to ${DEVICES}`,
     });
     line('bulk_revoke_crl_rebuilds', rebuilds, 'rebuilds', DEVICES, DEVICES / Math.max(rebuilds, 1), { storedCrls: crls, baselineIs: 'one rebuild per revocation' });
@@ -235,6 +237,31 @@ async function fleetPhase(): Promise<void> {
     line('fleet_page_deep', p50(deep), 'ms', p50(first), p50(first) / p50(deep), { devices: FLEET, position: Math.floor(FLEET * 0.9), p95: +percentile(deep, 0.95).toFixed(1), via: 'HTTPS GET /v1/admin/fleet?after=…', baselineIs: 'the first page' });
     line('fleet_search_deep_keyset_sql', p50(keysetSql), 'ms', p50(offset), p50(offset) / p50(keysetSql), { devices: FLEET, position: Math.floor(FLEET * 0.9), baselineIs: 'the same search paged by OFFSET, in Postgres alone' });
     line('fleet_page_deep_filtered', p50(filtered), 'ms', p50(deep), p50(deep) / p50(filtered), { filters: 'status=active&expiresWithinDays=7', baselineIs: 'the unfiltered deep page' });
+
+    // Presence: one live broker node (besides the server's own) holding every tenth device, then only 100 of them.
+    await s.db.pool.query(`INSERT INTO broker_nodes (node_id, environment, expires_at) VALUES ('bench-node', 'default', now() + interval '1 day')`);
+    const connectEvery = async (step: number) => {
+      await s.db.pool.query(`DELETE FROM device_presence WHERE node_id = 'bench-node'`);
+      await s.db.pool.query(
+        `INSERT INTO device_presence (device_id, node_id, since) SELECT 'fleet-' || lpad(i::text, 6, '0'), 'bench-node', now() FROM generate_series($1::int, $2::int, $1::int) i`,
+        [step, FLEET],
+      );
+      await s.db.pool.query('ANALYZE device_presence; ANALYZE broker_nodes');
+    };
+    for (const [step, share] of [[10, '10%'], [FLEET / 100, '100 devices']] as const) {
+      await connectEvery(step);
+      const expected = Math.floor(FLEET / step);
+      for (const connected of ['true', 'false'] as const) {
+        const firstPage = await page(`limit=50&connected=${connected}`);
+        const want = connected === 'true' ? Math.min(50, expected) : 50;
+        if (firstPage.devices.length !== want || firstPage.devices.some((d) => String(d.connected) !== connected)) throw new Error(`connected=${connected}: a wrong or short page`);
+        const f = await timed(() => page(`limit=50&connected=${connected}`));
+        const d = await timed(() => page(`limit=50&after=${deepAfter}&connected=${connected}`));
+        const extra = { devices: FLEET, connectedDevices: expected, connectedShare: share, rows: firstPage.devices.length };
+        line(`fleet_page_first_connected_${connected}`, p50(f), 'ms', p50(first), p50(first) / p50(f), { ...extra, p95: +percentile(f, 0.95).toFixed(1), baselineIs: 'the unfiltered first page' });
+        line(`fleet_page_deep_connected_${connected}`, p50(d), 'ms', p50(deep), p50(deep) / p50(d), { ...extra, position: Math.floor(FLEET * 0.9), p95: +percentile(d, 0.95).toFixed(1), baselineIs: 'the unfiltered deep page' });
+      }
+    }
   } finally {
     await s.stop();
   }

@@ -1,6 +1,7 @@
 // The DeviceStore contract (core/src/ports.ts), run against every implementation: a device's status is its newest
 // issued certificate's (pending without one), list pages by id (keyset, `after`) under status and prefix filters,
 // and get returns the certificate history oldest first with the lineage links.
+import { randomBytes, randomUUID } from 'node:crypto';
 import { describe, expect, it } from '@jest/globals';
 import type { DeviceStore, EnrollmentStore, TokenStore } from '@enrolld/core/ports.js';
 import type { RenewalStore } from '@enrolld/core/renewal/ports.js';
@@ -52,6 +53,22 @@ export function describeDeviceStoreContract(name: string, makeStores: () => Devi
       expect((await devices.list({ limit: 10, prefix })).map((d) => d.id)).toEqual([ids.active, ids.expired, ids.pending, ids.revoked]);
       expect(await devices.get(adminId)).toBeUndefined();
       expect(await devices.get(ids.active)).toBeDefined();
+    });
+
+    it('a device records the token batch of its last enrollment; none before it enrolled', async () => {
+      const stores = makeStores();
+      const deviceId = newDeviceId('batch');
+      const [first, second] = [randomUUID(), randomUUID()];
+      await enrollCertificate(stores, deviceId, { batchId: first });
+      expect((await stores.devices.get(deviceId))?.tokenBatch).toBe(first);
+      // A token of another batch waits unspent: the device keeps the batch it enrolled with.
+      await stores.tokens.createTokens([{ kind: 'device', deviceId, tokenHash: randomBytes(32), expiresAt: new Date(Date.now() + 3600_000), profile: 'device', batchId: second }], 'contract');
+      expect((await stores.devices.list({ limit: 1, prefix: deviceId }))[0]?.tokenBatch).toBe(first);
+      await enrollCertificate(stores, deviceId, { batchId: second });
+      expect((await stores.devices.get(deviceId))?.tokenBatch).toBe(second);
+      const waiting = newDeviceId('batch-pending');
+      await stores.tokens.createTokens([{ kind: 'device', deviceId: waiting, tokenHash: randomBytes(32), expiresAt: new Date(Date.now() + 3600_000), profile: 'device', batchId: first }], 'contract');
+      expect((await stores.devices.list({ limit: 1, prefix: waiting }))[0]?.tokenBatch).toBeNull();
     });
 
     it('filters by status and pages by id with after and limit', async () => {

@@ -99,6 +99,30 @@ export function describeRevocationStoreContract(name: string, makeStores: () => 
       expect(await revocation.latestCrl()).toEqual(second);
     });
 
+    it('rebuildCrlWhenDue: current while the newest CRL covers everything, not-due within the interval, built when due', async () => {
+      const { revocation, deviceId, serials } = await device(2);
+      await revocation.revokeCertificate(serials[0]!, command());
+      const validity = { thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 3600_000) };
+      const build = (input: { crlNumber: bigint }) => Buffer.from(`crl-${input.crlNumber}`);
+      const hour = { minIntervalMs: 3600_000, currentForMs: 3600_000 };
+      const first = await revocation.regenerateCrl(build, validity, 'default');
+      expect(await revocation.rebuildCrlWhenDue(build, validity, 'default', hour)).toEqual({ outcome: 'current', crl: first });
+      // A revocation the newest CRL does not cover: due only an interval after that CRL was built.
+      await revocation.revokeDevice(deviceId, command());
+      const early = await revocation.rebuildCrlWhenDue(build, validity, 'default', hour);
+      if (early.outcome !== 'not-due') throw new Error(`expected not-due, got ${early.outcome}`);
+      expect(early.retryInMs).toBeGreaterThan(0);
+      expect(early.retryInMs).toBeLessThanOrEqual(hour.minIntervalMs);
+      expect(await revocation.latestCrl()).toEqual(first);
+      const due = await revocation.rebuildCrlWhenDue(build, validity, 'default', { minIntervalMs: 0, currentForMs: 3600_000 });
+      if (due.outcome !== 'built') throw new Error(`expected built, got ${due.outcome}`);
+      expect(due.crl.crlNumber).toBeGreaterThan(first.crlNumber);
+      expect(due.crl.coversSeq).toBe(await revocation.lastSeq());
+      expect(await revocation.rebuildCrlWhenDue(build, validity, 'default', { minIntervalMs: 0, currentForMs: 3600_000 })).toEqual({ outcome: 'current', crl: due.crl });
+      // Too old to stay current (currentForMs 0) and due: built again.
+      expect((await revocation.rebuildCrlWhenDue(build, validity, 'default', { minIntervalMs: 0, currentForMs: 0 })).outcome).toBe('built');
+    });
+
     it('revokeCertificates: the unrevoked ones among the serials in one call, in seq order; unknown and revoked ones skipped', async () => {
       const { revocation, deviceId, serials } = await device(3);
       await revocation.revokeCertificate(serials[0]!, command());

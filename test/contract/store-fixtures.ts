@@ -47,12 +47,12 @@ export function intentFor(
 export async function enrollCertificate(
   stores: { tokens: TokenStore; enrollment: EnrollmentStore },
   deviceId: string,
-  options: { lifetimeMs?: number; signed?: boolean; profile?: string; kind?: IdentityKind; group?: string; environment?: string } = {},
+  options: { lifetimeMs?: number; signed?: boolean; profile?: string; kind?: IdentityKind; group?: string; environment?: string; batchId?: string } = {},
 ): Promise<CertificateIntent> {
   const tokenHash = newTokenHash();
   const kind = options.kind ?? 'device';
   await stores.tokens.createTokens(
-    [{ kind, deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? kind, group: options.group, environment: options.environment }],
+    [{ kind, deviceId, tokenHash, expiresAt: new Date(Date.now() + 3600_000), profile: options.profile ?? kind, group: options.group, environment: options.environment, batchId: options.batchId }],
     'contract',
   );
   const csr = randomBytes(32);

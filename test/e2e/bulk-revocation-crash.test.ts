@@ -48,9 +48,11 @@ describe('bulk revocation across a crash', () => {
   afterAll(async () => {
     await up?.stop();
     const connection = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-    const queue = new Queue('rotation', { connection, prefix });
-    await queue.obliterate({ force: true }).catch(() => undefined);
-    await queue.close();
+    for (const name of ['rotation', 'bulk-revoke']) {
+      const queue = new Queue(name, { connection, prefix });
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+    }
     await connection.quit();
     await db.drop();
     await rm(home, { recursive: true, force: true });

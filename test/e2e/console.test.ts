@@ -2,7 +2,8 @@
 // search → open a device → revoke it → see the live event and the session cut → a revoked certificate's reconnect
 // stands out → bulk dry run → tokens CSV once → charts → audit. User strings planted with HTML (a revocation comment,
 // a profile name) are shown as text. Then a browser with an admin client certificate signs in by it, without a token,
-// until the admin is revoked. One screenshot per page goes to test-artifacts/console/.
+// until the admin is revoked. A refusal another broker process sent (coalesced, with a count) counts its repeats. One
+// screenshot per page goes to test-artifacts/console/.
 import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
@@ -98,6 +99,18 @@ describe('console in chromium', () => {
     await page.selectOption('#fleet-search select[name=env]', '');
     await page.click('#fleet-search button[type=submit]');
     await page.waitForFunction(() => document.querySelectorAll('#fleet-table tbody tr').length === 3);
+    // The token batch filter: each device enrolled with a token request of its own, so its batch holds only it.
+    const batchOf = async (id: string) => (await server.db.pool.query<{ token_batch: string }>('SELECT token_batch FROM devices WHERE id = $1', [id])).rows[0]!.token_batch;
+    const lastBatch = await batchOf(devices[2]!.deviceId);
+    await page.fill('#fleet-search input[name=prefix]', '');
+    await page.fill('#fleet-search input[name=batch]', lastBatch);
+    await page.click('#fleet-search button[type=submit]');
+    await page.waitForFunction((id) => document.querySelectorAll('#fleet-table tbody tr').length === 1 && document.querySelector('#fleet-table tbody td a')?.textContent === id, devices[2]!.deviceId);
+    await shot('2-fleet-batch');
+    await page.fill('#fleet-search input[name=batch]', '');
+    await page.fill('#fleet-search input[name=prefix]', prefix);
+    await page.click('#fleet-search button[type=submit]');
+    await page.waitForFunction(() => document.querySelectorAll('#fleet-table tbody tr').length === 3);
 
     // The device page of a connected device.
     const victim = devices[0]!;
@@ -131,6 +144,12 @@ describe('console in chromium', () => {
     await alarm.waitFor();
     await expect(alarm.textContent()).resolves.toContain('Revoked certificate attempted connection');
     await expect(page.locator('.banner-alarm').textContent()).resolves.toContain('revoked certificate');
+    // Another broker process's reconnect loop, as its relay sends it over Postgres (coalesced: one event, a count).
+    const fromAnotherNode = { origin: 'another-broker', events: [{ type: 'refused', deviceId: victim.deviceId, serial: victim.serial, reason: 'revoked', at: new Date().toISOString(), count: 4 }] };
+    await server.db.pool.query('SELECT pg_notify($1, $2)', ['enrolld_fleet_events', JSON.stringify(fromAnotherNode)]);
+    await page.locator(`li.event-alarm:has-text("×4")`).waitFor();
+    await expect(page.locator('.banner-alarm').textContent()).resolves.toContain('5 attempt(s)');
+    await expect(page.locator('#nav-events .count-alarm').textContent()).resolves.toBe('5');
     await shot('5-live-events');
 
     // Bulk dry run over the prefix: the two left.
@@ -139,6 +158,12 @@ describe('console in chromium', () => {
     await page.click('#dry-run');
     await page.waitForFunction(() => document.querySelector('#dry-run-count')?.textContent === '2');
     await shot('6-bulk-dry-run');
+    // By token batch alone: the one device of that batch.
+    await page.fill('#bulk-form input[name=prefix]', '');
+    await page.fill('#bulk-form input[name=tokenBatch]', lastBatch);
+    await page.click('#dry-run');
+    await page.waitForFunction((id) => document.querySelector('#dry-run-count')?.textContent === '1' && document.querySelector('#dry-run-result td')?.textContent === id, devices[2]!.deviceId);
+    await shot('6-bulk-batch');
 
     // Tokens: one token, downloaded once as CSV.
     await page.click('#nav-tokens');

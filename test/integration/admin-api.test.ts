@@ -63,7 +63,7 @@ describe('admin API', () => {
     expect(res.status).toBe(201);
     expect(res.headers['content-type']).toMatch(/^text\/csv/);
     const lines = res.text.trim().split('\n');
-    expect(lines[0]).toBe('deviceId,token,expiresAt,issuedAs');
+    expect(lines[0]).toBe('deviceId,token,expiresAt,issuedAs,batchId');
     expect(lines).toHaveLength(251);
     expect(lines[1]!.startsWith(`${prefix}0001,ebt_`)).toBe(true);
     expect(lines[250]!.startsWith(`${prefix}0250,`)).toBe(true);

@@ -2,6 +2,7 @@
 // Redis, real mTLS MQTT clients. Each test names its own cluster prefix, so clusters of other tests sharing this Redis
 // never see its channels or keys.
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import type { PublishPacket } from 'aedes';
@@ -206,6 +207,92 @@ describe('broker cluster on Redis', () => {
 
       await revocationServiceFor(db.pool, pki).revokeDevice(device.deviceId, { reason: 'keyCompromise', actor: 'cluster-test' });
       await waitFor(async () => Object.values(await residue()).every((n) => n === 0), 5000, 'the purge of the shared residue');
+    } finally {
+      redis.disconnect();
+    }
+  });
+
+  /** A service identity (urn:enrolld:service:<name>) under the built-in `service` profile, recorded as `enrolld service` does. */
+  async function newService(prefix: string): Promise<DeviceCert> {
+    const name = deviceIdFor(prefix);
+    const service = await pki.device(name, { sanUris: [`urn:enrolld:service:${name}`], profile: { name: 'service', version: 1 } });
+    await db.pool.query(`INSERT INTO devices (id, kind) VALUES ($1, 'service')`, [name]);
+    await db.pool.query(
+      `INSERT INTO certificates (serial, device_id, identity_kind, public_key_sha256, csr_sha256, tbs_der, der, not_before, not_after, issued_at)
+       VALUES ($1, $2, 'service', $3, $3, $4, $4, $5, $6, now())`,
+      [service.serial, name, randomBytes(32), service.der, service.notBefore, service.notAfter],
+    );
+    return service;
+  }
+
+  /** Every message a client receives, in order. */
+  function inbox(client: MqttClient): Array<{ topic: string; payload: string }> {
+    const messages: Array<{ topic: string; payload: string }> = [];
+    client.on('message', (topic, payload) => messages.push({ topic, payload: payload.toString() }));
+    return messages;
+  }
+
+  it('a service on node 1 reads the telemetry of devices on node 2 and commands them across the cluster', async () => {
+    const [node1, node2] = await cluster('service');
+    const service = await connected(node1, await newService('cl-svc'));
+    const received = inbox(service);
+    expect(await subscribe(service, 'devices/+/telemetry')).toBe(1);
+    // Its profile does not reach beyond telemetry: another topic of the devices is refused (SUBACK 0x80, which MQTT.js
+    // reports as a subscribe error).
+    await expect(subscribe(service, 'devices/+/state')).rejects.toThrow(/Subscribe error/);
+    const devices = await Promise.all([newDevice('cl-svc-a'), newDevice('cl-svc-b')]);
+    const clientsOnNode2 = await Promise.all(devices.map((d) => connected(node2, d)));
+    for (const [i, client] of clientsOnNode2.entries()) await publish(client, `devices/${devices[i]!.deviceId}/telemetry`, `reading-${i}`);
+    await waitFor(() => received.length >= devices.length, 5000, 'telemetry of both devices at the service on node 1');
+    expect(received.map((m) => m.payload).sort()).toEqual(['reading-0', 'reading-1']);
+
+    // A command from the service on node 1 reaches the device on node 2.
+    const commands = `devices/${devices[0]!.deviceId}/commands`;
+    expect(await subscribe(clientsOnNode2[0]!, commands)).toBe(1);
+    const command = nextMessage(clientsOnNode2[0]!, commands);
+    await publish(service, commands, 'reboot');
+    expect(await command).toBe('reboot');
+  });
+
+  it('a revoked device\'s will reaches no node, while a device that is not revoked gets its will delivered', async () => {
+    const [node1, node2] = await cluster('wills');
+    const service = await connected(node1, await newService('cl-will-svc'));
+    const received = inbox(service);
+    expect(await subscribe(service, 'devices/+/telemetry')).toBe(1);
+    const [victim, control] = await Promise.all([newDevice('cl-will-rev'), newDevice('cl-will-ok')]);
+    const willOf = (device: DeviceCert) => ({ topic: `devices/${device.deviceId}/telemetry`, payload: Buffer.from(`will-of-${device.deviceId}`), qos: 1 as const, retain: false });
+    const victimClient = await connected(node2, victim, { will: willOf(victim) });
+    const controlClient = await connected(node2, control, { will: willOf(control) });
+
+    const cut = closed(victimClient);
+    await revocationServiceFor(db.pool, pki).revokeDevice(victim.deviceId, { reason: 'keyCompromise', actor: 'cluster-test' });
+    await cut;
+    // The control device dies without a DISCONNECT after the cut: its will is published by node 2 after anything the
+    // cut could have published, over the same bus, so its arrival on node 1 is the marker for the victim's absence.
+    controlClient.stream.destroy();
+    await waitFor(() => received.some((m) => m.payload === `will-of-${control.deviceId}`), 10_000, 'the control device\'s will on node 1');
+    expect(received.filter((m) => m.payload === `will-of-${victim.deviceId}`)).toEqual([]);
+  });
+
+  it('the purge removes the queued QoS 1 messages of an offline persistent session from Redis, and repeats harmlessly', async () => {
+    const [node1, node2] = await cluster('queued');
+    const redis = new Redis(TEST_REDIS_URL);
+    try {
+      const prefix = prefixes.at(-1)!;
+      const device = await newDevice('cl-que');
+      const commands = `devices/${device.deviceId}/commands`;
+      const first = await connected(node1, device, { clean: false });
+      expect(await subscribe(first, commands)).toBe(1);
+      await endClient(first);
+      await waitFor(() => node1.broker.connectedDevices() === 0, 5000, 'node 1 to see the device leave');
+      for (let i = 0; i < 3; i++) await node2.broker.publish(commands, `queued-${i}`, 1);
+      const queued = () => redis.llen(`${prefix}outgoing:${encodeURIComponent(device.deviceId)}`);
+      await waitFor(async () => (await queued()) === 3, 5000, 'three messages queued in Redis for the offline session');
+
+      // Both nodes hear the revocation and both purge the same keys: the second finds nothing, and nothing fails.
+      await revocationServiceFor(db.pool, pki).revokeDevice(device.deviceId, { reason: 'keyCompromise', actor: 'cluster-test' });
+      await waitFor(async () => (await queued()) === 0, 5000, 'the queued messages purged');
+      expect(await redis.hlen(`${prefix}client:${encodeURIComponent(device.deviceId)}`)).toBe(0);
     } finally {
       redis.disconnect();
     }

@@ -66,7 +66,7 @@ describe('one broker per environment, each trusting only its issuing CA', () => 
 
   async function startBroker(environment: string): Promise<{ broker: BuiltBroker; port: number }> {
     const config = loadConfig({
-      ENROLLD_HOME: server.home, DATABASE_URL: server.db.url, MQTTS_PORT: '0', LISTEN_HOST: '127.0.0.1', ENROLLD_ENV: environment, LOG_LEVEL: 'silent',
+      ENROLLD_HOME: server.home, DATABASE_URL: server.db.url, MQTTS_PORT: '0', BROKER_HTTP_PORT: '0', LISTEN_HOST: '127.0.0.1', ENROLLD_ENV: environment, LOG_LEVEL: 'silent',
     });
     const broker = await buildBroker(config, createLogger(config.logLevel));
     brokers.push(broker);
@@ -166,7 +166,7 @@ describe('one broker per environment, each trusting only its issuing CA', () => 
     /** `enrolld broker` as a real process: its exit code and what it printed. */
     function brokerProcess(environment: string): Promise<{ code: number; output: string }> {
       const env = {
-        PATH: process.env.PATH ?? '', ENROLLD_HOME: server.home, DATABASE_URL: server.db.url, MQTTS_PORT: '0', LISTEN_HOST: '127.0.0.1', ENROLLD_ENV: environment, LOG_LEVEL: 'info',
+        PATH: process.env.PATH ?? '', ENROLLD_HOME: server.home, DATABASE_URL: server.db.url, MQTTS_PORT: '0', BROKER_HTTP_PORT: '0', LISTEN_HOST: '127.0.0.1', ENROLLD_ENV: environment, LOG_LEVEL: 'info',
       };
       return new Promise((resolve) => {
         execFile(process.execPath, [ENROLLD_BIN, 'broker'], { env, timeout: 60_000 }, (error, stdout, stderr) => {

@@ -4,7 +4,8 @@
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { routes, type BulkDryRunResponse, type BulkRevocationJobBody } from '@enrolld/protocol';
+import { routes, type BulkDryRunResponse, type BulkRevocationJobBody, type EnrollResponse, type FleetPage } from '@enrolld/protocol';
+import { makeCsr } from '../support/csr-factory.js';
 import { httpsRequest, postJson } from '../support/http.js';
 import { ENROLLD_BIN, REPO_ROOT } from '../support/processes.js';
 import { mustConnect, type DeviceSession } from '../support/renew-mqtt.js';
@@ -156,5 +157,50 @@ describe('bulk revocation', () => {
     expect(left.stdout.trim()).toBe('0');
     const usage = await cli('revoke', '--prefix', prefix, '--bogus');
     expect(usage.code).toBe(2);
+  });
+
+  it('a token batch: the CLI prints its id; `revoke --batch` takes exactly the devices that enrolled with it', async () => {
+    const prefix = `${uniqueDeviceId('tb')}-`;
+    const created = await cli('token', 'create', '--prefix', prefix, '--count', '5');
+    expect(created.code).toBe(0);
+    const [header, ...lines] = created.stdout.trim().split('\n');
+    expect(header).toBe('deviceId,token,expiresAt,issuedAs,batchId');
+    const rows = lines.map((l) => l.split(','));
+    const batch = rows[0]![4]!;
+    expect(rows.every((r) => r[4] === batch)).toBe(true);
+    expect(created.stderr).toContain(`batch ${batch}`);
+    // Three of the five enroll; a device of another batch under the same prefix stays out.
+    for (const [deviceId, token] of rows.slice(0, 3)) {
+      const csr = await makeCsr({ cn: deviceId! });
+      const res = await postJson(server.apiUrl + routes.enroll, server.rootPem, { token, csr: csr.pem });
+      expect(res.json<EnrollResponse>().deviceId).toBe(deviceId);
+    }
+    const outsider = await enrollDevice(server, `${prefix}x`);
+    const session = await mustConnect(server.running.mqttsPort, server.rootPem, outsider);
+
+    const search = await httpsRequest(`${server.apiUrl}${routes.adminFleet}?batch=${batch}`, server.rootPem, { headers: auth() });
+    expect(search.json<FleetPage>().devices.map((d) => [d.id, d.tokenBatch])).toEqual(rows.slice(0, 3).map((r) => [r[0], batch]));
+    const dry = await cli('revoke', '--batch', batch, '--dry-run');
+    expect(dry.code).toBe(0);
+    expect(dry.stdout.trim()).toBe('3');
+    const real = await cli('revoke', '--batch', batch, '--reason', 'keyCompromise');
+    expect(real.code).toBe(0);
+    expect(real.stderr).toContain('done: 3 revoked, 0 already revoked');
+    const left = await server.db.pool.query<{ device_id: string }>('SELECT device_id FROM certificates WHERE starts_with(device_id, $1) AND revoked_at IS NULL', [prefix]);
+    expect(left.rows.map((r) => r.device_id)).toEqual([outsider.deviceId]);
+    expect(session.client.connected).toBe(true);
+    await session.end();
+
+    // A batch id no device enrolled with: count 0 and a no-op job; not a UUID: 400 and a CLI usage error.
+    const unknown = { selector: { tokenBatch: '00000000-0000-4000-8000-000000000000' } };
+    expect((await post({ ...unknown, dryRun: true })).json<BulkDryRunResponse>()).toEqual({ dryRun: true, count: 0, sample: [] });
+    const noop = await post(unknown);
+    expect(noop.status).toBe(202);
+    expect(await finished(noop.json<BulkRevocationJobBody>().id)).toMatchObject({ status: 'done', total: 0, revoked: 0 });
+    expect((await post({ selector: { tokenBatch: 'line-7' }, dryRun: true })).status).toBe(400);
+    expect((await httpsRequest(`${server.apiUrl}${routes.adminFleet}?batch=nope`, server.rootPem, { headers: auth() })).status).toBe(400);
+    const usage = await cli('revoke', '--batch', 'nope', '--dry-run');
+    expect(usage.code).toBe(2);
+    expect(usage.stderr).toContain('is not a token batch id');
   });
 });

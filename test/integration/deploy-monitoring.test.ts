@@ -1,5 +1,6 @@
-// The shipped alert rules and Grafana dashboard only name metrics that exist: every metric they reference is on
-// /metrics of a running `enrolld up`, with the label values they select; and the rules pass `promtool check rules`.
+// The shipped alert rules and Grafana dashboard only name metrics that exist, where Prometheus scrapes them: a broker
+// metric is on /metrics of a standalone `enrolld broker` (its BROKER_HTTP_PORT, a cluster node as deployed), every other
+// on /metrics of a running `enrolld up`, with the label values they select; and the rules pass `promtool check rules`.
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -7,13 +8,16 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { routes } from '@enrolld/protocol';
 import { httpsRequest } from '../support/http.js';
-import { REPO_ROOT } from '../support/processes.js';
+import { clusterPrefixFor, dropClusterKeys, TEST_REDIS_URL } from '../support/broker-harness.js';
+import { freePort, REPO_ROOT, spawnBroker, type BrokerProcess } from '../support/processes.js';
 import { enrollDevice } from '../support/renew-support.js';
 import { startTestServer, uniqueDeviceId, type TestServer } from '../support/server-harness.js';
 
 const run = promisify(execFile);
 const RULES = path.join(REPO_ROOT, 'deploy/prometheus/alerts.yml');
 const DASHBOARD = path.join(REPO_ROOT, 'deploy/grafana/enrolld.json');
+/** The broker's metrics (server/src/mqtt: broker-metrics.ts, cluster-bus.ts): scraped from each broker node. */
+const BROKER_ROLE = /^enrolld_(broker|revocation_enforcement)_/;
 
 /** Metric names in PromQL, with the label matchers written next to them. */
 function referenced(promql: string): Array<{ name: string; labels: Record<string, string> }> {
@@ -29,15 +33,31 @@ function referenced(promql: string): Array<{ name: string; labels: Record<string
 describe('alert rules and dashboard', () => {
   let server: TestServer;
   let exposition: string;
+  let broker: BrokerProcess;
+  let brokerExposition: string;
+  const prefix = clusterPrefixFor('monitoring');
 
   beforeAll(async () => {
     server = await startTestServer();
     await enrollDevice(server, uniqueDeviceId('mon'));
     exposition = (await httpsRequest(server.apiUrl + routes.metrics, server.rootPem)).text;
-  });
+    broker = await spawnBroker({
+      ENROLLD_HOME: server.home, DATABASE_URL: server.db.url, LISTEN_HOST: '127.0.0.1', MQTTS_PORT: String(await freePort()),
+      BROKER_CLUSTER: 'redis', REDIS_URL: TEST_REDIS_URL, BROKER_CLUSTER_PREFIX: prefix,
+    });
+    const res = await fetch(`http://127.0.0.1:${broker.httpPort}${routes.metrics}`);
+    expect(res.status).toBe(200);
+    brokerExposition = await res.text();
+  }, 120_000);
   afterAll(async () => {
+    await broker?.stop();
     await server?.stop();
+    await dropClusterKeys(prefix);
   });
+
+  const familiesOf = (text: string) => new Set([...text.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => m[1]!));
+  const missingFrom = (families: Set<string>, refs: Array<{ name: string }>) =>
+    refs.filter((r) => !families.has(r.name.replace(/_(bucket|sum|count)$/, '')) && !families.has(r.name)).map((r) => r.name);
 
   async function expressions(): Promise<string[]> {
     const rules = await readFile(RULES, 'utf8');
@@ -51,12 +71,24 @@ describe('alert rules and dashboard', () => {
     expect(stdout).toMatch(/SUCCESS: \d+ rules found/);
   });
 
-  it('every metric the rules and the dashboard reference is on /metrics', async () => {
+  it('every metric the rules and the dashboard reference is on /metrics of the role that serves it', async () => {
     const refs = (await expressions()).flatMap(referenced);
     expect(refs.length).toBeGreaterThan(15);
-    const families = new Set([...exposition.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => m[1]!));
-    const missing = refs.filter((r) => !families.has(r.name.replace(/_(bucket|sum|count)$/, '')) && !families.has(r.name));
-    expect(missing.map((r) => r.name)).toEqual([]);
+    const brokerRefs = refs.filter((r) => BROKER_ROLE.test(r.name));
+    expect(brokerRefs.length).toBeGreaterThan(0);
+    // Broker metrics from the standalone broker's own port: what Prometheus scrapes in the scale-out form.
+    expect(missingFrom(familiesOf(brokerExposition), brokerRefs)).toEqual([]);
+    expect(missingFrom(familiesOf(exposition), refs.filter((r) => !BROKER_ROLE.test(r.name)))).toEqual([]);
+    // `enrolld up` serves every one of them too (all roles in one registry).
+    expect(missingFrom(familiesOf(exposition), brokerRefs)).toEqual([]);
+  });
+
+  it("the standalone broker's enrolld_ metrics are exactly the broker role's, cluster bus included", () => {
+    const own = [...familiesOf(brokerExposition)].filter((name) => name.startsWith('enrolld_'));
+    expect(own.filter((name) => !BROKER_ROLE.test(name))).toEqual([]);
+    for (const name of ['enrolld_broker_connect_refusals_total', 'enrolld_broker_connected_devices', 'enrolld_broker_cluster_bus_up', 'enrolld_broker_cluster_bus_losses_total']) {
+      expect(own).toContain(name);
+    }
   });
 
   it('the fleet gauges carry the windows the rules select, with values from the database', async () => {

@@ -8,6 +8,7 @@ import {
   createPgDeviceStore,
   createPgEnrollmentStore,
   createPgEnvironmentStore,
+  createPgPresenceStore,
   createPgProfileStore,
   createPgRenewalStore,
   createPgRevocationStore,
@@ -18,6 +19,7 @@ import { describeAdminStoreContract } from '../contract/admins.contract.js';
 import { describeDeviceStoreContract } from '../contract/devices.contract.js';
 import { describeEnrollmentStoreContract } from '../contract/enrollment.contract.js';
 import { describeEnvironmentStoreContract } from '../contract/environments.contract.js';
+import { describePresenceStoreContract } from '../contract/presence.contract.js';
 import { describeRenewalStoreContract } from '../contract/renewal.contract.js';
 import { describeRevocationStoreContract } from '../contract/revocation.contract.js';
 import { createMemoryAdminCredentialStore } from '../support/fakes/admin-credentials.js';
@@ -26,6 +28,7 @@ import { createMemoryDeviceStore } from '../support/fakes/devices.js';
 import { createMemoryEnrollmentStore, createMemoryTokenStore } from '../support/fakes/enrollment.js';
 import { createMemoryEnvironmentStore } from '../support/fakes/environments-store.js';
 import { createMemoryTables } from '../support/fakes/memory-tables.js';
+import { createMemoryPresenceStore } from '../support/fakes/presence.js';
 import { createMemoryProfileWrites } from '../support/fakes/profiles.js';
 import { createMemoryRenewalStore } from '../support/fakes/renewal.js';
 import { createMemoryRevocationStore } from '../support/fakes/revocation.js';
@@ -53,6 +56,7 @@ function memoryStores() {
     admins: createMemoryAdminCredentialStore(tables),
     adminRecords: createMemoryAdminStore(tables),
     environments: createMemoryEnvironmentStore(tables),
+    presence: createMemoryPresenceStore(systemClock, (id) => tables.devices.get(id)?.profile),
   };
 }
 
@@ -69,6 +73,7 @@ function postgresStores() {
     admins: createPgAdminCredentialStore(db.pool),
     adminRecords: createPgAdminStore(db.pool),
     environments: createPgEnvironmentStore(db.pool),
+    presence: createPgPresenceStore(db.pool),
   };
 }
 
@@ -83,4 +88,5 @@ for (const [name, stores] of [['in-memory fake', memoryStores], ['Postgres', pos
     return { ...all, admins: all.adminRecords };
   });
   describeEnvironmentStoreContract(name, stores);
+  describePresenceStoreContract(name, stores);
 }

@@ -62,7 +62,7 @@ describe('tokens for ids that already have certificates: --replace, --after-comp
     expect(run).toMatchObject({ code: 0, stdout: '' });
     expect(run.stderr).toContain('2 new, 1 re-issued');
     const csv = (await readFile(path.join(work, 'tokens.csv'), 'utf8')).trim().split('\n');
-    expect(csv[0]).toBe('deviceId,token,expiresAt,issuedAs');
+    expect(csv[0]).toBe('deviceId,token,expiresAt,issuedAs,batchId');
     expect(csv.slice(1).map((line) => [line.split(',')[0], line.split(',')[3]])).toEqual([
       [`${prefix}0001`, 'new'],
       [enrolled, 're-issued'],

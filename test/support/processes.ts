@@ -77,15 +77,20 @@ export async function spawnEnrolld(env: Record<string, string>, args: string[] =
 
 export interface BrokerProcess {
   child: ChildProcess;
+  /** Its health and metrics port (BROKER_HTTP_PORT; any free one unless the test set it). */
+  httpPort: number;
   output(): string;
   stop(): Promise<number | null>;
 }
 
-/** Runs `enrolld broker` and waits until it listens. stop() sends SIGTERM; kill it with `child.kill('SIGKILL')`. */
+/**
+ * Runs `enrolld broker` and waits until it listens (its HTTP port listens before MQTT). stop() sends SIGTERM; kill it
+ * with `child.kill('SIGKILL')`.
+ */
 export async function spawnBroker(env: Record<string, string>, timeoutMs = 60_000): Promise<BrokerProcess> {
   const child = spawn(process.execPath, [ENROLLD_BIN, 'broker'], {
     cwd: REPO_ROOT,
-    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', ...env },
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '/root', LOG_LEVEL: 'info', BROKER_HTTP_PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let out = '';
@@ -105,8 +110,10 @@ export async function spawnBroker(env: Record<string, string>, timeoutMs = 60_00
       reject(new Error(`broker exited (${code}):\n${out}`));
     });
   });
+  const httpLine = out.split('\n').find((line) => line.includes('"broker HTTP listening'));
   return {
     child,
+    httpPort: (JSON.parse(httpLine!) as { port: number }).port,
     output: () => out,
     async stop() {
       if (child.exitCode !== null) return child.exitCode;

@@ -4,7 +4,7 @@
 // revocation, a broker that takes the identity from the peer cert, refuses revoked certs with CONNACK 5, cuts
 // live sessions on revocation, and supersedes a predecessor when its successor connects.
 import 'reflect-metadata';
-import { randomBytes, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
+import { randomBytes, randomUUID, webcrypto, X509Certificate as NodeX509 } from 'node:crypto';
 import { createServer as createHttpsServer } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
@@ -330,10 +330,11 @@ export class FakeStack {
         this.admin(req);
         const b = JSON.parse(body) as { prefix?: string; count?: number; deviceId?: string };
         const ids = b.deviceId ? [b.deviceId] : Array.from({ length: b.count ?? 0 }, (_, i) => `${b.prefix}${String(i + 1).padStart(5, '0')}`);
+        const batchId = randomUUID();
         const out = ids.map((deviceId) => {
           const token = randomBytes(16).toString('base64url');
           this.tokens.set(token, { deviceId, used: false });
-          return { deviceId, token, expiresAt: new Date(Date.now() + 86_400_000).toISOString(), issuedAs: 'new' };
+          return { deviceId, token, expiresAt: new Date(Date.now() + 86_400_000).toISOString(), issuedAs: 'new', batchId };
         });
         return this.json(res, 201, out);
       }

@@ -63,6 +63,19 @@ describe('configuration', () => {
     expect(() => loadConfig({ ENROLLD_ENV: 'Dev!' })).toThrow(/ENROLLD_ENV: must be an environment name/);
   });
 
+  it("BROKER_HTTP_PORT: 9883 on LISTEN_HOST unless BROKER_HTTP_HOST moves it; a port, never MQTTS_PORT's on the same host", () => {
+    expect(loadConfig({}).brokerHttp).toEqual({ host: '0.0.0.0', port: 9883 });
+    expect(loadConfig({ LISTEN_HOST: '127.0.0.1', BROKER_HTTP_PORT: '0' }).brokerHttp).toEqual({ host: '127.0.0.1', port: 0 });
+    expect(loadConfig({ BROKER_HTTP_HOST: '10.0.0.5', BROKER_HTTP_PORT: '8883' }).brokerHttp).toEqual({ host: '10.0.0.5', port: 8883 });
+    expect(() => loadConfig({ BROKER_HTTP_PORT: 'metrics' })).toThrow(/BROKER_HTTP_PORT/);
+    expect(() => loadConfig({ BROKER_HTTP_PORT: '70000' })).toThrow(/BROKER_HTTP_PORT/);
+    expect(() => loadConfig({ BROKER_HTTP_PORT: '8883' })).toThrow(/BROKER_HTTP_PORT: must differ from MQTTS_PORT \(8883\)/);
+    expect(() => loadConfig({ MQTTS_PORT: '9883' })).toThrow(/BROKER_HTTP_PORT: must differ from MQTTS_PORT/);
+    expect(() => loadConfig({ BROKER_HTTP_HOST: 'a host' })).toThrow(/BROKER_HTTP_HOST: must be an IP address or a host name/);
+    // Both 0: two free ports.
+    expect(loadConfig({ MQTTS_PORT: '0', BROKER_HTTP_PORT: '0' }).brokerHttp.port).toBe(0);
+  });
+
   it('refuses a lifetime that the backdate would use up', () => {
     expect(() => loadConfig({ CERT_LIFETIME: '2m', CERT_BACKDATE: '5m' })).toThrow(/CERT_LIFETIME: must be longer than CERT_BACKDATE/);
     expect(loadConfig({ CERT_LIFETIME: '2m', CERT_BACKDATE: '5s' }).certificateLifetimeSeconds).toBe(120);

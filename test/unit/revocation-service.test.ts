@@ -133,6 +133,40 @@ describe('revocation service', () => {
     expect(log.filter((l) => l.startsWith('revoked'))).toHaveLength(devices.length);
   });
 
+  it('two replicas over one store share the schedule: rebuilds CRL_MIN_INTERVAL apart in all, and a CRL the other built serves', async () => {
+    const { service, device, store, timers, clock, log } = setup();
+    const signedAt: number[] = [];
+    const replica = createRevocationService({
+      store,
+      signer: { signCrl: (spec) => (signedAt.push(clock.now().getTime()), ca.signCrl(spec)) },
+      clock,
+      timers,
+      crlValidityMs: CRL_VALIDITY_MS,
+      crlMinIntervalMs: CRL_MIN_INTERVAL_MS,
+    });
+    const start = clock.now().getTime();
+    for (let i = 0; i < 40; i++) {
+      const d = await device();
+      await (i % 2 === 0 ? service : replica).revokeDevice(d.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+      await timers.advance(100);
+    }
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    const ownSigned = log.filter((l) => l.startsWith('sign')).length;
+    // Both replicas rebuilt; together no more than one replica alone may.
+    expect(ownSigned).toBeGreaterThan(0);
+    expect(signedAt.length).toBeGreaterThan(0);
+    const spanMs = clock.now().getTime() - start;
+    expect(ownSigned + signedAt.length).toBeLessThanOrEqual(Math.ceil(spanMs / CRL_MIN_INTERVAL_MS) + 1);
+    const latest = await store.latestCrl();
+    expect(latest?.coversSeq).toBe(await store.lastSeq());
+    // The newest CRL covers everything: neither replica builds another to answer a fetch.
+    const before = ownSigned + signedAt.length;
+    expect(await replica.currentCrl()).toEqual(latest);
+    expect(await service.currentCrl()).toEqual(latest);
+    expect(log.filter((l) => l.startsWith('sign')).length + signedAt.length).toBe(before);
+    expect(timers.pending).toBe(0);
+  });
+
   it('one rebuild at a time: revocations during a rebuild cause exactly one more after it', async () => {
     let release: () => void = () => undefined;
     let inFlight = 0;

@@ -1,9 +1,12 @@
 // CRL publication decoupled from each revocation (docs/architecture.md §7). A revocation is enforced from the registry
 // and the NOTIFY feed at once; the CRL only has to follow for relying parties, so rebuilds are coalesced: one in flight,
 // starts at least `minIntervalMs` apart, and every request made while one runs is served by exactly one more after it.
-// Over T ms that is at most floor(T / minIntervalMs) + 1 rebuilds, however many revocations arrive.
+// Over T ms that is at most floor(T / minIntervalMs) + 1 rebuilds, however many revocations arrive. Across API replicas
+// the store decides under a lock per environment, on the database's clock (`rebuildCrlWhenDue`): a rebuild another
+// process started less than the interval ago answers `not-due` and this scheduler asks again when it is due, and a
+// CRL another process built that covers everything answers `current` and serves the waiters without a rebuild.
 import type { Clock } from '../clock.js';
-import type { StoredCrl } from './ports.js';
+import type { CrlRebuildOutcome, StoredCrl } from './ports.js';
 
 /** The timer half of time, injected next to the Clock so a test can run the schedule by hand. */
 export interface Timers {
@@ -22,11 +25,15 @@ export const systemTimers: Timers = {
 };
 
 export interface CrlRebuildSchedulerDeps {
-  /** Builds, signs and stores a CRL covering everything committed when it starts. */
-  rebuild(): Promise<StoredCrl>;
+  /**
+   * Builds, signs and stores a CRL covering everything committed when it starts, unless the store finds one current
+   * already or another process's rebuild too recent (then it is asked again after `retryInMs`).
+   */
+  rebuild(): Promise<CrlRebuildOutcome>;
   clock: Clock;
   timers: Timers;
   minIntervalMs: number;
+  /** Each CRL this process built (not one another process built and the store found current). */
   onRebuilt(crl: StoredCrl): void;
   /** Each failed rebuild, once. Nothing is retried on its own: the next request (a revocation, the periodic check, a CRL fetch) rebuilds again. */
   onError(error: unknown): void;
@@ -40,6 +47,8 @@ interface Waiter {
 export function createCrlRebuildScheduler(deps: CrlRebuildSchedulerDeps) {
   const { clock, timers } = deps;
   let lastStartMs = Number.NEGATIVE_INFINITY;
+  /** Not before this (another process rebuilt less than the interval ago, by the store's clock). */
+  let notBeforeMs = Number.NEGATIVE_INFINITY;
   let running = false;
   let timer: unknown;
   /** A rebuild is owed: something was requested after the last rebuild started. */
@@ -49,7 +58,7 @@ export function createCrlRebuildScheduler(deps: CrlRebuildSchedulerDeps) {
 
   function arm(): void {
     if (!owed || running || timer !== undefined) return;
-    const delay = lastStartMs + deps.minIntervalMs - clock.now().getTime();
+    const delay = Math.max(lastStartMs + deps.minIntervalMs, notBeforeMs) - clock.now().getTime();
     if (delay > 0) {
       timer = timers.setTimeout(() => {
         timer = undefined;
@@ -67,9 +76,17 @@ export function createCrlRebuildScheduler(deps: CrlRebuildSchedulerDeps) {
     const served = waiters;
     waiters = [];
     try {
-      const crl = await deps.rebuild();
-      deps.onRebuilt(crl);
-      for (const w of served) w.resolve(crl);
+      const outcome = await deps.rebuild();
+      if (outcome.outcome === 'not-due') {
+        // Nothing was built: the waiters and the request stay for the run the store says is due.
+        waiters = [...served, ...waiters];
+        owed = true;
+        lastStartMs = Number.NEGATIVE_INFINITY;
+        notBeforeMs = clock.now().getTime() + outcome.retryInMs;
+        return;
+      }
+      if (outcome.outcome === 'built') deps.onRebuilt(outcome.crl);
+      for (const w of served) w.resolve(outcome.crl);
     } catch (error) {
       deps.onError(error);
       for (const w of served) w.reject(error);

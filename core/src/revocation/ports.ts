@@ -88,9 +88,34 @@ export interface RevocationStore {
    * certificate's notAfter, and is dropped from the CRLs after that (RFC 5280 §3.3).
    */
   regenerateCrl(build: (input: CrlBuildInput) => Buffer | Promise<Buffer>, validity: { thisUpdate: Date; nextUpdate: Date }, environment?: string): Promise<StoredCrl>;
+  /**
+   * The single-flight rebuild of API replicas over one database (docs/architecture.md §7): under a lock per environment,
+   * and on the database's clock, decides whether a rebuild is due and builds only then. The newest CRL is `current`
+   * when it covers every revocation of the environment and was built less than `currentForMs` ago; otherwise a rebuild
+   * is `not-due` until `minIntervalMs` after the newest CRL was built (by any process), and `built` when it is due.
+   */
+  rebuildCrlWhenDue(
+    build: (input: CrlBuildInput) => Buffer | Promise<Buffer>,
+    validity: { thisUpdate: Date; nextUpdate: Date },
+    environment: string,
+    rule: CrlRebuildRule,
+  ): Promise<CrlRebuildOutcome>;
   /** The newest CRL of one environment (default `default`). */
   latestCrl(environment?: string): Promise<StoredCrl | undefined>;
 }
+
+export interface CrlRebuildRule {
+  /** Rebuilds of one environment start at least this far apart across every process (CRL_MIN_INTERVAL). */
+  minIntervalMs: number;
+  /** A CRL that covers every revocation is kept while younger than this (half its validity). */
+  currentForMs: number;
+}
+
+export type CrlRebuildOutcome =
+  | { outcome: 'built'; crl: StoredCrl }
+  | { outcome: 'current'; crl: StoredCrl }
+  /** Another process built this environment's CRL less than the interval ago: ask again in `retryInMs`. */
+  | { outcome: 'not-due'; retryInMs: number };
 
 /** A revocation as it arrives on the fan-out channel (Postgres NOTIFY); `atMs` is the commit-time stamp. */
 export interface RevocationEvent {
@@ -139,6 +164,8 @@ export interface BulkSelector {
   issuedAfter?: Date | undefined;
   serials?: string[] | undefined;
   status?: 'active' | 'pending' | 'expired' | undefined;
+  /** The devices whose last enrollment used a token of this batch. */
+  tokenBatch?: string | undefined;
 }
 
 export interface BulkTarget {

@@ -6,7 +6,7 @@ import { DEFAULT_ENVIRONMENT, REVOCATION_REASONS, isRevocationReason, isValidDev
 import type { Clock } from '../clock.js';
 import { EnrollError } from '../errors.js';
 import { createCrlRebuildScheduler, systemTimers, type CrlRebuildScheduler, type Timers } from './crl-publisher.js';
-import type { CrlSigner, RevocationPublisher, RevocationScope, RevocationStore, RevokedCertificate, StoredCrl } from './ports.js';
+import type { CrlRebuildOutcome, CrlSigner, RevocationPublisher, RevocationScope, RevocationStore, RevokedCertificate, StoredCrl } from './ports.js';
 import { isSerialHex } from './serial.js';
 
 export interface RevocationServiceDeps {
@@ -63,13 +63,15 @@ export function reasonCode(reason: string): number {
 export function createRevocationService(deps: RevocationServiceDeps) {
   const { store, signer, clock } = deps;
 
-  async function regenerateCrl(environment: string): Promise<StoredCrl> {
+  /** The store decides whether it is due, under its lock and on its clock, so replicas over one database share the schedule. */
+  async function regenerateCrl(environment: string): Promise<CrlRebuildOutcome> {
     const thisUpdate = new Date(Math.floor(clock.now().getTime() / 1000) * 1000);
     const nextUpdate = new Date(thisUpdate.getTime() + deps.crlValidityMs);
-    return store.regenerateCrl(
+    return store.rebuildCrlWhenDue(
       ({ entries, crlNumber }) => signer.signCrl({ entries, crlNumber, thisUpdate, nextUpdate }, environment),
       { thisUpdate, nextUpdate },
       environment,
+      { minIntervalMs: deps.crlMinIntervalMs, currentForMs: deps.crlValidityMs / 2 },
     );
   }
 

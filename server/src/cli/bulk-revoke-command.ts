@@ -19,6 +19,8 @@ export interface BulkRevokeOptions {
   issuedBefore?: string | undefined;
   issuedAfter?: string | undefined;
   status?: string | undefined;
+  /** A token batch id (the batchId of `enrolld token create`). */
+  batch?: string | undefined;
   /** A file with one serial per line, any spelling. */
   serialsFile?: string | undefined;
   serial?: string | undefined;
@@ -28,8 +30,10 @@ export interface BulkRevokeOptions {
 }
 
 export function isBulkRevoke(o: BulkRevokeOptions): boolean {
-  return [o.prefix, o.profile, o.issuedBefore, o.issuedAfter, o.status, o.serialsFile].some((v) => v !== undefined) || o.dryRun;
+  return [o.prefix, o.profile, o.issuedBefore, o.issuedAfter, o.status, o.batch, o.serialsFile].some((v) => v !== undefined) || o.dryRun;
 }
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** How often the progress is read while a job runs. */
 const POLL_MS = 250;
@@ -52,8 +56,10 @@ async function selectorOf(options: BulkRevokeOptions): Promise<BulkRevocationReq
     issuedAfter: options.issuedAfter,
     status: options.status as 'active' | 'pending' | 'expired' | undefined,
     serials,
+    tokenBatch: options.batch,
   };
-  if (Object.values(selector).every((v) => v === undefined)) throw new UsageError('--dry-run needs a bulk selector (--prefix, --profile, --issued-before, --issued-after, --status or --serials-file)');
+  if (Object.values(selector).every((v) => v === undefined)) throw new UsageError('--dry-run needs a bulk selector (--prefix, --profile, --issued-before, --issued-after, --status, --batch or --serials-file)');
+  if (options.batch !== undefined && !UUID.test(options.batch)) throw new UsageError(`--batch "${options.batch}" is not a token batch id (the UUID \`enrolld token create\` prints)`);
   return selector;
 }
 

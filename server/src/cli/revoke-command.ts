@@ -30,6 +30,7 @@ export function registerRevokeCommand(program: Command): void {
     .option('--issued-before <time>', 'bulk: certificates issued before this ISO 8601 time (default: none)')
     .option('--issued-after <time>', 'bulk: certificates issued at or after this ISO 8601 time (default: none)')
     .addOption(new Option('--status <status>', 'bulk: certificates in this state (default: unexpired ones)').choices(['active', 'pending', 'expired']))
+    .option('--batch <id>', 'bulk: the certificates of the devices that enrolled with a token of this batch (the batchId `enrolld token create` prints; default: none)')
     .option('--serials-file <file>', 'bulk: the serials listed in this file, one a line (default: none)')
     .option('--dry-run', 'bulk: print how many certificates the selector takes, and the first 20, without revoking', false)
     .action((deviceId: string | undefined, options: RevokeOptions & BulkRevokeOptions) =>
@@ -41,6 +42,7 @@ export function registerRevokeCommand(program: Command): void {
     'enrolld revoke --serial 00:e3:41:9a… --reason superseded',
     'enrolld revoke --prefix line-7- --dry-run',
     'enrolld revoke --prefix line-7- --reason keyCompromise   # a job, with a progress bar',
+    'enrolld revoke --batch 0b9c6c1e-6f0e-4d43-9d1a-3a4f8e2b7c55 --dry-run',
   );
 }
 

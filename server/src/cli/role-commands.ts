@@ -41,7 +41,7 @@ async function explainListenError(config: Readonly<Config>, plan: StartPlan, err
   const e = error as NodeJS.ErrnoException & { port?: number };
   const known = plan.ports.find((p) => p.port === e.port);
   if (!known || (e.code !== 'EADDRINUSE' && e.code !== 'EACCES')) return error;
-  return portError(config.listenHost, known.port, known.setting, e, await homeHolderNote(config.home));
+  return portError(known.host ?? config.listenHost, known.port, known.setting, e, await homeHolderNote(config.home));
 }
 
 /** Checks, builds a role, listens, runs until a signal, then stops it in order. Any failure to start rejects. */
@@ -134,13 +134,16 @@ export function apiCommand(config: Readonly<Config>): Promise<void> {
 }
 
 export function brokerCommand(config: Readonly<Config>): Promise<void> {
-  return serve(config, { ports: [mqttsPort(config)], lockHome: false }, async (logger) => {
+  const httpPort: PortToCheck = { port: config.brokerHttp.port, setting: 'BROKER_HTTP_PORT', host: config.brokerHttp.host };
+  return serve(config, { ports: [mqttsPort(config), httpPort], lockHome: false }, async (logger) => {
     const built = await buildBroker(config, logger);
     return {
       stop: () => built.stop(),
       async listen() {
-        const { port } = await built.listen();
-        return `enrolld broker: mqtts on ${config.listenHost}:${port}; Ctrl-C stops it`;
+        const { port, httpPort: http } = await built.listen();
+        const httpUrl = `http://${config.brokerHttp.host}:${http}`;
+        logger.info({ role: 'broker', mqttsPort: port, httpPort: http, httpUrl }, 'enrolld ready');
+        return `enrolld broker: mqtts on ${config.listenHost}:${port}, health and metrics on ${httpUrl} (/healthz, /readyz, /metrics); Ctrl-C stops it`;
       },
     };
   });

@@ -48,6 +48,8 @@ export interface PortToCheck {
   port: number;
   /** The setting that moves it, e.g. HTTPS_PORT. */
   setting: string;
+  /** Where it listens, when not LISTEN_HOST (BROKER_HTTP_HOST). */
+  host?: string | undefined;
 }
 
 function probe(host: string, port: number): Promise<NodeJS.ErrnoException | undefined> {
@@ -58,11 +60,11 @@ function probe(host: string, port: number): Promise<NodeJS.ErrnoException | unde
   });
 }
 
-/** Each fixed port must be free on LISTEN_HOST (0 = any free port, nothing to check). */
+/** Each fixed port must be free on its host, LISTEN_HOST unless it names one (0 = any free port, nothing to check). */
 export async function checkPorts(host: string, ports: PortToCheck[], home: string): Promise<void> {
-  for (const { port, setting } of ports.filter((p) => p.port !== 0)) {
-    const error = await probe(host, port);
-    if (error) throw portError(host, port, setting, error, await homeHolderNote(home));
+  for (const { port, setting, host: own } of ports.filter((p) => p.port !== 0)) {
+    const error = await probe(own ?? host, port);
+    if (error) throw portError(own ?? host, port, setting, error, await homeHolderNote(home));
   }
 }
 

@@ -30,7 +30,7 @@ export function registerTokenCommands(program: Command): void {
   examples(token, 'enrolld token create --device sensor-0001 --ttl 15m');
   const create = token
     .command('create')
-    .description('create a token for one device (prints only the token), or a batch as CSV (deviceId,token,expiresAt) on stdout')
+    .description('create a token for one device (prints only the token), or a batch as CSV (deviceId,token,expiresAt,issuedAs,batchId) on stdout')
     .option('--device <id>', 'the device the token enrolls, ^[a-z0-9][a-z0-9._-]{0,62}$ (default: none; give it or --prefix and --count)')
     .option('--prefix <prefix>', 'batch: device ids are <prefix>0001, <prefix>0002, … (default: none)')
     .option('--count <n>', 'batch: how many tokens, 1 to 100000 (default: none)')
@@ -106,7 +106,7 @@ export async function createTokens(options: CreateTokenOptions, ctx: CliContext)
         : { service: id, profile, ttlSeconds, ...consent(options), environment: options.env };
       const [created] = await api.call(createTokensResponseSchema, 'POST', routes.adminTokens, request);
       await emit(`${created!.token}\n`, options.out); // only the token, for scripts
-      note(`token for ${created!.deviceId} (${created!.issuedAs}), expires ${created!.expiresAt}`);
+      note(`token for ${created!.deviceId} (${created!.issuedAs}), expires ${created!.expiresAt}, batch ${created!.batchId}`);
     } finally {
       api.close();
     }
@@ -135,14 +135,22 @@ function consent(options: CreateTokenOptions): Pick<CreateTokenRequest, 'replace
   return { ...(options.replace ? { replace: true } : {}), ...(options.afterCompromise ? { afterCompromise: true } : {}) };
 }
 
-/** "998 new, 2 re-issued" from the CSV's issuedAs column (the last one; no cell of a line before it holds a comma). */
+/** "998 new, 2 re-issued; batch <uuid>" from the CSV's issuedAs and batchId columns (no cell of ours holds a comma). */
 function issueCounts(csv: string): string {
+  const [header = '', ...lines] = csv.trim().split('\n');
+  const columns = header.split(',');
+  const issuedAt = columns.indexOf('issuedAs');
+  const batchAt = columns.indexOf('batchId');
   const counts = new Map<string, number>();
-  for (const line of csv.trim().split('\n').slice(1)) {
-    const issue = line.slice(line.lastIndexOf(',') + 1);
+  let batch: string | undefined;
+  for (const line of lines) {
+    const cells = line.split(',');
+    const issue = cells[issuedAt] ?? '';
     counts.set(issue, (counts.get(issue) ?? 0) + 1);
+    batch ??= cells[batchAt];
   }
-  return TOKEN_ISSUES.filter((i) => counts.has(i)).map((i) => `${counts.get(i)} ${i}`).join(', ');
+  const issues = TOKEN_ISSUES.filter((i) => counts.has(i)).map((i) => `${counts.get(i)} ${i}`).join(', ');
+  return batch ? `${issues}; batch ${batch} (enrolld revoke --batch ${batch})` : issues;
 }
 
 export async function showTokens(deviceId: string, options: { json: boolean }, ctx: CliContext): Promise<void> {

@@ -9,6 +9,7 @@ import { startHttpsServer, type RunningHttpsServer } from '../http/https-server.
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
 import { createDatabaseUpGauge, createFleetMetrics, createRegistry } from '../metrics.js';
 import { ensureAdminToken } from './admin-token.js';
+import { buildClusterEvents } from './cluster-events.js';
 import { buildOnDatabase, type Database } from './database.js';
 import { prepareEnvironments } from './environments.js';
 import { loadPki, pkiPaths, type PkiHome } from './pki-home.js';
@@ -34,7 +35,7 @@ export interface ApiRole {
 
 export function buildApiRole(deps: ApiRoleDeps): ApiRole {
   const { config, logger, useCases } = deps;
-  createFleetMetrics(deps.registry, { ...useCases.fleet, connectedIds: () => useCases.fleetEvents.connectedIds() });
+  createFleetMetrics(deps.registry, { ...useCases.fleet, connectedByProfile: () => useCases.presence.connectedByProfile() });
   createDatabaseUpGauge(deps.registry, async () => {
     await deps.database.pool.query('SELECT 1');
   });
@@ -52,6 +53,8 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
     trustedProxies: config.http.trustedProxies,
     failedTokenLimit: config.http.failedTokenLimit,
   });
+  // The other processes' live events reach this API's event streams, and this process's reach theirs.
+  const clusterEvents = buildClusterEvents({ database: deps.database, events: useCases.fleetEvents, logger, listen: true });
   let https: RunningHttpsServer | undefined;
   let crlTimer: NodeJS.Timeout | undefined;
   return {
@@ -69,6 +72,8 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
           .catch((error: unknown) => logger.error({ err: error }, 'CRL refresh failed'));
       }, config.revocation.crlRefreshCheckMs);
       crlTimer.unref();
+      useCases.connectedSeries.start();
+      await clusterEvents.start();
       https = await startHttpsServer({
         app,
         certPem: deps.pki.serverCertPem,
@@ -83,8 +88,10 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
     async stop() {
       clearInterval(crlTimer);
       crlTimer = undefined;
+      await useCases.connectedSeries.stop();
       await https?.close();
       https = undefined;
+      await clusterEvents.stop();
     },
   };
 }

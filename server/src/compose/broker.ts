@@ -1,16 +1,23 @@
 // The broker role: MQTT over mutual TLS with admission and active revocation. `enrolld broker` runs it alone (it never
 // holds a CA key: only its TLS key and the CA certificates); `enrolld up` runs it with rotation on the broker:
 // renewal over MQTT, hints to live sessions, and supersede on a successor's first CONNECT.
+import { randomBytes } from 'node:crypto';
+import { hostname } from 'node:os';
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
-import { createPgEnvironmentStore, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
+import { createPgPresenceStore, createPgEnvironmentStore, createPgProfileListener, createPgProfileStore, createPgRegistryListener, createPgRegistryStore, createPgRevocationStore, createPgRotationListener } from '@enrolld/db';
 import { DEFAULT_ENVIRONMENT } from '@enrolld/protocol';
 import type { RegistryFeed } from '@enrolld/core/admission/ports.js';
 import { profileSourceIn } from '@enrolld/core/profiles/ports.js';
 import { systemClock } from '@enrolld/core/clock.js';
 import type { OutboundRelay } from '@enrolld/core/events/outbound-relay.js';
+import { createPresenceWriter, type PresenceWriter } from '@enrolld/core/fleet/presence.js';
+import type { ClusterEvents } from '@enrolld/core/fleet/cluster-events.js';
+import { createFleetEvents } from '@enrolld/core/fleet/live-events.js';
+import { buildClusterEvents } from './cluster-events.js';
 import type { Config } from '../config.js';
 import { classifyInfrastructureError } from '../infrastructure-errors.js';
+import { createBrokerHttpServer } from '../http/broker-http.js';
 import { createRegistry } from '../metrics.js';
 import { createBroker, defaultBrokerConfig, type Broker, type BrokerHooks } from '../mqtt/broker.js';
 import { createClusterBus } from '../mqtt/cluster-bus.js';
@@ -179,9 +186,22 @@ export function buildBrokerRotation(deps: {
   };
 }
 
+/**
+ * Whether a broker admits CONNECTs: its revocation state is current and, in a cluster, its bus is up and resynced. The
+ * readiness of `enrolld up`'s /readyz and of `enrolld broker`'s (docs/architecture.md §6, "When admission fails closed").
+ */
+export function brokerReadiness(broker: Pick<Broker, 'revocationStatus' | 'clusterReady'>): Record<'revocationState' | 'clusterBus', () => boolean> {
+  return { revocationState: () => broker.revocationStatus().known, clusterBus: () => broker.clusterReady() };
+}
+
 export interface BuiltBroker {
   broker: Broker;
-  listen(): Promise<{ port: number }>;
+  /** This node's presence writer (flush() and heartbeat() let tests write without waiting for the timers). */
+  presence: PresenceWriter;
+  /** This node's relay of live events to the APIs (flush() lets tests send without waiting for the timer). */
+  fleetEvents: ClusterEvents;
+  /** Starts the HTTP port (BROKER_HTTP_PORT), then MQTT; resolves once both listen. */
+  listen(): Promise<{ port: number; httpPort: number }>;
   stop(): Promise<void>;
 }
 
@@ -192,13 +212,79 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
   return buildOnDatabase(options, async (database) => {
     const material = await brokerMaterialFor(config, database);
     const registry = createRegistry();
-    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database) });
-    return { broker, listen: () => broker.start(), stop: () => broker.stop() };
+    const presence = buildPresence({ config, logger, database });
+    // Connections and refusals go to every API's live events (sent in batches, never on the CONNECT path).
+    const fleetEvents = createFleetEvents();
+    const clusterEvents = buildClusterEvents({ database, events: fleetEvents, logger, listen: false });
+    const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database), hooks: [presence.hooks, fleetEventHooks(fleetEvents)] });
+    const ready = brokerReadiness(broker);
+    let mqttListening = false;
+    const http = createBrokerHttpServer({
+      host: config.brokerHttp.host,
+      port: config.brokerHttp.port,
+      registry,
+      // Admission also waits for the profiles and for the MQTT port itself (a cluster node listens once its bus is up).
+      checkReadiness: () => ({ mqtt: mqttListening, revocationState: ready.revocationState(), clusterBus: ready.clusterBus(), profiles: broker.profilesLoaded() }),
+    });
+    return {
+      broker,
+      presence: presence.writer,
+      fleetEvents: clusterEvents,
+      async listen() {
+        // HTTP first: /healthz answers and /readyz says why not yet while MQTT waits for its cluster bus.
+        const { port: httpPort } = await http.listen();
+        logger.info({ host: config.brokerHttp.host, port: httpPort }, 'broker HTTP listening (/healthz, /readyz, /metrics)');
+        await clusterEvents.start();
+        const listening = await broker.start();
+        mqttListening = true;
+        await presence.writer.start();
+        return { ...listening, httpPort };
+      },
+      async stop() {
+        mqttListening = false;
+        await presence.writer.stop();
+        await broker.stop();
+        await clusterEvents.stop();
+        await http.close();
+      },
+    };
   });
 }
 
-/** Connections, disconnections and refusals of the broker in `enrolld up`, to the console's live events and presence. */
-export function fleetEventHooks(events: UseCases['fleetEvents']): BrokerHooks {
+/**
+ * This broker node's share of the cluster-wide presence (docs/architecture.md §9b): hooks that only note connections
+ * in memory, and the writer that sends them to Postgres in batches with the node's heartbeat. Start it after the broker
+ * listens and stop it before the broker stops: the node's rows go with it.
+ */
+export function buildPresence(deps: { config: Readonly<Config>; logger: Logger; database: Database }): { hooks: BrokerHooks; writer: PresenceWriter } {
+  const { presence } = deps.config.broker;
+  const log = deps.logger.child({ component: 'presence' });
+  let lastErrorLogAt = 0;
+  const writer = createPresenceWriter({
+    store: createPgPresenceStore(deps.database.pool),
+    nodeId: `${hostname()}-${process.pid}-${randomBytes(4).toString('hex')}`,
+    environment: deps.config.environment,
+    flushMs: presence.flushMs,
+    heartbeatMs: presence.heartbeatMs,
+    staleAfterMs: presence.staleAfterMs,
+    onError: (error, what) => {
+      // One line per 30 s: presence is a view, and the next write retries.
+      if (Date.now() - lastErrorLogAt < 30_000) return;
+      lastErrorLogAt = Date.now();
+      log.warn({ err: error instanceof Error ? error.message : String(error), what }, 'presence write failed; retrying');
+    },
+  });
+  return {
+    writer,
+    hooks: {
+      onConnected: (s) => writer.connected(s.deviceId),
+      onDisconnected: (s) => writer.disconnected(s.deviceId),
+    },
+  };
+}
+
+/** Connections, disconnections and refusals of this process's broker, to the console's live events. */
+export function fleetEventHooks(events: Pick<UseCases['fleetEvents'], 'publish' | 'now'>): BrokerHooks {
   return {
     onConnected: (s) => events.publish({ type: 'connected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),
     onDisconnected: (s) => events.publish({ type: 'disconnected', deviceId: s.deviceId, serial: s.serial, at: events.now() }),

@@ -12,7 +12,8 @@ import { createRegistry } from '../metrics.js';
 import type { Broker } from '../mqtt/broker.js';
 import type { JobRuntime } from '../jobs/job-runtime.js';
 import { buildApiRole, ensureFirstAdmin, prepareApiPki } from './api.js';
-import { brokerMaterialFor, buildBrokerRole, buildBrokerRotation, fleetEventHooks, quietOnShutdown, registryNotifyFeed } from './broker.js';
+import type { PresenceWriter } from '@enrolld/core/fleet/presence.js';
+import { brokerMaterialFor, brokerReadiness, buildBrokerRole, buildBrokerRotation, buildPresence, fleetEventHooks, quietOnShutdown, registryNotifyFeed } from './broker.js';
 import { openDatabase } from './database.js';
 import { prepareEnvironments } from './environments.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
@@ -29,6 +30,8 @@ export interface BuiltUp {
   embeddedPostgres: boolean;
   useCases: UseCases;
   broker: Broker;
+  /** The broker's presence writer (flush() and heartbeat() let tests write without waiting for the timers). */
+  presence: PresenceWriter;
   /** The rotation jobs, when they run in this process (JOBS=in-process). */
   jobs: JobRuntime | undefined;
   /** Rejects when the embedded Postgres stays down after its restarts (database.ts): the process should exit non-zero. */
@@ -54,6 +57,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
     await ensureFirstAdmin(config, useCases, logger);
 
     const rotation = buildBrokerRotation({ logger, registry, database, useCases, outbound, stopping: signal });
+    const presence = buildPresence({ config, logger, database });
     const broker = buildBrokerRole({
       config,
       logger,
@@ -62,12 +66,13 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       material: await brokerMaterialFor(config, database),
       feed: mergeRevocationFeeds(quietOnShutdown(registryNotifyFeed(database), signal), localRevocations, localIssuance),
       outbound,
-      hooks: [rotation.hooks, fleetEventHooks(useCases.fleetEvents)],
+      hooks: [rotation.hooks, fleetEventHooks(useCases.fleetEvents), presence.hooks],
       stopping: signal,
     });
     const api = buildApiRole({
       config, logger, registry, database, pki, useCases,
-      readiness: { revocationState: () => broker.revocationStatus().known, clusterBus: () => broker.clusterBusConnected() },
+      // Ready when the broker admits: its revocation state is current and, in a cluster, its bus is up and resynced.
+      readiness: brokerReadiness(broker),
     });
     const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
     const producer = worker ? undefined : buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });
@@ -84,6 +89,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       embeddedPostgres: database.embedded,
       useCases,
       broker,
+      presence: presence.writer,
       jobs: worker?.jobs,
       failed: database.failed,
       async listen() {
@@ -91,6 +97,8 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
         const http = await api.listen();
         stops.push(() => broker.stop());
         const { port: mqttsPort } = await broker.start();
+        stops.push(() => presence.writer.stop());
+        await presence.writer.start();
         stops.push(() => rotation.stop());
         await rotation.start();
         if (worker) {

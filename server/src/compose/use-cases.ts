@@ -5,7 +5,7 @@ import type { Logger } from 'pino';
 import type pg from 'pg';
 import type { Registry } from 'prom-client';
 import {
-  createPgAdminCredentialStore, createPgAdminStore, createPgAuditStore, createPgBulkRevocationStore, createPgEnvironmentStore, createPgFleetStore, createPgDeviceStore,
+  createPgAdminCredentialStore, createPgAdminStore, createPgPresenceStore, createPgAuditStore, createPgBulkRevocationStore, createPgEnvironmentStore, createPgFleetStore, createPgDeviceStore,
   createPgEnrollmentStore, createPgProfileStore, createPgRenewalStore, createPgRevocationStore, createPgTokenStore,
 } from '@enrolld/db';
 import { createAdminAuthenticator } from '@enrolld/core/admin-auth.js';
@@ -28,6 +28,7 @@ import { createServiceIdentities } from '@enrolld/core/profiles/service-identiti
 import { createJobRequestRelay } from '@enrolld/core/events/job-request-relay.js';
 import { createBulkRevocation } from '@enrolld/core/revocation/bulk-revocation.js';
 import { createFleetEvents } from '@enrolld/core/fleet/live-events.js';
+import { createConnectedSeries } from '@enrolld/core/fleet/presence.js';
 import { REVOCATION_REASON_NAMES, REVOCATION_REASONS } from '@enrolld/protocol';
 import type { Config } from '../config.js';
 import { createUseCaseMetrics } from '../metrics.js';
@@ -61,12 +62,24 @@ export interface UseCaseDeps {
   clock?: Clock;
 }
 
+/** The connected-devices chart: one point per 5 s over the last hour, kept in Postgres for every replica. */
+const CONNECTED_SAMPLE_MS = 5000;
+const CONNECTED_RETAIN_MS = 3_600_000;
+
 export function buildUseCases(deps: UseCaseDeps) {
   const { config, pool, cas, logger } = deps;
   const clock = deps.clock ?? systemClock;
   const metrics = createUseCaseMetrics(deps.registry);
-  // Live events and presence for the console; the broker hooks of `enrolld up` publish connections and refusals here.
+  // Live events for the console; the broker hooks of `enrolld up` publish connections and refusals here.
   const fleetEvents = createFleetEvents();
+  // Presence of every broker node (brokers write it, core/src/fleet/presence.ts); the chart samples its count.
+  const presence = createPgPresenceStore(pool);
+  const connectedSeries = createConnectedSeries({
+    store: presence,
+    sampleMs: CONNECTED_SAMPLE_MS,
+    retainMs: CONNECTED_RETAIN_MS,
+    onError: (error) => logger.debug({ err: error instanceof Error ? error.message : String(error) }, 'connected sample failed; the next one retries'),
+  });
   const reasonName = (code: number) => REVOCATION_REASON_NAMES.find((n) => REVOCATION_REASONS[n] === code) ?? String(code);
   const renewalStore = createPgRenewalStore(pool);
   const deviceStore = createPgDeviceStore(pool);
@@ -181,6 +194,8 @@ export function buildUseCases(deps: UseCaseDeps) {
     audit: createPgAuditStore(pool),
     fleet: createPgFleetStore(pool),
     fleetEvents,
+    presence,
+    connectedSeries,
     revocation,
     bulkRevocation,
     jobRequests,

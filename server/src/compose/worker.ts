@@ -8,7 +8,7 @@ import type { Registry } from 'prom-client';
 import type { Config } from '../config.js';
 import { createJobMetrics } from '../jobs/job-metrics.js';
 import { createJobRuntime, type JobRuntime, type JobRuntimeOptions } from '../jobs/job-runtime.js';
-import { createRotationProcessor } from '../jobs/rotation-jobs.js';
+import { BULK_REVOKE_QUEUE, createRotationProcessor, ROTATION_QUEUE } from '../jobs/rotation-jobs.js';
 import { createRegistry } from '../metrics.js';
 import { buildOnDatabase } from './database.js';
 import { prepareEnvironments } from './environments.js';
@@ -39,6 +39,7 @@ export function jobRuntimeOptions(config: Readonly<Config>, databaseUrl: string)
     sweepIntervalMs: rotation.sweepIntervalSeconds * 1000,
     supersedeIntervalMs: rotation.supersedeCheckIntervalMs,
     concurrency: rotation.jobConcurrency,
+    bulkConcurrency: config.revocation.bulkConcurrency,
     lockDurationMs: rotation.jobLockDurationMs,
     stalledIntervalMs: rotation.jobStalledIntervalMs,
     keepCompletedSeconds: KEEP_COMPLETED_SECONDS,
@@ -62,7 +63,9 @@ export interface WorkerRole {
 
 export function buildWorkerRole(deps: WorkerRoleDeps): WorkerRole {
   let jobs: JobRuntime | undefined;
-  const metrics = createJobMetrics(deps.registry, () => (jobs ? [{ queue: 'rotation', counts: () => jobs!.counts() }] : []));
+  const metrics = createJobMetrics(deps.registry, () =>
+    jobs ? [ROTATION_QUEUE, BULK_REVOKE_QUEUE].map((queue) => ({ queue, counts: () => jobs!.counts(queue) })) : [],
+  );
   jobs = createJobRuntime({
     options: jobRuntimeOptions(deps.config, deps.databaseUrl),
     logger: deps.logger,

@@ -41,6 +41,8 @@ export interface HttpUseCases {
   bulkRevocation: BulkRevocationRoutesDeps['bulkRevocation'];
   fleet: FleetRoutesDeps['fleet'];
   fleetEvents: FleetRoutesDeps['events'];
+  presence: FleetRoutesDeps['presence'];
+  connectedSeries: { read: FleetRoutesDeps['connectedSeries'] };
   audit: AuditRoutesDeps['audit'] & Pick<AuditTrail, 'append'>;
   environments: EnvironmentRoutesDeps['environments'] & EnrollRoutesDeps['environments'] & EstRoutesDeps['environments'] & Pick<EnvironmentService, 'require' | 'published'>;
 }
@@ -109,7 +111,9 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.use(profileRoutes({ profiles: useCases.profiles, services: useCases.services }));
   app.use(auditRoutes({ audit: useCases.audit }));
   app.use(bulkRevocationRoutes({ bulkRevocation: useCases.bulkRevocation, environments: useCases.environments }));
-  app.use(fleetRoutes({ fleet: useCases.fleet, devices: useCases.devices, audit: useCases.audit, events: useCases.fleetEvents }));
+  app.use(fleetRoutes({
+    fleet: useCases.fleet, devices: useCases.devices, audit: useCases.audit, events: useCases.fleetEvents, presence: useCases.presence, connectedSeries: () => useCases.connectedSeries.read(),
+  }));
   app.use(adminsRoutes({ admins: useCases.admins }));
   app.use(environmentRoutes({ environments: useCases.environments }));
 

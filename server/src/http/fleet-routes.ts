@@ -1,11 +1,11 @@
-// The fleet over HTTP, for the console and scripts (docs/architecture.md §9b): the keyset search with presence, one
+// The fleet over HTTP, for the console and scripts (docs/architecture.md §9b): the keyset search with cluster-wide presence, one
 // device with its lineage, presence and audit events, the chart series, and live events over SSE.
 import { Router } from 'express';
 import { describeIssues, deviceIdSchema, fleetQuerySchema, routes, type FleetCharts, type FleetDeviceDetail, type FleetPage } from '@enrolld/protocol';
 import type { AuditTrail } from '@enrolld/core/audit/ports.js';
 import { EnrollError } from '@enrolld/core/errors.js';
 import type { FleetEvents } from '@enrolld/core/fleet/live-events.js';
-import type { FleetStore } from '@enrolld/core/fleet/ports.js';
+import type { FleetStore, PresenceStore } from '@enrolld/core/fleet/ports.js';
 import type { DeviceStore } from '@enrolld/core/ports.js';
 import { auditEventBody } from './audit-routes.js';
 
@@ -14,6 +14,10 @@ export interface FleetRoutesDeps {
   devices: Pick<DeviceStore, 'get'>;
   audit: Pick<AuditTrail, 'list'>;
   events: FleetEvents;
+  /** Cluster-wide presence (every broker node's rows). */
+  presence: Pick<PresenceStore, 'presenceOf'>;
+  /** Connected devices over time, sampled from the presence store. */
+  connectedSeries: () => Promise<Array<{ at: number; connected: number }>>;
 }
 
 /** Today and the next 30 days: a certificate of the default 30-day lifetime issued today falls on the last. */
@@ -29,13 +33,13 @@ export function fleetRoutes(deps: FleetRoutesDeps): Router {
     const parsed = fleetQuerySchema.safeParse(req.query);
     if (!parsed.success) throw new EnrollError('bad-request', describeIssues(parsed.error, 'query'));
     const q = parsed.data;
-    const connectedIds = q.connected === 'true' ? deps.events.connectedIds() : undefined;
-    const devices = connectedIds?.length === 0 ? [] : await deps.fleet.search({ ...q, environment: q.env, deviceIds: connectedIds });
+    // The connected filter is part of the search statement, so a filtered page is a full page.
+    const { env, batch, connected, ...rest } = q;
+    const devices = await deps.fleet.search({ ...rest, environment: env, tokenBatch: batch, connected: connected === undefined ? undefined : connected === 'true' });
+    const presence = devices.length > 0 ? await deps.presence.presenceOf(devices.map((d) => d.id)) : new Map();
     const last = devices.at(-1);
     const page: FleetPage = {
-      devices: devices
-        .map((d) => ({ ...d, connected: deps.events.isConnected(d.id), lastSeen: deps.events.lastSeen(d.id)?.toISOString() ?? null }))
-        .filter((d) => q.connected !== 'false' || !d.connected),
+      devices: devices.map((d) => ({ ...d, connected: presence.get(d.id)?.connected ?? false, lastSeen: presence.get(d.id)?.lastSeen?.toISOString() ?? null })),
       next: devices.length === q.limit && last ? last.id : null,
     };
     res.json(page);
@@ -44,12 +48,16 @@ export function fleetRoutes(deps: FleetRoutesDeps): Router {
   router.get(`${routes.adminFleet}/devices/:id`, async (req, res) => {
     const id = deviceIdSchema.safeParse(req.params.id);
     if (!id.success) throw new EnrollError('bad-request', `"${String(req.params.id)}" is not a valid device id`);
-    const [device, events] = await Promise.all([deps.devices.get(id.data), deps.audit.list({ deviceId: id.data, limit: 200 })]);
+    const [device, events, presence] = await Promise.all([
+      deps.devices.get(id.data),
+      deps.audit.list({ deviceId: id.data, limit: 200 }),
+      deps.presence.presenceOf([id.data]).then((p) => p.get(id.data)),
+    ]);
     if (!device) throw new EnrollError('not-found', `no device ${id.data}`);
     const detail: FleetDeviceDetail = {
       ...device,
-      connected: deps.events.isConnected(id.data),
-      lastSeen: deps.events.lastSeen(id.data)?.toISOString() ?? null,
+      connected: presence?.connected ?? false,
+      lastSeen: presence?.lastSeen?.toISOString() ?? null,
       events: events.map(auditEventBody),
     };
     res.json(detail);
@@ -62,7 +70,7 @@ export function fleetRoutes(deps: FleetRoutesDeps): Router {
       const day = new Date(today + i * 86_400_000).toISOString().slice(0, 10);
       return { day, count: counts.get(day) ?? 0 };
     });
-    res.json({ expiringPerDay, connected: deps.events.connectedSeries() } satisfies FleetCharts);
+    res.json({ expiringPerDay, connected: await deps.connectedSeries() } satisfies FleetCharts);
   });
 
   // Server-sent events (HTML Living Standard §9.2): one `data:` line of JSON per fleet event, named by its type.

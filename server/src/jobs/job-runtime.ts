@@ -1,4 +1,4 @@
-// BullMQ on Redis for the rotation queue (docs/architecture.md, rotation). Redis is optional for the service: if it is down at start or
+// BullMQ on Redis for the rotation queue and the bulk revocation queue (docs/architecture.md §7a, §8). Redis is optional for the service: if it is down at start or
 // later, enrollment, renewal and revocation go on; this runtime logs, keeps retrying in the background, and the
 // scheduled sweep resumes when Redis is back (the schedulers are re-upserted on every reconnect, since a Redis that
 // restarted empty has lost them). Nothing here blocks startup or shutdown on Redis.
@@ -9,7 +9,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { JobRequestRelay } from '@enrolld/core/events/job-request-relay.js';
 import type { JobMetrics } from './job-metrics.js';
-import { bulkRevokeJobId, hintJobId, ROTATION_QUEUE, type HintEnqueuer, type RotationJob, type RotationJobResult } from './rotation-jobs.js';
+import { BULK_REVOKE_QUEUE, bulkRevokeJobId, hintJobId, ROTATION_QUEUE, type HintEnqueuer, type RotationJob, type RotationJobResult } from './rotation-jobs.js';
 
 export interface JobRuntimeOptions {
   redisUrl: string;
@@ -20,6 +20,8 @@ export interface JobRuntimeOptions {
   sweepIntervalMs: number;
   supersedeIntervalMs: number;
   concurrency: number;
+  /** Bulk revocations run on a queue of their own with this many at once, so a large one never delays rotation jobs. */
+  bulkConcurrency: number;
   /** BullMQ lock; a job whose worker stops renewing it for this long is stalled and runs again (FLT-06). */
   lockDurationMs: number;
   stalledIntervalMs: number;
@@ -54,6 +56,8 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
   let connection: Redis | undefined;
   let queue: Queue | undefined;
   let worker: Worker | undefined;
+  let bulkQueue: Queue | undefined;
+  let bulkWorker: Worker | undefined;
   let stopped = false;
   let lastErrorLogAt = 0;
   let everReady = false;
@@ -157,9 +161,10 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
     },
 
     /** Job counts for /metrics. */
-    counts(): Promise<Record<string, number>> {
-      if (!queue || connection?.status !== 'ready') return Promise.reject(new Error('Redis not ready'));
-      return queue.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
+    counts(queueName: string = ROTATION_QUEUE): Promise<Record<string, number>> {
+      const q = queueName === BULK_REVOKE_QUEUE ? bulkQueue : queue;
+      if (!q || connection?.status !== 'ready') return Promise.reject(new Error('Redis not ready'));
+      return q.getJobCounts('waiting', 'active', 'delayed', 'completed', 'failed', 'prioritized');
     },
 
     /**
@@ -198,16 +203,20 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
       detachRequests = undefined;
       const w = worker;
       const q = queue;
+      const bw = bulkWorker;
+      const bq = bulkQueue;
       const c = connection;
       const e = events;
       worker = undefined;
       queue = undefined;
+      bulkWorker = undefined;
+      bulkQueue = undefined;
       connection = undefined;
       events = undefined;
       // Finish running jobs if Redis lets us; never wait on a Redis that is gone.
-      if (w) await within(w.close(), CLOSE_TIMEOUT_MS);
+      await Promise.all([w, bw].map((x) => x && within(x.close(), CLOSE_TIMEOUT_MS)));
       if (e) await within(e.queueEvents.close(), CLOSE_TIMEOUT_MS);
-      if (q) await within(q.close(), CLOSE_TIMEOUT_MS);
+      await Promise.all([q, bq].map((x) => x && within(x.close(), CLOSE_TIMEOUT_MS)));
       for (const redis of [e?.connection, c]) {
         if (!redis) continue;
         redis.removeAllListeners('ready');
@@ -231,15 +240,17 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
     return { queueEvents, connection: redis };
   }
 
-  /** Queue, worker and their event wiring, on a connection to a Redis that just answered. */
+  /** Queues, workers and their event wiring, on a connection to a Redis that just answered. */
   function build(): void {
     connection = redisConnection();
     const conn = connection;
     queue = new Queue(ROTATION_QUEUE, { connection: conn, prefix: options.prefix });
     queue.on('error', () => undefined); // reported once by the connection's handler
-    const q = queue;
+    bulkQueue = new Queue(BULK_REVOKE_QUEUE, { connection: conn, prefix: options.prefix });
+    bulkQueue.on('error', () => undefined);
+    const bq = bulkQueue;
     detachRequests = deps.requests?.consume(async (job) => {
-      await q.add(job.name, { id: job.id }, {
+      await bq.add(job.name, { id: job.id }, {
         jobId: bulkRevokeJobId(job.id),
         attempts: 5,
         backoff: { type: 'exponential', delay: 1000 },
@@ -248,30 +259,32 @@ export function createJobRuntime(deps: JobRuntimeDeps) {
       });
     });
     if (options.runWorkers) {
-      worker = new Worker(
-        ROTATION_QUEUE,
-        (job: Job) => deps.process({ name: job.name, data: job.data as unknown }),
-        {
-          connection: conn,
-          prefix: options.prefix,
-          concurrency: options.concurrency,
-          lockDuration: options.lockDurationMs,
-          stalledInterval: options.stalledIntervalMs,
-          maxStalledCount: 1,
-        },
-      );
-      worker.on('error', () => undefined);
-      worker.on('completed', (job: Job) => metrics.finished(ROTATION_QUEUE, job.name, 'completed'));
-      worker.on('failed', (job: Job | undefined, error: Error) => {
-        metrics.finished(ROTATION_QUEUE, job?.name ?? 'unknown', 'failed');
-        log.error({ err: error, job: job?.name, jobId: job?.id, attempts: job?.attemptsMade }, 'rotation job failed');
-      });
-      worker.on('stalled', (jobId: string) => {
-        metrics.stalled(ROTATION_QUEUE);
-        log.warn({ jobId }, 'rotation job stalled; it runs again (its effects are idempotent)');
-      });
+      worker = startWorker(ROTATION_QUEUE, conn, options.concurrency);
+      bulkWorker = startWorker(BULK_REVOKE_QUEUE, conn, options.bulkConcurrency);
       deps.onWorkersReady?.().catch((error: unknown) => log.warn({ err: (error as Error).message }, 'could not queue unfinished jobs again yet'));
     }
+  }
+
+  function startWorker(queueName: string, conn: Redis, concurrency: number): Worker {
+    const w = new Worker(queueName, (job: Job) => deps.process({ name: job.name, data: job.data as unknown }), {
+      connection: conn,
+      prefix: options.prefix,
+      concurrency,
+      lockDuration: options.lockDurationMs,
+      stalledInterval: options.stalledIntervalMs,
+      maxStalledCount: 1,
+    });
+    w.on('error', () => undefined);
+    w.on('completed', (job: Job) => metrics.finished(queueName, job.name, 'completed'));
+    w.on('failed', (job: Job | undefined, error: Error) => {
+      metrics.finished(queueName, job?.name ?? 'unknown', 'failed');
+      log.error({ err: error, queue: queueName, job: job?.name, jobId: job?.id, attempts: job?.attemptsMade }, 'background job failed');
+    });
+    w.on('stalled', (jobId: string) => {
+      metrics.stalled(queueName);
+      log.warn({ queue: queueName, jobId }, 'background job stalled; it runs again (its effects are idempotent)');
+    });
+    return w;
   }
 }
 

@@ -3,7 +3,8 @@
 //   hint       (per serial) sends the hint once: the effect is keyed by the serial in the store, so a job that runs
 //                           again after a worker crash or stall sends nothing (BullMQ is at-least-once; FLT-06)
 //   supersede  (scheduled)  retires predecessors whose successor never connected within the grace period
-//   bulk-revoke (per job)   works through a bulk revocation's frozen target list; a run repeated after a crash or
+//   bulk-revoke (per job)   on its own queue (BULK_REVOKE_QUEUE, BULK_REVOKE_CONCURRENCY), so a large one never delays
+//                           the rotation jobs; works through a bulk revocation's frozen target list; a run repeated after a crash or
 //                           stall revokes nothing twice (core/src/revocation/bulk-revocation.ts)
 // The job id of a hint is its business id (the serial): enqueueing it twice while it exists is a no-op.
 import type { Lineage } from '@enrolld/core/renewal/lineage.js';
@@ -11,6 +12,7 @@ import type { RotationSweep } from '@enrolld/core/renewal/rotation-sweep.js';
 import type { BulkRevocation } from '@enrolld/core/revocation/bulk-revocation.js';
 
 export const ROTATION_QUEUE = 'rotation';
+export const BULK_REVOKE_QUEUE = 'bulk-revoke';
 
 export type RotationJobName = 'sweep' | 'hint' | 'supersede' | 'bulk-revoke';
 

@@ -33,6 +33,11 @@ export interface AdmissionDeps {
   acls: Pick<ProfileAcls, 'get'>;
   /** False until the profiles were loaded once: every CONNECT gets CONNACK 3 meanwhile, as with an unknown state. */
   profilesLoaded(): boolean;
+  /**
+   * False while a cluster node has lost its bus (Redis) or has not yet resynced after it came back: every CONNECT gets
+   * CONNACK 3 `cluster-bus-down` (docs/architecture.md §6, "Broker cluster"). Always true on a single node.
+   */
+  clusterReady?: (() => boolean) | undefined;
   expiry: SessionExpiry;
   /** CONNECTs per identity; each identity's rate comes from its limits. */
   connectRate: Pick<ConnectRateLimit, 'check'>;
@@ -84,7 +89,9 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
 
   function refuse(client: Client, done: Done, code: number, reason: RefusalReason, fields: object, message: string): void {
     metrics.refused(reason);
-    if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable' || reason === 'profiles-not-loaded' || reason === 'connect-rate') {
+    if (reason === 'cluster-bus-down') {
+      // Logged once per outage by the cluster bus and the broker (lost, resynced): counted here only.
+    } else if (reason === 'revocation-state-unknown' || reason === 'registry-lookup-unavailable' || reason === 'profiles-not-loaded' || reason === 'connect-rate') {
       // One line per second at most: a reconnect storm (an outage, a device in a loop) must not flood the log.
       const now = Date.now();
       if (now - lastUnknownLogAt >= 1000) {
@@ -147,6 +154,11 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     if (!status.known) {
       // Code 3: the service is unavailable, try later. Admitting would let a revoked certificate in.
       return refuse(client, done, CONNACK.serverUnavailable, 'revocation-state-unknown', { why: status.reason }, 'refusing CONNECT: revocation state unknown');
+    }
+    if (deps.clusterReady && !deps.clusterReady()) {
+      // Code 3 as well: the shared session store is out of reach, so the one-session rule, a persistent session and the
+      // purge of a revoked device's residue cannot be kept. The loss was logged once by the bus; no line per CONNECT.
+      return refuse(client, done, CONNACK.serverUnavailable, 'cluster-bus-down', {}, 'refusing CONNECT: cluster bus down');
     }
     if (!deps.profilesLoaded()) {
       // Code 3 too: without the profiles no certificate's rights are known.

@@ -21,6 +21,7 @@ export type RefusalReason =
   | 'outside-window'
   | 'not-a-broker-identity'
   | 'profiles-not-loaded'
+  | 'cluster-bus-down'
   | 'tls-handshake'
   | 'other-issuer'
   | 'handshake-timeout'

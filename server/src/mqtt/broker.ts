@@ -10,7 +10,8 @@
 //     profile's access window closes (session-expiry.ts).
 //  4. Residue: the will is dropped and, unless the reason is `superseded`, the device's session state and retained
 //     messages are purged (revocation-cut.ts).
-//  5. Fail closed: while the state is unknown (never loaded, or stale) every device CONNECT gets CONNACK 3.
+//  5. Fail closed: while the state is unknown (never loaded, or stale) every device CONNECT gets CONNACK 3; so does a
+//     cluster node from the loss of its bus until it has resynced after the bus came back.
 // This file builds those parts from deps given up front and runs them; it holds no policy of its own.
 import { randomBytes } from 'node:crypto';
 import type { Socket } from 'node:net';
@@ -118,6 +119,86 @@ export const defaultBrokerConfig: BrokerConfig = {
   limits: defaultConnectionLimits,
 };
 
+/** The longest a stopping cluster node waits for aedes' close (which needs Redis) before it goes on. */
+const CLUSTER_CLOSE_TIMEOUT_MS = 3000;
+
+/** True when `promise` settled within `ms`; the timer never outlives the race. */
+async function settleWithin(promise: Promise<unknown>, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), ms);
+  });
+  try {
+    return await Promise.race([promise.then(() => true, () => true), timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/**
+ * Whether a cluster node admits (docs/architecture.md §6, "Broker cluster"): from the loss of its bus until the bus is
+ * back and the node has resynced (the revocation state from Postgres, then the purges the outage held up), every
+ * CONNECT gets CONNACK 3 `cluster-bus-down`. A resync that fails is tried again a second later while the bus stays up.
+ */
+function createClusterGate(bus: ClusterBus | undefined, log: Logger) {
+  let state: 'ready' | 'down' | 'resyncing' = 'ready';
+  let running = false;
+  let generation = 0;
+  let resync: ((devices: string[]) => Promise<void>) | undefined;
+  let retry: NodeJS.Timeout | undefined;
+  /** Devices whose residue purge started while the bus was not ready: purged again by the resync. */
+  const heldPurges = new Set<string>();
+
+  function resyncNow(): void {
+    const mine = ++generation;
+    state = 'resyncing';
+    const devices = [...heldPurges];
+    void resync!(devices).then(
+      () => {
+        if (mine !== generation || !running) return;
+        for (const deviceId of devices) heldPurges.delete(deviceId);
+        state = 'ready';
+        log.info({ purged: devices.length }, 'cluster bus resynced: admitting CONNECTs again');
+      },
+      (error: unknown) => {
+        if (mine !== generation || !running) return;
+        log.warn({ err: error instanceof Error ? error.message : String(error) }, 'cluster bus resync failed: retrying');
+        retry = setTimeout(() => {
+          retry = undefined;
+          if (running && bus?.connected() && mine === generation) resyncNow();
+        }, 1000);
+        retry.unref();
+      },
+    );
+  }
+
+  return {
+    start(run: (devices: string[]) => Promise<void>): void {
+      if (!bus) return;
+      running = true;
+      resync = run;
+      bus.onChange((connected) => {
+        if (!running) return;
+        clearTimeout(retry);
+        if (!connected) {
+          generation++;
+          state = 'down';
+        } else resyncNow();
+      });
+      // The bus was ready when the broker started (start() waits for it); a loss since is caught up now.
+      if (!bus.connected()) state = 'down';
+    },
+    stop(): void {
+      running = false;
+      clearTimeout(retry);
+    },
+    ready: () => !bus || state === 'ready',
+    purgeStarted(deviceId: string): void {
+      if (bus && (state !== 'ready' || !bus.connected())) heldPurges.add(deviceId);
+    },
+  };
+}
+
 /** Device client ids are device ids: at most 63 characters (MQTT-3.1.3-5 lets a server accept longer ones). */
 const MAX_CLIENT_ID_LENGTH = 63;
 
@@ -167,6 +248,7 @@ export function createBroker(deps: BrokerDeps) {
   const admission = createAdmission({
     acls,
     profilesLoaded: () => profiles.loaded(),
+    clusterReady: deps.cluster ? () => cluster.ready() : undefined,
     state,
     registry,
     lookup: createRegistryLookup({ store: deps.store, registry, clock }),
@@ -193,7 +275,15 @@ export function createBroker(deps: BrokerDeps) {
     },
   });
   const authorization = createPacketAuthorization({ state, sessions, acls, metrics, limits, aedes: currentAedes, log });
-  const cut = createRevocationCut({ sessions, aedes: currentAedes, metrics, log, retainedPurged: (deviceId) => limits.retainedPurged(deviceId) });
+  const cluster = createClusterGate(deps.cluster, log);
+  const cut = createRevocationCut({
+    sessions,
+    aedes: currentAedes,
+    metrics,
+    log,
+    retainedPurged: (deviceId) => limits.retainedPurged(deviceId),
+    onPurge: (deviceId) => cluster.purgeStarted(deviceId),
+  });
   const sync = createRevocationSync({
     store: deps.store,
     feed: deps.feed,
@@ -259,6 +349,13 @@ export function createBroker(deps: BrokerDeps) {
       attachSessionHooks(broker, deps.hooks ?? [], sessions, log);
       // The first sync runs before we listen, so the first CONNECT already meets the loaded registry and profiles.
       await sync.start();
+      cluster.start(async (devices) => {
+        // Revocations committed while the bus was down reached this node through Postgres (the feed, the resync) and cut
+        // its sockets, but their purges of the shared persistence waited for Redis: catch up on the store, then purge
+        // every one of them again (idempotent) before anyone is admitted.
+        await sync.syncNow();
+        for (const deviceId of devices) await cut.purgeResidue(deviceId);
+      });
       await profiles.start();
       const port = await tlsListener.listen(handleConnection);
       stopConsuming = deps.outbound?.consume((message) => publish(message.topic, message.payload, message.qos));
@@ -274,8 +371,17 @@ export function createBroker(deps: BrokerDeps) {
       await sync.stop();
       await profiles.stop();
       const broker = aedes;
+      cluster.stop();
       const closed = tlsListener.stopListening();
-      if (broker) await new Promise<void>((resolve) => broker.close(() => resolve()));
+      if (broker) {
+        const aedesClosed = new Promise<void>((resolve) => broker.close(() => resolve()));
+        // With a cluster, aedes' close writes session state to Redis and waits for its emitter to close there; with Redis
+        // unreachable that would wait forever (ioredis queues commands until it reconnects). Bounded: stop goes on.
+        if (deps.cluster) {
+          const finished = await settleWithin(aedesClosed, CLUSTER_CLOSE_TIMEOUT_MS);
+          if (!finished) log.warn({ timeoutMs: CLUSTER_CLOSE_TIMEOUT_MS, clusterBus: deps.cluster.connected() }, 'broker close did not finish with the cluster bus: stopping anyway');
+        } else await aedesClosed;
+      }
       tlsListener.destroySockets();
       await closed;
       await deps.cluster?.close();
@@ -296,6 +402,8 @@ export function createBroker(deps: BrokerDeps) {
     connectedDevices: () => aedes?.connectedClients ?? 0,
     /** True without a cluster; with one, while this node reaches the bus. */
     clusterBusConnected: () => deps.cluster?.connected() ?? true,
+    /** True without a cluster; with one, while the bus is up and this node has resynced since it came back (admission). */
+    clusterReady: () => cluster.ready(),
     /** The version of a profile this broker enforces, and a promise of every heard profile change applied (tests). */
     profileVersion: (name: string) => profiles.versionOf(name),
     /** False until the profiles were loaded once (CONNECTs get CONNACK 3 meanwhile). */

@@ -6,7 +6,12 @@
 //
 // Every channel and key carries the prefix, so clusters (or tests) sharing a Redis never see each other's traffic.
 // The bus is watched through the connections we hand to both packages: a lost connection is logged once, counted, and
-// shown on `enrolld_broker_cluster_bus_up`; ioredis reconnects by itself and the bus recovers without a restart.
+// shown on `enrolld_broker_cluster_bus_up`; ioredis reconnects by itself and the bus recovers without a restart. The
+// broker refuses CONNECTs while the bus is down and until it has resynced after it (broker.ts, `onChange`).
+//
+// Closing never waits on an unreachable Redis: ioredis queues QUIT while it reconnects and mqemitter-redis waits for
+// each connection's `end`, which a connection that is reconnecting never emits. So the emitter's close is bounded
+// (`closeTimeoutMs`, at once when the bus is already down), after which every connection is disconnected.
 import { createRequire } from 'node:module';
 import { Readable } from 'node:stream';
 import type { AedesOptions } from 'aedes';
@@ -38,6 +43,8 @@ class RetainedAsReadable extends AsyncRedisPersistence {
 interface ClusterEmitter {
   state: NodeJS.EventEmitter;
   close(callback: () => void): void;
+  /** mqemitter's own close (the in-process half), which mqemitter-redis calls once both connections ended. */
+  _close(callback: () => void): void;
 }
 
 interface ClusterPersistence {
@@ -46,12 +53,16 @@ interface ClusterPersistence {
   createRetainedStream(pattern: string): AsyncIterable<unknown>;
 }
 
+const DISCONNECT_TIMEOUT_MS = 200;
+
 export interface ClusterBusOptions {
   redisUrl: string;
   /** Prefix of every pub/sub channel and key of this cluster, e.g. `enrolld:mqtt:`. */
   prefix: string;
   logger: Logger;
   registry: Registry;
+  /** The longest a close waits for Redis to acknowledge QUIT before it disconnects (default 2 s). */
+  closeTimeoutMs?: number | undefined;
 }
 
 export interface ClusterBus {
@@ -61,7 +72,9 @@ export interface ClusterBus {
   connected(): boolean;
   /** Waits until the bus is connected (a node joins the cluster only with a working bus). */
   ready(): Promise<void>;
-  /** Closes the persistence; aedes closes the emitter (and its connections) itself. */
+  /** Each change of `connected()`: false when a connection of the bus was lost, true when all are ready again. */
+  onChange(listener: (connected: boolean) => void): void;
+  /** Closes the persistence and every connection, bounded; aedes closes the emitter itself (bounded as well). */
   close(): Promise<void>;
 }
 
@@ -73,17 +86,21 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
       // Commands wait for a reconnect instead of failing every publish at once; a long outage degrades delivery.
       maxRetriesPerRequest: null,
       retryStrategy: (attempt) => Math.min(attempt * 100, 2000),
+      // ioredis waits this long for a socket to close after disconnect() (2 s by default), even one Redis already dropped.
+      disconnectTimeout: DISCONNECT_TIMEOUT_MS,
     });
   const sub = connection('sub');
   const pub = connection('pub');
   // The persistence is the only user of keys: its connection alone carries the key prefix.
-  const store = new Redis(options.redisUrl, { connectionName: 'enrolld-broker-store', keyPrefix: options.prefix, maxRetriesPerRequest: null, retryStrategy: (attempt) => Math.min(attempt * 100, 2000) });
+  const store = new Redis(options.redisUrl, { connectionName: 'enrolld-broker-store', keyPrefix: options.prefix, maxRetriesPerRequest: null, retryStrategy: (attempt) => Math.min(attempt * 100, 2000), disconnectTimeout: DISCONNECT_TIMEOUT_MS });
   const connections = [sub, pub, store];
 
   const up = new Gauge({ name: 'enrolld_broker_cluster_bus_up', help: '1 while this broker reaches the cluster bus (Redis), 0 while cross-node delivery is degraded', registers: [options.registry] });
   const losses = new Counter({ name: 'enrolld_broker_cluster_bus_losses_total', help: 'Times this broker lost the cluster bus (Redis)', registers: [options.registry] });
   let wasConnected = false;
   let closing = false;
+  const listeners: Array<(connected: boolean) => void> = [];
+  const closeTimeoutMs = options.closeTimeoutMs ?? 2000;
   const isConnected = () => connections.every((c) => c.status === 'ready');
   const watch = (): void => {
     const now = isConnected();
@@ -93,8 +110,12 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
     if (now) log.info('cluster bus connected: cross-node delivery restored');
     else {
       losses.inc();
-      log.warn({ down: connections.filter((c) => c.status !== 'ready').map((c) => c.options.connectionName) }, 'cluster bus lost: cross-node delivery, shared sessions and retained messages are degraded until Redis is back');
+      log.warn(
+        { down: connections.filter((c) => c.status !== 'ready').map((c) => c.options.connectionName) },
+        'cluster bus lost: cross-node delivery, shared sessions and retained messages are degraded, and CONNECTs are refused (CONNACK 3) until Redis is back and this node has resynced',
+      );
     }
+    for (const listener of listeners) listener(now);
   };
   for (const c of connections) {
     c.on('ready', watch);
@@ -108,6 +129,33 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
   // The emitter re-emits connection errors on its own `state` emitter, which would throw without a listener.
   mq.state.on('error', (error: Error) => log.debug({ err: error.message }, 'cluster bus emitter error'));
   const persistence = new RetainedAsReadable({ conn: store });
+  const closeEmitter = mq.close.bind(mq);
+  const emitterConnections = [sub, pub];
+  mq.close = (callback: () => void) => {
+    closing = true;
+    let finished = false;
+    let timer: NodeJS.Timeout | undefined;
+    const finish = () => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timer);
+      callback();
+    };
+    const abandon = () => {
+      if (finished) return;
+      log.warn({ timeoutMs: closeTimeoutMs }, 'cluster bus did not acknowledge the close: disconnecting');
+      for (const c of emitterConnections) c.disconnect();
+      mq._close(finish);
+    };
+    if (!isConnected()) {
+      // Nothing to say goodbye to: a QUIT would wait in ioredis' offline queue for a Redis that is not there.
+      for (const c of emitterConnections) c.disconnect();
+      mq._close(finish);
+      return;
+    }
+    timer = setTimeout(abandon, closeTimeoutMs);
+    closeEmitter(finish);
+  };
 
   return {
     aedesOptions: () => ({ mq: mq as unknown as AedesOptions['mq'], persistence }),
@@ -122,9 +170,24 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
         };
         for (const c of connections) c.on('ready', check);
       }),
+    onChange(listener) {
+      listeners.push(listener);
+    },
     async close() {
+      // The persistence's destroy unsubscribes over Redis first: bounded like the emitter's close, skipped with Redis gone.
+      const connectedAtClose = isConnected();
       closing = true;
-      await persistence.destroy().catch((error: unknown) => log.debug({ err: error }, 'closing the cluster persistence'));
+      if (connectedAtClose) {
+        let timer: NodeJS.Timeout | undefined;
+        await Promise.race([
+          persistence.destroy().catch((error: unknown) => log.debug({ err: error }, 'closing the cluster persistence')),
+          new Promise<void>((resolve) => {
+            timer = setTimeout(resolve, closeTimeoutMs);
+          }),
+        ]);
+        clearTimeout(timer);
+      }
+      // ioredis' disconnect does not wait for Redis (and ends its reconnect timer).
       for (const c of connections) if (c.status !== 'end') c.disconnect();
     },
   };

@@ -22,7 +22,16 @@ export interface RevocationCutDeps {
 
 const SUPERSEDED = REVOCATION_REASONS.superseded;
 
-export function createRevocationCut(deps: RevocationCutDeps): (notices: RevokedNotice[]) => void {
+export interface RevocationCut {
+  (notices: RevokedNotice[]): void;
+  /** Purges one device's residue from the (shared) persistence again: idempotent; a cluster node runs it after a bus outage. */
+  purgeResidue(deviceId: string): Promise<void>;
+}
+
+export function createRevocationCut(deps: RevocationCutDeps & {
+  /** Each device whose residue purge was started (a cluster node repeats those of a bus outage when it resyncs). */
+  onPurge?: ((deviceId: string) => void) | undefined;
+}): RevocationCut {
   const { sessions, metrics, log } = deps;
 
   async function purgeResidue(deviceId: string): Promise<void> {
@@ -48,7 +57,7 @@ export function createRevocationCut(deps: RevocationCutDeps): (notices: RevokedN
     if (queued.length + retained.length > 0) log.info({ deviceId, queued: queued.length, retained: retained.length }, 'purged session residue of a revoked device');
   }
 
-  return function cut(notices) {
+  const cut = function cut(notices: RevokedNotice[]) {
     for (const notice of notices) {
       const closed = sessions.clientsOf(notice.serial);
       for (const client of closed) {
@@ -62,10 +71,12 @@ export function createRevocationCut(deps: RevocationCutDeps): (notices: RevokedN
       if (closed.length > 0) log.warn({ deviceId: notice.deviceId, serial: notice.serial, sessions: closed.length }, 'revoked: live session closed');
       if (notice.reasonCode !== SUPERSEDED) {
         // After the sockets are gone and aedes has run its close (next turns of the loop).
+        deps.onPurge?.(notice.deviceId);
         setImmediate(() => {
           purgeResidue(notice.deviceId).catch((error: unknown) => log.error({ err: error, deviceId: notice.deviceId }, 'purging session residue failed'));
         });
       }
     }
   };
+  return Object.assign(cut, { purgeResidue });
 }

@@ -28,6 +28,7 @@ export function createMemoryDeviceStore(tables: MemoryTables): DeviceStore {
       environment: device.environment,
       profile: device.profile,
       group: device.group,
+      tokenBatch: device.tokenBatch ?? null,
       createdAt: device.createdAt.toISOString(),
       status: current ? statusOf(current, now) : 'pending',
       currentSerial: current?.serial ?? null,

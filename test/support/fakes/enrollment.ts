@@ -92,7 +92,7 @@ export function createMemoryTokenStore(tables: MemoryTables): TokenStore & Token
       for (const t of tokens) {
         if (!tables.devices.has(t.deviceId)) tables.devices.set(t.deviceId, { kind: t.kind, environment, profile: t.profile, group: null, createdAt: now });
         tables.tokens.set(t.tokenHash.toString('hex'), {
-          id: randomUUID(), deviceId: t.deviceId, profile: t.profile, group: t.group ?? null, expiresAt: t.expiresAt, usedAt: null, csrSha256: null,
+          id: randomUUID(), deviceId: t.deviceId, profile: t.profile, group: t.group ?? null, batchId: t.batchId ?? null, expiresAt: t.expiresAt, usedAt: null, csrSha256: null,
         });
       }
       return { outcome: 'created' };
@@ -143,6 +143,7 @@ export function createMemoryEnrollmentStore(tables: MemoryTables): EnrollmentSto
         if (!token.usedAt) {
           recordIntent(tables, { ...intent, csrSha256: input.csrSha256 }, { tokenId: token.id, predecessorSerial: intent.predecessorSerial ?? null });
           device.group = intent.group ?? null;
+          device.tokenBatch = token.batchId;
           token.usedAt = tables.clock.now();
           token.csrSha256 = input.csrSha256;
           return { outcome: 'begun', intent };

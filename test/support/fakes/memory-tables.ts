@@ -11,6 +11,7 @@ export interface TokenRow {
   deviceId: string;
   profile: string;
   group: string | null;
+  batchId: string | null;
   expiresAt: Date;
   usedAt: Date | null;
   csrSha256: Buffer | null;
@@ -52,7 +53,7 @@ export interface MemoryTables {
   clock: Clock;
   /** environments: `default` from the start, with no chain until one is recorded (as the migration leaves it). */
   environments: Map<string, Omit<EnvironmentRecord, 'issuingCertificatePem' | 'rootCertificatePem'> & { issuingCertificatePem: string | null; rootCertificatePem: string | null }>;
-  devices: Map<string, { kind: IdentityKind; environment: string; profile: string; group: string | null; createdAt: Date }>;
+  devices: Map<string, { kind: IdentityKind; environment: string; profile: string; group: string | null; tokenBatch?: string | null; createdAt: Date }>;
   /**
    * The current version of each live profile (profiles); the built-ins at version 1, as the migration stores them. The
    * fakes keep one set of profiles for every environment (Postgres keeps them per environment).

@@ -3,6 +3,7 @@
 import { DEFAULT_ENVIRONMENT } from '@enrolld/protocol';
 import type {
   CrlBuildInput,
+  CrlRebuildOutcome,
   RevocationCommand,
   RevocationOutcome,
   RevocationStore,
@@ -28,6 +29,8 @@ const inScope = (kind: string, command: RevocationCommand) => ((command.identiti
 export function createMemoryRevocationStore(tables: MemoryTables): RevocationStore {
   /** The stored CRLs of each environment, oldest first; numbers come from one sequence, as crl_number_seq does. */
   const crls = new Map<string, StoredCrl[]>();
+  /** When each CRL's rebuild started (the `created_at` of the crls table). */
+  const builtAtOf = new WeakMap<StoredCrl, number>();
   const crlsOf = (environment: string) => crls.get(environment) ?? crls.set(environment, []).get(environment)!;
 
   function revoke(rows: CertificateRow[], command: RevocationCommand): RevokedCertificate[] {
@@ -78,7 +81,21 @@ export function createMemoryRevocationStore(tables: MemoryTables): RevocationSto
       return revokedRows().filter((c) => c.environment === environment).at(-1)?.revocationSeq ?? 0;
     },
 
+    async rebuildCrlWhenDue(build, validity, environment, rule): Promise<CrlRebuildOutcome> {
+      // As db/src/revocation-store.ts, on the tables' clock (one process: no lock needed between the read and the build).
+      const now = tables.clock.now().getTime();
+      const latest = crlsOf(environment).at(-1);
+      const builtAt = latest ? builtAtOf.get(latest) : undefined;
+      if (latest && builtAt !== undefined) {
+        const lastSeq = revokedRows().filter((c) => c.environment === environment).at(-1)?.revocationSeq ?? 0;
+        if (latest.coversSeq >= lastSeq && now < builtAt + rule.currentForMs && now < latest.nextUpdate.getTime()) return { outcome: 'current', crl: latest };
+        if (now < builtAt + rule.minIntervalMs) return { outcome: 'not-due', retryInMs: builtAt + rule.minIntervalMs - now };
+      }
+      return { outcome: 'built', crl: await this.regenerateCrl(build, validity, environment) };
+    },
+
     async regenerateCrl(build: (input: CrlBuildInput) => Buffer | Promise<Buffer>, validity, environment = DEFAULT_ENVIRONMENT) {
+      const startedAt = tables.clock.now().getTime();
       // RFC 5280 §3.3, as db/src/revocation-store.ts: listed until one CRL issued at or past notAfter has listed it.
       const previous = crlsOf(environment).at(-1);
       const revoked = revokedRows().filter((c) => c.environment === environment);
@@ -90,6 +107,7 @@ export function createMemoryRevocationStore(tables: MemoryTables): RevocationSto
       const der = await build({ entries, crlNumber, coversSeq });
       const crl = { crlNumber, der, thisUpdate: validity.thisUpdate, nextUpdate: validity.nextUpdate, coversSeq };
       crlsOf(environment).push(crl);
+      builtAtOf.set(crl, startedAt);
       return crl;
     },
 
