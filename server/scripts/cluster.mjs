@@ -4,9 +4,13 @@
 // CLUSTER_MQTTS_PORTS (8883,8884), CLUSTER_BROKER_HTTP_PORTS (each broker's /healthz, /readyz and /metrics: 9883,9884, or
 // free ports when CLUSTER_MQTTS_PORTS is set; each broker prints its own). Ctrl-C stops every process (each gets SIGINT,
 // its orderly stop); any process that exits takes the others down.
+// HAProxy in front, when `haproxy` is on PATH and CLUSTER_HAPROXY is not `off`: deploy/haproxy.cfg itself, its addresses
+// given by environment (LB_*): MQTT passthrough on CLUSTER_FRONT_MQTTS_PORT (7883), the API on CLUSTER_FRONT_HTTPS_PORT
+// (7443), LB_MAXCONN 4096 unless set (the file's 200000 needs a higher open-files limit than a workstation's).
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { accessSync, constants, readFileSync } from 'node:fs';
 import https from 'node:https';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -20,13 +24,21 @@ const home = path.resolve(process.env.ENROLLD_HOME ?? '.enrolld-cluster');
 const ports = (name, fallback) => (process.env[name] ?? fallback).split(',').map((p) => Number(p.trim()));
 const httpsPorts = ports('CLUSTER_HTTPS_PORTS', '8443,8444');
 const mqttsPorts = ports('CLUSTER_MQTTS_PORTS', '8883,8884');
+const haproxy = haproxyPlan();
 const brokerHttpPorts = ports('CLUSTER_BROKER_HTTP_PORTS', process.env.CLUSTER_MQTTS_PORTS ? mqttsPorts.map(() => 0).join(',') : '9883,9884');
+// HAProxy checks each broker's /readyz on a port it must know: pick free ones instead of letting each broker choose.
+if (haproxy) for (const [i, port] of brokerHttpPorts.entries()) if (port === 0) brokerHttpPorts[i] = await freePort();
 const base = { ...process.env, ENROLLD_HOME: home, BROKER_CLUSTER: 'redis' };
 
 const children = [];
 let stopping = false;
 function start(name, role, env) {
   const child = spawn(process.execPath, [bin, role], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  return follow(name, child);
+}
+
+/** Prefixes the child's output with its name; its exit takes the cluster down. */
+function follow(name, child) {
   for (const stream of [child.stdout, child.stderr]) {
     stream.on('data', (chunk) => {
       for (const line of chunk.toString().split('\n').filter(Boolean)) process.stdout.write(`${name.padEnd(8)} ${line}\n`);
@@ -38,6 +50,58 @@ function start(name, role, env) {
   });
   children.push(child);
   return child;
+}
+
+/** Whether to run HAProxy (null: say why not), from PATH, CLUSTER_HAPROXY and the two-of-each servers of haproxy.cfg. */
+function haproxyPlan() {
+  if (process.env.CLUSTER_HAPROXY === 'off') return null;
+  const found = (process.env.PATH ?? '').split(path.delimiter).filter(Boolean).map((dir) => path.join(dir, 'haproxy')).find((file) => {
+    try {
+      accessSync(file, constants.X_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  });
+  if (!found) {
+    process.stdout.write('cluster: haproxy is not on PATH; running without a front (install haproxy, or CLUSTER_HAPROXY=off to silence this)\n');
+    return null;
+  }
+  if (httpsPorts.length !== 2 || mqttsPorts.length !== 2) {
+    process.stdout.write('cluster: deploy/haproxy.cfg fronts exactly 2 APIs and 2 brokers; running without HAProxy\n');
+    return null;
+  }
+  return { bin: found, mqtts: Number(process.env.CLUSTER_FRONT_MQTTS_PORT ?? 7883), https: Number(process.env.CLUSTER_FRONT_HTTPS_PORT ?? 7443) };
+}
+
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+/** HAProxy on deploy/haproxy.cfg, its addresses from LB_* (the file's defaults are docker-compose's names). */
+function startHaproxy() {
+  const env = {
+    ...process.env,
+    LB_MAXCONN: process.env.LB_MAXCONN ?? '4096',
+    LB_MQTTS_BIND: `:${haproxy.mqtts}`,
+    LB_HTTPS_BIND: `:${haproxy.https}`,
+    LB_BROKER_1: `127.0.0.1:${mqttsPorts[0]}`,
+    LB_BROKER_2: `127.0.0.1:${mqttsPorts[1]}`,
+    LB_BROKER_1_HTTP_PORT: String(brokerHttpPorts[0]),
+    LB_BROKER_2_HTTP_PORT: String(brokerHttpPorts[1]),
+    LB_API_1: `127.0.0.1:${httpsPorts[0]}`,
+    LB_API_2: `127.0.0.1:${httpsPorts[1]}`,
+  };
+  // -db: stay in the foreground with its log on stderr, stopped by SIGINT as the other children are.
+  const child = spawn(haproxy.bin, ['-db', '-f', path.join(root, 'deploy', 'haproxy.cfg')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  follow('haproxy', child);
 }
 
 function stop(code) {
@@ -76,3 +140,7 @@ process.stdout.write(
   `cluster: API on https://localhost:{${httpsPorts.join(',')}}, brokers on mqtts://localhost:{${mqttsPorts.join(',')}} ` +
     `with /healthz, /readyz, /metrics on http://localhost:{${mqttsPorts.map((_, i) => brokerHttpPorts[i] || 'any').join(',')}}, ENROLLD_HOME=${home}\n`,
 );
+if (haproxy) {
+  startHaproxy();
+  process.stdout.write(`cluster: HAProxy in front: https://localhost:${haproxy.https} (APIs), mqtts://localhost:${haproxy.mqtts} (brokers, TLS passthrough)\n`);
+}
