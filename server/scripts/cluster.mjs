@@ -9,6 +9,7 @@
 // (7443), LB_MAXCONN 4096 unless set (the file's 200000 needs a higher open-files limit than a workstation's).
 import { spawn } from 'node:child_process';
 import { accessSync, constants, readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
@@ -34,11 +35,6 @@ const children = [];
 let stopping = false;
 function start(name, role, env) {
   const child = spawn(process.execPath, [bin, role], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  return follow(name, child);
-}
-
-/** Prefixes the child's output with its name; its exit takes the cluster down. */
-function follow(name, child) {
   for (const stream of [child.stdout, child.stderr]) {
     stream.on('data', (chunk) => {
       for (const line of chunk.toString().split('\n').filter(Boolean)) process.stdout.write(`${name.padEnd(8)} ${line}\n`);
@@ -101,7 +97,16 @@ function startHaproxy() {
   };
   // -db: stay in the foreground with its log on stderr, stopped by SIGINT as the other children are.
   const child = spawn(haproxy.bin, ['-db', '-f', path.join(root, 'deploy', 'haproxy.cfg')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  follow('haproxy', child);
+  for (const stream of [child.stdout, child.stderr]) {
+    stream.on('data', (chunk) => {
+      for (const line of chunk.toString().split('\n').filter(Boolean)) process.stdout.write(`haproxy  ${line}\n`);
+    });
+  }
+  child.on('exit', (code, signal) => {
+    process.stdout.write(`haproxy  exited (${signal ?? code})\n`);
+    if (!stopping) stop(1);
+  });
+  children.push(child);
 }
 
 function stop(code) {
@@ -132,6 +137,20 @@ async function ready(port) {
   }
 }
 
+/** Resolves when the broker's /readyz on its plain-HTTP port answers 200. */
+async function brokerReady(port) {
+  for (;;) {
+    const status = await new Promise((resolve) => {
+      http.get({ host: '127.0.0.1', port, path: '/readyz', timeout: 2000 }, (res) => {
+        res.resume();
+        resolve(res.statusCode);
+      }).on('error', () => resolve(0));
+    });
+    if (status === 200) return;
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
 start('api-1', 'api', { HTTPS_PORT: String(httpsPorts[0]) });
 await ready(httpsPorts[0]);
 httpsPorts.slice(1).forEach((port, i) => start(`api-${i + 2}`, 'api', { HTTPS_PORT: String(port) }));
@@ -141,6 +160,9 @@ process.stdout.write(
     `with /healthz, /readyz, /metrics on http://localhost:{${mqttsPorts.map((_, i) => brokerHttpPorts[i] || 'any').join(',')}}, ENROLLD_HOME=${home}\n`,
 );
 if (haproxy) {
+  // HAProxy counts a server up until its first check fails: start it once every API and broker is ready, so it never
+  // sends a connection to one that is still starting.
+  await Promise.all([...httpsPorts.slice(1).map((port) => ready(port)), ...brokerHttpPorts.map((port) => brokerReady(port))]);
   startHaproxy();
   process.stdout.write(`cluster: HAProxy in front: https://localhost:${haproxy.https} (APIs), mqtts://localhost:${haproxy.mqtts} (brokers, TLS passthrough)\n`);
 }

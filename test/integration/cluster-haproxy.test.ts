@@ -4,6 +4,7 @@
 // broker reads the device's client certificate itself; a broker whose /readyz fails (its cluster bus cut, its MQTT port
 // still open) gets no new devices.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import http from 'node:http';
 import net from 'node:net';
@@ -16,15 +17,42 @@ import { makeCsr, randomDeviceId } from '../support/csr-factory.js';
 import { spawnHaproxy, type HaproxyProcess } from '../support/haproxy.js';
 import { httpsRequest, postJson } from '../support/http.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
-import { freePort, spawnBroker, spawnEnrolld, type BrokerProcess, type EnrolldProcess } from '../support/processes.js';
+import { freePort, REPO_ROOT, spawnBroker, spawnEnrolld, type BrokerProcess, type EnrolldProcess } from '../support/processes.js';
 import { freeLowPort } from '../support/redis-server.js';
 import { startTcpProxy, type TcpProxy } from '../support/tcp-proxy.js';
-import { waitFor } from '../support/wait-for.js';
+import { waitFor, waitForValue } from '../support/wait-for.js';
 
 interface Device {
   deviceId: string;
   key: string;
   cert: string;
+}
+
+/** A device enrolled through the API at `url` (a token from the admin API, then the CSR), ready for mTLS. */
+async function enrollThrough(url: string, rootPem: string, adminToken: string): Promise<Device> {
+  const deviceId = randomDeviceId('lb');
+  const tokenRes = await postJson(url + routes.adminTokens, rootPem, { deviceId }, { authorization: `Bearer ${adminToken}` });
+  const token = tokenRes.json<Array<{ token: string }>>()[0]!.token;
+  const csr = await makeCsr({ cn: deviceId });
+  const body = (await postJson(url + routes.enroll, rootPem, { token, csr: csr.pem })).json<EnrollResponse>();
+  const issuingPem = body.chain.split(/(?<=-----END CERTIFICATE-----\n?)/)[0]!;
+  return { deviceId, key: csr.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), cert: body.certificate + issuingPem };
+}
+
+/** CONNECT over mTLS to `port`: the session, or the CONNACK return code (-1: closed without one). */
+function connectMqtt(port: number, rootPem: string, device: Device): Promise<{ client?: MqttClient; code?: number }> {
+  return new Promise((resolve) => {
+    const c = mqtt.connect({ protocol: 'mqtts', host: '127.0.0.1', port, servername: 'localhost', ca: rootPem, key: device.key, cert: device.cert, clientId: device.deviceId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 });
+    c.once('connect', () => resolve({ client: c }));
+    c.once('error', (e: Error & { code?: number | string }) => {
+      c.end(true);
+      resolve({ code: typeof e.code === 'number' ? e.code : -1 });
+    });
+    c.once('close', () => {
+      c.end(true);
+      resolve({ code: -1 });
+    });
+  });
 }
 
 describe('HAProxy in front of the cluster', () => {
@@ -89,34 +117,12 @@ describe('HAProxy in front of the cluster', () => {
     await rm(home, { recursive: true, force: true });
   });
 
-  async function enroll(): Promise<Device> {
-    const deviceId = randomDeviceId('lb');
-    const tokenRes = await postJson(frontUrl + routes.adminTokens, rootPem, { deviceId }, { authorization: `Bearer ${adminToken}` });
-    const token = tokenRes.json<Array<{ token: string }>>()[0]!.token;
-    const csr = await makeCsr({ cn: deviceId });
-    const body = (await postJson(frontUrl + routes.enroll, rootPem, { token, csr: csr.pem })).json<EnrollResponse>();
-    const issuingPem = body.chain.split(/(?<=-----END CERTIFICATE-----\n?)/)[0]!;
-    return { deviceId, key: csr.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), cert: body.certificate + issuingPem };
-  }
-
-  /** CONNECT through HAProxy's MQTT front: the session, or the CONNACK return code (-1: closed without one). */
-  function connectThroughFront(device: Device): Promise<{ client?: MqttClient; code?: number }> {
-    return new Promise((resolve) => {
-      const c = mqtt.connect({ protocol: 'mqtts', host: '127.0.0.1', port: front.mqtts, servername: 'localhost', ca: rootPem, key: device.key, cert: device.cert, clientId: device.deviceId, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 10_000 });
-      c.once('connect', () => {
-        clients.push(c);
-        resolve({ client: c });
-      });
-      c.once('error', (e: Error & { code?: number | string }) => {
-        c.end(true);
-        resolve({ code: typeof e.code === 'number' ? e.code : -1 });
-      });
-      c.once('close', () => {
-        c.end(true);
-        resolve({ code: -1 });
-      });
-    });
-  }
+  const enroll = () => enrollThrough(frontUrl, rootPem, adminToken);
+  const connectThroughFront = async (device: Device) => {
+    const outcome = await connectMqtt(front.mqtts, rootPem, device);
+    if (outcome.client) clients.push(outcome.client);
+    return outcome;
+  };
 
   /** Which broker process holds a session of `deviceId`, from the presence rows each broker writes under its node id. */
   async function brokerOf(deviceId: string): Promise<number | undefined> {
@@ -183,4 +189,80 @@ describe('HAProxy in front of the cluster', () => {
       expect(await brokerOf(device.deviceId)).toBe(2);
     }
   }, 60_000);
+});
+
+// `npm run cluster` with haproxy on PATH: the same deploy/haproxy.cfg in front of its processes, on the front ports it
+// prints.
+describe('npm run cluster with HAProxy', () => {
+  let db: TestDatabase;
+  let home: string;
+  let cluster: ChildProcess;
+  let output = '';
+  const prefix = clusterPrefixFor('npm-cluster');
+
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    home = await mkdtemp(path.join(tmpdir(), 'enrolld-npm-cluster-'));
+  });
+  afterAll(async () => {
+    if (cluster && cluster.exitCode === null && cluster.signalCode === null) {
+      const exited = new Promise((resolve) => cluster.once('exit', resolve));
+      cluster.kill('SIGINT');
+      await exited;
+    }
+    await db?.drop();
+    await dropClusterKeys(prefix);
+    await rm(home, { recursive: true, force: true });
+  });
+
+  it('prints the front ports; the API answers /readyz and a device connects with mTLS through them', async () => {
+    const front = { https: await freePort(), mqtts: await freePort() };
+    const ports = async () => `${await freePort()},${await freePort()}`;
+    cluster = spawn(process.execPath, [path.join(REPO_ROOT, 'server', 'scripts', 'cluster.mjs')], {
+      cwd: REPO_ROOT,
+      env: {
+        PATH: process.env.PATH ?? '',
+        HOME: process.env.HOME ?? '/root',
+        DATABASE_URL: db.url,
+        REDIS_URL: TEST_REDIS_URL,
+        ENROLLD_HOME: home,
+        LISTEN_HOST: '127.0.0.1',
+        BROKER_CLUSTER_PREFIX: prefix,
+        BROKER_PRESENCE_FLUSH: '50ms',
+        CLUSTER_HTTPS_PORTS: await ports(),
+        CLUSTER_MQTTS_PORTS: await ports(),
+        CLUSTER_FRONT_HTTPS_PORT: String(front.https),
+        CLUSTER_FRONT_MQTTS_PORT: String(front.mqtts),
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    cluster.stdout!.on('data', (c: Buffer) => (output += c.toString()));
+    cluster.stderr!.on('data', (c: Buffer) => (output += c.toString()));
+    const exited = new Promise<never>((_, reject) => cluster.once('exit', (code) => reject(new Error(`npm run cluster exited (${code}):\n${output}`))));
+    const announced = new Promise<void>((resolve) => {
+      const onData = () => {
+        if (!output.includes('cluster: HAProxy in front:')) return;
+        cluster.stdout!.off('data', onData);
+        resolve();
+      };
+      cluster.stdout!.on('data', onData);
+    });
+    await Promise.race([announced, exited]);
+    expect(output).toContain(`cluster: HAProxy in front: https://localhost:${front.https} (APIs), mqtts://localhost:${front.mqtts} (brokers, TLS passthrough)`);
+
+    const rootPem = await readFile(path.join(home, 'ca', 'root.pem'), 'utf8');
+    const adminToken = (await readFile(path.join(home, 'admin-token'), 'utf8')).trim();
+    const frontUrl = `https://localhost:${front.https}`;
+    // Until its checks pass HAProxy has no server for a connection and closes it; retry until it has one (HAProxy
+    // logs only state changes, so a server up at its first check leaves no line to wait on).
+    await Promise.race([
+      waitFor(async () => (await httpsRequest(frontUrl + routes.readyz, rootPem).catch(() => undefined))?.status === 200, 60_000, 'the API front /readyz 200', 100),
+      exited,
+    ]);
+    const device = await enrollThrough(frontUrl, rootPem, adminToken);
+    const client = await waitForValue(async () => (await connectMqtt(front.mqtts, rootPem, device)).client, 60_000, 'a device session through the MQTT front', 100);
+    // The broker behind the front recorded the identity of the certificate it read.
+    await waitFor(async () => (await db.pool.query('SELECT 1 FROM device_presence WHERE device_id = $1', [device.deviceId])).rowCount === 1, 10_000, 'the broker to record the device', 50);
+    client.end(true);
+  }, 120_000);
 });
