@@ -81,7 +81,8 @@ export class ClusterProcess {
     const env: NodeJS.ProcessEnv = {
       ...process.env, LOG_LEVEL: 'info', ...this.opts.env,
       DATABASE_URL: this.opts.databaseUrl, ENROLLD_HOME: this.home, CLUSTER_HTTPS_PORTS: String(https), CLUSTER_MQTTS_PORTS: mqtts.join(','),
-      CLUSTER_ON_EXIT: 'keep', BROKER_CLUSTER_PREFIX: this.prefix,
+      // no HAProxy front: its ports are fixed, and devices here are spread over the brokers by the simulator itself
+      CLUSTER_ON_EXIT: 'keep', CLUSTER_HAPROXY: 'off', BROKER_CLUSTER_PREFIX: this.prefix,
       ...(this.opts.redisUrl ? { REDIS_URL: this.opts.redisUrl } : {}),
     };
     const log = createWriteStream(this.logFile, { flags: 'a' });

@@ -143,7 +143,8 @@ describe('Dockerfile, checked without Docker', () => {
     expect(section('frontend mqtts')).not.toMatch(/\bssl\b/);
     expect(section('backend brokers')).toMatch(/mode tcp/);
     expect(section('backend brokers')).not.toMatch(/\bssl\b/);
-    const servers = (name: string) => [...section(name).matchAll(/^\s*server (\S+) (\S+):(\d+)/gm)].map((m) => [m[1], m[2], m[3]]);
+    // each address is `"${LB_…-<compose host>:<port>}"`: the compose service name is the default
+    const servers = (name: string) => [...section(name).matchAll(/^\s*server (\S+) "\$\{LB_[A-Z0-9_]+-([^:"]+):(\d+)\}"/gm)].map((m) => [m[1], m[2], m[3]]);
     expect(servers('backend brokers')).toEqual([['broker-1', 'broker-1', '8883'], ['broker-2', 'broker-2', '8883']]);
     expect(servers('backend apis')).toEqual([['api-1', 'api-1', '8443'], ['api-2', 'api-2', '8443']]);
     expect(section('backend apis')).toMatch(/option httpchk GET \/readyz/);
