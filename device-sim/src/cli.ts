@@ -5,7 +5,7 @@ import { DEFAULTS, PRESETS, SCENARIO_NAMES, parseDurationMs, resolveOptions } fr
 import type { RunOptions, ScenarioName, StormTrigger } from './options.js';
 import { runScenario } from './runner.js';
 import { SCENARIOS } from './scenarios/registry.js';
-import { runWithSpawnedServer } from './spawned-run.js';
+import { runWithSpawnedCluster, runWithSpawnedServer } from './spawned-run.js';
 
 const USAGE = `enrolld-sim — simulated device fleets for enrolld
 
@@ -16,15 +16,19 @@ usage:
 
 server and trust (defaults find a local 'npm start'):
   --api-url URL             default ${DEFAULTS.apiUrl}
-  --broker-url URL          default ${DEFAULTS.brokerUrl}
+  --broker-url URL[,URL…]   default ${DEFAULTS.brokerUrl}; several (repeat it or separate by commas) for the nodes
+                            of a cluster: devices are spread over them and try the next one on reconnect
   --home DIR                ENROLLD_HOME (default $ENROLLD_HOME or ./.enrolld): ca/root.pem, admin-token
   --ca FILE                 trust anchor (default <home>/ca/root.pem)
   --admin-token-file FILE   default <home>/admin-token; needed for API tokens and revocation
   --tokens FILE             tokens CSV (deviceId,token,expiresAt) instead of creating tokens
   --token-prefix P          device id prefix for API-created tokens (default sim-<random>-)
   --spawn-server            start 'enrolld up' as a child (temp home, free ports, embedded Postgres)
-  --server-env K=V          extra env for --spawn-server (repeatable), e.g. CERT_LIFETIME=60s
+  --server-env K=V          extra env for --spawn-server / --spawn-cluster (repeatable), e.g. CERT_LIFETIME=60s
                             (its log goes to <report-dir>/enrolld-server.log; ENROLLD_SIM_KEEP_HOME=1 keeps its home)
+  --spawn-cluster N         start the local cluster form instead (npm run cluster: 1 API + N 'enrolld broker' on Redis),
+                            temp home, free ports, its own Redis prefix; needs --database-url (an empty database)
+  --database-url URL        Postgres for --spawn-cluster (default $DATABASE_URL); REDIS_URL as for the server
 
 devices:
   --devices N               fleet size (scenario presets: enroll-storm 1000, showcase 50; else ${DEFAULTS.devices})
@@ -44,7 +48,9 @@ load shaping:
 
 scenario knobs:
   --duration D  --timeout D  --warmup D  --hold D  --revoke K  --revoke-reason R  --cut-bound D
-  --max-lifetime D  --storm-trigger auto|restart|drop|client  --max-rss-slope MiB/min
+  --max-lifetime D  --storm-trigger auto|restart|drop|client|kill-node  --max-rss-slope MiB/min
+                            kill-node (auto with --spawn-cluster): SIGKILL one broker node; its devices must come back
+                            on another, and the --revoke K devices (half before, half during the failover) stay out
   --broker-restart-cmd CMD  --broker-drop-url URL   (server-side hooks for reconnect-storm)
 
 report:
@@ -66,16 +72,25 @@ function oneOf<T extends string>(v: string | undefined, allowed: readonly T[], n
   return v as T;
 }
 
-export function parseCli(argv: string[]): { command: 'run' | 'list' | 'help'; options: Partial<RunOptions>; spawnServer: boolean; serverEnv: Record<string, string> } {
+export interface ParsedCli {
+  command: 'run' | 'list' | 'help';
+  options: Partial<RunOptions>;
+  spawnServer: boolean;
+  serverEnv: Record<string, string>;
+  /** --spawn-cluster N: broker count and the database for the cluster */
+  spawnCluster?: { brokers: number; databaseUrl: string };
+}
+
+export function parseCli(argv: string[]): ParsedCli {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
     strict: true,
     options: {
       scenario: { type: 'string' }, devices: { type: 'string', short: 'n' },
-      'api-url': { type: 'string' }, 'broker-url': { type: 'string' }, home: { type: 'string' }, ca: { type: 'string' },
+      'api-url': { type: 'string' }, 'broker-url': { type: 'string', multiple: true }, home: { type: 'string' }, ca: { type: 'string' },
       'admin-token-file': { type: 'string' }, tokens: { type: 'string' }, 'token-prefix': { type: 'string' },
-      'spawn-server': { type: 'boolean' }, 'server-env': { type: 'string', multiple: true },
+      'spawn-server': { type: 'boolean' }, 'spawn-cluster': { type: 'string' }, 'database-url': { type: 'string' }, 'server-env': { type: 'string', multiple: true },
       'enroll-via': { type: 'string' }, 'renew-via': { type: 'string' }, 'telemetry-interval': { type: 'string' }, qos: { type: 'string' },
       echo: { type: 'boolean' }, 'leaf-only': { type: 'boolean' }, 'backoff-base': { type: 'string' }, 'backoff-cap': { type: 'string' },
       'rotate-after': { type: 'string' }, 'tls-refusals-to-stop': { type: 'string' }, 'old-cert-bound': { type: 'string' }, 'probe-old-cert-after': { type: 'string' },
@@ -106,7 +121,7 @@ export function parseCli(argv: string[]): { command: 'run' | 'list' | 'help'; op
   const options: Partial<RunOptions> = {
     ...(scenario ? { scenario: scenario as ScenarioName } : {}),
     devices: num(values.devices, 'devices'),
-    apiUrl: values['api-url'], brokerUrl: values['broker-url'], home: values.home, caFile: values.ca,
+    apiUrl: values['api-url'], brokerUrl: values['broker-url']?.join(','), home: values.home, caFile: values.ca,
     adminTokenFile: values['admin-token-file'], tokensCsv: values.tokens, tokenPrefix: values['token-prefix'],
     enrollVia: oneOf(values['enroll-via'], ['rest', 'est', 'mix'] as const, 'enroll-via'),
     renewVia: oneOf(values['renew-via'], ['rest', 'est', 'mqtt', 'mix'] as const, 'renew-via'),
@@ -123,16 +138,25 @@ export function parseCli(argv: string[]): { command: 'run' | 'list' | 'help'; op
     durationMs: dur(values.duration), timeoutMs: dur(values.timeout), warmupMs: dur(values.warmup), holdMs: dur(values.hold),
     revokeCount: num(values.revoke, 'revoke'), ...(reason !== undefined && isRevocationReason(reason) ? { revokeReason: reason } : {}),
     cutBoundMs: dur(values['cut-bound']), maxLifetimeMs: dur(values['max-lifetime']),
-    stormTrigger: oneOf<StormTrigger>(values['storm-trigger'], ['auto', 'restart', 'drop', 'client'], 'storm-trigger'),
+    stormTrigger: oneOf<StormTrigger>(values['storm-trigger'], ['auto', 'restart', 'drop', 'client', 'kill-node'], 'storm-trigger'),
     maxRssSlopeMiBPerMin: num(values['max-rss-slope'], 'max-rss-slope'),
     brokerRestartCmd: values['broker-restart-cmd'], brokerDropUrl: values['broker-drop-url'],
     reportDir: values['report-dir'], reportName: values['report-name'], ...(values['no-progress'] ? { progress: false } : {}),
   };
-  return { command: 'run', options, spawnServer: values['spawn-server'] === true, serverEnv };
+  let spawnCluster: ParsedCli['spawnCluster'];
+  if (values['spawn-cluster'] !== undefined) {
+    const brokers = Number(values['spawn-cluster']);
+    if (!Number.isInteger(brokers) || brokers < 1 || brokers > 16) throw new Error(`--spawn-cluster wants a broker count from 1 to 16, got "${values['spawn-cluster']}"`);
+    if (values['spawn-server']) throw new Error('--spawn-server and --spawn-cluster are alternatives: pass one');
+    const databaseUrl = values['database-url'] ?? process.env.DATABASE_URL;
+    if (!databaseUrl) throw new Error('--spawn-cluster needs a Postgres: pass --database-url (or set DATABASE_URL) naming an empty database');
+    spawnCluster = { brokers, databaseUrl };
+  }
+  return { command: 'run', options, spawnServer: values['spawn-server'] === true, serverEnv, ...(spawnCluster ? { spawnCluster } : {}) };
 }
 
 export async function main(argv: string[]): Promise<number> {
-  let parsed: ReturnType<typeof parseCli>;
+  let parsed: ParsedCli;
   try {
     parsed = parseCli(argv);
   } catch (err) {
@@ -152,9 +176,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   const opts = resolveOptions(parsed.options);
   try {
-    const { report } = parsed.spawnServer
-      ? await runWithSpawnedServer(opts, { env: parsed.serverEnv })
-      : await runScenario(opts);
+    const { report } = parsed.spawnCluster
+      ? await runWithSpawnedCluster(opts, { ...parsed.spawnCluster, env: parsed.serverEnv })
+      : parsed.spawnServer
+        ? await runWithSpawnedServer(opts, { env: parsed.serverEnv })
+        : await runScenario(opts);
     return report.passed ? 0 : 1;
   } catch (err) {
     process.stderr.write(`enrolld-sim: ${(err as Error).message}\n`);

@@ -74,7 +74,8 @@ export interface DeviceGate {
 export type DeviceEvent =
   | { type: 'enrolled'; latencyMs: number; via: EnrollVia; serial: string; notAfter: number; lifetimeMs: number }
   | { type: 'enroll-failed'; kind: string; final: boolean }
-  | { type: 'connected'; latencyMs: number; reconnect: boolean; serial: string }
+  /** broker: the URL the session is on, when the transport names it (several cluster nodes) */
+  | { type: 'connected'; latencyMs: number; reconnect: boolean; serial: string; broker?: string }
   /** revoked: the broker refused this certificate as revoked (CONNACK 5 with that reason) */
   | { type: 'connect-failed'; kind: string; revoked: boolean }
   | { type: 'disconnected'; kind: string }
@@ -140,6 +141,8 @@ export class Device {
   connectAttempt = 0;
   lastDisconnectAt: number | undefined;
   lastConnectAt: number | undefined;
+  /** the broker URL of the current (or last) session, when the transport names it */
+  broker: string | undefined;
   /** serial of a cert superseded by rotation, kept until it has been probed */
   private retired: DeviceCredentials | undefined;
   private session: MqttSession | undefined;
@@ -264,13 +267,14 @@ export class Device {
         return;
       }
       this.session = session;
+      this.broker = session.broker;
       this.state = 'online';
       this.connectAttempt = 0;
       this.tlsRefusals = 0;
       const reconnect = this.connects > 0;
       this.connects++;
       this.lastConnectAt = this.deps.clock.now();
-      this.emit({ type: 'connected', latencyMs: this.lastConnectAt - t0, reconnect, serial: creds.serial });
+      this.emit({ type: 'connected', latencyMs: this.lastConnectAt - t0, reconnect, serial: creds.serial, ...(session.broker ? { broker: session.broker } : {}) });
       await this.subscribe(session);
       this.startTelemetry(generation);
       if (this.opts.rotateAfterMs !== undefined && !this.forcedRotationDone) {

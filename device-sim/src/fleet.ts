@@ -8,6 +8,7 @@ import type { HttpTransport } from './http-transport.js';
 import { createLimiter } from './limiter.js';
 import type { Limiter } from './limiter.js';
 import { createMqttTransport } from './mqtt-transport.js';
+import type { MqttTransport } from './mqtt-transport.js';
 import { createCredentialContexts } from './tls-credentials.js';
 import { Recorder } from './recorder.js';
 import { mathRng, seededRng } from './rng.js';
@@ -20,7 +21,8 @@ export type RenewMode = RenewVia | 'mix';
 
 export interface FleetOptions {
   apiUrl: URL;
-  brokerUrl: URL;
+  /** one broker, or the nodes of a cluster: devices are spread over them and move to the next on reconnect */
+  brokerUrls: URL[];
   /** trust anchor PEM */
   ca: string;
   sendChain: boolean;
@@ -60,6 +62,8 @@ export class Fleet {
   readonly enrollLimiter: Limiter;
   readonly connectLimiter: Limiter;
   private readonly http: HttpTransport | undefined;
+  /** the fleet's own MQTT transport (absent when a test passes a fake one) */
+  readonly mqtt: MqttTransport | undefined;
   private readonly listeners = new Set<(e: DeviceEventWithMeta) => void>();
   private readonly startTimers = new Set<ReturnType<typeof setTimeout>>();
   private stopping = false;
@@ -82,9 +86,10 @@ export class Fleet {
       const contexts = createCredentialContexts({ ca: opts.ca, sendChain: opts.sendChain });
       const http = createHttpTransport({ apiUrl: opts.apiUrl, ca: opts.ca, sendChain: opts.sendChain, maxSockets: opts.enrollConcurrency, timeoutMs: opts.httpTimeoutMs, contexts });
       const mqtt = createMqttTransport({
-        brokerUrl: opts.brokerUrl, ca: opts.ca, sendChain: opts.sendChain, connectTimeoutMs: opts.mqttConnectTimeoutMs, keepaliveSeconds: opts.keepaliveSeconds, contexts,
+        brokerUrls: opts.brokerUrls, ca: opts.ca, sendChain: opts.sendChain, connectTimeoutMs: opts.mqttConnectTimeoutMs, keepaliveSeconds: opts.keepaliveSeconds, contexts,
       });
       this.http = http;
+      this.mqtt = mqtt;
       transport = { enroll: http.enroll, renew: http.renew, connect: mqtt.connect, probe: mqtt.probe };
     }
     const gate = { enroll: () => this.enrollLimiter.acquire(), connect: () => this.connectLimiter.acquire(), probe: () => this.connectLimiter.acquire(true) };
@@ -145,6 +150,13 @@ export class Fleet {
       if (d.stopped) c.stopped++;
     }
     return c;
+  }
+
+  /** Online devices per broker URL (devices whose transport does not name one count under "-"). */
+  onlineByBroker(): Map<string, number> {
+    const by = new Map<string, number>();
+    for (const d of this.devices) if (d.online) by.set(d.broker ?? '-', (by.get(d.broker ?? '-') ?? 0) + 1);
+    return by;
   }
 
   /** Polls until `done()` or the deadline; true if done. */

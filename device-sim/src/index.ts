@@ -1,5 +1,6 @@
 export * from './backoff.js';
 export * from './clock.js';
+export * from './cluster-process.js';
 export * from './csr.js';
 export * from './der.js';
 export * from './device.js';

@@ -58,3 +58,6 @@ export function issuedFromEst(body: string | Buffer, deviceId: string, privateKe
   const chain = certs.filter((c) => c !== leaf).map((c) => toPem('CERTIFICATE', c.raw));
   return fromLeaf(leaf, chain, deviceId, privateKey);
 }
+
+/** What a device presents over mTLS (tls-credentials.ts, which parses each CA certificate once). */
+export { clientCertChain } from './tls-credentials.js';

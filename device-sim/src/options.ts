@@ -5,12 +5,13 @@ import type { EnrollMode, RenewMode } from './fleet.js';
 
 export const SCENARIO_NAMES = ['run', 'enroll-storm', 'rotation-wave', 'revoke-mid-session', 'reconnect-storm', 'soak', 'showcase'] as const;
 export type ScenarioName = (typeof SCENARIO_NAMES)[number];
-export type StormTrigger = 'auto' | 'restart' | 'drop' | 'client';
+export type StormTrigger = 'auto' | 'restart' | 'drop' | 'client' | 'kill-node';
 
 export interface RunOptions {
   scenario: ScenarioName;
   devices: number;
   apiUrl: string;
+  /** one URL, or several comma-separated (the nodes of a cluster) */
   brokerUrl: string;
   /** ENROLLD_HOME: where root CA and admin token are found by default */
   home: string;

@@ -16,7 +16,10 @@ export function startProgress(fleet: Fleet, label: string, stream: NodeJS.WriteS
     const c = fleet.counts();
     const errors = [...fleet.recorder.errors.values()].reduce((a, b) => a + b, 0);
     const t = fleet.recorder.elapsed().toFixed(1).padStart(6);
-    return `${label} ${t}s ${bar(c.online / Math.max(1, c.total), 24)} enrolled ${c.enrolled}/${c.total}  connected ${c.online}  rotated ${c.rotated}  revoked ${c.revoked}  errors ${errors}`;
+    // with several brokers, where the connected devices are: `:8883 500 :8884 498`
+    const by = fleet.opts.brokerUrls.length > 1 ? fleet.onlineByBroker() : undefined;
+    const nodes = by ? `  (${fleet.opts.brokerUrls.map((u) => `:${u.port} ${by.get(u.href) ?? 0}`).join(' ')})` : '';
+    return `${label} ${t}s ${bar(c.online / Math.max(1, c.total), 24)} enrolled ${c.enrolled}/${c.total}  connected ${c.online}${nodes}  rotated ${c.rotated}  revoked ${c.revoked}  errors ${errors}`;
   };
   let lastPlain = 0;
   const timer = setInterval(() => {

@@ -64,9 +64,17 @@ function hooksFrom(opts: RunOptions, adminToken: string | undefined, ca: string,
   }
   if (extra.restartBroker) hooks.restartBroker = extra.restartBroker;
   if (extra.dropBrokerConnections) hooks.dropBrokerConnections = extra.dropBrokerConnections;
+  if (extra.killBrokerNode) hooks.killBrokerNode = extra.killBrokerNode;
   if (extra.describe) described.push(extra.describe);
   hooks.describe = described.join(', ') || 'none';
   return hooks;
+}
+
+/** `--broker-url` takes one URL or several, comma-separated (the nodes of a cluster). */
+export function brokerUrlsOf(text: string): URL[] {
+  const urls = text.split(',').map((u) => u.trim()).filter(Boolean);
+  if (urls.length === 0) throw new Error('no broker URL');
+  return urls.map((u) => new URL(u));
 }
 
 async function readSecretFile(path: string): Promise<string> {
@@ -100,7 +108,7 @@ export async function runScenario(opts: RunOptions, extras: RunExtras = {}): Pro
   const rng = opts.seed === undefined ? mathRng : seededRng(opts.seed);
   const fleetOpts: FleetOptions = {
     apiUrl,
-    brokerUrl: new URL(opts.brokerUrl),
+    brokerUrls: brokerUrlsOf(opts.brokerUrl),
     ca,
     sendChain: opts.sendChain,
     enrollVia: opts.enrollVia,

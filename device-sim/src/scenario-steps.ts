@@ -53,6 +53,8 @@ export function pick<T>(items: readonly T[], k: number, rng: () => number): T[] 
 export interface RevocationWatch {
   ids: Set<string>;
   requestedAt: Map<string, number>;
+  /** when the admin API confirmed the revocation: a CONNECT admitted after this is a defect */
+  answeredAt: Map<string, number>;
   cutAt: Map<string, number>;
   connectsAfter: Map<string, number>;
   adminErrors: string[];
@@ -66,7 +68,7 @@ export interface RevocationWatch {
 export async function revokeWatched(ctx: ScenarioContext, devices: readonly Device[], concurrency = 10): Promise<RevocationWatch> {
   const { fleet, admin } = ctx;
   const watch: RevocationWatch = {
-    ids: new Set(devices.map((d) => d.id)), requestedAt: new Map(), cutAt: new Map(), connectsAfter: new Map(), adminErrors: [], stop: () => {},
+    ids: new Set(devices.map((d) => d.id)), requestedAt: new Map(), answeredAt: new Map(), cutAt: new Map(), connectsAfter: new Map(), adminErrors: [], stop: () => {},
   };
   watch.stop = fleet.onEvent((e) => {
     const t = watch.requestedAt.get(e.deviceId);
@@ -96,6 +98,7 @@ export async function revokeWatched(ctx: ScenarioContext, devices: readonly Devi
         fleet.recorder.revokedByRun.add(d.id);
         try {
           await admin.revokeDevice(d.id, ctx.opts.revokeReason);
+          watch.answeredAt.set(d.id, fleet.recorder.now());
           fleet.recorder.latencies.adminRevoke.add(fleet.recorder.now() - t0);
         } catch (err) {
           watch.adminErrors.push(`${d.id}: ${(err as Error).message}`);
@@ -179,7 +182,7 @@ export async function runService(ctx: ScenarioContext): Promise<BackendService |
   }
   ctx.phase('service + commands');
   const transport = createMqttTransport({
-    brokerUrl: fleet.opts.brokerUrl,
+    brokerUrls: fleet.opts.brokerUrls,
     ca: fleet.opts.ca,
     sendChain: fleet.opts.sendChain,
     connectTimeoutMs: fleet.opts.mqttConnectTimeoutMs,

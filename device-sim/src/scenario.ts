@@ -13,6 +13,8 @@ export interface ServerHooks {
   restartBroker?: () => Promise<void>;
   /** make the broker close every device socket */
   dropBrokerConnections?: () => Promise<void>;
+  /** SIGKILL one node of a broker cluster; resolves with the URL it served once it is gone */
+  killBrokerNode?: () => Promise<string>;
   /** how the hooks were provided, for the report */
   describe: string;
 }

@@ -28,6 +28,8 @@ export interface MqttHandlers {
 }
 
 export interface MqttSession {
+  /** the broker URL this session is on (a real transport sets it; fakes may not) */
+  broker?: string;
   publish(topic: string, payload: string | Buffer, qos: 0 | 1): void;
   subscribe(topics: string[]): Promise<void>;
   /** graceful: DISCONNECT then close */

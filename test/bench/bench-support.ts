@@ -5,7 +5,8 @@ import { readFileSync } from 'node:fs';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type tls from 'node:tls';
+import tls from 'node:tls';
+import mqtt, { type MqttClient } from 'mqtt';
 import { fileURLToPath } from 'node:url';
 import type pg from 'pg';
 import type { DeviceCert, TestPki } from '../support/test-pki.js';
@@ -93,4 +94,54 @@ export async function recordCertificates(pool: pg.Pool, certs: DeviceCert[], kin
        FROM unnest($1::text[], $2::text[], $3::bytea[], $4::timestamptz[], $5::timestamptz[]) AS t(s, d, der, nb, na)`,
     [certs.map((d) => d.serial), certs.map((d) => d.deviceId), certs.map((d) => d.der), certs.map((d) => d.notBefore), certs.map((d) => d.notAfter), kind, profile],
   );
+}
+
+/** RSS after a GC: SIGUSR2 makes broker-bench-server.ts collect (it runs with --expose-gc); Mosquitto has no GC. */
+export async function gcAndRss(b: { pid: number; child?: ChildProcess }): Promise<number> {
+  if (b.child) {
+    process.kill(b.pid, 'SIGUSR2');
+    await sleep(1500);
+  }
+  return procStat(b.pid).rssKiB;
+}
+
+/** What a client needs to present: the device's key and chain (a test PKI cert, or one the API issued). */
+export type ClientIdentity = Pick<DeviceCert, 'deviceId' | 'keyPem' | 'chainPem'>;
+
+export function contextFor(device: ClientIdentity, caPem: string, cache: Map<string, tls.SecureContext>): tls.SecureContext {
+  let ctx = cache.get(device.deviceId);
+  if (!ctx) {
+    ctx = tls.createSecureContext({ ca: caPem, key: device.keyPem, cert: device.chainPem });
+    cache.set(device.deviceId, ctx);
+  }
+  return ctx;
+}
+
+/** Up to devices.length idle MQTT sessions (CONNECT, no subscription), 20 handshakes in flight. */
+export async function idleLoad(port: number, devices: readonly ClientIdentity[], caPem: string, cache: Map<string, tls.SecureContext>): Promise<MqttClient[]> {
+  const clients: MqttClient[] = [];
+  let next = 0;
+  const deadline = Date.now() + 600_000;
+  await Promise.all(
+    Array.from({ length: 20 }, async () => {
+      while (next < devices.length && Date.now() < deadline) {
+        const device = devices[next++]!;
+        await new Promise<void>((resolve) => {
+          const c = mqtt.connect({
+            protocol: 'mqtts', host: '127.0.0.1', port, servername: 'localhost', secureContext: contextFor(device, caPem, cache), noDelay: true,
+            clientId: device.deviceId, protocolVersion: 4, clean: true, keepalive: 600, reconnectPeriod: 0, connectTimeout: 10_000,
+          } as mqtt.IClientOptions);
+          c.once('connect', () => {
+            clients.push(c);
+            resolve();
+          });
+          c.once('error', () => {
+            c.end(true);
+            resolve();
+          });
+        });
+      }
+    }),
+  );
+  return clients;
 }

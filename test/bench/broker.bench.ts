@@ -5,13 +5,12 @@
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import tls from 'node:tls';
-import mqtt, { type MqttClient } from 'mqtt';
 import { createTestPki, pemOf, newKeys, type DeviceCert } from '../support/test-pki.js';
 import { createTestDatabase } from '../support/pg.js';
 import { connectPacket, percentile, revocationServiceFor } from '../support/broker-harness.js';
 import { startMosquitto } from '../support/broker-mosquitto.js';
 import { freePort } from '../support/processes.js';
-import { line, NO_DELAY, procStat, recordCertificates, sleep, startNodeBroker as startBrokerChild, writeBrokerMaterial } from './bench-support.js';
+import { contextFor, gcAndRss, idleLoad, line, NO_DELAY, procStat, recordCertificates, sleep, startNodeBroker as startBrokerChild, writeBrokerMaterial } from './bench-support.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -33,23 +32,6 @@ try {
 
 const startNodeBroker = (mode: 'enrolld' | 'stock-aedes', dir: string, databaseUrl: string) =>
   startBrokerChild(mode, dir, databaseUrl, mode === 'enrolld' ? ENROLLD_ENV : {});
-
-async function gcAndRss(b: { pid: number; child?: ChildProcess }): Promise<number> {
-  if (b.child) {
-    process.kill(b.pid, 'SIGUSR2');
-    await sleep(1500);
-  }
-  return procStat(b.pid).rssKiB;
-}
-
-function contextFor(device: DeviceCert, caPem: string, cache: Map<string, tls.SecureContext>): tls.SecureContext {
-  let ctx = cache.get(device.deviceId);
-  if (!ctx) {
-    ctx = tls.createSecureContext({ ca: caPem, key: device.keyPem, cert: device.chainPem });
-    cache.set(device.deviceId, ctx);
-  }
-  return ctx;
-}
 
 function rawConnect(port: number, secureContext: tls.SecureContext, clientId: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -101,34 +83,6 @@ async function connectLoad(port: number, pid: number, devices: DeviceCert[], caP
   const elapsed = (performance.now() - t0) / 1000;
   const cpuS = procStat(pid).cpuS - before.cpuS;
   return { ok, failed, lastError, perSec: ok / elapsed, cpuMsPerConnect: (cpuS * 1000) / ok };
-}
-
-async function idleLoad(port: number, devices: DeviceCert[], caPem: string, cache: Map<string, tls.SecureContext>): Promise<MqttClient[]> {
-  const clients: MqttClient[] = [];
-  let next = 0;
-  const deadline = Date.now() + 240_000;
-  await Promise.all(
-    Array.from({ length: 20 }, async () => {
-      while (next < IDLE && Date.now() < deadline) {
-        const device = devices[next++]!;
-        await new Promise<void>((resolve) => {
-          const c = mqtt.connect({
-            protocol: 'mqtts', host: '127.0.0.1', port, servername: 'localhost', secureContext: contextFor(device, caPem, cache), noDelay: true,
-            clientId: device.deviceId, protocolVersion: 4, clean: true, keepalive: 600, reconnectPeriod: 0, connectTimeout: 10_000,
-          } as mqtt.IClientOptions);
-          c.once('connect', () => {
-            clients.push(c);
-            resolve();
-          });
-          c.once('error', () => {
-            c.end(true);
-            resolve();
-          });
-        });
-      }
-    }),
-  );
-  return clients;
 }
 
 async function main(): Promise<void> {
@@ -198,7 +152,7 @@ async function main(): Promise<void> {
       try {
         await sleep(300);
         const before = await gcAndRss(target);
-        const clients = await idleLoad(target.port, devices, pki.caChainPem, cache);
+        const clients = await idleLoad(target.port, devices.slice(0, IDLE), pki.caChainPem, cache);
         await sleep(3000);
         const after = await gcAndRss(target);
         perConn[name] = (after - before) / clients.length;

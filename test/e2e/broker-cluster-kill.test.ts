@@ -1,11 +1,15 @@
 // Two `enrolld broker` processes of one Redis cluster beside an `enrolld api`: one broker is killed with SIGKILL in the
-// middle of a run, its devices move to the other, and a device revoked before the kill is refused there.
+// middle of a run, its devices move to the other, and a device revoked before the kill is refused there. Then the same
+// at fleet size through the simulator (`--spawn-cluster 2`, the node-kill storm): 100 devices over the local cluster
+// form, devices revoked before and during the failover, each one tried on the surviving node.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import mqtt, { type MqttClient } from 'mqtt';
 import { routes, type EnrollResponse } from '@enrolld/protocol';
+import { resolveOptions, runWithSpawnedCluster } from '@enrolld/device-sim';
 import { clusterPrefixFor, dropClusterKeys, percentile, report, TEST_REDIS_URL } from '../support/broker-harness.js';
 import { makeCsr, randomDeviceId } from '../support/csr-factory.js';
 import { postJson } from '../support/http.js';
@@ -104,4 +108,39 @@ describe('broker cluster: one node killed', () => {
     expect(times).toHaveLength(healthy.length);
     expect(revokedAttempt.code).toBe(5);
   }, 120_000);
+});
+
+describe('broker cluster: node-kill storm through the simulator', () => {
+  let db: TestDatabase;
+  const reportDir = mkdtempSync(path.join(tmpdir(), 'sim-cluster-kill-'));
+  beforeAll(async () => {
+    db = await createTestDatabase();
+  });
+  afterAll(async () => {
+    await db?.drop();
+    rmSync(reportDir, { recursive: true, force: true });
+  });
+
+  it('100 devices over 2 nodes: node 1 SIGKILLed, its devices come back on node 2, the 6 revoked stay out on every node', async () => {
+    const opts = resolveOptions({
+      scenario: 'reconnect-storm', stormTrigger: 'kill-node', devices: 100, revokeCount: 6, reconnectBaseMs: 500, reconnectCapMs: 4_000,
+      telemetryIntervalMs: 2_000, reportDir, reportName: 'kill-node', progress: false, seed: 11, timeoutMs: 90_000,
+    });
+    const { report: sim, clusterLog, clusterPrefix } = await runWithSpawnedCluster(
+      opts,
+      { brokers: 2, databaseUrl: db.url, redisUrl: TEST_REDIS_URL, env: { BROKER_HEARTBEAT_INTERVAL: '1s', LISTEN_HOST: '127.0.0.1' }, logFile: path.join(reportDir, 'cluster.log') },
+      { log: () => {}, printTables: false },
+    );
+    await dropClusterKeys(clusterPrefix);
+    const failed = sim.checks.filter((c) => !c.ok);
+    expect({ failed, log: failed.length ? clusterLog : '' }).toEqual({ failed: [], log: '' });
+    const onKilled = Number(sim.figures['devices on the killed node']);
+    expect(onKilled).toBeGreaterThan(0);
+    expect(sim.figures['devices back on another node']).toBe(onKilled);
+    expect(sim.figures['revoked devices admitted']).toBe(0);
+    expect(sim.counts).toMatchObject({ total: 100, revoked: 6, online: 94 });
+    report('CLUSTER-KILL-SIM', true, {
+      devices: 100, onKilledNode: onKilled, p50BackS: sim.figures['time to 50% back (s)'], p90BackS: sim.figures['time to 90% back (s)'], p99BackS: sim.figures['time to 99% back (s)'],
+    });
+  }, 240_000);
 });

@@ -36,7 +36,7 @@ describe('simulator probe against the broker', () => {
   });
 
   it('resolves on CONNACK 0 and rejects a revoked certificate with the same error as the MQTT.js connect (connack 5, revoked)', async () => {
-    const transport = createMqttTransport({ brokerUrl: new URL(`mqtts://127.0.0.1:${broker.port}`), ca: pki.caChainPem, sendChain: true, connectTimeoutMs: 10_000, keepaliveSeconds: 30 });
+    const transport = createMqttTransport({ brokerUrls: [new URL(`mqtts://127.0.0.1:${broker.port}`)], ca: pki.caChainPem, sendChain: true, connectTimeoutMs: 10_000, keepaliveSeconds: 30 });
     const device = await pki.device(deviceIdFor('probe'));
     await insertDevice(db.pool, device);
     await broker.broker.resync();

@@ -21,6 +21,7 @@ const tools = [
   ['promtool', 'prometheus'],
   ['chromium', 'chromium'],
   ['mosquitto_rr', 'mosquitto-clients'],
+  ['haproxy', 'haproxy'],
 ];
 
 function onPath(program) {

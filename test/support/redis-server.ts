@@ -12,7 +12,7 @@ import net from 'node:net';
  * range while nothing listens may be handed that very port as its own and connect to itself (TCP simultaneous open),
  * which would hold the port and fool the client into a live connection.
  */
-async function freeLowPort(): Promise<number> {
+export async function freeLowPort(): Promise<number> {
   const first = 21379 + Math.floor(Math.random() * 500);
   for (let port = first; port < 21999; port++) {
     const free = await new Promise<boolean>((resolve) => {

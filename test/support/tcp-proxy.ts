@@ -11,10 +11,11 @@ export interface TcpProxy {
   close(): Promise<void>;
 }
 
-export async function startTcpProxy(target: { host: string; port: number }): Promise<TcpProxy> {
+/** `options.port`: listen there (e.g. below the ephemeral range, see redis-server.ts) instead of on any free port. */
+export async function startTcpProxy(target: { host: string; port: number }, options: { port?: number } = {}): Promise<TcpProxy> {
   const sockets = new Set<net.Socket>();
   let server: net.Server | undefined;
-  let port = 0;
+  let port = options.port ?? 0;
 
   const listen = () =>
     new Promise<void>((resolve, reject) => {

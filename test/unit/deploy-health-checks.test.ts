@@ -10,12 +10,15 @@ const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const read = (file: string) => readFileSync(path.join(ROOT, file), 'utf8');
 const defaults = loadConfig({});
 
-/** haproxy.cfg sections (`backend brokers` → its directive lines, comments dropped). */
+/**
+ * haproxy.cfg sections (`backend brokers` → its directive lines, comments dropped), each `"${VAR-default}"` read as
+ * its default: what HAProxy sees under docker-compose, which passes none of them.
+ */
 function sections(text: string): Map<string, string[]> {
   const found = new Map<string, string[]>();
   let current: string[] | undefined;
   for (const raw of text.split('\n')) {
-    const line = raw.replace(/#.*$/, '').trimEnd();
+    const line = raw.replace(/#.*$/, '').replace(/"\$\{[A-Z0-9_]+-([^}"]*)\}"/g, '$1').trimEnd();
     if (!line.trim()) continue;
     if (/^\S/.test(line)) found.set(line.trim(), (current = []));
     else current?.push(line.trim().replace(/\s+/g, ' '));
@@ -40,6 +43,20 @@ describe('broker health checks in the deployment files', () => {
       expect(server).toMatch(new RegExp(`^server \\S+ \\S+:${defaults.mqttsPort} check port ${defaults.brokerHttp.port}\\b`));
       expect(server).not.toContain('check-ssl');
     }
+  });
+
+  it('haproxy.cfg: every address is an environment variable whose default is a docker-compose service, which sets none', () => {
+    const text = read('deploy/haproxy.cfg');
+    const compose = read('docker-compose.yml');
+    const variables = [...text.matchAll(/"\$\{([A-Z0-9_]+)(-[^}"]*)?\}"/g)];
+    expect(variables.length).toBeGreaterThanOrEqual(8);
+    for (const [, name, fallback] of variables) {
+      expect(fallback).toBeDefined();
+      expect(compose).not.toContain(name!);
+    }
+    const servers = [...sections(text).values()].flat().filter((l) => l.startsWith('server '));
+    for (const server of servers) expect(compose).toContain(`\n  ${server.split(' ')[2]!.split(':')[0]}:\n`);
+    expect(sections(text).get('frontend mqtts')).toContain(`bind :${defaults.mqttsPort}`);
   });
 
   it('docker-compose: the brokers\' healthcheck asks /readyz on that port', () => {

@@ -110,4 +110,45 @@ describe('Dockerfile, checked without Docker', () => {
     expect(compose).toContain('postgres: { condition: service_healthy }');
     expect(compose).toContain('redis: { condition: service_healthy }');
   });
+
+  it('the cluster profile: 2 APIs and 2 brokers of one Redis cluster behind HAProxy, MQTT in TCP passthrough, each backend a compose service', () => {
+    const compose = read('docker-compose.yml');
+    const block = (service: string) => {
+      const start = compose.indexOf(`  ${service}:\n`);
+      const rest = compose.slice(start + 1);
+      const end = rest.search(/\n {2}[a-z][\w-]*:\n|\nvolumes:/);
+      return rest.slice(0, end);
+    };
+    for (const s of ['api-1', 'api-2', 'broker-1', 'broker-2', 'haproxy']) expect({ s, profile: block(s).includes('profiles: [cluster]') }).toEqual({ s, profile: true });
+    for (const s of ['api-1', 'api-2']) expect(block(s)).toContain('"api"]');
+    for (const s of ['broker-1', 'broker-2']) expect(block(s)).toContain('"broker"]');
+    expect(block('api-1')).toMatch(/BROKER_CLUSTER: redis/); // the shared &cluster-env every cluster service uses
+    for (const s of ['api-2', 'broker-1', 'broker-2']) expect(block(s)).toContain('environment: *cluster-env');
+    // HAProxy starts once every backend is healthy, and only it publishes the ports in this profile
+    for (const s of ['broker-1', 'broker-2', 'api-1', 'api-2']) expect(block('haproxy')).toContain(`${s}: { condition: service_healthy }`);
+    for (const s of ['api-1', 'api-2', 'broker-1', 'broker-2']) expect(block(s)).not.toContain('ports:');
+    // the single-process `enrolld` service publishes the same host ports and has no profile, so it always starts with
+    // `docker compose up`: the cluster is brought up by naming haproxy (its dependencies follow), as the comment says
+    expect(compose).toContain('docker compose --profile cluster up -d --build haproxy');
+    const cfg = read('deploy/haproxy.cfg');
+    // a section runs from its header line to the next blank line
+    const section = (name: string) => {
+      const start = cfg.indexOf(`\n${name}\n`);
+      expect({ name, found: start >= 0 }).toEqual({ name, found: true });
+      const end = cfg.indexOf('\n\n', start + 1);
+      return cfg.slice(start, end < 0 ? undefined : end);
+    };
+    // mTLS must reach the broker: TCP mode, no `ssl` on the bind or the servers
+    expect(section('frontend mqtts')).toMatch(/mode tcp/);
+    expect(section('frontend mqtts')).not.toMatch(/\bssl\b/);
+    expect(section('backend brokers')).toMatch(/mode tcp/);
+    expect(section('backend brokers')).not.toMatch(/\bssl\b/);
+    // each address is `"${LB_…-<compose host>:<port>}"`: the compose service name is the default
+    const servers = (name: string) => [...section(name).matchAll(/^\s*server (\S+) "\$\{LB_[A-Z0-9_]+-([^:"]+):(\d+)\}"/gm)].map((m) => [m[1], m[2], m[3]]);
+    expect(servers('backend brokers')).toEqual([['broker-1', 'broker-1', '8883'], ['broker-2', 'broker-2', '8883']]);
+    expect(servers('backend apis')).toEqual([['api-1', 'api-1', '8443'], ['api-2', 'api-2', '8443']]);
+    expect(section('backend apis')).toMatch(/option httpchk GET \/readyz/);
+    // the server certificate names what devices and HAProxy's checks dial
+    expect(block('api-1')).toMatch(/SERVER_NAMES: haproxy,api-1,api-2/);
+  });
 });

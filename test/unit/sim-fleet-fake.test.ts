@@ -4,7 +4,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
-import { main, resolveOptions, runScenario } from '@enrolld/device-sim';
+import { freePort, main, parseCli, resolveOptions, runScenario } from '@enrolld/device-sim';
 import type { RunOptions } from '@enrolld/device-sim';
 import { FakeStack } from '../support/sim-fake-stack.js';
 
@@ -101,6 +101,21 @@ describe('scenarios against the fake stack', () => {
     expect(report.figures['storm trigger']).toContain('broker restart');
   });
 
+  it('several broker URLs: devices are spread over them, and a device whose broker is down tries the next one', async () => {
+    // the second URL is a port nobody listens on: half the devices start there, are refused, and move to the first
+    const down = `mqtts://localhost:${await freePort()}`;
+    const { report, files } = await runScenario(opts({ scenario: 'run', devices: 8, durationMs: 300, brokerUrl: `${stack.brokerUrl},${down}`, reconnectBaseMs: 100, reconnectCapMs: 300 }), quiet);
+    expect(report.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(report.counts.online).toBe(8);
+    expect(report.errors).toContainEqual({ kind: 'connect-econnrefused', count: 4 });
+    expect(readFileSync(files.json, 'utf8')).toContain(down);
+  });
+
+  it('reconnect-storm --storm-trigger kill-node without a cluster says what it needs', async () => {
+    const { report } = await runScenario(opts({ scenario: 'reconnect-storm', stormTrigger: 'kill-node', devices: 2 }), quiet);
+    expect(report.checks.find((c) => !c.ok)?.detail).toMatch(/--spawn-cluster/);
+  });
+
   it('reconnect-storm without a server hook falls back to a client-side drop', async () => {
     const { report } = await runScenario(opts({ scenario: 'reconnect-storm', devices: 6, reconnectBaseMs: 200, reconnectCapMs: 1_000 }), quiet);
     expect(report.passed).toBe(true);
@@ -130,10 +145,24 @@ describe('CLI', () => {
     process.stdout.write = (() => true) as typeof process.stdout.write;
     try {
       expect(await main(['run', '--enroll-via', 'carrier-pigeon'])).toBe(2);
+      expect(await main(['reconnect-storm', '--spawn-cluster', '0', '--database-url', 'postgres://x/y'])).toBe(2);
+      expect(await main(['reconnect-storm', '--spawn-cluster', '2', '--spawn-server', '--database-url', 'postgres://x/y'])).toBe(2);
       expect(await main(['list'])).toBe(0);
     } finally {
       process.stderr.write = write;
       process.stdout.write = out;
+    }
+  });
+
+  it('--broker-url repeated or comma-separated names every node; --spawn-cluster takes the database from --database-url or DATABASE_URL', () => {
+    expect(parseCli(['run', '--broker-url', 'mqtts://a:1', '--broker-url', 'mqtts://b:2,mqtts://c:3']).options.brokerUrl).toBe('mqtts://a:1,mqtts://b:2,mqtts://c:3');
+    expect(parseCli(['reconnect-storm', '--spawn-cluster', '3', '--database-url', 'postgres://h/db']).spawnCluster).toEqual({ brokers: 3, databaseUrl: 'postgres://h/db' });
+    const saved = process.env.DATABASE_URL;
+    delete process.env.DATABASE_URL;
+    try {
+      expect(() => parseCli(['reconnect-storm', '--spawn-cluster', '2'])).toThrow(/--database-url/);
+    } finally {
+      if (saved !== undefined) process.env.DATABASE_URL = saved;
     }
   });
 
