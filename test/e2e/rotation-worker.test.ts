@@ -133,8 +133,14 @@ describe('enrolld up (JOBS=off) + enrolld worker', () => {
       return reconnect !== 'connack 0';
     }, 10_000, 'the old certificate refused', 50);
     expect(['tls-closed', 'connack 5']).toContain(reconnect);
-    const { rows } = await db.pool.query('SELECT revocation_reason FROM certificates WHERE serial = $1', [current.serial]);
-    expect(rows[0].revocation_reason).toBe(4);
+    // The broker refuses the predecessor as soon as the successor is admitted; the supersede is committed after that.
+    let reason: number | null = null;
+    await waitFor(async () => {
+      const { rows } = await db.pool.query('SELECT revocation_reason FROM certificates WHERE serial = $1', [current.serial]);
+      reason = rows[0].revocation_reason;
+      return reason !== null;
+    }, 10_000, 'the old certificate superseded in the record', 50);
+    expect(reason).toBe(4);
     const hints = await db.pool.query('SELECT count(*)::int AS n FROM rotation_hints WHERE device_id = $1', [deviceId]);
     expect(hints.rows[0].n).toBeGreaterThanOrEqual(1);
     await successor.end();

@@ -25,6 +25,8 @@ export interface ApiRoleDeps {
   useCases: UseCases;
   /** Readiness beyond the database, from parts sharing this process (the broker's revocation state and cluster bus). */
   readiness?: Record<string, () => boolean> | undefined;
+  /** Aborted when the process starts shutting down: a feed lost after that is expected (quietOnShutdown). */
+  stopping?: AbortSignal | undefined;
 }
 
 export interface ApiRole {
@@ -54,7 +56,7 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
     failedTokenLimit: config.http.failedTokenLimit,
   });
   // The other processes' live events reach this API's event streams, and this process's reach theirs.
-  const clusterEvents = buildClusterEvents({ database: deps.database, events: useCases.fleetEvents, logger, listen: true });
+  const clusterEvents = buildClusterEvents({ database: deps.database, events: useCases.fleetEvents, logger, listen: true, stopping: deps.stopping });
   let https: RunningHttpsServer | undefined;
   let crlTimer: NodeJS.Timeout | undefined;
   return {
@@ -126,7 +128,7 @@ export async function buildApi(config: Readonly<Config>, logger: Logger, signal?
     // No broker in this process: revocations reach brokers through NOTIFY and the sequence resync.
     const useCases = buildUseCases({ config, pool: database.pool, revocationPool: database.revocationPool, ...environments, logger, registry });
     await ensureFirstAdmin(config, useCases, logger);
-    const api = buildApiRole({ config, logger, registry, database, pki, useCases });
+    const api = buildApiRole({ config, logger, registry, database, pki, useCases, stopping: signal });
     // Bulk revocations started here are queued for an `enrolld worker`.
     const producer = buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });
     return {

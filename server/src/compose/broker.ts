@@ -256,7 +256,7 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
  * in memory, and the writer that sends them to Postgres in batches with the node's heartbeat. Start it after the broker
  * listens and stop it before the broker stops: the node's rows go with it.
  */
-export function buildPresence(deps: { config: Readonly<Config>; logger: Logger; database: Database }): { hooks: BrokerHooks; writer: PresenceWriter } {
+export function buildPresence(deps: { config: Readonly<Config>; logger: Logger; database: Database; stopping?: AbortSignal | undefined }): { hooks: BrokerHooks; writer: PresenceWriter } {
   const { presence } = deps.config.broker;
   const log = deps.logger.child({ component: 'presence' });
   let lastErrorLogAt = 0;
@@ -268,8 +268,9 @@ export function buildPresence(deps: { config: Readonly<Config>; logger: Logger; 
     heartbeatMs: presence.heartbeatMs,
     staleAfterMs: presence.staleAfterMs,
     onError: (error, what) => {
-      // One line per 30 s: presence is a view, and the next write retries.
-      if (Date.now() - lastErrorLogAt < 30_000) return;
+      // One line per 30 s: presence is a view, and the next write retries. Once shutdown began, a failed write is the
+      // database stopping too.
+      if (deps.stopping?.aborted || Date.now() - lastErrorLogAt < 30_000) return;
       lastErrorLogAt = Date.now();
       log.warn({ err: error instanceof Error ? error.message : String(error), what }, 'presence write failed; retrying');
     },

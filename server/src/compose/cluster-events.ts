@@ -14,12 +14,13 @@ const FLUSH_MS = 500;
 /** Distinct events a process sends per flush at most (a storm of refusals from many identities). */
 const MAX_PER_FLUSH = 400;
 
-export function buildClusterEvents(deps: { database: Database; events: FleetEvents; logger: Logger; listen: boolean }): ClusterEvents {
+export function buildClusterEvents(deps: { database: Database; events: FleetEvents; logger: Logger; listen: boolean; stopping?: AbortSignal | undefined }): ClusterEvents {
   const log = deps.logger.child({ component: 'fleet-events' });
   let lastLogAt = 0;
   const rarely = (fn: () => void) => {
-    // One line per 30 s: live events are best effort, and a storm must not turn into a storm of log lines.
-    if (Date.now() - lastLogAt < 30_000) return;
+    // One line per 30 s: live events are best effort, and a storm must not turn into a storm of log lines. Once shutdown
+    // began, a lost feed is the database stopping too.
+    if (deps.stopping?.aborted || Date.now() - lastLogAt < 30_000) return;
     lastLogAt = Date.now();
     fn();
   };

@@ -57,7 +57,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
     await ensureFirstAdmin(config, useCases, logger);
 
     const rotation = buildBrokerRotation({ logger, registry, database, useCases, outbound, stopping: signal });
-    const presence = buildPresence({ config, logger, database });
+    const presence = buildPresence({ config, logger, database, stopping: signal });
     const broker = buildBrokerRole({
       config,
       logger,
@@ -73,6 +73,7 @@ export async function buildUp(config: Readonly<Config>, logger: Logger, signal?:
       config, logger, registry, database, pki, useCases,
       // Ready when the broker admits: its revocation state is current and, in a cluster, its bus is up and resynced.
       readiness: brokerReadiness(broker),
+      stopping: signal,
     });
     const worker = config.rotation.jobs === 'in-process' ? buildWorkerRole({ config, logger, registry, databaseUrl: database.url, useCases }) : undefined;
     const producer = worker ? undefined : buildJobProducer({ config, logger, registry, databaseUrl: database.url, useCases });
