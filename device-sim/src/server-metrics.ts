@@ -16,3 +16,11 @@ export function histogramQuantileBound(text: string, name: string, q: number): n
   if (total === 0) return undefined;
   return buckets.find((b) => b.count >= q * total)?.le;
 }
+
+/** The value of an unlabelled sample (a gauge or counter such as `process_cpu_seconds_total`); undefined when absent. */
+export function sampleValue(text: string, name: string): number | undefined {
+  const m = new RegExp(`^${name}(?:\\{\\})? (-?[0-9.eE+-]+|NaN)(?: \\d+)?$`, 'm').exec(text);
+  if (!m) return undefined;
+  const value = Number(m[1]);
+  return Number.isFinite(value) ? value : undefined;
+}

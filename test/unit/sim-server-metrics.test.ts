@@ -1,6 +1,6 @@
 import { describe, expect, it } from '@jest/globals';
-import { Histogram, Registry } from 'prom-client';
-import { histogramQuantileBound } from '../../device-sim/src/server-metrics.js';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { histogramQuantileBound, sampleValue } from '../../device-sim/src/server-metrics.js';
 
 // The simulator reads the exposition format prom-client writes, so the test feeds it exactly that.
 async function exposition(observations: number[], labels?: Record<string, string>): Promise<string> {
@@ -23,5 +23,18 @@ describe('histogramQuantileBound', () => {
     expect(histogramQuantileBound(await exposition([]), 'x_delay_seconds', 0.5)).toBeUndefined();
     expect(histogramQuantileBound(await exposition([0.05]), 'y_delay_seconds', 0.5)).toBeUndefined();
     expect(histogramQuantileBound(await exposition([0.05], { node: 'a' }), 'x_delay_seconds', 0.5)).toBe(0.1);
+  });
+});
+
+describe('sampleValue', () => {
+  it('reads an unlabelled gauge and counter as prom-client writes them, and nothing of another name', async () => {
+    const registry = new Registry();
+    new Gauge({ name: 'x_resident_bytes', help: 'x', registers: [registry] }).set(123456789);
+    new Counter({ name: 'x_cpu_seconds_total', help: 'x', registers: [registry] }).inc(12.5);
+    new Gauge({ name: 'x_resident_bytes_peak', help: 'x', registers: [registry] }).set(1);
+    const text = await registry.metrics();
+    expect(sampleValue(text, 'x_resident_bytes')).toBe(123456789);
+    expect(sampleValue(text, 'x_cpu_seconds_total')).toBe(12.5);
+    expect(sampleValue(text, 'x_missing')).toBeUndefined();
   });
 });

@@ -1,7 +1,7 @@
 import type { Device } from '../device.js';
 import { bringUp, pick } from '../scenario-steps.js';
 import type { Scenario } from '../scenario.js';
-import { histogramQuantileBound } from '../server-metrics.js';
+import { histogramQuantileBound, sampleValue } from '../server-metrics.js';
 import { slope } from '../stats.js';
 
 export const soak: Scenario = {
@@ -17,6 +17,18 @@ export const soak: Scenario = {
     const off = fleet.onEvent((e) => {
       if (e.type === 'connected' && revoked.has(e.deviceId)) revokeConnects++;
     });
+    // The server's own RSS and CPU, read from its /metrics at every tick (process_* of the server process only: an
+    // embedded Postgres is not counted).
+    const serverSamples: Array<{ t: number; rssMiB: number; cpuS: number; renewals: number }> = [];
+    const sampleServer = async () => {
+      const text = await ctx.admin?.metricsText().catch(() => undefined);
+      const rss = text === undefined ? undefined : sampleValue(text, 'process_resident_memory_bytes');
+      const cpu = text === undefined ? undefined : sampleValue(text, 'process_cpu_seconds_total');
+      if (rss !== undefined && cpu !== undefined) {
+        serverSamples.push({ t: fleet.recorder.elapsed(), rssMiB: rss / 2 ** 20, cpuS: cpu, renewals: fleet.recorder.counters.renewals });
+      }
+    };
+    await sampleServer();
     // one action per tick keeps the load steady: rotate 5%, blip 5%, revoke 1 (when the admin API is there)
     const tickMs = Math.max(5_000, Math.min(60_000, ctx.opts.durationMs / 12));
     let tick = 0;
@@ -24,6 +36,7 @@ export const soak: Scenario = {
     while (performance.now() < end) {
       await ctx.sleep(Math.min(tickMs, Math.max(0, end - performance.now())));
       if (performance.now() >= end) break;
+      await sampleServer();
       const live = fleet.devices.filter((d) => d.online);
       const share = Math.max(1, Math.round(live.length * 0.05));
       const action = tick++ % 3;
@@ -41,6 +54,7 @@ export const soak: Scenario = {
       }
     }
     off();
+    await sampleServer();
     await ctx.sleep(Math.min(ctx.opts.holdMs, 10_000));
     // RSS slope after the first fifth of the soak, in MiB per minute
     const warm = tStart + (fleet.recorder.elapsed() - tStart) / 5;
@@ -49,6 +63,17 @@ export const soak: Scenario = {
     const heapSlope = Math.round(slope(fleet.recorder.samples.filter((s) => s.t >= warm).map((s) => ({ x: s.t / 60, y: s.heapMiB }))) * 100) / 100;
     ctx.figure('RSS slope (MiB/min)', rssSlope);
     ctx.figure('heap slope (MiB/min)', heapSlope);
+    const first = serverSamples[0];
+    const last = serverSamples.at(-1);
+    if (first && last && last.t > first.t) {
+      const renewals = last.renewals - first.renewals;
+      ctx.figure('renewals per second (soak phase)', Math.round((renewals / (last.t - first.t)) * 100) / 100);
+      if (renewals > 0) ctx.figure('server CPU per renewal (ms; all server work ÷ renewals)', Math.round(((last.cpuS - first.cpuS) / renewals) * 1e5) / 100);
+      ctx.figure('server CPU (s per s, soak phase)', Math.round(((last.cpuS - first.cpuS) / (last.t - first.t)) * 1000) / 1000);
+      const serverPts = serverSamples.filter((s) => s.t >= warm).map((s) => ({ x: s.t / 60, y: s.rssMiB }));
+      if (serverPts.length >= 2) ctx.figure('server RSS slope (MiB/min)', Math.round(slope(serverPts) * 100) / 100);
+      ctx.figure('server RSS at the end (MiB)', Math.round(last.rssMiB * 10) / 10);
+    }
     ctx.check(`RSS slope ≤ ${ctx.opts.maxRssSlopeMiBPerMin} MiB/min`, rssSlope <= ctx.opts.maxRssSlopeMiBPerMin, `${rssSlope} MiB/min over ${pts.length} samples (heap ${heapSlope} MiB/min)`);
     const eligible = fleet.devices.filter((d) => !revoked.has(d.id));
     const online = eligible.filter((d) => d.online).length;
