@@ -10,12 +10,15 @@ import type { MqttClient } from 'mqtt';
 import { pino } from 'pino';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { startTestRedisServer, type TestRedisServer } from '../support/redis-server.js';
-import { createTestPki, deviceIdFor, type DeviceCert, type TestPki } from '../support/test-pki.js';
+import { createTestPki, type DeviceCert, type TestPki } from '../support/test-pki.js';
 import {
   clusterPrefixFor,
   connectDevice,
+  type ConnectOptions,
+  mustConnectDevice,
+  recordedDevice,
   endClient,
-  insertDevice,
+  metricValue,
   raceTimeout,
   revocationServiceFor,
   startTestBroker,
@@ -60,21 +63,15 @@ describe('broker cluster: a node that loses its Redis', () => {
     await db?.drop();
   });
 
-  async function newDevice(prefix: string): Promise<DeviceCert> {
-    const device = await pki.device(deviceIdFor(prefix));
-    await insertDevice(db.pool, device);
-    return device;
+  const newDevice = (prefix: string): Promise<DeviceCert> => recordedDevice(db.pool, pki, prefix);
+
+  async function connected(node: TestBroker, device: DeviceCert, options: ConnectOptions = {}): Promise<MqttClient> {
+    const client = await mustConnectDevice(node.port, pki, device, options);
+    clients.push(client);
+    return client;
   }
 
-  async function connected(node: TestBroker, device: DeviceCert, options: Parameters<typeof connectDevice>[3] = {}): Promise<MqttClient> {
-    const outcome = await connectDevice(node.port, pki, device, options);
-    if (!outcome.ok) throw new Error(`connect refused: ${outcome.error}`);
-    clients.push(outcome.client);
-    return outcome.client;
-  }
-
-  const refusals = async (node: TestBroker, reason: string) =>
-    (await node.registry.getSingleMetric('enrolld_broker_connect_refusals_total')!.get()).values.find((v) => v.labels.reason === reason)?.value ?? 0;
+  const refusals = (node: TestBroker, reason: string) => metricValue(node.registry, 'enrolld_broker_connect_refusals_total', { reason });
 
   it('refuses every CONNECT with CONNACK 3 cluster-bus-down until Redis is back and the node resynced, then admits with no restart', async () => {
     const prefix = clusterPrefixFor('faults');

@@ -11,9 +11,11 @@ import { createTestPki, deviceIdFor, type DeviceCert, type TestPki } from '../su
 import {
   clusterPrefixFor,
   connectDevice,
+  type ConnectOptions,
+  mustConnectDevice,
+  recordedDevice,
   dropClusterKeys,
   endClient,
-  insertDevice,
   percentile,
   report,
   revocationServiceFor,
@@ -53,17 +55,12 @@ describe('broker cluster on Redis', () => {
     return nodes as [TestBroker, TestBroker];
   }
 
-  async function newDevice(prefix: string): Promise<DeviceCert> {
-    const device = await pki.device(deviceIdFor(prefix));
-    await insertDevice(db.pool, device);
-    return device;
-  }
+  const newDevice = (prefix: string): Promise<DeviceCert> => recordedDevice(db.pool, pki, prefix);
 
-  async function connected(node: TestBroker, device: DeviceCert, options: Parameters<typeof connectDevice>[3] = {}): Promise<MqttClient> {
-    const outcome = await connectDevice(node.port, pki, device, options);
-    if (!outcome.ok) throw new Error(`connect refused: ${outcome.error}`);
-    clients.push(outcome.client);
-    return outcome.client;
+  async function connected(node: TestBroker, device: DeviceCert, options: ConnectOptions = {}): Promise<MqttClient> {
+    const client = await mustConnectDevice(node.port, pki, device, options);
+    clients.push(client);
+    return client;
   }
 
   /** A server-side listener on one node's emitter: what a service on that node would receive. */

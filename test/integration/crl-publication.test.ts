@@ -7,6 +7,7 @@ import { routes } from '@enrolld/protocol';
 import { report } from '../support/broker-harness.js';
 import { httpsRequest, postJson } from '../support/http.js';
 import { opensslText } from '../support/openssl.js';
+import { insertCertificateRows } from '../support/pg.js';
 import { startTestServer, type TestServer } from '../support/server-harness.js';
 
 const CRL_VALIDITY_SECONDS = 7 * 24 * 3600;
@@ -55,19 +56,7 @@ describe('CRL publication', () => {
     return Number(rows[0]!.n);
   }
 
-  /** `count` certificate rows over devices of 10, as enrollment records them; the CRL needs only their serials. */
-  async function certificates(prefix: string, count: number): Promise<string[]> {
-    const { rows } = await server.db.pool.query<{ serial: string }>(
-      `WITH d AS (INSERT INTO devices (id) SELECT $1 || '-' || i FROM generate_series(0, $2::int / 10 - 1) i RETURNING id)
-       INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, not_before, not_after)
-       SELECT '7f' || substr(md5($1), 1, 4) || lpad(to_hex(i), 10, '0'), $1 || '-' || (i / 10), sha256(int8send(i)), sha256(int8send(i)), '\\x30'::bytea,
-              now() - interval '1 minute', now() + interval '1 day'
-       FROM generate_series(0, $2::int - 1) i
-       RETURNING serial`,
-      [prefix, count],
-    );
-    return rows.map((r) => r.serial);
-  }
+  const certificates = (prefix: string, count: number) => insertCertificateRows(server.db.pool, prefix, count, '7f');
 
   it('GET /v1/crl: ETag is the CRL number, Last-Modified thisUpdate, max-age the time left to nextUpdate; 304 when unchanged', async () => {
     const first = await getCrl();

@@ -10,7 +10,7 @@ import { buildApi, type BuiltApi } from '../../server/src/compose/api.js';
 import { loadConfig } from '../../server/src/config.js';
 import { createLogger } from '../../server/src/logger.js';
 import { report } from '../support/broker-harness.js';
-import { createTestDatabase, type TestDatabase } from '../support/pg.js';
+import { createTestDatabase, insertCertificateRows, type TestDatabase } from '../support/pg.js';
 
 const CRL_MIN_INTERVAL_MS = 1000;
 
@@ -47,19 +47,7 @@ describe('CRL rebuilds across API replicas over one database', () => {
     if (home) await rm(home, { recursive: true, force: true });
   });
 
-  /** `count` certificate rows over devices of 10, as enrollment records them; the CRL needs only their serials. */
-  async function certificates(prefix: string, count: number): Promise<string[]> {
-    const { rows } = await db.pool.query<{ serial: string }>(
-      `WITH d AS (INSERT INTO devices (id) SELECT $1 || '-' || i FROM generate_series(0, $2::int / 10 - 1) i RETURNING id)
-       INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, not_before, not_after)
-       SELECT '7e' || substr(md5($1), 1, 4) || lpad(to_hex(i), 10, '0'), $1 || '-' || (i / 10), sha256(int8send(i)), sha256(int8send(i)), '\\x30'::bytea,
-              now() - interval '1 minute', now() + interval '1 day'
-       FROM generate_series(0, $2::int - 1) i
-       RETURNING serial`,
-      [prefix, count],
-    );
-    return rows.map((r) => r.serial);
-  }
+  const certificates = (prefix: string, count: number) => insertCertificateRows(db.pool, prefix, count, '7e');
 
   it('revocations through both replicas: rebuilds at least CRL_MIN_INTERVAL apart in all, at most ceil(T / interval) + 1, numbers used once', async () => {
     const serials = await certificates('crl-replicas', 600);

@@ -17,7 +17,7 @@ import type { RevocationPublisher } from '@enrolld/core/revocation/ports.js';
 import { createRevocationService } from '@enrolld/core/revocation/revocation-service.js';
 import { createBroker, defaultBrokerConfig, type BrokerConfig, type LimitsFor } from '../../server/src/mqtt/broker.js';
 import { createClusterBus } from '../../server/src/mqtt/cluster-bus.js';
-import type { DeviceCert, TestPki } from './test-pki.js';
+import { deviceIdFor, type DeviceCert, type TestPki } from './test-pki.js';
 
 export const TEST_REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
@@ -100,6 +100,13 @@ export async function insertDevice(pool: pg.Pool, device: DeviceCert): Promise<v
   );
 }
 
+/** A new device certificate (id from `prefix`), recorded as enrollment would. */
+export async function recordedDevice(pool: pg.Pool, pki: TestPki, prefix: string): Promise<DeviceCert> {
+  const device = await pki.device(deviceIdFor(prefix));
+  await insertDevice(pool, device);
+  return device;
+}
+
 export interface ConnectOptions {
   clientId?: string;
   username?: string;
@@ -157,6 +164,18 @@ export function connectDevice(
       resolve({ ok: false, error: 'closed before CONNACK' });
     });
   });
+}
+
+/** Connects, or throws with the refusal. */
+export async function mustConnectDevice(
+  port: number,
+  pki: Pick<TestPki, 'caChainPem'>,
+  device: Pick<DeviceCert, 'deviceId' | 'keyPem' | 'certPem' | 'chainPem'>,
+  options: ConnectOptions = {},
+): Promise<MqttClient> {
+  const outcome = await connectDevice(port, pki, device, options);
+  if (!outcome.ok) throw new Error(`connect refused: ${outcome.error}`);
+  return outcome.client;
 }
 
 export function endClient(client: MqttClient): Promise<void> {

@@ -42,3 +42,20 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     },
   };
 }
+
+/**
+ * `count` certificate rows over devices of 10 (ids `<prefix>-<n>`), as enrollment records them, valid for a day; for
+ * CRL tests, which need only their serials. Serials start with `lead` and a hash of the prefix, so runs never collide.
+ */
+export async function insertCertificateRows(pool: pg.Pool, prefix: string, count: number, lead = '7e'): Promise<string[]> {
+  const { rows } = await pool.query<{ serial: string }>(
+    `WITH d AS (INSERT INTO devices (id) SELECT $1 || '-' || i FROM generate_series(0, $2::int / 10 - 1) i RETURNING id)
+     INSERT INTO certificates (serial, device_id, public_key_sha256, csr_sha256, tbs_der, not_before, not_after)
+     SELECT $3 || substr(md5($1), 1, 4) || lpad(to_hex(i), 10, '0'), $1 || '-' || (i / 10), sha256(int8send(i)), sha256(int8send(i)), '\\x30'::bytea,
+            now() - interval '1 minute', now() + interval '1 day'
+     FROM generate_series(0, $2::int - 1) i
+     RETURNING serial`,
+    [prefix, count, lead],
+  );
+  return rows.map((r) => r.serial);
+}
