@@ -71,7 +71,7 @@ export function createPgPresenceStore(pool: pg.Pool): PresenceStore {
     },
 
     async removeStale() {
-      const { rows } = await pool.query<{ n: number }>(REMOVE_NODES('expires_at < now()', 'g.heartbeat_at'));
+      const { rows } = await pool.query<{ n: number }>(REMOVE_NODES('expires_at <= now()', 'g.heartbeat_at'));
       return rows[0]!.n;
     },
 

@@ -38,7 +38,7 @@ export function createMemoryPresenceStore(clock: Clock, profileOf: (deviceId: st
       for (const s of changes.seen) see(s.deviceId, s.at);
     },
     async removeStale() {
-      const stale = [...nodes].filter(([, n]) => n.expiresAt < now());
+      const stale = [...nodes].filter(([id]) => !live(id));
       for (const [id, n] of stale) remove(id, new Date(n.heartbeatAt));
       return stale.length;
     },
