@@ -11,7 +11,7 @@
 // The TLS listener has already verified the chain and signatures (tls-listener.ts: only a certificate our issuing CA
 // signed whose sole fault is its validity period gets past it unverified in time, and admission refuses that one), so
 // this module only reads fields and applies the device profile; it never trusts a certificate the handshake did not.
-import { X509Certificate, createHash } from 'node:crypto';
+import { X509Certificate, hash } from 'node:crypto';
 import type { TLSSocket } from 'node:tls';
 import { BUILTIN_PROFILES, identityFromUri, isValidDeviceId, isValidGroup } from '@enrolld/protocol';
 import type { IdentityKind } from '@enrolld/protocol';
@@ -162,7 +162,8 @@ export function createPeerIdentityReader(options: { issuer?: Buffer | string | u
   function readCertificate(socket: TLSSocket): PeerIdentityResult {
     const der = peerCertificateOf(socket);
     if (!der) return { ok: false, reason: 'no client certificate', otherIssuer: true };
-    const key = createHash('sha256').update(der).digest('base64');
+    // One-shot hash: one call into C++, no Hash object per CONNECT.
+    const key = hash('sha256', der, 'base64');
     const hit = cache.get(key);
     if (hit) return hit;
     const result = identityFromCertificate(der, issuer);
