@@ -7,6 +7,8 @@ COPY core/ core/
 COPY db/ db/
 COPY server/ server/
 COPY device-sim/ device-sim/
+# A broker's OpenSSL settings (node --openssl-config=deploy/openssl-broker.cnf … broker; docker-compose.yml).
+COPY deploy/openssl-broker.cnf deploy/
 RUN npm ci --no-audit --no-fund && npm cache clean --force
 # enrolld runs as the image's unprivileged `node` user. ENROLLD_HOME (CA, server TLS key, admin token) is a volume it owns.
 RUN mkdir -p /data && chown node:node /data

@@ -39,8 +39,11 @@ const base = { ...process.env, ENROLLD_HOME: home, BROKER_CLUSTER: 'redis' };
 const children = [];
 let stopping = false;
 const running = (child) => child.exitCode === null && child.signalCode === null;
+// Brokers run with their OpenSSL settings (no TLS 1.3 tickets no client could resume with; docs/architecture.md §6).
+const brokerOpenssl = `--openssl-config=${path.join(root, 'deploy/openssl-broker.cnf')}`;
 function start(name, role, env, port) {
-  const child = spawn(process.execPath, [bin, role], { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = role === 'broker' && base.BROKER_SESSION_TICKETS !== 'on' ? [brokerOpenssl, bin, role] : [bin, role];
+  const child = spawn(process.execPath, args, { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let listening;
   const listens = new Promise((resolve) => (listening = resolve));
   for (const stream of [child.stdout, child.stderr]) {
