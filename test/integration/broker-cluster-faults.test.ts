@@ -24,7 +24,7 @@ import {
   startTestBroker,
   type TestBroker,
 } from '../support/broker-harness.js';
-import { CONNACK, routes } from '@enrolld/protocol';
+import { CONNACK, problemType, routes } from '@enrolld/protocol';
 import { httpsRequest } from '../support/http.js';
 import { startTestServer } from '../support/server-harness.js';
 import { waitFor } from '../support/wait-for.js';
@@ -142,6 +142,8 @@ describe('broker cluster: a node that loses its Redis', () => {
       await redis.kill();
       await waitFor(async () => (await readyz()).status === 503, 10_000, '/readyz to report the lost bus', 50);
       expect(await readyz()).toEqual({ status: 503, checks: { database: true, revocationState: true, clusterBus: false } });
+      // The 503 is a problem document, like the broker port's: notReady names the failed check.
+      expect((await httpsRequest(server.apiUrl + routes.readyz, server.rootPem)).json()).toMatchObject({ type: problemType('unavailable'), notReady: ['clusterBus'] });
       await redis.restart();
       await waitFor(async () => (await readyz()).status === 200, 20_000, '/readyz after Redis came back', 50);
       expect(server.running.broker.clusterReady()).toBe(true);
