@@ -74,7 +74,7 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
     failedTokenLimit: config.http.failedTokenLimit,
   });
   // The other processes' live events reach this API's event streams, and this process's reach theirs.
-  const clusterEvents = buildClusterEvents({ database: deps.database, events: useCases.fleetEvents, logger, listen: true, stopping: deps.stopping });
+  const clusterEvents = buildClusterEvents({ database: deps.database, events: useCases.fleetEvents, logger, registry: deps.registry, listen: true, stopping: deps.stopping });
   let https: RunningHttpsServer | undefined;
   let crlTimer: NodeJS.Timeout | undefined;
   return {
