@@ -39,7 +39,7 @@ import { createReadStream, existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { availableParallelism, tmpdir } from 'node:os';
 import path from 'node:path';
-import http from 'node:http';
+import nodeHttp from 'node:http';
 import type tls from 'node:tls';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
@@ -121,7 +121,7 @@ function connectOnce(port: number, who: ClientIdentity, ca: string, timeoutMs = 
 
 function httpGet(port: number, route: string): Promise<{ status: number; body: string }> {
   return new Promise((resolve) => {
-    const req = http.get({ host: '127.0.0.1', port, path: route, timeout: 5000 }, (res) => {
+    const req = nodeHttp.get({ host: '127.0.0.1', port, path: route, timeout: 5000 }, (res) => {
       let body = '';
       res.setEncoding('utf8');
       res.on('data', (c: string) => (body += c));
@@ -520,7 +520,7 @@ try {
         for (const layout of layouts) {
           log(`throughput round ${round}/${ROUNDS}${round === 0 ? ' (warm-up)' : ''}, ${layout}…`);
           const r = await closedLoop(layout);
-          log(`  ${layout}: ${r.perSecond.toFixed(0)} msg/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms; CPU s per wall s: ${fmtCpu(r.cpu)}${r.lost ? `; ${r.lost} lost` : ''}${r.busLosses.some((n) => n > 0) ? `; bus losses ${r.busLosses.join('/')}` : ''}`);
+          log(`  ${layout}: ${r.perSecond.toFixed(0)} msg/s, p50 ${r.p50.toFixed(2)} ms, p99 ${r.p99.toFixed(2)} ms; CPU s per wall s: ${fmtCpu(r.cpu)}; node CPU ms per message ${((r.cpu.node1 + r.cpu.node2) / r.perSecond * 1000).toFixed(3)}${r.lost ? `; ${r.lost} lost` : ''}${r.busLosses.some((n) => n > 0) ? `; bus losses ${r.busLosses.join('/')}` : ''}`);
           if (layout === 'one' && r.cpu.node1 < 0.9) log(`  node 1 is not saturated (${r.cpu.node1.toFixed(2)} CPU s per wall s): the bound is elsewhere (the machine's ${r.cpu.machine.toFixed(2)} of ${cores} cores busy, this process, Redis); raise BENCH_WINDOW or BENCH_PUBLISHERS if the machine is idle`);
           if (round > 0) results.get(layout)!.push(r);
         }
@@ -681,10 +681,15 @@ try {
   }
   http.close();
   admin.close();
+} catch (e) {
+  // a refused CONNECT or a node that stays unready ends the run with one line; anything else with its stack
+  log(`bench:cluster stopped: ${e instanceof BenchError ? e.message : e instanceof Error ? e.stack : String(e)}`);
+  process.exitCode = 1;
 } finally {
   await cluster.dispose();
   await dropClusterKeys(cluster.prefix);
   await db.drop();
-  if (process.env.BENCH_KEEP !== '1') await rm(memDir, { recursive: true, force: true });
+  // the cluster log stays after a failure: the error names it
+  if (process.env.BENCH_KEEP !== '1' && !process.exitCode) await rm(memDir, { recursive: true, force: true });
 }
-process.exit(0);
+process.exit(process.exitCode ?? 0);
