@@ -629,9 +629,9 @@ try {
       const after = await Promise.all(nodes.map(scrape));
       const perNode = <T>(f: (k: number) => T) => Object.fromEntries(nodes.map((n, k) => [n.name.replace(' ', ''), f(k)]));
       const bus = perNode((k) => ({
-        lost: series(after[k]!, 'enrolld_broker_cluster_bus_losses_total', before[k]!)._ ?? 0,
-        // every other cluster-bus counter the broker exports (per connection or channel, when it has them)
-        counters: Object.fromEntries(Object.entries(series(after[k]!, 'enrolld_broker_cluster_bus', before[k]!)).filter(([name]) => name.includes('_total') && !name.startsWith('_losses_total'))),
+        lost: Object.values(series(after[k]!, 'enrolld_broker_cluster_bus_losses_total', before[k]!)).reduce((a, b) => a + b, 0),
+        // the growth of every cluster-bus counter the broker exports, with its labels (per connection or channel, when it has them)
+        counters: Object.fromEntries(Object.entries(series(after[k]!, 'enrolld_broker_cluster_bus', before[k]!)).filter(([name]) => /_total(\{|$)/.test(name))),
       }));
       const refusals = perNode((k) => series(after[k]!, 'enrolld_broker_connect_refusals_total', before[k]!));
       line('cluster_flood_messages_delivered', delivered, 'msg', offered, delivered / offered, {
