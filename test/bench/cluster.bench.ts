@@ -645,7 +645,12 @@ try {
         const admitted = tried.filter((p) => p.code === 0).length;
         line(`cluster_flood_fresh_connects_admitted_${label === 'during the flood' ? 'during' : 'after'}`, admitted, 'connects', tried.length, tried.length ? admitted / tried.length : null, {
           baselineOf: `fresh CONNECTs tried ${label} (one at a time per node, at most one a second, 5 s CONNACK timeout)`,
-          probes: perNode((k) => codes[k]!.filter(during)), expect: 'every one admitted (code 0); 3 = server unavailable (a node without its bus)',
+          probes: perNode((k) => {
+            const mine = codes[k]!.filter(during);
+            const ok = mine.filter((p) => p.code === 0);
+            return { tried: mine.length, admitted: ok.length, slowestAdmittedMs: ok.length ? Math.max(...ok.map((p) => p.ms)) : null, notAdmitted: mine.filter((p) => p.code !== 0) };
+          }),
+          expect: 'every one admitted (code 0); 3 = server unavailable (a node without its bus)',
         });
       }
     }
