@@ -65,6 +65,10 @@ const LAYOUTS = (process.env.BENCH_LAYOUTS ?? 'local,cross').split(',').filter((
 const FLOOD_SECONDS = Number(process.env.BENCH_FLOOD_SECONDS ?? 10);
 /** a closed-loop message not delivered in this time is counted lost and its slot in the window is freed */
 const LOSS_MS = 3000;
+if (!(PUBLISHERS >= 2 && Number.isInteger(PUBLISHERS)) || !(WINDOW >= 1 && Number.isInteger(WINDOW)) || !(FLOOD_SECONDS > 0)) {
+  process.stderr.write(`bench:cluster: BENCH_PUBLISHERS must be an integer >= 2 (one per subscriber at least), BENCH_WINDOW an integer >= 1, BENCH_FLOOD_SECONDS > 0\n`);
+  process.exit(2);
+}
 const HEAP_SNAPSHOT = process.env.BENCH_HEAP_SNAPSHOT === '1';
 const HOOK = fileURLToPath(new URL('./memory-hook.cjs', import.meta.url));
 const log = (m: string) => process.stderr.write(`${m}\n`);
