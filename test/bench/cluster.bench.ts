@@ -13,10 +13,10 @@
 //    devices: node-local, yet through Redis, as mqemitter-redis routes every publish) and `cross` (each service receives
 //    the other node's devices: every message crosses nodes), BENCH_LAYOUTS picks the 2-node ones. Interleaved rounds
 //    (one warm-up, then BENCH_ROUNDS), medians: msg/s delivered and p50/p99 publish-to-arrival latency at that load,
-//    ratio 2 nodes / 1 node; with each node's, this process's, Redis's and the whole machine's CPU seconds per wall
-//    second, and CPU ms per message, so a reader sees what bounded the result (2 cores: this process and Redis share
-//    them with the nodes; a 1-node figure whose node is under 0.9 CPU s per wall s was bounded by something else, and
-//    the bench says so on stderr);
+//    ratio 2 nodes / 1 node, and both nodes' CPU ms per message (what clustering costs per message); with each node's,
+//    this process's, Redis's and the whole machine's CPU seconds per wall second, and CPU ms per message, so a reader
+//    sees what bounded the result (2 cores: this process and Redis share them with the nodes; a 1-node figure whose node
+//    is under 0.9 CPU s per wall s was bounded by something else, and the bench says so on stderr);
 //  - memory: idle memory per connection at BENCH_CONNECTIONS on node 1 (node 2 the same, or what this process's
 //    open-file limit leaves: every client socket is a descriptor here): RSS growth of each broker process after a full
 //    GC (test/bench/memory-hook.cjs, preloaded), split into V8 heap, external buffers and native memory (OpenSSL, libuv,
@@ -544,6 +544,14 @@ try {
           ...common, layout: describe[layout], baselineOf: `the same closed loop with ${describe.one}, same run`,
           perRound: { oneNode: results.get('one')!.map((r) => Math.round(r.perSecond)), twoNodes: results.get(layout)!.map((r) => Math.round(r.perSecond)) },
           cpuPerWallSecond: { oneNode: one.cpu, twoNodes: two.cpu }, cpuMsPerMessage: { oneNode: one.cpuMsPerMessage, twoNodes: two.cpuMsPerMessage }, lost: { oneNode: one.lost, twoNodes: two.lost }, busLosses: { oneNode: one.busLosses, twoNodes: two.busLosses },
+        });
+        // Both nodes' CPU per delivered message: what clustering costs per message, which the load on the machine moves
+        // far less than msg/s (on a shared machine the nodes get what CPU the others leave them).
+        const nodeCpu = (rs: Round[]) => median(rs.map((r) => ((r.cpu.node1 + r.cpu.node2) / r.perSecond) * 1000));
+        const [cpuTwo, cpuOne] = [nodeCpu(results.get(layout)!), nodeCpu(results.get('one')!)];
+        line(`cluster_two_nodes_${layout}_node_cpu_per_message`, cpuTwo, 'ms', cpuOne, cpuTwo / cpuOne, {
+          ...common, layout: describe[layout], baselineOf: `the same closed loop with ${describe.one}, same run`, ratioOf: '2 nodes / 1 node',
+          of: 'CPU ms of both broker processes together per message delivered, median of the rounds after a warm-up',
         });
         for (const q of ['p50', 'p99'] as const) {
           line(`cluster_two_nodes_${layout}_latency_${q}`, two[q], 'ms', one[q], two[q] / one[q], {
