@@ -21,6 +21,7 @@ import {
   metricValue,
   mustConnectDevice,
   recordedDevice,
+  report,
   revocationServiceFor,
   startTestBroker,
   type TestBroker,
@@ -127,6 +128,7 @@ describe('broker cluster: control and data channels', () => {
       floodClients.forEach((c, i) => c.publish(`devices/${flooders[i]!.deviceId}/telemetry`, payload, { qos: 0 }));
     }, 12);
     const outcomes: ConnectOutcome[] = [];
+    const floodStarted = performance.now();
     try {
       // CONNECTs to node 1 all through the flood, until Redis has dropped its data subscriber and it is back.
       const probe = await newDevice('ch-probe');
@@ -154,6 +156,14 @@ describe('broker cluster: control and data channels', () => {
     } finally {
       clearInterval(pump);
     }
+    const dataLosses = await busLosses(node1, 'data');
+    report('CLUSTER-DATA-CHANNEL-FLOOD', outcomes.every((o) => o.ok), {
+      floodSeconds: Number(((performance.now() - floodStarted) / 1000).toFixed(1)),
+      connectsToNode1: outcomes.length,
+      admitted: outcomes.filter((o) => o.ok).length,
+      dataChannelLosses: dataLosses,
+      serviceMessagesOnNode1: service.received.length,
+    });
     expect(readyAtLoss).toBe(true);
     expect(outcomes.length).toBeGreaterThan(0);
     expect(outcomes.filter((o) => !o.ok)).toEqual([]);

@@ -202,7 +202,11 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
       log.debug({ err: error.message, connection: c.options.connectionName }, 'cluster bus connection error');
     });
   }
-  for (const channel of Object.keys(channels) as BusChannel[]) up.set({ channel }, 0);
+  for (const channel of Object.keys(channels) as BusChannel[]) {
+    up.set({ channel }, 0);
+    // Every series from the start, so `increase()` sees the first loss.
+    losses.inc({ channel }, 0);
+  }
 
   const control = new MQEmitterRedisPrefix(options.prefix, { subConn: controlSub, pubConn: controlPub });
   const data = new MQEmitterRedisPrefix(options.prefix + DATA_CHANNEL_PREFIX, { subConn: dataSub, pubConn: dataPub });
