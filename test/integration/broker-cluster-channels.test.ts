@@ -29,12 +29,12 @@ import {
 import { waitFor } from '../support/wait-for.js';
 
 /** The Redis clients of the bus with this connection name (`enrolld-broker-<role>`), from CLIENT LIST. */
-async function busClients(admin: Redis, role: string): Promise<Array<{ id: string; psub: number }>> {
+async function busClients(admin: Redis, role: string): Promise<Array<{ id: string; sub: number; psub: number }>> {
   const list = (await admin.client('LIST')) as string;
   return list
     .split('\n')
     .filter((line) => line.includes(` name=enrolld-broker-${role} `))
-    .map((line) => ({ id: /\bid=(\d+)/.exec(line)![1]!, psub: Number(/\bpsub=(\d+)/.exec(line)![1]) }));
+    .map((line) => ({ id: /\bid=(\d+)/.exec(line)![1]!, sub: Number(/\bsub=(\d+)/.exec(line)![1]), psub: Number(/\bpsub=(\d+)/.exec(line)![1]) }));
 }
 
 async function killBusClients(admin: Redis, role: string): Promise<number> {
@@ -190,6 +190,9 @@ describe('broker cluster: control and data channels', () => {
     running.push(node2);
     const service = await listen(node1, 'devices/+/telemetry');
     const device = await newDevice('ch-kill');
+    const subscriber = await newDevice('ch-kill-sub');
+    const subscriberClient = await connected(node1, subscriber);
+    const commands = `devices/${subscriber.deviceId}/commands`;
 
     // The kill, then a pause that holds every reconnect: the data channel stays down for the pause.
     expect(await killBusClients(admin, 'data-sub')).toBe(2);
@@ -197,6 +200,9 @@ describe('broker cluster: control and data channels', () => {
     await waitFor(async () => (await busUp(node1, 'data')) === 0, 3000, 'the data channel down on node 1');
     expect(await busUp(node1, 'control')).toBe(1);
     expect(node1.broker.clusterReady()).toBe(true);
+    // A SUBSCRIBE meanwhile gets its SUBACK without waiting for the data subscriber; the filter follows it to Redis.
+    await new Promise<void>((resolve, reject) => subscriberClient.subscribe(commands, { qos: 1 }, (e) => (e ? reject(e) : resolve())));
+    expect(await busUp(node1, 'data')).toBe(0);
     const attempt = connectDevice(node1.port, pki, device);
     // Admitted while the data channel is down (aedes' own steps for the session then wait for Redis).
     await waitFor(() => node1.broker.hasSession(device.serial), 3000, 'admission on node 1');
@@ -212,6 +218,11 @@ describe('broker cluster: control and data channels', () => {
     expect(log.count('cluster bus lost')).toBe(0);
     expect(await busDown(node1)).toBe(0);
     await deliveryResumes(node1, node2, service, 'after-kill');
+    // The subscription made while the data channel was down was sent when it came back.
+    await waitFor(async () => (await busClients(admin, 'data-sub')).some((c) => c.sub > 0), 10_000, "node 1's device subscription on Redis");
+    const command = new Promise<string>((resolve) => subscriberClient.on('message', (topic, payload) => topic === commands && resolve(payload.toString())));
+    await node2.broker.publish(commands, 'from-node-2');
+    expect(await command).toBe('from-node-2');
   }, 60_000);
 
   for (const role of ['control-sub', 'store'] as const) {
