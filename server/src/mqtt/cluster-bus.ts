@@ -180,7 +180,7 @@ export function createClusterBus(options: ClusterBusOptions): ClusterBus {
     const now = isConnected();
     if (now === wasConnected || closing) return;
     wasConnected = now;
-    if (now) log.info('cluster bus connected: cross-node delivery restored');
+    if (now) log.info({ dataChannel: channelUp('data') ? 'up' : 'down' }, 'cluster bus control channel and store connected: shared sessions and takeovers restored, admitting once resynced');
     else {
       const admission = [...channels.control, ...channels.store];
       log.warn(
