@@ -397,7 +397,7 @@ export class Device {
     const creds = this.credentials;
     if (!creds) return;
     const now = this.deps.clock.now();
-    const at = renewalTime(creds.notBefore, creds.notAfter, now, this.opts.renewal, this.deps.rng);
+    const at = renewalTime(creds.notBefore, creds.notAfter, now, this.opts.renewal, this.deps.rng, creds.renewAfter);
     this.setTimer('renewal', at - now, () => void this.renew('timer'));
   }
 

@@ -15,6 +15,8 @@ export interface IssuedCert {
   chainPem: string[];
   notBefore: number;
   notAfter: number;
+  /** when the server's renewal window opens (ms; the answer's `renewAfter`); absent when the answer carries none (EST) */
+  renewAfter?: number;
 }
 
 export interface DeviceCredentials extends IssuedCert {

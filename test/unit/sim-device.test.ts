@@ -162,6 +162,37 @@ describe('device: renewal', () => {
     expect(Math.max(...renewAt) - Math.min(...renewAt)).toBeGreaterThan(0.08);
   });
 
+  it("honours the server's renewAfter: never before it, spread over 1/6 of the lifetime after it, after each renewal too", async () => {
+    const firstAt: number[] = [];
+    for (let seed = 1; seed <= 40; seed++) {
+      const { clock, transport, device } = setup({ telemetryIntervalMs: 0 }, seed);
+      // a window that opens at 0.8 of the lifetime: later than the device's own 2/3 ± 1/12
+      transport.renewAfterFraction = 0.8;
+      const t0 = clock.now();
+      await device.start();
+      await clock.advance(47_900);
+      expect(transport.renewCalls).toHaveLength(0);
+      await clock.advance(60_000 - 47_900);
+      expect(transport.renewCalls).toHaveLength(1);
+      firstAt.push((transport.renewCalls[0]!.at - t0) / 60_000);
+      // the successor's window is its own: 0.8 of its lifetime after it was issued
+      const issuedAt = transport.renewCalls[0]!.at;
+      await clock.advance(issuedAt + 47_900 - clock.now());
+      expect(transport.renewCalls).toHaveLength(1);
+      await clock.advance(57_000 - 47_900);
+      expect(transport.renewCalls).toHaveLength(2);
+      const f = (transport.renewCalls[1]!.at - issuedAt) / 60_000;
+      expect(f).toBeGreaterThanOrEqual(0.8);
+      expect(device.state).toBe('online');
+    }
+    for (const f of firstAt) {
+      expect(f).toBeGreaterThanOrEqual(0.8);
+      // 0.8 + 1/6 is past the safety lead (5% before notAfter): the lead wins
+      expect(f).toBeLessThanOrEqual(0.95 + 1e-9);
+    }
+    expect(Math.max(...firstAt) - Math.min(...firstAt)).toBeGreaterThan(0.08);
+  });
+
   it('renews on a rotation hint, within the hint jitter', async () => {
     const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, hintJitterMs: 1_000 });
     await device.start();
