@@ -47,4 +47,6 @@ export interface DeviceTransport {
   connect(deviceId: string, creds: DeviceCredentials, handlers: MqttHandlers): Promise<MqttSession>;
   /** One CONNECT with these credentials and nothing after it: resolves on CONNACK 0; `connect` serves when absent. */
   probe?(deviceId: string, creds: DeviceCredentials): Promise<void>;
+  /** The device will not present this certificate again: free what is held for it (its TLS context). */
+  release?(creds: DeviceCredentials): void;
 }

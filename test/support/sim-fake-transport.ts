@@ -85,6 +85,13 @@ export class FakeTransport implements DeviceTransport {
     return session;
   }
 
+  /** serials whose TLS material the device released, in order */
+  readonly released: string[] = [];
+
+  release(creds: DeviceCredentials): void {
+    this.released.push(creds.serial);
+  }
+
   get liveSession(): FakeSession | undefined {
     return this.sessions.filter((s) => !s.closed).at(-1);
   }

@@ -193,6 +193,28 @@ describe('device: renewal', () => {
     expect(Math.max(...firstAt) - Math.min(...firstAt)).toBeGreaterThan(0.08);
   });
 
+  it("releases each superseded certificate's TLS material once its probe has an answer, and the rest when it stops", async () => {
+    const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, probeOldCertAfterMs: 500 });
+    const refused = new SimError('connect-connack-5', 'not authorized', { revoked: true, retryable: false });
+    transport.connectVerdict = (serial) => (serial === device.credentials?.serial ? 'accept' : refused);
+    await device.start();
+    await clock.advance(10 * 60_000);
+    expect(device.rotations).toBeGreaterThanOrEqual(12);
+    expect(ofType('old-cert-probe')).toHaveLength(device.rotations);
+    // held: the current certificate only (a probe at most 500 ms old aside), however many rotations
+    expect(transport.released).toEqual(device.serials.slice(0, -1));
+    await device.stop();
+    expect(transport.released).toEqual(device.serials);
+  });
+
+  it('without probes, releases the superseded certificate at the rotation', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0 });
+    await device.start();
+    await clock.advance(5 * 60_000);
+    expect(device.rotations).toBeGreaterThanOrEqual(6);
+    expect(transport.released).toEqual(device.serials.slice(0, -1));
+  });
+
   it('renews on a rotation hint, within the hint jitter', async () => {
     const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, hintJitterMs: 1_000 });
     await device.start();
