@@ -1,7 +1,7 @@
-// When a device renews: when the server's renewal window opens (the `renewAfter` of the enroll/renew answer,
-// protocol/src/schemas.ts), spread over a share of the lifetime after it so a fleet issued at once does not renew at once;
-// without that hint (EST answers carry none) at about 2/3 of the lifetime ± the same spread (docs/architecture.md). Never
-// later than a safety lead before expiry.
+// When a device renews: once the server's renewal window opens (the `renewAfter` of the enroll/renew answer,
+// protocol/src/schemas.ts), spread over the first quarter of that window so a fleet issued at once does not renew at once
+// and three quarters of it are left for retries; without that hint (EST answers carry none) at about 2/3 of the lifetime
+// ± 1/12 (docs/architecture.md). Never later than a safety lead before expiry.
 import type { Rng } from './rng.js';
 
 export interface RenewalPolicy {
@@ -13,17 +13,20 @@ export interface RenewalPolicy {
   minLeadMs: number;
 }
 
+/** The share of the server's renewal window, from its opening, over which renewals are spread. */
+const WINDOW_SHARE = 1 / 4;
+
 export const DEFAULT_RENEWAL: RenewalPolicy = { fraction: 2 / 3, jitterFraction: 1 / 12, minLeadMs: 2_000 };
 
 /**
  * Absolute time (ms) at which to renew a certificate valid over [notBefore, notAfter]. `renewAfter` (ms), when the server
- * named one inside the validity period: never before it, spread over 2·jitterFraction of the lifetime from it.
+ * named one inside the validity period: never before it, uniform over the first quarter of [renewAfter, notAfter].
  */
 export function renewalTime(notBefore: number, notAfter: number, now: number, policy: RenewalPolicy, rng: Rng, renewAfter?: number): number {
   const lifetime = Math.max(0, notAfter - notBefore);
   const hinted = renewAfter !== undefined && Number.isFinite(renewAfter) && renewAfter >= notBefore && renewAfter < notAfter;
   const aim = hinted
-    ? renewAfter + lifetime * rng() * 2 * policy.jitterFraction
+    ? renewAfter + (notAfter - renewAfter) * rng() * WINDOW_SHARE
     : notBefore + lifetime * (policy.fraction + (rng() * 2 - 1) * policy.jitterFraction);
   const latest = notAfter - Math.max(policy.minLeadMs, lifetime * 0.05);
   return Math.max(now, Math.min(aim, latest));
