@@ -19,6 +19,7 @@ export const PROBLEM_KINDS = [
   'revoked',
   'expired',
   'unavailable',
+  'environment-ca-unavailable',
   'internal',
 ] as const;
 
@@ -46,6 +47,9 @@ export const PROBLEM_STATUS: Record<ProblemKind, number> = {
   'too-many-requests': 429,
   internal: 500,
   unavailable: 503,
+  // A deployment fault of the replica that answered, not the client's: another replica (or this one, once its home
+  // holds the environment's CA) can serve the same request.
+  'environment-ca-unavailable': 503,
 };
 
 /** The `title` of each kind (RFC 9457 §3.1.3: the same for every occurrence of the type). */
@@ -67,6 +71,7 @@ export const PROBLEM_TITLE: Record<ProblemKind, string> = {
   'too-many-requests': 'Too many requests',
   internal: 'Internal server error',
   unavailable: 'Service unavailable',
+  'environment-ca-unavailable': "The environment's CA is not available on this server",
 };
 
 export const PROBLEM_TYPE_BASE = 'https://enrolld.dev/problems/';

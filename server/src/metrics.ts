@@ -183,3 +183,29 @@ export function createDatabaseUpGauge(registry: Registry, probe: () => Promise<v
     },
   });
 }
+
+/**
+ * The live fleet events a process relays to the other processes (core/src/fleet/cluster-events.ts): each published
+ * event by where it ended, and each failed send. Registered once per registry (one relay per process).
+ */
+export function createFleetEventRelayMetrics(registry: Registry) {
+  const existing = registry.getSingleMetric('enrolld_fleet_events_total') as Counter<'outcome'> | undefined;
+  const events =
+    existing ??
+    new Counter({
+      name: 'enrolld_fleet_events_total',
+      help: 'Live fleet events this process published, by where they ended: sent, coalesced (into an earlier one\'s count), over-limit (dropped past 400 per send), send-failed (dropped with a failed send)',
+      labelNames: ['outcome'] as const,
+      registers: [registry],
+    });
+  const sendFailures =
+    (registry.getSingleMetric('enrolld_fleet_event_send_failures_total') as Counter | undefined) ??
+    new Counter({
+      name: 'enrolld_fleet_event_send_failures_total',
+      help: 'Sends of live fleet events to the other processes (one NOTIFY statement each) that failed; their events are dropped, not retried',
+      registers: [registry],
+    });
+  // Present from the start, so a rate() sees the first increment.
+  for (const outcome of ['sent', 'coalesced', 'over-limit', 'send-failed']) events.inc({ outcome }, 0);
+  return { events, sendFailures };
+}

@@ -3,11 +3,10 @@
 // node has resynced after it came back, every CONNECT gets CONNACK 3 `cluster-bus-down`, counted and logged once; a
 // revocation committed meanwhile is purged from the shared persistence before anyone is admitted again; no restart.
 // And a broker stops promptly with its Redis gone.
-import { Writable } from 'node:stream';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import { pino } from 'pino';
+import { capturedLogger } from '../support/captured-logger.js';
 import { createTestDatabase, type TestDatabase } from '../support/pg.js';
 import { startTestRedisServer, type TestRedisServer } from '../support/redis-server.js';
 import { createTestPki, type DeviceCert, type TestPki } from '../support/test-pki.js';
@@ -24,22 +23,10 @@ import {
   startTestBroker,
   type TestBroker,
 } from '../support/broker-harness.js';
-import { CONNACK, routes } from '@enrolld/protocol';
+import { CONNACK, problemType, routes } from '@enrolld/protocol';
 import { httpsRequest } from '../support/http.js';
 import { startTestServer } from '../support/server-harness.js';
 import { waitFor } from '../support/wait-for.js';
-
-/** A logger that keeps every line it writes (JSON objects), for counting log lines. */
-function capturedLogger() {
-  const lines: Array<{ msg: string; [key: string]: unknown }> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, callback) {
-      for (const line of chunk.toString().split('\n')) if (line) lines.push(JSON.parse(line) as { msg: string });
-      callback();
-    },
-  });
-  return { logger: pino({ level: 'info' }, stream), lines, count: (text: string) => lines.filter((l) => l.msg.startsWith(text)).length };
-}
 
 describe('broker cluster: a node that loses its Redis', () => {
   let db: TestDatabase;
@@ -142,6 +129,8 @@ describe('broker cluster: a node that loses its Redis', () => {
       await redis.kill();
       await waitFor(async () => (await readyz()).status === 503, 10_000, '/readyz to report the lost bus', 50);
       expect(await readyz()).toEqual({ status: 503, checks: { database: true, revocationState: true, clusterBus: false } });
+      // The 503 is a problem document, like the broker port's: notReady names the failed check.
+      expect((await httpsRequest(server.apiUrl + routes.readyz, server.rootPem)).json()).toMatchObject({ type: problemType('unavailable'), notReady: ['clusterBus'] });
       await redis.restart();
       await waitFor(async () => (await readyz()).status === 200, 20_000, '/readyz after Redis came back', 50);
       expect(server.running.broker.clusterReady()).toBe(true);

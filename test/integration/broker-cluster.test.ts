@@ -16,6 +16,7 @@ import {
   recordedDevice,
   dropClusterKeys,
   endClient,
+  metricValue,
   percentile,
   report,
   revocationServiceFor,
@@ -306,7 +307,7 @@ describe('broker cluster on Redis', () => {
       running.push(node1);
       const node2 = await startTestBroker(db.url, db.pool, pki, { cluster: { prefix, redisUrl: `redis://127.0.0.1:${proxy.port}` } });
       running.push(node2);
-      const metric = async (name: string) => (await node2.registry.getSingleMetric(name)!.get()).values[0]?.value;
+      const metric = (name: string, channel: string) => metricValue(node2.registry, name, { channel });
 
       const device = await newDevice('cl-out');
       const victim = await newDevice('cl-out-rev');
@@ -317,9 +318,11 @@ describe('broker cluster on Redis', () => {
 
       await proxy.down();
       redisCut = true;
-      await waitFor(() => !node2.broker.clusterBusConnected(), 5000, 'node 2 to lose the bus');
-      expect(await metric('enrolld_broker_cluster_bus_up')).toBe(0);
-      expect(await metric('enrolld_broker_cluster_bus_losses_total')).toBe(1);
+      await waitFor(() => !node2.broker.clusterBusConnected() && !node2.broker.clusterBusDataConnected(), 5000, 'node 2 to lose the bus');
+      for (const channel of ['control', 'store', 'data']) {
+        expect(await metric('enrolld_broker_cluster_bus_up', channel)).toBe(0);
+        expect(await metric('enrolld_broker_cluster_bus_losses_total', channel)).toBe(1);
+      }
 
       // Revocation does not travel over Redis: the node without its bus still cuts.
       const cut = closed(victimClient);
@@ -329,7 +332,8 @@ describe('broker cluster on Redis', () => {
       await proxy.up();
       redisCut = false;
       await waitFor(() => node2.broker.clusterBusConnected(), 10_000, 'node 2 to reach the bus again');
-      expect(await metric('enrolld_broker_cluster_bus_up')).toBe(1);
+      await waitFor(() => node2.broker.clusterBusDataConnected(), 10_000, 'node 2 to reach the data channel again');
+      for (const channel of ['control', 'store', 'data']) expect(await metric('enrolld_broker_cluster_bus_up', channel)).toBe(1);
       // The same process, the same session: telemetry reaches node 1 again.
       client.publish(telemetry, 'after-outage', { qos: 1 });
       await waitFor(() => onNode1.received.some((p) => p.payload.toString() === 'after-outage'), 10_000, 'telemetry across nodes after the outage');

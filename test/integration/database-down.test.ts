@@ -40,7 +40,11 @@ describe('FLT-01: Postgres down before the request', () => {
     // Not ready (drained by a load balancer), but alive (not restarted).
     const ready = await httpsRequest(server.apiUrl + routes.readyz, server.rootPem);
     expect(ready.status).toBe(503);
-    expect(ready.json().checks.database).toBe(false);
+    // An RFC 9457 problem, like the broker's: the status for the load balancer, the checks for the operator.
+    expect(ready.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(ready.json()).toMatchObject({
+      type: problemType('unavailable'), status: 503, detail: 'not ready to serve: database', notReady: ['database'], checks: { database: false },
+    });
     expect((await httpsRequest(server.apiUrl + routes.healthz, server.rootPem)).status).toBe(200);
 
     // Checked directly, not through the cut proxy.

@@ -18,6 +18,10 @@ const RULES = path.join(REPO_ROOT, 'deploy/prometheus/alerts.yml');
 const DASHBOARD = path.join(REPO_ROOT, 'deploy/grafana/enrolld.json');
 /** The broker's metrics (server/src/mqtt: broker-metrics.ts, cluster-bus.ts): scraped from each broker node. */
 const BROKER_ROLE = /^enrolld_(broker|revocation_enforcement)_/;
+/** The live fleet events relay's (compose/cluster-events.ts): every process that publishes events has one, a broker too. */
+const EVENT_RELAY = ['enrolld_fleet_events_total', 'enrolld_fleet_event_send_failures_total'];
+/** The cluster bus's metrics (cluster-bus.ts): registered by a broker with BROKER_CLUSTER=redis only. */
+const CLUSTER_ONLY = /^enrolld_broker_cluster_bus_/;
 
 /** Metric names in PromQL, with the label matchers written next to them. */
 function referenced(promql: string): Array<{ name: string; labels: Record<string, string> }> {
@@ -79,13 +83,16 @@ describe('alert rules and dashboard', () => {
     // Broker metrics from the standalone broker's own port: what Prometheus scrapes in the scale-out form.
     expect(missingFrom(familiesOf(brokerExposition), brokerRefs)).toEqual([]);
     expect(missingFrom(familiesOf(exposition), refs.filter((r) => !BROKER_ROLE.test(r.name)))).toEqual([]);
-    // `enrolld up` serves every one of them too (all roles in one registry).
-    expect(missingFrom(familiesOf(exposition), brokerRefs)).toEqual([]);
+    // `enrolld up` serves every one of them too (all roles in one registry), but the cluster bus's only in a cluster
+    // (BROKER_CLUSTER=redis); this one is a single node, and the standalone broker above is a cluster node.
+    expect(missingFrom(familiesOf(exposition), brokerRefs.filter((r) => !CLUSTER_ONLY.test(r.name)))).toEqual([]);
   });
 
-  it("the standalone broker's enrolld_ metrics are exactly the broker role's, cluster bus included", () => {
+  it("the standalone broker's enrolld_ metrics are exactly the broker role's, cluster bus included, and its event relay's", () => {
     const own = [...familiesOf(brokerExposition)].filter((name) => name.startsWith('enrolld_'));
-    expect(own.filter((name) => !BROKER_ROLE.test(name))).toEqual([]);
+    expect(own.filter((name) => !BROKER_ROLE.test(name) && !EVENT_RELAY.includes(name))).toEqual([]);
+    expect(own).toEqual(expect.arrayContaining(EVENT_RELAY));
+    expect([...familiesOf(exposition)]).toEqual(expect.arrayContaining(EVENT_RELAY));
     for (const name of ['enrolld_broker_connect_refusals_total', 'enrolld_broker_connected_devices', 'enrolld_broker_cluster_bus_up', 'enrolld_broker_cluster_bus_losses_total']) {
       expect(own).toContain(name);
     }

@@ -2,7 +2,7 @@
 // events reach this process's listeners, one's own come back from the bus and are shown once, a received event is
 // never sent again, and a reconnect loop is coalesced per identity and capped per flush.
 import { afterEach, describe, expect, it } from '@jest/globals';
-import { createClusterEvents, EVENTS_PER_BATCH, type ClusterEvents } from '@enrolld/core/fleet/cluster-events.js';
+import { createClusterEvents, EVENTS_PER_BATCH, type ClusterEventOutcome, type ClusterEvents, type ClusterEventsOptions } from '@enrolld/core/fleet/cluster-events.js';
 import { createFleetEvents, type FleetEvent } from '@enrolld/core/fleet/live-events.js';
 import { createMemoryEventHub } from '../support/fakes/fleet-event-bus.js';
 import { waitFor } from '../support/wait-for.js';
@@ -16,12 +16,13 @@ describe('fleet events across processes', () => {
     for (const relay of started.splice(0)) await relay.stop();
   });
 
-  async function node(hub: ReturnType<typeof createMemoryEventHub>, origin: string, options: { listen?: boolean; maxPerFlush?: number; onDropped?: (n: number) => void } = {}) {
+  type NodeOptions = { listen?: boolean; maxPerFlush?: number } & Pick<ClusterEventsOptions, 'onDropped' | 'onOutcome' | 'onSendFailed' | 'onError'>;
+  async function node(hub: ReturnType<typeof createMemoryEventHub>, origin: string, options: NodeOptions = {}) {
     const events = createFleetEvents();
     const heard: FleetEvent[] = [];
     events.subscribe((e) => heard.push(e));
     // Flushed by the test only.
-    const relay = createClusterEvents({ bus: hub.bus(), events, origin, flushMs: 3_600_000, maxPerFlush: options.maxPerFlush ?? 100, listen: options.listen ?? true, onDropped: options.onDropped });
+    const relay = createClusterEvents({ ...options, bus: hub.bus(), events, origin, flushMs: 3_600_000, maxPerFlush: options.maxPerFlush ?? 100, listen: options.listen ?? true });
     await relay.start();
     started.push(relay);
     return { events, heard, relay };
@@ -88,5 +89,42 @@ describe('fleet events across processes', () => {
     expect(hub.sent.map((b) => b.events.length)).toEqual([EVENTS_PER_BATCH, EVENTS_PER_BATCH, 45 - 2 * EVENTS_PER_BATCH]);
     expect(hub.sent.flatMap((b) => b.events).map((e) => e.deviceId)).toEqual(Array.from({ length: 45 }, (_, i) => `d${i}`));
     expect(dropped).toEqual([15]);
+  });
+
+  it('counts every published event once by where it ended (sent, coalesced, over-limit, send-failed) and every failed send', async () => {
+    const hub = createMemoryEventHub();
+    const outcomes: Record<ClusterEventOutcome, number> = { sent: 0, coalesced: 0, 'over-limit': 0, 'send-failed': 0 };
+    let sendFailures = 0;
+    const errors: unknown[] = [];
+    const broker = await node(hub, 'broker', {
+      listen: false,
+      maxPerFlush: 5,
+      onOutcome: (outcome, n) => (outcomes[outcome] += n),
+      onSendFailed: () => sendFailures++,
+      onError: (error) => errors.push(error),
+    });
+    // 3 of one identity (2 coalesced) and 6 others: 7 distinct, 5 sent, 2 over the limit.
+    for (let i = 0; i < 3; i++) broker.events.publish(refused('loop'));
+    for (let i = 0; i < 6; i++) broker.events.publish(refused(`d${i}`));
+    await broker.relay.flush();
+    expect(outcomes).toEqual({ sent: 5, coalesced: 2, 'over-limit': 2, 'send-failed': 0 });
+    expect(sendFailures).toBe(0);
+
+    // A send that fails: its 4 distinct events are lost (not retried), the repeat was coalesced before.
+    hub.failNext(1);
+    for (let i = 0; i < 4; i++) broker.events.publish(enrolled(`e${i}`));
+    broker.events.publish(enrolled('e0'));
+    await broker.relay.flush();
+    expect(outcomes).toEqual({ sent: 5, coalesced: 3, 'over-limit': 2, 'send-failed': 4 });
+    expect(sendFailures).toBe(1);
+    expect(errors).toHaveLength(1);
+    // Every published event counted exactly once.
+    expect(Object.values(outcomes).reduce((a, b) => a + b, 0)).toBe(14);
+
+    // The bus is back: the next flush sends again.
+    broker.events.publish(enrolled('after'));
+    await broker.relay.flush();
+    expect(outcomes.sent).toBe(6);
+    expect(hub.sent.flatMap((b) => b.events).map((e) => e.deviceId)).not.toContain('e1');
   });
 });

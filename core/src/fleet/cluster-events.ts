@@ -2,7 +2,8 @@
 // use cases and broker hooks publish and, every `flushMs`, sends them on the bus in small batches; it delivers the
 // other relays' batches to its process's listeners. A reconnect loop cannot flood the bus: within one flush, events of
 // the same kind, identity and reason are coalesced into the latest with a `count`, and at most `maxPerFlush` distinct
-// ones go out (the rest are counted as dropped). The hooks only touch a map: nothing waits on the bus.
+// ones go out (the rest are counted as dropped). Every published event is counted once by where it ended (onOutcome),
+// and every failed send too, for the process's metrics. The hooks only touch a map: nothing waits on the bus.
 import type { FleetEvent, FleetEvents } from './live-events.js';
 import type { FleetEventBatch, FleetEventBus } from './ports.js';
 
@@ -20,7 +21,17 @@ export interface ClusterEventsOptions {
   listen: boolean;
   onError?: (error: unknown) => void;
   onDropped?: (dropped: number) => void;
+  /**
+   * Where each event this process published ended, counted once: `sent` (a distinct event in a send that succeeded),
+   * `coalesced` (merged into an earlier one's `count`), `over-limit` (dropped, past `maxPerFlush`), `send-failed`
+   * (a distinct event in a send that failed). The four add up to the events published while the relay ran.
+   */
+  onOutcome?: (outcome: ClusterEventOutcome, events: number) => void;
+  /** Each failed send (one statement carrying all of a flush's batches). */
+  onSendFailed?: () => void;
 }
+
+export type ClusterEventOutcome = 'sent' | 'coalesced' | 'over-limit' | 'send-failed';
 
 const keyOf = (e: FleetEvent) => `${e.type}\n${e.deviceId ?? ''}\n${e.serial ?? ''}\n${'reason' in e ? e.reason : ''}`;
 
@@ -37,10 +48,12 @@ export function createClusterEvents(options: ClusterEventsOptions) {
     const earlier = pending.get(key);
     if (earlier) {
       pending.set(key, { ...event, count: (earlier.count ?? 1) + (event.count ?? 1) });
+      options.onOutcome?.('coalesced', 1);
     } else if (pending.size < options.maxPerFlush) {
       pending.set(key, event);
     } else {
       dropped++;
+      options.onOutcome?.('over-limit', 1);
     }
   }
 
@@ -53,7 +66,14 @@ export function createClusterEvents(options: ClusterEventsOptions) {
     const batches: FleetEventBatch[] = [];
     for (let i = 0; i < all.length; i += EVENTS_PER_BATCH) batches.push({ origin, events: all.slice(i, i + EVENTS_PER_BATCH) });
     // Not retried: a live event that comes late is worse than one that does not come.
-    await bus.send(batches);
+    try {
+      await bus.send(batches);
+    } catch (error) {
+      options.onSendFailed?.();
+      options.onOutcome?.('send-failed', all.length);
+      throw error;
+    }
+    options.onOutcome?.('sent', all.length);
   }
 
   function flush(): Promise<void> {

@@ -3,6 +3,7 @@ import { Command, CommanderError } from 'commander';
 import { ConfigError } from '../config.js';
 import { ApiError } from './api-client.js';
 import { setAdminCertificateFlags, type AdminCertificateFlags } from './context.js';
+import { interruptedExitCode } from './interrupted.js';
 import { note } from './output.js';
 import { UsageError } from './usage-error.js';
 
@@ -52,7 +53,7 @@ export function examples(command: Command, ...lines: string[]): Command {
   return command.addHelpText('after', `\nExamples:\n${lines.map((line) => `  $ ${line}`).join('\n')}`);
 }
 
-/** Parses and runs; resolves with the exit code: 0 done or help, 2 a usage mistake, 1 a failure. */
+/** Parses and runs; resolves with the exit code: 0 done or help, 2 a usage mistake, 1 a failure, 130/143 a signal during a role's start. */
 export async function runProgram(program: Command, argv: string[]): Promise<number> {
   let running: Command = program;
   program.hook('preAction', (_root, actionCommand) => {
@@ -80,6 +81,11 @@ function exitCodeOf(error: unknown, running: Command): number {
       // error() printed the message and the command's help, then threw to end the parse.
     }
     return 2;
+  }
+  const interrupted = interruptedExitCode(error);
+  if (interrupted !== undefined) {
+    note(`enrolld: ${(error as Error).message}`);
+    return interrupted;
   }
   if (error instanceof ConfigError || error instanceof ApiError) {
     note(`enrolld: ${error.message}`);

@@ -10,6 +10,7 @@ import { buildBroker } from '../compose/broker.js';
 import { initPki, pkiPaths } from '../compose/pki-home.js';
 import { buildUp } from '../compose/up.js';
 import { buildWorker } from '../compose/worker.js';
+import { StartInterrupted } from './interrupted.js';
 import { note } from './output.js';
 import { checkHome, checkPorts, homeHolderNote, lockHome, portError, type PortToCheck } from './start-checks.js';
 
@@ -36,6 +37,16 @@ function untilSignal(): Promise<NodeJS.Signals> {
   });
 }
 
+/** How long an interrupted start gets to hand over what it built, and that to stop, before the command ends anyway. */
+const INTERRUPTED_START_GRACE_MS = 10_000;
+
+/** Resolves with the promise's value, or undefined when it has not settled within `ms`. */
+function settleWithin<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<undefined>((resolve) => (timer = setTimeout(() => resolve(undefined), ms)));
+  return Promise.race([promise, late]).finally(() => clearTimeout(timer));
+}
+
 /** A listen error that is about a port becomes a message naming the port and its setting. */
 async function explainListenError(config: Readonly<Config>, plan: StartPlan, error: unknown): Promise<unknown> {
   const e = error as NodeJS.ErrnoException & { port?: number };
@@ -54,9 +65,11 @@ async function serve(config: Readonly<Config>, plan: StartPlan, build: (logger: 
   await checkHome(config.home);
   await checkPorts(config.listenHost, plan.ports, config.home);
   const unlock = plan.lockHome ? await lockHome(config.home) : async () => undefined;
+  let built: ServedRole | undefined;
   try {
     const start = async () => {
       const role = await build(logger, abort.signal);
+      built = role;
       try {
         return { role, banner: await role.listen() };
       } catch (error) {
@@ -64,8 +77,18 @@ async function serve(config: Readonly<Config>, plan: StartPlan, build: (logger: 
         throw await explainListenError(config, plan, error);
       }
     };
-    const started = await Promise.race([start(), stopped.then(() => undefined)]);
-    if (!started) return;
+    const starting = start();
+    const started = await Promise.race([starting, stopped.then(() => undefined)]);
+    if (!started) {
+      // A signal during start. A role may be waiting on something that never answers (a broker's cluster bus at an
+      // unreachable REDIS_URL): what was built is stopped, within a bound, and the command ends either way.
+      const signal = await stopped;
+      logger.info({ signal }, 'interrupted while starting; stopping');
+      // Built and listening: stopped now. Still building: the build sees the aborted signal and ends its waits.
+      const role = built ?? (await settleWithin(starting.then((s) => s.role, () => undefined), INTERRUPTED_START_GRACE_MS));
+      if (role) await settleWithin(role.stop().catch((error: unknown) => logger.warn({ err: error }, 'error while stopping an interrupted start')), INTERRUPTED_START_GRACE_MS);
+      throw new StartInterrupted(signal);
+    }
     note(started.banner);
     const signal = await Promise.race([stopped, started.role.failed ?? stopped]).catch(async (error: unknown) => {
       logger.info('shutting down after a fatal error');

@@ -3,6 +3,7 @@
 import type { Logger } from 'pino';
 import type { Registry } from 'prom-client';
 import { chainOf } from '@enrolld/core/environments/environment-service.js';
+import { isEnrollError } from '@enrolld/core/errors.js';
 import type { Config } from '../config.js';
 import { createHttpApp } from '../http/app.js';
 import { startHttpsServer, type RunningHttpsServer } from '../http/https-server.js';
@@ -12,7 +13,7 @@ import { ensureAdminToken } from './admin-token.js';
 import { buildClusterEvents } from './cluster-events.js';
 import { buildOnDatabase, type Database } from './database.js';
 import { prepareEnvironments } from './environments.js';
-import { loadPki, pkiPaths, type PkiHome } from './pki-home.js';
+import { environmentsWithoutCa, loadPki, pkiPaths, type PkiHome } from './pki-home.js';
 import { buildUseCases, type UseCases } from './use-cases.js';
 import { buildJobProducer } from './worker.js';
 
@@ -41,6 +42,19 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
   createDatabaseUpGauge(deps.registry, async () => {
     await deps.database.pool.query('SELECT 1');
   });
+  const environmentCas = watchEnvironmentCas(config.home, () => useCases.environments.list(), logger);
+  /** Rebuilds one environment's CRL when due; one whose CA this home lacks is logged (watchEnvironmentCas), not fatal. */
+  const keepCrlCurrent = async (environment: string) => {
+    try {
+      return await useCases.revocation.ensureCrlCurrent(environment);
+    } catch (error) {
+      if (isEnrollError(error) && error.kind === 'environment-ca-unavailable') {
+        await environmentCas.check();
+        return undefined;
+      }
+      throw error;
+    }
+  };
   const app = createHttpApp({
     logger,
     registry: deps.registry,
@@ -50,27 +64,34 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
       const database = await deps.database.pool.query('SELECT 1').then(() => true, () => false);
       return { database, ...Object.fromEntries(Object.entries(deps.readiness ?? {}).map(([name, check]) => [name, check()])) };
     },
+    readinessNotes: async () => {
+      const missing = await environmentCas.check();
+      return missing && missing.length > 0 ? { environmentsWithoutCa: missing } : {};
+    },
     classifyError: classifyInfrastructureError,
     consoleSessionTtlMs: config.consoleSessionTtlMs,
     trustedProxies: config.http.trustedProxies,
     failedTokenLimit: config.http.failedTokenLimit,
   });
   // The other processes' live events reach this API's event streams, and this process's reach theirs.
-  const clusterEvents = buildClusterEvents({ database: deps.database, events: useCases.fleetEvents, logger, listen: true, stopping: deps.stopping });
+  const clusterEvents = buildClusterEvents({ database: deps.database, events: useCases.fleetEvents, logger, registry: deps.registry, listen: true, stopping: deps.stopping });
   let https: RunningHttpsServer | undefined;
   let crlTimer: NodeJS.Timeout | undefined;
   return {
     async listen() {
       // One CRL per environment's issuing CA, each kept current on its own.
       const environments = await useCases.environments.list();
+      // A replica whose home lacks an environment's CA still starts: the other environments are served, and that
+      // one's requests answer 503 environment-ca-unavailable (docs/architecture.md §5).
+      await environmentCas.check();
       for (const { name } of environments) {
-        const crl = await useCases.revocation.ensureCrlCurrent(name);
-        logger.info({ environment: name, crlNumber: crl.crlNumber.toString(), nextUpdate: crl.nextUpdate.toISOString() }, 'CRL current');
+        const crl = await keepCrlCurrent(name);
+        if (crl) logger.info({ environment: name, crlNumber: crl.crlNumber.toString(), nextUpdate: crl.nextUpdate.toISOString() }, 'CRL current');
       }
       crlTimer = setInterval(() => {
         useCases.environments
           .list()
-          .then((live) => Promise.all(live.map(({ name }) => useCases.revocation.ensureCrlCurrent(name))))
+          .then((live) => Promise.all(live.map(({ name }) => keepCrlCurrent(name))))
           .catch((error: unknown) => logger.error({ err: error }, 'CRL refresh failed'));
       }, config.revocation.crlRefreshCheckMs);
       crlTimer.unref();
@@ -94,6 +115,34 @@ export function buildApiRole(deps: ApiRoleDeps): ApiRole {
       await https?.close();
       https = undefined;
       await clusterEvents.stop();
+    },
+  };
+}
+
+/**
+ * Which live environments this home holds no CA for (other replicas created them into their own homes). Each check
+ * reads the list and the files again, so copying envs/<name>/ in clears it; a change is logged once, one line per
+ * environment with the file it lacks (never its contents). Undefined when the list cannot be read.
+ */
+function watchEnvironmentCas(home: string, list: () => Promise<Array<{ name: string }>>, logger: Logger) {
+  let reported = new Set<string>();
+  return {
+    async check(): Promise<string[] | undefined> {
+      const live = await list().catch(() => undefined);
+      if (!live) return undefined;
+      const missing = await environmentsWithoutCa(home, live.map((e) => e.name));
+      for (const { environment, missing: file } of missing) {
+        if (!reported.has(environment)) {
+          logger.warn(
+            { environment, missing: file },
+            'this API cannot sign for the environment: its CA is not in ENROLLD_HOME; share ENROLLD_HOME/envs/ between the API replicas and the worker',
+          );
+        }
+      }
+      const now = new Set(missing.map((m) => m.environment));
+      for (const environment of reported) if (!now.has(environment)) logger.info({ environment }, 'the environment\'s CA is in ENROLLD_HOME now');
+      reported = now;
+      return [...now];
     },
   };
 }

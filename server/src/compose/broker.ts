@@ -215,7 +215,7 @@ export async function buildBroker(config: Readonly<Config>, logger: Logger): Pro
     const presence = buildPresence({ config, logger, database });
     // Connections and refusals go to every API's live events (sent in batches, never on the CONNECT path).
     const fleetEvents = createFleetEvents();
-    const clusterEvents = buildClusterEvents({ database, events: fleetEvents, logger, listen: false });
+    const clusterEvents = buildClusterEvents({ database, events: fleetEvents, logger, registry, listen: false });
     const broker = buildBrokerRole({ config, logger, registry, database, material, feed: registryNotifyFeed(database), hooks: [presence.hooks, fleetEventHooks(fleetEvents)] });
     const ready = brokerReadiness(broker);
     let mqttListening = false;

@@ -4,9 +4,11 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import type { Logger } from 'pino';
+import type { Registry } from 'prom-client';
 import { createPgFleetEventBus } from '@enrolld/db';
 import { createClusterEvents, type ClusterEvents } from '@enrolld/core/fleet/cluster-events.js';
 import type { FleetEvents } from '@enrolld/core/fleet/live-events.js';
+import { createFleetEventRelayMetrics } from '../metrics.js';
 import type { Database } from './database.js';
 
 /** How often a process sends its events: also the window within which one identity's repeats are coalesced. */
@@ -14,8 +16,16 @@ const FLUSH_MS = 500;
 /** Distinct events a process sends per flush at most (a storm of refusals from many identities). */
 const MAX_PER_FLUSH = 400;
 
-export function buildClusterEvents(deps: { database: Database; events: FleetEvents; logger: Logger; listen: boolean; stopping?: AbortSignal | undefined }): ClusterEvents {
+export function buildClusterEvents(deps: {
+  database: Pick<Database, 'pool' | 'url'>;
+  events: FleetEvents;
+  logger: Logger;
+  registry: Registry;
+  listen: boolean;
+  stopping?: AbortSignal | undefined;
+}): ClusterEvents {
   const log = deps.logger.child({ component: 'fleet-events' });
+  const metrics = createFleetEventRelayMetrics(deps.registry);
   let lastLogAt = 0;
   const rarely = (fn: () => void) => {
     // One line per 30 s: live events are best effort, and a storm must not turn into a storm of log lines. Once shutdown
@@ -40,5 +50,7 @@ export function buildClusterEvents(deps: { database: Database; events: FleetEven
     listen: deps.listen,
     onError: (error) => rarely(() => log.warn({ err: error instanceof Error ? error.message : String(error) }, 'sending fleet events failed; dropped')),
     onDropped: (dropped) => rarely(() => log.warn({ dropped }, 'fleet events over the per-flush limit dropped')),
+    onOutcome: (outcome, events) => metrics.events.inc({ outcome }, events),
+    onSendFailed: () => metrics.sendFailures.inc(),
   });
 }

@@ -1,5 +1,6 @@
 import { X509Certificate, createPrivateKey, type KeyObject } from 'node:crypto';
-import { chmod, mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, chmod, mkdir, readFile, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { DEFAULT_ENVIRONMENT } from '@enrolld/protocol';
 import { createCaMaterial, createIssuingCa, createIssuingCaMaterial, createRootCaMaterial, issueServerCertificate } from '@enrolld/core/ca/index.js';
@@ -208,6 +209,23 @@ export async function readIssuingCa(home: string): Promise<IssuingCa> {
   return (await readHomeCa(home)).ca;
 }
 
+/** Seconds a client is asked to wait before it retries a request this replica cannot sign: another replica may. */
+const ENVIRONMENT_CA_RETRY_AFTER_S = 5;
+
+/**
+ * The answer of a process whose home does not hold an environment's CA (an API replica that did not create it, with its
+ * own ENROLLD_HOME): a deployment fault, 503 with what the operator must do; the file goes to the log only.
+ */
+function environmentCaUnavailable(environment: string, why: string): EnrollError {
+  return new EnrollError(
+    'environment-ca-unavailable',
+    `this server cannot sign for environment "${environment}": its ENROLLD_HOME does not hold that environment's CA. ` +
+      `Operator: share ENROLLD_HOME/envs/ between every API replica and the worker (one volume, as docker-compose.yml mounts; ` +
+      `on Kubernetes a shared volume or a Secret per environment), or copy envs/${environment}/ from the home of the API that created it`,
+    { logDetail: `environment ${environment}: ${why}`, retryAfterSeconds: ENVIRONMENT_CA_RETRY_AFTER_S, extensions: { environment } },
+  );
+}
+
 /** The issuing CA key and certificate of one environment, checked against the chain recorded for it. */
 async function readEnvironmentCa(home: string, environment: string, recorded: EnvironmentChain): Promise<IssuingCa> {
   const p = environmentPaths(home, environment);
@@ -216,16 +234,30 @@ async function readEnvironmentCa(home: string, environment: string, recorded: En
   try {
     [issuingCertificatePem, issuingKeyPem] = await Promise.all([readFile(p.issuingCert, 'utf8'), readFile(p.issuingKey, 'utf8')]);
   } catch (error) {
-    throw new EnrollError('internal', 'this process cannot sign for the environment', {
-      logDetail: `environment ${environment}: ${(error as Error).message}; copy ENROLLD_HOME/envs/${environment}/ from the home of the API that created it`,
-    });
+    // fs errors name the code and the path, never file contents.
+    throw environmentCaUnavailable(environment, (error as Error).message);
   }
   if (!fromPem(issuingCertificatePem, 'CERTIFICATE').equals(fromPem(recorded.issuingCertificatePem, 'CERTIFICATE'))) {
-    throw new EnrollError('internal', 'this process cannot sign for the environment', {
-      logDetail: `${p.issuingCert} is not the issuing CA recorded for environment ${environment}: this home is not the one that created it`,
-    });
+    throw environmentCaUnavailable(environment, `${p.issuingCert} is not the issuing CA recorded for it: this home is not the one that created it`);
   }
   return createIssuingCa({ issuingCertificatePem, issuingPrivateKey: createPrivateKey(issuingKeyPem), rootCertificatePem: recorded.rootCertificatePem });
+}
+
+/**
+ * The environments (other than `default`) whose issuing CA this home cannot read, each with the first file missing:
+ * what an API replica's /readyz reports. Only checks that the files are readable; a wrong CA is found at first use.
+ */
+export async function environmentsWithoutCa(home: string, environments: string[]): Promise<Array<{ environment: string; missing: string }>> {
+  const found = await Promise.all(
+    environments.filter((name) => name !== DEFAULT_ENVIRONMENT).map(async (environment) => {
+      const p = environmentPaths(home, environment);
+      for (const file of [p.issuingCert, p.issuingKey]) {
+        if (!(await access(file, fsConstants.R_OK).then(() => true, () => false))) return { environment, missing: file };
+      }
+      return undefined;
+    }),
+  );
+  return found.filter((f): f is { environment: string; missing: string } => f !== undefined);
 }
 
 /** A fresh issuer list is read at most this often when a certificate names none we know (a foreign one, or a new environment). */

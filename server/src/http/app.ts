@@ -21,6 +21,7 @@ import { environmentRoutes, knownEnvironmentQuery, type EnvironmentRoutesDeps } 
 import { estRoutes, type EstRoutesDeps } from './est/est-routes.js';
 import { createFailedTokenLimiter, limitFailedTokenAttempts } from './failed-token-limit.js';
 import { notFound, problemHandler } from './problem.js';
+import { readinessAnswer } from './readiness.js';
 import { renewRoutes, type RenewRoutesDeps } from './renew-routes.js';
 import { requestContext } from './request-context.js';
 import { crlRoutes, revocationAdminRoutes, type RevocationRoutesDeps } from './revocation-routes.js';
@@ -55,6 +56,8 @@ export interface HttpAppDeps {
   popLinking: PopLinkingPolicy;
   /** Each thing the service needs to do its job (database, revocation state, cluster bus): true when it is there. */
   checkReadiness: () => Promise<Record<string, boolean>>;
+  /** Members /readyz adds that inform an operator without deciding readiness. */
+  readinessNotes?: () => Promise<Record<string, unknown>>;
   classifyError?: (error: unknown) => EnrollError | undefined;
   /** Idle lifetime of a console sign-in (CONSOLE_SESSION_TTL). */
   consoleSessionTtlMs: number;
@@ -78,11 +81,11 @@ export function createHttpApp(deps: HttpAppDeps): express.Express {
   app.get(routes.healthz, (_req, res) => {
     res.json({ status: 'alive' });
   });
-  // Ready: send traffic here. 503 names what is missing, so a load balancer drains this replica until it is back.
+  // Ready: send traffic here. A 503 problem names what is missing, so a load balancer drains this replica until it is back.
   app.get(routes.readyz, async (_req, res) => {
-    const checks = await deps.checkReadiness();
-    const ready = Object.values(checks).every(Boolean);
-    res.status(ready ? 200 : 503).json({ status: ready ? 'ready' : 'unavailable', checks });
+    const [checks, notes] = await Promise.all([deps.checkReadiness(), deps.readinessNotes?.() ?? {}]);
+    const answer = readinessAnswer(checks, 'serve', notes);
+    res.status(answer.status).type(answer.contentType).send(JSON.stringify(answer.body));
   });
   app.get(routes.metrics, async (_req, res) => {
     res.type(deps.registry.contentType).send(await deps.registry.metrics());

@@ -6,6 +6,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Registry } from 'prom-client';
 import { problemDocument, routes, type ProblemKind } from '@enrolld/protocol';
+import { readinessAnswer } from './readiness.js';
 
 export interface BrokerHttpDeps {
   host: string;
@@ -44,10 +45,8 @@ export function createBrokerHttpServer(deps: BrokerHttpDeps): BrokerHttpServer {
     if (path === routes.healthz) return sendJson(res, 200, { status: 'alive' });
     // Ready to admit. 503 names what is missing, so a load balancer sends no devices here until it is back.
     if (path === routes.readyz) {
-      const checks = deps.checkReadiness();
-      const missing = Object.entries(checks).filter(([, ok]) => !ok).map(([name]) => name);
-      if (missing.length === 0) return sendJson(res, 200, { status: 'ready', checks });
-      return sendProblem(res, 'unavailable', `not ready to admit devices: ${missing.join(', ')}`, { checks, notReady: missing });
+      const answer = readinessAnswer(deps.checkReadiness(), 'admit devices');
+      return sendJson(res, answer.status, answer.body, answer.contentType);
     }
     deps.registry.metrics().then(
       (text) => {

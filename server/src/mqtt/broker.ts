@@ -400,8 +400,10 @@ export function createBroker(deps: BrokerDeps) {
     /** Devices the admission registry holds. */
     registeredDevices: () => registry.size(),
     connectedDevices: () => aedes?.connectedClients ?? 0,
-    /** True without a cluster; with one, while this node reaches the bus. */
+    /** True without a cluster; with one, while this node reaches what admission depends on: the control channel and the store. */
     clusterBusConnected: () => deps.cluster?.connected() ?? true,
+    /** True without a cluster; with one, while this node reaches the data channel (cross-node delivery only). */
+    clusterBusDataConnected: () => deps.cluster?.dataConnected() ?? true,
     /** True without a cluster; with one, while the bus is up and this node has resynced since it came back (admission). */
     clusterReady: () => cluster.ready(),
     /** The version of a profile this broker enforces, and a promise of every heard profile change applied (tests). */
