@@ -143,8 +143,10 @@ export class Device {
   lastConnectAt: number | undefined;
   /** the broker URL of the current (or last) session, when the transport names it */
   broker: string | undefined;
-  /** serial of a cert superseded by rotation, kept until it has been probed */
+  /** a cert superseded by rotation, kept until its successor connects and the probe of it is scheduled */
   private retired: DeviceCredentials | undefined;
+  /** a superseded cert whose probe is scheduled or running; released when the probe has its answer */
+  private probing: DeviceCredentials | undefined;
   private session: MqttSession | undefined;
   /** bumps on every new connection attempt, so callbacks from older sessions are ignored */
   private generation = 0;
@@ -284,6 +286,9 @@ export class Device {
       if (this.retired && this.opts.probeOldCertAfterMs !== undefined) {
         const retired = this.retired;
         this.retired = undefined;
+        // a probe still waiting for an older certificate's answer is not started again: that one is done with
+        if (this.probing !== retired) this.release(this.probing);
+        this.probing = retired;
         const successorAt = this.deps.clock.now();
         this.setTimer('probe', this.opts.probeOldCertAfterMs, () => void this.probeOldCert(retired, successorAt, 0));
       }
@@ -397,7 +402,7 @@ export class Device {
     const creds = this.credentials;
     if (!creds) return;
     const now = this.deps.clock.now();
-    const at = renewalTime(creds.notBefore, creds.notAfter, now, this.opts.renewal, this.deps.rng);
+    const at = renewalTime(creds.notBefore, creds.notAfter, now, this.opts.renewal, this.deps.rng, creds.renewAfter);
     this.setTimer('renewal', at - now, () => void this.renew('timer'));
   }
 
@@ -424,7 +429,12 @@ export class Device {
       this.rotations++;
       this.credentials = { ...issued, privateKey };
       this.serials.push(issued.serial);
-      this.retired = current;
+      // the old certificate is presented once more only by the probe (when the run probes); one not yet probed
+      // from an earlier rotation never will be
+      this.release(this.retired);
+      this.retired = undefined;
+      if (this.opts.probeOldCertAfterMs !== undefined) this.retired = current;
+      else this.release(current);
       this.emit({ type: 'renewed', latencyMs: this.deps.clock.now() - t0, via, trigger, serial: issued.serial, previousSerial: current.serial });
       this.scheduleRenewal();
       this.switchToNewCert();
@@ -495,6 +505,7 @@ export class Device {
     }
     const now = this.deps.clock.now();
     if (!accepted) {
+      this.probeDone(retired);
       this.emit({ type: 'old-cert-probe', accepted: false, kind, serial: retired.serial, refusedAfterMs: now - successorAt, acceptedAttempts });
       return;
     }
@@ -503,7 +514,18 @@ export class Device {
       this.setTimer('probe', 1_000, () => void this.probeOldCert(retired, successorAt, acceptedAttempts + 1));
       return;
     }
+    this.probeDone(retired);
     this.emit({ type: 'old-cert-probe', accepted: true, kind, serial: retired.serial, refusedAfterMs: undefined, acceptedAttempts: acceptedAttempts + 1 });
+  }
+
+  private probeDone(retired: DeviceCredentials): void {
+    if (this.probing === retired) this.probing = undefined;
+    this.release(retired);
+  }
+
+  /** A certificate this device will not present again: the transport frees its TLS context now, not at some later GC. */
+  private release(creds: DeviceCredentials | undefined): void {
+    if (creds) this.deps.transport.release?.(creds);
   }
 
   // ── plumbing ──────────────────────────────────────────────────────────────────────────────────────
@@ -521,6 +543,10 @@ export class Device {
     const session = this.session;
     this.session = undefined;
     if (reason !== 'shutdown') session?.destroy();
+    // none of its certificates will be presented again (a session still closing holds its own reference)
+    for (const creds of new Set([this.credentials, this.retired, this.probing])) this.release(creds);
+    this.retired = undefined;
+    this.probing = undefined;
     this.pendingMqttRenew?.reject(new SimError('renew-mqtt-stopped', 'device stopped', { retryable: false }));
     this.emit({ type: 'stopped', reason, detail });
   }

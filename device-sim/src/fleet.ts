@@ -90,7 +90,7 @@ export class Fleet {
       });
       this.http = http;
       this.mqtt = mqtt;
-      transport = { enroll: http.enroll, renew: http.renew, connect: mqtt.connect, probe: mqtt.probe };
+      transport = { enroll: http.enroll, renew: http.renew, connect: mqtt.connect, probe: mqtt.probe, release: contexts.release };
     }
     const gate = { enroll: () => this.enrollLimiter.acquire(), connect: () => this.connectLimiter.acquire(), probe: () => this.connectLimiter.acquire(true) };
     const observe = (e: DeviceEventWithMeta): void => {

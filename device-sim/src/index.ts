@@ -13,6 +13,8 @@ export * from './renewal.js';
 export * from './rng.js';
 export * from './sim-error.js';
 export * from './transport.js';
+export { createCredentialContexts } from './tls-credentials.js';
+export type { CredentialContexts } from './tls-credentials.js';
 export * from './admin-client.js';
 export * from './fleet.js';
 export * from './limiter.js';

@@ -42,7 +42,10 @@ export function issuedFromRest(body: unknown, privateKey: KeyObject): IssuedCert
   if (!leafPem) throw new SimError('bad-response-no-cert', 'enroll response has no certificate');
   const leaf = new X509Certificate(leafPem);
   const chain = splitPem(parsed.data.chain).filter((p) => p !== leafPem);
-  return fromLeaf(leaf, chain, parsed.data.deviceId, privateKey);
+  const issued = fromLeaf(leaf, chain, parsed.data.deviceId, privateKey);
+  // the server's renewal window (renewal.ts honours it); an unreadable one is left out, not an error
+  const renewAfter = Date.parse(parsed.data.renewAfter);
+  return Number.isFinite(renewAfter) ? { ...issued, renewAfter } : issued;
 }
 
 /** EST certs-only PKCS#7 (RFC 7030 §4.2.3): an unordered SET, so the leaf is the one matching our key. */

@@ -1,5 +1,7 @@
-// When a device renews: at about 2/3 of its certificate's lifetime, spread by jitter so a fleet issued at once
-// does not renew at once (docs/architecture.md), never later than a safety lead before expiry.
+// When a device renews: once the server's renewal window opens (the `renewAfter` of the enroll/renew answer,
+// protocol/src/schemas.ts), spread over the first quarter of that window so a fleet issued at once does not renew at once
+// and three quarters of it are left for retries; without that hint (EST answers carry none) at about 2/3 of the lifetime
+// ± 1/12 (docs/architecture.md). Never later than a safety lead before expiry.
 import type { Rng } from './rng.js';
 
 export interface RenewalPolicy {
@@ -11,12 +13,21 @@ export interface RenewalPolicy {
   minLeadMs: number;
 }
 
+/** The share of the server's renewal window, from its opening, over which renewals are spread. */
+const WINDOW_SHARE = 1 / 4;
+
 export const DEFAULT_RENEWAL: RenewalPolicy = { fraction: 2 / 3, jitterFraction: 1 / 12, minLeadMs: 2_000 };
 
-/** Absolute time (ms) at which to renew a certificate valid over [notBefore, notAfter]. */
-export function renewalTime(notBefore: number, notAfter: number, now: number, policy: RenewalPolicy, rng: Rng): number {
+/**
+ * Absolute time (ms) at which to renew a certificate valid over [notBefore, notAfter]. `renewAfter` (ms), when the server
+ * named one inside the validity period: never before it, uniform over the first quarter of [renewAfter, notAfter].
+ */
+export function renewalTime(notBefore: number, notAfter: number, now: number, policy: RenewalPolicy, rng: Rng, renewAfter?: number): number {
   const lifetime = Math.max(0, notAfter - notBefore);
-  const aim = notBefore + lifetime * (policy.fraction + (rng() * 2 - 1) * policy.jitterFraction);
+  const hinted = renewAfter !== undefined && Number.isFinite(renewAfter) && renewAfter >= notBefore && renewAfter < notAfter;
+  const aim = hinted
+    ? renewAfter + (notAfter - renewAfter) * rng() * WINDOW_SHARE
+    : notBefore + lifetime * (policy.fraction + (rng() * 2 - 1) * policy.jitterFraction);
   const latest = notAfter - Math.max(policy.minLeadMs, lifetime * 0.05);
   return Math.max(now, Math.min(aim, latest));
 }

@@ -1,13 +1,23 @@
 // The TLS client material of one device certificate, built once and shared by every connection that presents it: MQTT
 // connects and reconnects, the old-certificate probe, and REST/EST renewals. A secure context parses the trust anchors,
-// the chain and the key, and holds native OpenSSL memory that is freed only when V8 collects its wrapper; one per request
-// made every rotation wave allocate (and keep until a full GC) one per renewal on top of the one per connection.
+// the chain and the key into an OpenSSL SSL_CTX of ~25-30 KiB of native memory, of which V8 is told 1 KiB: left to the
+// garbage collector, the contexts of retired certificates pile up between major GCs (nothing in the JS heap asks for
+// one) and every rotation wave raised the simulator's RSS. So a certificate that will not be presented again is
+// released and its context closed at once; a connection made with it keeps its own reference (OpenSSL counts the
+// SSL_CTX's users), so closing it under a live socket is safe.
 import { X509Certificate } from 'node:crypto';
 import { createSecureContext } from 'node:tls';
 import type { SecureContext } from 'node:tls';
 import type { DeviceCredentials, IssuedCert } from './transport.js';
 
-export type CredentialContexts = (creds: DeviceCredentials) => SecureContext;
+export interface CredentialContexts {
+  /** The context of a certificate, built on first use. */
+  (creds: DeviceCredentials): SecureContext;
+  /** The certificate will not be presented again: close its context now (a later use builds a new one). */
+  release(creds: DeviceCredentials): void;
+  /** Contexts built and not yet released. */
+  held(): number;
+}
 
 /** Whether each CA certificate (PEM) is self-signed: the same few for every device, parsed once. */
 const selfSigned = new Map<string, boolean>();
@@ -29,10 +39,19 @@ export function clientCertChain(creds: IssuedCert, sendChain: boolean): string {
   return [creds.certificatePem, ...creds.chainPem.filter((pem) => !isSelfSigned(pem))].join('');
 }
 
-/** One secure context per certificate (kept while its credentials object lives: a WeakMap). */
+/** SecureContext's native handle: `close()` frees the SSL_CTX reference it holds (what Node does for single-use contexts). */
+interface ClosableContext {
+  context?: { close?: () => void } | null;
+}
+
+/**
+ * One secure context per certificate. Held in a WeakMap (a certificate dropped without release still frees its context
+ * when collected), and closed on release.
+ */
 export function createCredentialContexts(opts: { ca: string; sendChain: boolean }): CredentialContexts {
   const contexts = new WeakMap<DeviceCredentials, SecureContext>();
-  return (creds) => {
+  let held = 0;
+  const get = (creds: DeviceCredentials): SecureContext => {
     let ctx = contexts.get(creds);
     if (!ctx) {
       ctx = createSecureContext({
@@ -42,7 +61,19 @@ export function createCredentialContexts(opts: { ca: string; sendChain: boolean 
         minVersion: 'TLSv1.2',
       });
       contexts.set(creds, ctx);
+      held++;
     }
     return ctx;
   };
+  return Object.assign(get, {
+    release(creds: DeviceCredentials): void {
+      const ctx = contexts.get(creds) as (SecureContext & ClosableContext) | undefined;
+      if (!ctx) return;
+      contexts.delete(creds);
+      held--;
+      ctx.context?.close?.();
+      ctx.context = null;
+    },
+    held: () => held,
+  });
 }

@@ -15,6 +15,8 @@ export interface IssuedCert {
   chainPem: string[];
   notBefore: number;
   notAfter: number;
+  /** when the server's renewal window opens (ms; the answer's `renewAfter`); absent when the answer carries none (EST) */
+  renewAfter?: number;
 }
 
 export interface DeviceCredentials extends IssuedCert {
@@ -45,4 +47,6 @@ export interface DeviceTransport {
   connect(deviceId: string, creds: DeviceCredentials, handlers: MqttHandlers): Promise<MqttSession>;
   /** One CONNECT with these credentials and nothing after it: resolves on CONNACK 0; `connect` serves when absent. */
   probe?(deviceId: string, creds: DeviceCredentials): Promise<void>;
+  /** The device will not present this certificate again: free what is held for it (its TLS context). */
+  release?(creds: DeviceCredentials): void;
 }

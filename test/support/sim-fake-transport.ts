@@ -42,6 +42,8 @@ export type ConnectVerdict = 'accept' | SimError;
 
 export class FakeTransport implements DeviceTransport {
   lifetimeMs = 60_000;
+  /** the answer's renewAfter as a share of the lifetime (the server's renewal window opening); none when undefined */
+  renewAfterFraction: number | undefined;
   serialSeq = 0;
   readonly enrollCalls: { at: number; via: EnrollVia; token: string }[] = [];
   readonly renewCalls: { at: number; via: string; serial: string }[] = [];
@@ -56,7 +58,8 @@ export class FakeTransport implements DeviceTransport {
 
   issue(deviceId: string): IssuedCert {
     const now = this.clock.now();
-    return { deviceId, serial: `s${++this.serialSeq}`, certificatePem: '', chainPem: [], notBefore: now, notAfter: now + this.lifetimeMs };
+    const issued: IssuedCert = { deviceId, serial: `s${++this.serialSeq}`, certificatePem: '', chainPem: [], notBefore: now, notAfter: now + this.lifetimeMs };
+    return this.renewAfterFraction === undefined ? issued : { ...issued, renewAfter: now + this.lifetimeMs * this.renewAfterFraction };
   }
 
   async enroll(via: EnrollVia, deviceId: string, token: string, _csr: Csr, _key: KeyObject): Promise<IssuedCert> {
@@ -80,6 +83,13 @@ export class FakeTransport implements DeviceTransport {
     const session = new FakeSession(creds.serial, handlers);
     this.sessions.push(session);
     return session;
+  }
+
+  /** serials whose TLS material the device released, in order */
+  readonly released: string[] = [];
+
+  release(creds: DeviceCredentials): void {
+    this.released.push(creds.serial);
   }
 
   get liveSession(): FakeSession | undefined {

@@ -6,8 +6,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from '@jest/globals';
 import {
-  buildCsr, certificatesFromPkcs7, children, decodeOid, integer, issuedFromEst, oid, pemToDer, readNode, splitPem,
+  buildCsr, certificatesFromPkcs7, children, createCredentialContexts, decodeOid, integer, issuedFromEst, oid, pemToDer, readNode, splitPem,
 } from '@enrolld/device-sim';
+import type { DeviceCredentials } from '@enrolld/device-sim';
 
 const dir = mkdtempSync(join(tmpdir(), 'sim-crypto-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -84,5 +85,47 @@ describe('EST PKCS#7 certs-only reader', () => {
     const other = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     const der = readFileSync(join(dir, 'certs.p7'));
     expect(() => issuedFromEst(der.toString('base64'), 'sensor-7', other.privateKey)).toThrow(/no certificate for our key/);
+  });
+});
+
+describe('TLS context per certificate', () => {
+  it('is built once per certificate, closed at once when released, and built anew if that certificate is used again', () => {
+    const caKey = join(dir, 'ctx-ca.key');
+    const caPem = join(dir, 'ctx-ca.pem');
+    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', caPem, '-subj', '/CN=Ctx CA', '-days', '1');
+    const ca = readFileSync(caPem, 'utf8');
+    const contexts = createCredentialContexts({ ca, sendChain: true });
+    const creds = (n: number): DeviceCredentials => {
+      const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      writeFileSync(join(dir, 'ctx-leaf.key'), privateKey.export({ type: 'pkcs8', format: 'pem' }));
+      openssl('req', '-new', '-key', join(dir, 'ctx-leaf.key'), '-out', join(dir, 'ctx-leaf.csr'), '-subj', `/CN=dev-${n}`);
+      openssl('x509', '-req', '-in', join(dir, 'ctx-leaf.csr'), '-CA', caPem, '-CAkey', caKey, '-CAcreateserial', '-out', join(dir, 'ctx-leaf.pem'), '-days', '1');
+      const pem = readFileSync(join(dir, 'ctx-leaf.pem'), 'utf8');
+      return { deviceId: `dev-${n}`, serial: `${n}`, certificatePem: pem, chainPem: [ca], notBefore: 0, notAfter: 1, privateKey };
+    };
+    // one device rotating 20 times: each certificate used, then released when its successor is in use
+    let current = creds(0);
+    const closed: number[] = [];
+    for (let i = 1; i <= 20; i++) {
+      const ctx = contexts(current);
+      expect(contexts(current)).toBe(ctx);
+      const native = (ctx as unknown as { context: { close(): void } }).context;
+      const close = native.close.bind(native);
+      native.close = () => (closed.push(i), close());
+      const next = creds(i);
+      contexts(next);
+      contexts.release(current);
+      expect(closed).toHaveLength(i);
+      current = next;
+    }
+    // held: the current certificate's context only, however many rotations
+    expect(contexts.held()).toBe(1);
+    contexts.release(current);
+    contexts.release(current);
+    expect(contexts.held()).toBe(0);
+    // a released certificate presented again gets a working context of its own
+    const again = contexts(current);
+    expect((again as unknown as { context: unknown }).context).not.toBeNull();
+    expect(contexts.held()).toBe(1);
   });
 });

@@ -162,6 +162,60 @@ describe('device: renewal', () => {
     expect(Math.max(...renewAt) - Math.min(...renewAt)).toBeGreaterThan(0.08);
   });
 
+  it("honours the server's renewAfter: never before it, spread over the first quarter of the window, after each renewal too", async () => {
+    const firstAt: number[] = [];
+    for (let seed = 1; seed <= 40; seed++) {
+      const { clock, transport, device } = setup({ telemetryIntervalMs: 0 }, seed);
+      // a window that opens at 0.8 of the lifetime: later than the device's own 2/3 ± 1/12
+      transport.renewAfterFraction = 0.8;
+      const t0 = clock.now();
+      await device.start();
+      await clock.advance(47_900);
+      expect(transport.renewCalls).toHaveLength(0);
+      await clock.advance(60_000 - 47_900);
+      expect(transport.renewCalls).toHaveLength(1);
+      firstAt.push((transport.renewCalls[0]!.at - t0) / 60_000);
+      // the successor's window is its own: 0.8 of its lifetime after it was issued
+      const issuedAt = transport.renewCalls[0]!.at;
+      await clock.advance(issuedAt + 47_900 - clock.now());
+      expect(transport.renewCalls).toHaveLength(1);
+      await clock.advance(51_000 - 47_900);
+      expect(transport.renewCalls).toHaveLength(2);
+      const f = (transport.renewCalls[1]!.at - issuedAt) / 60_000;
+      expect(f).toBeGreaterThanOrEqual(0.8);
+      expect(f).toBeLessThanOrEqual(0.85 + 1e-9);
+      expect(device.state).toBe('online');
+    }
+    for (const f of firstAt) {
+      expect(f).toBeGreaterThanOrEqual(0.8);
+      // the window is [0.8, 1] of the lifetime: its first quarter ends at 0.85
+      expect(f).toBeLessThanOrEqual(0.85 + 1e-9);
+    }
+    expect(Math.max(...firstAt) - Math.min(...firstAt)).toBeGreaterThan(0.03);
+  });
+
+  it("releases each superseded certificate's TLS material once its probe has an answer, and the rest when it stops", async () => {
+    const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, probeOldCertAfterMs: 500 });
+    const refused = new SimError('connect-connack-5', 'not authorized', { revoked: true, retryable: false });
+    transport.connectVerdict = (serial) => (serial === device.credentials?.serial ? 'accept' : refused);
+    await device.start();
+    await clock.advance(10 * 60_000);
+    expect(device.rotations).toBeGreaterThanOrEqual(12);
+    expect(ofType('old-cert-probe')).toHaveLength(device.rotations);
+    // held: the current certificate only (a probe at most 500 ms old aside), however many rotations
+    expect(transport.released).toEqual(device.serials.slice(0, -1));
+    await device.stop();
+    expect(transport.released).toEqual(device.serials);
+  });
+
+  it('without probes, releases the superseded certificate at the rotation', async () => {
+    const { clock, transport, device } = setup({ telemetryIntervalMs: 0 });
+    await device.start();
+    await clock.advance(5 * 60_000);
+    expect(device.rotations).toBeGreaterThanOrEqual(6);
+    expect(transport.released).toEqual(device.serials.slice(0, -1));
+  });
+
   it('renews on a rotation hint, within the hint jitter', async () => {
     const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, hintJitterMs: 1_000 });
     await device.start();

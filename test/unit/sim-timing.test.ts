@@ -43,6 +43,28 @@ describe('renewal time', () => {
     );
   });
 
+  it("with the server's renewAfter: never before it, within the first quarter of the window, and never after expiry minus the lead", () => {
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 10_000, max: 400 * 86_400_000 }),
+        fc.double({ min: 0, max: 0.9, noNaN: true }),
+        fc.double({ min: 0, max: 1, maxExcluded: true, noNaN: true }),
+        (lifetime, windowAt, r) => {
+          const nb = 1_000_000;
+          const renewAfter = nb + lifetime * windowAt;
+          const at = renewalTime(nb, nb + lifetime, nb, DEFAULT_RENEWAL, () => r, renewAfter);
+          const latest = nb + lifetime - Math.max(DEFAULT_RENEWAL.minLeadMs, lifetime * 0.05);
+          return at <= latest && at <= renewAfter + (nb + lifetime - renewAfter) / 4 + 1e-6 && (at >= renewAfter - 1e-6 || at === latest);
+        },
+      ),
+    );
+  });
+
+  it('ignores a renewAfter outside the validity period', () => {
+    expect(renewalTime(0, 60_000, 0, DEFAULT_RENEWAL, () => 0.5, 90_000)).toBe(40_000);
+    expect(renewalTime(0, 60_000, 0, DEFAULT_RENEWAL, () => 0.5, -1)).toBe(40_000);
+  });
+
   it('renews at once when already past the point, but not before now', () => {
     const at = renewalTime(0, 60_000, 55_000, DEFAULT_RENEWAL, () => 0.5);
     expect(at).toBe(55_000);
