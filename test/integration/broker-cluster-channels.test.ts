@@ -4,28 +4,26 @@
 // KILL) degrades cross-node delivery for a moment and never admission; ioredis reconnects and re-subscribes with no
 // restart. Losing the control channel or the persistence still refuses CONNECTs (CONNACK 3 `cluster-bus-down`) until
 // the node has resynced.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import type { PublishPacket } from 'aedes';
 import { CONNACK } from '@enrolld/protocol';
 import { capturedLogger } from '../support/captured-logger.js';
-import { createTestDatabase, type TestDatabase } from '../support/pg.js';
-import { startTestRedisServer, type TestRedisServer } from '../support/redis-server.js';
-import { createTestPki, type DeviceCert, type TestPki } from '../support/test-pki.js';
+import type { TestDatabase } from '../support/pg.js';
+import type { TestRedisServer } from '../support/redis-server.js';
+import type { TestPki } from '../support/test-pki.js';
 import {
   clusterPrefixFor,
   connectDevice,
   type ConnectOutcome,
   endClient,
   metricValue,
-  mustConnectDevice,
-  recordedDevice,
   report,
-  revocationServiceFor,
   startTestBroker,
   type TestBroker,
 } from '../support/broker-harness.js';
+import { clusterSuite } from '../support/cluster-suite.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** The Redis clients of the bus with this connection name (`enrolld-broker-<role>`), from CLIENT LIST. */
@@ -44,36 +42,18 @@ async function killBusClients(admin: Redis, role: string): Promise<number> {
 }
 
 describe('broker cluster: control and data channels', () => {
+  const suite = clusterSuite({ ownRedis: true });
+  const { running, clients, newDevice, connected } = suite;
   let db: TestDatabase;
   let pki: TestPki;
   let redis: TestRedisServer;
   let admin: Redis;
-  const running: TestBroker[] = [];
-  const clients: MqttClient[] = [];
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    pki = await createTestPki();
-    await revocationServiceFor(db.pool, pki).ensureCrlCurrent();
-    redis = await startTestRedisServer();
+  beforeAll(() => {
+    ({ db, pki, redis } = suite);
     admin = new Redis(redis.url, { maxRetriesPerRequest: null });
   });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => endClient(c)));
-    await Promise.all(running.splice(0).map((b) => b.stop()));
-  });
-  afterAll(async () => {
-    admin?.disconnect();
-    await redis?.stop();
-    await db?.drop();
-  });
+  afterAll(() => admin?.disconnect());
 
-  const newDevice = (prefix: string): Promise<DeviceCert> => recordedDevice(db.pool, pki, prefix);
-  async function connected(node: TestBroker, device: DeviceCert, options: { clean?: boolean } = {}): Promise<MqttClient> {
-    const client = await mustConnectDevice(node.port, pki, device, options);
-    clients.push(client);
-    return client;
-  }
   const busUp = (node: TestBroker, channel: string) => metricValue(node.registry, 'enrolld_broker_cluster_bus_up', { channel });
   const busLosses = (node: TestBroker, channel: string) => metricValue(node.registry, 'enrolld_broker_cluster_bus_losses_total', { channel });
   const busDown = (node: TestBroker) => metricValue(node.registry, 'enrolld_broker_connect_refusals_total', { reason: 'cluster-bus-down' });

@@ -3,19 +3,15 @@
 // node has resynced after it came back, every CONNECT gets CONNACK 3 `cluster-bus-down`, counted and logged once; a
 // revocation committed meanwhile is purged from the shared persistence before anyone is admitted again; no restart.
 // And a broker stops promptly with its Redis gone.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { Redis } from 'ioredis';
-import type { MqttClient } from 'mqtt';
 import { capturedLogger } from '../support/captured-logger.js';
-import { createTestDatabase, type TestDatabase } from '../support/pg.js';
-import { startTestRedisServer, type TestRedisServer } from '../support/redis-server.js';
-import { createTestPki, type DeviceCert, type TestPki } from '../support/test-pki.js';
+import type { TestDatabase } from '../support/pg.js';
+import type { TestRedisServer } from '../support/redis-server.js';
+import type { TestPki } from '../support/test-pki.js';
 import {
   clusterPrefixFor,
   connectDevice,
-  type ConnectOptions,
-  mustConnectDevice,
-  recordedDevice,
   endClient,
   metricValue,
   raceTimeout,
@@ -26,37 +22,18 @@ import {
 import { CONNACK, problemType, routes } from '@enrolld/protocol';
 import { httpsRequest } from '../support/http.js';
 import { startTestServer } from '../support/server-harness.js';
+import { clusterSuite } from '../support/cluster-suite.js';
 import { waitFor } from '../support/wait-for.js';
 
 describe('broker cluster: a node that loses its Redis', () => {
+  const suite = clusterSuite({ ownRedis: true });
+  const { running, newDevice, connected } = suite;
   let db: TestDatabase;
   let pki: TestPki;
   let redis: TestRedisServer;
-  const running: TestBroker[] = [];
-  const clients: MqttClient[] = [];
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    pki = await createTestPki();
-    await revocationServiceFor(db.pool, pki).ensureCrlCurrent();
-    redis = await startTestRedisServer();
+  beforeAll(() => {
+    ({ db, pki, redis } = suite);
   });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => endClient(c)));
-    await Promise.all(running.splice(0).map((b) => b.stop()));
-  });
-  afterAll(async () => {
-    await redis?.stop();
-    await db?.drop();
-  });
-
-  const newDevice = (prefix: string): Promise<DeviceCert> => recordedDevice(db.pool, pki, prefix);
-
-  async function connected(node: TestBroker, device: DeviceCert, options: ConnectOptions = {}): Promise<MqttClient> {
-    const client = await mustConnectDevice(node.port, pki, device, options);
-    clients.push(client);
-    return client;
-  }
 
   const refusals = (node: TestBroker, reason: string) => metricValue(node.registry, 'enrolld_broker_connect_refusals_total', { reason });
 

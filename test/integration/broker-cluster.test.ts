@@ -1,19 +1,16 @@
 // A broker cluster on Redis (docs/architecture.md §6, "Broker cluster"): two broker instances over one Postgres and one
 // Redis, real mTLS MQTT clients. Each test names its own cluster prefix, so clusters of other tests sharing this Redis
 // never see its channels or keys.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from '@jest/globals';
+import { beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
 import type { PublishPacket } from 'aedes';
-import { createTestDatabase, type TestDatabase } from '../support/pg.js';
-import { createTestPki, deviceIdFor, type DeviceCert, type TestPki } from '../support/test-pki.js';
+import type { TestDatabase } from '../support/pg.js';
+import { deviceIdFor, type DeviceCert, type TestPki } from '../support/test-pki.js';
 import {
   clusterPrefixFor,
   connectDevice,
-  type ConnectOptions,
-  mustConnectDevice,
-  recordedDevice,
   dropClusterKeys,
   endClient,
   metricValue,
@@ -25,27 +22,17 @@ import {
   type TestBroker,
 } from '../support/broker-harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
+import { clusterSuite } from '../support/cluster-suite.js';
 import { waitFor } from '../support/wait-for.js';
 
 describe('broker cluster on Redis', () => {
+  const prefixes: string[] = [];
+  const suite = clusterSuite({ afterEach: () => Promise.all(prefixes.splice(0).map((p) => dropClusterKeys(p))) });
+  const { running, clients, newDevice, connected } = suite;
   let db: TestDatabase;
   let pki: TestPki;
-  const running: TestBroker[] = [];
-  const clients: MqttClient[] = [];
-  const prefixes: string[] = [];
-
-  beforeAll(async () => {
-    db = await createTestDatabase();
-    pki = await createTestPki();
-    await revocationServiceFor(db.pool, pki).ensureCrlCurrent();
-  });
-  afterEach(async () => {
-    await Promise.all(clients.splice(0).map((c) => endClient(c)));
-    await Promise.all(running.splice(0).map((b) => b.stop()));
-    await Promise.all(prefixes.splice(0).map((p) => dropClusterKeys(p)));
-  });
-  afterAll(async () => {
-    await db?.drop();
+  beforeAll(() => {
+    ({ db, pki } = suite);
   });
 
   async function cluster(name: string): Promise<[TestBroker, TestBroker]> {
@@ -54,14 +41,6 @@ describe('broker cluster on Redis', () => {
     const nodes = await Promise.all([1, 2].map(() => startTestBroker(db.url, db.pool, pki, { cluster: { prefix } })));
     running.push(...nodes);
     return nodes as [TestBroker, TestBroker];
-  }
-
-  const newDevice = (prefix: string): Promise<DeviceCert> => recordedDevice(db.pool, pki, prefix);
-
-  async function connected(node: TestBroker, device: DeviceCert, options: ConnectOptions = {}): Promise<MqttClient> {
-    const client = await mustConnectDevice(node.port, pki, device, options);
-    clients.push(client);
-    return client;
   }
 
   /** A server-side listener on one node's emitter: what a service on that node would receive. */
