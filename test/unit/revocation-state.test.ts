@@ -70,4 +70,17 @@ describe('revocation state', () => {
     state.markSynced();
     expect(state.status()).toEqual({ known: true });
   });
+
+  it('a compaction forgets a covered serial the snapshot no longer lists, keeps later ones, and adds what is new', () => {
+    const { state } = setup();
+    const row = (serial: string, seq: number) => ({ serial, deviceId: `d${seq}`, environment: 'default', seq, reasonCode: 1, revokedAt: new Date() });
+    state.load({ revoked: [row('1a01', 1), row('1a02', 2)], lastSeq: 2 });
+    state.apply([{ serial: '1a04', seq: 4 }]); // heard before the snapshot below was read
+    // The snapshot covers seqs up to 3: 1a01's certificate expired for over a day, 1a03 is new.
+    expect(state.compact({ revoked: [row('1a02', 2), row('1a03', 3)], lastSeq: 3 })).toEqual({ fresh: ['1a03'], dropped: 1 });
+    expect(['1a01', '1a02', '1a03', '1a04'].map((s) => state.isRevoked(s))).toEqual([false, true, true, true]);
+    expect(state.revocationOf('1a02')).toBe(1);
+    expect(state.lastSeq()).toBe(3);
+    expect(state.size()).toBe(3);
+  });
 });

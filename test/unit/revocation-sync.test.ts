@@ -14,7 +14,7 @@ import { createMemoryRevocationStore } from '../support/fakes/revocation.js';
 
 const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
 
-async function setup() {
+async function setup(options: { compactIntervalMs?: number } = {}) {
   const clock = createManualClock();
   const tables = createMemoryTables(clock);
   const store = createMemoryRevocationStore(tables);
@@ -45,15 +45,16 @@ async function setup() {
     resyncIntervalMs: 3600_000, // the test triggers every resync itself
     onRevoked: (notices) => cut.push(...notices),
     onCrl: () => undefined,
+    compactIntervalMs: options.compactIntervalMs,
   });
 
   /** An issued certificate of a new device, revoked in the store; returns the revocation as the feed would carry it. */
-  async function revokeNew(): Promise<RevokedCertificate> {
+  async function revokeNew(lifetimeMs = 3600_000): Promise<RevokedCertificate> {
     const deviceId = newDeviceId('sync');
     const tokenHash = hashSecret(deviceId);
     await tokens.createTokens([{ kind: 'device', deviceId, tokenHash, expiresAt: new Date(clock.now().getTime() + 3600_000), profile: 'device' }], 'unit');
     const csr = sha256(deviceId);
-    const begun = await enrollment.begin({ tokenHash, csrSha256: csr, retryWindowSeconds: 60, inFlightSeconds: 0, buildIntent: (g) => intentFor(g, csr) });
+    const begun = await enrollment.begin({ tokenHash, csrSha256: csr, retryWindowSeconds: 60, inFlightSeconds: 0, buildIntent: (g) => intentFor(g, csr, { lifetimeMs }) });
     if (begun.outcome !== 'begun') throw new Error(begun.outcome);
     await enrollment.complete(begun.intent.serial, Buffer.from('signed'));
     const outcome = await store.revokeDevice(deviceId, { reasonCode: 1, actor: 'unit' });
@@ -126,6 +127,24 @@ describe('revocation sync', () => {
     t.setFailing(false);
     await t.sync.syncNow();
     expect(t.state.status()).toEqual({ known: true });
+    await t.sync.stop();
+  });
+
+  it('compacts against a snapshot every compactIntervalMs: the serial of a certificate expired for over a day is forgotten, a live one stays', async () => {
+    const t = await setup({ compactIntervalMs: 3600_000 });
+    const expired = await t.revokeNew(3600_000);
+    await t.sync.start();
+    expect(t.state.isRevoked(expired.serial)).toBe(true);
+    t.clock.advance(26 * 3600_000); // the first certificate (1 h) is now expired for more than a day
+    const live = await t.revokeNew(30 * 3600_000);
+    await t.notify(live);
+    expect(t.state.size()).toBe(2);
+    await t.sync.syncNow();
+    expect(t.state.isRevoked(expired.serial)).toBe(false);
+    expect(t.state.isRevoked(live.serial)).toBe(true);
+    expect(t.state.size()).toBe(1);
+    expect(t.state.status()).toEqual({ known: true });
+    expect(t.cut.filter((n) => n.serial === live.serial)).toHaveLength(1); // cut once, not again by the compaction
     await t.sync.stop();
   });
 });

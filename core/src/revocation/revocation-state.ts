@@ -21,6 +21,13 @@ export interface RevocationState {
   lastSeq(): number;
   /** Replaces everything with a full snapshot; returns the serials not known before. */
   load(snapshot: RevocationSnapshot): string[];
+  /**
+   * Forgets what a newer snapshot no longer holds: a serial it covers (seq up to its lastSeq) that it does not list
+   * belongs to a certificate expired for more than a day (RevocationStore.snapshot), which admission refuses as expired
+   * anyway. Later serials stay. So memory follows the live certificates, not the revocation history (every renewal
+   * revokes its predecessor). Returns the serials new to this state, and how many were dropped.
+   */
+  compact(snapshot: RevocationSnapshot): { fresh: string[]; dropped: number };
   /** Adds revocations (from NOTIFY or a resync); returns the serials that are new. */
   apply(revoked: Array<Pick<RevokedCertificate, 'serial' | 'seq'> & Partial<Pick<RevokedCertificate, 'reasonCode'>>>, options?: { advanceSeq?: boolean }): string[];
   /** Records a successful resync that found nothing new. */
@@ -31,16 +38,16 @@ export interface RevocationState {
 }
 
 export function createRevocationState(options: RevocationStateOptions): RevocationState {
-  /** serial → RFC 5280 §5.3.1 reason code */
-  const revoked = new Map<string, number>();
+  /** serial → RFC 5280 §5.3.1 reason code, and the revocation's seq (0 when the event did not carry one) */
+  const revoked = new Map<string, { reasonCode: number; seq: number }>();
   let seq = 0;
   let loaded = false;
   let lastSyncAt = -Infinity;
   let unknownReason = 'revocation state not loaded yet';
 
-  function add(serial: string, reasonCode: number | undefined, fresh: string[]): void {
+  function add(serial: string, reasonCode: number | undefined, revocationSeq: number | undefined, fresh: string[]): void {
     if (!revoked.has(serial)) {
-      revoked.set(serial, reasonCode ?? REVOCATION_REASONS.unspecified);
+      revoked.set(serial, { reasonCode: reasonCode ?? REVOCATION_REASONS.unspecified, seq: revocationSeq ?? 0 });
       fresh.push(serial);
     }
   }
@@ -58,7 +65,7 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
       return revoked.has(serial);
     },
     revocationOf(serial) {
-      return revoked.get(serial);
+      return revoked.get(serial)?.reasonCode;
     },
     lastSeq() {
       return seq;
@@ -67,7 +74,7 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
       const fresh: string[] = [];
       // A full load never forgets a serial we already saw revoked: revocation is permanent (RFC 5280 §3.3 certificateHold
       // is not offered), and dropping one would re-admit a cert until the next load.
-      for (const r of snapshot.revoked) add(r.serial, r.reasonCode, fresh);
+      for (const r of snapshot.revoked) add(r.serial, r.reasonCode, r.seq, fresh);
       seq = Math.max(seq, snapshot.lastSeq);
       loaded = true;
       lastSyncAt = options.clock.now().getTime();
@@ -76,12 +83,28 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
     apply(items, applyOptions = {}) {
       const fresh: string[] = [];
       for (const r of items) {
-        add(r.serial, r.reasonCode, fresh);
+        add(r.serial, r.reasonCode, r.seq, fresh);
         // NOTIFY can arrive out of order with a resync; only a contiguous resync advances the seq (advanceSeq),
         // so an event for seq 9 never makes us skip a lost seq 8.
         if (applyOptions.advanceSeq && r.seq > seq) seq = r.seq;
       }
       return fresh;
+    },
+    compact(snapshot) {
+      const listed = new Set(snapshot.revoked.map((r) => r.serial));
+      let dropped = 0;
+      // A serial without a seq (0) is covered by every snapshot: the store gives every revocation one.
+      for (const [serial, entry] of revoked) {
+        if (entry.seq <= snapshot.lastSeq && !listed.has(serial)) {
+          revoked.delete(serial);
+          dropped++;
+        }
+      }
+      const fresh: string[] = [];
+      for (const r of snapshot.revoked) add(r.serial, r.reasonCode, r.seq, fresh);
+      seq = Math.max(seq, snapshot.lastSeq);
+      lastSyncAt = options.clock.now().getTime();
+      return { fresh, dropped };
     },
     markSynced(lastSeq) {
       if (lastSeq !== undefined && lastSeq > seq) seq = lastSeq;

@@ -10,7 +10,7 @@
 import type { RegistryFeed, RegistryStore } from '../admission/ports.js';
 import type { AdmissionRegistry } from '../admission/registry.js';
 import type { Clock } from '../clock.js';
-import type { RevocationStore, StoredCrl } from './ports.js';
+import type { RevocationSnapshot, RevocationStore, StoredCrl } from './ports.js';
 import type { RevocationState } from './revocation-state.js';
 
 export interface RevokedNotice {
@@ -47,12 +47,16 @@ export interface RevocationSyncDeps {
   onRevoked(notices: RevokedNotice[]): void;
   /** A newer CRL than the one in use; without it no CRL is read. */
   onCrl?: ((crl: StoredCrl) => void) | undefined;
+  /** How often a fresh snapshot replaces what expired certificates left in the state (default an hour). */
+  compactIntervalMs?: number | undefined;
 }
 
 /** Resync page size, for revocations and issuance alike. */
 const PAGE = 5000;
 /** How often expired devices are dropped from the registry. */
 const PRUNE_INTERVAL_MS = 60_000;
+/** How often the revocation state is compacted against a snapshot: one bulk read of the unexpired revocations. */
+const COMPACT_INTERVAL_MS = 3600_000;
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
@@ -62,6 +66,8 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
   const { store, feed, state, logger } = deps;
   const follower = deps.registry;
   let prunedAt = deps.clock.now().getTime();
+  let compactedAt = prunedAt;
+  const compactIntervalMs = deps.compactIntervalMs ?? COMPACT_INTERVAL_MS;
   let timer: NodeJS.Timeout | undefined;
   let running = false;
   let syncing: Promise<void> | undefined;
@@ -92,6 +98,14 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
     }
   }
 
+  /** Cuts the sessions of serials first learned from a snapshot (they may belong to sessions admitted before). */
+  function cutFresh(snapshot: RevocationSnapshot, fresh: Set<string>): void {
+    const notices = snapshot.revoked
+      .filter((r) => fresh.has(r.serial))
+      .map((r) => ({ serial: r.serial, deviceId: r.deviceId, reasonCode: r.reasonCode, atMs: r.revokedAt.getTime() }));
+    if (notices.length > 0) deps.onRevoked(notices);
+  }
+
   async function syncOnce(): Promise<void> {
     try {
       if (!loaded) {
@@ -102,10 +116,7 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
         loaded = true;
         logger.info({ revoked: state.size(), lastSeq: state.lastSeq(), devices: follower?.registry.size() }, 'revocation state loaded');
         // Serials we first learn from a snapshot may belong to sessions admitted before (a reload after an outage).
-        const notices = snapshot.revoked
-          .filter((r) => fresh.has(r.serial))
-          .map((r) => ({ serial: r.serial, deviceId: r.deviceId, reasonCode: r.reasonCode, atMs: r.revokedAt.getTime() }));
-        if (notices.length > 0) deps.onRevoked(notices);
+        cutFresh(snapshot, fresh);
       } else {
         // Pages until caught up; seqs are handed out in commit order, so "> lastSeq" cannot skip a late commit.
         if (follower) await catchUpIssued(follower);
@@ -121,6 +132,14 @@ export function createRevocationSync(deps: RevocationSyncDeps) {
             deps.onRevoked(notices);
           }
           if (page.length < PAGE) break;
+        }
+        const now = deps.clock.now().getTime();
+        if (now - compactedAt >= compactIntervalMs) {
+          compactedAt = now;
+          const snapshot = await store.snapshot();
+          const { fresh, dropped } = state.compact(snapshot);
+          if (dropped > 0) logger.info({ dropped, revoked: state.size() }, 'revocation state compacted: serials of certificates expired for more than a day forgotten');
+          cutFresh(snapshot, new Set(fresh));
         }
         state.markSynced();
       }
