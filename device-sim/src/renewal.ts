@@ -1,6 +1,7 @@
 // When a device renews: once the server's renewal window opens (the `renewAfter` of the enroll/renew answer,
-// protocol/src/schemas.ts), spread over the first quarter of that window so a fleet issued at once does not renew at once
-// and three quarters of it are left for retries; without that hint (EST answers carry none) at about 2/3 of the lifetime
+// protocol/src/schemas.ts), spread over the first half of that window so a fleet issued at once does not renew at once
+// (as widely as the own 2/3 ± 1/12 rule spreads it with the default window of a third) and the other half is left for
+// retries; without that hint (EST answers carry none) at about 2/3 of the lifetime
 // ± 1/12 (docs/architecture.md). Never later than a safety lead before expiry.
 import type { Rng } from './rng.js';
 
@@ -14,13 +15,13 @@ export interface RenewalPolicy {
 }
 
 /** The share of the server's renewal window, from its opening, over which renewals are spread. */
-const WINDOW_SHARE = 1 / 4;
+const WINDOW_SHARE = 1 / 2;
 
 export const DEFAULT_RENEWAL: RenewalPolicy = { fraction: 2 / 3, jitterFraction: 1 / 12, minLeadMs: 2_000 };
 
 /**
  * Absolute time (ms) at which to renew a certificate valid over [notBefore, notAfter]. `renewAfter` (ms), when the server
- * named one inside the validity period: never before it, uniform over the first quarter of [renewAfter, notAfter].
+ * named one inside the validity period: never before it, uniform over the first half of [renewAfter, notAfter].
  */
 export function renewalTime(notBefore: number, notAfter: number, now: number, policy: RenewalPolicy, rng: Rng, renewAfter?: number): number {
   const lifetime = Math.max(0, notAfter - notBefore);
