@@ -23,7 +23,7 @@ import {
   startTestBroker,
   type TestBroker,
 } from '../support/broker-harness.js';
-import { clusterSuite } from '../support/cluster-suite.js';
+import { clusterSuite, listen } from '../support/cluster-suite.js';
 import { waitFor } from '../support/wait-for.js';
 
 /** The Redis clients of the bus with this connection name (`enrolld-broker-<role>`), from CLIENT LIST. */
@@ -59,16 +59,6 @@ describe('broker cluster: control and data channels', () => {
   const busDown = (node: TestBroker) => metricValue(node.registry, 'enrolld_broker_connect_refusals_total', { reason: 'cluster-bus-down' });
   const closed = (client: MqttClient) => new Promise<void>((resolve) => client.once('close', () => resolve()));
 
-  /** A service on the node: a server-side listener on its emitter. */
-  function listen(node: TestBroker, topic: string): Promise<{ received: PublishPacket[] }> {
-    const received: PublishPacket[] = [];
-    return new Promise((resolve) => {
-      node.broker.aedes()!.subscribe(topic, (packet: PublishPacket, done: () => void) => {
-        received.push(packet);
-        done();
-      }, () => resolve({ received }));
-    });
-  }
 
   /** Cross-node delivery after a loss: node 1's data subscriber is back with its pattern, and a message gets through. */
   async function deliveryResumes(node1: TestBroker, node2: TestBroker, listener: { received: PublishPacket[] }, payload: string): Promise<void> {

@@ -5,7 +5,6 @@ import { beforeAll, describe, expect, it } from '@jest/globals';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { MqttClient } from 'mqtt';
-import type { PublishPacket } from 'aedes';
 import type { TestDatabase } from '../support/pg.js';
 import { deviceIdFor, type DeviceCert, type TestPki } from '../support/test-pki.js';
 import {
@@ -22,7 +21,7 @@ import {
   type TestBroker,
 } from '../support/broker-harness.js';
 import { startTcpProxy } from '../support/tcp-proxy.js';
-import { clusterSuite } from '../support/cluster-suite.js';
+import { clusterSuite, listen } from '../support/cluster-suite.js';
 import { waitFor } from '../support/wait-for.js';
 
 describe('broker cluster on Redis', () => {
@@ -43,16 +42,6 @@ describe('broker cluster on Redis', () => {
     return nodes as [TestBroker, TestBroker];
   }
 
-  /** A server-side listener on one node's emitter: what a service on that node would receive. */
-  function listen(node: TestBroker, topic: string): Promise<{ received: PublishPacket[] }> {
-    const received: PublishPacket[] = [];
-    return new Promise((resolve) => {
-      node.broker.aedes()!.subscribe(topic, (packet: PublishPacket, done: () => void) => {
-        received.push(packet);
-        done();
-      }, () => resolve({ received }));
-    });
-  }
 
   const publish = (client: MqttClient, topic: string, payload: string, options: { qos?: 0 | 1; retain?: boolean } = {}) =>
     new Promise<void>((resolve, reject) => client.publish(topic, payload, { qos: options.qos ?? 1, retain: options.retain ?? false }, (error) => (error ? reject(error) : resolve())));

@@ -3,6 +3,7 @@
 // started, all stopped after each test. Call it inside `describe`: it registers the hooks. `db`, `pki` and `redis` are
 // set once the suite's first hook has run.
 import { afterAll, afterEach, beforeAll } from '@jest/globals';
+import type { PublishPacket } from 'aedes';
 import type { MqttClient } from 'mqtt';
 import { endClient, mustConnectDevice, recordedDevice, revocationServiceFor, type ConnectOptions, type TestBroker } from './broker-harness.js';
 import { createTestDatabase, type TestDatabase } from './pg.js';
@@ -52,4 +53,15 @@ export function clusterSuite(options: { ownRedis?: boolean; afterEach?: () => Pr
     await suite.db?.drop();
   });
   return suite;
+}
+
+/** A service on a node: a server-side listener on its emitter, receiving what a subscriber there would. */
+export function listen(node: TestBroker, topic: string): Promise<{ received: PublishPacket[] }> {
+  const received: PublishPacket[] = [];
+  return new Promise((resolve) => {
+    node.broker.aedes()!.subscribe(topic, (packet: PublishPacket, done: () => void) => {
+      received.push(packet);
+      done();
+    }, () => resolve({ received }));
+  });
 }
