@@ -36,12 +36,23 @@ describe('FLT: Postgres frozen (SIGSTOP) under `enrolld up`', () => {
 
   it('answers 503 + Retry-After within the bound on every database route, keeps serving the others, and recovers', async () => {
     const auth = { authorization: `Bearer ${server.adminToken}` };
-    const devices = await Promise.all(
-      Array.from({ length: 4 }, async () => {
-        const deviceId = uniqueDeviceId();
-        return { deviceId, token: await server.createToken(deviceId), csr: (await makeCsr({ cn: deviceId })).pem };
-      }),
-    );
+    // Setup runs under the same tight bounds, on a machine the other suites keep busy: a new connection to a Postgres
+    // that has just started can take longer than CHECKOUT_MS. The 503 then says "retry after", and setup does, as any
+    // client would; only the answers during the freeze are under test.
+    await waitFor(async () => (await httpsRequest(server.apiUrl + routes.readyz, server.rootPem)).status === 200, 20_000, 'readyz before the freeze', 100);
+    const createToken = async (deviceId: string): Promise<string> => {
+      for (let attempt = 1; ; attempt++) {
+        const res = await postJson(server.apiUrl + routes.adminTokens, server.rootPem, { deviceId }, auth);
+        if (res.status === 201) return res.json<{ token: string }[]>()[0]!.token;
+        if (res.status !== 503 || attempt === 5) throw new Error(`token create failed: ${res.status} ${res.text}`);
+        await new Promise((resolve) => setTimeout(resolve, Number(res.headers['retry-after'] ?? 1) * 1000));
+      }
+    };
+    const devices: Array<{ deviceId: string; token: string; csr: string }> = [];
+    for (let i = 0; i < 4; i++) {
+      const deviceId = uniqueDeviceId();
+      devices.push({ deviceId, token: await createToken(deviceId), csr: (await makeCsr({ cn: deviceId })).pem });
+    }
     // Warm connections in both pools, so the freeze meets open connections (query timeout) as well as new ones (checkout).
     await Promise.all(Array.from({ length: 6 }, () => httpsRequest(server.apiUrl + routes.readyz, server.rootPem)));
     await postJson(server.apiUrl + routes.adminRevokeDevice('nobody-yet'), server.rootPem, {}, auth);
