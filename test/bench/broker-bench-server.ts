@@ -6,7 +6,10 @@
 //   BENCH_MODE=stock-aedes  the usual way to put aedes behind mTLS, as a reference: Aedes defaults,
 //                           getPeerCertificate() + a revoked-serial Set in authenticate, TLS defaults (tickets on)
 // Prints {"port":N} when listening; on SIGUSR2 forces a GC (run with --expose-gc) and prints memory; exits on SIGTERM.
-import { readFileSync } from 'node:fs';
+// BENCH_CPU_PROFILE=<file>: a V8 CPU profile (open it in Chrome DevTools) from listening until SIGTERM, to see where a
+// CONNECT's JavaScript time goes (`--cpu-prof` is not allowed in NODE_OPTIONS).
+import { readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import { Aedes } from 'aedes';
@@ -91,12 +94,26 @@ if (mode === 'enrolld') {
   process.stdout.write(`${JSON.stringify({ port: (server.address() as { port: number }).port })}\n`);
 }
 
+const profileFile = process.env.BENCH_CPU_PROFILE;
+const profiler = profileFile ? new Session() : undefined;
+if (profiler) {
+  profiler.connect();
+  await profiler.post('Profiler.setSamplingInterval', { interval: 250 });
+  await profiler.post('Profiler.enable');
+  await profiler.post('Profiler.start');
+}
+
 process.on('SIGUSR2', () => {
   (globalThis as { gc?: () => void }).gc?.();
   const m = process.memoryUsage();
   process.stdout.write(`${JSON.stringify({ memory: { rss: m.rss, heapUsed: m.heapUsed, external: m.external, connected: connected() } })}\n`);
 });
 process.once('SIGTERM', () => {
-  void stop().finally(() => process.exit(0));
+  const saveProfile = async () => {
+    if (!profiler || !profileFile) return;
+    const { profile } = await profiler.post('Profiler.stop');
+    writeFileSync(profileFile, JSON.stringify(profile));
+  };
+  void saveProfile().then(stop).finally(() => process.exit(0));
 });
 setTimeout(() => process.exit(3), 20 * 60_000).unref(); // hard lifetime bound
