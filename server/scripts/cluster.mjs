@@ -2,10 +2,10 @@
 // Redis cluster over one Postgres. The first API creates the CA in ENROLLD_HOME (once); the others start after it is ready.
 // Env: DATABASE_URL (required), REDIS_URL, ENROLLD_HOME (default ./.enrolld-cluster), CLUSTER_HTTPS_PORTS (8443,8444),
 // CLUSTER_MQTTS_PORTS (8883,8884), CLUSTER_BROKER_HTTP_PORTS (each broker's /healthz, /readyz and /metrics: 9883,9884, or
-// free ports when CLUSTER_MQTTS_PORTS is set; each broker prints its own). One API per CLUSTER_HTTPS_PORTS entry, one broker
+// free ports when CLUSTER_MQTTS_PORTS is set; the line below prints them). One API per CLUSTER_HTTPS_PORTS entry, one broker
 // per CLUSTER_MQTTS_PORTS entry. Ctrl-C (or SIGTERM) stops every process (each gets SIGINT, its orderly stop). A process
 // that exits takes the others down, unless CLUSTER_ON_EXIT=keep: then the rest keep running (the simulator's node-kill
-// storm SIGKILLs one broker on purpose). Once every API answers /readyz and every broker listens, one line
+// storm SIGKILLs one broker on purpose). Once every API and every broker answers /readyz, one line
 // `cluster ready {json}` names each process's role, pid and port, for a program that drives the cluster (device-sim
 // `--spawn-cluster`, which sets CLUSTER_HAPROXY=off).
 // HAProxy in front, when `haproxy` is on PATH and CLUSTER_HAPROXY is not `off`: deploy/haproxy.cfg itself, its addresses
@@ -31,8 +31,10 @@ const httpsPorts = ports('CLUSTER_HTTPS_PORTS', '8443,8444');
 const mqttsPorts = ports('CLUSTER_MQTTS_PORTS', '8883,8884');
 const haproxy = haproxyPlan();
 const brokerHttpPorts = ports('CLUSTER_BROKER_HTTP_PORTS', process.env.CLUSTER_MQTTS_PORTS ? mqttsPorts.map(() => 0).join(',') : '9883,9884');
-// HAProxy checks each broker's /readyz on a port it must know: pick free ones instead of letting each broker choose.
-if (haproxy) for (const [i, port] of brokerHttpPorts.entries()) if (port === 0) brokerHttpPorts[i] = await freePort();
+// This script and HAProxy check each broker's /readyz on a port they must know: pick free ones instead of letting each
+// broker choose.
+for (let i = 0; i < mqttsPorts.length; i++) if (!brokerHttpPorts[i]) brokerHttpPorts[i] = await freePort();
+brokerHttpPorts.length = mqttsPorts.length;
 const keepOnExit = process.env.CLUSTER_ON_EXIT === 'keep';
 const base = { ...process.env, ENROLLD_HOME: home, BROKER_CLUSTER: 'redis' };
 
@@ -44,21 +46,16 @@ const brokerOpenssl = `--openssl-config=${path.join(root, 'deploy/openssl-broker
 function start(name, role, env, port) {
   const args = role === 'broker' && base.BROKER_SESSION_TICKETS !== 'on' ? [brokerOpenssl, bin, role] : [bin, role];
   const child = spawn(process.execPath, args, { env: { ...base, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let listening;
-  const listens = new Promise((resolve) => (listening = resolve));
   for (const stream of [child.stdout, child.stderr]) {
     stream.on('data', (chunk) => {
-      for (const line of chunk.toString().split('\n').filter(Boolean)) {
-        if (line.includes('"MQTT broker listening (mTLS)"')) listening();
-        process.stdout.write(`${name.padEnd(8)} ${line}\n`);
-      }
+      for (const line of chunk.toString().split('\n').filter(Boolean)) process.stdout.write(`${name.padEnd(8)} ${line}\n`);
     });
   }
   child.on('exit', (code, signal) => {
     process.stdout.write(`${name.padEnd(8)} exited (${signal ?? code})\n`);
     if (!stopping && !(keepOnExit && children.some((c) => running(c.child)))) stop(1);
   });
-  children.push({ name, role, port, child, listens });
+  children.push({ name, role, port, child });
   return child;
 }
 
@@ -168,10 +165,10 @@ async function brokerReady(port) {
 start('api-1', 'api', { HTTPS_PORT: String(httpsPorts[0]) }, httpsPorts[0]);
 await ready(httpsPorts[0]);
 httpsPorts.slice(1).forEach((port, i) => start(`api-${i + 2}`, 'api', { HTTPS_PORT: String(port) }, port));
-mqttsPorts.forEach((port, i) => start(`broker-${i + 1}`, 'broker', { MQTTS_PORT: String(port), BROKER_HTTP_PORT: String(brokerHttpPorts[i] ?? 0) }, port));
+mqttsPorts.forEach((port, i) => start(`broker-${i + 1}`, 'broker', { MQTTS_PORT: String(port), BROKER_HTTP_PORT: String(brokerHttpPorts[i]) }, port));
 process.stdout.write(
   `cluster: API on https://localhost:{${httpsPorts.join(',')}}, brokers on mqtts://localhost:{${mqttsPorts.join(',')}} ` +
-    `with /healthz, /readyz, /metrics on http://localhost:{${mqttsPorts.map((_, i) => brokerHttpPorts[i] || 'any').join(',')}}, ENROLLD_HOME=${home}\n`,
+    `with /healthz, /readyz, /metrics on http://localhost:{${brokerHttpPorts.join(',')}}, ENROLLD_HOME=${home}\n`,
 );
 if (haproxy) {
   // HAProxy counts a server up until its first check fails: start it once every API and broker is ready, so it never
@@ -180,6 +177,7 @@ if (haproxy) {
   startHaproxy();
   process.stdout.write(`cluster: HAProxy in front: https://localhost:${haproxy.https} (APIs), mqtts://localhost:${haproxy.mqtts} (brokers, TLS passthrough)\n`);
 }
-await Promise.all([...httpsPorts.slice(1).map((port) => ready(port)), ...children.filter((c) => c.role === 'broker').map((c) => c.listens)]);
+// Readiness from each process's /readyz, not from its log lines: LOG_LEVEL=warn prints none of them.
+await Promise.all([...httpsPorts.slice(1).map((port) => ready(port)), ...brokerHttpPorts.map((port) => brokerReady(port))]);
 const status = { home, processes: children.map(({ name, role, port, child }) => ({ name, role, port, pid: child.pid })) };
 process.stdout.write(`cluster ready ${JSON.stringify(status)}\n`);
