@@ -54,6 +54,21 @@ export interface Counters {
   commands: number;
 }
 
+/** An old certificate the broker let in after its successor connected (see Recorder.probeAdmissions). */
+export interface ProbeAdmission {
+  deviceId: string;
+  /** the old certificate */
+  serial: string;
+  /** seconds since the start of the run, when the probe series ended */
+  t: number;
+  /** probes that got CONNACK 0 */
+  acceptedAttempts: number;
+  /** when a later probe was refused, ms after the successor's CONNACK; null when none was within the bound */
+  refusedAfterMs: number | null;
+}
+
+const MAX_PROBE_ADMISSIONS = 50;
+
 export class Recorder {
   readonly t0: number;
   readonly latencies = Object.fromEntries(LATENCIES.map((n) => [n, new Samples()])) as Record<LatencyName, Samples>;
@@ -65,6 +80,8 @@ export class Recorder {
     renewals: 0, renewFailures: 0, retryAfterWaits: 0, revokedStops: 0, oldCertProbes: 0, oldCertAccepted: 0, oldCertLateRefusals: 0, commands: 0,
     expectedRefusals: 0,
   };
+  /** Old certificates a probe got in with (accepted at the bound, or refused only later): which device, to find it in the server log. */
+  readonly probeAdmissions: ProbeAdmission[] = [];
   readonly samples: TimelineSample[] = [];
   private readonly bins = new Map<string, TimelineMark>();
   private readonly phases: TimelineMark[] = [];
@@ -153,6 +170,9 @@ export class Recorder {
         c.oldCertProbes++;
         if (e.refusedAfterMs !== undefined) this.latencies.supersede.add(e.refusedAfterMs);
         if (!e.accepted && e.acceptedAttempts > 0) c.oldCertLateRefusals++;
+        if ((e.accepted || e.acceptedAttempts > 0) && this.probeAdmissions.length < MAX_PROBE_ADMISSIONS) {
+          this.probeAdmissions.push({ deviceId: e.deviceId, serial: e.serial, t: Math.round(this.elapsed(e.at) * 10) / 10, acceptedAttempts: e.acceptedAttempts, refusedAfterMs: e.refusedAfterMs ?? null });
+        }
         if (e.accepted) {
           c.oldCertAccepted++;
           this.error('old-cert-accepted');

@@ -190,6 +190,11 @@ export function renderHtml(report: RunReport): string {
   const errors = report.errors.length
     ? report.errors.map((e) => `<tr><td><code>${esc(e.kind)}</code></td><td>${e.count}</td></tr>`).join('')
     : '<tr><td colspan="2">none</td></tr>';
+  const probeAdmissions = report.probeAdmissions.length
+    ? `<h2>Old certificates let in after their successor</h2><div class="card"><table><tr><th>device</th><th>old serial</th><th>t (s)</th><th>accepted</th><th>refused after</th></tr>${report.probeAdmissions
+        .map((a) => `<tr class="bad"><td><code>${esc(a.deviceId)}</code></td><td><code>${esc(a.serial)}</code></td><td>${a.t}</td><td>${a.acceptedAttempts}</td><td>${a.refusedAfterMs === null ? 'not within the bound' : `${a.refusedAfterMs} ms`}</td></tr>`)
+        .join('')}</table></div>`
+    : '';
   const figures = Object.entries(report.figures)
     .map(([k, v]) => `<tr><td>${esc(k)}</td><td>${esc(typeof v === 'number' ? fmt(v) : v)}</td></tr>`)
     .join('');
@@ -229,6 +234,7 @@ code{font-size:12px}
 <div><h2>Latency (ms)</h2><div class="card"><table><tr><th></th><th>n</th><th>p50</th><th>p95</th><th>p99</th><th>max</th></tr>${latency}</table></div></div>
 <div><h2>Errors by kind</h2><div class="card"><table><tr><th>kind</th><th>count</th></tr>${errors}</table></div></div>
 </div>
+${probeAdmissions}
 <div class="cols">
 <div><h2>Figures</h2><div class="card"><table>${figures}</table></div></div>
 <div><h2>Configuration</h2><div class="card"><table>${config}</table></div></div>

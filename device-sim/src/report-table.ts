@@ -46,6 +46,14 @@ export function renderTables(report: RunReport): string {
   if (report.errors.length === 0) errors.push(['(none)', 0]);
   out.push(errors.toString());
 
+  if (report.probeAdmissions.length > 0) {
+    const admitted = new Table({ head: ['old certificate let in after its successor', 'serial', 't (s)', 'accepted', 'refused after'], ...style });
+    for (const a of report.probeAdmissions) {
+      admitted.push([a.deviceId, a.serial, a.t, a.acceptedAttempts, a.refusedAfterMs === null ? 'not within the bound' : `${a.refusedAfterMs} ms`]);
+    }
+    out.push(admitted.toString());
+  }
+
   const lat = new Table({ head: ['latency ms', 'n', 'p50', 'p95', 'p99', 'max'], ...style });
   for (const name of LATENCIES) {
     const s = report.latencyMs[name];

@@ -1,6 +1,6 @@
 // The run report: one JSON-serialisable object, rendered as a terminal table, a JSON file and an HTML page.
 import type { Fleet, FleetCounts } from './fleet.js';
-import type { Counters, LatencyName, TimelineMark, TimelineSample } from './recorder.js';
+import type { Counters, LatencyName, ProbeAdmission, TimelineMark, TimelineSample } from './recorder.js';
 import type { Summary } from './stats.js';
 
 export interface Check {
@@ -23,6 +23,8 @@ export interface RunReport {
   stopReasons: Record<string, number>;
   transports: { enroll: Record<string, number>; renew: Record<string, number>; renewTrigger: Record<string, number> };
   errors: Array<{ kind: string; count: number }>;
+  /** each old certificate a probe got in with, at most 50 */
+  probeAdmissions: ProbeAdmission[];
   latencyMs: Record<LatencyName, Summary>;
   figures: Record<string, number | string>;
   memory: { devices: number; rssKiBPerDevice: number; heapKiBPerDevice: number; peakRssMiB: number; baselineRssMiB: number };
@@ -55,6 +57,7 @@ export function buildReport(args: {
     stopReasons: Object.fromEntries(r.stopReasons),
     transports: { enroll: Object.fromEntries(r.enrollVia), renew: Object.fromEntries(r.renewVia), renewTrigger: Object.fromEntries(r.renewTrigger) },
     errors: [...r.errors.entries()].map(([kind, count]) => ({ kind, count })).sort((a, b) => b.count - a.count),
+    probeAdmissions: [...r.probeAdmissions],
     latencyMs: r.latencySummaries(),
     figures: args.figures,
     memory: {

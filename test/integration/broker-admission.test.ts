@@ -77,13 +77,16 @@ describe('admission from the registry (broker alone)', () => {
     const successorUp = await probe(broker.port, deviceCreds(pki, successor), deviceId);
     const after = await probe(broker.port, deviceCreds(pki, predecessor), deviceId);
     const { rows } = await db.pool.query<{ revoked_at: Date | null }>('SELECT revoked_at FROM certificates WHERE serial = $1', [predecessor.serial]);
-    const event = logLines.find((l) => l.deviceId === deviceId && l.serial === predecessor.serial);
+    const event = logLines.find((l) => l.deviceId === deviceId && l.serial === predecessor.serial && l.reason !== undefined);
+    // The one admission of the predecessor while a successor existed is logged, naming both.
+    const overlap = logLines.filter((l) => l.deviceId === deviceId && l.msg === 'predecessor admitted (rotation overlap)');
     report('ADM-overlap-ends', refusalOf(during) === 'connack 0' && refusalOf(after) === 'connack 5', {
       during: refusalOf(during), successor: refusalOf(successorUp), after: refusalOf(after), reason: event?.reason ?? null,
     });
     expect([refusalOf(during), refusalOf(successorUp), refusalOf(after)]).toEqual(['connack 0', 'connack 0', 'connack 5']);
     expect(rows[0]?.revoked_at).toBeNull();
     expect(event).toEqual(expect.objectContaining({ reason: 'superseded', serial: predecessor.serial }));
+    expect(overlap).toEqual([expect.objectContaining({ serial: predecessor.serial, currentSerial: successor.serial })]);
   });
 
   it('a revoked certificate is refused with CONNACK 5 and logged as "revoked certificate attempted connection"', async () => {

@@ -2,6 +2,7 @@
 // certificate and, during the rotation overlap, its predecessor; everything else of ours is refused with a reason.
 // Events arrive in any order and any number of times.
 import { describe, expect, it } from '@jest/globals';
+import fc from 'fast-check';
 import { REVOCATION_REASONS } from '@enrolld/protocol';
 import { createAdmissionRegistry } from '@enrolld/core/admission/registry.js';
 
@@ -22,6 +23,8 @@ describe('admission registry', () => {
     registry.issued({ serial: '0a02', deviceId: 'dev-1', seq: 2, notAfterMs: LATER, predecessorSerial: '0a01' });
     expect(registry.admit('0a01', 'dev-1', NOW)).toEqual({ ok: true });
     expect(registry.admit('0a02', 'dev-1', NOW)).toEqual({ ok: true });
+    expect(registry.currentOf('dev-1')).toBe('0a02');
+    expect(registry.currentOf('dev-unknown')).toBeUndefined();
     registry.issued({ serial: '0a03', deviceId: 'dev-1', seq: 3, notAfterMs: LATER, predecessorSerial: '0a02' });
     expect(registry.admit('0a01', 'dev-1', NOW)).toEqual({ ok: false, reason: 'not-current' });
     expect(registry.admit('0a02', 'dev-1', NOW)).toEqual({ ok: true });
@@ -118,5 +121,102 @@ describe('admission registry', () => {
     expect(registry.prune(NOW + 1)).toBe(1);
     expect(registry.admit('2000', 'dev-8', NOW + 1)).toEqual({ ok: false, reason: 'unknown' });
     expect(registry.size()).toBe(1);
+  });
+
+  it('a successor numbered before its in-process predecessor stays current: the lineage decides, not the order', () => {
+    // enrolld up: 0g02 and 0g03 were heard in-process (no seq yet); a lookup then brings 0g03 with its seq before the
+    // NOTIFY numbers 0g02. Ranked by order alone, the unnumbered 0g02 outranked it, and 0g03, already admitted, was dropped.
+    const { registry } = setup();
+    registry.issued({ serial: '0g01', deviceId: 'dev-10', seq: 1, notAfterMs: LATER });
+    registry.issued({ serial: '0g02', deviceId: 'dev-10', notAfterMs: LATER, predecessorSerial: '0g01' });
+    registry.issued({ serial: '0g03', deviceId: 'dev-10', notAfterMs: LATER, predecessorSerial: '0g02' });
+    registry.successorAdmitted('0g03', 'dev-10');
+    registry.issued({ serial: '0g03', deviceId: 'dev-10', seq: 3, notAfterMs: LATER, predecessorSerial: '0g02' });
+    expect(registry.currentOf('dev-10')).toBe('0g03');
+    expect(registry.admit('0g03', 'dev-10', NOW)).toEqual({ ok: true });
+    expect(registry.admit('0g02', 'dev-10', NOW)).toEqual({ ok: false, reason: 'superseded' });
+  });
+
+  it('a predecessor first heard after its successor was admitted is refused as superseded', () => {
+    // Its issue event was lost; the successor came alone (NOTIFY) and was admitted. A probe with the predecessor then
+    // makes a lookup bring it back, as the successor's predecessor, unrevoked while the supersede is in its batch.
+    const { registry } = setup();
+    registry.issued({ serial: '0h03', deviceId: 'dev-11', seq: 3, notAfterMs: LATER, predecessorSerial: '0h02' });
+    registry.successorAdmitted('0h03', 'dev-11');
+    registry.issued({ serial: '0h03', deviceId: 'dev-11', seq: 3, notAfterMs: LATER, predecessorSerial: '0h02' });
+    registry.issued({ serial: '0h02', deviceId: 'dev-11', seq: 2, notAfterMs: LATER, predecessorSerial: '0h01' });
+    expect(registry.admit('0h02', 'dev-11', NOW)).toEqual({ ok: false, reason: 'superseded' });
+    expect(registry.admit('0h03', 'dev-11', NOW)).toEqual({ ok: true });
+  });
+
+  it('in any order of events, a certificate older than one admitted is never admitted again, and the newest is always admissible', () => {
+    // One device renews again and again. Its events reach the registry the ways a broker hears them: in-process at once
+    // (enrolld up) or not at all (a broker process of its own), by NOTIFY in commit order (delayed, or lost with the
+    // connection), by resync pages, and by lookups whose read and merge are apart. Supersedes commit later, in batches.
+    const ACTIONS = ['issue', 'notify', 'notify', 'lose', 'connect', 'commit', 'revocation', 'resync', 'probe', 'probe', 'lookup-read', 'lookup-merge'] as const;
+    type Cert = { serial: string; seq: number; predecessorSerial?: string; revoked: boolean };
+    const property = fc.property(fc.boolean(), fc.array(fc.tuple(fc.constantFrom(...ACTIONS), fc.nat()), { minLength: 20, maxLength: 60 }), (inProcess, steps) => {
+      const revocations = new Map<string, number>();
+      const registry = createAdmissionRegistry({ revocationOf: (serial) => revocations.get(serial) });
+      const event = (c: Cert, numbered = true) => ({ serial: c.serial, deviceId: 'd', notAfterMs: LATER, predecessorSerial: c.predecessorSerial, ...(numbered ? { seq: c.seq } : {}) });
+      const stored: Cert[] = [{ serial: 'c1', seq: 1, revoked: false }];
+      registry.load({ lastSeq: 1, certificates: [{ ...event(stored[0]!), seq: 1, revoked: false }] });
+      const notifies: Cert[] = [];
+      const revocationNotifies: string[] = [];
+      const supersedes: string[] = [];
+      const lookups: Cert[][] = [];
+      let newestAdmittedSeq = 0;
+      // The store's answer to a lookup: the newest unrevoked certificate and its predecessor while unrevoked.
+      const storeCurrent = (): Cert[] => {
+        const live = stored.filter((c) => !c.revoked).sort((a, b) => b.seq - a.seq);
+        const predecessor = live.find((c) => c.serial === live[0]?.predecessorSerial);
+        return live[0] ? [live[0], ...(predecessor ? [predecessor] : [])].map((c) => ({ ...c })) : [];
+      };
+      const merge = (rows: Cert[]) => { for (const row of rows) if (!row.revoked) registry.issued(event(row)); };
+      const admitOrLookUp = (serial: string) => {
+        const first = registry.admit(serial, 'd', NOW);
+        if (first.ok || (first.reason !== 'unknown' && first.reason !== 'not-current')) return first;
+        merge(storeCurrent());
+        return registry.admit(serial, 'd', NOW);
+      };
+      for (const [action, n] of steps) {
+        const newest = stored.at(-1)!;
+        if (action === 'issue' && stored.length < 8) {
+          const c: Cert = { serial: `c${stored.length + 1}`, seq: newest.seq + 1, predecessorSerial: newest.serial, revoked: false };
+          stored.push(c);
+          if (inProcess) registry.issued(event(c, false));
+          notifies.push(c);
+        } else if ((action === 'notify' || action === 'lose') && notifies.length > 0) {
+          const c = notifies.shift()!;
+          if (action === 'notify') registry.issued(event(c), { advanceSeq: c.seq === registry.lastSeq() + 1 });
+        } else if (action === 'connect') {
+          expect({ connect: newest.serial, decision: admitOrLookUp(newest.serial) }).toEqual({ connect: newest.serial, decision: { ok: true } });
+          registry.successorAdmitted(newest.serial, 'd');
+          newestAdmittedSeq = newest.seq;
+          if (newest.predecessorSerial) supersedes.push(newest.predecessorSerial);
+        } else if (action === 'commit' && supersedes.length > 0) {
+          const serial = supersedes.shift();
+          const c = stored.find((x) => x.serial === serial)!;
+          if (!c.revoked) revocationNotifies.push(c.serial);
+          c.revoked = true;
+        } else if (action === 'revocation' && revocationNotifies.length > 0) {
+          const serial = revocationNotifies.shift()!;
+          revocations.set(serial, REVOCATION_REASONS.superseded);
+          registry.revoked(serial, 'd');
+        } else if (action === 'resync') {
+          for (const c of stored) if (c.seq > registry.lastSeq()) registry.issued(event(c), { advanceSeq: true });
+        } else if (action === 'lookup-read') {
+          lookups.push(storeCurrent());
+        } else if (action === 'lookup-merge' && lookups.length > 0) {
+          merge(lookups.shift()!);
+        } else if (action === 'probe') {
+          const older = stored.filter((c) => c.seq < newestAdmittedSeq);
+          if (older.length === 0) continue;
+          const victim = older[n % older.length]!;
+          expect({ probe: victim.serial, ok: admitOrLookUp(victim.serial).ok }).toEqual({ probe: victim.serial, ok: false });
+        }
+      }
+    });
+    fc.assert(property, { numRuns: 10_000 });
   });
 });

@@ -63,6 +63,7 @@ describe('scenarios against the fake stack', () => {
     const { report } = await runScenario(opts({ scenario: 'rotation-wave', devices: 8, renewVia: 'mix', maxLifetimeMs: 10_000 }), quiet);
     expect(report.checks.filter((c) => !c.ok)).toEqual([]);
     expect(report.counts.rotated).toBe(8);
+    expect(report.probeAdmissions).toEqual([]);
   });
 
   it('rotation-wave fails (exit non-zero) when the server still accepts the old cert', async () => {
@@ -71,6 +72,13 @@ describe('scenarios against the fake stack', () => {
     expect(report.passed).toBe(false);
     expect(report.checks.find((c) => c.name.startsWith('no old cert accepted'))?.ok).toBe(false);
     expect(report.counters.oldCertAccepted).toBe(4);
+    // Each one is named, so it can be found in the server's log.
+    expect(report.probeAdmissions).toHaveLength(4);
+    expect(new Set(report.probeAdmissions.map((a) => a.deviceId)).size).toBe(4);
+    for (const a of report.probeAdmissions) {
+      expect(a.refusedAfterMs).toBeNull();
+      expect(a.acceptedAttempts).toBeGreaterThanOrEqual(1);
+    }
   });
 
   it('revoke-mid-session: K of N cut, measured from the device side', async () => {

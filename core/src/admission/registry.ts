@@ -3,9 +3,10 @@
 // unrevoked certificate that is no longer current (an older sibling) is refused too. Memory grows with live devices
 // (at most two entries each), not with issuance or revocation history; every operation is O(1) per event.
 //
-// Events arrive from several paths (in-process, NOTIFY, resync, a lookup) in any order and any number of times; the
-// entry with the highest issue seq is current, and an in-process event (no seq yet) is newer than any numbered one,
-// because it was heard the moment it committed. Applying an event twice changes nothing.
+// Events arrive from several paths (in-process, NOTIFY, resync, a lookup) in any order and any number of times. The
+// current entry is the newest one that no other held entry renews: lineage first, then the highest issue seq, where an
+// in-process event (no seq yet) is newer than any numbered one, because it was heard the moment it committed. Applying an
+// event twice changes nothing.
 import { REVOCATION_REASONS } from '@enrolld/protocol';
 import type { IssuedCertificateEvent, RegistrySnapshot } from './ports.js';
 
@@ -24,8 +25,12 @@ interface Entry {
   heard: number;
   notAfterMs: number;
   predecessorSerial: string | undefined;
-  /** Its successor was admitted on this broker: refused as superseded while the revocation commits. */
-  retired?: true;
+  /**
+   * Admitted on this broker as its device's current certificate: the overlap is over, and the predecessor is refused as
+   * superseded while its revocation commits. Kept on the current entry, not on the predecessor's, because the predecessor
+   * may be dropped and heard again (a lookup, a resync page) before its revocation arrives, and must stay refused.
+   */
+  admitted?: true;
 }
 
 export interface AdmissionRegistry {
@@ -37,6 +42,8 @@ export interface AdmissionRegistry {
    * here, before the supersede that this first connect triggers commits (docs/architecture.md §8).
    */
   successorAdmitted(serial: string, deviceId: string): void;
+  /** The device's current certificate, if the registry holds the device. */
+  currentOf(deviceId: string): string | undefined;
   /** A revocation: the serial stops being admitted (a predecessor left behind becomes current). */
   revoked(serial: string, deviceId: string): void;
   /** Merges a full snapshot (never forgets a newer event heard meanwhile). */
@@ -60,15 +67,22 @@ export function createAdmissionRegistry(deps: AdmissionRegistryDeps): AdmissionR
   let seq = 0;
   let heard = 0;
 
-  /** Keeps the newest entry and, if held, the one it renews. */
+  /**
+   * Keeps the current entry and, if held, the one it renews. The current one is the newest that no other held entry
+   * renews: the lineage decides before the order, because the order can be wrong for a while. A successor may get its seq
+   * (from a lookup or a resync page) before its predecessor, heard in-process, gets its own; the unnumbered predecessor
+   * would then outrank it, and the successor, already admitted, would be dropped.
+   */
   function settle(deviceId: string, entries: Entry[]): void {
-    if (entries.length === 0) {
+    const renewed = new Set(entries.map((e) => e.predecessorSerial));
+    let current: Entry | undefined;
+    for (const e of entries) if (!renewed.has(e.serial) && (current === undefined || order(e) > order(current))) current = e;
+    if (current === undefined) {
       devices.delete(deviceId);
       return;
     }
-    entries.sort((a, b) => order(b) - order(a));
-    const current = entries[0]!;
-    const predecessor = current.predecessorSerial === undefined ? undefined : entries.find((e) => e.serial === current.predecessorSerial);
+    const predecessorSerial = current.predecessorSerial;
+    const predecessor = predecessorSerial === undefined ? undefined : entries.find((e) => e.serial === predecessorSerial);
     devices.set(deviceId, predecessor ? [current, predecessor] : [current]);
   }
 
@@ -91,8 +105,8 @@ export function createAdmissionRegistry(deps: AdmissionRegistryDeps): AdmissionR
       if (reasonCode !== undefined) return { ok: false, reason: reasonCode === SUPERSEDED ? 'superseded' : 'revoked' };
       const entries = devices.get(deviceId);
       const entry = entries?.find((e) => e.serial === serial);
-      if (!entry) return { ok: false, reason: entries ? 'not-current' : 'unknown' };
-      if (entry.retired) return { ok: false, reason: 'superseded' };
+      if (!entries || !entry) return { ok: false, reason: entries ? 'not-current' : 'unknown' };
+      if (entry !== entries[0] && entries[0]!.admitted) return { ok: false, reason: 'superseded' };
       // RFC 5280 §4.1.2.5: notAfter is inclusive.
       if (nowMs > entry.notAfterMs) return { ok: false, reason: 'expired' };
       return { ok: true };
@@ -102,10 +116,10 @@ export function createAdmissionRegistry(deps: AdmissionRegistryDeps): AdmissionR
       if (options.advanceSeq && event.seq !== undefined && event.seq > seq) seq = event.seq;
     },
     successorAdmitted(serial, deviceId) {
-      const entries = devices.get(deviceId);
-      const [current, predecessor] = entries ?? [];
-      if (current?.serial === serial && predecessor !== undefined) predecessor.retired = true;
+      const current = devices.get(deviceId)?.[0];
+      if (current?.serial === serial) current.admitted = true;
     },
+    currentOf: (deviceId) => devices.get(deviceId)?.[0]?.serial,
     revoked(serial, deviceId) {
       const entries = devices.get(deviceId);
       if (!entries?.some((e) => e.serial === serial)) return;

@@ -25,7 +25,7 @@ import type { ProfileAcls } from '@enrolld/core/acl/profile-acls.js';
 
 export interface AdmissionDeps {
   state: Pick<RevocationState, 'status'>;
-  registry: Pick<AdmissionRegistry, 'admit' | 'successorAdmitted'>;
+  registry: Pick<AdmissionRegistry, 'admit' | 'successorAdmitted' | 'currentOf'>;
   lookup: RegistryLookup;
   identities: PeerIdentityReader;
   sessions: Pick<SessionIndex, 'admit'>;
@@ -125,7 +125,7 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     done(authError(CONNACK.notAuthorized, `not authorized: ${reason}`), false);
   }
 
-  function finish(client: Client, done: Done, identity: PeerIdentity, decision: RegistryDecision): void {
+  function finish(client: Client, done: Done, identity: PeerIdentity, decision: RegistryDecision, via: 'registry' | 'lookup'): void {
     if (!decision.ok) return refuseCertificate(client, done, decision.reason, identity);
     // The profile named in the certificate, at its current version, and of the certificate's kind.
     const profile = deps.acls.get(identity.profile);
@@ -143,6 +143,12 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     // that closed meanwhile is not admitted. Its close has been handled, so a session indexed now would never be removed
     // (the serial would count as connected, and the expiry timer would hold the client until notAfter).
     if (client.closed || client.conn.destroyed) return done(authError(CONNACK.serverUnavailable, 'connection closed during admission'), false);
+    // A predecessor admitted during the rotation overlap (a device that reconnects between renewing and switching): rare,
+    // and the line that explains an old certificate seen after its successor connected.
+    const current = registry.currentOf(identity.deviceId);
+    if (current !== identity.serial) {
+      log.info({ deviceId: identity.deviceId, serial: identity.serial, currentSerial: current, via }, 'predecessor admitted (rotation overlap)');
+    }
     // The rotation overlap ends with this session (docs/architecture.md §8): the predecessor is refused here at once,
     // not only when its supersede has committed.
     registry.successorAdmitted(identity.serial, identity.deviceId);
@@ -198,13 +204,13 @@ export function createAdmission(deps: AdmissionDeps): Pick<Required<AedesOptions
     }
     if (now < identity.notBefore || timeFault) return refuseCertificate(client, done, 'not-yet-valid', identity);
     const decision = registry.admit(identity.serial, identity.deviceId, now);
-    if (decision.ok || (decision.reason !== 'unknown' && decision.reason !== 'not-current')) return finish(client, done, identity, decision);
+    if (decision.ok || (decision.reason !== 'unknown' && decision.reason !== 'not-current')) return finish(client, done, identity, decision, 'registry');
     // Not in the registry: perhaps committed a moment ago on another process, its NOTIFY still on the way.
     lookup.refresh(identity.deviceId, identity.serial).then((outcome) => {
       if (outcome === 'unavailable') {
         return refuse(client, done, CONNACK.serverUnavailable, 'registry-lookup-unavailable', fields, 'refusing CONNECT: certificate not in the registry and the store could not be asked');
       }
-      finish(client, done, identity, registry.admit(identity.serial, identity.deviceId, clock.now().getTime()));
+      finish(client, done, identity, registry.admit(identity.serial, identity.deviceId, clock.now().getTime()), 'lookup');
     }, (error: unknown) => {
       log.error({ err: error, ...fields }, 'registry lookup failed');
       refuse(client, done, CONNACK.serverUnavailable, 'registry-lookup-unavailable', fields, 'refusing CONNECT: registry lookup failed');
