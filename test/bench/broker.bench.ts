@@ -20,7 +20,12 @@ const INFLIGHT = 50;
 // Which phases to run (default all); and, for experiments only, extra environment for OUR broker process, e.g.
 // BENCH_ENROLLD_ENV=MALLOC_MMAP_THRESHOLD_=16384. Lines measured with it carry "env"; the defaults are what ships.
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'connect,idle,revoke').split(','));
-const ENROLLD_ENV = Object.fromEntries((process.env.BENCH_ENROLLD_ENV ?? '').split(',').filter(Boolean).map((kv) => kv.split('=') as [string, string]));
+// Split at the first `=` only: a value may hold one (NODE_OPTIONS=--max-semi-space-size=32).
+const ENROLLD_ENV = Object.fromEntries((process.env.BENCH_ENROLLD_ENV ?? '').split(',').filter(Boolean).map((kv) => {
+  const at = kv.indexOf('=');
+  if (at <= 0) throw new Error(`BENCH_ENROLLD_ENV: "${kv}" is not NAME=value`);
+  return [kv.slice(0, at), kv.slice(at + 1)];
+}));
 const ENV_NOTE = Object.keys(ENROLLD_ENV).length > 0 ? { env: process.env.BENCH_ENROLLD_ENV } : {};
 
 // This process is the load generator: CPU 1. Children are started under `taskset -c 0`.
