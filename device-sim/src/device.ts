@@ -277,6 +277,9 @@ export class Device {
       this.connects++;
       this.lastConnectAt = this.deps.clock.now();
       this.emit({ type: 'connected', latencyMs: this.lastConnectAt - t0, reconnect, serial: creds.serial, ...(session.broker ? { broker: session.broker } : {}) });
+      // A connect begun before a renewal finished came up with the old certificate. The device holds a newer one, so it
+      // moves to it now; only that connection ends the old one's overlap, so the probe waits for it.
+      if (creds !== this.credentials) return this.switchToNewCert();
       await this.subscribe(session);
       this.startTelemetry(generation);
       if (this.opts.rotateAfterMs !== undefined && !this.forcedRotationDone) {

@@ -171,7 +171,7 @@ export class Recorder {
         if (e.refusedAfterMs !== undefined) this.latencies.supersede.add(e.refusedAfterMs);
         if (!e.accepted && e.acceptedAttempts > 0) c.oldCertLateRefusals++;
         if ((e.accepted || e.acceptedAttempts > 0) && this.probeAdmissions.length < MAX_PROBE_ADMISSIONS) {
-          this.probeAdmissions.push({ deviceId: e.deviceId, serial: e.serial, t: Math.round(this.elapsed(e.at) * 10) / 10, acceptedAttempts: e.acceptedAttempts, refusedAfterMs: e.refusedAfterMs ?? null });
+          this.probeAdmissions.push({ deviceId: e.deviceId, serial: e.serial, t: Math.round(this.elapsed(e.at) * 10) / 10, acceptedAttempts: e.acceptedAttempts, refusedAfterMs: e.refusedAfterMs === undefined ? null : Math.round(e.refusedAfterMs) });
         }
         if (e.accepted) {
           c.oldCertAccepted++;

@@ -76,8 +76,12 @@ export class FakeTransport implements DeviceTransport {
     return this.issue(creds.deviceId);
   }
 
+  /** while set, a CONNECT waits for it before its verdict (a connect still in flight when something else happens) */
+  hold: Promise<void> | undefined;
+
   async connect(_deviceId: string, creds: DeviceCredentials, handlers: MqttHandlers): Promise<MqttSession> {
     this.connectCalls.push({ at: this.clock.now(), serial: creds.serial });
+    if (this.hold) await this.hold;
     const verdict = this.connectVerdict(creds.serial, this.connectCalls.length - 1);
     if (verdict !== 'accept') throw verdict;
     const session = new FakeSession(creds.serial, handlers);

@@ -255,6 +255,29 @@ describe('device: renewal', () => {
     expect(probe!.refusedAfterMs).toBe(2_500);
   });
 
+  it('a connect begun before a renewal finished comes up with the old cert: the device moves to the new one, and probes only after that', async () => {
+    const { clock, transport, device, ofType } = setup({ telemetryIntervalMs: 0, probeOldCertAfterMs: 500 });
+    // the broker refuses s1 once s2 has connected, as enrolld does
+    transport.connectVerdict = (serial) =>
+      serial === 's1' && transport.connectCalls.some((c) => c.serial === 's2') ? new SimError('connect-connack-5', 'not authorized', { revoked: true, retryable: false }) : 'accept';
+    await device.start();
+    await clock.advance(1_000);
+    let open!: () => void;
+    transport.hold = new Promise<void>((resolve) => (open = resolve));
+    device.dropConnection();
+    await clock.advance(20_000); // the reconnect with s1 starts, and waits
+    expect(transport.connectCalls.at(-1)!.serial).toBe('s1');
+    device.renewNow();
+    await clock.advance(0);
+    expect(device.credentials!.serial).toBe('s2');
+    transport.hold = undefined;
+    open();
+    await clock.advance(5_000);
+    expect(transport.connectCalls.map((c) => c.serial).slice(-2)).toEqual(['s2', 's1']); // the switch, then the probe
+    expect(transport.liveSession!.serial).toBe('s2');
+    expect(ofType('old-cert-probe')).toEqual([expect.objectContaining({ serial: 's1', accepted: false, acceptedAttempts: 0 })]);
+  });
+
   it('gives the old cert a verdict of "accepted" once the bound has passed', async () => {
     const { clock, device, ofType } = setup({ telemetryIntervalMs: 0, rotateAfterMs: 5_000, probeOldCertAfterMs: 500, oldCertBoundMs: 3_000 });
     await device.start();
