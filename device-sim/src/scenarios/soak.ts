@@ -17,6 +17,11 @@ export const soak: Scenario = {
     const off = fleet.onEvent((e) => {
       if (e.type === 'connected' && revoked.has(e.deviceId)) revokeConnects++;
     });
+    const lastConnectError = new Map<string, string>();
+    const offErrors = fleet.onEvent((e) => {
+      if (e.type === 'connected') lastConnectError.delete(e.deviceId);
+      if (e.type === 'connect-failed') lastConnectError.set(e.deviceId, e.kind);
+    });
     // The server's own RSS and CPU, read from its /metrics at every tick (process_* of the server process only: an
     // embedded Postgres is not counted).
     const serverSamples: Array<{ t: number; rssMiB: number; cpuS: number; renewals: number }> = [];
@@ -77,7 +82,13 @@ export const soak: Scenario = {
     ctx.check(`RSS slope ≤ ${ctx.opts.maxRssSlopeMiBPerMin} MiB/min`, rssSlope <= ctx.opts.maxRssSlopeMiBPerMin, `${rssSlope} MiB/min over ${pts.length} samples (heap ${heapSlope} MiB/min)`);
     const eligible = fleet.devices.filter((d) => !revoked.has(d.id));
     const online = eligible.filter((d) => d.online).length;
-    ctx.check('≥ 99% of non-revoked devices online at the end', online >= Math.ceil(eligible.length * 0.99), `${online}/${eligible.length}`);
+    // The ones that are not, by state, and their last connect error: a slow reconnect and a refusal read differently.
+    const offline = eligible.filter((d) => !d.online);
+    const byState = countBy(offline.map((d) => (d.stopped ? `stopped ${d.stopReason}` : d.state)));
+    const lastErrors = countBy(offline.map((d) => lastConnectError.get(d.id) ?? 'none'));
+    ctx.check('≥ 99% of non-revoked devices online at the end', online >= Math.ceil(eligible.length * 0.99),
+      `${online}/${eligible.length}` + (offline.length ? `; offline: ${byState}; last connect error: ${lastErrors}` : ''));
+    offErrors();
     // out = stopped for good; one that expired before it could be refused is out too
     const outDevices = [...revoked].map((id) => fleet.byId.get(id)).filter((d) => d?.stopped);
     const asRevoked = outDevices.filter((d) => d?.stopReason === 'revoked').length;
@@ -105,3 +116,10 @@ export const soak: Scenario = {
       `${c.oldCertProbes} old certs probed, ${c.oldCertAccepted} still accepted at the bound, ${c.oldCertLateRefusals} refused late; refused p50 ${sup.p50.toFixed(0)} ms, p99 ${sup.p99.toFixed(0)} ms after the successor's CONNACK`);
   },
 };
+
+/** "a ×2, b ×1", most frequent first. */
+function countBy(values: string[]): string {
+  const counts = new Map<string, number>();
+  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
+  return [...counts].sort((a, b) => b[1] - a[1]).map(([v, n]) => `${v} ×${n}`).join(', ');
+}
