@@ -42,7 +42,6 @@ describe('broker cluster on Redis', () => {
     return nodes as [TestBroker, TestBroker];
   }
 
-
   const publish = (client: MqttClient, topic: string, payload: string, options: { qos?: 0 | 1; retain?: boolean } = {}) =>
     new Promise<void>((resolve, reject) => client.publish(topic, payload, { qos: options.qos ?? 1, retain: options.retain ?? false }, (error) => (error ? reject(error) : resolve())));
   const subscribe = (client: MqttClient, topic: string) =>
