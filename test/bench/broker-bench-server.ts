@@ -5,9 +5,13 @@
 //                           refusals sent in batches over NOTIFY; BENCH_FLEET_EVENTS=off: without)
 //   BENCH_MODE=stock-aedes  the usual way to put aedes behind mTLS, as a reference: Aedes defaults,
 //                           getPeerCertificate() + a revoked-serial Set in authenticate, TLS defaults (tickets on)
+//   BENCH_MODE=node-tls     the floor under any broker on Node's TLS: our listener's TLS options (no tickets, client
+//                           certificate verified), no MQTT at all: each client's first bytes get a CONNACK 0, its
+//                           DISCONNECT or end closes it. What Node's net/TLS sockets and OpenSSL cost per connection.
 // Prints {"port":N} when listening; on SIGUSR2 forces a GC (run with --expose-gc) and prints memory; exits on SIGTERM.
 // BENCH_CPU_PROFILE=<file>: a V8 CPU profile (open it in Chrome DevTools) from listening until SIGTERM, to see where a
 // CONNECT's JavaScript time goes (`--cpu-prof` is not allowed in NODE_OPTIONS).
+import { constants } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import path from 'node:path';
@@ -71,6 +75,23 @@ if (mode === 'enrolld') {
     await pool.end();
   };
   process.stdout.write(`${JSON.stringify({ port })}\n`);
+} else if (mode === 'node-tls') {
+  const connack = Buffer.from([0x20, 0x02, 0x00, 0x00]);
+  const server = tls.createServer(
+    { key: read('server.key'), cert: read('server-chain.pem'), ca: read('ca-chain.pem'), requestCert: true, rejectUnauthorized: true, noDelay: true, secureOptions: constants.SSL_OP_NO_TICKET },
+    (socket) => {
+      socket.on('error', () => socket.destroy());
+      socket.once('data', () => socket.write(connack));
+      socket.on('end', () => socket.end());
+    },
+  );
+  // As our listener does (tls-listener.ts): the chain may end at the issuing CA, one signature check per handshake.
+  (server as unknown as { _sharedCreds: { context: { setAllowPartialTrustChain(): void } } })._sharedCreds.context.setAllowPartialTrustChain();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  stop = async () => {
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+  };
+  process.stdout.write(`${JSON.stringify({ port: (server.address() as { port: number }).port })}\n`);
 } else {
   const revokedSerials = new Set(['DEADBEEF']);
   const aedes = await Aedes.createBroker({

@@ -2,6 +2,8 @@
 // certificates, the broker pinned to CPU 0 and this load generator to CPU 1.
 // One JSON line per figure: {"metric","value","unit","baseline","ratio"}; ratio > 1 is better than the baseline.
 // Clients send what a real device sends: leaf + issuing CA, with a distinct certificate (and clientId) per device.
+// CONNECT CPU is measured twice per broker process: fresh (after 2 s) and steady (after BENCH_STEADY_WARMUP s more),
+// against Mosquitto, stock aedes and the Node TLS floor (Node's sockets and OpenSSL with no MQTT) in the same run.
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import tls from 'node:tls';
@@ -17,6 +19,9 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const IDLE = Number(process.env.BENCH_IDLE ?? 5000);
 const TRIALS = Number(process.env.BENCH_TRIALS ?? 150);
 const INFLIGHT = 50;
+// After the fresh window, each broker is kept under the same load for this many seconds more, then measured again on
+// certificates it has never seen: CPU per CONNECT once V8 has finished compiling the hot paths (0 skips it).
+const STEADY_WARMUP = Number(process.env.BENCH_STEADY_WARMUP ?? 30);
 // Which phases to run (default all); and, for experiments only, extra environment for OUR broker process, e.g.
 // BENCH_ENROLLD_ENV=MALLOC_MMAP_THRESHOLD_=16384. Lines measured with it carry "env"; the defaults are what ships.
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'connect,idle,revoke').split(','));
@@ -35,7 +40,7 @@ try {
   process.stderr.write('taskset unavailable: running unpinned\n');
 }
 
-const startNodeBroker = (mode: 'enrolld' | 'stock-aedes', dir: string, databaseUrl: string) =>
+const startNodeBroker = (mode: 'enrolld' | 'stock-aedes' | 'node-tls', dir: string, databaseUrl: string) =>
   startBrokerChild(mode, dir, databaseUrl, mode === 'enrolld' ? ENROLLD_ENV : {});
 
 function rawConnect(port: number, secureContext: tls.SecureContext, clientId: string): Promise<void> {
@@ -101,51 +106,66 @@ async function main(): Promise<void> {
   }
   const dir = await writeBrokerMaterial(pki);
   const db = await createTestDatabase();
-  // Device rows for every certificate: our broker admits only what its registry holds.
+  const steadyCount = PHASES.has('connect') && STEADY_WARMUP > 0 ? IDLE : 0;
+  if (steadyCount > 0) process.stderr.write(`issuing ${steadyCount} more for the steady-state windows…\n`);
+  const steadyDevices: DeviceCert[] = [];
+  for (let i = 0; i < steadyCount; i++) {
+    const d = await pki.device(`steady-${i.toString().padStart(5, '0')}`, { keys: shared.keys });
+    steadyDevices.push({ ...d, keyPem: shared.keyPem });
+  }
   const revocable = await Promise.all(Array.from({ length: TRIALS }, (_, i) => pki.device(`revoke-${i}`, { keys: shared.keys }).then((d) => ({ ...d, keyPem: shared.keyPem }))));
-  const recorded = [...devices, ...revocable];
+  // Device rows for every certificate: our broker admits only what its registry holds.
+  const recorded = [...devices, ...steadyDevices, ...revocable];
   await recordCertificates(db.pool, recorded);
   const service = revocationServiceFor(db.pool, pki);
   const crl = await service.ensureCrlCurrent();
   const cache = new Map<string, tls.SecureContext>();
   // Client-side contexts up front, so the load generator's PEM parsing never lands inside a measured window.
-  for (const d of [...devices, ...revocable]) contextFor(d, pki.caChainPem, cache);
+  for (const d of recorded) contextFor(d, pki.caChainPem, cache);
   const warm = devices.slice(0, 200);
   const measured = devices.slice(200);
   const mosquittoCrl = pemOf('X509 CRL', crl.der) + pki.rootArlPem;
 
   try {
     // ── 1. mTLS CONNECT at 50 in flight ──
-    const results: Record<string, Array<Awaited<ReturnType<typeof connectLoad>>>> = { mosquitto: [], 'stock-aedes': [], enrolld: [] };
+    // Per broker process: 2 s of warm-up, the fresh window (what a broker just started costs, JIT compiles included),
+    // then STEADY_WARMUP s more under load and the steady window, on certificates the process has not seen.
+    type Window = Awaited<ReturnType<typeof connectLoad>>;
+    const names = ['mosquitto', 'stock-aedes', 'node-tls', 'enrolld'] as const;
+    const results = Object.fromEntries(names.map((n) => [n, [] as Window[]])) as Record<(typeof names)[number], Window[]>;
+    const steady = Object.fromEntries(names.map((n) => [n, [] as Window[]])) as Record<(typeof names)[number], Window[]>;
     for (let round = 0; round < (PHASES.has('connect') ? ROUNDS : 0); round++) {
-      for (const name of ['mosquitto', 'stock-aedes', 'enrolld'] as const) {
-        if (name === 'mosquitto') {
-          const m = await startMosquitto({ port: await freePort(), caPem: pki.caChainPem, serverCertPem: pki.server.chainPem, serverKeyPem: pki.server.keyPem, crlPem: mosquittoCrl, prefix: ['taskset', '-c', '0'] });
-          try {
-            await sleep(300);
-            await connectLoad(m.port, m.pid, warm, pki.caChainPem, cache, 2).catch(() => undefined);
-            results[name]!.push(await connectLoad(m.port, m.pid, measured, pki.caChainPem, cache));
-          } finally {
-            await m.stop();
+      for (const name of names) {
+        const target = name === 'mosquitto'
+          ? await startMosquitto({ port: await freePort(), caPem: pki.caChainPem, serverCertPem: pki.server.chainPem, serverKeyPem: pki.server.keyPem, crlPem: mosquittoCrl, prefix: ['taskset', '-c', '0'] })
+          : await startNodeBroker(name, dir, db.url);
+        try {
+          if (name === 'mosquitto') await sleep(300);
+          await connectLoad(target.port, target.pid, warm, pki.caChainPem, cache, 2).catch(() => undefined); // JIT warm-up
+          results[name].push(await connectLoad(target.port, target.pid, measured, pki.caChainPem, cache));
+          process.stderr.write(`round ${round} ${name}: ${JSON.stringify(results[name].at(-1))}\n`);
+          if (STEADY_WARMUP > 0) {
+            await connectLoad(target.port, target.pid, devices, pki.caChainPem, cache, STEADY_WARMUP);
+            steady[name].push(await connectLoad(target.port, target.pid, steadyDevices, pki.caChainPem, cache));
+            process.stderr.write(`round ${round} ${name} steady: ${JSON.stringify(steady[name].at(-1))}\n`);
           }
-        } else {
-          const b = await startNodeBroker(name, dir, db.url);
-          try {
-            await connectLoad(b.port, b.pid, warm, pki.caChainPem, cache, 2).catch(() => undefined); // JIT warm-up
-            results[name]!.push(await connectLoad(b.port, b.pid, measured, pki.caChainPem, cache));
-          } finally {
-            await b.stop();
-          }
+        } finally {
+          await target.stop();
         }
-        process.stderr.write(`round ${round} ${name}: ${JSON.stringify(results[name]!.at(-1))}\n`);
       }
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
     if (PHASES.has('connect')) {
-    const cpu = (n: string) => mean(results[n]!.map((r) => r.cpuMsPerConnect));
-    const rate = (n: string) => mean(results[n]!.map((r) => r.perSec));
-    line('mqtt_connect_broker_cpu_ms', cpu('enrolld'), 'ms/connect', cpu('mosquitto'), cpu('mosquitto') / cpu('enrolld'), { vs: 'mosquitto', stockAedes: +cpu('stock-aedes').toFixed(3), rounds: ROUNDS, target: 'ratio >= 1.0 (CPU <= 1.0x mosquitto)', ...ENV_NOTE });
-    line('mqtt_connect_rate_50_inflight', rate('enrolld'), 'connects/s', rate('mosquitto'), rate('enrolld') / rate('mosquitto'), { vs: 'mosquitto', stockAedes: +rate('stock-aedes').toFixed(1), failed: results.enrolld!.reduce((a, r) => a + r.failed, 0), ...ENV_NOTE });
+    const cpu = (n: keyof typeof results) => mean(results[n].map((r) => r.cpuMsPerConnect));
+    const rate = (n: keyof typeof results) => mean(results[n].map((r) => r.perSec));
+    line('mqtt_connect_broker_cpu_ms', cpu('enrolld'), 'ms/connect', cpu('mosquitto'), cpu('mosquitto') / cpu('enrolld'), { vs: 'mosquitto', stockAedes: +cpu('stock-aedes').toFixed(3), nodeTlsFloor: +cpu('node-tls').toFixed(3), rounds: ROUNDS, target: 'ratio >= 1.0 (CPU <= 1.0x mosquitto)', ...ENV_NOTE });
+    // The floor: Node's sockets and OpenSSL with no MQTT (broker-bench-server.ts, node-tls). What any broker on Node pays.
+    line('mqtt_connect_node_tls_floor_cpu_ms', cpu('node-tls'), 'ms/connect', cpu('mosquitto'), cpu('mosquitto') / cpu('node-tls'), { vs: 'mosquitto', rounds: ROUNDS });
+    if (STEADY_WARMUP > 0) {
+      const steadyCpu = (n: keyof typeof steady) => mean(steady[n].map((r) => r.cpuMsPerConnect));
+      line('mqtt_connect_broker_cpu_ms_steady', steadyCpu('enrolld'), 'ms/connect', steadyCpu('mosquitto'), steadyCpu('mosquitto') / steadyCpu('enrolld'), { vs: 'mosquitto', stockAedes: +steadyCpu('stock-aedes').toFixed(3), nodeTlsFloor: +steadyCpu('node-tls').toFixed(3), after: `${2 + SECONDS + STEADY_WARMUP} s under load`, rounds: ROUNDS, target: 'ratio >= 1.0 (CPU <= 1.0x mosquitto)', ...ENV_NOTE });
+    }
+    line('mqtt_connect_rate_50_inflight', rate('enrolld'), 'connects/s', rate('mosquitto'), rate('enrolld') / rate('mosquitto'), { vs: 'mosquitto', stockAedes: +rate('stock-aedes').toFixed(1), failed: results.enrolld.reduce((a, r) => a + r.failed, 0), ...ENV_NOTE });
     }
 
     // ── 2. idle RSS per connection at IDLE devices ──
