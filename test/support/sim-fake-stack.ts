@@ -82,6 +82,8 @@ export class FakeStack {
   readonly clients = new Map<string, Client>();
   /** when each cut happened (serial → ms), for tests */
   readonly cuts: Array<{ deviceId: string; at: number }> = [];
+  /** Devices cut off from the broker (partition): their live socket is dropped and every new one is closed after the handshake. */
+  readonly partitioned = new Set<string>();
   issued = 0;
   private rootPem = '';
   private interPem = '';
@@ -212,6 +214,8 @@ export class FakeStack {
         socket.once('close', () => this.sockets.delete(socket));
         const serial = String(socket.getPeerCertificate().serialNumber ?? '').toLowerCase();
         if (this.refuseRevokedAtTls && this.certs.get(serial)?.revoked) return void socket.destroy();
+        const deviceId = this.certs.get(serial)?.deviceId;
+        if (deviceId !== undefined && this.partitioned.has(deviceId)) return void socket.destroy();
         broker.handle(socket);
       },
     );
@@ -230,6 +234,12 @@ export class FakeStack {
   }
 
   /** Broker down for `downMs`, then back on the same port. */
+  /** Cuts one device off the broker until the stack stops: a device that can never come back. */
+  partition(deviceId: string): void {
+    this.partitioned.add(deviceId);
+    this.clients.get(deviceId)?.conn.destroy();
+  }
+
   async restartBroker(downMs = 500): Promise<void> {
     await this.stopBroker();
     await new Promise((r) => setTimeout(r, downMs));

@@ -22,6 +22,7 @@ afterEach(() => {
   stack.successorLifetimeSeconds = undefined;
   stack.supersedeOnConnect = true;
   stack.refuseRevokedAtTls = false;
+  stack.partitioned.clear();
 });
 
 const quiet = { log: () => {}, printTables: false };
@@ -65,6 +66,26 @@ describe('scenarios against the fake stack', () => {
     expect(report.counts.rotated).toBe(8);
     expect(report.probeAdmissions).toEqual([]);
   });
+
+  it('soak fails its online-at-the-end check for a device that never comes back, and names its state', async () => {
+    const devices = 5;
+    // Once bring-up reports the fleet connected, one device is cut off from the broker for good.
+    let victim: string | undefined;
+    const log = (message: string) => {
+      if (victim === undefined && / connected in /.test(message)) {
+        victim = [...stack.clients.keys()][0];
+        if (victim !== undefined) stack.partition(victim);
+      }
+    };
+    const { report } = await runScenario(opts({ scenario: 'soak', devices, durationMs: 6_000, reconnectCapMs: 1_000, reportName: 'soak-partition' }), { log, printTables: false });
+    expect(victim).toBeDefined();
+    expect(report.checks.find((c) => c.name === 'all devices connected')?.ok).toBe(true);
+    const online = report.checks.find((c) => c.name.startsWith('≥ 99% of non-revoked devices online at the end'));
+    expect(online?.ok).toBe(false);
+    expect(online?.name).toContain('within 11 s');
+    expect(online?.detail).toMatch(/^4\/5 after 1\d(\.\d)? s; offline: (waiting|connecting) ×1/);
+    expect(report.passed).toBe(false);
+  }, 60_000);
 
   it('rotation-wave fails (exit non-zero) when the server still accepts the old cert', async () => {
     stack.supersedeOnConnect = false;
