@@ -233,13 +233,13 @@ export class FakeStack {
     await new Promise<void>((r) => (this.broker ? this.broker.close(() => r()) : r()));
   }
 
-  /** Broker down for `downMs`, then back on the same port. */
-  /** Cuts one device off the broker until the stack stops: a device that can never come back. */
+  /** Cuts one device off the broker while it stays in `partitioned`: a device that cannot come back. */
   partition(deviceId: string): void {
     this.partitioned.add(deviceId);
     this.clients.get(deviceId)?.conn.destroy();
   }
 
+  /** Broker down for `downMs`, then back on the same port. */
   async restartBroker(downMs = 500): Promise<void> {
     await this.stopBroker();
     await new Promise((r) => setTimeout(r, downMs));
