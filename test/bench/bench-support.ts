@@ -39,7 +39,10 @@ export interface Child {
 }
 
 /** Our broker or stock aedes in a child pinned to CPU 0; the pid measured is node's own (taskset execs it). */
-export async function startNodeBroker(mode: 'enrolld' | 'stock-aedes' | 'node-tls', dir: string, databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<Child> {
+/** What broker-bench-server.ts runs: our broker, stock aedes behind mTLS, or the Node TLS floor (no MQTT). */
+export type NodeBrokerMode = 'enrolld' | 'stock-aedes' | 'node-tls';
+
+export async function startNodeBroker(mode: NodeBrokerMode, dir: string, databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<Child> {
   // `node --import tsx` (not the tsx CLI, which would fork): the pid we read /proc of is the broker itself.
   const child = spawn('taskset', ['-c', '0', process.execPath, '--expose-gc', '--import', 'tsx', path.join(ROOT, 'test/bench/broker-bench-server.ts')], {
     cwd: ROOT,

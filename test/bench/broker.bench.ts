@@ -12,7 +12,7 @@ import { createTestDatabase } from '../support/pg.js';
 import { connectPacket, percentile, revocationServiceFor } from '../support/broker-harness.js';
 import { startMosquitto } from '../support/broker-mosquitto.js';
 import { freePort } from '../support/processes.js';
-import { contextFor, gcAndRss, idleLoad, line, NO_DELAY, procStat, recordCertificates, sleep, startNodeBroker as startBrokerChild, writeBrokerMaterial } from './bench-support.js';
+import { contextFor, gcAndRss, idleLoad, line, NO_DELAY, procStat, recordCertificates, sleep, startNodeBroker as startBrokerChild, writeBrokerMaterial, type NodeBrokerMode } from './bench-support.js';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -40,7 +40,7 @@ try {
   process.stderr.write('taskset unavailable: running unpinned\n');
 }
 
-const startNodeBroker = (mode: 'enrolld' | 'stock-aedes' | 'node-tls', dir: string, databaseUrl: string) =>
+const startNodeBroker = (mode: NodeBrokerMode, dir: string, databaseUrl: string) =>
   startBrokerChild(mode, dir, databaseUrl, mode === 'enrolld' ? ENROLLD_ENV : {});
 
 function rawConnect(port: number, secureContext: tls.SecureContext, clientId: string): Promise<void> {

@@ -16,7 +16,7 @@ import tls from 'node:tls';
 import { createTestPki, newKeys, type DeviceCert } from '../support/test-pki.js';
 import { createTestDatabase } from '../support/pg.js';
 import { connectPacket } from '../support/broker-harness.js';
-import { contextFor, line, NO_DELAY, recordCertificates, writeBrokerMaterial } from './bench-support.js';
+import { contextFor, line, NO_DELAY, recordCertificates, writeBrokerMaterial, type NodeBrokerMode } from './bench-support.js';
 
 const WARM = Number(process.env.BENCH_CG_WARM ?? 4000);
 const MEASURED = Number(process.env.BENCH_CG_MEASURED ?? 400);
@@ -60,7 +60,7 @@ async function load(port: number, devices: DeviceCert[], caPem: string, cache: M
 }
 
 /** Instructions per measured CONNECT: the main thread's, and all threads'. */
-async function count(mode: 'node-tls' | 'enrolld', devices: DeviceCert[], material: { dir: string; databaseUrl: string; caPem: string; cache: Map<string, tls.SecureContext> }) {
+async function count(mode: Exclude<NodeBrokerMode, 'stock-aedes'>, devices: DeviceCert[], material: { dir: string; databaseUrl: string; caPem: string; cache: Map<string, tls.SecureContext> }) {
   const out = await mkdtemp(path.join(tmpdir(), 'enrolld-cg-'));
   const child = spawn('valgrind', [
     '--tool=callgrind', '--instr-atstart=no', '--separate-threads=yes', `--callgrind-out-file=${out}/cg.%p`,
