@@ -16,6 +16,7 @@ import tls from 'node:tls';
 import { createTestPki, newKeys, type DeviceCert } from '../support/test-pki.js';
 import { createTestDatabase } from '../support/pg.js';
 import { connectPacket } from '../support/broker-harness.js';
+import { announcedPort } from '../support/processes.js';
 import { contextFor, line, NO_DELAY, recordCertificates, writeBrokerMaterial, type NodeBrokerMode } from './bench-support.js';
 
 const WARM = Number(process.env.BENCH_CG_WARM ?? 4000);
@@ -67,15 +68,7 @@ async function count(mode: Exclude<NodeBrokerMode, 'stock-aedes'>, devices: Devi
     process.execPath, ...NODE_FLAGS, '--import', 'tsx', path.resolve('test/bench/broker-bench-server.ts'),
   ], { env: { ...process.env, BENCH_MODE: mode, BENCH_DIR: material.dir, DATABASE_URL: material.databaseUrl }, stdio: ['ignore', 'pipe', 'ignore'] });
   try {
-    const port = await new Promise<number>((resolve, reject) => {
-      let buffer = '';
-      child.stdout!.on('data', (c: Buffer) => {
-        buffer += c.toString();
-        const m = /\{"port":(\d+)\}/.exec(buffer);
-        if (m) resolve(Number(m[1]));
-      });
-      child.once('exit', () => reject(new Error(`${mode} broker exited under valgrind`)));
-    });
+    const port = await announcedPort(child, `${mode} broker under valgrind`);
     const warm = devices.slice(0, WARM);
     const measured = devices.slice(WARM, WARM + MEASURED);
     process.stderr.write(`${mode}: ${warm.length} warm-up connects…\n`);

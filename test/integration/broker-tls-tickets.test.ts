@@ -8,7 +8,7 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { writeBrokerMaterial } from '../bench/bench-support.js';
-import { REPO_ROOT } from '../support/processes.js';
+import { announcedPort, REPO_ROOT } from '../support/processes.js';
 import { createTestPki, type DeviceCert, type TestPki } from '../support/test-pki.js';
 
 interface Listener {
@@ -22,16 +22,7 @@ async function startListener(dir: string, nodeArgs: string[]): Promise<Listener>
     env: { ...process.env, OPENSSL_CONF: '', LISTENER_DIR: dir },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
-  const port = await new Promise<number>((resolve, reject) => {
-    let out = '';
-    child.stdout!.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const m = /\{"port":(\d+)\}/.exec(out);
-      if (m) resolve(Number(m[1]));
-    });
-    child.once('exit', (code) => reject(new Error(`listener exited (${code})`)));
-  });
-  return { port, child };
+  return { port: await announcedPort(child, 'listener'), child };
 }
 
 function stop(listener: Listener | undefined): Promise<void> {

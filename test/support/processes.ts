@@ -7,6 +7,19 @@ export const TSX_CLI = fileURLToPath(new URL('../../node_modules/tsx/dist/cli.mj
 /** The `enrolld` command as users run it: the compiled CLI (npm test compiles it first). */
 export const ENROLLD_BIN = fileURLToPath(new URL('../../server/bin/enrolld.js', import.meta.url));
 
+/** The port a child process announces with a `{"port":N}` line on its stdout; rejects if it exits first. */
+export function announcedPort(child: ChildProcess, what: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout!.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const m = /\{"port":(\d+)\}/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`${what} exited (${code}) before announcing its port`)));
+  });
+}
+
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer();
