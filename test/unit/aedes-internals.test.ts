@@ -10,7 +10,9 @@ import mqtt, { type MqttClient } from 'mqtt';
 import mqttPacket from 'mqtt-packet';
 import {
   AEDES_VERSION_RELIED_ON,
+  aedesMemoryPersistence,
   assignMessageId,
+  createMemoryPersistence,
   createQuietAedes,
   deliverClaimed,
   deliveredQoS,
@@ -245,6 +247,87 @@ describe('aedes internals', () => {
     await waitFor(() => received.some((p) => p.topic === 'a/3'), 5000, 'a later delivery');
     expect(received.filter((p) => p.topic === 'a/2')).toHaveLength(1);
     device.end(true);
+  });
+
+  describe('the CONNECT patch and the counting memory persistence', () => {
+    it('the installed aedes carries the patch (npm ci applies server/scripts/patch-aedes.mjs)', () => {
+      const main = require.resolve('aedes');
+      const connectJs = main.slice(0, main.lastIndexOf('/node_modules/aedes/') + '/node_modules/aedes/'.length) + 'lib/handlers/connect.js';
+      expect(readFileSync(connectJs, 'utf8')).toContain('enrolld patch: outgoingQueued');
+    });
+
+    /** A broker whose persistence records each client id aedes asked for its outgoing stream. */
+    async function brokerRecordingReplays(persistence: NonNullable<Parameters<typeof createQuietAedes>[0]['persistence']>) {
+      const replayed: string[] = [];
+      const fields = persistence as unknown as { outgoingStream(client: { id: string }): unknown };
+      const outgoingStream = fields.outgoingStream.bind(persistence);
+      fields.outgoingStream = (client) => {
+        replayed.push(client.id);
+        return outgoingStream(client);
+      };
+      const broker = await started(createQuietAedes({ persistence }));
+      return { broker, port: await serve(broker), replayed };
+    }
+
+    function connectAs(port: number, clientId: string, clean: boolean): Promise<MqttClient> {
+      return new Promise((resolve, reject) => {
+        const client = mqtt.connect({ host: '127.0.0.1', port, clientId, clean, protocolVersion: 4, reconnectPeriod: 0 });
+        client.once('connect', () => resolve(client));
+        client.once('error', reject);
+      });
+    }
+
+    async function disconnected(broker: Aedes, device: MqttClient): Promise<void> {
+      const gone = once<[Client]>(broker, 'clientDisconnect');
+      device.end(true);
+      await gone;
+    }
+
+    it('a clean session with nothing queued skips the replay; the stock persistence still replays', async () => {
+      const ours = await brokerRecordingReplays(createMemoryPersistence());
+      await disconnected(ours.broker, await connectAs(ours.port, 'dev-clean', true));
+      expect(ours.replayed).toEqual([]);
+      await disconnected(ours.broker, await connectAs(ours.port, 'dev-persistent', false));
+      expect(ours.replayed).toEqual(['dev-persistent']);
+
+      const stock = await brokerRecordingReplays(aedesMemoryPersistence());
+      await disconnected(stock.broker, await connectAs(stock.port, 'dev-clean', true));
+      expect(stock.replayed).toEqual(['dev-clean']);
+    });
+
+    it('counts queued packets: a persistent session gets them on return, a clean one drops them, and nothing is replayed twice', async () => {
+      const persistence = createMemoryPersistence();
+      const { broker, port, replayed } = await brokerRecordingReplays(persistence);
+      const publish = (topic: string) => new Promise<void>((resolve) => broker.publish({ cmd: 'publish', topic, payload: Buffer.from(topic), qos: 1, retain: false, dup: false } as PublishPacket, () => resolve()));
+      const subscriber = await connectAs(port, 'dev-q', false);
+      await subscriber.subscribeAsync({ 'q/#': { qos: 1 } });
+      await disconnected(broker, subscriber);
+
+      await publish('q/1');
+      await waitFor(() => persistence.outgoingQueued({ id: 'dev-q' }), 5000, 'q/1 queued for the offline session');
+      const back = await connectAs(port, 'dev-q', false);
+      const received: string[] = [];
+      back.on('message', (topic) => received.push(topic));
+      await waitFor(() => received.length === 1 && !persistence.outgoingQueued({ id: 'dev-q' }), 5000, 'q/1 delivered and acknowledged');
+      expect(received).toEqual(['q/1']);
+      await disconnected(broker, back);
+
+      // MQTT-3.1.2-6: a clean session discards what the persistent one left queued, and the queue is empty after it.
+      await publish('q/2');
+      await publish('q/3');
+      await waitFor(() => persistence.outgoingQueued({ id: 'dev-q' }), 5000, 'q/2 and q/3 queued');
+      const clean = await connectAs(port, 'dev-q', true);
+      const cleanReceived: string[] = [];
+      clean.on('message', (topic) => cleanReceived.push(topic));
+      await waitFor(() => !persistence.outgoingQueued({ id: 'dev-q' }), 5000, 'the left-over queue dropped');
+      await disconnected(broker, clean);
+      expect(cleanReceived).toEqual([]);
+      // Persistent sessions always replay; the clean one did because something was queued.
+      expect(replayed).toEqual(['dev-q', 'dev-q', 'dev-q']);
+      const left: unknown[] = [];
+      for await (const packet of sessionPersistence(broker).outgoingStream({ id: 'dev-q' })) left.push(packet);
+      expect(left).toEqual([]);
+    });
   });
 
   describe('default persistence', () => {

@@ -2,8 +2,13 @@
 // client, and persistence methods beyond the `persistence?: any` option. Written for AEDES_VERSION_RELIED_ON only;
 // test/unit/aedes-internals.test.ts fails when the installed aedes differs or when anything used here changed shape.
 import { Aedes, type AedesOptions, type Client, type PublishPacket } from 'aedes';
+import aedesPersistence from 'aedes-persistence';
 
 export const AEDES_VERSION_RELIED_ON = '1.2.0';
+
+// aedes-persistence is CommonJS and its types declare an ES default export; under nodenext the default import is
+// module.exports, which is the factory of the in-memory persistence itself.
+export const aedesMemoryPersistence = aedesPersistence as unknown as () => NonNullable<AedesOptions['persistence']>;
 
 // Aedes publishes `$SYS/<id>/new/clients` and `…/disconnect/clients` on every CONNECT and close. They exist for
 // clientId takeover across brokers sharing an mqemitter; one broker per process with the in-memory mq has no
@@ -34,6 +39,54 @@ export function createQuietAedes(options: AedesOptions): Aedes {
  */
 export function createClusterAedes(options: AedesOptions): Aedes {
   return new Aedes(options);
+}
+
+/** The outgoing-queue methods of aedes-persistence's in-memory store (the async layer its callback wrapper delegates to). */
+interface MemoryOutgoingStore {
+  outgoingEnqueue(sub: { clientId: string }, packet: unknown): Promise<void>;
+  outgoingEnqueueCombi(subs: { clientId: string }[], packet: unknown): Promise<void>;
+  outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>;
+}
+
+/** What the aedes CONNECT patch (server/scripts/patch-aedes.mjs) asks a persistence: may this client have packets queued? */
+export interface OutgoingQueueProbe {
+  outgoingQueued(client: { id: string }): boolean;
+}
+
+/**
+ * aedes' own in-memory persistence (what it uses when given none) that also counts each client's queued outgoing
+ * packets, so the patched CONNECT skips the queue replay of a clean session with nothing queued. Every path into the
+ * queue goes through the three counted methods: enqueue (per subscription), and clear by message id (PUBACK, PUBCOMP,
+ * a replay, the revocation purge); an update replaces a packet in place. The count is raised before a packet lands
+ * and lowered after it is gone, so it can only overstate, which costs the full replay, never a lost packet.
+ */
+export function createMemoryPersistence(): NonNullable<AedesOptions['persistence']> & OutgoingQueueProbe {
+  const persistence = aedesMemoryPersistence() as unknown as { asyncPersistence: MemoryOutgoingStore } & OutgoingQueueProbe;
+  const store = persistence.asyncPersistence;
+  const queued = new Map<string, number>();
+  const count = (clientId: string, by: number) => {
+    const left = (queued.get(clientId) ?? 0) + by;
+    if (left > 0) queued.set(clientId, left);
+    else queued.delete(clientId);
+  };
+  const enqueue = store.outgoingEnqueue.bind(store);
+  const enqueueCombi = store.outgoingEnqueueCombi.bind(store);
+  const clear = store.outgoingClearMessageId.bind(store);
+  store.outgoingEnqueue = (sub, packet) => {
+    count(sub.clientId, 1);
+    return enqueue(sub, packet);
+  };
+  store.outgoingEnqueueCombi = (subs, packet) => {
+    for (const sub of subs) count(sub.clientId, 1);
+    return enqueueCombi(subs, packet);
+  };
+  store.outgoingClearMessageId = async (client, packet) => {
+    const removed = await clear(client, packet);
+    if (removed !== undefined) count(client.id, -1);
+    return removed;
+  };
+  persistence.outgoingQueued = (client) => queued.has(client.id);
+  return persistence as unknown as NonNullable<AedesOptions['persistence']> & OutgoingQueueProbe;
 }
 
 interface ClientWill {

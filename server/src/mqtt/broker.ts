@@ -28,7 +28,7 @@ import type { RevocationStore } from '@enrolld/core/revocation/ports.js';
 import { createRevocationState } from '@enrolld/core/revocation/revocation-state.js';
 import { createRevocationSync } from '@enrolld/core/revocation/revocation-sync.js';
 import { createAdmission } from './admission.js';
-import { createClusterAedes, createQuietAedes } from './aedes-internals.js';
+import { createClusterAedes, createMemoryPersistence, createQuietAedes } from './aedes-internals.js';
 import { createBrokerMetrics } from './broker-metrics.js';
 import type { ClusterBus } from './cluster-bus.js';
 import { createConnectRateLimit } from './connect-rate.js';
@@ -334,7 +334,9 @@ export function createBroker(deps: BrokerDeps) {
         maxClientsIdLength: MAX_CLIENT_ID_LENGTH,
         // The inbound QoS 2 window is a per-identity limit (connection-limits.ts), checked before aedes' own.
         maxInflightInbound: 0,
-        ...(deps.persistence ? { persistence: deps.persistence } : {}),
+        // aedes' memory persistence unless the cluster shares one; ours also tells the patched CONNECT when a clean
+        // session has nothing queued (aedes-internals.ts).
+        persistence: deps.persistence ?? createMemoryPersistence(),
       };
       // A node joins its cluster with a working bus: aedes' setup reads the shared subscriptions from it.
       if (deps.cluster) await deps.cluster.ready();
