@@ -57,9 +57,9 @@ async function serve(broker: Aedes): Promise<number> {
   return (server.address() as AddressInfo).port;
 }
 
-function connect(port: number, clientId: string, will?: mqtt.IClientOptions['will']): Promise<MqttClient> {
+function connect(port: number, clientId: string, will?: mqtt.IClientOptions['will'], clean = true): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
-    const client = mqtt.connect({ host: '127.0.0.1', port, clientId, protocolVersion: 4, reconnectPeriod: 0, ...(will ? { will } : {}) });
+    const client = mqtt.connect({ host: '127.0.0.1', port, clientId, clean, protocolVersion: 4, reconnectPeriod: 0, ...(will ? { will } : {}) });
     client.once('connect', () => resolve(client));
     client.once('error', reject);
   });
@@ -269,13 +269,7 @@ describe('aedes internals', () => {
       return { broker, port: await serve(broker), replayed };
     }
 
-    function connectAs(port: number, clientId: string, clean: boolean): Promise<MqttClient> {
-      return new Promise((resolve, reject) => {
-        const client = mqtt.connect({ host: '127.0.0.1', port, clientId, clean, protocolVersion: 4, reconnectPeriod: 0 });
-        client.once('connect', () => resolve(client));
-        client.once('error', reject);
-      });
-    }
+    const connectAs = (port: number, clientId: string, clean: boolean) => connect(port, clientId, undefined, clean);
 
     async function disconnected(broker: Aedes, device: MqttClient): Promise<void> {
       const gone = once<[Client]>(broker, 'clientDisconnect');
