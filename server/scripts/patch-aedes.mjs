@@ -14,6 +14,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+// Moves with AEDES_VERSION_RELIED_ON (server/src/mqtt/aedes-internals.ts), which pins the internals the broker reads.
 const AEDES_VERSION = '1.2.0';
 const FILE = 'lib/handlers/connect.js';
 const PATCH_MARK = 'enrolld patch: outgoingQueued';
