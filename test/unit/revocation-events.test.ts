@@ -134,7 +134,7 @@ describe('revocation sync with the local feed and NOTIFY merged', () => {
       revokedSince: async (seq: number) => stored.filter((r) => r.seq > seq),
       latestCrl: async () => storedCrls.at(-1),
     };
-    const state = createRevocationState({ clock, maxStalenessMs: 60_000 });
+    const state = createRevocationState({ maxStalenessMs: 60_000 });
     const local = createLocalRevocationFeed();
     const notify = manualFeed();
     const cuts: RevokedNotice[][] = [];

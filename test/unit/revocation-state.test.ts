@@ -10,7 +10,7 @@ const MAX_STALENESS_MS = 10_000;
 
 function setup() {
   const clock = createManualClock();
-  return { clock, state: createRevocationState({ clock, maxStalenessMs: MAX_STALENESS_MS }) };
+  return { clock, state: createRevocationState({ maxStalenessMs: MAX_STALENESS_MS, elapsedMs: clock.elapsedMs }) };
 }
 
 describe('revocation state', () => {
@@ -69,6 +69,16 @@ describe('revocation state', () => {
     expect(stale.known === false && stale.reason).toMatch(/resync failed: store unreachable/);
     state.markSynced();
     expect(state.status()).toEqual({ known: true });
+  });
+
+  it('measures staleness as elapsed time: a wall-clock step neither makes it stale nor keeps it fresh', () => {
+    const { state, clock } = setup();
+    state.load({ revoked: [], lastSeq: 0 });
+    clock.step(3600_000); // NTP, or a VM restored from a snapshot, moves the wall clock an hour forward
+    expect(state.status()).toEqual({ known: true });
+    clock.step(-7200_000); // and two hours back: the sync is still as old as the time that has passed
+    clock.advance(MAX_STALENESS_MS + 1);
+    expect(state.status().known).toBe(false);
   });
 
   it('a compaction forgets a covered serial the snapshot no longer lists, keeps later ones, and adds what is new', () => {

@@ -29,7 +29,7 @@ async function setup(options: { compactIntervalMs?: number } = {}) {
       handlers = undefined;
     },
   };
-  const state = createRevocationState({ clock, maxStalenessMs: 10_000 });
+  const state = createRevocationState({ maxStalenessMs: 10_000, elapsedMs: clock.elapsedMs });
   const cut: RevokedNotice[] = [];
   let failing = false;
   const sync = createRevocationSync({

@@ -1,16 +1,18 @@
 // What a broker process knows about revocation (docs/architecture.md, revocation). It is "unknown" until the first
 // full load from the store succeeds and again when the last successful sync is older than `maxStalenessMs`: while
 // unknown, the broker refuses device CONNECTs (fail closed; Mosquitto CVE-2017-7652 fell back to allow-all instead).
+// That age is time elapsed, read on a clock that never steps: a wall-clock step (NTP at boot, a VM restored from a
+// snapshot) must not make the whole fleet's CONNECTs fail, nor hide a sync that really is overdue.
 import { REVOCATION_REASONS } from '@enrolld/protocol';
-import type { Clock } from '../clock.js';
 import type { RevocationSnapshot, RevokedCertificate } from './ports.js';
 
 export type RevocationStatus = { known: true } | { known: false; reason: string };
 
 export interface RevocationStateOptions {
-  clock: Clock;
   /** After this long without a successful load or resync the state is unknown again. */
   maxStalenessMs: number;
+  /** Milliseconds on a monotonic clock, for the age of the last sync (default `performance.now`). */
+  elapsedMs?: () => number;
 }
 
 export interface RevocationState {
@@ -44,6 +46,7 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
   let loaded = false;
   let lastSyncAt = -Infinity;
   let unknownReason = 'revocation state not loaded yet';
+  const elapsedMs = options.elapsedMs ?? (() => performance.now());
 
   function add(serial: string, reasonCode: number | undefined, revocationSeq: number | undefined, fresh: string[]): void {
     if (!revoked.has(serial)) {
@@ -55,7 +58,7 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
   return {
     status(): RevocationStatus {
       if (!loaded) return { known: false, reason: unknownReason };
-      const age = options.clock.now().getTime() - lastSyncAt;
+      const age = elapsedMs() - lastSyncAt;
       if (age > options.maxStalenessMs) {
         return { known: false, reason: `revocation state is ${Math.round(age / 1000)} s old (limit ${Math.round(options.maxStalenessMs / 1000)} s): ${unknownReason}` };
       }
@@ -77,7 +80,7 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
       for (const r of snapshot.revoked) add(r.serial, r.reasonCode, r.seq, fresh);
       seq = Math.max(seq, snapshot.lastSeq);
       loaded = true;
-      lastSyncAt = options.clock.now().getTime();
+      lastSyncAt = elapsedMs();
       return fresh;
     },
     apply(items, applyOptions = {}) {
@@ -103,12 +106,12 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
       const fresh: string[] = [];
       for (const r of snapshot.revoked) add(r.serial, r.reasonCode, r.seq, fresh);
       seq = Math.max(seq, snapshot.lastSeq);
-      lastSyncAt = options.clock.now().getTime();
+      lastSyncAt = elapsedMs();
       return { fresh, dropped };
     },
     markSynced(lastSeq) {
       if (lastSeq !== undefined && lastSeq > seq) seq = lastSeq;
-      if (loaded) lastSyncAt = options.clock.now().getTime();
+      if (loaded) lastSyncAt = elapsedMs();
     },
     markUnknown(reason) {
       unknownReason = reason;

@@ -208,7 +208,7 @@ export function createBroker(deps: BrokerDeps) {
   let aedes: Aedes | undefined;
   const currentAedes = () => aedes;
 
-  const state = createRevocationState({ clock, maxStalenessMs: config.maxStalenessMs });
+  const state = createRevocationState({ maxStalenessMs: config.maxStalenessMs });
   const identities = createPeerIdentityReader({ issuer: deps.tls.issuingCertificate });
   const sessions = createSessionIndex();
   const metrics = createBrokerMetrics(deps.registry, {
