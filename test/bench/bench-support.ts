@@ -42,9 +42,9 @@ export interface Child {
 /** What broker-bench-server.ts runs: our broker, stock aedes behind mTLS, or the Node TLS floor (no MQTT). */
 export type NodeBrokerMode = 'enrolld' | 'stock-aedes' | 'node-tls';
 
-export async function startNodeBroker(mode: NodeBrokerMode, dir: string, databaseUrl: string, extraEnv: Record<string, string> = {}): Promise<Child> {
+export async function startNodeBroker(mode: NodeBrokerMode, dir: string, databaseUrl: string, extraEnv: Record<string, string> = {}, nodeFlags: string[] = []): Promise<Child> {
   // `node --import tsx` (not the tsx CLI, which would fork): the pid we read /proc of is the broker itself.
-  const child = spawn('taskset', ['-c', '0', process.execPath, '--expose-gc', '--import', 'tsx', path.join(ROOT, 'test/bench/broker-bench-server.ts')], {
+  const child = spawn('taskset', ['-c', '0', process.execPath, ...nodeFlags, '--expose-gc', '--import', 'tsx', path.join(ROOT, 'test/bench/broker-bench-server.ts')], {
     cwd: ROOT,
     env: { ...process.env, BENCH_MODE: mode, BENCH_DIR: dir, DATABASE_URL: databaseUrl, ...extraEnv },
     stdio: ['ignore', 'pipe', 'inherit'],

@@ -31,7 +31,15 @@ const ENROLLD_ENV = Object.fromEntries((process.env.BENCH_ENROLLD_ENV ?? '').spl
   if (at <= 0) throw new Error(`BENCH_ENROLLD_ENV: "${kv}" is not NAME=value`);
   return [kv.slice(0, at), kv.slice(at + 1)];
 }));
-const ENV_NOTE = Object.keys(ENROLLD_ENV).length > 0 ? { env: process.env.BENCH_ENROLLD_ENV } : {};
+// BENCH_ENROLLD_NODE_FLAGS: node/V8 options for OUR broker process (space-separated, e.g. --max-semi-space-size=32),
+// including those NODE_OPTIONS does not take. Lines measured with them carry "nodeFlags".
+const ENROLLD_NODE_FLAGS = (process.env.BENCH_ENROLLD_NODE_FLAGS ?? '').split(' ').filter(Boolean);
+// BENCH_BROKERS: which brokers the connect phase measures (default all four), to compare variants of one quickly.
+const BROKERS = (process.env.BENCH_BROKERS ?? 'mosquitto,stock-aedes,node-tls,enrolld').split(',');
+const ENV_NOTE = {
+  ...(Object.keys(ENROLLD_ENV).length > 0 ? { env: process.env.BENCH_ENROLLD_ENV } : {}),
+  ...(ENROLLD_NODE_FLAGS.length > 0 ? { nodeFlags: ENROLLD_NODE_FLAGS.join(' ') } : {}),
+};
 
 // This process is the load generator: CPU 1. Children are started under `taskset -c 0`.
 try {
@@ -41,7 +49,7 @@ try {
 }
 
 const startNodeBroker = (mode: NodeBrokerMode, dir: string, databaseUrl: string) =>
-  startBrokerChild(mode, dir, databaseUrl, mode === 'enrolld' ? ENROLLD_ENV : {});
+  mode === 'enrolld' ? startBrokerChild(mode, dir, databaseUrl, ENROLLD_ENV, ENROLLD_NODE_FLAGS) : startBrokerChild(mode, dir, databaseUrl);
 
 function rawConnect(port: number, secureContext: tls.SecureContext, clientId: string): Promise<void> {
   return new Promise((resolve, reject) => {
@@ -135,7 +143,7 @@ async function main(): Promise<void> {
     const results = Object.fromEntries(names.map((n) => [n, [] as Window[]])) as Record<(typeof names)[number], Window[]>;
     const steady = Object.fromEntries(names.map((n) => [n, [] as Window[]])) as Record<(typeof names)[number], Window[]>;
     for (let round = 0; round < (PHASES.has('connect') ? ROUNDS : 0); round++) {
-      for (const name of names) {
+      for (const name of names.filter((n) => BROKERS.includes(n))) {
         const target = name === 'mosquitto'
           ? await startMosquitto({ port: await freePort(), caPem: pki.caChainPem, serverCertPem: pki.server.chainPem, serverKeyPem: pki.server.keyPem, crlPem: mosquittoCrl, prefix: ['taskset', '-c', '0'] })
           : await startNodeBroker(name, dir, db.url);
@@ -155,7 +163,11 @@ async function main(): Promise<void> {
       }
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    if (PHASES.has('connect')) {
+    if (PHASES.has('connect') && !names.every((n) => BROKERS.includes(n))) {
+      for (const n of names.filter((b) => BROKERS.includes(b))) {
+        process.stderr.write(`${n}: fresh ${mean(results[n].map((r) => r.cpuMsPerConnect)).toFixed(3)} ms/connect, steady ${mean(steady[n].map((r) => r.cpuMsPerConnect)).toFixed(3)} (BENCH_BROKERS subset: no ratio lines without all four)\n`);
+      }
+    } else if (PHASES.has('connect')) {
     const cpu = (n: keyof typeof results) => mean(results[n].map((r) => r.cpuMsPerConnect));
     const rate = (n: keyof typeof results) => mean(results[n].map((r) => r.perSec));
     line('mqtt_connect_broker_cpu_ms', cpu('enrolld'), 'ms/connect', cpu('mosquitto'), cpu('mosquitto') / cpu('enrolld'), { vs: 'mosquitto', stockAedes: +cpu('stock-aedes').toFixed(3), nodeTlsFloor: +cpu('node-tls').toFixed(3), rounds: ROUNDS, target: 'ratio >= 1.0 (CPU <= 1.0x mosquitto)', ...ENV_NOTE });
