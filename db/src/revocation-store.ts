@@ -257,8 +257,9 @@ export function createPgRevocationStore(pool: pg.Pool): RevocationStore {
           const latest = crlOf(row as CrlRow);
           const coversAll = latest.coversSeq >= Number(row.last_seq ?? 0);
           if (coversAll && now < row.created_at.getTime() + rule.currentForMs && now < latest.nextUpdate.getTime()) return { outcome: 'current', crl: latest };
+          // A newest CRL made "later" than now means the database's clock stepped back: it is no reason to wait.
           const dueAt = row.created_at.getTime() + rule.minIntervalMs;
-          if (now < dueAt) return { outcome: 'not-due', retryInMs: Math.max(1, Math.ceil(dueAt - now)) };
+          if (now >= row.created_at.getTime() && now < dueAt) return { outcome: 'not-due', retryInMs: Math.max(1, Math.ceil(dueAt - now)) };
         }
         return { outcome: 'built', crl: await buildCrl(client, build, validity, environment, row.now) };
       }, { bulk: true });

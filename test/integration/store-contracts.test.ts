@@ -1,6 +1,6 @@
 // The store port contracts (test/contract/*.contract.ts) against the in-memory fakes the unit tests use and against
 // the Postgres stores of db/, each on a fresh database.
-import { afterAll, beforeAll } from '@jest/globals';
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { systemClock } from '@enrolld/core/clock.js';
 import {
   createPgAdminCredentialStore,
@@ -22,6 +22,7 @@ import { describeEnvironmentStoreContract } from '../contract/environments.contr
 import { describePresenceStoreContract } from '../contract/presence.contract.js';
 import { describeRenewalStoreContract } from '../contract/renewal.contract.js';
 import { describeRevocationStoreContract } from '../contract/revocation.contract.js';
+import { enrollCertificate, newDeviceId } from '../contract/store-fixtures.js';
 import { createMemoryAdminCredentialStore } from '../support/fakes/admin-credentials.js';
 import { createMemoryAdminStore } from '../support/fakes/admins.js';
 import { createMemoryDeviceStore } from '../support/fakes/devices.js';
@@ -90,3 +91,24 @@ for (const [name, stores] of [['in-memory fake', memoryStores], ['Postgres', pos
   describeEnvironmentStoreContract(name, stores);
   describePresenceStoreContract(name, stores);
 }
+
+describe('Postgres revocation store: the database clock stepped back', () => {
+  it('a newest CRL built "later" than now does not make the next rebuild wait for the interval', async () => {
+    const stores = postgresStores();
+    const { revocation } = stores;
+    const deviceId = newDeviceId('clock-step');
+    const serials = [(await enrollCertificate(stores, deviceId)).serial, (await enrollCertificate(stores, deviceId)).serial];
+    const command = { reasonCode: 1, actor: 'contract' };
+    const validity = { thisUpdate: new Date(), nextUpdate: new Date(Date.now() + 3600_000) };
+    const build = (input: { crlNumber: bigint }) => Buffer.from(`crl-${input.crlNumber}`);
+    const hour = { minIntervalMs: 3600_000, currentForMs: 3600_000 };
+    await revocation.revokeCertificate(serials[0]!, command);
+    const first = await revocation.regenerateCrl(build, validity, 'default');
+    // As if the database's clock had stepped an hour back since that CRL was built.
+    await db.pool.query("UPDATE crls SET created_at = created_at + interval '1 hour' WHERE crl_number = $1", [first.crlNumber.toString()]);
+    await revocation.revokeCertificate(serials[1]!, command);
+    const next = await revocation.rebuildCrlWhenDue(build, validity, 'default', hour);
+    expect(next.outcome).toBe('built');
+    expect(next.outcome === 'built' && next.crl.coversSeq).toBe(await revocation.lastSeq());
+  });
+});

@@ -114,6 +114,20 @@ describe('revocation service', () => {
     expect(crl?.coversSeq).toBe(await store.lastSeq());
   });
 
+  it('a step of the wall clock back holds no CRL back: the spacing is elapsed time', async () => {
+    const { service, device, store, timers, clock, log } = setup();
+    const [first, second] = [await device(), await device()];
+    await service.revokeDevice(first.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+    await timers.advance(0);
+    expect(log.filter((l) => l.startsWith('sign'))).toHaveLength(1);
+    clock.step(-3600_000); // NTP, or a VM restored from a snapshot, sets the wall clock an hour back
+    await service.revokeDevice(second.deviceId, { reason: 'keyCompromise', actor: 'unit' });
+    await timers.advance(CRL_MIN_INTERVAL_MS);
+    expect(log.filter((l) => l.startsWith('sign'))).toHaveLength(2);
+    expect((await store.latestCrl())?.coversSeq).toBe(await store.lastSeq());
+    expect(timers.pending).toBe(0);
+  });
+
   it('coalesces: N revocations over T seconds cause at most ceil(T / interval) + 1 rebuilds, the last covering all', async () => {
     const { service, device, store, timers, log } = setup();
     const devices = [];

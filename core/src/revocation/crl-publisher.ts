@@ -5,13 +5,15 @@
 // the store decides under a lock per environment, on the database's clock (`rebuildCrlWhenDue`): a rebuild another
 // process started less than the interval ago answers `not-due` and this scheduler asks again when it is due, and a
 // CRL another process built that covers everything answers `current` and serves the waiters without a rebuild.
-import type { Clock } from '../clock.js';
+// The spacing is kept on the timers' monotonic clock: a step of the wall clock must not hold the next CRL back.
 import type { CrlRebuildOutcome, StoredCrl } from './ports.js';
 
 /** The timer half of time, injected next to the Clock so a test can run the schedule by hand. */
 export interface Timers {
   setTimeout(fn: () => void, ms: number): unknown;
   clearTimeout(handle: unknown): void;
+  /** Milliseconds on the monotonic clock the timers run on: for "how long since", which no wall-clock step moves. */
+  elapsedMs(): number;
 }
 
 export const systemTimers: Timers = {
@@ -22,6 +24,7 @@ export const systemTimers: Timers = {
   clearTimeout(handle) {
     clearTimeout(handle as NodeJS.Timeout);
   },
+  elapsedMs: () => performance.now(),
 };
 
 export interface CrlRebuildSchedulerDeps {
@@ -30,7 +33,6 @@ export interface CrlRebuildSchedulerDeps {
    * already or another process's rebuild too recent (then it is asked again after `retryInMs`).
    */
   rebuild(): Promise<CrlRebuildOutcome>;
-  clock: Clock;
   timers: Timers;
   minIntervalMs: number;
   /** Each CRL this process built (not one another process built and the store found current). */
@@ -45,7 +47,7 @@ interface Waiter {
 }
 
 export function createCrlRebuildScheduler(deps: CrlRebuildSchedulerDeps) {
-  const { clock, timers } = deps;
+  const { timers } = deps;
   let lastStartMs = Number.NEGATIVE_INFINITY;
   /** Not before this (another process rebuilt less than the interval ago, by the store's clock). */
   let notBeforeMs = Number.NEGATIVE_INFINITY;
@@ -58,7 +60,7 @@ export function createCrlRebuildScheduler(deps: CrlRebuildSchedulerDeps) {
 
   function arm(): void {
     if (!owed || running || timer !== undefined) return;
-    const delay = Math.max(lastStartMs + deps.minIntervalMs, notBeforeMs) - clock.now().getTime();
+    const delay = Math.max(lastStartMs + deps.minIntervalMs, notBeforeMs) - timers.elapsedMs();
     if (delay > 0) {
       timer = timers.setTimeout(() => {
         timer = undefined;
@@ -72,7 +74,7 @@ export function createCrlRebuildScheduler(deps: CrlRebuildSchedulerDeps) {
   async function run(): Promise<void> {
     owed = false;
     running = true;
-    lastStartMs = clock.now().getTime();
+    lastStartMs = timers.elapsedMs();
     const served = waiters;
     waiters = [];
     try {
@@ -82,7 +84,7 @@ export function createCrlRebuildScheduler(deps: CrlRebuildSchedulerDeps) {
         waiters = [...served, ...waiters];
         owed = true;
         lastStartMs = Number.NEGATIVE_INFINITY;
-        notBeforeMs = clock.now().getTime() + outcome.retryInMs;
+        notBeforeMs = timers.elapsedMs() + outcome.retryInMs;
         return;
       }
       if (outcome.outcome === 'built') deps.onRebuilt(outcome.crl);

@@ -82,7 +82,6 @@ export function createRevocationService(deps: RevocationServiceDeps) {
     if (!rebuilds) {
       rebuilds = createCrlRebuildScheduler({
         rebuild: () => regenerateCrl(environment),
-        clock,
         timers: deps.timers ?? systemTimers,
         minIntervalMs: deps.crlMinIntervalMs,
         onRebuilt(crl) {

@@ -89,7 +89,7 @@ export function createMemoryRevocationStore(tables: MemoryTables): RevocationSto
       if (latest && builtAt !== undefined) {
         const lastSeq = revokedRows().filter((c) => c.environment === environment).at(-1)?.revocationSeq ?? 0;
         if (latest.coversSeq >= lastSeq && now < builtAt + rule.currentForMs && now < latest.nextUpdate.getTime()) return { outcome: 'current', crl: latest };
-        if (now < builtAt + rule.minIntervalMs) return { outcome: 'not-due', retryInMs: builtAt + rule.minIntervalMs - now };
+        if (now >= builtAt && now < builtAt + rule.minIntervalMs) return { outcome: 'not-due', retryInMs: builtAt + rule.minIntervalMs - now };
       }
       return { outcome: 'built', crl: await this.regenerateCrl(build, validity, environment) };
     },

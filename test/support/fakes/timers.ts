@@ -1,5 +1,6 @@
 // Timers (core/src/revocation/crl-publisher.ts) on a ManualClock: a timer fires only when a test advances the clock
-// past it, in due order, with pending promise continuations run in between.
+// past it, in due order, with pending promise continuations run in between. Like Node's, they run on the monotonic
+// clock, so a step of the wall clock (ManualClock.step) fires none.
 import type { Timers } from '@enrolld/core/revocation/crl-publisher.js';
 import type { ManualClock } from './clock.js';
 
@@ -20,27 +21,28 @@ export function createManualTimers(clock: ManualClock): ManualTimers {
   return {
     setTimeout(fn, ms) {
       const id = ++nextId;
-      timers.set(id, { at: clock.now().getTime() + Math.max(0, ms), fn });
+      timers.set(id, { at: clock.elapsedMs() + Math.max(0, ms), fn });
       return id;
     },
     clearTimeout(handle) {
       timers.delete(handle as number);
     },
+    elapsedMs: () => clock.elapsedMs(),
     get pending() {
       return timers.size;
     },
     async advance(ms) {
-      const target = clock.now().getTime() + ms;
+      const target = clock.elapsedMs() + ms;
       for (;;) {
         await settle();
         const due = [...timers.entries()].filter(([, t]) => t.at <= target).sort(([a, x], [b, y]) => x.at - y.at || a - b)[0];
         if (!due) break;
         const [id, timer] = due;
         timers.delete(id);
-        clock.advance(timer.at - clock.now().getTime());
+        clock.advance(timer.at - clock.elapsedMs());
         timer.fn();
       }
-      clock.advance(target - clock.now().getTime());
+      clock.advance(target - clock.elapsedMs());
       await settle();
     },
   };
