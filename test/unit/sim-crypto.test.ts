@@ -9,6 +9,7 @@ import {
   buildCsr, certificatesFromPkcs7, children, createCredentialContexts, decodeOid, integer, issuedFromEst, oid, pemToDer, readNode, splitPem,
 } from '@enrolld/device-sim';
 import type { DeviceCredentials } from '@enrolld/device-sim';
+import { canonicalSerial } from '@enrolld/protocol';
 
 const dir = mkdtempSync(join(tmpdir(), 'sim-crypto-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -67,7 +68,7 @@ describe('EST PKCS#7 certs-only reader', () => {
     openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', caPem, '-subj', '/CN=Test CA', '-days', '1');
     const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
     writeFileSync(join(dir, 'leaf.csr'), buildCsr('sensor-7', publicKey, privateKey).pem);
-    openssl('x509', '-req', '-in', join(dir, 'leaf.csr'), '-CA', caPem, '-CAkey', caKey, '-CAcreateserial', '-out', join(dir, 'leaf.pem'), '-days', '1');
+    openssl('x509', '-req', '-in', join(dir, 'leaf.csr'), '-CA', caPem, '-CAkey', caKey, '-set_serial', '0xa989e2d768acf5d87b54b8f2f6bc9cc89b453a', '-out', join(dir, 'leaf.pem'), '-days', '1');
     // CA first on purpose: the SET is unordered
     openssl('crl2pkcs7', '-nocrl', '-certfile', caPem, '-certfile', join(dir, 'leaf.pem'), '-outform', 'DER', '-out', join(dir, 'certs.p7'));
     const der = readFileSync(join(dir, 'certs.p7'));
@@ -75,7 +76,8 @@ describe('EST PKCS#7 certs-only reader', () => {
     const body = der.toString('base64').replace(/.{64}/g, '$&\r\n'); // RFC 8951 allows line breaks
     const issued = issuedFromEst(body, 'sensor-7', privateKey);
     const leaf = new X509Certificate(readFileSync(join(dir, 'leaf.pem')));
-    expect(issued.serial).toBe(leaf.serialNumber.toLowerCase());
+    // The serial's top bit is set: its canonical form keeps DER's leading 00, which Node's serialNumber drops.
+    expect(issued.serial).toBe(canonicalSerial(leaf.serialNumber));
     expect(issued.chainPem).toHaveLength(1);
     expect(splitPem(issued.chainPem[0]!)[0]).toBe(splitPem(readFileSync(caPem, 'utf8'))[0]);
     expect(issued.notAfter).toBeGreaterThan(issued.notBefore);
