@@ -4,3 +4,6 @@ export interface Clock {
 }
 
 export const systemClock: Clock = { now: () => new Date() };
+
+/** Milliseconds on a clock no wall-clock step moves (NTP, a VM restored from a snapshot): for "how long since". */
+export const monotonicMs = (): number => performance.now();

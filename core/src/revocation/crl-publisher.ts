@@ -6,6 +6,7 @@
 // process started less than the interval ago answers `not-due` and this scheduler asks again when it is due, and a
 // CRL another process built that covers everything answers `current` and serves the waiters without a rebuild.
 // The spacing is kept on the timers' monotonic clock: a step of the wall clock must not hold the next CRL back.
+import { monotonicMs } from '../clock.js';
 import type { CrlRebuildOutcome, StoredCrl } from './ports.js';
 
 /** The timer half of time, injected next to the Clock so a test can run the schedule by hand. */
@@ -24,7 +25,7 @@ export const systemTimers: Timers = {
   clearTimeout(handle) {
     clearTimeout(handle as NodeJS.Timeout);
   },
-  elapsedMs: () => performance.now(),
+  elapsedMs: monotonicMs,
 };
 
 export interface CrlRebuildSchedulerDeps {

@@ -4,6 +4,7 @@
 // That age is time elapsed, read on a clock that never steps: a wall-clock step (NTP at boot, a VM restored from a
 // snapshot) must not make the whole fleet's CONNECTs fail, nor hide a sync that really is overdue.
 import { REVOCATION_REASONS } from '@enrolld/protocol';
+import { monotonicMs } from '../clock.js';
 import type { RevocationSnapshot, RevokedCertificate } from './ports.js';
 
 export type RevocationStatus = { known: true } | { known: false; reason: string };
@@ -11,7 +12,7 @@ export type RevocationStatus = { known: true } | { known: false; reason: string 
 export interface RevocationStateOptions {
   /** After this long without a successful load or resync the state is unknown again. */
   maxStalenessMs: number;
-  /** Milliseconds on a monotonic clock, for the age of the last sync (default `performance.now`). */
+  /** Milliseconds on a monotonic clock, for the age of the last sync (default `monotonicMs`). */
   elapsedMs?: () => number;
 }
 
@@ -46,7 +47,7 @@ export function createRevocationState(options: RevocationStateOptions): Revocati
   let loaded = false;
   let lastSyncAt = -Infinity;
   let unknownReason = 'revocation state not loaded yet';
-  const elapsedMs = options.elapsedMs ?? (() => performance.now());
+  const elapsedMs = options.elapsedMs ?? monotonicMs;
 
   function add(serial: string, reasonCode: number | undefined, revocationSeq: number | undefined, fresh: string[]): void {
     if (!revoked.has(serial)) {
