@@ -249,11 +249,46 @@ describe('aedes internals', () => {
     device.end(true);
   });
 
-  describe('the CONNECT patch and the counting memory persistence', () => {
-    it('the installed aedes carries the patch (npm ci applies server/scripts/patch-aedes.mjs)', () => {
-      const main = require.resolve('aedes');
-      const connectJs = main.slice(0, main.lastIndexOf('/node_modules/aedes/') + '/node_modules/aedes/'.length) + 'lib/handlers/connect.js';
-      expect(readFileSync(connectJs, 'utf8')).toContain('enrolld patch: outgoingQueued');
+  describe('the dependency patches and the counting memory persistence', () => {
+    it.each([
+      ['aedes', 'lib/handlers/connect.js', 'enrolld patch: outgoingQueued'],
+      ['aedes', 'lib/client.js', "enrolld patch: close on the socket's 'close'"],
+      ['aedes', 'lib/client.js', 'enrolld patch: drain error when one waits'],
+      ['mqtt-packet', 'parser.js', 'enrolld patch: plain BufferList'],
+    ])('the installed %s carries its patch in %s (npm ci applies server/scripts/patch-dependencies.mjs): %s', (pkg, file, mark) => {
+      // aedes requires its own mqtt-packet: resolve that one from aedes' directory.
+      const aedesMain = require.resolve('aedes');
+      const from = pkg === 'aedes' ? aedesMain : createRequire(aedesMain).resolve('mqtt-packet');
+      const marker = `/node_modules/${pkg}/`;
+      const installed = from.slice(0, from.lastIndexOf(marker) + marker.length) + file;
+      expect(readFileSync(installed, 'utf8')).toContain(mark);
+    });
+
+    it('a connection that drops without DISCONNECT still ends its client: the will is published and the client leaves', async () => {
+      const broker = await started(new Aedes());
+      const port = await serve(broker);
+      const watcher = await connect(port, 'watcher');
+      cleanups.push(async () => void watcher.end(true));
+      await new Promise<void>((resolve, reject) => watcher.subscribe('devices/+/status', { qos: 0 }, (err) => (err ? reject(err) : resolve())));
+      const willSeen = once<[string, Buffer]>(watcher, 'message');
+      const device = await connect(port, 'dev-drop', { topic: 'devices/dev-drop/status', payload: Buffer.from('gone'), qos: 0, retain: false });
+      const gone = once<[Client]>(broker, 'clientDisconnect');
+      device.stream.destroy(); // the TCP connection ends with no DISCONNECT
+      const [client] = await gone;
+      expect(client.id).toBe('dev-drop');
+      const [topic, payload] = await willSeen;
+      expect([topic, payload.toString()]).toEqual(['devices/dev-drop/status', 'gone']);
+      device.end(true);
+    });
+
+    it('a socket already destroyed when aedes takes it is closed at once (as stream.finished did)', async () => {
+      const broker = await started(new Aedes());
+      const socket = new net.Socket();
+      const socketClosed = once(socket, 'close');
+      socket.destroy();
+      await socketClosed; // its 'close' has been emitted: a listener added now never hears it
+      const client = broker.handle(socket) as unknown as { closed: boolean };
+      await waitFor(() => client.closed, 5000, 'the client of a destroyed socket closed');
     });
 
     /** A broker whose persistence records each client id aedes asked for its outgoing stream. */

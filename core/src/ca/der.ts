@@ -225,35 +225,41 @@ export function isPositiveMinimalInteger(bytes: Uint8Array): boolean {
   return true;
 }
 
+/** The `n` decimal digits at `at` as a number (a Time's fields). */
+function decimalDigits(buf: Uint8Array, at: number, n: number): number {
+  let v = 0;
+  for (let k = 0; k < n; k++) {
+    const c = buf[at + k]! - 0x30;
+    if (c < 0 || c > 9) throw new DerError('bad time digit');
+    v = v * 10 + c;
+  }
+  return v;
+}
+
 /** Decodes UTCTime / GeneralizedTime in the RFC 5280 §4.1.2.5 profile (Z, seconds, no fractions). */
 export function decodeTime(buf: Uint8Array, tlv: Tlv): Date {
   const len = tlv.end - tlv.valueStart;
   let year: number;
   let i = tlv.valueStart;
-  const digits = (n: number): number => {
-    let v = 0;
-    for (let k = 0; k < n; k++) {
-      const c = buf[i++]! - 0x30;
-      if (c < 0 || c > 9) throw new DerError('bad time digit');
-      v = v * 10 + c;
-    }
-    return v;
-  };
   if (tlv.tag === TAG_UTC_TIME) {
     if (len !== 13) throw new DerError('UTCTime must be YYMMDDHHMMSSZ');
-    const yy = digits(2);
+    const yy = decimalDigits(buf, i, 2);
+    i += 2;
     year = yy >= 50 ? 1900 + yy : 2000 + yy; // RFC 5280 §4.1.2.5.1
   } else if (tlv.tag === TAG_GENERALIZED_TIME) {
     if (len !== 15) throw new DerError('GeneralizedTime must be YYYYMMDDHHMMSSZ');
-    year = digits(4);
+    year = decimalDigits(buf, i, 4);
+    i += 4;
   } else {
     throw new DerError('expected a Time');
   }
-  const month = digits(2);
-  const day = digits(2);
-  const hour = digits(2);
-  const minute = digits(2);
-  const second = digits(2);
+  // No closure per call: the server runs under tsx, whose keepNames gives each named closure a defineProperty call.
+  const month = decimalDigits(buf, i, 2);
+  const day = decimalDigits(buf, i + 2, 2);
+  const hour = decimalDigits(buf, i + 4, 2);
+  const minute = decimalDigits(buf, i + 6, 2);
+  const second = decimalDigits(buf, i + 8, 2);
+  i += 10;
   if (buf[i] !== 0x5a) throw new DerError('time must end in Z');
   const ms = Date.UTC(year, month - 1, day, hour, minute, second);
   const d = new Date(ms);

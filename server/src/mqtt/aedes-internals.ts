@@ -48,7 +48,7 @@ interface MemoryOutgoingStore {
   outgoingClearMessageId(client: { id: string }, packet: unknown): Promise<unknown>;
 }
 
-/** What the aedes CONNECT patch (server/scripts/patch-aedes.mjs) asks a persistence: may this client have packets queued? */
+/** What the aedes CONNECT patch (server/scripts/patch-dependencies.mjs) asks a persistence: may this client have packets queued? */
 export interface OutgoingQueueProbe {
   outgoingQueued(client: { id: string }): boolean;
 }
