@@ -8,15 +8,18 @@ import type { DevicePresence, PresenceChanges, PresenceStore } from '@enrolld/co
 export const CONNECTED_NOW = (alias: string) => `EXISTS (SELECT 1 FROM device_presence p JOIN broker_nodes n ON n.node_id = p.node_id
                     WHERE p.device_id = ${alias} AND n.expires_at > now())`;
 
+// The batch travels as JSON ([device id, epoch ms] pairs and a list of ids): one string the driver passes as it is,
+// where text[] and timestamptz[] parameters cost the broker an escaped element and a formatted date per device.
 const APPLY = `
   WITH up AS (
     INSERT INTO device_presence (device_id, node_id, since)
-    SELECT d, $1, s FROM unnest($2::text[], $3::timestamptz[]) AS t(d, s)
+    SELECT e->>0, $1, to_timestamp((e->>1)::float8 / 1000) FROM json_array_elements($2::json) AS e
     ON CONFLICT (device_id, node_id) DO UPDATE SET since = EXCLUDED.since),
   gone AS (
-    DELETE FROM device_presence WHERE node_id = $1 AND device_id = ANY($4::text[]))
+    DELETE FROM device_presence WHERE node_id = $1 AND device_id IN (SELECT json_array_elements_text($3::json)))
   INSERT INTO device_last_seen (device_id, seen_at)
-  SELECT d, a FROM unnest($5::text[], $6::timestamptz[]) AS t(d, a) WHERE EXISTS (SELECT 1 FROM devices WHERE id = t.d)
+  SELECT t.d, t.a FROM (SELECT e->>0 AS d, to_timestamp((e->>1)::float8 / 1000) AS a FROM json_array_elements($4::json) AS e) AS t
+   WHERE EXISTS (SELECT 1 FROM devices WHERE id = t.d)
   ON CONFLICT (device_id) DO UPDATE SET seen_at = GREATEST(device_last_seen.seen_at, EXCLUDED.seen_at)`;
 
 // The devices of the removed nodes were last seen at their node's last heartbeat (a node that stops in order: now).
@@ -62,11 +65,9 @@ export function createPgPresenceStore(pool: pg.Pool): PresenceStore {
       if (changes.connected.length + changes.disconnected.length + changes.seen.length === 0) return;
       await pool.query(APPLY, [
         nodeId,
-        changes.connected.map((c) => c.deviceId),
-        changes.connected.map((c) => c.since),
-        changes.disconnected,
-        changes.seen.map((s) => s.deviceId),
-        changes.seen.map((s) => s.at),
+        JSON.stringify(changes.connected.map((c) => [c.deviceId, c.since.getTime()])),
+        JSON.stringify(changes.disconnected),
+        JSON.stringify(changes.seen.map((s) => [s.deviceId, s.at.getTime()])),
       ]);
     },
 

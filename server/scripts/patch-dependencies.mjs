@@ -87,6 +87,20 @@ const PATCHES = [
 `,
   },
   {
+    pkg: 'aedes',
+    version: '1.2.0',
+    file: 'lib/write.js',
+    mark: 'enrolld patch: CONNACK in one write',
+    original: `      const result = mqtt.writeToStream(packet, client.conn)
+`,
+    patched: `      // enrolld patch: CONNACK in one write. writeToStream writes its 4 bytes as 4 corked writes; aedes always sends the
+      // MQTT 3.1.1 form (no properties): fixed header 0x20, remaining length 2, session present flag, return code (§3.2).
+      const result = packet.cmd === 'connack' && typeof packet.returnCode === 'number'
+        ? client.conn.write(Buffer.from([0x20, 0x02, packet.sessionPresent ? 1 : 0, packet.returnCode]))
+        : mqtt.writeToStream(packet, client.conn)
+`,
+  },
+  {
     pkg: 'mqtt-packet',
     version: '9.0.2',
     file: 'parser.js',

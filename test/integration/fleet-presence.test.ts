@@ -5,6 +5,7 @@
 // expires, and the surviving node deletes its rows.
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import { routes, type FleetCharts, type FleetDeviceDetail, type FleetPage } from '@enrolld/protocol';
+import { createPgPresenceStore } from '@enrolld/db';
 import { adminGet } from '../support/environments.js';
 import { freePort, spawnBroker, type BrokerProcess } from '../support/processes.js';
 import { mustConnect, type DeviceSession } from '../support/renew-mqtt.js';
@@ -84,5 +85,33 @@ describe('presence across broker nodes', () => {
     }, 10_000, 'the stale node removed');
     const rows = await server.db.pool.query<{ device_id: string }>('SELECT device_id FROM device_presence ORDER BY device_id');
     expect(rows.rows.map((r) => r.device_id)).toEqual([id(0), id(4)]);
+  });
+
+  it('the store writes a batch as given: times to the millisecond, quotes in ids, disconnects of that node only', async () => {
+    const store = createPgPresenceStore(server.db.pool);
+    const node = `${prefix}node-a`;
+    const nodeB = `${prefix}node-b`;
+    await store.heartbeat(node, 'default', 60_000);
+    await store.heartbeat(nodeB, 'default', 60_000);
+    const since = new Date('2026-11-30T10:11:12.345Z');
+    const at = new Date('2026-11-30T10:11:13.007Z');
+    const odd = `${prefix}o"dd\\id,{x}`; // not a device: no last seen, still present
+    await store.apply(node, { connected: [{ deviceId: id(5), since }, { deviceId: odd, since }], disconnected: [], seen: [{ deviceId: id(5), at }, { deviceId: odd, at }] });
+    await store.apply(nodeB, { connected: [{ deviceId: id(5), since }], disconnected: [], seen: [] });
+    const byKey = (a: { device_id: string; node_id: string }, b: { device_id: string; node_id: string }) =>
+      `${a.node_id} ${a.device_id}` < `${b.node_id} ${b.device_id}` ? -1 : 1;
+    const rows = await server.db.pool.query<{ device_id: string; node_id: string; since: Date }>(
+      'SELECT device_id, node_id, since FROM device_presence WHERE node_id IN ($1, $2)', [node, nodeB]);
+    expect(rows.rows.sort(byKey)).toEqual([
+      { device_id: id(5), node_id: node, since },
+      { device_id: odd, node_id: node, since },
+      { device_id: id(5), node_id: nodeB, since },
+    ].sort(byKey));
+    expect((await store.presenceOf([id(5), odd])).get(id(5))).toEqual({ connected: true, lastSeen: at });
+    await store.apply(node, { connected: [], disconnected: [id(5), odd], seen: [] });
+    const left = await server.db.pool.query<{ node_id: string }>('SELECT node_id FROM device_presence WHERE node_id IN ($1, $2)', [node, nodeB]);
+    expect(left.rows).toEqual([{ node_id: nodeB }]);
+    await store.removeNode(node);
+    await store.removeNode(nodeB);
   });
 });

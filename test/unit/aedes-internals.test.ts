@@ -254,6 +254,7 @@ describe('aedes internals', () => {
       ['aedes', 'lib/handlers/connect.js', 'enrolld patch: outgoingQueued'],
       ['aedes', 'lib/client.js', "enrolld patch: close on the socket's 'close'"],
       ['aedes', 'lib/client.js', 'enrolld patch: drain error when one waits'],
+      ['aedes', 'lib/write.js', 'enrolld patch: CONNACK in one write'],
       ['mqtt-packet', 'parser.js', 'enrolld patch: plain BufferList'],
     ])('the installed %s carries its patch in %s (npm ci applies server/scripts/patch-dependencies.mjs): %s', (pkg, file, mark) => {
       // aedes requires its own mqtt-packet: resolve that one from aedes' directory.
@@ -279,6 +280,29 @@ describe('aedes internals', () => {
       const [topic, payload] = await willSeen;
       expect([topic, payload.toString()]).toEqual(['devices/dev-drop/status', 'gone']);
       device.end(true);
+    });
+
+    it('a CONNACK written in one piece is byte for byte what mqtt-packet generates: accepted, session present, refused', async () => {
+      const broker = await started(new Aedes({ authenticate: (client, _u, _p, done) => done(null, client.id !== 'dev-refused') }));
+      const port = await serve(broker);
+      async function connack(clientId: string, clean: boolean): Promise<Buffer> {
+        const socket = net.connect(port, '127.0.0.1');
+        socket.write(mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: 4, clean, clientId, keepalive: 0 }));
+        const [bytes] = await once<[Buffer]>(socket, 'data');
+        socket.destroy();
+        return bytes;
+      }
+      const generated = (returnCode: number, sessionPresent: boolean) => mqttPacket.generate({ cmd: 'connack', returnCode, sessionPresent });
+      expect(await connack('dev-new', true)).toEqual(generated(0, false));
+      // aedes answers "session present" to a persistent session that kept subscriptions.
+      const first = await connect(port, 'dev-kept', undefined, false);
+      await new Promise<void>((resolve, reject) => first.subscribe('devices/dev-kept/in', { qos: 1 }, (err) => (err ? reject(err) : resolve())));
+      const gone = once<[Client]>(broker, 'clientDisconnect');
+      first.end(true);
+      await gone;
+      expect(await connack('dev-kept', false)).toEqual(generated(0, true));
+      expect(await connack('dev-refused', true)).toEqual(generated(5, false));
+      expect(generated(5, false)).toEqual(Buffer.from([0x20, 0x02, 0x00, 0x05]));
     });
 
     it('a socket already destroyed when aedes takes it is closed at once (as stream.finished did)', async () => {

@@ -15,7 +15,7 @@
 // source address and in total, so half-open connections cannot take the file descriptors real devices need. Once TLS
 // is up, aedes' connect timeout bounds the wait for CONNECT.
 import { X509Certificate, constants as cryptoConstants } from 'node:crypto';
-import type { AddressInfo, Socket } from 'node:net';
+import { Socket, type AddressInfo } from 'node:net';
 import tls from 'node:tls';
 import type { Logger } from 'pino';
 import type { BrokerMetrics } from './broker-metrics.js';
@@ -211,7 +211,10 @@ export function createTlsListener(material: BrokerTls, options: TlsListenerOptio
     },
 
     admitted(socket) {
-      release(connectionKey(socket));
+      // Node keeps the TCP socket under a server-side TLS socket as `_parent`, whose peer address admitPending already
+      // read: one getpeername less per CONNECT. Without it (another Node), the TLS socket's own address gives the same key.
+      const raw = (socket as { _parent?: unknown })._parent;
+      release(connectionKey(raw instanceof Socket ? raw : socket));
     },
 
     pendingCount() {
