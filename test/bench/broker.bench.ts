@@ -4,6 +4,9 @@
 // Clients send what a real device sends: leaf + issuing CA, with a distinct certificate (and clientId) per device.
 // CONNECT CPU is measured twice per broker process: fresh (after 2 s) and steady (after BENCH_STEADY_WARMUP s more),
 // against Mosquitto, stock aedes and the Node TLS floor (Node's sockets and OpenSSL with no MQTT) in the same run.
+// Those windows are 8 s of one broker at a time, minutes apart, and on a shared machine the same broker's CPU per CONNECT
+// moves by ±20 % between them. The `paired` phase runs the brokers side by side and alternates the load between them in
+// short turns, so each turn of ours has one of Mosquitto's within a couple of seconds (see pairedPhase below).
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import tls from 'node:tls';
@@ -24,7 +27,12 @@ const INFLIGHT = 50;
 const STEADY_WARMUP = Number(process.env.BENCH_STEADY_WARMUP ?? 30);
 // Which phases to run (default all); and, for experiments only, extra environment for OUR broker process, e.g.
 // BENCH_ENROLLD_ENV=MALLOC_MMAP_THRESHOLD_=16384. Lines measured with it carry "env"; the defaults are what ships.
-const PHASES = new Set((process.env.BENCH_PHASES ?? 'connect,idle,revoke').split(','));
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'connect,paired,idle,revoke').split(','));
+// The paired phase: after PAIRED_WARM connects each, PAIRED_CYCLES cycles in which each broker in turn serves
+// PAIRED_CHUNK connects; every connection is a certificate that broker has not seen.
+const PAIRED_WARM = Number(process.env.BENCH_PAIRED_WARM ?? 1000);
+const PAIRED_CYCLES = Number(process.env.BENCH_PAIRED_CYCLES ?? 30);
+const PAIRED_CHUNK = Number(process.env.BENCH_PAIRED_CHUNK ?? 300);
 // Split at the first `=` only: a value may hold one (NODE_OPTIONS=--max-semi-space-size=32).
 const ENROLLD_ENV = Object.fromEntries((process.env.BENCH_ENROLLD_ENV ?? '').split(',').filter(Boolean).map((kv) => {
   const at = kv.indexOf('=');
@@ -103,6 +111,73 @@ async function connectLoad(port: number, pid: number, devices: DeviceCert[], caP
   return { ok, failed, lastError, perSec: ok / elapsed, cpuMsPerConnect: (cpuS * 1000) / ok };
 }
 
+/** Connects each device once, INFLIGHT at a time (the paired phase's turns: a fixed number of connects, not a time). */
+async function connectEach(port: number, devices: DeviceCert[], caPem: string, cache: Map<string, tls.SecureContext>) {
+  let next = 0;
+  let failed = 0;
+  let lastError = '';
+  await Promise.all(Array.from({ length: INFLIGHT }, async () => {
+    while (next < devices.length) {
+      const device = devices[next++]!;
+      try {
+        await rawConnect(port, contextFor(device, caPem, cache), device.deviceId);
+      } catch (e) {
+        failed++;
+        lastError = (e as Error).message;
+      }
+    }
+  }));
+  return { ok: devices.length - failed, failed, lastError };
+}
+
+const median = (xs: number[]) => {
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+};
+
+/**
+ * Mosquitto, the Node TLS floor and our broker run at once, each pinned to CPU 0 (only the one under load uses it).
+ * Each takes PAIRED_WARM connects first; then, PAIRED_CYCLES times, each serves PAIRED_CHUNK connects in turn (the
+ * order rotates every cycle). A broker's CPU per CONNECT in a cycle is all the CPU it used from the cycle's start to its
+ * end, idle turns included (V8 compiling or collecting after our turn counts against us), over its connects. Machine
+ * noise that lasts longer than a cycle (~3 s) hits all three alike, so the ratios of one cycle compare like with like.
+ */
+async function pairedPhase(pool: DeviceCert[], dir: string, databaseUrl: string, caPem: string, cache: Map<string, tls.SecureContext>, mosquittoOptions: Parameters<typeof startMosquitto>[0]) {
+  const needed = PAIRED_WARM + PAIRED_CYCLES * PAIRED_CHUNK;
+  if (pool.length < needed) throw new Error(`paired phase: ${needed} certificates needed, ${pool.length} issued (raise BENCH_IDLE)`);
+  const names = ['mosquitto', 'node-tls', 'enrolld'] as const;
+  type Name = (typeof names)[number];
+  const brokers = {} as Record<Name, { pid: number; port: number; stop(): Promise<void> }>;
+  try {
+    brokers.mosquitto = await startMosquitto(mosquittoOptions);
+    brokers['node-tls'] = await startNodeBroker('node-tls', dir, databaseUrl);
+    brokers.enrolld = await startNodeBroker('enrolld', dir, databaseUrl);
+    await sleep(300);
+    for (const name of names) {
+      const warm = await connectEach(brokers[name].port, pool.slice(0, PAIRED_WARM), caPem, cache);
+      if (warm.failed > 0) throw new Error(`paired phase: ${name} refused ${warm.failed} warm-up connects (${warm.lastError})`);
+    }
+    const cycles: Array<Record<Name, number>> = [];
+    for (let cycle = 0; cycle < PAIRED_CYCLES; cycle++) {
+      const chunk = pool.slice(PAIRED_WARM + cycle * PAIRED_CHUNK, PAIRED_WARM + (cycle + 1) * PAIRED_CHUNK);
+      const before = Object.fromEntries(names.map((n) => [n, procStat(brokers[n].pid).cpuS])) as Record<Name, number>;
+      const served = {} as Record<Name, number>;
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(cycle + k) % names.length]!;
+        const r = await connectEach(brokers[name].port, chunk, caPem, cache);
+        if (r.failed > 0) throw new Error(`paired phase: ${name} refused ${r.failed} connects (${r.lastError})`);
+        served[name] = r.ok;
+      }
+      cycles.push(Object.fromEntries(names.map((n) => [n, ((procStat(brokers[n].pid).cpuS - before[n]) * 1000) / served[n]])) as Record<Name, number>);
+      if ((cycle + 1) % 10 === 0) process.stderr.write(`paired: ${cycle + 1} of ${PAIRED_CYCLES} cycles\n`);
+    }
+    return cycles;
+  } finally {
+    await Promise.all(Object.values(brokers).map((b) => b.stop()));
+  }
+}
+
 async function main(): Promise<void> {
   const pki = await createTestPki({ name: 'bench' });
   const shared = await newKeys(); // one device key for all: the per-device cost is the certificate, not keygen
@@ -114,7 +189,7 @@ async function main(): Promise<void> {
   }
   const dir = await writeBrokerMaterial(pki);
   const db = await createTestDatabase();
-  const steadyCount = PHASES.has('connect') && STEADY_WARMUP > 0 ? IDLE : 0;
+  const steadyCount = (PHASES.has('connect') && STEADY_WARMUP > 0) || PHASES.has('paired') ? IDLE : 0;
   if (steadyCount > 0) process.stderr.write(`issuing ${steadyCount} more for the steady-state windows…\n`);
   const steadyDevices: DeviceCert[] = [];
   for (let i = 0; i < steadyCount; i++) {
@@ -178,6 +253,22 @@ async function main(): Promise<void> {
       line('mqtt_connect_broker_cpu_ms_steady', steadyCpu('enrolld'), 'ms/connect', steadyCpu('mosquitto'), steadyCpu('mosquitto') / steadyCpu('enrolld'), { vs: 'mosquitto', stockAedes: +steadyCpu('stock-aedes').toFixed(3), nodeTlsFloor: +steadyCpu('node-tls').toFixed(3), after: `${2 + SECONDS + STEADY_WARMUP} s under load`, rounds: ROUNDS, target: 'ratio >= 1.0 (CPU <= 1.0x mosquitto)', ...ENV_NOTE });
     }
     line('mqtt_connect_rate_50_inflight', rate('enrolld'), 'connects/s', rate('mosquitto'), rate('enrolld') / rate('mosquitto'), { vs: 'mosquitto', stockAedes: +rate('stock-aedes').toFixed(1), failed: results.enrolld.reduce((a, r) => a + r.failed, 0), ...ENV_NOTE });
+    }
+
+    // ── 1b. paired, interleaved turns (pairedPhase) ──
+    if (PHASES.has('paired')) {
+      const cycles = await pairedPhase([...devices, ...steadyDevices], dir, db.url, pki.caChainPem, cache, { port: await freePort(), caPem: pki.caChainPem, serverCertPem: pki.server.chainPem, serverKeyPem: pki.server.keyPem, crlPem: mosquittoCrl, prefix: ['taskset', '-c', '0'] });
+      const total = (n: 'mosquitto' | 'node-tls' | 'enrolld') => mean(cycles.map((c) => c[n]));
+      const ratios = cycles.map((c) => c.mosquitto / c.enrolld);
+      const third = Math.max(1, Math.floor(cycles.length / 3));
+      const ratioOf = (part: typeof cycles) => mean(part.map((c) => c.mosquitto)) / mean(part.map((c) => c.enrolld));
+      line('mqtt_connect_broker_cpu_ms_paired', total('enrolld'), 'ms/connect', total('mosquitto'), total('mosquitto') / total('enrolld'), {
+        vs: 'mosquitto', nodeTlsFloor: +total('node-tls').toFixed(3), cycles: cycles.length, connectsPerTurn: PAIRED_CHUNK, afterWarmup: PAIRED_WARM,
+        cycleRatioMedian: +median(ratios).toFixed(3), cycleRatioMin: +Math.min(...ratios).toFixed(3), cycleRatioMax: +Math.max(...ratios).toFixed(3),
+        firstThirdRatio: +ratioOf(cycles.slice(0, third)).toFixed(3), lastThirdRatio: +ratioOf(cycles.slice(-third)).toFixed(3),
+        target: 'ratio >= 1.0 (CPU <= 1.0x mosquitto)', ...ENV_NOTE,
+      });
+      line('mqtt_connect_node_tls_floor_cpu_ms_paired', total('node-tls'), 'ms/connect', total('mosquitto'), total('mosquitto') / total('node-tls'), { vs: 'mosquitto', cycles: cycles.length });
     }
 
     // ── 2. idle RSS per connection at IDLE devices ──
