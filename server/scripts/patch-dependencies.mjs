@@ -7,8 +7,14 @@
 //   pipeline costs a Transform, an AbortController and, when it ends, a DOMException with a stack trace. The patched
 //   emptyQueue asks the persistence first: one that offers `outgoingQueued(client)` and answers false lets a clean session
 //   skip the replay. A persistence without the method (aedes-persistence-redis, stock memory) takes aedes' own path.
-// - aedes `Client.close` (lib/client.js) built an Error for the callbacks waiting for 'drain' on every close; the patched
-//   one builds it only when one waits.
+// - aedes `Client` (lib/client.js), two changes to how a connection ends:
+//   - it watched its socket with `stream.finished`, which on a socket closed before both its sides ended (every client
+//     that sends DISCONNECT: the broker destroys the socket) builds an ERR_STREAM_PREMATURE_CLOSE error with a stack
+//     trace that `close` ignores. The patched client closes on the socket's 'close' event instead; errors and 'end'
+//     already reach `close` through their own listeners, and a socket already destroyed is closed on the next tick, as
+//     `finished` would.
+//   - `close` built an Error for the callbacks waiting for 'drain' on every close; the patched one builds it only when
+//     one waits.
 // - aedes `write` (lib/write.js): mqtt-packet's writeToStream writes a CONNACK as four corked writes (header, length,
 //   flags, return code); the patched write sends its four bytes in one. aedes sends every CONNACK in the MQTT 3.1.1
 //   form, which this reproduces byte for byte (test/unit/aedes-internals.test.ts compares the two).
@@ -45,6 +51,21 @@ const PATCHES = [
     return
   }
   const outgoing = persistence.outgoingStream(client)
+`,
+  },
+  {
+    pkg: 'aedes',
+    version: '1.2.0',
+    file: 'lib/client.js',
+    mark: 'enrolld patch: close on the socket',
+    original: `    this._eos = finished(this.conn, this.close.bind(this))
+`,
+    patched: `    // enrolld patch: close on the socket's 'close'. stream.finished builds a premature-close error with a stack
+    // trace for every socket destroyed before both its sides ended; errors and 'end' reach close() above.
+    const closeOnSocketClose = () => this.close()
+    conn.once('close', closeOnSocketClose)
+    if (conn.destroyed) process.nextTick(closeOnSocketClose)
+    this._eos = () => conn.removeListener('close', closeOnSocketClose)
 `,
   },
   {

@@ -252,6 +252,7 @@ describe('aedes internals', () => {
   describe('the dependency patches and the counting memory persistence', () => {
     it.each([
       ['aedes', 'lib/handlers/connect.js', 'enrolld patch: outgoingQueued'],
+      ['aedes', 'lib/client.js', "enrolld patch: close on the socket's 'close'"],
       ['aedes', 'lib/client.js', 'enrolld patch: drain error when one waits'],
       ['aedes', 'lib/write.js', 'enrolld patch: CONNACK in one write'],
       ['mqtt-packet', 'parser.js', 'enrolld patch: plain BufferList'],
