@@ -1,6 +1,6 @@
 // The session timer (server/src/mqtt/session-expiry.ts) on a manual clock and manual timers: one timer per session for
 // whichever comes first, the certificate's notAfter or the end of its profile's access window; a profile update moves it
-// or closes the session at once.
+// or closes the session at once. A far deadline is approached in steps, each deciding again on the wall clock.
 import { describe, expect, it } from '@jest/globals';
 import { EventEmitter } from 'node:events';
 import type { Client } from 'aedes';
@@ -106,6 +106,31 @@ describe('session timer', () => {
     lifted.update(undefined);
     await lifted.timers.advance(Date.parse('2025-06-02T20:00:00Z') - START);
     expect(lifted.client.conn.destroyed).toBe(false);
+  });
+
+  it('waits for a far notAfter in power-of-two steps and still closes at notAfter + 1 ms', async () => {
+    const notAfter = START + 30 * 86_400_000;
+    const s = setup(undefined, notAfter);
+    const delays: number[] = [];
+    const setTimeout = s.timers.setTimeout.bind(s.timers);
+    s.timers.setTimeout = (fn, ms) => (delays.push(ms), setTimeout(fn, ms));
+    s.expiry.watch(s.client, s.identity);
+    await s.timers.advance(notAfter - START);
+    expect(s.client.conn.destroyed).toBe(false);
+    await s.timers.advance(1);
+    expect(s.closed).toEqual(['expired']);
+    const coarse = delays.filter((ms) => ms >= 2 ** 17);
+    expect(coarse.length).toBeGreaterThan(5);
+    for (const ms of coarse) expect([Number.isInteger(Math.log2(ms)), ms <= 2 ** 30]).toEqual([true, true]);
+    expect(delays.at(-1)).toBeLessThan(2 ** 17);
+  });
+
+  it('a wall-clock step past notAfter is seen at the next step, not when the original wait would have ended', async () => {
+    const s = setup(undefined, START + 30 * 86_400_000);
+    s.expiry.watch(s.client, s.identity);
+    s.clock.step(31 * 86_400_000);
+    await s.timers.advance(2 ** 30);
+    expect(s.closed).toEqual(['expired']);
   });
 
   it('a window that ends with until closes the session then', async () => {

@@ -1,5 +1,5 @@
 // A session ends when its certificate does (RFC 5280 §4.1.2.5, notAfter inclusive) or when its profile's access window
-// closes (docs/architecture.md §6): one timer per live session, set at admission for whichever comes first and
+// closes (docs/architecture.md §6): one timer per live session, set at admission towards whichever comes first and
 // cleared when the socket closes, so the cost is O(1) per session and nothing scans. When it fires it decides again, so
 // a timer that fires a millisecond early, or a window that a profile update moved, is simply re-armed; a profile update
 // re-evaluates its sessions through recheck().
@@ -12,8 +12,18 @@ import { systemTimers, type Timers } from '@enrolld/core/revocation/crl-publishe
 import type { BrokerMetrics } from './broker-metrics.js';
 import type { PeerIdentity } from './peer-identity.js';
 
-/** setTimeout's longest delay (2^31 − 1 ms, ~24.8 days); a longer wait is re-armed. */
-const MAX_TIMER_MS = 2 ** 31 - 1;
+/**
+ * A far deadline is waited for in steps: the largest power of two up to the wait, 2^17 ms (~2 min) to 2^30 ms (~12 days,
+ * under setTimeout's 2^31 − 1 ms limit). Timers run on the monotonic clock and notAfter is on the wall clock, so each
+ * step decides again on the wall clock: a clock step (NTP, a VM restored from a snapshot) is seen when the current step
+ * ends, at most ~12 days later, instead of when the whole wait would have ended. The last step, under 2^17 ms, is exact.
+ */
+const FIRST_COARSE_STEP_MS = 2 ** 17;
+const LAST_COARSE_STEP_EXPONENT = 30;
+function delayTowards(waitMs: number): number {
+  if (waitMs < FIRST_COARSE_STEP_MS) return waitMs;
+  return 2 ** Math.min(LAST_COARSE_STEP_EXPONENT, Math.floor(Math.log2(waitMs)));
+}
 
 export interface SessionExpiry {
   /** Closes the client's connection once `identity.notAfter` has passed or its profile's access window has closed. */
@@ -66,7 +76,7 @@ export function createSessionExpiry(deps: SessionExpiryDeps): SessionExpiry {
     const access = deps.accessOf(identity.profile)?.stateAt(now);
     if (access && !access.open) return close(client, identity, 'outside-window');
     const deadline = Math.min(identity.notAfter + 1, access?.changesAt ?? Number.POSITIVE_INFINITY);
-    entry.timer = timers.setTimeout(() => arm(client, entry), Math.min(deadline - now, MAX_TIMER_MS));
+    entry.timer = timers.setTimeout(() => arm(client, entry), delayTowards(deadline - now));
   }
 
   return {
